@@ -1,0 +1,41 @@
+import { decode, encode, rfc8949EncodeOptions, Tagged } from 'cborg';
+import { FormatError } from './errors.ts';
+
+export { Tagged };
+
+/**
+ * Deterministic CBOR (RFC 8949 §4.2.1): shortest heads, definite lengths, map keys sorted bytewise.
+ * Use `Map` for integer-keyed maps (COSE headers) and plain objects for text-keyed maps.
+ */
+export function encodeCbor(value: unknown): Uint8Array {
+  return encode(value, rfc8949EncodeOptions);
+}
+
+/**
+ * Strict decoder for untrusted bytes: rejects indefinite lengths, duplicate keys, undefined and trailing bytes;
+ * every map comes back as a `Map` (whatever its key types); tags listed in `tags` are preserved as `Tagged`,
+ * any other tag is an error.
+ */
+export function decodeCbor(bytes: Uint8Array, options: { tags?: number[]; what?: string } = {}): unknown {
+  const tags = Tagged.preserve(...(options.tags ?? []));
+  try {
+    return decode(bytes, {
+      strict: true,
+      allowIndefinite: false,
+      allowUndefined: false,
+      rejectDuplicateMapKeys: true,
+      useMaps: true,
+      tags,
+    } as Parameters<typeof decode>[1]);
+  } catch (cause) {
+    throw new FormatError('CBOR_DECODE_ERROR', `${options.what ?? 'CBOR'}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** True when `bytes` is exactly the deterministic encoding of what it decodes to. */
+export function isDeterministicCbor(bytes: Uint8Array, decoded: unknown): boolean {
+  const again = encodeCbor(decoded);
+  if (again.length !== bytes.length) return false;
+  for (let i = 0; i < again.length; i++) if (again[i] !== bytes[i]) return false;
+  return true;
+}

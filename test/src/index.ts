@@ -1,0 +1,1 @@
+export { repoRoot, sharedDir, SHARED_SKIP_REASON } from './shared.ts';
