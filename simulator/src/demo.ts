@@ -1,0 +1,276 @@
+/**
+ * `stele demo`: the whole chain on one machine, with nothing installed but `npm ci`.
+ *
+ *   simulated CEMS data logger --HJ 212 over a serial link (serialport mock binding)--> gateway driver
+ *   --> reading, signed with the gateway key --> LevelDB outbox --> MQTT QoS 1 (aedes, in process)
+ *   --> ingest: verify, chain check, store, batch (RFC 9162), receipt, anchor (anvil, child process)
+ *   --> evidence bundle --> the verifier the CLI uses.
+ *
+ * Everything it keeps lives under `--out DIR`: keys, the gateway outbox, the ingest store and the chain state,
+ * so a second run with the same DIR continues the device's hash chain and keeps earlier anchors verifiable.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Aedes } from 'aedes';
+import { SerialPortMock } from 'serialport';
+import { readAnchor, verifyBundle, type Verdict } from '@stele/core';
+import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
+import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
+import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
+import { ANVIL_DEV_PRIVATE_KEY, IngestService, connectEvmAnchorer, startAnvil } from '@stele/ingest';
+import { formatVerdict } from '@stele/verifier';
+import { CemsSimulator } from './instruments/cems.ts';
+
+export interface DemoIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+const HELP = `usage: stele demo [--seconds N] [--out DIR] [--interval-ms MS] [--batch-ms MS] [--chain-port PORT] [--serve]
+
+Runs a simulated CEMS data logger, a gateway, an MQTT broker, ingest and a local EVM chain (anvil) on this
+machine for N seconds, then writes DIR/summary.json and an evidence bundle under DIR/evidence/, verifies it
+with the same code as \`stele verify\`, and prints a summary.
+
+  --seconds N        how long the instrument sends frames (default 30)
+  --out DIR          where keys, stores, chain state and results go (default ./demo-out); reuse it to continue
+  --interval-ms MS   time between HJ 212 frames (default 1000)
+  --batch-ms MS      ingest batch interval (default 5000)
+  --chain-port PORT  port of the local chain on 127.0.0.1 (default 18545; recorded in the bundles)
+  --serve            keep the chain and ingest running after the summary, until Ctrl-C (to try \`stele verify\`)
+`;
+
+export interface DemoSummary {
+  device: string;
+  readings: number;
+  firstSeq: number;
+  lastSeq: number;
+  batches: number;
+  transactions: { batchId: number; txHash: string; blockNumber: number; root: string; size: number }[];
+  chain: { chainId: number; contract: string; rpc: string };
+  evidence: string[];
+  verdict: Verdict['state'];
+  startedAt: string;
+  finishedAt: string;
+}
+
+export async function runDemo(argv: string[], io: DemoIo): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        seconds: { type: 'string', default: '30' },
+        out: { type: 'string', default: 'demo-out' },
+        'interval-ms': { type: 'string', default: '1000' },
+        'batch-ms': { type: 'string', default: '5000' },
+        'chain-port': { type: 'string', default: '18545' },
+        serve: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    });
+  } catch (err) {
+    io.stderr.write(`stele demo: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (args.values.help) {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  const seconds = Number(args.values.seconds);
+  const intervalMs = Number(args.values['interval-ms']);
+  const batchMs = Number(args.values['batch-ms']);
+  const chainPort = Number(args.values['chain-port']);
+  for (const [name, v] of [['seconds', seconds], ['interval-ms', intervalMs], ['batch-ms', batchMs], ['chain-port', chainPort]] as const) {
+    if (!Number.isFinite(v) || v <= 0) {
+      io.stderr.write(`stele demo: --${name} must be a positive number\n`);
+      return 2;
+    }
+  }
+  const out = resolve(args.values.out);
+  const summary = await demo({ seconds, out, intervalMs, batchMs, chainPort, serve: args.values.serve, io });
+  return summary.verdict === 'verified' ? 0 : 1;
+}
+
+interface DemoOptions {
+  seconds: number;
+  out: string;
+  intervalMs: number;
+  batchMs: number;
+  chainPort: number;
+  serve: boolean;
+  io: DemoIo;
+}
+
+const DEVICE_ID = 'gw-demo-0001';
+
+export async function demo(o: DemoOptions): Promise<DemoSummary> {
+  const say = (line: string) => o.io.stdout.write(`${line}\n`);
+  const startedAt = new Date().toISOString();
+  const data = join(o.out, 'data');
+  await mkdir(join(o.out, 'evidence'), { recursive: true });
+  await mkdir(join(data, 'keys'), { recursive: true });
+
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  try {
+    // 1. The MQTT broker, in process.
+    const broker = await Aedes.createBroker();
+    const server = net.createServer(broker.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const mqttUrl = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    cleanups.push(async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => broker.close(() => r()));
+    });
+    say(`broker   aedes on ${mqttUrl}`);
+
+    // 2. The chain: anvil as a child process, its state kept under DIR so a rerun keeps earlier anchors.
+    const chain = await startAnvil({ stateDir: join(data, 'chain'), port: o.chainPort });
+    cleanups.push(() => chain.stop());
+    const anchorer = await connectEvmAnchorer({
+      rpcUrl: chain.rpcUrl,
+      privateKey: ANVIL_DEV_PRIVATE_KEY,
+      stateFile: join(data, 'chain', 'anchor-contract.json'),
+    });
+    say(`chain    anvil on ${chain.rpcUrl} (chain id ${chain.chainId}), SteleAnchor at ${anchorer.contract}`);
+
+    // 3. Ingest with its own receipt key.
+    const ingestSigner = await loadOrCreateSoftwareSigner(join(data, 'keys', 'ingest.pem'));
+    const ingest = await IngestService.start({
+      mqttUrl,
+      dataDir: join(data, 'ingest'),
+      signer: ingestSigner,
+      issuer: 'stele-ingest-demo',
+      anchorer,
+      batchIntervalMs: o.batchMs,
+    });
+    cleanups.push(() => ingest.stop());
+
+    // 4. The gateway: software key (flagged as such in its enrolment), outbox, publisher.
+    const deviceSigner = await loadOrCreateSoftwareSigner(join(data, 'keys', 'gateway.pem'));
+    await ingest.enrol(makeEnrolmentRecord(deviceSigner, DEVICE_ID, 'demo site: stack 2'));
+    const outbox = await Outbox.open(join(data, 'gateway'));
+    cleanups.push(() => outbox.close());
+    const publisher = new Publisher({ mqttUrl, deviceId: DEVICE_ID, outbox, resendAfterMs: 5000 });
+    const agent = new GatewayAgent({ deviceId: DEVICE_ID, signer: deviceSigner, outbox, publisher });
+    await publisher.start();
+    cleanups.push(() => agent.stop());
+    const seqBefore = outbox.head().seq;
+    say(`gateway  ${DEVICE_ID}, software key ${hex8(deviceSigner.keyId)}, chain head seq ${seqBefore}`);
+
+    // 5. The instrument and the serial link between them.
+    const path = '/dev/ttySTELE-DEMO0';
+    SerialPortMock.binding.createPort(path, { echo: false, record: false });
+    const port = new SerialPortMock({ path, baudRate: 9600 });
+    await new Promise<void>((r, j) => port.on('open', r).on('error', j));
+    const cems = new CemsSimulator({ mn: '010000A8900016F000169DC0' });
+    const session = new Hj212SerialSession(port);
+    const stop = new AbortController();
+    agent.addSource('cems', acquire(session, stop.signal));
+    say(`serial   simulated CEMS data logger (HJ 212-2017, CN=2011) on ${path}, one frame every ${o.intervalMs} ms`);
+
+    // 6. Run: the instrument sends frames for N seconds; progress every second.
+    const endAt = Date.now() + o.seconds * 1000;
+    let nextFrameAt = Date.now();
+    while (Date.now() < endAt) {
+      if (Date.now() >= nextFrameAt) {
+        port.port?.emitData(Buffer.from(cems.nextFrame(Date.now())));
+        nextFrameAt += o.intervalMs;
+      }
+      await sleep(Math.max(10, Math.min(1000, nextFrameAt - Date.now())));
+      progress(o.io, agent, ingest, Math.ceil((endAt - Date.now()) / 1000));
+    }
+    stop.abort();
+    o.io.stdout.write('\n');
+
+    // 7. Drain: every reading acknowledged by ingest, then the last batch cut and anchored.
+    const lastSeq = outbox.head().seq;
+    const drainUntil = Date.now() + 30_000;
+    while (outbox.ackedUpTo() < lastSeq && Date.now() < drainUntil) await sleep(50);
+    if (outbox.ackedUpTo() < lastSeq) throw new Error(`ingest acknowledged only up to seq ${outbox.ackedUpTo()} of ${lastSeq}`);
+    await ingest.flush();
+
+    // 8. Evidence for this run's window, verified with the code `stele verify` uses.
+    const firstSeq = seqBefore + 1;
+    const bundle = await ingest.exportBundle(DEVICE_ID, firstSeq, lastSeq);
+    const file = join(o.out, 'evidence', `${DEVICE_ID}-${firstSeq}-${lastSeq}.json`);
+    await writeFile(file, `${JSON.stringify(bundle, null, 2)}\n`);
+    const verdict = await verifyBundle(bundle, {
+      anchorReader: (ref, batchId) => readAnchor(chain.rpcUrl, ref, batchId),
+    });
+
+    const summary: DemoSummary = {
+      device: DEVICE_ID,
+      readings: lastSeq - seqBefore,
+      firstSeq,
+      lastSeq,
+      batches: bundle.batches.length,
+      transactions: bundle.batches.map((b) => ({
+        batchId: b.batchId,
+        txHash: b.anchor.txHash,
+        blockNumber: b.anchor.blockNumber,
+        root: b.root,
+        size: b.size,
+      })),
+      chain: { chainId: chain.chainId, contract: anchorer.contract, rpc: chain.rpcUrl },
+      evidence: [file],
+      verdict: verdict.state,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    };
+    await writeFile(join(o.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+
+    say('');
+    say(`readings  ${summary.readings} (seq ${firstSeq}..${lastSeq}), all acknowledged by ingest`);
+    say(`batches   ${summary.batches} anchored on chain ${chain.chainId}:`);
+    for (const t of summary.transactions) say(`          batch ${t.batchId}: ${t.size} leaves, root ${t.root.slice(0, 18)}…, tx ${t.txHash} (block ${t.blockNumber})`);
+    say(`evidence  ${file}`);
+    say('');
+    o.io.stdout.write(formatVerdict(verdict, 'en'));
+    say('');
+    say(`summary   ${join(o.out, 'summary.json')}`);
+    say(`check it  npx stele verify ${file}   (exits 3, not fully checked, once this demo's chain is stopped)`);
+
+    if (o.serve) {
+      say(`serving   chain ${chain.rpcUrl} and ingest until Ctrl-C`);
+      await new Promise<void>((r) => {
+        process.once('SIGINT', r);
+        process.once('SIGTERM', r);
+      });
+    }
+    return summary;
+  } finally {
+    await cleanup();
+    SerialPortMock.binding.reset();
+  }
+}
+
+async function* acquire(session: Hj212SerialSession, signal: AbortSignal): AsyncIterable<Acquired> {
+  for await (const frame of session.readings(signal)) {
+    yield {
+      sensor: frame.parsed.header.MN ?? 'unknown',
+      time: Date.now(),
+      clock: { synced: false, source: 'sim' },
+      meas: measurementsFromFrame(frame),
+      raw: [frame.sha256],
+    };
+  }
+}
+
+function progress(io: DemoIo, agent: GatewayAgent, ingest: IngestService, left: number): void {
+  const a = agent.status();
+  const s = ingest.stats();
+  io.stdout.write(
+    `\rrunning  ${String(left).padStart(3)} s left · taken ${a.taken} · acked up to seq ${a.acked} · ingest ${s.readings} readings, ${s.batches} batches, ${s.anchored} anchored   `,
+  );
+}
+
+const hex8 = (b: Uint8Array) => Buffer.from(b).toString('hex').slice(0, 16);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
