@@ -8,7 +8,9 @@ export { Tagged };
  * Use `Map` for integer-keyed maps (COSE headers) and plain objects for text-keyed maps.
  */
 export function encodeCbor(value: unknown): Uint8Array {
-  return encode(value, rfc8949EncodeOptions);
+  const b = encode(value, rfc8949EncodeOptions);
+  // cborg may hand back a Node Buffer, whose slice() does not copy: always give callers a plain Uint8Array.
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /**

@@ -19,6 +19,7 @@ export class SteleError<C extends string = string> extends Error {
 /** Codes raised while decoding Stele's own byte formats (§2–§5 of docs/FORMAT.md). */
 export type FormatErrorCode =
   | 'CBOR_DECODE_ERROR'
+  | 'KEY_FORMAT_ERROR'
   | 'READING_FORMAT_ERROR'
   | 'COSE_FORMAT_ERROR'
   | 'STATEMENT_FORMAT_ERROR'

@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Aedes } from 'aedes';
 import { SerialPortMock } from 'serialport';
-import { readAnchor, verifyBundle, type Verdict } from '@stele/core';
+import { parseBundle, readAnchor, verifyBundle, type Verdict } from '@stele/core';
 import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
@@ -202,7 +202,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     const bundle = await ingest.exportBundle(DEVICE_ID, firstSeq, lastSeq);
     const file = join(o.out, 'evidence', `${DEVICE_ID}-${firstSeq}-${lastSeq}.json`);
     await writeFile(file, `${JSON.stringify(bundle, null, 2)}\n`);
-    const verdict = await verifyBundle(bundle, {
+    const verdict = await verifyBundle(parseBundle(bundle), {
       anchorReader: (ref, batchId) => readAnchor(chain.rpcUrl, ref, batchId),
     });
 

@@ -1,0 +1,2 @@
+export { bench, formatRate, resultsTable } from './harness.ts';
+export type { BenchOptions, BenchResult } from './harness.ts';

@@ -1,0 +1,296 @@
+/**
+ * Raw limits of this machine: the primitives Stele's throughput is built from.
+ *
+ *   npm run bench                     all benchmarks, table on stdout
+ *   npm run bench -- sha              only those whose name contains "sha" (case-insensitive)
+ *   npm run bench -- --write          all, then rewrite the "Raw limits" section of docs/BENCHMARKS.md
+ *   npm run bench -- --ms 500         length of each of the 3 runs (default 1000)
+ *
+ * Progress goes to stderr, the markdown table to stdout. The whole run takes about 40 s with the defaults.
+ */
+import { createHash, generateKeyPairSync, sign, verify, webcrypto } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { p256 } from '@noble/curves/nist.js';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { Level } from 'level';
+import { MerkleTree, hashLeaf, rootFromLeafHashes } from '@stele/core/rfc9162/index.ts';
+import { bench, formatRate, resultsTable, type BenchOptions, type BenchResult } from './harness.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+interface Case {
+  name: string;
+  /** Prepares state; returns the function to measure and an optional cleanup. */
+  setup(): Promise<{ fn: () => unknown; cleanup?: () => Promise<void> }>;
+  options?: BenchOptions;
+}
+
+const MESSAGE = new Uint8Array(200).map((_, i) => (i * 7 + 3) & 0xff); // about one signed reading
+const MIB = new Uint8Array(1 << 20).map((_, i) => (i * 13) & 0xff);
+
+/** A P-256 key as node KeyObjects, SEC1 public key bytes and a signature over MESSAGE (r||s, 64 bytes). */
+function p256Fixture() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const raw = new Uint8Array(65);
+  raw[0] = 0x04;
+  raw.set(Buffer.from(jwk.x!, 'base64url'), 1);
+  raw.set(Buffer.from(jwk.y!, 'base64url'), 33);
+  const signature = new Uint8Array(sign('sha256', MESSAGE, { key: privateKey, dsaEncoding: 'ieee-p1363' }));
+  return { privateKey, publicKey, raw, signature };
+}
+
+const cases: Case[] = [
+  {
+    name: 'node:crypto P-256 sign (ieee-p1363)',
+    async setup() {
+      const { privateKey } = p256Fixture();
+      return { fn: () => sign('sha256', MESSAGE, { key: privateKey, dsaEncoding: 'ieee-p1363' }) };
+    },
+    options: { unit: 'sign/s' },
+  },
+  {
+    name: 'node:crypto P-256 verify (ieee-p1363)',
+    async setup() {
+      const { publicKey, signature } = p256Fixture();
+      return {
+        fn: () => {
+          if (!verify('sha256', MESSAGE, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature)) throw new Error('bad');
+        },
+      };
+    },
+    options: { unit: 'verify/s' },
+  },
+  {
+    name: 'WebCrypto P-256 verify (key imported once)',
+    async setup() {
+      const { raw, signature } = p256Fixture();
+      const subtle = globalThis.crypto?.subtle ?? webcrypto.subtle;
+      const key = await subtle.importKey('raw', raw, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+      return {
+        fn: async () => {
+          if (!(await subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, signature, MESSAGE))) throw new Error('bad');
+        },
+      };
+    },
+    options: { unit: 'verify/s' },
+  },
+  {
+    name: 'WebCrypto P-256 importKey + verify',
+    async setup() {
+      const { raw, signature } = p256Fixture();
+      const subtle = globalThis.crypto?.subtle ?? webcrypto.subtle;
+      return {
+        fn: async () => {
+          const key = await subtle.importKey('raw', raw, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+          if (!(await subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, signature, MESSAGE))) throw new Error('bad');
+        },
+      };
+    },
+    options: { unit: 'verify/s' },
+  },
+  {
+    name: '@noble/curves p256 verify (lowS: false)',
+    async setup() {
+      const { raw, signature } = p256Fixture();
+      return {
+        fn: () => {
+          if (!p256.verify(signature, MESSAGE, raw, { lowS: false })) throw new Error('bad');
+        },
+      };
+    },
+    options: { unit: 'verify/s' },
+  },
+  {
+    name: 'node:crypto SHA-256, 200 B',
+    async setup() {
+      return { fn: () => createHash('sha256').update(MESSAGE).digest() };
+    },
+    options: { unit: 'MB/s', unitsPerCall: MESSAGE.length / 1e6 },
+  },
+  {
+    name: '@noble/hashes SHA-256, 200 B',
+    async setup() {
+      return { fn: () => nobleSha256(MESSAGE) };
+    },
+    options: { unit: 'MB/s', unitsPerCall: MESSAGE.length / 1e6 },
+  },
+  {
+    name: 'node:crypto SHA-256, 1 MiB',
+    async setup() {
+      return { fn: () => createHash('sha256').update(MIB).digest() };
+    },
+    options: { unit: 'MB/s', unitsPerCall: MIB.length / 1e6 },
+  },
+  {
+    name: '@noble/hashes SHA-256, 1 MiB',
+    async setup() {
+      return { fn: () => nobleSha256(MIB) };
+    },
+    options: { unit: 'MB/s', unitsPerCall: MIB.length / 1e6 },
+  },
+  {
+    name: 'LevelDB batch sync:true, 100 x 200 B',
+    async setup() {
+      const dir = await mkdtemp(join(tmpdir(), 'stele-bench-level-'));
+      const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+      await db.open();
+      let seq = 0;
+      return {
+        fn: () => {
+          const ops = [];
+          for (let i = 0; i < 100; i++) {
+            ops.push({ type: 'put' as const, key: `r/${String(seq++).padStart(12, '0')}`, value: MESSAGE });
+          }
+          return db.batch(ops, { sync: true });
+        },
+        cleanup: async () => {
+          await db.close();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+    options: { unit: 'records/s', unitsPerCall: 100 },
+  },
+  {
+    name: 'MerkleTree build, 100k leaves (append + root)',
+    async setup() {
+      const leaves = Array.from({ length: 100_000 }, (_, i) => hashLeaf(new Uint8Array([i & 0xff, (i >> 8) & 0xff, i >> 16])));
+      return {
+        fn: () => {
+          const tree = new MerkleTree();
+          for (const h of leaves) tree.append(h);
+          return tree.root();
+        },
+      };
+    },
+    options: { unit: 'leaves/s', unitsPerCall: 100_000, warmupMs: 0 },
+  },
+  {
+    name: 'rootFromLeafHashes, 100k leaves',
+    async setup() {
+      const leaves = Array.from({ length: 100_000 }, (_, i) => hashLeaf(new Uint8Array([i & 0xff, (i >> 8) & 0xff, i >> 16])));
+      return { fn: () => rootFromLeafHashes(leaves) };
+    },
+    options: { unit: 'leaves/s', unitsPerCall: 100_000, warmupMs: 0 },
+  },
+];
+
+function parseArgs(argv: string[]): { filter: string | undefined; write: boolean; durationMs: number } {
+  let filter: string | undefined;
+  let write = false;
+  let durationMs = 1000;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--write') write = true;
+    else if (a === '--ms') durationMs = Number(argv[++i]);
+    else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
+    else filter = a.toLowerCase();
+  }
+  if (!Number.isFinite(durationMs) || durationMs <= 0) throw new Error('--ms needs a positive number');
+  if (write && filter !== undefined) throw new Error('--write rewrites the whole section: run it without a filter');
+  return { filter, write, durationMs };
+}
+
+function cpuModel(): string {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1]!.trim();
+  } catch {
+    // not Linux
+  }
+  return cpus()[0]?.model ?? 'unknown';
+}
+
+function machineLines(command: string, durationMs: number, loadBefore: number[]): string[] {
+  const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
+  return [
+    `- Machine: ${availableParallelism()} CPUs (nproc), ${cpuModel()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM`,
+    `- Node ${process.version} (${process.platform}-${process.arch}), @noble/curves ${pkgVersion('@noble/curves')}, ` +
+      `@noble/hashes ${pkgVersion('@noble/hashes')}, level ${pkgVersion('level')}`,
+    `- Date: ${new Date().toISOString()}; load average (1/5/15 min) ${load(loadBefore)} before, ${load(loadavg())} after`,
+    `- Command: \`${command}\` (each figure: median of 3 runs of ~${durationMs} ms after a warm-up; the runs are listed)`,
+  ];
+}
+
+function pkgVersion(name: string): string {
+  try {
+    const json = JSON.parse(readFileSync(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version?: string };
+    return json.version ?? '?';
+  } catch {
+    return '?';
+  }
+}
+
+const SECTION = '## Raw limits';
+
+/** Replaces the "## Raw limits" section (up to the next "## " heading) of docs/BENCHMARKS.md, or creates it. */
+async function writeSection(body: string): Promise<string> {
+  const path = join(repoRoot, 'docs', 'BENCHMARKS.md');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    text = '# Benchmarks\n\nMeasured numbers only; every figure says where and how it was measured.\n\n';
+  }
+  const section = `${SECTION}\n\n${body.trim()}\n\n`;
+  const start = text.indexOf(`${SECTION}\n`);
+  if (start === -1) {
+    text = `${text.trimEnd()}\n\n${section}`;
+  } else {
+    const next = text.indexOf('\n## ', start + SECTION.length);
+    text = text.slice(0, start) + section + (next === -1 ? '' : text.slice(next + 1));
+  }
+  await writeFile(path, `${text.trimEnd()}\n`);
+  return path;
+}
+
+async function main(): Promise<void> {
+  const { filter, write, durationMs } = parseArgs(process.argv.slice(2));
+  const selected = cases.filter((c) => filter === undefined || c.name.toLowerCase().includes(filter));
+  if (selected.length === 0) throw new Error(`no benchmark matches ${JSON.stringify(filter)}`);
+  const results: BenchResult[] = [];
+  const started = performance.now();
+  const loadBefore = loadavg();
+  for (const c of selected) {
+    process.stderr.write(`${c.name}: setting up\n`);
+    const { fn, cleanup } = await c.setup();
+    try {
+      const result = await bench(c.name, fn, {
+        durationMs,
+        ...c.options,
+        onRun: (run, rate) => process.stderr.write(`${c.name}: run ${run}/3 ${formatRate(rate)} ${c.options?.unit ?? 'ops/s'}\n`),
+      });
+      results.push(result);
+    } finally {
+      await cleanup?.();
+    }
+  }
+  const table = resultsTable(results);
+  process.stderr.write(`done in ${((performance.now() - started) / 1000).toFixed(1)} s\n\n`);
+  process.stdout.write(`${table}\n`);
+  if (write) {
+    const command = `npm run bench -- --write${durationMs === 1000 ? '' : ` --ms ${durationMs}`}`;
+    const body = [
+      'The primitives Stele is built from, on one machine, single-threaded (one call at a time).',
+      '',
+      ...machineLines(command, durationMs, loadBefore),
+      '',
+      table,
+      '',
+      'WebCrypto and LevelDB calls are awaited one at a time. The LevelDB figure is bounded by fsync (`sync: true`);',
+      'it is the write ceiling of an outbox or an ingest store that commits each batch durably.',
+      'A load average above the CPU count means other processes shared the CPUs: treat the figures as lower bounds.',
+    ].join('\n');
+    process.stderr.write(`wrote ${await writeSection(body)}\n`);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,15 @@
+/** COSE structures of Stele (FORMAT.md §3, §5): generic COSE_Sign1, signed statements, receipts. */
+export * from './labels.ts';
+export { decodeSign1, encodeSign1, sigStructure1 } from './sign1.ts';
+export type { CoseSign1 } from './sign1.ts';
+export {
+  checkStatementAgainstReading,
+  encodeStatementProtectedHeader,
+  parseStatement,
+  READING_CONTENT_TYPE,
+  signStatement,
+  verifyStatementSignature,
+} from './statement.ts';
+export type { ParsedStatement, StatementHeaderFields } from './statement.ts';
+export { encodeReceipt, encodeReceiptProtectedHeader, parseReceipt, signBatchRoot, verifyReceipt } from './receipt.ts';
+export type { InclusionProof, ParsedReceipt, ReceiptClaims } from './receipt.ts';

@@ -1,0 +1,110 @@
+import { decodeCbor, Tagged } from '../cbor.ts';
+import { FormatError } from '../errors.ts';
+import { COSE_SIGN1_TAG } from './labels.ts';
+import { encodeDeterministic, plainBytes } from './plain-bytes.ts';
+
+/** A decoded COSE_Sign1 (RFC 9052 §4.2). `payload` is null when detached. */
+export interface CoseSign1 {
+  protectedBytes: Uint8Array;
+  protectedHeader: Map<number, unknown>;
+  unprotectedHeader: Map<number, unknown>;
+  payload: Uint8Array | null;
+  signature: Uint8Array;
+}
+
+/** Encodes a tagged COSE_Sign1 (tag 18) with deterministic CBOR. `payload: null` encodes a detached payload (`nil`). */
+export function encodeSign1(parts: {
+  protectedBytes: Uint8Array;
+  unprotectedHeader: Map<number, unknown>;
+  payload: Uint8Array | null;
+  signature: Uint8Array;
+}): Uint8Array {
+  const { protectedBytes, unprotectedHeader, payload, signature } = parts;
+  if (!(protectedBytes instanceof Uint8Array)) throw new TypeError('protectedBytes must be a Uint8Array');
+  if (!(unprotectedHeader instanceof Map)) throw new TypeError('unprotectedHeader must be a Map');
+  if (payload !== null && !(payload instanceof Uint8Array)) throw new TypeError('payload must be a Uint8Array or null');
+  if (!(signature instanceof Uint8Array)) throw new TypeError('signature must be a Uint8Array');
+  return encodeDeterministic(new Tagged(COSE_SIGN1_TAG, [protectedBytes, unprotectedHeader, payload, signature]));
+}
+
+function coseFail(message: string, where: Record<string, unknown>, cause?: unknown): never {
+  throw new FormatError('COSE_FORMAT_ERROR', message, cause === undefined ? { where } : { where, cause });
+}
+
+/** Header labels are integers in Stele (RFC 9052 §3 also allows text labels; Stele uses none). */
+function checkHeaderMap(value: unknown, field: string): Map<number, unknown> {
+  if (!(value instanceof Map)) coseFail(`${field} header is not a map`, { field });
+  for (const key of value.keys()) {
+    if (typeof key !== 'number' || !Number.isSafeInteger(key)) coseFail(`${field} header has a non-integer label`, { field });
+  }
+  return value as Map<number, unknown>;
+}
+
+/**
+ * Decodes a COSE_Sign1 from untrusted bytes (strict CBOR). It must carry tag 18 unless `allowUntagged` is set
+ * (RFC 9052 §2 lets an application know the type from context; Stele always tags). Checks: a 4-element array,
+ * protected a byte string holding a map (zero length = empty map), unprotected a map, payload bytes or nil,
+ * signature bytes, integer labels, no label in both headers (RFC 9052 §3). Does not check algorithms or lengths:
+ * parseStatement and parseReceipt do. Throws FormatError `COSE_FORMAT_ERROR`.
+ */
+export function decodeSign1(bytes: Uint8Array, options: { allowUntagged?: boolean } = {}): CoseSign1 {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Uint8Array');
+  let decoded: unknown;
+  try {
+    decoded = decodeCbor(bytes, { tags: [COSE_SIGN1_TAG], what: 'COSE_Sign1' });
+  } catch (cause) {
+    coseFail('COSE_Sign1 is not valid CBOR (or carries a tag other than 18)', { field: 'cbor' }, cause);
+  }
+  let body: unknown;
+  if (decoded instanceof Tagged) {
+    body = decoded.value;
+  } else if (options.allowUntagged === true) {
+    body = decoded;
+  } else {
+    coseFail('COSE_Sign1 lacks tag 18', { field: 'tag' });
+  }
+  if (!Array.isArray(body) || body.length !== 4) coseFail('COSE_Sign1 is not a 4-element array', { field: 'structure' });
+  const [protectedBytes, unprotected, payload, signature] = body as [unknown, unknown, unknown, unknown];
+  if (!(protectedBytes instanceof Uint8Array)) coseFail('protected header is not a byte string', { field: 'protected' });
+  if (payload !== null && !(payload instanceof Uint8Array)) coseFail('payload is neither bytes nor nil', { field: 'payload' });
+  if (!(signature instanceof Uint8Array)) coseFail('signature is not a byte string', { field: 'signature' });
+  const unprotectedHeader = checkHeaderMap(unprotected, 'unprotected');
+
+  let protectedHeader: Map<number, unknown>;
+  if (protectedBytes.length === 0) {
+    protectedHeader = new Map();
+  } else {
+    let inner: unknown;
+    try {
+      inner = decodeCbor(protectedBytes, { what: 'protected header' });
+    } catch (cause) {
+      coseFail('protected header is not valid CBOR', { field: 'protected' }, cause);
+    }
+    protectedHeader = checkHeaderMap(inner, 'protected');
+  }
+  for (const label of protectedHeader.keys()) {
+    if (unprotectedHeader.has(label)) coseFail('a label appears in both headers', { field: 'unprotected', label });
+  }
+  return {
+    protectedBytes: plainBytes(protectedBytes),
+    protectedHeader,
+    unprotectedHeader,
+    payload: payload === null ? null : plainBytes(payload),
+    signature: plainBytes(signature),
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The Sig_structure of a COSE_Sign1 (RFC 9052 §4.4): `["Signature1", body_protected, external_aad, payload]`,
+ * deterministic CBOR. A protected header that is an encoded empty map (`h'A0'`) counts as "no protected
+ * attributes", for which §4.4 uses a zero-length byte string. `externalAad` defaults to `h''` (Stele uses none).
+ */
+export function sigStructure1(protectedBytes: Uint8Array, payload: Uint8Array, externalAad: Uint8Array = EMPTY): Uint8Array {
+  if (!(protectedBytes instanceof Uint8Array)) throw new TypeError('protectedBytes must be a Uint8Array');
+  if (!(payload instanceof Uint8Array)) throw new TypeError('payload must be a Uint8Array');
+  if (!(externalAad instanceof Uint8Array)) throw new TypeError('externalAad must be a Uint8Array');
+  const bodyProtected = protectedBytes.length === 1 && protectedBytes[0] === 0xa0 ? EMPTY : protectedBytes;
+  return encodeDeterministic(['Signature1', bodyProtected, externalAad, payload]);
+}

@@ -1,0 +1,116 @@
+import { p256 } from '@noble/curves/nist.js';
+import { toHex } from './bytes.ts';
+import { FormatError } from './errors.ts';
+import { assertP256PublicKey } from './keys.ts';
+import { ES256_SIGNATURE_LENGTH } from './signer.ts';
+
+/** Order n of the P-256 group (FIPS 186-5 / SEC 2 §2.4.2). */
+const P256_N = p256.Point.Fn.ORDER;
+
+function bytesToBigInt(bytes: Uint8Array): bigint {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  return n;
+}
+
+function checkArgs(publicKey: unknown, message: unknown, signature: unknown): void {
+  if (!(publicKey instanceof Uint8Array)) throw new TypeError('publicKey must be a Uint8Array');
+  if (!(message instanceof Uint8Array)) throw new TypeError('message must be a Uint8Array');
+  if (!(signature instanceof Uint8Array)) throw new TypeError('signature must be a Uint8Array');
+}
+
+/**
+ * True when `signature` is 64 bytes with 1 <= r < n and 1 <= s < n (SEC 1 v2 §4.1.4 step 1). Checked before
+ * any backend sees the signature, so that a backend bug with r = 0 or s = 0 (CVE-2022-21449) cannot matter.
+ * High S is allowed: FORMAT.md requires verifiers to accept it.
+ */
+function isWellFormedSignature(signature: Uint8Array): boolean {
+  if (signature.length !== ES256_SIGNATURE_LENGTH) return false;
+  const r = bytesToBigInt(signature.subarray(0, 32));
+  const s = bytesToBigInt(signature.subarray(32, 64));
+  return r > 0n && r < P256_N && s > 0n && s < P256_N;
+}
+
+/**
+ * ES256 verification with @noble/curves only (no WebCrypto). Same contract as {@link verifyEs256}; exported so
+ * tests can run both backends over the same vectors. noble v2 `verify` hashes the message with SHA-256
+ * (`prehash: true` is its default, set explicitly here) and would reject high-S unless `lowS: false`.
+ */
+export function verifyEs256Noble(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  checkArgs(publicKey, message, signature);
+  assertP256PublicKey(publicKey);
+  if (!isWellFormedSignature(signature)) return false;
+  try {
+    return p256.verify(signature, message, publicKey, { prehash: true, lowS: false, format: 'compact' });
+  } catch {
+    return false;
+  }
+}
+
+/** Imported WebCrypto keys by hex of the SEC1 point; bounded, least recently used evicted first. */
+const KEY_CACHE_MAX = 64;
+const keyCache = new Map<string, Promise<CryptoKey>>();
+
+function importWebCryptoKey(subtle: SubtleCrypto, publicKey: Uint8Array): Promise<CryptoKey> {
+  const hex = toHex(publicKey);
+  const hit = keyCache.get(hex);
+  if (hit !== undefined) {
+    keyCache.delete(hex);
+    keyCache.set(hex, hit);
+    return hit;
+  }
+  // Validate with noble first: a bad key is a KEY_FORMAT_ERROR whatever the WebCrypto implementation says.
+  assertP256PublicKey(publicKey);
+  const pending = subtle.importKey('raw', new Uint8Array(publicKey), { name: 'ECDSA', namedCurve: 'P-256' }, false, [
+    'verify',
+  ]);
+  keyCache.set(hex, pending);
+  pending.catch(() => keyCache.delete(hex));
+  while (keyCache.size > KEY_CACHE_MAX) {
+    const oldest = keyCache.keys().next().value;
+    if (oldest === undefined) break;
+    keyCache.delete(oldest);
+  }
+  return pending;
+}
+
+/**
+ * ES256 verification through WebCrypto (`crypto.subtle`); throws TypeError when WebCrypto is absent.
+ * Same contract as {@link verifyEs256}. Exported for tests.
+ */
+export async function verifyEs256WebCrypto(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  checkArgs(publicKey, message, signature);
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle === undefined) throw new TypeError('WebCrypto (crypto.subtle) is not available');
+  let key: CryptoKey;
+  try {
+    key = await importWebCryptoKey(subtle, publicKey);
+  } catch (cause) {
+    if (cause instanceof FormatError) throw cause;
+    throw new FormatError('KEY_FORMAT_ERROR', 'WebCrypto refused the public key', { cause });
+  }
+  if (!isWellFormedSignature(signature)) return false;
+  try {
+    // WebCrypto ECDSA takes the IEEE P1363 form (r || s) that COSE uses, hashes with SHA-256, has no low-S rule.
+    return await subtle.verify(
+      { name: 'ECDSA', hash: 'SHA-256' },
+      key,
+      signature as Uint8Array<ArrayBuffer>,
+      message as Uint8Array<ArrayBuffer>,
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * ES256 (RFC 9053 §2.1): ECDSA P-256 over SHA-256(message), signature `r || s` (64 bytes, big-endian).
+ * Uses WebCrypto when `globalThis.crypto.subtle` exists, else @noble/curves. Returns false for any bad
+ * signature (wrong length, r or s out of [1, n-1], wrong value); accepts high-S signatures (FORMAT.md).
+ * Throws FormatError `KEY_FORMAT_ERROR` when the public key is not a valid SEC1 uncompressed P-256 point,
+ * TypeError when an argument is not a Uint8Array.
+ */
+export async function verifyEs256(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  if (globalThis.crypto?.subtle !== undefined) return verifyEs256WebCrypto(publicKey, message, signature);
+  return verifyEs256Noble(publicKey, message, signature);
+}

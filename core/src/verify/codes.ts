@@ -1,0 +1,55 @@
+/**
+ * Verification failure codes (docs/FORMAT.md §9, VERIFIER.md §4.4). Every failed check carries one or more
+ * failures, each with exactly one of these codes. Codes are stable API: tests, the CLI JSON and the web page
+ * compare them; the sentences that go with them (messages.ts) may change.
+ */
+export type VerifyCode =
+  /** The bundle is not a readable format v1 bundle: bad JSON or shape, or a statement, receipt or reading that does not decode. */
+  | 'BUNDLE_FORMAT_ERROR'
+  /** A key in the bundle is not the enrolled one: a statement signed under another kid, a statement naming another device, or a key record whose kid is not SHA-256 of its public key. */
+  | 'UNKNOWN_KEY_ERROR'
+  /** The device key was revoked before the evidence was anchored. Reserved: format v1 carries no revocation data (issue #3). */
+  | 'KEY_REVOKED_ERROR'
+  /** A statement's ES256 signature does not verify with the enrolled device key. */
+  | 'SIGNATURE_ERROR'
+  /** A reading body's SHA-256 is not the digest the device signed: the body was changed after signing. */
+  | 'DIGEST_MISMATCH_ERROR'
+  /** A reading's device, seq or prev differs from the values repeated in its signed statement header. */
+  | 'HEADER_MISMATCH_ERROR'
+  /** A seq in the bundle's window has no entry. */
+  | 'SEQUENCE_GAP_ERROR'
+  /** A statement's prev is not the digest of the statement (reading) before it. */
+  | 'CHAIN_LINK_ERROR'
+  /** Two different signed readings carry the same seq. */
+  | 'FORK_ERROR'
+  /** An entry's inclusion proof does not lead from its statement to the batch root recorded in the bundle. */
+  | 'INCLUSION_PROOF_ERROR'
+  /** A receipt's signature does not verify with the ingest key over the batch root, or it names another key or issuer. */
+  | 'RECEIPT_SIGNATURE_ERROR'
+  /** The batch root, size or id recorded in the bundle differs from what ingest signed or from what the chain holds. */
+  | 'ANCHOR_MISMATCH_ERROR'
+  /** The chain has no such anchor transaction or no Anchored log for the batch. */
+  | 'ANCHOR_NOT_FOUND_ERROR'
+  /** A reading claims a device time later than its batch's anchor block time (plus tolerance). */
+  | 'TIME_BOUND_ERROR'
+  /** The alert value recomputed from verified readings differs from the alert carried in the bundle. */
+  | 'ALERT_MISMATCH_ERROR';
+
+/** Every code, in check order (for dictionaries and completeness tests). */
+export const VERIFY_CODES: readonly VerifyCode[] = [
+  'BUNDLE_FORMAT_ERROR',
+  'UNKNOWN_KEY_ERROR',
+  'KEY_REVOKED_ERROR',
+  'SIGNATURE_ERROR',
+  'DIGEST_MISMATCH_ERROR',
+  'HEADER_MISMATCH_ERROR',
+  'SEQUENCE_GAP_ERROR',
+  'CHAIN_LINK_ERROR',
+  'FORK_ERROR',
+  'INCLUSION_PROOF_ERROR',
+  'RECEIPT_SIGNATURE_ERROR',
+  'ANCHOR_MISMATCH_ERROR',
+  'ANCHOR_NOT_FOUND_ERROR',
+  'TIME_BOUND_ERROR',
+  'ALERT_MISMATCH_ERROR',
+];

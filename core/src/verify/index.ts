@@ -1,0 +1,22 @@
+export { VERIFY_CODES, type VerifyCode } from './codes.ts';
+export { FAIL, formatTime, HEADLINE, NOTE, PASS, shortHex, TITLES } from './messages.ts';
+export type {
+  AnchorSummary,
+  Check,
+  CheckId,
+  CheckStatus,
+  Failure,
+  Note,
+  Summary,
+  Text,
+  Verdict,
+  VerdictState,
+} from './verdict.ts';
+export {
+  DEFAULT_TIME_TOLERANCE_S,
+  formatErrorVerdict,
+  verifyBundle,
+  verifyBundleBytes,
+  type AnchorReader,
+  type VerifyOptions,
+} from './verify.ts';

@@ -1,0 +1,320 @@
+/**
+ * The verifier's sentences, zh and en (VERIFIER.md §4.3-4.5). Every template is a function of its parameters so
+ * that the two dictionaries cannot drift: adding a parameter breaks the build for both languages at once.
+ *
+ * Wording rule (VERIFIER.md "In brief"): say 技术核验一致 / "verified as consistent", never 证据有效 / "valid
+ * evidence"; say what was proven and what was not.
+ */
+import type { KeyBackend } from '../signer.ts';
+import type { CheckId, Text } from './verdict.ts';
+
+/** Offset used to print times: Beijing time, stated in every printed time (VERIFIER.md §4.6). */
+const DISPLAY_OFFSET_MINUTES = 8 * 60;
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/** `2026-11-20 14:38:34 UTC+08:00` for a time in ms since the epoch (deterministic, no locale). */
+export function formatTime(ms: number): string {
+  if (!Number.isFinite(ms)) return String(ms);
+  const d = new Date(ms + DISPLAY_OFFSET_MINUTES * 60_000);
+  if (Number.isNaN(d.getTime())) return String(ms);
+  const h = Math.floor(DISPLAY_OFFSET_MINUTES / 60);
+  return (
+    `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ` +
+    `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())} UTC+${pad2(h)}:${pad2(DISPLAY_OFFSET_MINUTES % 60)}`
+  );
+}
+
+/** First 8 and last 4 hex characters, as on the page (the full value stays in `expected`/`actual`). */
+export function shortHex(hex: string): string {
+  const h = hex.startsWith('0x') ? hex.slice(2) : hex;
+  return h.length <= 16 ? h : `${h.slice(0, 8)}…${h.slice(-4)}`;
+}
+
+const BACKEND: Record<KeyBackend, Text> = {
+  software: { zh: '软件密钥文件', en: 'a software key file' },
+  pkcs11: { zh: 'PKCS#11 硬件令牌', en: 'a PKCS#11 hardware token' },
+  tpm: { zh: 'TPM 芯片', en: 'a TPM' },
+  'secure-element': { zh: '安全芯片', en: 'a secure element' },
+};
+
+const at = (time: number | undefined, zh: boolean): string =>
+  time === undefined ? '' : zh ? `（${formatTime(time)}）` : ` (${formatTime(time)})`;
+
+export const TITLES: Record<CheckId, Text> = {
+  format: { zh: '证据包格式', en: 'Bundle format' },
+  enrolment: { zh: '设备登记', en: 'Device enrolment' },
+  signatures: { zh: '逐条签名', en: 'Signatures' },
+  completeness: { zh: '数据完整', en: 'Completeness' },
+  inclusion: { zh: '纳入批次', en: 'Batch inclusion' },
+  receipt: { zh: '接入回执', en: 'Ingest receipt' },
+  anchor: { zh: '链上锚定', en: 'On-chain anchor' },
+  time: { zh: '时间界', en: 'Time bounds' },
+  alert: { zh: '告警复算', en: 'Alert recomputed' },
+  flags: { zh: '数据标记', en: 'Data flags' },
+};
+
+/** Verdict headlines (VERIFIER.md §4.3). */
+export const HEADLINE = {
+  verified: (): Text => ({
+    zh: '技术核验通过：数据自签名后未被改动，窗口内无缺失，已锚定至区块链',
+    en: 'Verified: unchanged since signing, none missing in the window, anchored on chain',
+  }),
+  failed: (first: Text): Text => ({ zh: `未通过：${first.zh}`, en: `Failed: ${first.en}` }),
+  partialAnchor: (): Text => ({
+    zh: '未能完全核验：离线核验均通过，链上锚定未核验',
+    en: 'Not fully checked: all offline checks pass; the on-chain anchor was not checked',
+  }),
+  partialOther: (titles: Text[]): Text => ({
+    zh: `未能完全核验：其余各项均通过，${titles.map((t) => t.zh).join('、')}未核验`,
+    en: `Not fully checked: everything else passes; not checked: ${titles.map((t) => t.en.toLowerCase()).join(', ')}`,
+  }),
+};
+
+/** Sentences for checks that pass, are unchecked or not applicable (VERIFIER.md §4.4). */
+export const PASS = {
+  format: (): Text => ({ zh: '证据包完整可读（格式 v1）', en: 'Bundle readable, format v1' }),
+  formatNotReached: (): Text => ({ zh: '证据包不可读，本项未核验', en: 'Not checked: the bundle is not readable' }),
+  enrolment: (deviceId: string, enrolledIso: string, backend: KeyBackend): Text => {
+    const enrolledAt = Number.isNaN(Date.parse(enrolledIso)) ? enrolledIso : formatTime(Date.parse(enrolledIso));
+    return {
+    zh: `设备 ${deviceId} 于 ${enrolledAt} 登记，密钥存于${BACKEND[backend].zh}；全部签名声明均使用该登记密钥`,
+    en: `Device ${deviceId} enrolled ${enrolledAt}, key in ${BACKEND[backend].en}; every statement uses this enrolled key`,
+    };
+  },
+  signatures: (n: number): Text => ({ zh: `${n} 条读数签名全部有效（ES256）`, en: `All ${n} signatures valid (ES256)` }),
+  completeness: (a: number, b: number): Text => ({
+    zh: `序号 ${a}–${b} 连续，哈希链无断点、无分叉`,
+    en: `Seq ${a}–${b} contiguous, chain unbroken, no fork`,
+  }),
+  inclusion: (n: number, batches: number): Text => ({
+    zh: `${n} 条读数均包含在其批次根中（${batches} 个批次，RFC 9162）`,
+    en: `Every reading is in its batch root (${n} readings, ${batches} batches, RFC 9162)`,
+  }),
+  receipt: (issuer: string, kid: string): Text => ({
+    zh: `回执签名有效（接入服务 ${issuer}，密钥 ${shortHex(kid)}）`,
+    en: `Receipts signed by ingest key ${shortHex(kid)} (${issuer})`,
+  }),
+  receiptNotReached: (): Text => ({
+    zh: '部分回执无法核验签名（其批次根未能计算）',
+    en: 'Some receipt signatures could not be checked (their batch root could not be computed)',
+  }),
+  anchorOne: (chainId: number, tx: string, block: number, blockTime: number): Text => ({
+    zh: `批次根与链 ${chainId} 交易 ${shortHex(tx)}（区块 ${block}，${formatTime(blockTime * 1000)}）一致`,
+    en: `Root matches tx ${shortHex(tx)}, block ${block} (${formatTime(blockTime * 1000)}) on chain ${chainId}`,
+  }),
+  anchorMany: (n: number, chainId: number): Text => ({
+    zh: `${n} 个批次根均与链 ${chainId} 上的锚定交易一致`,
+    en: `All ${n} batch roots match their anchor transactions on chain ${chainId}`,
+  }),
+  anchorOffline: (): Text => ({
+    zh: '未连接区块链节点，链上锚定未核验；其余各项已离线核验',
+    en: 'No chain endpoint was asked; the anchor was not checked; everything else was checked offline',
+  }),
+  anchorUnreachable: (url: string): Text => ({
+    zh: `无法连接区块链节点 ${url}，链上锚定未核验；其余各项已离线核验。`,
+    en: `Could not reach ${url}; the anchor was not checked; everything else was checked offline.`,
+  }),
+  anchorDisagree: (u1: string, u2: string): Text => ({
+    zh: `节点 ${u1} 与 ${u2} 返回结果不一致。`,
+    en: `Nodes ${u1} and ${u2} disagree.`,
+  }),
+  anchorMissing: (batchId: number): Text => ({
+    zh: `批次 ${batchId} 尚未上链锚定，链上锚定未核验`,
+    en: `Batch ${batchId} is not anchored yet; the anchor was not checked`,
+  }),
+  time: (before: number): Text => ({
+    zh: `读数产生于 ${formatTime(before * 1000)} 之前（链上区块时间）`,
+    en: `Readings made before ${formatTime(before * 1000)} (chain block time)`,
+  }),
+  timeUnconfirmed: (): Text => ({
+    zh: '锚定区块时间未经链上核实，时间上界未核验',
+    en: 'The anchor block time was not confirmed on chain; the upper time bound was not checked',
+  }),
+  timeNoBodies: (): Text => ({
+    zh: '证据包未附读数正文，无设备时间可核对',
+    en: 'No reading bodies in the bundle; no device times to check',
+  }),
+  alertNone: (): Text => ({ zh: '证据包不含告警', en: 'The bundle carries no alert' }),
+  alertUnsupported: (): Text => ({
+    zh: '本版本核验器尚不能复算告警，告警值未核验',
+    en: 'This verifier version cannot recompute alerts yet; the alert value was not checked',
+  }),
+  flagsAllN: (n: number): Text => ({ zh: `${n} 项测量的数据标记全部为 N（正常）`, en: `All ${n} measurement flags are N (normal)` }),
+  flagsListed: (list: string): Text => ({ zh: `存在非 N 数据标记：${list}`, en: `Non-N data flags present: ${list}` }),
+  flagsNoBodies: (): Text => ({ zh: '证据包未附读数正文，无数据标记可列出', en: 'No reading bodies in the bundle; no flags to list' }),
+  notReached: (): Text => ({ zh: '因证据包不可读，本项未核验', en: 'Not checked: the bundle is not readable' }),
+};
+
+export type EntryPart = 'statement' | 'receipt' | 'reading';
+const PART: Record<EntryPart, Text> = {
+  statement: { zh: '签名声明', en: 'signed statement' },
+  receipt: { zh: '接入回执', en: 'ingest receipt' },
+  reading: { zh: '读数正文', en: 'reading body' },
+};
+
+export type HeaderField = 'device' | 'seq' | 'prev';
+const FIELD: Record<HeaderField, Text> = {
+  device: { zh: '设备编号', en: 'device id' },
+  seq: { zh: '序号', en: 'seq' },
+  prev: { zh: '前序摘要', en: 'previous digest' },
+};
+
+export type AnchorField = 'root' | 'size' | 'batchId' | 'chainId' | 'contract' | 'block';
+const ANCHOR_FIELD: Record<AnchorField, Text> = {
+  root: { zh: '根', en: 'root' },
+  size: { zh: '条目数', en: 'size' },
+  batchId: { zh: '批次号', en: 'batch id' },
+  chainId: { zh: '链编号', en: 'chain id' },
+  contract: { zh: '合约地址', en: 'contract address' },
+  block: { zh: '区块信息', en: 'block data' },
+};
+
+/** Failure sentences: what, where, and what it means (VERIFIER.md §4.5). */
+export const FAIL = {
+  bundleFormat: (path: string, detail: string): Text => ({
+    zh: `证据包格式错误，无法读取（位置 ${path}）`,
+    en: `The bundle is not readable (${path}: ${detail})`,
+  }),
+  entryFormat: (seq: number, part: EntryPart, path: string): Text => ({
+    zh: `第 ${seq} 号读数的${PART[part].zh}无法解码（位置 ${path}）`,
+    en: `The ${PART[part].en} of reading ${seq} does not decode (${path})`,
+  }),
+  entrySeqLabel: (label: number, seq: number, path: string): Text => ({
+    zh: `证据包条目标注序号 ${label}，但其签名声明的序号为 ${seq}（位置 ${path}）`,
+    en: `A bundle entry is labelled seq ${label} but its signed statement has seq ${seq} (${path})`,
+  }),
+  keyIdNotOfKey: (who: 'device' | 'ingest'): Text =>
+    who === 'device'
+      ? { zh: '设备登记记录中的密钥标识与公钥不符', en: "The enrolment record's key id is not the id of its public key" }
+      : { zh: '接入服务的密钥标识与公钥不符', en: "The ingest key id is not the id of the ingest public key" },
+  badPublicKey: (who: 'device' | 'ingest'): Text =>
+    who === 'device'
+      ? { zh: '登记的设备公钥不是有效的 P-256 公钥', en: 'The enrolled device key is not a valid P-256 public key' }
+      : { zh: '接入服务公钥不是有效的 P-256 公钥', en: 'The ingest key is not a valid P-256 public key' },
+  unknownKey: (seq: number, kid: string): Text => ({
+    zh: `第 ${seq} 号读数由未登记的密钥 ${shortHex(kid)} 签署，而非登记设备密钥`,
+    en: `Reading ${seq} is signed under key ${shortHex(kid)}, which is not the enrolled device key`,
+  }),
+  otherDevice: (seq: number, other: string, enrolled: string): Text => ({
+    zh: `第 ${seq} 号读数的签名声明属于设备 ${other}，而非登记设备 ${enrolled}`,
+    en: `Reading ${seq}'s statement names device ${other}, not the enrolled device ${enrolled}`,
+  }),
+  signature: (seq: number, time?: number): Text => ({
+    zh: `第 ${seq} 号读数${at(time, true)}签名与登记设备密钥不符：读数在签名后被改动，或并非该设备签署。`,
+    en: `Reading ${seq}${at(time, false)} does not match the enrolled device key: it was changed after signing, or not signed by this device.`,
+  }),
+  digest: (seq: number, time?: number): Text => ({
+    zh: `第 ${seq} 号读数${at(time, true)}的内容与设备签名的摘要不符：读数在签名后被改动。`,
+    en: `Reading ${seq}${at(time, false)} does not match the digest the device signed: it was changed after signing.`,
+  }),
+  header: (seq: number, field: HeaderField): Text => ({
+    zh: `第 ${seq} 号读数的${FIELD[field].zh}与其签名声明中的不一致。`,
+    en: `Reading ${seq}'s ${FIELD[field].en} differs from its signed statement.`,
+  }),
+  gap: (a: number, b: number, t1?: number, t2?: number): Text => {
+    const n = b - a + 1;
+    const range = a === b ? `${a}` : `${a}–${b}`;
+    const times = t1 !== undefined && t2 !== undefined;
+    return {
+      zh: `序号 ${range} 缺失（${times ? `${formatTime(t1)} 至 ${formatTime(t2)} 之间，` : ''}共 ${n} 条）：窗口内数据不完整。`,
+      en: `${a === b ? `Reading ${range} is` : `Readings ${range} are`} missing (${n}${times ? `, between ${formatTime(t1)} and ${formatTime(t2)}` : ''}): the window is incomplete.`,
+    };
+  },
+  chainLink: (seq: number): Text => ({
+    zh: `第 ${seq} 号读数记录的前序摘要与第 ${seq - 1} 号不符：两者之间有读数被删除、插入或替换。`,
+    en: `Reading ${seq} does not link to ${seq - 1}: a reading between them was deleted, inserted or replaced.`,
+  }),
+  genesis: (): Text => ({
+    zh: '第 1 号读数记录的前序摘要不是全零：它不是该设备的首条读数，或已被替换。',
+    en: 'Reading 1 does not start the chain (its previous digest is not 32 zero bytes): it is not the first reading, or it was replaced.',
+  }),
+  fork: (seq: number, n: number): Text => ({
+    zh: `第 ${seq} 号有 ${n} 条不同的已签名读数：设备日志出现分叉。`,
+    en: `Seq ${seq} has ${n} different signed readings: the device log forked.`,
+  }),
+  inclusion: (seq: number, batchId: number): Text => ({
+    zh: `证据包中的第 ${seq} 号读数与已上链批次 ${batchId} 不一致：包含证明不能从该读数推出批次根。`,
+    en: `Reading ${seq} does not match anchored batch ${batchId}: its inclusion proof does not lead to the batch root.`,
+  }),
+  inclusionMalformed: (seq: number, batchId: number): Text => ({
+    zh: `第 ${seq} 号读数在批次 ${batchId} 中的包含证明格式错误。`,
+    en: `The inclusion proof of reading ${seq} in batch ${batchId} is malformed.`,
+  }),
+  inclusionOtherBatch: (seq: number, batchId: number, receiptBatchId: number): Text => ({
+    zh: `第 ${seq} 号读数标注属于批次 ${batchId}，但其回执属于批次 ${receiptBatchId}。`,
+    en: `Reading ${seq} is listed in batch ${batchId}, but its receipt is for batch ${receiptBatchId}.`,
+  }),
+  inclusionSize: (seq: number, batchId: number, proofSize: number, size: number): Text => ({
+    zh: `第 ${seq} 号读数的包含证明针对 ${proofSize} 条的树，而批次 ${batchId} 记录为 ${size} 条。`,
+    en: `The inclusion proof of reading ${seq} is for a tree of ${proofSize}, but batch ${batchId} records ${size}.`,
+  }),
+  receiptSignature: (seq: number, kid: string): Text => ({
+    zh: `第 ${seq} 号读数的接入回执签名无效：回执并非由接入服务密钥 ${shortHex(kid)} 签署，或已被改动。`,
+    en: `The ingest receipt of reading ${seq} is not validly signed by ingest key ${shortHex(kid)}: it was altered or issued by another key.`,
+  }),
+  receiptOtherKey: (seq: number, kid: string): Text => ({
+    zh: `第 ${seq} 号读数的接入回执由密钥 ${shortHex(kid)} 签署，而非证据包中的接入服务密钥。`,
+    en: `The ingest receipt of reading ${seq} is signed under key ${shortHex(kid)}, not the bundle's ingest key.`,
+  }),
+  receiptOtherIssuer: (seq: number, issuer: string): Text => ({
+    zh: `第 ${seq} 号读数的接入回执由 ${issuer} 签发，而非证据包中的接入服务。`,
+    en: `The ingest receipt of reading ${seq} was issued by ${issuer}, not the bundle's ingest service.`,
+  }),
+  anchorSigned: (batchId: number): Text => ({
+    zh: `证据包中的读数与已上链批次 ${batchId} 不一致：证据包记录的批次根不是接入服务签署的根。`,
+    en: `The readings do not match anchored batch ${batchId}: the root recorded in the bundle is not the root ingest signed.`,
+  }),
+  anchorChain: (batchId: number, field: AnchorField, chainId: number): Text => ({
+    zh: `证据包中的读数与已上链批次 ${batchId} 不一致：链 ${chainId} 上锚定的${ANCHOR_FIELD[field].zh}与证据包记录不同。`,
+    en: `The readings do not match anchored batch ${batchId}: the anchored ${ANCHOR_FIELD[field].en} on chain ${chainId} differs from the bundle.`,
+  }),
+  anchorNotFound: (batchId: number, tx: string, url: string): Text => ({
+    zh: `区块链节点 ${url} 上找不到批次 ${batchId} 的锚定交易 ${shortHex(tx)}。`,
+    en: `Node ${url} has no anchor of batch ${batchId} in transaction ${shortHex(tx)}.`,
+  }),
+  timeBound: (seq: number, time: number, batchId: number, blockTime: number): Text => ({
+    zh: `第 ${seq} 号读数的设备时间 ${formatTime(time)} 晚于其批次 ${batchId} 的上链时间 ${formatTime(blockTime * 1000)}：设备时间不可信。`,
+    en: `Reading ${seq} claims device time ${formatTime(time)}, after its batch ${batchId} was anchored at ${formatTime(blockTime * 1000)}: its device time cannot be right.`,
+  }),
+  alert: (v: string, a: string): Text => ({
+    zh: `由已核验读数复算的小时均值为 ${v}，与告警值 ${a} 不符。`,
+    en: `The hourly mean recomputed from verified readings is ${v}, not ${a}.`,
+  }),
+};
+
+/** Notes: informational, never failures (VERIFIER.md §4.3). */
+export const NOTE = {
+  softwareKey: (): Text => ({
+    zh: '设备密钥为软件密钥文件，而非硬件密钥（TPM 或安全芯片）：能读取该文件者即可签名。',
+    en: 'The device key is a software key file, not a hardware key (TPM or secure element): whoever can read the file can sign.',
+  }),
+  revocationUnchecked: (): Text => ({
+    zh: '格式 v1 证据包不含密钥吊销信息，未核验密钥是否已吊销。',
+    en: 'Format v1 bundles carry no revocation data; whether the key was revoked was not checked.',
+  }),
+  hashOnly: (n: number): Text => ({
+    zh: `${n} 条读数未附正文（仅哈希）：其签名、回执和哈希链已核验，但读数内容无法查看。`,
+    en: `${n} readings come without their body (hash-only): signature, receipt and chain were checked, but their content cannot be shown.`,
+  }),
+  clockUnsynced: (n: number, first: number): Text => ({
+    zh: `${n} 条读数产生时设备时钟未同步（首条为第 ${first} 号），其设备时间仅供参考，未用于时间界核验。`,
+    en: `${n} readings were made with the device clock not synchronised (first: seq ${first}); their device time is indicative only and was not bounded.`,
+  }),
+  dataFlags: (list: string): Text => ({
+    zh: `存在非 N 数据标记：${list}。数据标记反映仪器状态，其认定由执法人员或法院判断。`,
+    en: `Non-N data flags present: ${list}. Flags reflect the instrument's state; what they mean is for the officer or court to judge.`,
+  }),
+  rpcUnreachable: (url: string): Text => ({
+    zh: `无法连接区块链节点 ${url}；其他节点已给出结果。`,
+    en: `Could not reach ${url}; other nodes answered.`,
+  }),
+  notAnchored: (batchId: number): Text => ({
+    zh: `批次 ${batchId} 尚未上链锚定。`,
+    en: `Batch ${batchId} is not anchored yet.`,
+  }),
+  duplicateEntry: (seq: number): Text => ({
+    zh: `第 ${seq} 号读数在证据包中重复出现（内容相同）。`,
+    en: `Reading ${seq} appears more than once in the bundle (identical).`,
+  }),
+};

@@ -1,0 +1,20 @@
+import { SteleError } from '@stele/core/errors.ts';
+
+/**
+ * - `OUTBOX_CLOSED`: the outbox was closed (or is closing); nothing was taken.
+ * - `OUTBOX_LOCKED`: another process holds the outbox (LevelDB allows one); go through that agent.
+ * - `OUTBOX_IO`: the store failed to read or write; the cause is attached. A failed take leaves the chain as it was.
+ * - `OUTBOX_CORRUPT`: the stored head does not match the stored entries (or an entry does not decode).
+ * - `OUTBOX_DEVICE_MISMATCH`: a take for another device id than the one this outbox's chain belongs to.
+ */
+export type OutboxErrorCode = 'OUTBOX_CLOSED' | 'OUTBOX_LOCKED' | 'OUTBOX_IO' | 'OUTBOX_CORRUPT' | 'OUTBOX_DEVICE_MISMATCH';
+export class OutboxError extends SteleError<OutboxErrorCode> {}
+
+/**
+ * Codes the publisher counts and logs (it never throws them at a caller: the link is untrusted and may be down).
+ * - `PUBLISH_BAD_MESSAGE`: an ack or reject that is not the CBOR of FORMAT.md (MQTT wire).
+ * - `PUBLISH_ACK_BEYOND_HEAD`: ingest acknowledged a seq this gateway never took (clamped to the head).
+ * - `PUBLISH_OUTBOX_GAP`: an entry above the acked mark is missing from the outbox; publishing stops.
+ */
+export type PublishErrorCode = 'PUBLISH_BAD_MESSAGE' | 'PUBLISH_ACK_BEYOND_HEAD' | 'PUBLISH_OUTBOX_GAP';
+export class PublishError extends SteleError<PublishErrorCode> {}

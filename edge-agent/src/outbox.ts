@@ -1,0 +1,326 @@
+/**
+ * The gateway's store-and-forward buffer and the keeper of its hash chain (FORMAT.md §2.1).
+ *
+ * A reading is *taken* when its entry and the new chain head are on disk in one LevelDB batch with
+ * `sync: true`: before that nothing about it exists (no seq is spent), after that it survives a power cut and
+ * the next take links to it. Takes are serialised, so two sources taking at once can never fork the chain.
+ *
+ * Layout (keys utf8, values deterministic CBOR):
+ *   `e!<seq, 16 digits>` -> `{"reading": bstr, "statement": bstr, "takenAt": uint ms}`   (fixed width: ordered)
+ *   `m!head`             -> `{"seq": uint, "digest": bstr(32), "device": tstr}`           (seq 0 = empty chain)
+ *   `m!acked`            -> `{"upTo": uint}`  ingest has committed 1..upTo (never goes backwards)
+ */
+import { Level } from 'level';
+import { encodeCbor, decodeCbor } from '@stele/core/cbor.ts';
+import { equalBytes } from '@stele/core/bytes.ts';
+import { signStatement } from '@stele/core/cose/index.ts';
+import { encodeReading, GENESIS_PREV, readingDigest, type ClockState, type Measurement, type Reading } from '@stele/core/reading.ts';
+import type { Signer } from '@stele/core/signer.ts';
+import { OutboxError } from './errors.ts';
+
+/** What a driver hands the agent: everything of a reading but the chain fields the outbox assigns. */
+export interface Acquired {
+  sensor: string;
+  /** Device time, ms since the epoch (untrusted, FORMAT.md §8). */
+  time: number;
+  clock: ClockState;
+  meas: Measurement[];
+  /** SHA-256 of each exact frame the reading came from. */
+  raw: Uint8Array[];
+  /** Optional: last anchored batch root the gateway had seen. */
+  anchor?: Uint8Array;
+}
+
+export interface OutboxEntry {
+  seq: number;
+  /** The reading bytes (deterministic CBOR, FORMAT.md §2). */
+  reading: Uint8Array;
+  /** The tagged COSE_Sign1 over its digest (FORMAT.md §3). */
+  statement: Uint8Array;
+  /** Gateway clock when it was taken, ms. */
+  takenAt: number;
+}
+
+export interface TakeResult {
+  seq: number;
+  reading: Uint8Array;
+  statement: Uint8Array;
+}
+
+export interface OutboxOptions {
+  /** Clock for `takenAt`. Default: `Date.now`. */
+  now?: () => number;
+}
+
+const SEQ_DIGITS = 16; // Number.MAX_SAFE_INTEGER has 16 digits
+const ENTRY_PREFIX = 'e!';
+const HEAD_KEY = 'm!head';
+const ACKED_KEY = 'm!acked';
+const entryKey = (seq: number) => `${ENTRY_PREFIX}${String(seq).padStart(SEQ_DIGITS, '0')}`;
+const FIRST_KEY = entryKey(0);
+const LAST_KEY = entryKey(Number.MAX_SAFE_INTEGER);
+
+interface Head {
+  seq: number;
+  digest: Uint8Array;
+  device: string | undefined;
+}
+
+export class Outbox {
+  readonly #db: Level<string, Uint8Array>;
+  readonly #now: () => number;
+  #head: Head;
+  #acked: number;
+  /** Serialises takes (and close): each waits for the one before, so seq never forks. */
+  #takeQueue: Promise<void> = Promise.resolve();
+  /** Serialises writes of the acked mark, so a smaller mark never lands after a larger one. */
+  #ackQueue: Promise<void> = Promise.resolve();
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  private constructor(db: Level<string, Uint8Array>, head: Head, acked: number, now: () => number) {
+    this.#db = db;
+    this.#head = head;
+    this.#acked = acked;
+    this.#now = now;
+  }
+
+  /** Opens (creating when missing) the outbox in `dir`, restoring the chain head and the acked mark. */
+  static async open(dir: string, options: OutboxOptions = {}): Promise<Outbox> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
+    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    try {
+      await db.open();
+    } catch (cause) {
+      const locked = (cause as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
+      throw new OutboxError(locked ? 'OUTBOX_LOCKED' : 'OUTBOX_IO', locked ? 'outbox is held by another process' : 'cannot open outbox', {
+        cause,
+        where: { dir },
+      });
+    }
+    try {
+      const head = await readHead(db);
+      const ackedBytes = await db.get(ACKED_KEY);
+      const acked = ackedBytes === undefined ? 0 : uintField(decodeMeta(ackedBytes, ACKED_KEY), 'upTo', ACKED_KEY);
+      if (acked > head.seq) throw corrupt('acked mark is above the chain head', { acked, head: head.seq });
+      await checkConsistent(db, head);
+      return new Outbox(db, head, acked, options.now ?? Date.now);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      if (err instanceof OutboxError) throw err;
+      throw new OutboxError('OUTBOX_IO', 'cannot read outbox', { cause: err, where: { dir } });
+    }
+  }
+
+  /**
+   * Builds the next reading of the chain (seq = head + 1, prev = head digest or GENESIS_PREV), encodes it, signs
+   * it and stores entry and new head in one synced batch. Calls are serialised. An acquired item that does not
+   * make a valid reading is misuse (TypeError from encodeReading) and spends no seq; a store failure is
+   * `OUTBOX_IO` and spends none either.
+   */
+  take(acquired: Acquired, signer: Signer, deviceId: string): Promise<TakeResult> {
+    // checked at call time: takes queued before close() still complete (close waits for them)
+    if (this.#closing) return Promise.reject(new OutboxError('OUTBOX_CLOSED', 'outbox is closed'));
+    const run = this.#takeQueue.then(() => this.#takeNow(acquired, signer, deviceId));
+    this.#takeQueue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  async #takeNow(a: Acquired, signer: Signer, deviceId: string): Promise<TakeResult> {
+    if (a === null || typeof a !== 'object') throw new TypeError('acquired must be an object');
+    if (typeof deviceId !== 'string' || deviceId.length === 0) throw new TypeError('deviceId must be a non-empty string');
+    const head = this.#head;
+    if (head.device !== undefined && head.device !== deviceId) {
+      throw new OutboxError('OUTBOX_DEVICE_MISMATCH', 'this outbox holds the chain of another device', {
+        where: { outboxDevice: head.device, deviceId },
+      });
+    }
+    const seq = head.seq + 1;
+    const reading: Reading = {
+      v: 1,
+      device: deviceId,
+      sensor: a.sensor,
+      seq,
+      prev: head.seq === 0 ? GENESIS_PREV : head.digest,
+      time: a.time,
+      clock: a.clock,
+      meas: a.meas,
+      raw: a.raw,
+    };
+    if (a.anchor !== undefined) reading.anchor = a.anchor;
+    const readingBytes = encodeReading(reading);
+    const statement = await signStatement(readingBytes, signer);
+    const digest = readingDigest(readingBytes);
+    const takenAt = this.#now();
+    try {
+      await this.#db.batch(
+        [
+          { type: 'put', key: entryKey(seq), value: encodeCbor({ reading: readingBytes, statement, takenAt }) },
+          { type: 'put', key: HEAD_KEY, value: encodeCbor({ seq, digest, device: deviceId }) },
+        ],
+        { sync: true },
+      );
+    } catch (cause) {
+      throw new OutboxError('OUTBOX_IO', 'cannot store the reading', { cause, where: { seq } });
+    }
+    // Only now is the reading taken.
+    this.#head = { seq, digest, device: deviceId };
+    return { seq, reading: readingBytes, statement };
+  }
+
+  /** The chain head: seq 0 and GENESIS_PREV-like zero digest before the first take. */
+  head(): { seq: number; digest: Uint8Array } {
+    return { seq: this.#head.seq, digest: this.#head.digest.slice() };
+  }
+
+  /** Device id of the chain in this outbox (undefined before the first take). */
+  device(): string | undefined {
+    return this.#head.device;
+  }
+
+  /** Up to `limit` stored entries with seq >= `seq`, in seq order. */
+  async pendingFrom(seq: number, limit: number): Promise<OutboxEntry[]> {
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError('seq must be a non-negative integer');
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('limit must be a positive integer');
+    this.#assertOpen();
+    const headSeq = this.#head.seq;
+    if (seq > headSeq) return [];
+    let rows: [string, Uint8Array][];
+    try {
+      rows = await this.#db.iterator({ gte: entryKey(seq), lte: entryKey(headSeq), limit }).all();
+    } catch (cause) {
+      throw new OutboxError('OUTBOX_IO', 'cannot read outbox entries', { cause, where: { seq } });
+    }
+    return rows.map(([key, value]) => decodeEntry(key, value));
+  }
+
+  /**
+   * Records that ingest has committed every seq 1..upTo. Never goes backwards; a mark above the head is clamped
+   * to the head (ingest cannot have what was never taken). Entries are kept until {@link prune}.
+   * The mark is written without fsync: losing the last marks in a power cut only causes resends, which
+   * ingest acknowledges idempotently.
+   */
+  markAcked(upTo: number): Promise<void> {
+    if (!Number.isSafeInteger(upTo) || upTo < 0) throw new RangeError('upTo must be a non-negative integer');
+    if (this.#closing) return Promise.reject(new OutboxError('OUTBOX_CLOSED', 'outbox is closed'));
+    const target = Math.min(upTo, this.#head.seq);
+    if (target <= this.#acked) return this.#ackQueue;
+    this.#acked = target;
+    const run = this.#ackQueue.then(async () => {
+      if (target < this.#acked) return; // a larger mark is queued behind us and will be written
+      try {
+        await this.#db.put(ACKED_KEY, encodeCbor({ upTo: target }));
+      } catch (cause) {
+        throw new OutboxError('OUTBOX_IO', 'cannot store the acked mark', { cause, where: { upTo: target } });
+      }
+    });
+    this.#ackQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Highest seq such that ingest has committed 1..seq (0 when none). */
+  ackedUpTo(): number {
+    return this.#acked;
+  }
+
+  /** Taken but not yet acknowledged. */
+  pendingCount(): number {
+    return this.#head.seq - this.#acked;
+  }
+
+  /**
+   * Deletes stored entries with seq <= min(upTo, acked mark). Never removes an unacknowledged entry, never
+   * touches the head (the chain continues). Retention policy (keep until receipt, keep N days) is for later.
+   */
+  async prune(upTo: number): Promise<void> {
+    if (!Number.isSafeInteger(upTo) || upTo < 0) throw new RangeError('upTo must be a non-negative integer');
+    this.#assertOpen();
+    const last = Math.min(upTo, this.#acked);
+    if (last < 1) return;
+    try {
+      await this.#db.clear({ gte: FIRST_KEY, lte: entryKey(last) });
+    } catch (cause) {
+      throw new OutboxError('OUTBOX_IO', 'cannot prune outbox', { cause, where: { upTo: last } });
+    }
+  }
+
+  /** Waits for takes and ack writes in progress, then closes the store. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closed) return this.#closed;
+    this.#closing = true;
+    this.#closed = (async () => {
+      await this.#takeQueue;
+      await this.#ackQueue;
+      await this.#db.close();
+    })();
+    return this.#closed;
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new OutboxError('OUTBOX_CLOSED', 'outbox is closed');
+  }
+}
+
+function corrupt(message: string, where: Record<string, unknown>, cause?: unknown): OutboxError {
+  return new OutboxError('OUTBOX_CORRUPT', message, cause === undefined ? { where } : { cause, where });
+}
+
+function decodeMeta(bytes: Uint8Array, key: string): Map<unknown, unknown> {
+  let value: unknown;
+  try {
+    value = decodeCbor(bytes, { what: key });
+  } catch (cause) {
+    throw corrupt('outbox record does not decode', { key }, cause);
+  }
+  if (!(value instanceof Map)) throw corrupt('outbox record is not a map', { key });
+  return value;
+}
+
+function uintField(map: Map<unknown, unknown>, field: string, key: string): number {
+  const v = map.get(field);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw corrupt(`outbox record lacks ${field}`, { key, field });
+  return v;
+}
+
+function bytesField(map: Map<unknown, unknown>, field: string, key: string): Uint8Array {
+  const v = map.get(field);
+  if (!(v instanceof Uint8Array)) throw corrupt(`outbox record lacks ${field}`, { key, field });
+  return v;
+}
+
+async function readHead(db: Level<string, Uint8Array>): Promise<Head> {
+  const bytes = await db.get(HEAD_KEY);
+  if (bytes === undefined) return { seq: 0, digest: new Uint8Array(32), device: undefined };
+  const map = decodeMeta(bytes, HEAD_KEY);
+  const device = map.get('device');
+  if (typeof device !== 'string') throw corrupt('outbox head lacks device', { key: HEAD_KEY });
+  const digest = bytesField(map, 'digest', HEAD_KEY);
+  if (digest.length !== 32) throw corrupt('outbox head digest is not 32 bytes', { key: HEAD_KEY });
+  return { seq: uintField(map, 'seq', HEAD_KEY), digest, device };
+}
+
+/** Head and entries were written in one batch: the newest entry must be the head's (unless pruned). */
+async function checkConsistent(db: Level<string, Uint8Array>, head: Head): Promise<void> {
+  const [last] = await db.iterator({ gte: FIRST_KEY, lte: LAST_KEY, reverse: true, limit: 1 }).all();
+  if (last === undefined) return; // empty, or everything pruned
+  const entry = decodeEntry(last[0], last[1]);
+  if (entry.seq > head.seq) throw corrupt('outbox has entries beyond its head', { head: head.seq, entry: entry.seq });
+  if (entry.seq === head.seq && !equalBytes(readingDigest(entry.reading), head.digest)) {
+    throw corrupt('outbox head digest does not match its last entry', { seq: head.seq });
+  }
+}
+
+function decodeEntry(key: string, value: Uint8Array): OutboxEntry {
+  const seq = Number(key.slice(ENTRY_PREFIX.length));
+  if (!Number.isSafeInteger(seq) || seq < 1) throw corrupt('bad outbox key', { key });
+  const map = decodeMeta(value, key);
+  return {
+    seq,
+    reading: bytesField(map, 'reading', key),
+    statement: bytesField(map, 'statement', key),
+    takenAt: uintField(map, 'takenAt', key),
+  };
+}

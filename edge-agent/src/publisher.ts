@@ -1,0 +1,430 @@
+/**
+ * Ships outbox entries to ingest over MQTT (FORMAT.md, MQTT wire) and moves the acked mark when ingest says so.
+ *
+ * Delivery is at-least-once and in seq order: every (re)connection starts again from the acked mark, anything
+ * not acknowledged by ingest within `resendAfterMs` is sent again from the acked mark, and ingest acknowledges
+ * duplicates idempotently. Only ingest's ack (`stele/v1/<device>/acks`, after it committed) counts; the broker's
+ * PUBACK only means the broker has it. mqtt.js's own offline queue and reconnect are not used: each connection is
+ * a fresh client with `reconnectPeriod: 0`, and this class reconnects with exponential backoff.
+ *
+ * Trust boundary: acks and rejects come from the network. Bad ones are counted and logged, never thrown.
+ */
+import { EventEmitter } from 'node:events';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
+import type { PublishErrorCode } from './errors.ts';
+import { toLogFn, type LogFn, type Logger } from './log.ts';
+import type { Outbox, OutboxEntry } from './outbox.ts';
+
+export interface PublisherOptions {
+  /** `mqtt://host:port` or `mqtts://…`. */
+  mqttUrl: string;
+  deviceId: string;
+  outbox: Outbox;
+  /** `full` sends statement and reading; `hash-only` sends the statement only (the reading stays here). Default `full`. */
+  mode?: 'full' | 'hash-only';
+  /** Most entries sent but not yet acknowledged by ingest. Default 64. */
+  windowSize?: number;
+  /** Resend from the acked mark when the oldest unacknowledged entry was sent this long ago. Default 10 000. */
+  resendAfterMs?: number;
+  /** Cap of the resend delay, which doubles while ingest keeps rejecting the oldest entry. Default 300 000. */
+  maxResendAfterMs?: number;
+  /** First reconnect delay; doubles per failed attempt (with ±20 % jitter). Default 1000. */
+  reconnectPeriodMs?: number;
+  /** Cap of the reconnect delay. Default 30 000. */
+  maxReconnectPeriodMs?: number;
+  /** Default 10 000. */
+  connectTimeoutMs?: number;
+  /** MQTT 3.1.1 (4) or 5. Default 4 (aedes speaks only 3.1.1). */
+  protocolVersion?: 4 | 5;
+  /** Default `stele-gw-<deviceId>`. */
+  clientId?: string;
+  /** Extra mqtt.js options (credentials, TLS). Reconnect, session and subscription handling stay ours. */
+  mqttOptions?: IClientOptions;
+  log?: Logger;
+}
+
+export interface PublisherStatus {
+  connected: boolean;
+  /** Acked mark of the outbox. */
+  acked: number;
+  /** Next seq to send on the current connection. */
+  nextSeq: number;
+  /** Sent but not yet acknowledged by ingest (on this connection). */
+  inFlight: number;
+  sent: number;
+  /** Times the publisher went back to the acked mark because ingest did not acknowledge in time. */
+  resends: number;
+  connects: number;
+  /** Rejections from ingest, by code. */
+  rejected: Record<string, number>;
+  lastReject: { seq: number; code: string; at: number } | undefined;
+  /** Bad messages from the network and outbox problems, by code. */
+  problems: Partial<Record<PublishErrorCode, number>>;
+  /** Set when publishing stopped because the outbox cannot supply the next entry. */
+  stalled: PublishErrorCode | undefined;
+}
+
+const DEFAULTS = {
+  mode: 'full',
+  windowSize: 64,
+  resendAfterMs: 10_000,
+  maxResendAfterMs: 300_000,
+  reconnectPeriodMs: 1000,
+  maxReconnectPeriodMs: 30_000,
+  connectTimeoutMs: 10_000,
+  protocolVersion: 4,
+} as const;
+
+/** Entries read from the outbox per step. */
+const READ_CHUNK = 64;
+
+/**
+ * Events: `connect`, `offline`, `acked` (upTo: number), `rejected` ({ seq, code }). Never emits `error`.
+ */
+export class Publisher extends EventEmitter {
+  readonly #o: Required<Omit<PublisherOptions, 'log' | 'mqttOptions' | 'clientId'>> & { clientId: string; mqttOptions: IClientOptions };
+  readonly #log: LogFn;
+  readonly #topics: { statements: string; acks: string; rejects: string };
+
+  #client: MqttClient | undefined;
+  /** Bumped per connection attempt and on stop; late events of an older client are ignored. */
+  #generation = 0;
+  /** Subscribed and allowed to publish. */
+  #ready = false;
+  #started = false;
+  #stopped = false;
+  #nextSeq = 1;
+  /** seq -> when it was last sent, for entries above the acked mark on this connection. */
+  readonly #sentAt = new Map<number, number>();
+  #pumping: Promise<void> | undefined;
+  #pumpAgain = false;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #resendTimer: NodeJS.Timeout | undefined;
+  #reconnectDelayMs: number;
+  /** Consecutive rejects of the oldest unacknowledged seq (slows its resends down). */
+  #reject: { seq: number; streak: number } | undefined;
+  #stats = { sent: 0, resends: 0, connects: 0 };
+  readonly #rejected: Record<string, number> = {};
+  #lastReject: PublisherStatus['lastReject'];
+  readonly #problems: Partial<Record<PublishErrorCode, number>> = {};
+  #stalled: PublishErrorCode | undefined;
+
+  constructor(options: PublisherOptions) {
+    super();
+    const { log, mqttOptions, clientId, ...rest } = options;
+    const o = { ...DEFAULTS, ...stripUndefined(rest) };
+    if (typeof o.mqttUrl !== 'string' || o.mqttUrl.length === 0) throw new TypeError('mqttUrl must be a non-empty string');
+    if (typeof o.deviceId !== 'string' || o.deviceId.length === 0 || /[/+#]/.test(o.deviceId)) {
+      throw new RangeError('deviceId must be non-empty and free of "/", "+", "#"');
+    }
+    if (o.outbox === undefined || o.outbox === null) throw new TypeError('outbox is required');
+    if (o.mode !== 'full' && o.mode !== 'hash-only') throw new RangeError("mode must be 'full' or 'hash-only'");
+    if (o.protocolVersion !== 4 && o.protocolVersion !== 5) throw new RangeError('protocolVersion must be 4 or 5');
+    for (const k of ['windowSize', 'resendAfterMs', 'maxResendAfterMs', 'reconnectPeriodMs', 'maxReconnectPeriodMs', 'connectTimeoutMs'] as const) {
+      if (!Number.isSafeInteger(o[k]) || o[k] < 1) throw new RangeError(`${k} must be a positive integer`);
+    }
+    this.#o = { ...o, clientId: clientId ?? `stele-gw-${o.deviceId}`, mqttOptions: mqttOptions ?? {} };
+    this.#log = toLogFn(log);
+    const base = `stele/v1/${o.deviceId}`;
+    this.#topics = { statements: `${base}/statements`, acks: `${base}/acks`, rejects: `${base}/rejects` };
+    this.#reconnectDelayMs = o.reconnectPeriodMs;
+  }
+
+  /**
+   * Starts connecting and returns at once: a broker that is down is normal on a gateway (readings wait in the
+   * outbox), so this never waits for, or fails on, the connection. Listen for `connect` to know when it is up.
+   */
+  async start(): Promise<void> {
+    if (this.#stopped) throw new Error('publisher was stopped');
+    if (this.#started) return;
+    this.#started = true;
+    this.#nextSeq = this.#o.outbox.ackedUpTo() + 1;
+    const tickMs = Math.max(10, Math.min(1000, Math.floor(this.#o.resendAfterMs / 4)));
+    this.#resendTimer = setInterval(() => this.#checkResend(), tickMs);
+    this.#resendTimer.unref();
+    this.#connect();
+  }
+
+  /** New entries were taken: send what the window allows. Cheap; call after every take. */
+  notify(): void {
+    if (this.#ready) this.#pump();
+  }
+
+  get connected(): boolean {
+    return this.#ready;
+  }
+
+  status(): PublisherStatus {
+    return {
+      connected: this.#ready,
+      acked: this.#o.outbox.ackedUpTo(),
+      nextSeq: this.#nextSeq,
+      inFlight: this.#sentAt.size,
+      ...this.#stats,
+      rejected: { ...this.#rejected },
+      lastReject: this.#lastReject,
+      problems: { ...this.#problems },
+      stalled: this.#stalled,
+    };
+  }
+
+  /** Disconnects cleanly (bounded), stops timers and waits for an outbox read in progress. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#ready = false;
+    this.#generation++;
+    clearInterval(this.#resendTimer);
+    clearTimeout(this.#reconnectTimer);
+    const client = this.#client;
+    this.#client = undefined;
+    if (client !== undefined) {
+      if (client.connected) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          client.endAsync(false).catch(() => undefined),
+          new Promise<void>((r) => {
+            timer = setTimeout(r, 2000);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+      client.end(true);
+    }
+    this.#sentAt.clear();
+    await this.#pumping;
+  }
+
+  #connect(): void {
+    if (this.#stopped) return;
+    const generation = ++this.#generation;
+    const client = mqtt.connect(this.#o.mqttUrl, {
+      ...this.#o.mqttOptions,
+      protocolVersion: this.#o.protocolVersion,
+      clientId: this.#o.clientId,
+      clean: true,
+      reconnectPeriod: 0,
+      resubscribe: false,
+      connectTimeout: this.#o.connectTimeoutMs,
+    });
+    this.#client = client;
+    const current = () => generation === this.#generation && !this.#stopped;
+    client.on('connect', () => {
+      if (current()) void this.#onConnect(client, current);
+    });
+    client.on('message', (topic, payload) => {
+      if (!current()) return;
+      this.#onMessage(topic, payload).catch((err: unknown) => {
+        this.#log('error', 'failed to handle a message from ingest', { topic, err: (err as Error).message });
+      });
+    });
+    client.on('error', (err) => {
+      if (current()) this.#log('debug', 'mqtt error', { err: err.message, code: (err as { code?: unknown }).code });
+    });
+    client.on('close', () => {
+      if (current()) this.#onClose(client);
+    });
+  }
+
+  async #onConnect(client: MqttClient, current: () => boolean): Promise<void> {
+    try {
+      await client.subscribeAsync([this.#topics.acks, this.#topics.rejects], { qos: 1 });
+    } catch (err) {
+      if (!current()) return;
+      this.#log('warn', 'cannot subscribe to acks and rejects; reconnecting', { err: (err as Error).message });
+      client.end(true); // -> close -> reconnect
+      return;
+    }
+    if (!current()) return;
+    this.#stats.connects++;
+    this.#reconnectDelayMs = this.#o.reconnectPeriodMs;
+    this.#ready = true;
+    // Start again from the acked mark: whatever the broker had of the last connection may be gone.
+    this.#rewind();
+    this.#log('info', 'connected to the broker', { url: this.#o.mqttUrl, from: this.#nextSeq });
+    this.emit('connect');
+    this.#pump();
+  }
+
+  #onClose(client: MqttClient): void {
+    const wasReady = this.#ready;
+    this.#ready = false;
+    this.#sentAt.clear();
+    this.#generation++; // ignore anything more from this client
+    client.end(true);
+    if (wasReady) {
+      this.#log('warn', 'lost the broker; will reconnect', { url: this.#o.mqttUrl });
+      this.emit('offline');
+    }
+    const delay = Math.round(this.#reconnectDelayMs * (0.8 + 0.4 * Math.random()));
+    this.#reconnectDelayMs = Math.min(this.#reconnectDelayMs * 2, this.#o.maxReconnectPeriodMs);
+    this.#log('debug', 'reconnecting', { inMs: delay });
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #rewind(): void {
+    this.#nextSeq = this.#o.outbox.ackedUpTo() + 1;
+    this.#sentAt.clear();
+  }
+
+  #pump(): void {
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = this.#pumpLoop()
+      .catch((err: unknown) => {
+        if (!this.#stopped) this.#log('error', 'publishing failed', { err: (err as Error).message, code: (err as { code?: unknown }).code });
+      })
+      .finally(() => {
+        this.#pumping = undefined;
+      });
+  }
+
+  async #pumpLoop(): Promise<void> {
+    const outbox = this.#o.outbox;
+    do {
+      this.#pumpAgain = false;
+      for (;;) {
+        const client = this.#client;
+        if (client === undefined || !this.#ready || this.#stopped || this.#stalled !== undefined) return;
+        const acked = outbox.ackedUpTo();
+        if (this.#nextSeq <= acked) this.#nextSeq = acked + 1;
+        const room = this.#o.windowSize - (this.#nextSeq - 1 - acked);
+        const waiting = outbox.head().seq - this.#nextSeq + 1;
+        // Refill in chunks (a quarter of the window) rather than one read per ack, unless fewer are waiting.
+        if (waiting <= 0 || room < Math.min(waiting, Math.ceil(this.#o.windowSize / 4))) break;
+        const from = this.#nextSeq;
+        const entries = await outbox.pendingFrom(from, Math.min(room, READ_CHUNK));
+        if (entries[0]?.seq !== from) {
+          if (this.#nextSeq !== from) continue; // rewound meanwhile
+          this.#stalled = 'PUBLISH_OUTBOX_GAP';
+          this.#count('PUBLISH_OUTBOX_GAP');
+          this.#log('error', 'outbox entry missing; publishing stopped', { seq: from, code: 'PUBLISH_OUTBOX_GAP' });
+          return;
+        }
+        for (const entry of entries) {
+          // stop at a reconnect, a rewind (resend) or a gap; the outer loop reads again from #nextSeq
+          if (client !== this.#client || !this.#ready || entry.seq !== this.#nextSeq) break;
+          this.#publish(client, entry);
+          this.#nextSeq = entry.seq + 1;
+        }
+      }
+    } while (this.#pumpAgain);
+  }
+
+  #publish(client: MqttClient, entry: OutboxEntry): void {
+    const payload = encodeCbor(this.#o.mode === 'full' ? { statement: entry.statement, reading: entry.reading } : { statement: entry.statement });
+    this.#sentAt.set(entry.seq, Date.now());
+    this.#stats.sent++;
+    client.publish(this.#topics.statements, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 }, (err) => {
+      // A lost PUBACK is handled by the resend timer and the reconnect rewind, not here.
+      if (err && !this.#stopped) this.#log('debug', 'publish not confirmed by the broker', { seq: entry.seq, err: err.message });
+    });
+  }
+
+  #checkResend(): void {
+    if (!this.#ready || this.#stalled !== undefined) return;
+    const oldest = this.#o.outbox.ackedUpTo() + 1;
+    const sentAt = this.#sentAt.get(oldest);
+    if (sentAt === undefined) return;
+    const rejected = this.#reject !== undefined && this.#reject.seq === oldest;
+    const delayMs = rejected
+      ? Math.min(this.#o.resendAfterMs * 2 ** Math.min(this.#reject!.streak, 30), this.#o.maxResendAfterMs)
+      : this.#o.resendAfterMs;
+    if (Date.now() - sentAt < delayMs) return;
+    this.#stats.resends++;
+    this.#log(rejected ? 'warn' : 'info', 'no ack from ingest in time; resending from the acked mark', {
+      seq: oldest,
+      afterMs: delayMs,
+      ...(rejected ? { rejectedAs: this.#lastReject?.code, rejects: this.#reject!.streak } : {}),
+    });
+    this.#rewind();
+    this.#pump();
+  }
+
+  async #onMessage(topic: string, payload: Buffer): Promise<void> {
+    if (topic === this.#topics.acks) await this.#onAck(payload);
+    else if (topic === this.#topics.rejects) this.#onReject(payload);
+  }
+
+  async #onAck(payload: Buffer): Promise<void> {
+    const upTo = uintIn(decodeMessage(payload), 'upTo');
+    if (upTo === undefined) {
+      this.#bad('ack', payload);
+      return;
+    }
+    const outbox = this.#o.outbox;
+    const head = outbox.head().seq;
+    if (upTo > head) {
+      this.#count('PUBLISH_ACK_BEYOND_HEAD');
+      this.#log('error', 'ingest acknowledged beyond the chain head (was the outbox replaced?)', {
+        upTo,
+        head,
+        code: 'PUBLISH_ACK_BEYOND_HEAD',
+      });
+    }
+    const before = outbox.ackedUpTo();
+    // markAcked moves the in-memory mark at once; its write is not waited for before sending more (a lost
+    // write only means a resend, which ingest acknowledges idempotently).
+    outbox.markAcked(Math.min(upTo, head)).catch((err: unknown) => {
+      if (!this.#stopped) this.#log('error', 'cannot record the ack', { upTo, err: (err as Error).message, code: (err as { code?: unknown }).code });
+    });
+    const acked = outbox.ackedUpTo();
+    for (const seq of this.#sentAt.keys()) if (seq <= acked) this.#sentAt.delete(seq);
+    if (acked > before) {
+      if (this.#reject !== undefined && this.#reject.seq <= acked) this.#reject = undefined;
+      this.emit('acked', acked);
+    }
+    this.#pump();
+  }
+
+  #onReject(payload: Buffer): void {
+    const map = decodeMessage(payload);
+    const seq = uintIn(map, 'seq');
+    const code = map?.get('code');
+    if (seq === undefined || typeof code !== 'string' || code.length === 0 || code.length > 64) {
+      this.#bad('reject', payload);
+      return;
+    }
+    this.#rejected[code] = (this.#rejected[code] ?? 0) + 1;
+    this.#lastReject = { seq, code, at: Date.now() };
+    if (seq > this.#o.outbox.ackedUpTo()) {
+      this.#reject = this.#reject?.seq === seq ? { seq, streak: this.#reject.streak + 1 } : { seq, streak: 1 };
+    }
+    this.#log('error', 'ingest rejected a statement', { seq, code, count: this.#rejected[code] });
+    this.emit('rejected', { seq, code });
+  }
+
+  #bad(what: string, payload: Buffer): void {
+    this.#count('PUBLISH_BAD_MESSAGE');
+    this.#log('warn', `bad ${what} message ignored`, { code: 'PUBLISH_BAD_MESSAGE', sizeBytes: payload.length });
+  }
+
+  #count(code: PublishErrorCode): void {
+    this.#problems[code] = (this.#problems[code] ?? 0) + 1;
+  }
+}
+
+/** The CBOR map of an ack or reject (FORMAT.md, MQTT wire), or undefined when it is not one. */
+function decodeMessage(payload: Buffer): Map<unknown, unknown> | undefined {
+  let value: unknown;
+  try {
+    value = decodeCbor(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), { what: 'message' });
+  } catch {
+    return undefined;
+  }
+  return value instanceof Map ? value : undefined;
+}
+
+function uintIn(map: Map<unknown, unknown> | undefined, field: string): number | undefined {
+  const v = map?.get(field);
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+

@@ -1,0 +1,128 @@
+/**
+ * Test helpers for edge-agent suites: acquired items, an in-process aedes broker that can be restarted on the
+ * same port, and a fake ingest (a plain MQTT client that acknowledges contiguous seqs). Not exported from index.
+ */
+import net from 'node:net';
+import { Aedes } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
+import { parseStatement } from '@stele/core/cose/index.ts';
+import { sha256 } from '@stele/core/hash.ts';
+import { utf8 } from '@stele/core/bytes.ts';
+import type { Acquired } from './outbox.ts';
+
+export function acquired(i: number, sensor = 'sensor-a'): Acquired {
+  return {
+    sensor,
+    time: 1_790_000_000_000 + i * 1000,
+    clock: { synced: true, source: 'ntp' },
+    meas: [{ code: 'a21026', kind: 'Rtd', value: `${(i % 100) + 0.5}`, unit: 'mg/m3', flag: 'N' }],
+    raw: [sha256(utf8(`frame ${i}`))],
+  };
+}
+
+export interface TestBroker {
+  url: string;
+  port: number;
+  /** Closes the broker and its listener (clients see the connection drop). */
+  close(): Promise<void>;
+  /** Starts a fresh broker on the same port (no sessions survive, as after a real broker restart). */
+  restart(): Promise<void>;
+}
+
+export async function startBroker(): Promise<TestBroker> {
+  let broker: Aedes;
+  let server: net.Server;
+  let port = 0;
+  const listen = async () => {
+    broker = await Aedes.createBroker();
+    server = net.createServer(broker.handle);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    port = (server.address() as net.AddressInfo).port;
+  };
+  let running = false;
+  const close = async () => {
+    if (!running) return;
+    running = false;
+    await new Promise<void>((r) => broker.close(() => r()));
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  await listen();
+  running = true;
+  return {
+    get url() {
+      return `mqtt://127.0.0.1:${port}`;
+    },
+    get port() {
+      return port;
+    },
+    close,
+    async restart() {
+      await close();
+      await listen();
+      running = true;
+    },
+  };
+}
+
+export interface FakeIngest {
+  /** Every statement seq received, in arrival order (duplicates included). */
+  received: number[];
+  /** Every payload's fields received, in arrival order. */
+  payloads: { seq: number; hasReading: boolean }[];
+  /** Highest seq such that 1..seq were all received. */
+  committed(): number;
+  /** Publishes a reject for `seq`. */
+  reject(seq: number, code: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A plain MQTT subscriber standing in for ingest: commits contiguous seqs and, unless `ack` is false, publishes
+ * `{upTo}` after every statement (also for duplicates, as ingest does); statements ahead of a gap wait for it. Reconnects every 100 ms while running.
+ */
+export async function startFakeIngest(url: string, deviceId: string, options: { ack?: boolean; committed?: number } = {}): Promise<FakeIngest> {
+  const ack = options.ack ?? true;
+  const received: number[] = [];
+  const payloads: FakeIngest['payloads'] = [];
+  let committed = options.committed ?? 0; // what this ingest already has from an earlier run
+  const seen = new Set<number>();
+  const client: MqttClient = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 100, clientId: `fake-ingest-${deviceId}` });
+  client.on('error', () => undefined);
+  client.on('message', (topic, payload) => {
+    if (!topic.endsWith('/statements')) return;
+    const map = decodeCbor(new Uint8Array(payload)) as Map<string, Uint8Array>;
+    const statement = parseStatement(map.get('statement')!);
+    received.push(statement.seq);
+    payloads.push({ seq: statement.seq, hasReading: map.has('reading') });
+    seen.add(statement.seq);
+    while (seen.has(committed + 1)) committed++;
+    if (ack && committed > 0) client.publish(`stele/v1/${deviceId}/acks`, Buffer.from(encodeCbor({ upTo: committed })), { qos: 1 });
+  });
+  await client.subscribeAsync(`stele/v1/${deviceId}/statements`, { qos: 1 });
+  return {
+    received,
+    payloads,
+    committed: () => committed,
+    async reject(seq, code) {
+      await client.publishAsync(`stele/v1/${deviceId}/rejects`, Buffer.from(encodeCbor({ seq, code })), { qos: 1 });
+    },
+    async stop() {
+      await client.endAsync(true);
+    },
+  };
+}
+
+/** Polls `condition` every 10 ms; rejects after `timeoutMs` (bounded loop). */
+export async function waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

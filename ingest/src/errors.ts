@@ -1,0 +1,30 @@
+import { SteleError } from '@stele/core/errors.ts';
+
+/**
+ * Codes ingest puts on a rejected statement (counted in `stats().rejected`, logged, and published on
+ * `stele/v1/<device>/rejects`). The verification-style names are shared with the verifier's checks.
+ */
+export type RejectCode =
+  | 'INGEST_OVERSIZE' // MQTT payload larger than `maxMessageBytes`
+  | 'INGEST_MALFORMED' // the envelope is not the CBOR map of FORMAT.md §MQTT
+  | 'STATEMENT_FORMAT_ERROR' // the statement is not a Stele COSE_Sign1 (FORMAT.md §3)
+  | 'READING_FORMAT_ERROR' // the reading body is not a valid reading (FORMAT.md §2)
+  | 'UNKNOWN_KEY_ERROR' // kid not enrolled, or enrolled for another device than the statement/topic names
+  | 'SIGNATURE_ERROR' // ES256 signature does not verify under the enrolled key
+  | 'DIGEST_MISMATCH_ERROR' // the reading body does not hash to the statement payload
+  | 'HEADER_MISMATCH_ERROR' // reading device/seq/prev differ from the statement's protected header
+  | 'FORK_ERROR' // a second, different statement for a seq already taken
+  | 'CHAIN_LINK_ERROR' // prev is not the digest of the committed reading seq - 1
+  | 'INGEST_REORDER_FULL'; // seq ahead of the head and the per-device reorder buffer is full (resend later)
+
+/** Errors ingest raises to its callers (enrolment, export). */
+export type IngestErrorCode =
+  | 'INGEST_NOT_ANCHORED' // exportBundle: an entry of the window is not in an anchored batch yet
+  | 'INGEST_NOT_FOUND' // exportBundle: an entry of the window has not been committed
+  | 'INGEST_UNKNOWN_DEVICE' // exportBundle: no such enrolled device
+  | 'INGEST_ENROL_ERROR' // enrol: the record is malformed (bad key, kid not the key's id, bad device id)
+  | 'INGEST_ENROL_CONFLICT' // enrol: device id or kid already enrolled with another key / device
+  | 'INGEST_STORE_ERROR' // the store holds something it cannot read
+  | 'INGEST_STOPPED'; // the service was stopped
+
+export class IngestError extends SteleError<IngestErrorCode> {}

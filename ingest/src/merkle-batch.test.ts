@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { equalBytes } from '@stele/core/bytes.ts';
+import { sha256 } from '@stele/core/hash.ts';
+import { inclusionProof, rootFromLeafHashes, verifyInclusion } from '@stele/core/rfc9162/index.ts';
+import { BatchProofs } from './merkle-batch.ts';
+
+const leaves = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => sha256(Uint8Array.of(i, i >> 8)));
+
+describe('BatchProofs', () => {
+  it('gives the same root and inclusion proofs as core rfc9162 for every size 1..70', () => {
+    for (let n = 1; n <= 70; n++) {
+      const hashes = leaves(n);
+      const proofs = new BatchProofs(hashes);
+      const root = rootFromLeafHashes(hashes);
+      expect(equalBytes(proofs.root(), root)).toBe(true);
+      for (let i = 0; i < n; i++) {
+        const mine = proofs.inclusionProof(i);
+        const theirs = inclusionProof(hashes, i);
+        expect(mine.length).toBe(theirs.length);
+        mine.forEach((h, k) => expect(equalBytes(h, theirs[k]!)).toBe(true));
+        verifyInclusion(i, n, hashes[i]!, mine, root);
+      }
+    }
+  });
+
+  it('refuses an empty batch and an index out of range', () => {
+    expect(() => new BatchProofs([])).toThrow(RangeError);
+    expect(() => new BatchProofs(leaves(3)).inclusionProof(3)).toThrow(RangeError);
+  });
+});

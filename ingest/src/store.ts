@@ -1,0 +1,387 @@
+/**
+ * The ingest store: one LevelDB (level 10, `view` values = Uint8Array), CBOR values, string keys with a prefix
+ * per record kind. Every write that must be atomic (a commit of statements with its head and pending leaves; a
+ * batch with the (batchId, leafIndex) of each of its entries) is one `db.batch` with `sync: true`.
+ *
+ * Keys (numbers zero-padded to 16 digits so that keys sort like numbers and exact keys never collide, whatever
+ * the device id holds; device ids have no control characters, checkDeviceId in @stele/device):
+ *   dev!<deviceId>                 enrolment record + decoded public key
+ *   kid!<kid b64url>               deviceId
+ *   head!<deviceId>                committed head {seq, digest}
+ *   ent!<deviceId>!<seq>           {statement, reading?, receivedAt, batchId?, leafIndex?}
+ *   fork!<deviceId>!<seq>!<hash>   a second, different statement for a committed seq (kept, never applied)
+ *   pend!<order>                   pending leaf {deviceId, seq, leafHash}, in commit order
+ *   bat!<batchId>                  {batchId, size, root, leafHashes, protectedBytes, signature, createdAt, anchor?}
+ *   unanch!<batchId>               marker: batch stored but not anchored yet
+ */
+import { Level } from 'level';
+import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
+import { toBase64Url, toHex } from '@stele/core/bytes.ts';
+import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
+import { sha256 } from '@stele/core/hash.ts';
+import type { EnrolmentRecord } from '@stele/device';
+import { IngestError } from './errors.ts';
+
+export interface DeviceRow {
+  record: EnrolmentRecord;
+  publicKey: Uint8Array;
+  kid: Uint8Array;
+}
+
+export interface EntryRow {
+  statement: Uint8Array;
+  reading?: Uint8Array;
+  /** Ingest clock, ms since the epoch (device time is untrusted, FORMAT.md §8). */
+  receivedAt: number;
+  batchId?: number;
+  leafIndex?: number;
+}
+
+export interface Head {
+  seq: number;
+  digest: Uint8Array;
+}
+
+export interface PendingLeaf {
+  order: number;
+  deviceId: string;
+  seq: number;
+  leafHash: Uint8Array;
+}
+
+export interface BatchRow {
+  batchId: number;
+  size: number;
+  root: Uint8Array;
+  leafHashes: Uint8Array[];
+  /** The leaves as (deviceId, seq), in tree order. */
+  leaves: { deviceId: string; seq: number }[];
+  protectedBytes: Uint8Array;
+  signature: Uint8Array;
+  createdAt: number;
+  anchor?: AnchorRef;
+}
+
+export interface CommitItem {
+  seq: number;
+  entry: EntryRow;
+  leafHash: Uint8Array;
+}
+
+export interface ForkRow {
+  deviceId: string;
+  seq: number;
+  statement: Uint8Array;
+  reading?: Uint8Array;
+  receivedAt: number;
+}
+
+type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
+
+const pad = (n: number): string => String(n).padStart(16, '0');
+const SYNC = { sync: true } as const;
+
+export class IngestStore {
+  private nextOrder = 0;
+  private nextBatch = 1;
+
+  private constructor(private readonly db: Level<string, Uint8Array>) {}
+
+  static async open(dir: string): Promise<IngestStore> {
+    const db = new Level<string, Uint8Array>(dir, { valueEncoding: 'view' });
+    await db.open();
+    const store = new IngestStore(db);
+    const lastPend = await db.keys({ gt: 'pend!', lt: 'pend"', reverse: true, limit: 1 }).all();
+    if (lastPend[0] !== undefined) store.nextOrder = Number(lastPend[0].slice(5)) + 1;
+    const lastBatch = await db.keys({ gt: 'bat!', lt: 'bat"', reverse: true, limit: 1 }).all();
+    if (lastBatch[0] !== undefined) store.nextBatch = Number(lastBatch[0].slice(4)) + 1;
+    return store;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  // ---- devices
+
+  async putDevice(row: DeviceRow): Promise<void> {
+    const id = row.record.deviceId;
+    await this.db.batch(
+      [
+        { type: 'put', key: `dev!${id}`, value: enc({ record: cleanRecord(row.record), publicKey: row.publicKey, kid: row.kid }) },
+        { type: 'put', key: `kid!${toBase64Url(row.kid)}`, value: enc({ deviceId: id }) },
+      ],
+      SYNC,
+    );
+  }
+
+  async listDevices(): Promise<DeviceRow[]> {
+    const out: DeviceRow[] = [];
+    for await (const value of this.db.values({ gt: 'dev!', lt: 'dev"' })) out.push(decDevice(value));
+    return out;
+  }
+
+  async getDevice(deviceId: string): Promise<DeviceRow | undefined> {
+    const v = await this.db.get(`dev!${deviceId}`);
+    return v === undefined ? undefined : decDevice(v);
+  }
+
+  // ---- heads and entries
+
+  async listHeads(): Promise<Map<string, Head>> {
+    const out = new Map<string, Head>();
+    for await (const [key, value] of this.db.iterator({ gt: 'head!', lt: 'head"' })) {
+      const o = dec(value);
+      out.set(key.slice(5), { seq: num(o, 'seq'), digest: bytes(o, 'digest') });
+    }
+    return out;
+  }
+
+  async getEntry(deviceId: string, seq: number): Promise<EntryRow | undefined> {
+    const v = await this.db.get(`ent!${deviceId}!${pad(seq)}`);
+    return v === undefined ? undefined : decEntry(v);
+  }
+
+  async getEntries(deviceId: string, firstSeq: number, lastSeq: number): Promise<(EntryRow | undefined)[]> {
+    const keys: string[] = [];
+    for (let s = firstSeq; s <= lastSeq; s++) keys.push(`ent!${deviceId}!${pad(s)}`);
+    const values = await this.db.getMany(keys);
+    return values.map((v) => (v === undefined ? undefined : decEntry(v)));
+  }
+
+  /**
+   * Commits statements of one device, contiguous and already checked, in one atomic write: each entry, its
+   * pending leaf, and the new head. Returns the pending leaves in commit order.
+   */
+  async commit(deviceId: string, items: readonly CommitItem[], head: Head): Promise<PendingLeaf[]> {
+    const ops: Op[] = [];
+    const pending: PendingLeaf[] = [];
+    const firstOrder = this.nextOrder;
+    for (const [i, item] of items.entries()) {
+      const order = firstOrder + i;
+      ops.push({ type: 'put', key: `ent!${deviceId}!${pad(item.seq)}`, value: encEntry(item.entry) });
+      ops.push({ type: 'put', key: `pend!${pad(order)}`, value: enc({ deviceId, seq: item.seq, leafHash: item.leafHash }) });
+      pending.push({ order, deviceId, seq: item.seq, leafHash: item.leafHash });
+    }
+    ops.push({ type: 'put', key: `head!${deviceId}`, value: enc({ seq: head.seq, digest: head.digest }) });
+    // Reserve the orders before the await so that concurrent commits of other devices get distinct ones.
+    this.nextOrder = firstOrder + items.length;
+    await this.db.batch(ops, SYNC);
+    return pending;
+  }
+
+  async putFork(fork: ForkRow): Promise<void> {
+    const h = toHex(sha256(fork.statement)).slice(0, 16);
+    const value: Record<string, unknown> = { statement: fork.statement, receivedAt: fork.receivedAt };
+    if (fork.reading !== undefined) value['reading'] = fork.reading;
+    await this.db.put(`fork!${fork.deviceId}!${pad(fork.seq)}!${h}`, enc(value), SYNC);
+  }
+
+  async listForks(deviceId: string): Promise<ForkRow[]> {
+    const out: ForkRow[] = [];
+    const prefix = `fork!${deviceId}!`;
+    for await (const [key, value] of this.db.iterator({ gt: prefix, lt: `${prefix}\u{10ffff}` })) {
+      // A device id may itself hold `!`: keep only keys that are exactly <prefix><16 digits>!<16 hex>.
+      if (!/^\d{16}![0-9a-f]{16}$/.test(key.slice(prefix.length))) continue;
+      const o = dec(value);
+      const row: ForkRow = { deviceId, seq: Number(key.slice(prefix.length, prefix.length + 16)), statement: bytes(o, 'statement'), receivedAt: num(o, 'receivedAt') };
+      const r = o.get('reading');
+      if (r instanceof Uint8Array) row.reading = r;
+      out.push(row);
+    }
+    return out;
+  }
+
+  // ---- pending leaves and batches
+
+  async listPending(): Promise<PendingLeaf[]> {
+    const out: PendingLeaf[] = [];
+    for await (const [key, value] of this.db.iterator({ gt: 'pend!', lt: 'pend"' })) {
+      const o = dec(value);
+      out.push({ order: Number(key.slice(5)), deviceId: str(o, 'deviceId'), seq: num(o, 'seq'), leafHash: bytes(o, 'leafHash') });
+    }
+    return out;
+  }
+
+  /** The id the next batch will get (batch ids increase from 1, FORMAT.md §4). */
+  peekNextBatchId(): number {
+    return this.nextBatch;
+  }
+
+  /**
+   * Stores a batch, marks it unanchored, writes (batchId, leafIndex) into each of its entries and removes its
+   * leaves from the pending queue: one atomic write.
+   */
+  async writeBatch(batch: Omit<BatchRow, 'leaves' | 'anchor'>, leaves: readonly PendingLeaf[]): Promise<void> {
+    if (batch.batchId !== this.nextBatch) throw new RangeError(`batch id ${batch.batchId} is not the next one (${this.nextBatch})`);
+    if (leaves.length !== batch.size) throw new RangeError('leaves.length must equal batch.size');
+    const entryKeys = leaves.map((l) => `ent!${l.deviceId}!${pad(l.seq)}`);
+    const current = await this.db.getMany(entryKeys);
+    const ops: Op[] = [];
+    for (const [i, l] of leaves.entries()) {
+      const v = current[i];
+      if (v === undefined) throw new IngestError('INGEST_STORE_ERROR', `pending leaf without entry: ${l.deviceId} seq ${l.seq}`);
+      const entry = decEntry(v);
+      entry.batchId = batch.batchId;
+      entry.leafIndex = i;
+      ops.push({ type: 'put', key: entryKeys[i]!, value: encEntry(entry) });
+      ops.push({ type: 'del', key: `pend!${pad(l.order)}` });
+    }
+    const row: BatchRow = { ...batch, leaves: leaves.map((l) => ({ deviceId: l.deviceId, seq: l.seq })) };
+    ops.push({ type: 'put', key: `bat!${pad(batch.batchId)}`, value: encBatch(row) });
+    ops.push({ type: 'put', key: `unanch!${pad(batch.batchId)}`, value: new Uint8Array(0) });
+    this.nextBatch = batch.batchId + 1;
+    try {
+      await this.db.batch(ops, SYNC);
+    } catch (e) {
+      this.nextBatch = batch.batchId;
+      throw e;
+    }
+  }
+
+  async setAnchor(batchId: number, anchor: AnchorRef): Promise<void> {
+    const row = await this.getBatch(batchId);
+    if (row === undefined) throw new RangeError(`no batch ${batchId}`);
+    row.anchor = anchor;
+    await this.db.batch(
+      [
+        { type: 'put', key: `bat!${pad(batchId)}`, value: encBatch(row) },
+        { type: 'del', key: `unanch!${pad(batchId)}` },
+      ],
+      SYNC,
+    );
+  }
+
+  async getBatch(batchId: number): Promise<BatchRow | undefined> {
+    const v = await this.db.get(`bat!${pad(batchId)}`);
+    return v === undefined ? undefined : decBatch(v);
+  }
+
+  async listUnanchoredIds(): Promise<number[]> {
+    const out: number[] = [];
+    for await (const key of this.db.keys({ gt: 'unanch!', lt: 'unanch"' })) out.push(Number(key.slice(7)));
+    return out;
+  }
+
+  /** Number of batches stored (ids are 1..n). */
+  batchCount(): number {
+    return this.nextBatch - 1;
+  }
+}
+
+// ---- value encoding
+
+function enc(value: Record<string, unknown>): Uint8Array {
+  return encodeCbor(value);
+}
+
+function dec(value: Uint8Array): Map<unknown, unknown> {
+  const v = decodeCbor(value, { what: 'store value' });
+  if (!(v instanceof Map)) throw new IngestError('INGEST_STORE_ERROR', 'store value is not a map');
+  return v;
+}
+
+function field(o: Map<unknown, unknown>, k: string): unknown {
+  return o.get(k);
+}
+
+function num(o: Map<unknown, unknown>, k: string): number {
+  const v = field(o, k);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new IngestError('INGEST_STORE_ERROR', `store field ${k} is not an integer`);
+  return v;
+}
+
+function str(o: Map<unknown, unknown>, k: string): string {
+  const v = field(o, k);
+  if (typeof v !== 'string') throw new IngestError('INGEST_STORE_ERROR', `store field ${k} is not a string`);
+  return v;
+}
+
+function bytes(o: Map<unknown, unknown>, k: string): Uint8Array {
+  const v = field(o, k);
+  if (!(v instanceof Uint8Array)) throw new IngestError('INGEST_STORE_ERROR', `store field ${k} is not bytes`);
+  return v;
+}
+
+function toPlain(v: unknown): unknown {
+  if (v instanceof Map) {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of v) o[String(k)] = toPlain(x);
+    return o;
+  }
+  if (Array.isArray(v)) return v.map(toPlain);
+  return v;
+}
+
+/** Drops undefined fields (CBOR has no undefined; exactOptionalPropertyTypes keeps them out of our own types). */
+function cleanRecord(r: object): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) if (v !== undefined) o[k] = v;
+  return o;
+}
+
+function decDevice(value: Uint8Array): DeviceRow {
+  const o = dec(value);
+  return { record: toPlain(o.get('record')) as EnrolmentRecord, publicKey: bytes(o, 'publicKey'), kid: bytes(o, 'kid') };
+}
+
+function encEntry(e: EntryRow): Uint8Array {
+  const o: Record<string, unknown> = { statement: e.statement, receivedAt: e.receivedAt };
+  if (e.reading !== undefined) o['reading'] = e.reading;
+  if (e.batchId !== undefined) o['batchId'] = e.batchId;
+  if (e.leafIndex !== undefined) o['leafIndex'] = e.leafIndex;
+  return enc(o);
+}
+
+function decEntry(value: Uint8Array): EntryRow {
+  const o = dec(value);
+  const e: EntryRow = { statement: bytes(o, 'statement'), receivedAt: num(o, 'receivedAt') };
+  if (o.has('reading')) e.reading = bytes(o, 'reading');
+  if (o.has('batchId')) e.batchId = num(o, 'batchId');
+  if (o.has('leafIndex')) e.leafIndex = num(o, 'leafIndex');
+  return e;
+}
+
+function encBatch(b: BatchRow): Uint8Array {
+  const leafHashes = new Uint8Array(32 * b.leafHashes.length);
+  b.leafHashes.forEach((h, i) => leafHashes.set(h, 32 * i));
+  const o: Record<string, unknown> = {
+    batchId: b.batchId,
+    size: b.size,
+    root: b.root,
+    leafHashes,
+    leaves: b.leaves.map((l) => [l.deviceId, l.seq]),
+    protectedBytes: b.protectedBytes,
+    signature: b.signature,
+    createdAt: b.createdAt,
+  };
+  if (b.anchor !== undefined) o['anchor'] = cleanRecord(b.anchor);
+  return enc(o);
+}
+
+function decBatch(value: Uint8Array): BatchRow {
+  const o = dec(value);
+  const packed = bytes(o, 'leafHashes');
+  const size = num(o, 'size');
+  if (packed.length !== 32 * size) throw new IngestError('INGEST_STORE_ERROR', 'batch leaf hashes do not match its size');
+  const leafHashes: Uint8Array[] = [];
+  for (let i = 0; i < size; i++) leafHashes.push(packed.subarray(32 * i, 32 * i + 32));
+  const leavesRaw = o.get('leaves');
+  if (!Array.isArray(leavesRaw)) throw new IngestError('INGEST_STORE_ERROR', 'batch leaves is not an array');
+  const leaves = leavesRaw.map((l: unknown) => {
+    if (!Array.isArray(l) || typeof l[0] !== 'string' || typeof l[1] !== 'number') throw new IngestError('INGEST_STORE_ERROR', 'bad batch leaf');
+    return { deviceId: l[0], seq: l[1] };
+  });
+  const row: BatchRow = {
+    batchId: num(o, 'batchId'),
+    size,
+    root: bytes(o, 'root'),
+    leafHashes,
+    leaves,
+    protectedBytes: bytes(o, 'protectedBytes'),
+    signature: bytes(o, 'signature'),
+    createdAt: num(o, 'createdAt'),
+  };
+  if (o.has('anchor')) row.anchor = toPlain(o.get('anchor')) as AnchorRef;
+  return row;
+}

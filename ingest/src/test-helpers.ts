@@ -1,0 +1,155 @@
+/**
+ * Test fixtures for ingest's suites (not exported from index.ts): an in-process aedes broker on 127.0.0.1, a
+ * software P-256 signer, signed reading chains, and a gateway-side MQTT client that records acks and rejects.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { p256 } from '@noble/curves/nist.js';
+import { Aedes } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
+import { signStatement } from '@stele/core/cose/index.ts';
+import { keyIdOf } from '@stele/core/keys.ts';
+import { encodeReading, GENESIS_PREV, readingDigest, type Reading } from '@stele/core/reading.ts';
+import type { Signer } from '@stele/core/signer.ts';
+import { toBase64Url } from '@stele/core/bytes.ts';
+import type { EnrolmentRecord } from '@stele/device';
+
+export interface TestBroker {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startBroker(): Promise<TestBroker> {
+  const broker = await Aedes.createBroker();
+  const server = net.createServer(broker.handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return {
+    url,
+    close: async () => {
+      await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+export async function tempDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `stele-${prefix}-`));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** ES256 software signer over @noble (what device/src's SoftwareSigner does, without a key file). */
+export function testSigner(secretKey: Uint8Array = p256.utils.randomSecretKey()): Signer & { secretKey: Uint8Array } {
+  const publicKey = p256.getPublicKey(secretKey, false);
+  return {
+    algorithm: 'ES256',
+    backend: 'software',
+    keyId: keyIdOf(publicKey),
+    publicKey,
+    secretKey,
+    sign: async (message: Uint8Array) => p256.sign(message, secretKey, { prehash: true, lowS: false }),
+  };
+}
+
+export function enrolmentOf(signer: Signer, deviceId: string): EnrolmentRecord {
+  return {
+    deviceId,
+    publicKey: toBase64Url(signer.publicKey),
+    kid: toBase64Url(signer.keyId),
+    keyBackend: signer.backend,
+    enrolledAt: new Date(0).toISOString(),
+    site: 'test stack',
+  };
+}
+
+export interface SignedReading {
+  seq: number;
+  reading: Uint8Array;
+  statement: Uint8Array;
+  digest: Uint8Array;
+}
+
+export function readingAt(deviceId: string, seq: number, prev: Uint8Array, value = `${(seq * 1.7).toFixed(2)}`): Reading {
+  return {
+    v: 1,
+    device: deviceId,
+    sensor: 'cems-1',
+    seq,
+    prev,
+    time: 1_700_000_000_000 + seq * 1000,
+    clock: { synced: false, source: 'sim' },
+    meas: [{ code: 'a21026', kind: 'Rtd', value, unit: 'mg/m3', flag: 'N' }],
+    raw: [new Uint8Array(32).fill(seq & 0xff)],
+  };
+}
+
+export async function signedReading(signer: Signer, reading: Reading): Promise<SignedReading> {
+  const bytes = encodeReading(reading);
+  return { seq: reading.seq, reading: bytes, statement: await signStatement(bytes, signer), digest: readingDigest(bytes) };
+}
+
+/** Readings seq from..from+n-1 of one device, chained from `prev`. */
+export async function makeChain(signer: Signer, deviceId: string, n: number, from = 1, prev: Uint8Array = GENESIS_PREV): Promise<SignedReading[]> {
+  const out: SignedReading[] = [];
+  for (let seq = from; seq < from + n; seq++) {
+    const r = await signedReading(signer, readingAt(deviceId, seq, prev));
+    out.push(r);
+    prev = r.digest;
+  }
+  return out;
+}
+
+export function envelope(r: { statement: Uint8Array; reading?: Uint8Array }, mode: 'full' | 'hash-only' = 'full'): Uint8Array {
+  return encodeCbor(mode === 'full' && r.reading !== undefined ? { statement: r.statement, reading: r.reading } : { statement: r.statement });
+}
+
+/** A gateway's side of the MQTT wire: publishes statements, records acks and rejects. */
+export class TestGateway {
+  acks: number[] = [];
+  rejects: { seq: number; code: string }[] = [];
+
+  private constructor(
+    readonly deviceId: string,
+    private readonly client: MqttClient,
+  ) {}
+
+  static async connect(url: string, deviceId: string): Promise<TestGateway> {
+    const client = await mqtt.connectAsync(url, { clientId: `gw-test-${deviceId}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 });
+    const gw = new TestGateway(deviceId, client);
+    client.on('message', (topic, payload) => {
+      const m = decodeCbor(new Uint8Array(payload)) as Map<string, unknown>;
+      if (topic.endsWith('/acks')) gw.acks.push(m.get('upTo') as number);
+      else if (topic.endsWith('/rejects')) gw.rejects.push({ seq: m.get('seq') as number, code: m.get('code') as string });
+    });
+    await client.subscribeAsync([`stele/v1/${deviceId}/acks`, `stele/v1/${deviceId}/rejects`], { qos: 1 });
+    return gw;
+  }
+
+  get ackedUpTo(): number {
+    return this.acks.length === 0 ? 0 : Math.max(...this.acks);
+  }
+
+  async publishRaw(payload: Uint8Array, topicDevice = this.deviceId): Promise<void> {
+    await this.client.publishAsync(`stele/v1/${topicDevice}/statements`, Buffer.from(payload), { qos: 1 });
+  }
+
+  async publish(r: { statement: Uint8Array; reading?: Uint8Array }, mode: 'full' | 'hash-only' = 'full'): Promise<void> {
+    await this.publishRaw(envelope(r, mode));
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync();
+  }
+}
+
+/** Polls `cond` every 5 ms; throws after `limitMs` (bounded loop, not a timing assertion). */
+export async function waitFor(cond: () => boolean, what: string, limitMs = 20_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

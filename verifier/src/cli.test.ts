@@ -1,0 +1,143 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeBundle } from '@stele/core/bundle.ts';
+import { answerJsonRpc, buildTestBundle, cloneBundle, tamper } from '@stele/core/verify/test-bundle.ts';
+import type { Verdict } from '@stele/core/verify/index.ts';
+import { runVerify } from './cli.ts';
+import { formatVerdict } from './format.ts';
+
+const built = await buildTestBundle();
+let dir: string;
+let server: Server;
+let rpcUrl: string;
+const files: Record<string, string> = {};
+
+/** A JSON-RPC endpoint on 127.0.0.1 answering like a chain holding the bundle's genuine anchors. */
+function startChain(): Promise<Server> {
+  const s = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(answerJsonRpc(built, JSON.parse(body))));
+    });
+  });
+  return new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve(s)));
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stele-verify-cli-'));
+  server = await startChain();
+  rpcUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const tampered = cloneBundle(built.bundle);
+  tampered.entries[2]!.statement = tamper.signatureByte(tampered.entries[2]!.statement);
+  const withRpc = cloneBundle(built.bundle);
+  for (const b of withRpc.batches) b.anchor!.rpc = rpcUrl;
+  const contents: Record<string, Uint8Array> = {
+    valid: built.bytes,
+    validRpc: encodeBundle(withRpc),
+    tampered: encodeBundle(tampered),
+    truncated: built.bytes.subarray(0, 300),
+  };
+  for (const [name, bytes] of Object.entries(contents)) {
+    files[name] = join(dir, `${name}.json`);
+    await writeFile(files[name]!, bytes);
+  }
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runVerify(argv, { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } });
+  return { code, out, err };
+}
+
+describe('stele verify', () => {
+  it('exits 0 for a valid bundle anchored on a chain that answers (--rpc)', async () => {
+    const r = await run(files.valid!, '--rpc', rpcUrl, '--lang', 'en');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('Verdict: VERIFIED');
+    expect(r.out).toContain('[pass] 7. On-chain anchor');
+  });
+
+  it('uses the rpc recorded in the bundle when no --rpc is given', async () => {
+    const r = await run(files.validRpc!, '--json');
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.out) as Verdict;
+    expect(v.state).toBe('verified');
+    expect(v.summary.anchors[0]!.confirmedBy).toEqual([rpcUrl]);
+  });
+
+  it('exits 1 for a tampered bundle and names the code', async () => {
+    const r = await run(files.tampered!, '--offline', '--lang', 'en');
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('SIGNATURE_ERROR (seq 3)');
+  });
+
+  it('exits 1 for a truncated file (BUNDLE_FORMAT_ERROR)', async () => {
+    const r = await run(files.truncated!, '--json');
+    expect(r.code).toBe(1);
+    const v = JSON.parse(r.out) as Verdict;
+    expect(v.checks[0]!.failures[0]!.code).toBe('BUNDLE_FORMAT_ERROR');
+  });
+
+  it('exits 3 offline and when the chain cannot be reached', async () => {
+    expect((await run(files.valid!, '--offline')).code).toBe(3);
+    const r = await run(files.valid!, '--rpc', 'http://127.0.0.1:1', '--lang', 'zh');
+    expect(r.code).toBe(3);
+    expect(r.out).toContain('无法连接区块链节点 http://127.0.0.1:1');
+  });
+
+  it('exits 2 for usage and I/O errors', async () => {
+    expect((await run()).code).toBe(2);
+    expect((await run(join(dir, 'missing.json'))).code).toBe(2);
+    expect((await run(files.valid!, '--lang', 'fr')).code).toBe(2);
+    expect((await run(files.valid!, '--bogus')).code).toBe(2);
+    expect((await run(files.valid!, '--rpc')).code).toBe(2);
+    expect((await run(files.valid!, '--rpc', 'ftp://x')).code).toBe(2);
+    expect((await run(files.valid!, files.valid!)).code).toBe(2);
+    expect((await run(files.valid!, '--offline', '--rpc', rpcUrl)).code).toBe(2);
+  });
+
+  it('prints usage for --help and exits 0', async () => {
+    const r = await run('--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^usage: stele verify/);
+  });
+});
+
+describe('formatVerdict', () => {
+  it('prints the verdict line first, then every check, in either language', async () => {
+    const r = await run(files.valid!, '--offline', '--json');
+    const v = JSON.parse(r.out) as Verdict;
+    const zh = formatVerdict(v, 'zh');
+    const en = formatVerdict(v, 'en');
+    expect(zh).toContain('结论: 未能完全核验');
+    expect(en).toContain('Verdict: NOT FULLY CHECKED');
+    for (const c of v.checks) {
+      expect(zh).toContain(c.title.zh);
+      expect(en).toContain(c.title.en);
+    }
+  });
+
+  it('caps long failure lists', async () => {
+    const b = cloneBundle(built.bundle);
+    b.window = { firstSeq: 1, lastSeq: 10 };
+    b.entries = b.entries.map((e) => ({ ...e, receipt: tamper.signatureByte(e.receipt) }));
+    const file = join(dir, 'many.json');
+    await writeFile(file, encodeBundle(b));
+    const r = await run(file, '--offline', '--lang', 'en');
+    expect(r.code).toBe(1);
+    const capped = formatVerdict(JSON.parse((await run(file, '--offline', '--json')).out) as Verdict, 'en', { maxFailuresPerCheck: 3 });
+    expect(capped).toContain('… and 7 more');
+  });
+});

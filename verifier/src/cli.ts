@@ -1,0 +1,148 @@
+/**
+ * `stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en]`
+ *
+ * Exit codes: 0 verified, 1 failed, 3 partial (not fully checked, e.g. offline), 2 usage or I/O error.
+ * The chain is asked through `readAnchor` at the --rpc URLs (all must agree) or, without --rpc, at the RPC
+ * recorded in each batch's anchor; nothing else touches the network.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
+import { verifyBundleBytes } from '@stele/core/verify/index.ts';
+import type { AnchorReader, Verdict } from '@stele/core/verify/index.ts';
+import { formatVerdict, type Lang } from './format.ts';
+
+/** The part of a process's streams the command uses. */
+export interface VerifyIo {
+  stdout: { write(chunk: string): unknown };
+  stderr: { write(chunk: string): unknown };
+}
+
+export const EXIT_VERIFIED = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_PARTIAL = 3;
+
+const USAGE = `usage: stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en]
+
+Verifies an evidence bundle (docs/FORMAT.md §7): signatures, completeness, batch inclusion, receipts offline;
+the on-chain anchor through a JSON-RPC endpoint of the chain.
+
+  --rpc URL      chain endpoint to ask (repeat to ask several; all must agree).
+                 Default: the rpc recorded in the bundle's anchors.
+  --offline      do not ask any chain endpoint (the anchor stays unchecked)
+  --json         print the verdict as JSON
+  --lang zh|en   language of the text output (default: zh when LANG starts with zh, else en)
+  --timeout-ms N time limit per chain read (default 10000)
+
+exit: 0 verified, 1 failed, 3 not fully checked (e.g. offline), 2 usage or I/O error
+`;
+
+interface Args {
+  file: string;
+  rpcUrls: string[];
+  offline: boolean;
+  json: boolean;
+  lang: Lang;
+  timeoutMs: number | undefined;
+}
+
+class UsageError extends Error {}
+
+function defaultLang(): Lang {
+  return (process.env.LANG ?? '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
+}
+
+function parseArgs(argv: string[]): Args | 'help' {
+  const files: string[] = [];
+  const args: Omit<Args, 'file'> = { rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i]!;
+    const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
+    const name = eq > 0 ? raw.slice(0, eq) : raw;
+    const value = (): string => {
+      if (eq > 0) return raw.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${name} needs a value`);
+      return v;
+    };
+    switch (name) {
+      case '--help':
+      case '-h':
+        return 'help';
+      case '--rpc': {
+        const url = value();
+        if (!/^https?:\/\/\S+$/.test(url)) throw new UsageError(`--rpc: not an http(s) URL: ${url}`);
+        args.rpcUrls.push(url);
+        break;
+      }
+      case '--offline':
+        args.offline = true;
+        break;
+      case '--json':
+        args.json = true;
+        break;
+      case '--lang': {
+        const lang = value();
+        if (lang !== 'zh' && lang !== 'en') throw new UsageError(`--lang: expected zh or en, got ${lang}`);
+        args.lang = lang;
+        break;
+      }
+      case '--timeout-ms': {
+        const n = Number(value());
+        if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError('--timeout-ms: expected a positive integer');
+        args.timeoutMs = n;
+        break;
+      }
+      default:
+        if (raw.startsWith('-') && raw !== '-') throw new UsageError(`unknown option ${raw}`);
+        files.push(raw);
+    }
+  }
+  if (files.length !== 1) throw new UsageError(files.length === 0 ? 'no bundle file given' : 'give exactly one bundle file');
+  if (args.offline && args.rpcUrls.length > 0) throw new UsageError('--offline and --rpc exclude each other');
+  return { file: files[0]!, ...args };
+}
+
+/** The chain access of the CLI: `readAnchor` at the given URL. */
+function cliAnchorReader(timeoutMs: number | undefined): AnchorReader {
+  return async (ref, batchId, rpcUrl) => {
+    if (rpcUrl === undefined) throw new AnchorError('ANCHOR_RPC_ERROR', 'no chain endpoint: pass --rpc URL');
+    return readAnchor(rpcUrl, ref, batchId, timeoutMs === undefined ? {} : { timeoutMs });
+  };
+}
+
+/** Exit code of a verdict. */
+export function exitCodeOf(verdict: Verdict): number {
+  return verdict.state === 'verified' ? EXIT_VERIFIED : verdict.state === 'failed' ? EXIT_FAILED : EXIT_PARTIAL;
+}
+
+/** `stele verify`: see the file comment. Never throws for bad input; returns the exit code. */
+export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
+  let args: Args | 'help';
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`stele verify: ${err.message}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if (args === 'help') {
+    io.stdout.write(USAGE);
+    return EXIT_VERIFIED;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(args.file));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    io.stderr.write(`stele verify: cannot read ${args.file}: ${e.message}\n`);
+    return EXIT_USAGE;
+  }
+  const { verdict } = await verifyBundleBytes(bytes, {
+    ...(args.offline ? {} : { anchorReader: cliAnchorReader(args.timeoutMs) }),
+    ...(args.rpcUrls.length > 0 ? { rpcUrls: args.rpcUrls } : {}),
+  });
+  io.stdout.write(args.json ? `${JSON.stringify(verdict, null, 2)}\n` : formatVerdict(verdict, args.lang, { bundleName: basename(args.file) }));
+  return exitCodeOf(verdict);
+}

@@ -1,0 +1,2 @@
+export { EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, EXIT_VERIFIED, exitCodeOf, runVerify, type VerifyIo } from './cli.ts';
+export { formatVerdict, type FormatOptions, type Lang } from './format.ts';
