@@ -25,7 +25,6 @@ export {
   decodeAll,
   decodeFrame,
 } from './hj212/decoder.ts';
-export { parseDataSegment } from './hj212/segment.ts';
 export {
   type ExeRtn,
   type Hj212AnswerInput,
