@@ -4,6 +4,7 @@
  * `status()` (never silently dropped), and the source goes on.
  */
 import type { Signer } from '@stele/core/signer.ts';
+import { checkDeviceId } from '@stele/device';
 import { OutboxError } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import type { Acquired, Outbox } from './outbox.ts';
@@ -83,7 +84,7 @@ export class GatewayAgent {
   #stopping: Promise<void> | undefined;
 
   constructor(options: GatewayAgentOptions) {
-    if (typeof options.deviceId !== 'string' || options.deviceId.length === 0) throw new TypeError('deviceId must be a non-empty string');
+    checkDeviceId(options.deviceId);
     if (options.signer === undefined || typeof options.signer.sign !== 'function') throw new TypeError('signer is required');
     if (options.outbox === undefined) throw new TypeError('outbox is required');
     this.#deviceId = options.deviceId;

@@ -78,6 +78,20 @@ describe('Publisher', () => {
     expect(fake.received).toEqual(range(5, 10));
   });
 
+  it('drains a backlog larger than the window without waiting for a resend', async () => {
+    // acks arriving several per TCP chunk (Nagle on, acks sent in bursts) must not leave the window unfilled;
+    // the resend timer is far away, so only the pump can move things on
+    await broker.close();
+    broker = await startBroker({ noDelay: false });
+    await take(1, 300);
+    const fake = await startFakeIngest(broker.url, DEVICE, { ackBurst: 64 });
+    cleanups.push(() => fake.stop());
+    const p = await publisher({ windowSize: 64, resendAfterMs: 60_000 });
+    await waitFor(() => outbox.ackedUpTo() === 300, 15_000, 'acks up to 300');
+    expect(fake.received).toEqual(range(1, 300));
+    expect(p.status().resends).toBe(0);
+  });
+
   it('sends statements only in hash-only mode', async () => {
     const fake = await ingest();
     const p = await publisher({ mode: 'hash-only' });

@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
+import { checkDeviceId } from '@stele/device';
 import type { PublishErrorCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import type { Outbox, OutboxEntry } from './outbox.ts';
@@ -115,9 +116,7 @@ export class Publisher extends EventEmitter {
     const { log, mqttOptions, clientId, ...rest } = options;
     const o = { ...DEFAULTS, ...stripUndefined(rest) };
     if (typeof o.mqttUrl !== 'string' || o.mqttUrl.length === 0) throw new TypeError('mqttUrl must be a non-empty string');
-    if (typeof o.deviceId !== 'string' || o.deviceId.length === 0 || /[/+#]/.test(o.deviceId)) {
-      throw new RangeError('deviceId must be non-empty and free of "/", "+", "#"');
-    }
+    checkDeviceId(o.deviceId); // it becomes a topic level
     if (o.outbox === undefined || o.outbox === null) throw new TypeError('outbox is required');
     if (o.mode !== 'full' && o.mode !== 'hash-only') throw new RangeError("mode must be 'full' or 'hash-only'");
     if (o.protocolVersion !== 4 && o.protocolVersion !== 5) throw new RangeError('protocolVersion must be 4 or 5');
@@ -211,6 +210,10 @@ export class Publisher extends EventEmitter {
     this.#client = client;
     const current = () => generation === this.#generation && !this.#stopped;
     client.on('connect', () => {
+      // Small QoS 1 packets both ways: with Nagle, delayed ACKs stall each window refill (~40 ms). Measured on
+      // 127.0.0.1, x86_64, aedes + fake ingest in one process, window 64, backlog of 2000: 718 msg/s with Nagle
+      // everywhere, 1370 with NODELAY here only, 5795 with NODELAY on broker and ingest too.
+      (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
       if (current()) void this.#onConnect(client, current);
     });
     client.on('message', (topic, payload) => {
@@ -280,6 +283,8 @@ export class Publisher extends EventEmitter {
       })
       .finally(() => {
         this.#pumping = undefined;
+        // notify()/acks that arrived after the loop's last check but before this callback (same tick) are not lost
+        if (this.#pumpAgain) this.#pump();
       });
   }
 

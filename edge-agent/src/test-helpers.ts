@@ -30,13 +30,14 @@ export interface TestBroker {
   restart(): Promise<void>;
 }
 
-export async function startBroker(): Promise<TestBroker> {
+/** `noDelay: false` keeps Nagle on the broker's sockets, so small packets coalesce (as on a loaded link). */
+export async function startBroker(options: { noDelay?: boolean } = {}): Promise<TestBroker> {
   let broker: Aedes;
   let server: net.Server;
   let port = 0;
   const listen = async () => {
     broker = await Aedes.createBroker();
-    server = net.createServer(broker.handle);
+    server = net.createServer({ noDelay: options.noDelay ?? true }, broker.handle);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', () => resolve());
@@ -82,16 +83,28 @@ export interface FakeIngest {
 
 /**
  * A plain MQTT subscriber standing in for ingest: commits contiguous seqs and, unless `ack` is false, publishes
- * `{upTo}` after every statement (also for duplicates, as ingest does); statements ahead of a gap wait for it. Reconnects every 100 ms while running.
+ * `{upTo}` after every statement (also for duplicates, as ingest does); statements ahead of a gap wait for it.
+ * With `ackBurst: k`, acks are held until k more statements arrived (or 50 ms passed), then sent one per seq in
+ * the same tick. Reconnects every 100 ms while running.
  */
-export async function startFakeIngest(url: string, deviceId: string, options: { ack?: boolean; committed?: number } = {}): Promise<FakeIngest> {
+export async function startFakeIngest(url: string, deviceId: string, options: { ack?: boolean; committed?: number; ackBurst?: number } = {},
+): Promise<FakeIngest> {
   const ack = options.ack ?? true;
   const received: number[] = [];
   const payloads: FakeIngest['payloads'] = [];
   let committed = options.committed ?? 0; // what this ingest already has from an earlier run
   const seen = new Set<number>();
+  let acksSent = committed;
+  let flushTimer: NodeJS.Timeout | undefined;
+  const flushAcks = () => {
+    for (let upTo = acksSent + 1; upTo <= committed; upTo++) client.publish(`stele/v1/${deviceId}/acks`, Buffer.from(encodeCbor({ upTo })), { qos: 1 });
+    acksSent = committed;
+  };
   const client: MqttClient = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 100, clientId: `fake-ingest-${deviceId}` });
   client.on('error', () => undefined);
+  const noDelay = () => (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+  noDelay();
+  client.on('connect', noDelay);
   client.on('message', (topic, payload) => {
     if (!topic.endsWith('/statements')) return;
     const map = decodeCbor(new Uint8Array(payload)) as Map<string, Uint8Array>;
@@ -100,7 +113,14 @@ export async function startFakeIngest(url: string, deviceId: string, options: { 
     payloads.push({ seq: statement.seq, hasReading: map.has('reading') });
     seen.add(statement.seq);
     while (seen.has(committed + 1)) committed++;
-    if (ack && committed > 0) client.publish(`stele/v1/${deviceId}/acks`, Buffer.from(encodeCbor({ upTo: committed })), { qos: 1 });
+    if (!ack || committed === 0) return;
+    if (options.ackBurst === undefined) {
+      client.publish(`stele/v1/${deviceId}/acks`, Buffer.from(encodeCbor({ upTo: committed })), { qos: 1 });
+    } else {
+      clearTimeout(flushTimer);
+      if (received.length % options.ackBurst === 0) flushAcks();
+      else flushTimer = setTimeout(flushAcks, 50); // the tail that does not fill a burst
+    }
   });
   await client.subscribeAsync(`stele/v1/${deviceId}/statements`, { qos: 1 });
   return {
@@ -111,6 +131,7 @@ export async function startFakeIngest(url: string, deviceId: string, options: { 
       await client.publishAsync(`stele/v1/${deviceId}/rejects`, Buffer.from(encodeCbor({ seq, code })), { qos: 1 });
     },
     async stop() {
+      clearTimeout(flushTimer);
       await client.endAsync(true);
     },
   };

@@ -122,7 +122,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
   try {
     // 1. The MQTT broker, in process.
     const broker = await Aedes.createBroker();
-    const server = net.createServer(broker.handle);
+    const server = net.createServer({ noDelay: true }, broker.handle);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const mqttUrl = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     cleanups.push(async () => {
