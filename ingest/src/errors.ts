@@ -6,7 +6,7 @@ import { SteleError } from '@stele/core/errors.ts';
  */
 export type RejectCode =
   | 'INGEST_OVERSIZE' // MQTT payload larger than `maxMessageBytes`
-  | 'INGEST_MALFORMED' // the envelope is not the CBOR map of FORMAT.md §MQTT
+  | 'INGEST_MALFORMED' // the envelope is not the CBOR map of FORMAT.md §11
   | 'STATEMENT_FORMAT_ERROR' // the statement is not a Stele COSE_Sign1 (FORMAT.md §3)
   | 'READING_FORMAT_ERROR' // the reading body is not a valid reading (FORMAT.md §2)
   | 'UNKNOWN_KEY_ERROR' // kid not enrolled, or enrolled for another device than the statement/topic names

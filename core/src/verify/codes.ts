@@ -1,5 +1,5 @@
 /**
- * Verification failure codes (docs/FORMAT.md §9, VERIFIER.md §4.4). Every failed check carries one or more
+ * Verification failure codes (docs/FORMAT.md §10, VERIFIER.md §4.4). Every failed check carries one or more
  * failures, each with exactly one of these codes. Codes are stable API: tests, the CLI JSON and the web page
  * compare them; the sentences that go with them (messages.ts) may change.
  */

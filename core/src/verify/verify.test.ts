@@ -351,12 +351,12 @@ describe('time bounds, flags, hash-only', () => {
     expect(codeSet(await verifyBundle(built.bundle, { anchorReader: built.anchorReader }))).toEqual(['CHAIN_LINK_ERROR']);
   });
 
-  it('an alert in the bundle leaves check 9 unchecked without making the verdict partial', async () => {
+  it('an alert in the bundle that nothing recomputes yet leaves check 9 unchecked and the verdict partial', async () => {
     const b = cloneBundle(base.bundle);
     b.alert = { value: '41.2' };
     const v = await verifyBundle(b, online);
     expect(check(v, 'alert').status).toBe('unchecked');
-    expect(v.state).toBe('verified');
+    expect(v.state).toBe('partial');
   });
 });
 

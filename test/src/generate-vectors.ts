@@ -1,0 +1,885 @@
+/**
+ * Generates the worked examples of docs/FORMAT.md into test/vectors/ (`npm run vectors`). Deterministic: fixed
+ * private keys (below, hex), fixed times, and ES256 signatures made with @noble/curves `p256.sign`, which derives
+ * the nonce by RFC 6979 (deterministic, `extraEntropy: false` is noble's default; vectors.test.ts checks it against
+ * RFC 6979 §A.2.5) and returns low-S. node:crypto is never used to sign: its ECDSA nonces are random.
+ *
+ * `generateVectors()` returns every file (path relative to test/vectors/ -> UTF-8 contents); vectors.test.ts
+ * compares it with the checked-in files byte for byte. test/vectors/SOURCE.md says how each file was made.
+ */
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { p256 } from '@noble/curves/nist.js';
+import { encodeAbiParameters, encodeEventTopics, encodeFunctionData, type Abi, type Hex } from 'viem';
+import {
+  BUNDLE_FORMAT,
+  bundleDigest,
+  consistencyProof,
+  decodeReading,
+  encodeBundle,
+  encodeCbor,
+  encodeReading,
+  encodeReceipt,
+  encodeStatementProtectedHeader,
+  fromHex,
+  GENESIS_PREV,
+  hashLeaf,
+  inclusionProof,
+  keyIdOf,
+  parseReceipt,
+  readingDigest,
+  rootFromLeafHashes,
+  sha256,
+  sigStructure1,
+  signBatchRoot,
+  signStatement,
+  toBase64Url,
+  toHex,
+  utf8,
+  type AnchorFacts,
+  type AnchorRef,
+  type BundleBatch,
+  type BundleEntry,
+  type EvidenceBundle,
+  type InclusionProof,
+  type Reading,
+  type Signer,
+  type VerdictState,
+  type VerifyCode,
+} from '@stele/core';
+import artifact from '../../ingest/contracts/SteleAnchor.json' with { type: 'json' };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fixed inputs. These keys are public test keys: never use them for anything else.
+
+/** Device (gateway) signing key, P-256 scalar, big-endian hex. */
+export const DEVICE_SECRET_KEY_HEX = 'f338af5a0e163d8a3d9abe83f1cb7e9bb69fbb2ce30398fa2896b6d5f9509358';
+/** Ingest receipt key, P-256 scalar, big-endian hex. */
+export const INGEST_SECRET_KEY_HEX = '37196203ada786dde9f1bcf95f6a5dde7b2cf165a658c5e30c5698677013c464';
+
+const DEVICE_ID = 'gw-0001';
+const SENSOR = '88888880000001';
+const ISSUER = 'stele-ingest-vectors';
+/** Device time of seq 1: 2026-11-20T06:00:00Z; one reading a minute. */
+const START_MS = Date.UTC(2026, 10, 20, 6, 0, 0);
+const INTERVAL_MS = 60_000;
+const COUNT = 6;
+/** Batch 1 = seq 1..5 (the five-leaf tree of batch.json), batch 2 = seq 6 (a one-leaf tree). */
+const BATCH_SIZES = [5, 1];
+const CHAIN_ID = 31337;
+/** What anvil gives the first contract deployed by its first dev account (nonce 0). */
+const CONTRACT = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
+const RPC = 'http://127.0.0.1:8545';
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** An ES256 Signer over a fixed scalar: RFC 6979 nonces, low-S, `r || s`. */
+export function fixedSigner(secretKeyHex: string): Signer {
+  const secretKey = fromHex(secretKeyHex);
+  const publicKey = p256.getPublicKey(secretKey, false);
+  return {
+    algorithm: 'ES256',
+    keyId: keyIdOf(publicKey),
+    publicKey,
+    backend: 'software',
+    sign: async (message) => p256.sign(message, secretKey, { prehash: true, format: 'compact' }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A small CBOR annotator (RFC 8949 §3) for the hex dumps of FORMAT.md. Handles what Stele encodes: definite
+// lengths, integers, byte and text strings, arrays, maps, tags, false/true/null. A schema names map labels and
+// array positions, and marks byte strings that hold CBOR (`bstr .cbor`), which are then annotated inside.
+
+interface Schema {
+  /** Shown before the item's description. */
+  name?: string;
+  /** Map: schema per encoded key (hex). */
+  keys?: Record<string, Schema>;
+  /** Array: schema per position. */
+  items?: Schema[];
+  /** Tag: schema of the tagged item. */
+  tagged?: Schema;
+  /** Byte string holding CBOR: schema of its content. */
+  embedded?: Schema;
+}
+
+const COMMENT_COLUMN = 40;
+
+function annotateCbor(bytes: Uint8Array, schema: Schema = {}, options: { elideBytesOver?: number } = {}): string[] {
+  const lines: string[] = [];
+  const line = (depth: number, hex: string, comment?: string): void => {
+    const left = `${'   '.repeat(depth)}${hex}`;
+    lines.push(comment === undefined ? left : `${left.padEnd(Math.max(COMMENT_COLUMN, left.length + 2))}# ${comment}`);
+  };
+  const run = (buf: Uint8Array, depth0: number, schema0: Schema): void => {
+    let pos = 0;
+    const head = (): { major: number; arg: number; headHex: string } => {
+      const start = pos;
+      const ib = buf[pos++]!;
+      const major = ib >> 5;
+      const ai = ib & 31;
+      let arg = ai;
+      if (ai >= 24) {
+        const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : 8;
+        arg = 0;
+        for (let i = 0; i < n; i++) arg = arg * 256 + buf[pos++]!;
+      }
+      return { major, arg, headHex: toHex(buf.subarray(start, pos)) };
+    };
+    const dumpBytes = (depth: number, content: Uint8Array): void => {
+      const hex = toHex(content);
+      for (let i = 0; i < hex.length; i += 64) line(depth, hex.slice(i, i + 64));
+    };
+    const item = (depth: number, sc: Schema | undefined, keyName?: string): void => {
+      const { major, arg, headHex } = head();
+      const pre = sc?.name === undefined ? '' : `${sc.name}: `;
+      const post = keyName === undefined ? '' : ` = ${keyName}`;
+      switch (major) {
+        case 0:
+          line(depth, headHex, `${pre}unsigned(${arg})${post}`);
+          break;
+        case 1:
+          line(depth, headHex, `${pre}negative(${-1 - arg})${post}`);
+          break;
+        case 2: {
+          const content = buf.subarray(pos, pos + arg);
+          pos += arg;
+          if (sc?.embedded !== undefined) {
+            line(depth, headHex, `${pre}bytes(${arg}), holding:`);
+            run(content, depth + 1, sc.embedded);
+          } else if (arg <= 8) {
+            line(depth, `${headHex} ${toHex(content)}`.trimEnd(), `${pre}bytes(${arg})`);
+          } else if (options.elideBytesOver !== undefined && arg > options.elideBytesOver) {
+            line(depth, headHex, `${pre}bytes(${arg})`);
+            line(depth + 1, `${toHex(content.subarray(0, 8))}…`, `(${arg} bytes)`);
+          } else {
+            line(depth, headHex, `${pre}bytes(${arg})`);
+            dumpBytes(depth + 1, content);
+          }
+          break;
+        }
+        case 3: {
+          const content = buf.subarray(pos, pos + arg);
+          pos += arg;
+          const text = JSON.stringify(new TextDecoder().decode(content));
+          if (arg <= 12) line(depth, `${headHex} ${toHex(content)}`, `${pre}text(${arg}) ${text}`);
+          else {
+            line(depth, headHex, `${pre}text(${arg}) ${text}`);
+            dumpBytes(depth + 1, content);
+          }
+          break;
+        }
+        case 4:
+          line(depth, headHex, `${pre}array(${arg})`);
+          for (let i = 0; i < arg; i++) item(depth + 1, sc?.items?.[i]);
+          break;
+        case 5:
+          line(depth, headHex, `${pre}map(${arg})`);
+          for (let i = 0; i < arg; i++) {
+            const keyHex = toHex(buf.subarray(pos, pos + keyLength(buf, pos)));
+            const valueSchema = sc?.keys?.[keyHex];
+            item(depth + 1, undefined, valueSchema?.name);
+            if (valueSchema === undefined) item(depth + 1, undefined);
+            else {
+              const { name: _name, ...inner } = valueSchema;
+              item(depth + 1, inner);
+            }
+          }
+          break;
+        case 6:
+          line(depth, headHex, `${pre}tag(${arg})`);
+          item(depth + 1, sc?.tagged);
+          break;
+        case 7:
+          line(depth, headHex, `${pre}${arg === 20 ? 'false' : arg === 21 ? 'true' : arg === 22 ? 'null' : `simple(${arg})`}`);
+          break;
+        default:
+          throw new Error('unreachable');
+      }
+    };
+    item(depth0, schema0);
+    if (pos !== buf.length) throw new Error('annotateCbor: trailing bytes');
+  };
+  run(bytes, 0, schema);
+  return lines;
+}
+
+/** Length of the encoded map key at `pos` (keys in Stele are integers or text strings). */
+function keyLength(buf: Uint8Array, pos: number): number {
+  const ib = buf[pos]!;
+  const ai = ib & 31;
+  const n = ai < 24 ? 0 : ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : 8;
+  let arg = ai;
+  if (n > 0) {
+    arg = 0;
+    for (let i = 0; i < n; i++) arg = arg * 256 + buf[pos + 1 + i]!;
+  }
+  const major = ib >> 5;
+  return 1 + n + (major === 2 || major === 3 ? arg : 0);
+}
+
+const CWT_SCHEMA: Schema = { keys: { '01': { name: 'iss' }, '02': { name: 'sub' }, '06': { name: 'iat' } } };
+/** Labels of Stele's COSE headers, keyed by the encoded label (hex). */
+const HEADER_SCHEMA: Schema = {
+  keys: {
+    '01': { name: 'alg' },
+    '03': { name: 'content type' },
+    '04': { name: 'kid' },
+    '0f': { name: 'CWT claims', ...CWT_SCHEMA },
+    '190102': { name: 'payload_hash_alg' },
+    '190103': { name: 'preimage_content_type' },
+    '19018b': { name: 'vds' },
+    '19018c': { name: 'vdp', keys: { '20': { name: 'inclusion proofs', items: [{ embedded: { items: [{ name: 'tree_size' }, { name: 'leaf_index' }, { name: 'path' }] } }] } } },
+    '3a00010000': { name: 'stele seq' },
+    '3a00010001': { name: 'stele prev' },
+    '3a00010002': { name: 'stele batch id' },
+  },
+};
+const SIGN1_SCHEMA: Schema = {
+  tagged: {
+    name: 'COSE_Sign1',
+    items: [{ name: 'protected', embedded: HEADER_SCHEMA }, { name: 'unprotected', ...HEADER_SCHEMA }, { name: 'payload' }, { name: 'signature' }],
+  },
+};
+const SIG_STRUCTURE_SCHEMA: Schema = {
+  name: 'Sig_structure',
+  items: [{ name: 'context' }, { name: 'body_protected', embedded: HEADER_SCHEMA }, { name: 'external_aad' }, { name: 'payload' }],
+};
+const PROOF_SCHEMA: Schema = { items: [{ name: 'tree_size' }, { name: 'leaf_index' }, { name: 'path' }] };
+
+// ---------------------------------------------------------------------------------------------------------------
+// JSON helpers.
+
+const hex = (b: Uint8Array): string => toHex(b);
+const hex0x = (b: Uint8Array): string => `0x${toHex(b)}`;
+const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
+function readingView(r: Reading): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    v: r.v,
+    device: r.device,
+    sensor: r.sensor,
+    seq: r.seq,
+    prev: hex(r.prev),
+    time: r.time,
+    clock: { synced: r.clock.synced, source: r.clock.source },
+    meas: r.meas.map((m) => ({ ...m })),
+    raw: r.raw.map(hex),
+  };
+  if (r.anchor !== undefined) out.anchor = hex(r.anchor);
+  return out;
+}
+
+function proofView(p: InclusionProof): Record<string, unknown> {
+  return { treeSize: p.treeSize, leafIndex: p.leafIndex, path: p.path.map(hex) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The chain of readings, the batches, the receipts and the anchors that every file below is cut from.
+
+interface Signed {
+  reading: Reading;
+  readingBytes: Uint8Array;
+  statement: Uint8Array;
+}
+
+interface Batch {
+  batchId: number;
+  members: Signed[];
+  leafHashes: Uint8Array[];
+  root: Uint8Array;
+  issuedAt: number;
+  protectedBytes: Uint8Array;
+  signature: Uint8Array;
+  receipts: Uint8Array[];
+  proofs: InclusionProof[];
+  ref: AnchorRef;
+  facts: AnchorFacts;
+}
+
+function measurementsOf(seq: number, variant: number): Reading['meas'] {
+  // Values as an HJ 212 logger prints them (text, never re-formatted): SO2 and NOx, real-time values.
+  const so2 = (31 + ((seq * 7) % 10) / 10 + variant * 10).toFixed(1);
+  const nox = (52 + ((seq * 3) % 10) / 10).toFixed(2);
+  return [
+    { code: 'a21026', kind: 'Rtd', value: so2, unit: 'mg/m3', flag: 'N' },
+    { code: 'a21002', kind: 'Rtd', value: nox, unit: 'mg/m3', flag: 'N' },
+  ];
+}
+
+function makeReading(seq: number, prev: Uint8Array, variant: number, anchor?: Uint8Array): Reading {
+  const time = START_MS + (seq - 1) * INTERVAL_MS;
+  const reading: Reading = {
+    v: 1,
+    device: DEVICE_ID,
+    sensor: SENSOR,
+    seq,
+    prev,
+    time,
+    clock: { synced: true, source: 'ntp' },
+    meas: measurementsOf(seq, variant),
+    // Stand-in for SHA-256 of the instrument frame: the frame text is not part of the vectors.
+    raw: [sha256(utf8(`hj212 frame of seq ${seq}${variant === 0 ? '' : ` variant ${variant}`}`))],
+  };
+  if (anchor !== undefined) reading.anchor = anchor;
+  return reading;
+}
+
+async function signReading(reading: Reading, device: Signer): Promise<Signed> {
+  const readingBytes = encodeReading(reading);
+  return { reading, readingBytes, statement: await signStatement(readingBytes, device) };
+}
+
+/** Block number and time of batch `batchId`: anvil-like blocks, 60 s after the batch's last reading. */
+function blockOf(batchId: number, members: Signed[]): { blockNumber: number; blockTime: number } {
+  const last = Math.max(...members.map((m) => m.reading.time));
+  return { blockNumber: 1 + batchId, blockTime: Math.floor(last / 1000) + 60 };
+}
+
+async function makeBatch(
+  batchId: number,
+  members: Signed[],
+  ingest: Signer,
+  block: { blockNumber: number; blockTime: number } = blockOf(batchId, members),
+): Promise<Batch> {
+  const leafHashes = members.map((m) => hashLeaf(m.statement));
+  const root = rootFromLeafHashes(leafHashes);
+  const { blockNumber, blockTime } = block;
+  const issuedAt = blockTime - 5; // ingest signs, then anchors
+  const { protectedBytes, signature } = await signBatchRoot(root, { kid: ingest.keyId, issuer: ISSUER, issuedAt, batchId }, ingest);
+  const proofs = members.map((_, leafIndex) => ({ treeSize: members.length, leafIndex, path: inclusionProof(leafHashes, leafIndex) }));
+  const receipts = proofs.map((p) => encodeReceipt(protectedBytes, signature, p));
+  // Synthetic transaction hash: the vectors do not include a signed EVM transaction.
+  const txHash = hex0x(sha256(utf8(`stele vector anchor tx of batch ${batchId}`)));
+  const ref: AnchorRef = { chainId: CHAIN_ID, contract: CONTRACT, txHash, blockNumber, blockTime, rpc: RPC };
+  const facts: AnchorFacts = { chainId: CHAIN_ID, contract: CONTRACT, batchId, root: hex0x(root), size: members.length, blockNumber, blockTime };
+  return { batchId, members, leafHashes, root, issuedAt, protectedBytes, signature, receipts, proofs, ref, facts };
+}
+
+interface World {
+  device: Signer;
+  ingest: Signer;
+  signed: Signed[];
+  batches: Batch[];
+}
+
+async function buildWorld(): Promise<World> {
+  const device = fixedSigner(DEVICE_SECRET_KEY_HEX);
+  const ingest = fixedSigner(INGEST_SECRET_KEY_HEX);
+  const signed: Signed[] = [];
+  const batches: Batch[] = [];
+  let prev = GENESIS_PREV;
+  let offset = 0;
+  for (const [i, size] of BATCH_SIZES.entries()) {
+    const members: Signed[] = [];
+    for (let k = 0; k < size; k++) {
+      const seq = signed.length + 1;
+      // The gateway puts the last anchored root it has seen into the reading (FORMAT.md §2): seq 6 saw batch 1.
+      const anchor = batches.at(-1)?.root;
+      const s = await signReading(makeReading(seq, prev, 0, anchor), device);
+      signed.push(s);
+      members.push(s);
+      prev = readingDigest(s.readingBytes);
+    }
+    batches.push(await makeBatch(i + 1, members, ingest));
+    offset += size;
+  }
+  if (offset !== COUNT) throw new Error('batch sizes do not add up');
+  return { device, ingest, signed, batches };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Files.
+
+function keysFile(w: World): unknown {
+  const key = (secretHex: string, s: Signer) => ({
+    secretKey: secretHex,
+    publicKey: hex(s.publicKey),
+    publicKeyB64url: toBase64Url(s.publicKey),
+    kid: hex(s.keyId),
+    kidB64url: toBase64Url(s.keyId),
+  });
+  return {
+    description: 'The two P-256 keys of every vector (public test keys). kid = SHA-256(65-byte SEC1 uncompressed point), FORMAT.md §1.',
+    device: { deviceId: DEVICE_ID, ...key(DEVICE_SECRET_KEY_HEX, w.device) },
+    ingest: { issuer: ISSUER, ...key(INGEST_SECRET_KEY_HEX, w.ingest) },
+  };
+}
+
+function readingFile(w: World): unknown {
+  const entry = (s: Signed) => ({
+    json: readingView(s.reading),
+    timeIso: new Date(s.reading.time).toISOString(),
+    cbor: hex(s.readingBytes),
+    digest: hex(readingDigest(s.readingBytes)),
+    annotated: annotateCbor(s.readingBytes),
+  });
+  return {
+    description:
+      'Readings (FORMAT.md §2): the JSON view (bytes as hex), the deterministic CBOR and the reading digest SHA-256(cbor). ' +
+      'seq 1 starts the chain (prev = 32 zero bytes); seq 6 carries the optional "anchor" (the root of batch 1).',
+    readings: [entry(w.signed[0]!), entry(w.signed[5]!)],
+  };
+}
+
+function statementFile(w: World): unknown {
+  const s = w.signed[0]!;
+  const protectedBytes = encodeStatementProtectedHeader({ kid: w.device.keyId, device: DEVICE_ID, seq: 1, prev: s.reading.prev });
+  const payload = readingDigest(s.readingBytes);
+  const toBeSigned = sigStructure1(protectedBytes, payload);
+  const signature = s.statement.subarray(s.statement.length - 64);
+  return {
+    description:
+      'The signed statement of reading seq 1 (FORMAT.md §3): protected header, Sig_structure, ES256 signature (RFC 6979, low-S), ' +
+      'the tagged COSE_Sign1 and its Merkle leaf hash SHA-256(0x00 || statement).',
+    seq: 1,
+    kid: hex(w.device.keyId),
+    protectedHeader: hex(protectedBytes),
+    protectedHeaderAnnotated: annotateCbor(protectedBytes, HEADER_SCHEMA),
+    payload: hex(payload),
+    sigStructure: hex(toBeSigned),
+    sigStructureAnnotated: annotateCbor(toBeSigned, SIG_STRUCTURE_SCHEMA),
+    sigStructureSha256: hex(sha256(toBeSigned)),
+    signature: hex(signature),
+    statement: hex(s.statement),
+    statementB64url: toBase64Url(s.statement),
+    statementAnnotated: annotateCbor(s.statement, SIGN1_SCHEMA),
+    leafHash: hex(hashLeaf(s.statement)),
+    statements: w.signed.map((x) => ({ seq: x.reading.seq, statement: hex(x.statement) })),
+  };
+}
+
+function batchFile(w: World): unknown {
+  const b = w.batches[0]!;
+  return {
+    description:
+      'Batch 1: an RFC 9162 tree over the statements of seq 1..5 (FORMAT.md §4). Leaf i = SHA-256(0x00 || statement i); ' +
+      'interior = SHA-256(0x01 || left || right). Inclusion paths are leaf-up (RFC 9162 §2.1.3.1); consistency proofs from each smaller size to 5.',
+    batchId: b.batchId,
+    treeSize: b.members.length,
+    leaves: b.members.map((m, i) => ({ leafIndex: i, seq: m.reading.seq, statement: hex(m.statement), leafHash: hex(b.leafHashes[i]!) })),
+    nodes: {
+      'h(0,1)': hex(rootFromLeafHashes(b.leafHashes.slice(0, 2))),
+      'h(2,3)': hex(rootFromLeafHashes(b.leafHashes.slice(2, 4))),
+      'h(0..3)': hex(rootFromLeafHashes(b.leafHashes.slice(0, 4))),
+    },
+    root: hex(b.root),
+    inclusionProofs: b.proofs.map(proofView),
+    consistencyProofs: [1, 2, 3, 4].map((oldSize) => ({
+      oldSize,
+      oldRoot: hex(rootFromLeafHashes(b.leafHashes.slice(0, oldSize))),
+      newSize: b.members.length,
+      proof: consistencyProof(b.leafHashes, oldSize).map(hex),
+    })),
+  };
+}
+
+function receiptFile(w: World): unknown {
+  const b = w.batches[0]!;
+  const toBeSigned = sigStructure1(b.protectedBytes, b.root);
+  const receiptOf = (batch: Batch, i: number) => {
+    const r = batch.receipts[i]!;
+    const parsed = parseReceipt(r);
+    const proofBytes = innerProofBytes(r, parsed.proof);
+    return {
+      batchId: batch.batchId,
+      leafIndex: i,
+      seq: batch.members[i]!.reading.seq,
+      proof: proofView(parsed.proof),
+      proofBytes: hex(proofBytes),
+      proofAnnotated: annotateCbor(proofBytes, PROOF_SCHEMA),
+      receipt: hex(r),
+      receiptB64url: toBase64Url(r),
+    };
+  };
+  return {
+    description:
+      'Receipts of batch 1 (FORMAT.md §5): one ES256 signature by the ingest key over Sig_structure(protected, root); ' +
+      'one receipt per leaf with its inclusion proof in the unprotected header and a detached payload (nil). Batch 2 (one leaf, empty path) follows.',
+    issuer: ISSUER,
+    issuedAt: b.issuedAt,
+    batchId: b.batchId,
+    root: hex(b.root),
+    protectedHeader: hex(b.protectedBytes),
+    protectedHeaderAnnotated: annotateCbor(b.protectedBytes, HEADER_SCHEMA),
+    sigStructure: hex(toBeSigned),
+    signature: hex(b.signature),
+    receipts: b.receipts.map((_, i) => receiptOf(b, i)),
+    receiptAnnotated: annotateCbor(b.receipts[2]!, SIGN1_SCHEMA),
+    batch2: {
+      issuedAt: w.batches[1]!.issuedAt,
+      root: hex(w.batches[1]!.root),
+      protectedHeader: hex(w.batches[1]!.protectedBytes),
+      signature: hex(w.batches[1]!.signature),
+      receipts: [receiptOf(w.batches[1]!, 0)],
+    },
+  };
+}
+
+/** The inclusion proof bstr inside a receipt's vdp (cross-checked against a fresh deterministic encoding). */
+function innerProofBytes(receipt: Uint8Array, p: InclusionProof): Uint8Array {
+  const found = extractProofBytes(receipt);
+  if (toHex(found) !== toHex(encodeCbor([p.treeSize, p.leafIndex, p.path]))) throw new Error('inner proof is not deterministic');
+  return found;
+}
+
+function extractProofBytes(receipt: Uint8Array): Uint8Array {
+  // d2 84 <protected bstr> a1 19018c a1 20 81 <proof bstr> f6 5840 <sig>
+  let pos = 2;
+  const readHead = (): { major: number; arg: number } => {
+    const ib = receipt[pos++]!;
+    const ai = ib & 31;
+    let arg = ai;
+    if (ai >= 24) {
+      const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : 8;
+      arg = 0;
+      for (let i = 0; i < n; i++) arg = arg * 256 + receipt[pos++]!;
+    }
+    return { major: ib >> 5, arg };
+  };
+  const prot = readHead();
+  pos += prot.arg; // protected bstr content
+  readHead(); // map(1)
+  readHead(); // 396
+  readHead(); // map(1)
+  readHead(); // -1
+  readHead(); // array(1)
+  const proof = readHead();
+  return receipt.slice(pos, pos + proof.arg);
+}
+
+function mqttFile(w: World): unknown {
+  const s = w.signed[0]!;
+  const full = encodeCbor({ statement: s.statement, reading: s.readingBytes });
+  const hashOnly = encodeCbor({ statement: s.statement });
+  const ack = encodeCbor({ upTo: 5 });
+  const reject = encodeCbor({ seq: 4, code: 'FORK_ERROR' });
+  const topic = (leaf: string) => `stele/v1/${DEVICE_ID}/${leaf}`;
+  return {
+    description:
+      'MQTT messages (FORMAT.md §11) of device gw-0001: the statement envelope of seq 1 in full and hash-only mode, an ack and a reject. ' +
+      'Payloads are deterministic CBOR maps with text keys.',
+    statementFull: { topic: topic('statements'), qos: 1, payload: hex(full), annotated: annotateCbor(full, {}, { elideBytesOver: 64 }) },
+    statementHashOnly: { topic: topic('statements'), qos: 1, payload: hex(hashOnly) },
+    ack: { topic: topic('acks'), qos: 1, json: { upTo: 5 }, payload: hex(ack), annotated: annotateCbor(ack) },
+    reject: { topic: topic('rejects'), qos: 1, json: { seq: 4, code: 'FORK_ERROR' }, payload: hex(reject), annotated: annotateCbor(reject) },
+  };
+}
+
+function outboxFile(w: World): unknown {
+  const takenAt = (seq: number) => START_MS + (seq - 1) * INTERVAL_MS + 250;
+  const entryKey = (seq: number) => `e!${String(seq).padStart(16, '0')}`;
+  const s1 = w.signed[0]!;
+  const entry1 = encodeCbor({ reading: s1.readingBytes, statement: s1.statement, takenAt: takenAt(1) });
+  const last = w.signed[COUNT - 1]!;
+  const head = encodeCbor({ seq: COUNT, digest: readingDigest(last.readingBytes), device: DEVICE_ID });
+  const acked = encodeCbor({ upTo: 5 });
+  return {
+    description:
+      'Gateway outbox records (FORMAT.md §12) after taking seq 1..6 with ingest having acknowledged 1..5: LevelDB keys (UTF-8) and values (deterministic CBOR). ' +
+      'takenAt is the gateway clock, here 250 ms after the device time.',
+    records: [
+      { key: entryKey(1), value: hex(entry1), annotated: annotateCbor(entry1, {}, { elideBytesOver: 64 }) },
+      { key: 'm!head', value: hex(head), annotated: annotateCbor(head) },
+      { key: 'm!acked', value: hex(acked), annotated: annotateCbor(acked) },
+    ],
+  };
+}
+
+const ABI = artifact.abi as Abi;
+
+function anchorFile(w: World): unknown {
+  const logOf = (b: Batch) => {
+    const topics = encodeEventTopics({ abi: ABI, eventName: 'Anchored', args: { batchId: BigInt(b.batchId), root: hex0x(b.root) as Hex } });
+    const data = encodeAbiParameters(
+      [
+        { name: 'size', type: 'uint64' },
+        { name: 'timestamp', type: 'uint64' },
+      ],
+      [BigInt(b.facts.size), BigInt(b.facts.blockTime)],
+    );
+    return {
+      batchId: b.batchId,
+      root: hex0x(b.root),
+      size: b.facts.size,
+      timestamp: b.facts.blockTime,
+      calldata: encodeFunctionData({ abi: ABI, functionName: 'anchor', args: [BigInt(b.batchId), hex0x(b.root) as Hex, BigInt(b.facts.size)] }),
+      log: { address: CONTRACT, topics, data, removed: false },
+      anchorsReturnData: encodeAbiParameters(
+        [
+          { name: 'root', type: 'bytes32' },
+          { name: 'size', type: 'uint64' },
+          { name: 'blockNumber', type: 'uint64' },
+          { name: 'timestamp', type: 'uint64' },
+        ],
+        [hex0x(b.root) as Hex, BigInt(b.facts.size), BigInt(b.facts.blockNumber), BigInt(b.facts.blockTime)],
+      ),
+      ref: b.ref,
+      facts: b.facts,
+    };
+  };
+  return {
+    description:
+      'The Anchored logs of batches 1 and 2 as SteleAnchor emits them (FORMAT.md §6), ABI-encoded with viem from ' +
+      'ingest/contracts/SteleAnchor.json; the calldata of anchor(batchId, root, size); the eth_call return data of anchors(batchId); ' +
+      'the bundle anchor reference and the facts a chain reader returns. Transaction hashes are synthetic.',
+    eventSignature: 'Anchored(uint64,bytes32,uint64,uint64)',
+    chainId: CHAIN_ID,
+    contract: CONTRACT,
+    anchors: w.batches.map(logOf),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Evidence bundles.
+
+interface BundleCase {
+  name: string;
+  description: string;
+  bundle: EvidenceBundle;
+  chain: AnchorFacts[];
+  /** With an anchor reader answering `chain`. */
+  expected: { state: VerdictState; codes: VerifyCode[] };
+  /** Without any chain access. */
+  expectedOffline: { state: VerdictState; codes: VerifyCode[] };
+}
+
+function flipByte(bytes: Uint8Array, index: number): Uint8Array {
+  const out = bytes.slice();
+  const i = index < 0 ? out.length + index : index;
+  out[i] = out[i]! ^ 0x01;
+  return out;
+}
+
+function baseBundle(w: World): EvidenceBundle {
+  const entries: BundleEntry[] = [];
+  const batches: BundleBatch[] = [];
+  for (const b of w.batches) {
+    b.members.forEach((m, i) => {
+      entries.push({ seq: m.reading.seq, batchId: b.batchId, reading: m.readingBytes.slice(), statement: m.statement.slice(), receipt: b.receipts[i]!.slice() });
+    });
+    batches.push({ batchId: b.batchId, size: b.members.length, root: b.root.slice(), anchor: { ...b.ref } });
+  }
+  return {
+    format: BUNDLE_FORMAT,
+    createdAt: '2026-11-20T08:00:00.000Z',
+    device: {
+      deviceId: DEVICE_ID,
+      publicKey: w.device.publicKey,
+      kid: w.device.keyId,
+      keyBackend: 'software',
+      enrolledAt: '2026-11-19T06:00:00.000Z',
+      site: 'Example plant, stack 1',
+    },
+    ingest: { issuer: ISSUER, publicKey: w.ingest.publicKey, kid: w.ingest.keyId },
+    window: { firstSeq: 1, lastSeq: COUNT },
+    entries,
+    batches,
+  };
+}
+
+async function bundleCases(w: World): Promise<BundleCase[]> {
+  const chain = w.batches.map((b) => b.facts);
+  const base = (): EvidenceBundle => structuredClone(baseBundle(w));
+  const entryOf = (bundle: EvidenceBundle, seq: number): BundleEntry => bundle.entries.find((e) => e.seq === seq)!;
+  const ok = { state: 'verified' as const, codes: [] };
+  const partial = { state: 'partial' as const, codes: [] };
+  const failed = (...codes: VerifyCode[]) => ({ state: 'failed' as const, codes });
+  const cases: BundleCase[] = [];
+
+  cases.push({
+    name: 'valid',
+    description: 'Six readings in two batches (5 + 1), both anchored; every check passes. Offline the anchor (and so the time bound) stays unchecked.',
+    bundle: base(),
+    chain,
+    expected: ok,
+    expectedOffline: partial,
+  });
+
+  {
+    const bundle = base();
+    delete entryOf(bundle, 2).reading;
+    delete entryOf(bundle, 3).reading;
+    cases.push({
+      name: 'hash-only',
+      description: 'The valid bundle without the reading bodies of seq 2 and 3 (hash-only evidence): still verified, with a "hash-only" note.',
+      bundle,
+      chain,
+      expected: ok,
+      expectedOffline: partial,
+    });
+  }
+
+  {
+    const bundle = base();
+    const e = entryOf(bundle, 2);
+    const r = decodeReading(e.reading!);
+    r.meas[0]!.value = '12.0';
+    e.reading = encodeReading(r);
+    cases.push({
+      name: 'tampered-value',
+      description: 'The SO2 value of reading seq 2 changed and the reading re-encoded: its digest is no longer the signed payload.',
+      bundle,
+      chain,
+      expected: failed('DIGEST_MISMATCH_ERROR'),
+      expectedOffline: failed('DIGEST_MISMATCH_ERROR'),
+    });
+  }
+
+  {
+    const bundle = base();
+    const e = entryOf(bundle, 3);
+    e.statement = flipByte(e.statement, -1);
+    cases.push({
+      name: 'tampered-statement-signature',
+      description:
+        'The last byte of the statement of seq 3 (its signature) XOR 0x01. The signature fails, and the changed statement is a ' +
+        'different Merkle leaf, so its proof no longer leads to the signed root (decision table: INCLUSION_PROOF_ERROR, receipt passes).',
+      bundle,
+      chain,
+      expected: failed('SIGNATURE_ERROR', 'INCLUSION_PROOF_ERROR'),
+      expectedOffline: failed('SIGNATURE_ERROR', 'INCLUSION_PROOF_ERROR'),
+    });
+  }
+
+  {
+    const bundle = base();
+    const e = entryOf(bundle, 3);
+    e.receipt = flipByte(e.receipt, -1);
+    cases.push({
+      name: 'tampered-receipt-signature',
+      description: 'The last byte of the receipt of seq 3 (the ingest signature) XOR 0x01: the proof still leads to the recorded root, the signature fails.',
+      bundle,
+      chain,
+      expected: failed('RECEIPT_SIGNATURE_ERROR'),
+      expectedOffline: failed('RECEIPT_SIGNATURE_ERROR'),
+    });
+  }
+
+  {
+    const bundle = base();
+    const e = entryOf(bundle, 2);
+    const r = parseReceipt(e.receipt);
+    const path = r.proof.path.map((p, i) => (i === 0 ? flipByte(p, 0) : p));
+    e.receipt = encodeReceipt(r.protectedBytes, r.signature, { ...r.proof, path });
+    cases.push({
+      name: 'tampered-proof-node',
+      description: 'The first byte of proof node 0 in the receipt of seq 2 XOR 0x01 (receipt re-encoded): the proof leads to another root.',
+      bundle,
+      chain,
+      expected: failed('INCLUSION_PROOF_ERROR'),
+      expectedOffline: failed('INCLUSION_PROOF_ERROR'),
+    });
+  }
+
+  {
+    const bundle = base();
+    bundle.batches[0]!.root = flipByte(bundle.batches[0]!.root, 31);
+    cases.push({
+      name: 'tampered-root',
+      description:
+        'The last byte of batches[0].root XOR 0x01: every receipt still verifies over its own computed root, which is not the recorded one ' +
+        '(ANCHOR_MISMATCH_ERROR offline); the chain holds the genuine root (a second ANCHOR_MISMATCH_ERROR with a reader).',
+      bundle,
+      chain,
+      expected: failed('ANCHOR_MISMATCH_ERROR'),
+      expectedOffline: failed('ANCHOR_MISMATCH_ERROR'),
+    });
+  }
+
+  {
+    const bundle = base();
+    bundle.entries = bundle.entries.filter((e) => e.seq !== 4);
+    cases.push({
+      name: 'removed-reading',
+      description: 'The entry of seq 4 removed; the window still claims 1..6.',
+      bundle,
+      chain,
+      expected: failed('SEQUENCE_GAP_ERROR'),
+      expectedOffline: failed('SEQUENCE_GAP_ERROR'),
+    });
+  }
+
+  {
+    // The device signs a second, different reading for seq 4 (same prev); a third batch holds it, anchored.
+    const original = w.signed[3]!;
+    const fork = await signReading(makeReading(4, original.reading.prev, 1), w.device);
+    // Anchored after batch 2: block 4, one minute after batch 2's block.
+    const forkBatch = await makeBatch(3, [fork], w.ingest, { blockNumber: 4, blockTime: w.batches[1]!.facts.blockTime + 60 });
+    const bundle = base();
+    const at = bundle.entries.findIndex((e) => e.seq === 4) + 1;
+    bundle.entries.splice(at, 0, {
+      seq: 4,
+      batchId: 3,
+      reading: fork.readingBytes.slice(),
+      statement: fork.statement.slice(),
+      receipt: forkBatch.receipts[0]!.slice(),
+    });
+    bundle.batches.push({ batchId: 3, size: 1, root: forkBatch.root.slice(), anchor: { ...forkBatch.ref } });
+    cases.push({
+      name: 'fork',
+      description:
+        'A second, different signed reading for seq 4 (same prev, another SO2 value), in a third batch of its own, anchored: ' +
+        'every signature, proof and anchor holds, but two readings carry seq 4.',
+      bundle,
+      chain: [...chain, forkBatch.facts],
+      expected: failed('FORK_ERROR'),
+      expectedOffline: failed('FORK_ERROR'),
+    });
+  }
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Every vector file: path relative to test/vectors/ -> contents. Deterministic. */
+export async function generateVectors(): Promise<Map<string, string>> {
+  const w = await buildWorld();
+  const files = new Map<string, string>();
+  files.set('keys.json', json(keysFile(w)));
+  files.set('reading.json', json(readingFile(w)));
+  files.set('statement.json', json(statementFile(w)));
+  files.set('batch.json', json(batchFile(w)));
+  files.set('receipt.json', json(receiptFile(w)));
+  files.set('anchor.json', json(anchorFile(w)));
+  files.set('mqtt.json', json(mqttFile(w)));
+  files.set('outbox.json', json(outboxFile(w)));
+  for (const c of await bundleCases(w)) {
+    const bytes = encodeBundle(c.bundle);
+    files.set(`bundles/${c.name}.bundle.json`, new TextDecoder().decode(bytes));
+    files.set(
+      `bundles/${c.name}.expected.json`,
+      json({
+        description: c.description,
+        bundle: `${c.name}.bundle.json`,
+        bundleSha256: bundleDigest(bytes),
+        chain: c.chain,
+        expected: c.expected,
+        expectedOffline: c.expectedOffline,
+      }),
+    );
+  }
+  return files;
+}
+
+/** test/vectors/ of this checkout. */
+export const VECTORS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'vectors');
+
+async function main(): Promise<void> {
+  const files = await generateVectors();
+  for (const [name, contents] of files) {
+    const path = resolve(VECTORS_DIR, name);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, contents);
+  }
+  process.stdout.write(`wrote ${files.size} files to ${VECTORS_DIR}\n`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
