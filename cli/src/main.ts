@@ -22,6 +22,15 @@ const COMMANDS: Record<string, Command> = {
     summary: 'verify an evidence bundle offline and, where a chain endpoint answers, its on-chain anchor',
     run: async (argv, io) => (await import('@stele/verifier/cli.ts')).runVerify(argv, io),
   },
+  gateway: {
+    summary: 'gateway tools: `stele gateway provision` makes the device key and an offline, countersigned enrolment request',
+    run: async (argv, io) => {
+      const [sub, ...rest] = argv;
+      if (sub === 'provision') return (await import('@stele/device/provision/cli.ts')).runGatewayProvision(rest, io);
+      io.stderr.write('usage: stele gateway provision --backend software|pkcs11|tpm ... (see stele gateway provision --help)\n');
+      return sub === '--help' || sub === '-h' ? 0 : 2;
+    },
+  },
   hj212: {
     summary: 'HJ 212 tools: `stele hj212 decode` reads frames from stdin or a serial port and prints JSON',
     run: async (argv, io) => {

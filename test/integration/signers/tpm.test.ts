@@ -6,12 +6,25 @@
  * Token removal: tpm2-abrmd is stopped (the tabrmd TCTI then fails: CKR_GENERAL_ERROR from tpm2-pkcs11, as a
  * vanished /dev/tpmrm0 would) and started again; the signer's reconnect (C_Finalize + C_Initialize) picks it up.
  */
+import { X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pkcs11Signer } from '@stele/device/pkcs11/signer.ts';
+import { provisionGateway } from '@stele/device/provision/provision.ts';
+import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
 import { signerConformanceSuite } from '@stele/device/conformance/signer-suite.ts';
 import { startSwTpm, TPM2_PKCS11_MODULE, tpmSkipReason, type SwTpm } from './helpers.ts';
 
 const skip = await tpmSkipReason();
 const FAST = { reconnectDelayMs: 50, reconnectMaxDelayMs: 500, timeoutMs: 20_000 };
+
+// One TPM for the whole file: the tabrmd TCTI talks D-Bus through GLib, which keeps one session-bus connection per
+// process, so a second swtpm + abrmd on another private bus is unreachable from this process.
+let tpmStarted: Promise<SwTpm> | undefined;
+const sharedTpm = (): Promise<SwTpm> => (tpmStarted ??= startSwTpm());
+afterAll(async () => {
+  if (tpmStarted !== undefined) await (await tpmStarted).cleanup();
+});
 
 signerConformanceSuite(
   'TPM 2.0 (swtpm + tpm2-pkcs11)',
@@ -28,13 +41,12 @@ signerConformanceSuite(
     });
     return {
       async setup() {
-        tpm = await startSwTpm();
+        tpm = await sharedTpm();
         const { keyId: _unused, ...withoutId } = config();
         const made = await Pkcs11Signer.generate(withoutId, FAST);
         keyId = made.tokenKeyId;
         await made.close();
       },
-      teardown: async () => tpm?.cleanup(),
       open: () => Pkcs11Signer.open(config(), FAST),
       openWithWrongPin: () => Pkcs11Signer.open({ ...config(), pin: { env: 'STELE_TEST_WRONG_PIN' } }, { ...FAST, env: { STELE_TEST_WRONG_PIN: '11112222' } }),
       openWithMissingToken: () => Pkcs11Signer.open({ ...config(), tokenLabel: 'no-such-token' }, FAST),
@@ -46,3 +58,33 @@ signerConformanceSuite(
   },
   skip === undefined ? {} : { skip },
 );
+
+describe.skipIf(skip !== undefined)(`provisioning on the TPM${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let tpm: SwTpm;
+  beforeAll(async () => {
+    tpm = await sharedTpm();
+  });
+
+  it('makes the key in the TPM and attaches the EK certificate that swtpm_setup put in NV', async () => {
+    const result = await provisionGateway({
+      backend: { kind: 'pkcs11', config: { backend: 'tpm', module: TPM2_PKCS11_MODULE!, tokenLabel: tpm.label, pin: { file: tpm.pinFile } } },
+      deviceId: 'gw-tpm-1',
+      site: 'cold room 3',
+      instruments: [{ id: 'th-1', kind: 'modbus-th' }],
+      installerKeyFile: join(tpm.dir, 'installer.pem'),
+      createInstallerKey: true,
+      outDir: join(tpm.dir, 'usb'),
+    });
+    const verified = await verifyEnrolmentRequest(result.fileBytes);
+    expect(verified.record.keyBackend).toBe('tpm');
+    expect(verified.request.keyStore).toMatchObject({ sensitive: true, extractable: false, neverExtractable: true, tokenManufacturer: 'IBM' });
+    const att = verified.request.attestation;
+    expect(att.kind).toBe('tpm-ek-certificate');
+    if (att.kind !== 'tpm-ek-certificate') return;
+    expect(att.certificates.length).toBeGreaterThan(0);
+    for (const c of att.certificates) {
+      const cert = new X509Certificate(Buffer.from(c.der, 'base64url'));
+      expect(cert.issuer).toMatch(/swtpm-localca/);
+    }
+  });
+});
