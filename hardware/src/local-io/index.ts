@@ -1,0 +1,45 @@
+/** Local I/O on the gateway: DS18B20 probes (/sys/bus/w1), GPIO door contacts and alarm (libgpiod tools), cold-room rule. */
+export { LocalIoError, type LocalIoErrorCode } from './errors.ts';
+export {
+  DS18B20_POWER_ON_MILLI,
+  type Ds18b20Failure,
+  type Ds18b20Reading,
+  type Ds18b20Result,
+  W1_DEVICES_ROOT,
+  W1_THERM_FAMILIES,
+  crc8Dallas,
+  listW1Thermometers,
+  milliToDecimalText,
+  parseW1Slave,
+  readAllDs18b20,
+  readDs18b20,
+} from './ds18b20.ts';
+export {
+  type CommandResult,
+  type CommandRunner,
+  type DoorContact,
+  type DoorState,
+  type GpioEdge,
+  type GpioLine,
+  type GpiodDialect,
+  GpioAlarmOutput,
+  type SpawnedCommand,
+  createCommandRunner,
+  doorMeasurement,
+  gpiomonArgs,
+  parseGpiomonLine,
+  readDoor,
+  readGpio,
+  watchGpio,
+} from './gpio.ts';
+export {
+  type ColdRoomAlarmReason,
+  ColdRoomAlarm,
+  ColdRoomController,
+  type ColdRoomInput,
+  type ColdRoomRule,
+  type ColdRoomStatus,
+  type ColdRoomTick,
+  GSP_COLD_ROOM_RULE,
+  alarmMeasurements,
+} from './cold-room.ts';
