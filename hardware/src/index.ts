@@ -50,3 +50,74 @@ export {
   Hj212Reassembler,
 } from './hj212/reassembler.ts';
 export { type Hj212SessionOptions, type Hj212SessionStats, Hj212SerialSession, type SerialDuplex } from './hj212/session.ts';
+
+// Modbus RTU (Modbus over Serial Line v1.02, Modbus Application Protocol v1.1b3): codec, master, register profiles.
+export { MODBUS_EXCEPTIONS, ModbusError, type ModbusErrorCode } from './modbus/errors.ts';
+export {
+  EXCEPTION_BIT,
+  EXCEPTION_RESPONSE_LENGTH,
+  FC_READ_HOLDING_REGISTERS,
+  FC_READ_INPUT_REGISTERS,
+  MAX_READ_REGISTERS,
+  MAX_RTU_FRAME_BYTES,
+  type DecodedRequest,
+  type ModbusReadFunction,
+  type ReadRequest,
+  type ReadResponse,
+  appendCrc,
+  bitsPerCharacter,
+  checkCrc as checkModbusCrc,
+  crcModbus,
+  decodeReadResponse,
+  decodeRequest,
+  encodeException,
+  encodeReadRequest,
+  encodeReadResponse,
+  interCharTimeoutMs,
+  requestLength,
+  responseLength,
+  silentIntervalMs,
+  transmitTimeMs,
+} from './modbus/frame.ts';
+export { type ModbusMasterOptions, type ModbusMasterStats, ModbusRtuMaster } from './modbus/master.ts';
+export {
+  MD02,
+  REGISTER_PROFILES,
+  type RegisterChannel,
+  type RegisterProfile,
+  XY_MD02,
+  XY_MD02_X100,
+  assertProfile,
+  channelRaw,
+  formatScaled,
+  measurementsFromRegisters,
+  profileRequest,
+} from './modbus/profile.ts';
+
+// Serial transport (serialport 13): by-id paths, line settings, reconnect with backoff, status.
+export { type BackoffPolicy, DEFAULT_BACKOFF, backoffDelayMs, resolveBackoff } from './transport/backoff.ts';
+export { SerialError, type SerialErrorCode, openFailureCode } from './transport/errors.ts';
+export { type DeviceEnd, MockSerialLine } from './transport/mock-line.ts';
+export {
+  type LogLevel as SerialLogLevel,
+  type Parity,
+  type SerialSettings,
+  type SerialStatus,
+  SerialTransport,
+  type SerialTransportOptions,
+  type SerialTransportStats,
+  type TransportLogger,
+  type TransportState,
+} from './transport/serial-transport.ts';
+
+// Drivers: the plug-in shape, the HJ 212 and Modbus drivers. The conformance suite (needs vitest) is at
+// '@stele/hardware/driver/driver-suite.ts'.
+export type { DriverCommonOptions, DriverIssue, SensorDriver, SensorReading, SensorSession, SessionStats } from './driver/types.ts';
+export { DriverError, type DriverErrorCode } from './driver/session-core.ts';
+export { type Hj212DriverOptions, hj212Driver } from './driver/hj212-driver.ts';
+export { type ModbusDeviceConfig, type ModbusDriverOptions, modbusDriver } from './driver/modbus-driver.ts';
+
+// Coal-quality lab (CAL3K records, run-file CSV incl. GB18030, export-folder and database polling, custody) and
+// local I/O (DS18B20 via /sys/bus/w1, libgpiod door contacts and alarm output, cold-room alarm rule).
+export * from './coal/index.ts';
+export * from './local-io/index.ts';

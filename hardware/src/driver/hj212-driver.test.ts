@@ -1,0 +1,95 @@
+import { SerialPortMock } from 'serialport';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeFrame } from '../hj212/encoder.ts';
+import { MockSerialLine } from '../transport/mock-line.ts';
+import { SerialTransport } from '../transport/serial-transport.ts';
+import { type DriverHarness, type InstrumentBehaviour, driverSuite } from './driver-suite.ts';
+import { type Hj212DriverOptions, hj212Driver } from './hj212-driver.ts';
+import type { DriverIssue, SensorReading } from './types.ts';
+
+const MN = '010000A8900016F000169DC0';
+let n = 0;
+const frame = () =>
+  encodeFrame({
+    header: { QN: `20240101120000${String(n++ % 1000).padStart(3, '0')}`, ST: '31', CN: '2011', PW: '123456', MN, Flag: 4 },
+    cp: { params: { DataTime: '20240101120000' }, items: { a21026: { Rtd: '12.5', Flag: 'N' }, a19001: { Rtd: '6.8', Flag: 'N' } } },
+  });
+
+/** A data logger that pushes a frame (or the chosen fault) every 10 ms onto a mock line. */
+async function mockHarness(): Promise<DriverHarness<Hj212DriverOptions>> {
+  const line = new MockSerialLine(`/dev/ttyMOCK-hj212-${n}`);
+  const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+  let behaviour: InstrumentBehaviour = 'good';
+  const timer = setInterval(() => {
+    if (behaviour === 'good') line.device.write(frame());
+    else if (behaviour === 'garbage') line.device.write(new TextEncoder().encode('\x01\x02garbage that is not a frame\xff\r\n'));
+    else if (behaviour === 'truncated') {
+      const f = frame();
+      line.device.write(f.subarray(0, f.length >> 1));
+      behaviour = 'silent'; // half a frame once; the next good frame's `##` shows the cut
+    }
+  }, 10);
+  return {
+    driver: hj212Driver,
+    options: { silenceTimeoutMs: 100 },
+    transport,
+    behave: (b) => (behaviour = b),
+    codes: { garbage: ['HJ212_NOISE'], truncated: ['HJ212_TRUNCATED'], timeout: ['DRIVER_TIMEOUT'] },
+    cut: async () => line.unplug(),
+    restore: async () => line.plug(),
+    cleanup: async () => {
+      clearInterval(timer);
+      await transport.close();
+    },
+  };
+}
+
+afterEach(() => SerialPortMock.binding.reset());
+
+driverSuite('hj212 over the serialport mock binding', mockHarness);
+
+describe('hj212Driver', () => {
+  it('turns frames into readings named after the MN, with units', async () => {
+    const line = new MockSerialLine('/dev/ttyMOCK-hj212-x');
+    const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: false });
+    const session = await hj212Driver.open({ now: () => 1234 }, transport);
+    const f = frame();
+    line.device.write(f.subarray(0, 10));
+    line.device.write(f.subarray(10));
+    const it = session.readings()[Symbol.asyncIterator]();
+    const r = (await it.next()).value as SensorReading;
+    expect(r.sensor).toBe(MN);
+    expect(r.time).toBe(1234);
+    expect(r.frames[0]).toEqual(f);
+    expect(r.meas).toEqual([
+      { code: 'a21026', kind: 'Rtd', value: '12.5', unit: 'mg/m³', flag: 'N' },
+      { code: 'a19001', kind: 'Rtd', value: '6.8', unit: '%', flag: 'N' },
+    ]);
+    await session.close();
+    await transport.close();
+  });
+
+  it('never glues half a frame from before a disconnect to bytes after it', async () => {
+    const line = new MockSerialLine('/dev/ttyMOCK-hj212-y');
+    const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: { initialDelayMs: 5, maxDelayMs: 20 } });
+    const issues: DriverIssue[] = [];
+    const session = await hj212Driver.open({ onIssue: (i) => issues.push(i) }, transport);
+    const f = frame();
+    line.device.write(f.subarray(0, 40));
+    await new Promise((r) => setTimeout(r, 20));
+    line.unplug();
+    for (let i = 0; i < 200 && transport.state === 'open'; i++) await new Promise((r) => setTimeout(r, 5));
+    line.plug();
+    for (let i = 0; i < 200 && transport.state !== 'open'; i++) await new Promise((r) => setTimeout(r, 5));
+    line.device.write(f.subarray(40)); // the rest of the old frame: noise now
+    const g = frame();
+    line.device.write(g);
+    const it = session.readings()[Symbol.asyncIterator]();
+    const r = (await it.next()).value as SensorReading;
+    expect(r.frames[0]).toEqual(g);
+    expect(issues.map((i) => i.code)).toContain('HJ212_TRUNCATED');
+    expect(session.stats().readings).toBe(1);
+    await session.close();
+    await transport.close();
+  });
+});

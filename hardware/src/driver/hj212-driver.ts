@@ -1,0 +1,134 @@
+/**
+ * HJ 212 data logger driver: a SerialTransport's bytes through Hj212StreamDecoder; each accepted frame becomes
+ * a SensorReading (measurements from its CP, the frame and its SHA-256). Rejections (bad CRC, noise, truncated
+ * frames) are issues with the decoder's code. A broken link ends the frame in progress: its bytes are reported
+ * as HJ212_TRUNCATED and the next connection starts with a fresh decoder, so half a frame before a cut and half
+ * after can never be glued into one.
+ */
+import { Hj212StreamDecoder, type Hj212DecoderOptions } from '../hj212/decoder.ts';
+import { encodeDataAnswer } from '../hj212/encoder.ts';
+import { measurementsFromFrame } from '../hj212/measurements.ts';
+import type { Hj212DecodeResult, Hj212Frame } from '../hj212/types.ts';
+import type { SerialTransport } from '../transport/serial-transport.ts';
+import { DriverError, SessionCore } from './session-core.ts';
+import type { DriverCommonOptions, SensorDriver, SensorReading, SensorSession, SessionStats } from './types.ts';
+
+export interface Hj212DriverOptions extends DriverCommonOptions, Hj212DecoderOptions {
+  /** Sensor id for the readings. Default: the frame's MN (the data logger id). */
+  sensor?: string;
+  /** Answer uploads that ask for it (Flag A=1) with CN=9014, as a platform would. Default false (listen only). */
+  acknowledge?: boolean;
+  /** Report DRIVER_TIMEOUT when no frame was accepted for this long while the link is up (again every period). Default off. */
+  silenceTimeoutMs?: number;
+}
+
+class Hj212Session implements SensorSession {
+  private decoder: Hj212StreamDecoder;
+  private readonly core: SessionCore;
+  private readonly unsubscribe: () => void;
+  private silenceTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly transport: SerialTransport,
+    private readonly options: Hj212DriverOptions,
+  ) {
+    this.decoder = new Hj212StreamDecoder(options);
+    this.core = new SessionCore(transport, options, (event) => this.link(event), () => this.stop());
+    this.unsubscribe = transport.onData((chunk) => this.deliver(this.decoder.push(chunk)));
+    this.armSilence();
+  }
+
+  readings(signal?: AbortSignal): AsyncIterable<SensorReading> {
+    return this.core.readings(signal);
+  }
+
+  stats(): SessionStats {
+    return this.core.stats();
+  }
+
+  async close(): Promise<void> {
+    this.core.finish();
+  }
+
+  private stop(): void {
+    this.unsubscribe();
+    if (this.silenceTimer !== undefined) clearTimeout(this.silenceTimer);
+    this.silenceTimer = undefined;
+  }
+
+  private link(event: 'down' | 'up'): void {
+    if (event === 'down') {
+      // The frame in progress is lost with the link: report it, and never glue it to bytes of the next connection.
+      this.deliver(this.decoder.end());
+      this.decoder = new Hj212StreamDecoder(this.options);
+      if (this.silenceTimer !== undefined) clearTimeout(this.silenceTimer);
+      this.silenceTimer = undefined;
+    } else {
+      this.armSilence();
+    }
+  }
+
+  private armSilence(): void {
+    const ms = this.options.silenceTimeoutMs;
+    if (ms === undefined || ms <= 0) return;
+    if (this.silenceTimer !== undefined) clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => {
+      this.silenceTimer = undefined;
+      if (this.core.closed) return;
+      this.core.issue({
+        code: 'DRIVER_TIMEOUT',
+        error: new DriverError('DRIVER_TIMEOUT', `no HJ 212 frame from ${this.transport.path} for ${ms} ms`, { where: { path: this.transport.path } }),
+      });
+      this.armSilence();
+    }, ms);
+  }
+
+  private deliver(results: Hj212DecodeResult[]): void {
+    for (const r of results) {
+      if (r.ok) {
+        this.armSilence();
+        this.core.push({
+          sensor: this.options.sensor ?? r.parsed.header.MN ?? 'hj212',
+          time: this.core.now(),
+          meas: measurementsFromFrame(r),
+          raw: [r.sha256],
+          frames: [r.raw],
+          ...(r.anomalies.length > 0 ? { anomalies: r.anomalies.map((a) => ({ code: a.code, message: a.message })) } : {}),
+        });
+        if (this.options.acknowledge === true) this.acknowledge(r);
+      } else {
+        this.core.issue({
+          code: r.error.code,
+          error: r.error,
+          ...(r.raw === undefined ? {} : { raw: r.raw }),
+          ...(r.parsed?.header.MN === undefined ? {} : { sensor: r.parsed.header.MN }),
+        });
+      }
+    }
+  }
+
+  private acknowledge(frame: Hj212Frame): void {
+    const h = frame.parsed.header;
+    if (frame.parsed.flag_decoded?.A_ack_required !== 1 || h.QN === undefined || h.MN === undefined || h.PW === undefined) return;
+    if (h.CN === undefined || h.CN.startsWith('9')) return; // answers are not answered
+    this.transport.write(encodeDataAnswer({ qn: h.QN, mn: h.MN, pw: h.PW, crc: this.decoder.crc })).catch(() => {
+      // a lost answer is the logger's to retry (HJ 212-2017 §6.1: it resends after its timeout)
+    });
+  }
+}
+
+/** The HJ 212 driver (listen-only by default). */
+export const hj212Driver: SensorDriver<Hj212DriverOptions> = {
+  kind: 'hj212',
+  async open(options: Hj212DriverOptions, transport: SerialTransport): Promise<SensorSession> {
+    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+    const session = new Hj212Session(transport, options);
+    try {
+      await transport.open();
+    } catch (err) {
+      await session.close();
+      throw err;
+    }
+    return session;
+  },
+};
