@@ -92,4 +92,27 @@ describe('hj212Driver', () => {
     await session.close();
     await transport.close();
   });
+
+  it('reassembles a split upload (PNUM/PNO) into one reading carrying every part', async () => {
+    const line = new MockSerialLine('/dev/ttyMOCK-hj212-split');
+    const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: false });
+    const session = await hj212Driver.open({ now: () => 5 }, transport);
+    const part = (pno: number, items: Record<string, Record<string, string>>) =>
+      encodeFrame({
+        header: { QN: '20240101120000000', ST: '31', CN: '2051', PW: '123456', MN, Flag: 7, PNUM: '2', PNO: String(pno) },
+        cp: { params: { DataTime: '20240101120000' }, items },
+      });
+    const p2 = part(2, { a19001: { Avg: '6.8', Flag: 'N' } });
+    const p1 = part(1, { a21026: { Avg: '12.5', Flag: 'N' } });
+    line.device.write(p2); // parts may come out of order
+    line.device.write(p1);
+    const it = session.readings()[Symbol.asyncIterator]();
+    const r = (await it.next()).value as SensorReading;
+    expect(r.frames).toEqual([p1, p2]);
+    expect(r.raw).toHaveLength(2);
+    expect(r.meas.map((m) => `${m.code}-${m.kind}=${m.value}`)).toEqual(['a21026-Avg=12.5', 'a19001-Avg=6.8']);
+    expect(session.stats().readings).toBe(1);
+    await session.close();
+    await transport.close();
+  });
 });

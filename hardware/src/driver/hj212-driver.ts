@@ -8,6 +8,7 @@
 import { Hj212StreamDecoder, type Hj212DecoderOptions } from '../hj212/decoder.ts';
 import { encodeDataAnswer } from '../hj212/encoder.ts';
 import { measurementsFromFrame } from '../hj212/measurements.ts';
+import { Hj212Reassembler } from '../hj212/reassembler.ts';
 import type { Hj212DecodeResult, Hj212Frame } from '../hj212/types.ts';
 import type { SerialTransport } from '../transport/serial-transport.ts';
 import { DriverError, SessionCore } from './session-core.ts';
@@ -20,10 +21,14 @@ export interface Hj212DriverOptions extends DriverCommonOptions, Hj212DecoderOpt
   acknowledge?: boolean;
   /** Report DRIVER_TIMEOUT when no frame was accepted for this long while the link is up (again every period). Default off. */
   silenceTimeoutMs?: number;
+  /** Give up on a split message (PNUM/PNO) whose parts have not all arrived after this long. Default 60 000 ms. */
+  splitTimeoutMs?: number;
 }
 
 class Hj212Session implements SensorSession {
   private decoder: Hj212StreamDecoder;
+  /** Split uploads (PNUM/PNO, HJ 212-2017 table C.49) become one reading once every part is in. */
+  private readonly reassembler = new Hj212Reassembler();
   private readonly core: SessionCore;
   private readonly unsubscribe: () => void;
   private silenceTimer: NodeJS.Timeout | undefined;
@@ -87,14 +92,26 @@ class Hj212Session implements SensorSession {
     for (const r of results) {
       if (r.ok) {
         this.armSilence();
-        this.core.push({
-          sensor: this.options.sensor ?? r.parsed.header.MN ?? 'hj212',
-          time: this.core.now(),
-          meas: measurementsFromFrame(r),
-          raw: [r.sha256],
-          frames: [r.raw],
-          ...(r.anomalies.length > 0 ? { anomalies: r.anomalies.map((a) => ({ code: a.code, message: a.message })) } : {}),
-        });
+        const now = this.core.now();
+        const events = [...this.reassembler.add(r, now), ...this.reassembler.expire(now, this.options.splitTimeoutMs ?? 60_000)];
+        for (const e of events) {
+          if (e.kind === 'message') {
+            const frames = e.message.frames;
+            const first = frames[0]!;
+            const anomalies = frames.flatMap((f) => f.anomalies.map((a) => ({ code: a.code, message: a.message })));
+            this.core.push({
+              sensor: this.options.sensor ?? first.parsed.header.MN ?? 'hj212',
+              time: now,
+              meas: measurementsFromFrame({ cp: e.message.cp }),
+              raw: frames.map((f) => f.sha256),
+              frames: frames.map((f) => f.raw),
+              ...(anomalies.length > 0 ? { anomalies } : {}),
+            });
+          } else {
+            // Never a partial reading: the parts that did arrive are reported with their bytes, not signed.
+            this.core.issue({ code: e.error.code, error: e.error, raw: concat(e.frames.map((f) => f.raw)), sensor: e.key.mn });
+          }
+        }
         if (this.options.acknowledge === true) this.acknowledge(r);
       } else {
         this.core.issue({
@@ -115,6 +132,16 @@ class Hj212Session implements SensorSession {
       // a lost answer is the logger's to retry (HJ 212-2017 §6.1: it resends after its timeout)
     });
   }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /** The HJ 212 driver (listen-only by default). */
