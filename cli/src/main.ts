@@ -23,13 +23,8 @@ const COMMANDS: Record<string, Command> = {
     run: async (argv, io) => (await import('@stele/verifier/cli.ts')).runVerify(argv, io),
   },
   gateway: {
-    summary: 'gateway tools: `stele gateway provision` makes the device key and an offline, countersigned enrolment request',
-    run: async (argv, io) => {
-      const [sub, ...rest] = argv;
-      if (sub === 'provision') return (await import('@stele/device/provision/cli.ts')).runGatewayProvision(rest, io);
-      io.stderr.write('usage: stele gateway provision --backend software|pkcs11|tpm ... (see stele gateway provision --help)\n');
-      return sub === '--help' || sub === '-h' ? 0 : 2;
-    },
+    summary: 'the gateway: `stele gateway run | doctor | status | provision`',
+    run: async (argv, io) => (await import('@stele/edge-agent/cli.ts')).runGateway(argv, io),
   },
   hj212: {
     summary: 'HJ 212 tools: `stele hj212 decode` reads frames from stdin or a serial port and prints JSON',

@@ -171,6 +171,71 @@ export class Outbox {
     return { seq, reading: readingBytes, statement };
   }
 
+  /**
+   * Appends a statement that is not a reading (a lifecycle statement, FORMAT.md §13: key rotation, agent
+   * reinstall) at the next seq, atomically with the chain exactly like {@link take}, serialised with takes.
+   * `build` gets the seq and prev to sign into it and returns the signed statement and its body (whose SHA-256
+   * becomes the chain digest the next reading links to); the body is stored where a reading would be.
+   *
+   * `resync`: only on an outbox that has never taken anything (head seq 0), continue the chain after a head ingest
+   * confirmed (`{seq, digest}`) instead of from genesis, and record 1..seq as acknowledged (ingest holds them).
+   * That is how a reinstalled agent that lost its outbox goes on without ever repeating a seq (edge-agent
+   * rotation.ts `reinstallAgent`). `resync` on an outbox that has taken anything is misuse (RangeError).
+   */
+  append(
+    build: (link: { seq: number; prev: Uint8Array }) => Promise<{ statement: Uint8Array; body: Uint8Array }>,
+    deviceId: string,
+    resync?: { seq: number; digest: Uint8Array },
+  ): Promise<TakeResult> {
+    if (this.#closing) return Promise.reject(new OutboxError('OUTBOX_CLOSED', 'outbox is closed'));
+    const run = this.#takeQueue.then(() => this.#appendNow(build, deviceId, resync));
+    this.#takeQueue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  async #appendNow(
+    build: (link: { seq: number; prev: Uint8Array }) => Promise<{ statement: Uint8Array; body: Uint8Array }>,
+    deviceId: string,
+    resync: { seq: number; digest: Uint8Array } | undefined,
+  ): Promise<TakeResult> {
+    if (typeof build !== 'function') throw new TypeError('build must be a function');
+    if (typeof deviceId !== 'string' || deviceId.length === 0) throw new TypeError('deviceId must be a non-empty string');
+    const head = this.#head;
+    if (head.device !== undefined && head.device !== deviceId) {
+      throw new OutboxError('OUTBOX_DEVICE_MISMATCH', 'this outbox holds the chain of another device', {
+        where: { outboxDevice: head.device, deviceId },
+      });
+    }
+    let base = { seq: head.seq, prev: head.seq === 0 ? GENESIS_PREV : head.digest };
+    if (resync !== undefined) {
+      if (head.seq !== 0) throw new RangeError('resync is only for an outbox that has taken nothing');
+      if (!Number.isSafeInteger(resync.seq) || resync.seq < 0) throw new RangeError('resync.seq must be a non-negative integer');
+      if (!(resync.digest instanceof Uint8Array) || resync.digest.length !== 32) throw new RangeError('resync.digest must be 32 bytes');
+      base = { seq: resync.seq, prev: resync.seq === 0 ? GENESIS_PREV : resync.digest };
+    }
+    const seq = base.seq + 1;
+    const { statement, body } = await build({ seq, prev: base.prev });
+    if (!(statement instanceof Uint8Array) || !(body instanceof Uint8Array)) throw new TypeError('build must return statement and body bytes');
+    const digest = readingDigest(body);
+    const takenAt = this.#now();
+    const ops: { type: 'put'; key: string; value: Uint8Array }[] = [
+      { type: 'put', key: entryKey(seq), value: encodeCbor({ reading: body, statement, takenAt }) },
+      { type: 'put', key: HEAD_KEY, value: encodeCbor({ seq, digest, device: deviceId }) },
+    ];
+    if (resync !== undefined && resync.seq > this.#acked) ops.push({ type: 'put', key: ACKED_KEY, value: encodeCbor({ upTo: resync.seq }) });
+    try {
+      await this.#db.batch(ops, { sync: true });
+    } catch (cause) {
+      throw new OutboxError('OUTBOX_IO', 'cannot store the statement', { cause, where: { seq } });
+    }
+    this.#head = { seq, digest, device: deviceId };
+    if (resync !== undefined && resync.seq > this.#acked) this.#acked = resync.seq;
+    return { seq, reading: body, statement };
+  }
+
   /** The chain head: seq 0 and GENESIS_PREV-like zero digest before the first take. */
   head(): { seq: number; digest: Uint8Array } {
     return { seq: this.#head.seq, digest: this.#head.digest.slice() };

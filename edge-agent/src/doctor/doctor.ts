@@ -1,0 +1,339 @@
+/**
+ * `stele gateway doctor`: what an installer checks before leaving a site. Config, each instrument's serial port
+ * (present, permissions, frames seen), the key backend (loads and signs), the clock, the broker (reachable,
+ * credentials accepted), disk space, and the outbox. Every failure carries the fix to try.
+ *
+ * When the agent is running (its /status answers), the ports and the outbox belong to it: frames seen and the
+ * outbox state come from the agent instead of opening them here.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { verifyEs256 } from '@stele/core/ecdsa.ts';
+import { utf8 } from '@stele/core/bytes.ts';
+import { SerialPortMock } from 'serialport';
+import { loadConfig, type GatewayConfig, type InstrumentConfig } from '../config/config.ts';
+import { ConfigError, formatIssue } from '../config/errors.ts';
+import { Outbox } from '../outbox.ts';
+import { ClockMonitor, type ClockProbe } from '../ops/clock.ts';
+import { DiskMonitor, type StatfsFn } from '../ops/disk.ts';
+import { fmtBytes, type GatewayStatus } from '../ops/status.ts';
+import { describePortProblem, InstrumentRunner, portErrorCode } from '../run/instrument.ts';
+import { mqttOptionsFor } from '../run/mqtt-options.ts';
+import { keyFix, openSigner, type OpenSignerOptions } from '../run/signer.ts';
+import { checkBroker } from './broker.ts';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+export interface DoctorCheck {
+  /** `config`, `port:<instrument>`, `frames:<instrument>`, `key`, `clock`, `broker`, `disk`, `outbox`, `agent`. */
+  name: string;
+  status: CheckStatus;
+  message: string;
+  /** What to try, for warn and fail. */
+  fix?: string;
+  /** An error code, when one applies (CONFIG_INVALID, INSTRUMENT_PORT_MISSING, KEY_PIN_INCORRECT, ...). */
+  code?: string;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  config: string;
+  checks: DoctorCheck[];
+}
+
+export interface DoctorOptions {
+  configFile: string;
+  /** Listen to each instrument this long and count frames (skipped while the agent runs). Default 0 (off). */
+  listenMs?: number;
+  env?: NodeJS.ProcessEnv;
+  brokerTimeoutMs?: number;
+  /** Test seams. */
+  statfs?: StatfsFn;
+  clockProbe?: ClockProbe;
+  signer?: OpenSignerOptions;
+  bindingFor?: (instrument: InstrumentConfig) => typeof SerialPortMock.binding | undefined;
+  /** Asks the running agent; default GET http://<health.host>:<health.port>/status. */
+  fetchStatus?: (config: GatewayConfig) => Promise<GatewayStatus | undefined>;
+}
+
+export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  const add = (c: DoctorCheck) => checks.push(c);
+  let config: GatewayConfig;
+  try {
+    config = await loadConfig(o.configFile);
+    add({ name: 'config', status: 'ok', message: `${config.file}: valid (${config.instruments.length} instrument(s))` });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      add({
+        name: 'config',
+        status: 'fail',
+        code: err.code,
+        message: err.issues.length > 0 ? `config has ${err.issues.length} problem(s):\n${err.issues.map((i) => `    ${formatIssue(i)}`).join('\n')}` : err.message,
+        fix: err.code === 'CONFIG_UNREADABLE' ? 'pass the right file with --config (default /etc/stele/gateway.yaml), readable by this user' : 'correct the lines named above; docs/gateway-install.md lists every field',
+      });
+      return { ok: false, config: o.configFile, checks };
+    }
+    throw err;
+  }
+
+  const running = await (o.fetchStatus ?? fetchAgentStatus)(config).catch(() => undefined);
+  add(
+    running === undefined
+      ? { name: 'agent', status: 'warn', message: `the agent does not answer on ${config.health.host}:${config.health.port}`, fix: 'start it: `sudo systemctl start stele-gateway` (logs: `journalctl -u stele-gateway -e`)' }
+      : { name: 'agent', status: 'ok', message: `running (pid ${running.pid}, up ${Math.round((running.now - running.startedAt) / 1000)} s, outbox depth ${running.outbox.depth})` },
+  );
+
+  for (const ins of config.instruments) {
+    const port = await checkPort(ins);
+    add(port);
+    if (running !== undefined) add(framesFromAgent(ins, running, o.listenMs));
+    else if (port.status !== 'fail' && (o.listenMs ?? 0) > 0) add(await listenFrames(ins, o.listenMs!, o.bindingFor?.(ins)));
+  }
+
+  add(await checkKey(config, o));
+  add(await checkClock(o.clockProbe));
+  add(await checkBrokerOf(config, o));
+  add(await checkDisk(config, o.statfs));
+  add(running === undefined ? await checkOutbox(config) : { name: 'outbox', status: 'ok', message: `head seq ${running.outbox.head}, acked up to ${running.outbox.acked} (from the running agent)` });
+
+  return { ok: checks.every((c) => c.status !== 'fail'), config: config.file, checks };
+}
+
+async function fetchAgentStatus(config: GatewayConfig): Promise<GatewayStatus | undefined> {
+  const host = config.health.host.includes(':') ? `[${config.health.host}]` : config.health.host;
+  const res = await fetch(`http://${host}:${config.health.port}/status`, { signal: AbortSignal.timeout(1500) });
+  if (!res.ok) return undefined;
+  return (await res.json()) as GatewayStatus;
+}
+
+/** Present, a character device, readable and writable by this user (with the dialout hint). */
+export async function checkPort(ins: InstrumentConfig): Promise<DoctorCheck> {
+  const name = `port:${ins.id}`;
+  let info;
+  try {
+    info = await stat(ins.port);
+  } catch (err) {
+    const code = portErrorCode(err);
+    const p = describePortProblem(code, ins.id, ins.port);
+    const present = await listSerialPorts();
+    return {
+      name,
+      status: 'fail',
+      code,
+      message: p.message,
+      fix: code === 'INSTRUMENT_PORT_MISSING' ? `${p.fix}${present.length > 0 ? `; present now: ${present.join(', ')}` : '; no /dev/serial/by-id entries: is the adapter plugged in?'}` : p.fix,
+    };
+  }
+  if (!info.isCharacterDevice()) {
+    return { name, status: 'fail', code: 'INSTRUMENT_PORT_FAILED', message: `instrument ${ins.id}: ${ins.port} is not a serial device`, fix: 'point instruments[].port at the tty device (/dev/serial/by-id/...)' };
+  }
+  try {
+    await access(ins.port, fsConstants.R_OK | fsConstants.W_OK);
+  } catch {
+    const group = await groupName(info.gid);
+    const p = describePortProblem('INSTRUMENT_PORT_DENIED', ins.id, ins.port);
+    return {
+      name,
+      status: 'fail',
+      code: 'INSTRUMENT_PORT_DENIED',
+      message: `${p.message} (owned by group ${group ?? info.gid}, mode ${(info.mode & 0o777).toString(8)})`,
+      fix: `add this user to group ${group ?? 'dialout'}: \`sudo usermod -aG ${group ?? 'dialout'} $USER\` (log in again; the service's user is in it through the unit's SupplementaryGroups)`,
+    };
+  }
+  return { name, status: 'ok', message: `instrument ${ins.id}: ${ins.port} present, readable and writable` };
+}
+
+async function listSerialPorts(): Promise<string[]> {
+  try {
+    return (await readdir('/dev/serial/by-id')).map((n) => join('/dev/serial/by-id', n));
+  } catch {
+    return [];
+  }
+}
+
+async function groupName(gid: number): Promise<string | undefined> {
+  try {
+    const text = await readFile('/etc/group', 'utf8');
+    for (const line of text.split('\n')) {
+      const [name, , id] = line.split(':');
+      if (Number(id) === gid) return name;
+    }
+  } catch {
+    /* no /etc/group */
+  }
+  return undefined;
+}
+
+function framesFromAgent(ins: InstrumentConfig, s: GatewayStatus, listenMs: number | undefined): DoctorCheck {
+  const name = `frames:${ins.id}`;
+  const i = s.instruments.find((x) => x.id === ins.id);
+  if (i === undefined) return { name, status: 'warn', message: `the running agent has no instrument ${ins.id} (config changed since it started?)`, fix: 'restart the agent: `sudo systemctl restart stele-gateway`' };
+  const rejected = Object.entries(i.rejections).map(([c, n]) => `${c} ×${n}`).join(', ');
+  if (i.state !== 'open') return { name, status: 'fail', ...(i.lastError === undefined ? {} : { code: i.lastError.code }), message: `instrument ${ins.id}: ${i.state}${i.lastError ? `: ${i.lastError.message}` : ''}`, fix: 'see the port check above and `journalctl -u stele-gateway -e`' };
+  if (i.lastReadingAt === undefined) {
+    return {
+      name,
+      status: 'fail',
+      message: `instrument ${ins.id}: port open, no reading yet${rejected === '' ? '' : ` (rejected: ${rejected})`}`,
+      fix: 'check baud, parity and stop bits against the instrument, and the wiring (TX/RX crossed for RS-232, A/B for RS-485)',
+    };
+  }
+  const ageS = Math.round((s.now - i.lastReadingAt) / 1000);
+  const limitS = listenMs !== undefined && listenMs > 0 ? listenMs / 1000 : 600;
+  return {
+    name,
+    status: ageS <= limitS ? 'ok' : 'warn',
+    message: `instrument ${ins.id}: ${i.frames} reading(s), last ${ageS} s ago${rejected === '' ? '' : `; rejected: ${rejected}`}`,
+    ...(ageS <= limitS ? {} : { fix: 'the instrument went quiet: check it is sending and the cable' }),
+  };
+}
+
+/** Opens the port with the instrument's driver for `ms` and counts what arrives (the agent must not be running). */
+async function listenFrames(ins: InstrumentConfig, ms: number, binding: typeof SerialPortMock.binding | undefined): Promise<DoctorCheck> {
+  const name = `frames:${ins.id}`;
+  const runner = new InstrumentRunner(
+    { ...ins, reconnectMs: ms + 1000, reconnectMaxMs: ms + 1000 },
+    { clock: () => ({ synced: false, source: 'none' }), log: () => undefined, ...(binding === undefined ? {} : { binding }) },
+  );
+  const source = runner.source();
+  let readings = 0;
+  const pump = (async () => {
+    for await (const _ of source) readings++;
+  })();
+  await new Promise((r) => setTimeout(r, ms));
+  await runner.stop();
+  await source.return(undefined).catch(() => undefined);
+  await Promise.race([pump.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+  const s = runner.status();
+  const rejected = Object.entries(s.rejections).map(([c, n]) => `${c} ×${n}`).join(', ');
+  if (s.opens === 0 && s.lastError !== undefined) {
+    return { name, status: 'fail', code: s.lastError.code, message: s.lastError.message, fix: describePortProblem(s.lastError.code as never, ins.id, ins.port).fix };
+  }
+  if (readings > 0) return { name, status: 'ok', message: `instrument ${ins.id}: ${readings} reading(s) in ${ms / 1000} s${rejected === '' ? '' : `; rejected: ${rejected}`}` };
+  return {
+    name,
+    status: 'fail',
+    code: 'INSTRUMENT_NO_FRAMES',
+    message: `instrument ${ins.id}: no reading in ${ms / 1000} s${rejected === '' ? '' : ` (rejected: ${rejected})`}`,
+    fix:
+      rejected === ''
+        ? 'nothing arrived: check the instrument sends (and how often), the wiring (TX/RX crossed for RS-232, A/B for RS-485), and listen longer with --listen'
+        : 'bytes arrive but do not decode: check baud, parity and stop bits, and the driver options (hj212: crc modbus-lsb-first, mode lenient)',
+  };
+}
+
+async function checkKey(config: GatewayConfig, o: DoctorOptions): Promise<DoctorCheck> {
+  const what = config.key.backend === 'software' ? `software key ${config.key.path}` : `${config.key.kind} key on token ${JSON.stringify(config.key.token)} (${config.key.module})`;
+  let warning: string | undefined;
+  try {
+    const signer = await openSigner(config.key, { ...o.signer, ...(o.env === undefined ? {} : { env: o.env }), onWarning: (w) => (warning = w.message) });
+    try {
+      const message = utf8('stele gateway doctor');
+      const sig = await signer.sign(message);
+      if (!(await verifyEs256(signer.publicKey, message, sig))) {
+        return { name: 'key', status: 'fail', code: 'KEY_SIGNATURE_INVALID', message: `${what}: the test signature does not verify`, fix: 'the token is misbehaving: re-provision the key' };
+      }
+      const kid = Buffer.from(signer.keyId).toString('base64url');
+      if (warning !== undefined) return { name: 'key', status: 'warn', code: 'KEY_FILE_MODE', message: `${what}: signs (kid ${kid}), but ${warning}`, fix: `chmod 600 the key file` };
+      return { name: 'key', status: config.key.backend === 'software' ? 'warn' : 'ok', message: `${what}: loads and signs (kid ${kid})`, ...(config.key.backend === 'software' ? { fix: 'a software key is for bench setups: verifiers flag it; provision a TPM or secure-element key for the field' } : {}) };
+    } finally {
+      await signer.close?.();
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    return { name: 'key', status: 'fail', ...(code === undefined ? {} : { code }), message: `${what}: ${(err as Error).message}`, fix: keyFix(code) };
+  }
+}
+
+async function checkClock(probe: ClockProbe | undefined): Promise<DoctorCheck> {
+  const m = new ClockMonitor(probe === undefined ? {} : { probe });
+  const s = await m.check();
+  if (s.synced) return { name: 'clock', status: 'ok', message: `synchronised (${s.via}), ${new Date().toISOString()}` };
+  if (s.reason === 'no-rtc') return { name: 'clock', status: 'fail', code: 'CLOCK_NO_RTC', message: `the date is ${new Date().toISOString()}: no RTC and no time sync yet`, fix: 'give the gateway network time (NTP, `timedatectl set-ntp true`) or fit an RTC; readings record the clock as unsynced meanwhile' };
+  if (s.reason === 'unknown') return { name: 'clock', status: 'warn', message: 'cannot tell whether the clock is synchronised (no timedatectl, no systemd-timesyncd)', fix: 'use systemd-timesyncd or chrony with timedatectl; readings record the clock as unsynced meanwhile' };
+  return { name: 'clock', status: 'fail', code: 'CLOCK_UNSYNCED', message: `the clock is not synchronised (${s.via})`, fix: 'enable time sync: `sudo timedatectl set-ntp true`; check NTP (UDP 123) is allowed out; `timedatectl timesync-status`' };
+}
+
+async function checkBrokerOf(config: GatewayConfig, o: DoctorOptions): Promise<DoctorCheck> {
+  let mqttOptions;
+  try {
+    mqttOptions = await mqttOptionsFor(config.broker);
+  } catch (err) {
+    return { name: 'broker', status: 'fail', code: (err as { code?: string }).code ?? 'BROKER_SECRET_UNREADABLE', message: (err as Error).message, fix: 'create the file named in the config, readable by the stele user (mode 0600)' };
+  }
+  const clientId = `${config.broker.clientId ?? `stele-gw-${config.gateway.id}`}-doctor`;
+  const r = await checkBroker({
+    url: config.broker.url,
+    mqttOptions,
+    clientId,
+    protocolVersion: config.broker.protocolVersion,
+    subscribeTopic: `stele/v1/${config.gateway.id}/acks`,
+    timeoutMs: o.brokerTimeoutMs ?? 5000,
+  });
+  if (r.cause === 'ok') return { name: 'broker', status: 'ok', message: r.message };
+  return { name: 'broker', status: 'fail', code: `BROKER_${r.cause.toUpperCase().replace(/-/g, '_')}`, message: r.message, ...(r.fix === undefined ? {} : { fix: r.fix }) };
+}
+
+async function checkDisk(config: GatewayConfig, statfs: StatfsFn | undefined): Promise<DoctorCheck> {
+  // the data folder may not exist before the first run: measure the nearest folder that does
+  let dir = config.gateway.dataDir;
+  for (let i = 0; i < 64; i++) {
+    try {
+      await stat(dir);
+      break;
+    } catch {
+      dir = dirname(dir);
+    }
+  }
+  const m = new DiskMonitor({ dir, warnAtFreeBytes: config.disk.warnAtFreeBytes, stopAtFreeBytes: config.disk.stopAtFreeBytes, ...(statfs === undefined ? {} : { statfs }) });
+  const s = await m.check();
+  try {
+    await access(dir, fsConstants.W_OK);
+  } catch {
+    return { name: 'disk', status: 'fail', code: 'DATA_DIR_NOT_WRITABLE', message: `${dir} is not writable by this user`, fix: `\`sudo chown -R stele: ${config.gateway.dataDir}\` (the service runs as user stele)` };
+  }
+  const free = `${fmtBytes(s.freeBytes)} free on ${dir}`;
+  if (s.level === 'stop') return { name: 'disk', status: 'fail', code: 'DISK_FULL', message: `${free}, below stopAtFreeBytes ${fmtBytes(s.stopAtFreeBytes)}: new readings are refused`, fix: 'free space (journal: `sudo journalctl --vacuum-size=100M`; apt: `sudo apt clean`), or move dataDir to a larger disk; never delete the outbox' };
+  if (s.level === 'warn') return { name: 'disk', status: 'warn', code: 'DISK_LOW', message: `${free}, below warnAtFreeBytes ${fmtBytes(s.warnAtFreeBytes)}`, fix: 'free space before it reaches the stop level; check the broker link (an outbox that does not drain grows)' };
+  if (s.level === 'unknown') return { name: 'disk', status: 'warn', message: `cannot read free space of ${dir}: ${s.error}`, fix: 'check the data folder path' };
+  return { name: 'disk', status: 'ok', message: free };
+}
+
+async function checkOutbox(config: GatewayConfig): Promise<DoctorCheck> {
+  const dir = join(config.gateway.dataDir, 'outbox');
+  try {
+    await stat(dir);
+  } catch {
+    return { name: 'outbox', status: 'ok', message: `${dir} does not exist yet (created at the first run)` };
+  }
+  try {
+    const outbox = await Outbox.open(dir);
+    try {
+      return { name: 'outbox', status: 'ok', message: `head seq ${outbox.head().seq}, acked up to ${outbox.ackedUpTo()}, ${outbox.pendingCount()} waiting` };
+    } finally {
+      await outbox.close();
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'OUTBOX_LOCKED') return { name: 'outbox', status: 'warn', code, message: `${dir} is held by another process, but no agent answers on the ops port`, fix: 'is an agent running with another health.port? `sudo systemctl status stele-gateway`' };
+    return {
+      name: 'outbox',
+      status: 'fail',
+      ...(code === undefined ? {} : { code }),
+      message: `${dir}: ${(err as Error).message}`,
+      fix: code === 'OUTBOX_CORRUPT' ? 'keep a copy of the folder for the evidence; do not delete it; report it with `stele gateway doctor --json`' : 'check the folder permissions (`sudo chown -R stele: DATA_DIR`)',
+    };
+  }
+}
+
+const MARK: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', skip: 'skip' };
+
+export function formatDoctorReport(r: DoctorReport): string {
+  const lines = r.checks.map((c) => `[${MARK[c.status]}] ${c.name.padEnd(18)} ${c.message}${c.fix !== undefined && c.status !== 'ok' ? `\n       ${''.padEnd(18)} fix: ${c.fix}` : ''}`);
+  const fails = r.checks.filter((c) => c.status === 'fail').length;
+  const warns = r.checks.filter((c) => c.status === 'warn').length;
+  lines.push('', fails === 0 ? `all checks passed${warns > 0 ? ` (${warns} warning(s))` : ''}` : `${fails} check(s) failed, ${warns} warning(s)`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,167 @@
+/**
+ * What the running agent reports on /status (JSON) and /metrics (Prometheus text exposition format 0.0.4), and
+ * what `stele gateway status` prints. Only one process can open the LevelDB outbox, so every other tool asks
+ * the running agent through this.
+ */
+import type { AgentStatus } from '../agent.ts';
+import type { RetentionStatus } from '../retention/retention.ts';
+import type { RelayStatus } from '../forward/hj212-relay.ts';
+import type { ClockStatus } from './clock.ts';
+import type { DiskStatus } from './disk.ts';
+
+export type InstrumentState = 'connecting' | 'open' | 'waiting' | 'stopped' | 'unavailable';
+
+export interface InstrumentStatus {
+  id: string;
+  driver: string;
+  port: string;
+  state: InstrumentState;
+  /** Why it is not open: the last error, with a code (`INSTRUMENT_PORT_MISSING`, ...). */
+  lastError: { code: string; message: string; at: number } | undefined;
+  /** Port (re)opened successfully. */
+  opens: number;
+  frames: number;
+  /** Rejected frames by code (bad CRC, noise, ...). */
+  rejections: Record<string, number>;
+  /** Readings refused under the full-disk policy. */
+  refused: number;
+  /** Gateway clock when the last reading from it was acquired. */
+  lastReadingAt: number | undefined;
+}
+
+export interface GatewayStatus {
+  deviceId: string;
+  pid: number;
+  startedAt: number;
+  now: number;
+  state: 'starting' | 'running' | 'stopping';
+  outbox: { head: number; acked: number; depth: number };
+  lastAck: { upTo: number; at: number } | undefined;
+  taken: number;
+  failed: number;
+  refused: number;
+  signingRatePerSec: number;
+  takeMsAvg: number;
+  broker: {
+    url: string;
+    connected: boolean;
+    mode: 'full' | 'hash-only';
+    sent: number;
+    resends: number;
+    rejected: Record<string, number>;
+    stalled: string | undefined;
+  };
+  instruments: InstrumentStatus[];
+  /** HJ 212 relays to the authority's platform, by id. */
+  relays: Record<string, RelayStatus>;
+  disk: DiskStatus;
+  clock: ClockStatus;
+  /** Local retention of acknowledged readings (evidence hand-over). */
+  retention: RetentionStatus;
+  /** Problems an operator should see now, one line each (empty when all is well). */
+  problems: string[];
+  agent: AgentStatus;
+}
+
+/** Problems derived from a status: what /healthz and the health topic say is wrong. */
+export function problemsOf(s: Omit<GatewayStatus, 'problems'>): string[] {
+  const out: string[] = [];
+  if (s.disk.level === 'stop') out.push(`disk full: ${fmtBytes(s.disk.freeBytes)} free, below ${fmtBytes(s.disk.stopAtFreeBytes)}; new readings are refused (${s.disk.refused} so far)`);
+  else if (s.disk.level === 'warn') out.push(`disk low: ${fmtBytes(s.disk.freeBytes)} free, below ${fmtBytes(s.disk.warnAtFreeBytes)}`);
+  if (!s.clock.synced) out.push(`clock not synchronised (${s.clock.reason})`);
+  if (s.broker.stalled !== undefined) out.push(`publishing stopped: ${s.broker.stalled}`);
+  else if (!s.broker.connected) out.push('broker not connected; readings wait in the outbox');
+  for (const i of s.instruments) {
+    if (i.state !== 'open') out.push(`instrument ${i.id} (${i.port}) ${i.state}${i.lastError ? `: ${i.lastError.code} ${i.lastError.message}` : ''}`);
+  }
+  for (const [id, r] of Object.entries(s.relays ?? {})) if (!r.upstreamConnected) out.push(`relay ${id}: the authority's platform is not connected (frames are held and forwarded when it is back)`);
+  return out;
+}
+
+export function fmtBytes(n: number | undefined): string {
+  if (n === undefined) return '?';
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${v >= 100 || u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
+}
+
+/** Prometheus text format 0.0.4. Names `stele_*`; counters end in `_total`. */
+export function renderMetrics(s: GatewayStatus): string {
+  const lines: string[] = [];
+  const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: [Record<string, string>, number | undefined][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) {
+      if (value === undefined || !Number.isFinite(value)) continue;
+      const l = Object.entries(labels);
+      lines.push(`${name}${l.length === 0 ? '' : `{${l.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`} ${value}`);
+    }
+  };
+  const one = (v: number | undefined): [Record<string, string>, number | undefined][] => [[{}, v]];
+  metric('stele_outbox_depth', 'gauge', 'Readings taken but not yet acknowledged by ingest.', one(s.outbox.depth));
+  metric('stele_chain_head_seq', 'gauge', 'Seq of the last reading taken.', one(s.outbox.head));
+  metric('stele_acked_seq', 'gauge', 'Ingest has committed every seq up to this one.', one(s.outbox.acked));
+  metric('stele_readings_taken_total', 'counter', 'Readings taken (signed and stored) since start.', one(s.taken));
+  metric('stele_readings_failed_total', 'counter', 'Acquired readings that could not be taken since start.', one(s.failed));
+  metric(
+    'stele_readings_refused_total',
+    'counter',
+    'Readings refused under the full-disk policy since start.',
+    s.instruments.map((i) => [{ instrument: i.id }, i.refused]),
+  );
+  metric('stele_signing_rate', 'gauge', 'Readings signed per second over the last 10 s.', one(s.signingRatePerSec));
+  metric('stele_take_duration_ms', 'gauge', 'Mean duration of a take (build, sign, synced write), ms (EWMA).', one(s.takeMsAvg));
+  metric('stele_broker_connected', 'gauge', '1 when connected to the broker and subscribed.', one(s.broker.connected ? 1 : 0));
+  metric('stele_publish_sent_total', 'counter', 'Statements published (resends included).', one(s.broker.sent));
+  metric('stele_publish_resends_total', 'counter', 'Times publishing went back to the acked mark for lack of an ack.', one(s.broker.resends));
+  metric(
+    'stele_ingest_rejects_total',
+    'counter',
+    'Statements rejected by ingest, by code.',
+    Object.entries(s.broker.rejected).map(([code, n]) => [{ code }, n]),
+  );
+  metric(
+    'stele_instrument_up',
+    'gauge',
+    '1 when the instrument port is open.',
+    s.instruments.map((i) => [{ instrument: i.id }, i.state === 'open' ? 1 : 0]),
+  );
+  metric(
+    'stele_instrument_frames_total',
+    'counter',
+    'Frames decoded from the instrument.',
+    s.instruments.map((i) => [{ instrument: i.id }, i.frames]),
+  );
+  metric(
+    'stele_instrument_rejections_total',
+    'counter',
+    'Bytes or frames rejected by the decoder, by code.',
+    s.instruments.flatMap((i) => Object.entries(i.rejections).map(([code, n]): [Record<string, string>, number] => [{ instrument: i.id, code }, n])),
+  );
+  metric(
+    'stele_instrument_last_reading_age_seconds',
+    'gauge',
+    'Seconds since the last reading from the instrument (absent before the first).',
+    s.instruments.map((i) => [{ instrument: i.id }, i.lastReadingAt === undefined ? undefined : Math.max(0, (s.now - i.lastReadingAt) / 1000)]),
+  );
+  metric(
+    'stele_relay_upstream_connected',
+    'gauge',
+    "1 when the HJ 212 relay is connected to the authority's platform.",
+    Object.entries(s.relays ?? {}).map(([id, r]) => [{ relay: id }, r.upstreamConnected ? 1 : 0]),
+  );
+  metric('stele_disk_free_bytes', 'gauge', 'Free bytes on the data folder filesystem.', one(s.disk.freeBytes));
+  metric('stele_disk_level', 'gauge', '0 ok, 1 below the warning level, 2 below the stop level (policy applies).', one({ ok: 0, warn: 1, stop: 2, unknown: undefined }[s.disk.level]));
+  metric('stele_clock_synced', 'gauge', '1 when the clock is synchronised (recorded in each reading).', one(s.clock.synced ? 1 : 0));
+  metric('stele_clock_jumps_total', 'counter', 'Wall-clock jumps against the monotonic clock since start.', one(s.clock.jumps));
+  metric('stele_up_seconds', 'gauge', 'Seconds since the agent started.', one((s.now - s.startedAt) / 1000));
+  return `${lines.join('\n')}\n`;
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}

@@ -1,0 +1,1 @@
+export { Retention, type RetentionOptions, type RetentionStatus } from './retention.ts';

@@ -1,0 +1,67 @@
+/** The signer named by the config's `key`: a software key file, or a key on a PKCS#11 token (TPM, SE, HSM). */
+import type { Signer } from '@stele/core/signer.ts';
+import { loadSoftwareSigner, Pkcs11Signer, type Pkcs11SignerOptions } from '@stele/device';
+import type { KeyConfig } from '../config/config.ts';
+
+export type ClosableSigner = Signer & { close?: () => Promise<void> };
+
+export interface OpenSignerOptions {
+  /** Environment a `pinEnv` PIN is read from. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Test seam for the PKCS#11 signer. */
+  pkcs11?: Pkcs11SignerOptions;
+  /** Called with a KEY_FILE_MODE warning (software key readable by others). */
+  onWarning?: (warning: Error) => void;
+}
+
+/**
+ * Opens the configured key. Never creates one: a gateway's key is made once by `stele gateway provision` and
+ * enrolled; a new key here would sign readings ingest does not know. Errors are @stele/device's KeyError /
+ * TokenError codes (KEY_FILE_MISSING, KEY_PIN_INCORRECT, KEY_TOKEN_MISSING, ...), passed through.
+ */
+export async function openSigner(key: KeyConfig, options: OpenSignerOptions = {}): Promise<ClosableSigner> {
+  if (key.backend === 'software') {
+    return loadSoftwareSigner(key.path, options.onWarning === undefined ? {} : { onWarning: options.onWarning });
+  }
+  return Pkcs11Signer.open(
+    {
+      backend: key.kind,
+      module: key.module,
+      tokenLabel: key.token,
+      pin: key.pin,
+      ...(key.keyLabel === undefined ? {} : { keyLabel: key.keyLabel }),
+      ...(key.keyId === undefined ? {} : { keyId: key.keyId }),
+    },
+    { ...options.pkcs11, ...(options.env === undefined ? {} : { env: options.env }) },
+  );
+}
+
+/** Fix to try for a key error code (doctor and `gateway run` print it). */
+export function keyFix(code: string | undefined): string {
+  switch (code) {
+    case 'KEY_FILE_MISSING':
+      return 'no key yet: run `stele gateway provision` (and enrol the gateway), or correct key.software.path';
+    case 'KEY_FILE_INVALID':
+      return 'the key file is not a P-256 PKCS#8 PEM key: restore the provisioned key file';
+    case 'KEY_FILE_IO':
+      return 'the service user cannot read the key file: `sudo chown stele: FILE && sudo chmod 600 FILE`';
+    case 'KEY_BACKEND_UNAVAILABLE':
+      return 'the pkcs11js module is not built: install build-essential and python3, then `npm rebuild pkcs11js`';
+    case 'KEY_MODULE_MISSING':
+      return 'key.pkcs11.module does not exist or does not load: install the token library (e.g. `sudo apt install libtpm2-pkcs11-1`) and check the path';
+    case 'KEY_TOKEN_MISSING':
+      return 'no token with that label: list tokens with `pkcs11-tool --module MODULE -L`, or run `stele gateway provision`';
+    case 'KEY_PIN_UNAVAILABLE':
+      return 'the PIN file or variable named in the config is missing or empty: create it (mode 0600, owned by the stele user)';
+    case 'KEY_PIN_INCORRECT':
+      return 'the token refused the PIN: correct the PIN file; do not retry blindly, the token locks after a few wrong PINs';
+    case 'KEY_PIN_LOCKED':
+      return 'the token locked the user PIN: an officer must reset it with the SO PIN';
+    case 'KEY_NOT_FOUND':
+      return 'no key with that label or id on the token: check key.pkcs11.keyLabel / keyId, or run `stele gateway provision`';
+    case 'KEY_AMBIGUOUS':
+      return 'several keys carry that label: set key.pkcs11.keyId to the one enrolled';
+    default:
+      return 'see the error above; `stele gateway doctor` checks the key backend';
+  }
+}
