@@ -3,6 +3,7 @@
  * Isomorphic: no Node-only APIs, so the verifier page can use it in a browser.
  */
 export * from './errors.ts';
+export * from './log.ts';
 export * from './bytes.ts';
 export * from './hash.ts';
 export * from './cbor.ts';
@@ -13,5 +14,6 @@ export * from './reading.ts';
 export * from './cose/index.ts';
 export * from './rfc9162/index.ts';
 export * from './anchor/evm-reader.ts';
+export * from './lifecycle/index.ts';
 export * from './bundle.ts';
 export * from './verify/index.ts';
