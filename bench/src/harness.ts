@@ -1,3 +1,5 @@
+import { readFile, writeFile } from 'node:fs/promises';
+
 /**
  * A small benchmark harness: run a function for about `durationMs`, `repeats` times (default 3), and report the
  * median rate and every run. Sync functions run in a tight loop; a function that returns a promise is awaited
@@ -96,4 +98,27 @@ export function resultsTable(results: readonly BenchResult[]): string {
     lines.push(`| ${r.name} | ${formatRate(r.median)} | ${r.unit} | ${r.runs.map(formatRate).join(' / ')} |`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Replaces the section `heading` (a "## " line, up to the next "## " heading) of the markdown file at `path`, or
+ * appends it; creates the file with a short preamble when it is missing. Returns `path`.
+ */
+export async function writeMarkdownSection(path: string, heading: string, body: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    text = '# Benchmarks\n\nMeasured numbers only; every figure says where and how it was measured.\n\n';
+  }
+  const section = `${heading}\n\n${body.trim()}\n\n`;
+  const start = text.indexOf(`${heading}\n`);
+  if (start === -1) {
+    text = `${text.trimEnd()}\n\n${section}`;
+  } else {
+    const next = text.indexOf('\n## ', start + heading.length);
+    text = text.slice(0, start) + section + (next === -1 ? '' : text.slice(next + 1));
+  }
+  await writeFile(path, `${text.trimEnd()}\n`);
+  return path;
 }

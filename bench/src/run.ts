@@ -5,11 +5,15 @@
  *   npm run bench -- sha              only those whose name contains "sha" (case-insensitive)
  *   npm run bench -- --write          all, then rewrite the "Raw limits" section of docs/BENCHMARKS.md
  *   npm run bench -- --ms 500         length of each of the 3 runs (default 1000)
+ *   npm run bench -- slow-key [...]   the slow-key scenario instead (bench/src/slow-key.ts; `--write` rewrites the
+ *                                     "Slow keys" section; about 75 s)
+ *   npm run bench -- gateway-replay   100k buffered readings replayed to real ingest (gateway-replay.ts)
+ *   npm run bench -- gateway-soak     16 instruments at 1 Hz for 10 minutes, max RSS per minute (gateway-soak.ts)
  *
  * Progress goes to stderr, the markdown table to stdout. The whole run takes about 40 s with the defaults.
  */
 import { createHash, generateKeyPairSync, sign, verify, webcrypto } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -18,7 +22,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { Level } from 'level';
 import { MerkleTree, hashLeaf, rootFromLeafHashes } from '@stele/core/rfc9162/index.ts';
-import { bench, formatRate, resultsTable, type BenchOptions, type BenchResult } from './harness.ts';
+import { bench, formatRate, resultsTable, writeMarkdownSection, type BenchOptions, type BenchResult } from './harness.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -230,26 +234,22 @@ const SECTION = '## Raw limits';
 
 /** Replaces the "## Raw limits" section (up to the next "## " heading) of docs/BENCHMARKS.md, or creates it. */
 async function writeSection(body: string): Promise<string> {
-  const path = join(repoRoot, 'docs', 'BENCHMARKS.md');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    text = '# Benchmarks\n\nMeasured numbers only; every figure says where and how it was measured.\n\n';
-  }
-  const section = `${SECTION}\n\n${body.trim()}\n\n`;
-  const start = text.indexOf(`${SECTION}\n`);
-  if (start === -1) {
-    text = `${text.trimEnd()}\n\n${section}`;
-  } else {
-    const next = text.indexOf('\n## ', start + SECTION.length);
-    text = text.slice(0, start) + section + (next === -1 ? '' : text.slice(next + 1));
-  }
-  await writeFile(path, `${text.trimEnd()}\n`);
-  return path;
+  return writeMarkdownSection(join(repoRoot, 'docs', 'BENCHMARKS.md'), SECTION, body);
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'slow-key') {
+    // A scenario, not a micro-benchmark: it runs the real outbox, agent, publisher and ingest for a minute.
+    const { runSlowKey } = await import('./slow-key.ts');
+    await runSlowKey(process.argv.slice(3));
+    return;
+  }
+  if (process.argv[2] === 'gateway-replay' || process.argv[2] === 'gateway-soak') {
+    // Whole-system gateway benches (issue #5): 100k replay to real ingest; 16 instruments, 10-minute RSS soak.
+    const bench = process.argv[2] === 'gateway-replay' ? await import('./gateway-replay.ts') : await import('./gateway-soak.ts');
+    await bench.main(process.argv.slice(3));
+    return;
+  }
   const { filter, write, durationMs } = parseArgs(process.argv.slice(2));
   const selected = cases.filter((c) => filter === undefined || c.name.toLowerCase().includes(filter));
   if (selected.length === 0) throw new Error(`no benchmark matches ${JSON.stringify(filter)}`);

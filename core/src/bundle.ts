@@ -47,6 +47,18 @@ export interface BundleEntry {
   receipt: Uint8Array;
 }
 
+/**
+ * One device lifecycle statement (FORMAT.md §13: enrolment, rotation, revocation, reinstall) with its receipt.
+ * Its seq, when it has one (rotation, reinstall), is in its protected header.
+ */
+export interface BundleLifecycleEntry {
+  batchId: number;
+  /** Tagged COSE_Sign1 lifecycle statement bytes exactly as signed (FORMAT.md §13.1). */
+  statement: Uint8Array;
+  /** Tagged COSE receipt bytes (FORMAT.md §5). */
+  receipt: Uint8Array;
+}
+
 /** One batch: the root ingest recorded as anchored, and where. */
 export interface BundleBatch {
   batchId: number;
@@ -66,6 +78,11 @@ export interface EvidenceBundle {
   window: { firstSeq: number; lastSeq: number };
   /** One per reading; sorting by seq is not required of the input (the verifier sorts). */
   entries: BundleEntry[];
+  /**
+   * The device's lifecycle statements up to export (FORMAT.md §13.6), in log order. Absent in bundles made
+   * before lifecycle data existed: the verifier then judges keys by `device` alone and notes it.
+   */
+  lifecycle?: BundleLifecycleEntry[];
   batches: BundleBatch[];
   /**
    * Reserved for the alert a bundle may carry (VERIFIER.md §4.4 check 9). Version 1 defines no shape for it yet;
@@ -190,6 +207,15 @@ function parseEntry(v: unknown, path: string): BundleEntry {
   return entry;
 }
 
+function parseLifecycleEntry(v: unknown, path: string): BundleLifecycleEntry {
+  const o = asObject(v, path, ['batchId', 'statement', 'receipt']);
+  return {
+    batchId: asUint(o.batchId, `${path}.batchId`, 1),
+    statement: asB64(o.statement, `${path}.statement`),
+    receipt: asB64(o.receipt, `${path}.receipt`),
+  };
+}
+
 function parseAnchor(v: unknown, path: string): AnchorRef {
   const o = asObject(v, path, ['chainId', 'contract', 'txHash', 'blockNumber', 'blockTime'], ['rpc']);
   const ref: AnchorRef = {
@@ -227,7 +253,7 @@ function asArray(v: unknown, path: string): unknown[] {
 /**
  * Checks the shape of a parsed JSON evidence bundle (FORMAT.md §7) and decodes its binary fields.
  * Strict: unknown keys, wrong types, bad base64url/hex, wrong key or root lengths, a window with
- * firstSeq > lastSeq, duplicate batch ids and entries naming a batch that is not listed are all
+ * firstSeq > lastSeq, duplicate batch ids and entries or lifecycle items naming a batch that is not listed are all
  * `FormatError('BUNDLE_FORMAT_ERROR')` with `where.path` naming the first problem.
  * Not checked here (the verifier reports them as check failures): entry order, gaps, forks, anything inside the CBOR.
  */
@@ -236,7 +262,7 @@ export function parseBundle(json: unknown): EvidenceBundle {
     json,
     '$',
     ['format', 'createdAt', 'device', 'ingest', 'window', 'entries', 'batches'],
-    ['alert'],
+    ['lifecycle', 'alert'],
   );
   if (o.format !== BUNDLE_FORMAT) fail('$.format', `expected "${BUNDLE_FORMAT}"`);
   const createdAt = asIsoTime(o.createdAt, '$.createdAt');
@@ -247,6 +273,8 @@ export function parseBundle(json: unknown): EvidenceBundle {
   if (window.firstSeq > window.lastSeq) fail('$.window', 'firstSeq is greater than lastSeq');
 
   const entries = asArray(o.entries, '$.entries').map((e, i) => parseEntry(e, `$.entries[${i}]`));
+  const lifecycle =
+    o.lifecycle === undefined ? undefined : asArray(o.lifecycle, '$.lifecycle').map((e, i) => parseLifecycleEntry(e, `$.lifecycle[${i}]`));
   const batches = asArray(o.batches, '$.batches').map((b, i) => parseBatch(b, `$.batches[${i}]`));
 
   const batchIds = new Set<number>();
@@ -258,8 +286,12 @@ export function parseBundle(json: unknown): EvidenceBundle {
     if (!batchIds.has(e.batchId)) fail(`$.entries[${i}].batchId`, `batch ${e.batchId} is not listed in $.batches`);
     if (e.seq < window.firstSeq || e.seq > window.lastSeq) fail(`$.entries[${i}].seq`, 'outside the window');
   });
+  lifecycle?.forEach((e, i) => {
+    if (!batchIds.has(e.batchId)) fail(`$.lifecycle[${i}].batchId`, `batch ${e.batchId} is not listed in $.batches`);
+  });
 
   const bundle: EvidenceBundle = { format: BUNDLE_FORMAT, createdAt, device, ingest, window, entries, batches };
+  if (lifecycle !== undefined) bundle.lifecycle = lifecycle;
   if (o.alert !== undefined) bundle.alert = o.alert;
   return bundle;
 }
@@ -299,6 +331,9 @@ export function bundleToJson(bundle: EvidenceBundle): Record<string, unknown> {
       entry.receipt = b64(e.receipt);
       return entry;
     }),
+    ...(bundle.lifecycle === undefined
+      ? {}
+      : { lifecycle: bundle.lifecycle.map((e) => ({ batchId: e.batchId, statement: b64(e.statement), receipt: b64(e.receipt) })) }),
     batches: bundle.batches.map((b) => {
       const batch: Record<string, unknown> = { batchId: b.batchId, size: b.size, root: `0x${toHex(b.root)}` };
       if (b.anchor !== undefined) batch.anchor = { ...b.anchor };

@@ -226,6 +226,10 @@ export function formatStatus(s: GatewayStatus): string {
   l.push(`last ack  ${s.lastAck === undefined ? 'none since start' : `up to seq ${s.lastAck.upTo}, ${age(s.now, s.lastAck.at)}`}`);
   l.push(`broker    ${s.broker.connected ? 'connected' : 'NOT connected'} ${s.broker.url} (${s.broker.mode}); sent ${s.broker.sent}, resends ${s.broker.resends}${Object.keys(s.broker.rejected).length > 0 ? `, rejected ${JSON.stringify(s.broker.rejected)}` : ''}`);
   l.push(`signing   ${s.signingRatePerSec.toFixed(2)} readings/s, ${s.takeMsAvg.toFixed(1)} ms per take; taken ${s.taken}, failed ${s.failed}, refused ${s.refused}`);
+  if (s.signing !== undefined) {
+    const g = s.signing;
+    l.push(`key       ${g.signMsAvg.toFixed(1)} ms per signature (${g.keyRatePerSec.toFixed(1)}/s); ${g.unsigned} waiting (max ${g.maxUnsigned}), ${g.signatures} signatures${g.batching ? ', signing device-level batches' : ''}${g.lastError === undefined ? '' : `; last failure ${g.lastError}`}`);
+  }
   l.push('instruments');
   for (const i of s.instruments) {
     const rej = Object.entries(i.rejections).map(([c, n]) => `${c} ×${n}`).join(', ');

@@ -6,8 +6,10 @@ import { SteleError } from '@stele/core/errors.ts';
  * - `OUTBOX_IO`: the store failed to read or write; the cause is attached. A failed take leaves the chain as it was.
  * - `OUTBOX_CORRUPT`: the stored head does not match the stored entries (or an entry does not decode).
  * - `OUTBOX_DEVICE_MISMATCH`: a take for another device id than the one this outbox's chain belongs to.
+ * - `OUTBOX_UNSIGNED`: readings taken unsigned before a restart wait for a key (`signPending` with a signer) and
+ *   a lifecycle statement cannot be appended after them until they are signed.
  */
-export type OutboxErrorCode = 'OUTBOX_CLOSED' | 'OUTBOX_LOCKED' | 'OUTBOX_IO' | 'OUTBOX_CORRUPT' | 'OUTBOX_DEVICE_MISMATCH';
+export type OutboxErrorCode = 'OUTBOX_CLOSED' | 'OUTBOX_LOCKED' | 'OUTBOX_IO' | 'OUTBOX_CORRUPT' | 'OUTBOX_DEVICE_MISMATCH' | 'OUTBOX_UNSIGNED';
 export class OutboxError extends SteleError<OutboxErrorCode> {}
 
 /**

@@ -1,8 +1,8 @@
 export { OutboxError, PublishError, type OutboxErrorCode, type PublishErrorCode } from './errors.ts';
 export { toLogFn, type LogFn, type LogLevel, type Logger, type PinoLike } from './log.ts';
-export { Outbox, type Acquired, type OutboxEntry, type OutboxOptions, type TakeResult } from './outbox.ts';
+export { DEFAULT_MAX_SIGN_BATCH, Outbox, type Acquired, type OutboxEntry, type OutboxOptions, type SignedRun, type TakenReading, type TakeResult } from './outbox.ts';
 export { Publisher, type PublisherOptions, type PublisherStatus } from './publisher.ts';
-export { GatewayAgent, type AgentStatus, type GatewayAgentOptions, type SensorStatus, type SourceStatus } from './agent.ts';
+export { GatewayAgent, type AgentStatus, type GatewayAgentOptions, type SensorStatus, type SigningStatus, type SourceStatus } from './agent.ts';
 export { reinstallAgent, rotateKey, type ConfirmedHead } from './rotation.ts';
 
 // Config, the gateway process, doctor, ops (issue #5 items 1, 2, 5, 6, 7, 9).

@@ -5,15 +5,21 @@
  * `sync: true`: before that nothing about it exists (no seq is spent), after that it survives a power cut and
  * the next take links to it. Takes are serialised, so two sources taking at once can never fork the chain.
  *
+ * A reading may also be taken *unsigned* ({@link Outbox.takeUnsigned}): durable and chained at once, signed later by
+ * the signing stage ({@link Outbox.signPending}), alone or in a device-level batch (FORMAT.md §3.1), so that a slow
+ * key (a TPM or secure element signing 10 to 50 times a second) never drops or holds up readings. Unsigned entries
+ * are always a suffix of the chain (signing goes in seq order from the lowest); only signed entries are published.
+ *
  * Layout (keys utf8, values deterministic CBOR):
  *   `e!<seq, 16 digits>` -> `{"reading": bstr, "statement": bstr, "takenAt": uint ms}`   (fixed width: ordered)
+ *                           `{"reading": bstr, "takenAt": uint ms}` while unsigned
  *   `m!head`             -> `{"seq": uint, "digest": bstr(32), "device": tstr}`           (seq 0 = empty chain)
  *   `m!acked`            -> `{"upTo": uint}`  ingest has committed 1..upTo (never goes backwards)
  */
 import { Level } from 'level';
 import { encodeCbor, decodeCbor } from '@stele/core/cbor.ts';
 import { equalBytes } from '@stele/core/bytes.ts';
-import { signStatement } from '@stele/core/cose/index.ts';
+import { signBatchedStatements, signStatement } from '@stele/core/cose/index.ts';
 import { encodeReading, GENESIS_PREV, readingDigest, type ClockState, type Measurement, type Reading } from '@stele/core/reading.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { OutboxError } from './errors.ts';
@@ -47,6 +53,27 @@ export interface TakeResult {
   statement: Uint8Array;
 }
 
+/** A reading taken but not signed yet ({@link Outbox.takeUnsigned}). */
+export interface TakenReading {
+  seq: number;
+  reading: Uint8Array;
+}
+
+/** What one step of the signing stage did ({@link Outbox.signPending}). */
+export interface SignedRun {
+  /** Seq of the first reading signed. */
+  first: number;
+  /** Readings signed with one signature (1: a single-reading statement, FORMAT.md §3; more: §3.1). */
+  count: number;
+  /** Duration of the one signature, ms (the key's latency). */
+  signMs: number;
+  /** Duration of the step (read, sign, synced write), ms. */
+  totalMs: number;
+}
+
+/** Most readings one signature covers by default ({@link Outbox.signPending}). */
+export const DEFAULT_MAX_SIGN_BATCH = 64;
+
 export interface OutboxOptions {
   /** Clock for `takenAt`. Default: `Date.now`. */
   now?: () => number;
@@ -75,14 +102,21 @@ export class Outbox {
   #takeQueue: Promise<void> = Promise.resolve();
   /** Serialises writes of the acked mark, so a smaller mark never lands after a larger one. */
   #ackQueue: Promise<void> = Promise.resolve();
+  /** Serialises the signing stage: one run at a time, in seq order. */
+  #signQueue: Promise<unknown> = Promise.resolve();
+  /** Lowest unsigned seq (every seq from it to the head is unsigned); undefined when all are signed. */
+  #unsignedFrom: number | undefined;
+  /** The key each unsigned reading was taken for (this process only; after a restart the caller names one). */
+  readonly #unsignedSigner = new Map<number, Signer>();
   #closing = false;
   #closed: Promise<void> | undefined;
 
-  private constructor(db: Level<string, Uint8Array>, head: Head, acked: number, now: () => number) {
+  private constructor(db: Level<string, Uint8Array>, head: Head, acked: number, now: () => number, unsignedFrom: number | undefined) {
     this.#db = db;
     this.#head = head;
     this.#acked = acked;
     this.#now = now;
+    this.#unsignedFrom = unsignedFrom;
   }
 
   /** Opens (creating when missing) the outbox in `dir`, restoring the chain head and the acked mark. */
@@ -104,7 +138,9 @@ export class Outbox {
       const acked = ackedBytes === undefined ? 0 : uintField(decodeMeta(ackedBytes, ACKED_KEY), 'upTo', ACKED_KEY);
       if (acked > head.seq) throw corrupt('acked mark is above the chain head', { acked, head: head.seq });
       await checkConsistent(db, head);
-      return new Outbox(db, head, acked, options.now ?? Date.now);
+      const unsignedFrom = await findUnsigned(db, head);
+      if (unsignedFrom !== undefined && unsignedFrom <= acked) throw corrupt('an acknowledged entry is unsigned', { acked, unsignedFrom });
+      return new Outbox(db, head, acked, options.now ?? Date.now, unsignedFrom);
     } catch (err) {
       await db.close().catch(() => undefined);
       if (err instanceof OutboxError) throw err;
@@ -121,7 +157,41 @@ export class Outbox {
   take(acquired: Acquired, signer: Signer, deviceId: string): Promise<TakeResult> {
     // checked at call time: takes queued before close() still complete (close waits for them)
     if (this.#closing) return Promise.reject(new OutboxError('OUTBOX_CLOSED', 'outbox is closed'));
-    const run = this.#takeQueue.then(() => this.#takeNow(acquired, signer, deviceId));
+    const run = this.#takeQueue.then(
+      async (): Promise<{ signed: TakeResult } | { unsigned: TakenReading }> =>
+        // Readings wait unsigned before this one: it joins them (signing is in seq order) and is signed with them.
+        this.#unsignedFrom === undefined
+          ? { signed: await this.#takeNow(acquired, signer, deviceId) }
+          : { unsigned: await this.#takeUnsignedNow(acquired, signer, deviceId) },
+    );
+    this.#takeQueue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run.then(async (result) => {
+      if ('signed' in result) return result.signed;
+      const taken = result.unsigned;
+      while (this.signedUpTo() < taken.seq) {
+        if ((await this.signPending({ signer })) === undefined && this.signedUpTo() < taken.seq) {
+          throw new OutboxError('OUTBOX_UNSIGNED', 'the reading was taken but could not be signed', { where: { seq: taken.seq } });
+        }
+      }
+      const [entry] = await this.pendingFrom(taken.seq, 1);
+      if (entry?.seq !== taken.seq) throw new OutboxError('OUTBOX_IO', 'the signed entry cannot be read back', { where: { seq: taken.seq } });
+      return { seq: taken.seq, reading: entry.reading, statement: entry.statement };
+    });
+  }
+
+  /**
+   * Takes a reading without signing it: builds the next reading of the chain exactly like {@link take} and stores
+   * it with the new head in one synced batch, marked unsigned, so it is durable (and its seq spent) at once; the
+   * signing stage ({@link signPending}) signs it later, alone or in a device-level batch, and only then is it
+   * published. `signer` is the key it is to be signed with (remembered in memory; after a restart the caller of
+   * signPending names the key). Serialised with takes and appends. Errors as for take.
+   */
+  takeUnsigned(acquired: Acquired, signer: Signer, deviceId: string): Promise<TakenReading> {
+    if (this.#closing) return Promise.reject(new OutboxError('OUTBOX_CLOSED', 'outbox is closed'));
+    const run = this.#takeQueue.then(() => this.#takeUnsignedNow(acquired, signer, deviceId));
     this.#takeQueue = run.then(
       () => undefined,
       () => undefined,
@@ -129,7 +199,30 @@ export class Outbox {
     return run;
   }
 
-  async #takeNow(a: Acquired, signer: Signer, deviceId: string): Promise<TakeResult> {
+  async #takeUnsignedNow(a: Acquired, signer: Signer, deviceId: string): Promise<TakenReading> {
+    if (signer === undefined || signer === null || typeof signer.sign !== 'function') throw new TypeError('signer is required');
+    const { seq, readingBytes, digest } = this.#build(a, deviceId);
+    const takenAt = this.#now();
+    try {
+      await this.#db.batch(
+        [
+          { type: 'put', key: entryKey(seq), value: encodeCbor({ reading: readingBytes, takenAt }) },
+          { type: 'put', key: HEAD_KEY, value: encodeCbor({ seq, digest, device: deviceId }) },
+        ],
+        { sync: true },
+      );
+    } catch (cause) {
+      throw new OutboxError('OUTBOX_IO', 'cannot store the reading', { cause, where: { seq } });
+    }
+    // Only now is the reading taken.
+    this.#head = { seq, digest, device: deviceId };
+    this.#unsignedFrom ??= seq;
+    this.#unsignedSigner.set(seq, signer);
+    return { seq, reading: readingBytes };
+  }
+
+  /** The next reading of the chain, encoded (TypeError when `a` does not make a valid reading). */
+  #build(a: Acquired, deviceId: string): { seq: number; readingBytes: Uint8Array; digest: Uint8Array } {
     if (a === null || typeof a !== 'object') throw new TypeError('acquired must be an object');
     if (typeof deviceId !== 'string' || deviceId.length === 0) throw new TypeError('deviceId must be a non-empty string');
     const head = this.#head;
@@ -152,8 +245,83 @@ export class Outbox {
     };
     if (a.anchor !== undefined) reading.anchor = a.anchor;
     const readingBytes = encodeReading(reading);
+    return { seq, readingBytes, digest: readingDigest(readingBytes) };
+  }
+
+  /**
+   * One step of the signing stage: signs the lowest unsigned readings, at most `maxCount` (default
+   * {@link DEFAULT_MAX_SIGN_BATCH}) of them, with ONE signature (one reading: a single-reading statement, FORMAT.md
+   * §3; more: a device-level batch, §3.1), and stores their statements in one synced batch (a statement is durable
+   * before it can be published, so a restart never signs a published reading twice). Each reading is signed with
+   * the key it was taken for; readings taken before a restart with `options.signer` (OutboxError OUTBOX_UNSIGNED
+   * when there is none). A run never mixes keys. Steps are serialised. Resolves undefined when nothing is unsigned; a signer
+   * failure rejects and leaves the readings unsigned (durable) for the next step.
+   */
+  signPending(options: { signer?: Signer; maxCount?: number } = {}): Promise<SignedRun | undefined> {
+    const maxCount = options.maxCount ?? DEFAULT_MAX_SIGN_BATCH;
+    if (!Number.isSafeInteger(maxCount) || maxCount < 1) throw new RangeError('maxCount must be a positive integer');
+    if (this.#closing) return Promise.reject(new OutboxError('OUTBOX_CLOSED', 'outbox is closed'));
+    const run = this.#signQueue.then(() => this.#signNow(options.signer, maxCount));
+    this.#signQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #signNow(fallback: Signer | undefined, maxCount: number): Promise<SignedRun | undefined> {
+    const started = performance.now();
+    const first = this.#unsignedFrom;
+    if (first === undefined) return undefined;
+    const signer = this.#unsignedSigner.get(first) ?? fallback;
+    if (signer === undefined) throw new OutboxError('OUTBOX_UNSIGNED', 'readings taken before a restart need a signer', { where: { seq: first } });
+    let last = Math.min(this.#head.seq, first + maxCount - 1);
+    for (let seq = first + 1; seq <= last; seq++) {
+      if ((this.#unsignedSigner.get(seq) ?? fallback) !== signer) {
+        last = seq - 1;
+        break;
+      }
+    }
+    let rows: [string, Uint8Array][];
+    try {
+      rows = await this.#db.iterator({ gte: entryKey(first), lte: entryKey(last) }).all();
+    } catch (cause) {
+      throw new OutboxError('OUTBOX_IO', 'cannot read unsigned entries', { cause, where: { seq: first } });
+    }
+    const stored = rows.map(([key, value]) => decodeStored(key, value));
+    if (stored.length !== last - first + 1 || stored.some((e, i) => e.seq !== first + i || e.statement !== undefined)) {
+      throw corrupt('unsigned entries are missing or already signed', { from: first, to: last });
+    }
+    const signStarted = performance.now();
+    const statements = await signBatchedStatements(
+      stored.map((e) => e.reading),
+      signer,
+    );
+    const signMs = performance.now() - signStarted;
+    try {
+      await this.#db.batch(
+        stored.map((e, i) => ({ type: 'put' as const, key: entryKey(e.seq), value: encodeCbor({ reading: e.reading, statement: statements[i]!, takenAt: e.takenAt }) })),
+        { sync: true },
+      );
+    } catch (cause) {
+      throw new OutboxError('OUTBOX_IO', 'cannot store the statements', { cause, where: { from: first, to: last } });
+    }
+    for (let seq = first; seq <= last; seq++) this.#unsignedSigner.delete(seq);
+    // Takes during the signature only appended above `last`: they are still unsigned.
+    this.#unsignedFrom = last < this.#head.seq ? last + 1 : undefined;
+    return { first, count: last - first + 1, signMs, totalMs: performance.now() - started };
+  }
+
+  /** Highest seq such that every entry 1..seq is signed: what may be published. */
+  signedUpTo(): number {
+    return this.#unsignedFrom === undefined ? this.#head.seq : this.#unsignedFrom - 1;
+  }
+
+  /** Readings taken but not signed yet (the signing backlog). */
+  unsignedCount(): number {
+    return this.#head.seq - this.signedUpTo();
+  }
+
+  async #takeNow(a: Acquired, signer: Signer, deviceId: string): Promise<TakeResult> {
+    const { seq, readingBytes, digest } = this.#build(a, deviceId);
     const statement = await signStatement(readingBytes, signer);
-    const digest = readingDigest(readingBytes);
     const takenAt = this.#now();
     try {
       await this.#db.batch(
@@ -203,6 +371,14 @@ export class Outbox {
   ): Promise<TakeResult> {
     if (typeof build !== 'function') throw new TypeError('build must be a function');
     if (typeof deviceId !== 'string' || deviceId.length === 0) throw new TypeError('deviceId must be a non-empty string');
+    // Readings before a lifecycle statement are signed first, each with the key it was taken for: a rotation must
+    // not leave readings below it to be signed later by the new key (valid only from the rotation's seq + 1).
+    while (this.#unsignedFrom !== undefined) {
+      if (!this.#unsignedSigner.has(this.#unsignedFrom)) {
+        throw new OutboxError('OUTBOX_UNSIGNED', 'readings taken before a restart are unsigned: sign them first', { where: { seq: this.#unsignedFrom } });
+      }
+      await this.signPending();
+    }
     const head = this.#head;
     if (head.device !== undefined && head.device !== deviceId) {
       throw new OutboxError('OUTBOX_DEVICE_MISMATCH', 'this outbox holds the chain of another device', {
@@ -246,12 +422,12 @@ export class Outbox {
     return this.#head.device;
   }
 
-  /** Up to `limit` stored entries with seq >= `seq`, in seq order. */
+  /** Up to `limit` stored signed entries with seq >= `seq`, in seq order (unsigned ones, above {@link signedUpTo}, are not listed). */
   async pendingFrom(seq: number, limit: number): Promise<OutboxEntry[]> {
     if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError('seq must be a non-negative integer');
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('limit must be a positive integer');
     this.#assertOpen();
-    const headSeq = this.#head.seq;
+    const headSeq = this.signedUpTo();
     if (seq > headSeq) return [];
     let rows: [string, Uint8Array][];
     try {
@@ -318,6 +494,7 @@ export class Outbox {
     this.#closing = true;
     this.#closed = (async () => {
       await this.#takeQueue;
+      await this.#signQueue;
       await this.#ackQueue;
       await this.#db.close();
     })();
@@ -371,21 +548,45 @@ async function readHead(db: Level<string, Uint8Array>): Promise<Head> {
 async function checkConsistent(db: Level<string, Uint8Array>, head: Head): Promise<void> {
   const [last] = await db.iterator({ gte: FIRST_KEY, lte: LAST_KEY, reverse: true, limit: 1 }).all();
   if (last === undefined) return; // empty, or everything pruned
-  const entry = decodeEntry(last[0], last[1]);
+  const entry = decodeStored(last[0], last[1]);
   if (entry.seq > head.seq) throw corrupt('outbox has entries beyond its head', { head: head.seq, entry: entry.seq });
   if (entry.seq === head.seq && !equalBytes(readingDigest(entry.reading), head.digest)) {
     throw corrupt('outbox head digest does not match its last entry', { seq: head.seq });
   }
 }
 
-function decodeEntry(key: string, value: Uint8Array): OutboxEntry {
+/** A stored entry, signed or not (`statement` absent while unsigned). */
+function decodeStored(key: string, value: Uint8Array): Omit<OutboxEntry, 'statement'> & { statement: Uint8Array | undefined } {
   const seq = Number(key.slice(ENTRY_PREFIX.length));
   if (!Number.isSafeInteger(seq) || seq < 1) throw corrupt('bad outbox key', { key });
   const map = decodeMeta(value, key);
   return {
     seq,
     reading: bytesField(map, 'reading', key),
-    statement: bytesField(map, 'statement', key),
+    statement: map.has('statement') ? bytesField(map, 'statement', key) : undefined,
     takenAt: uintField(map, 'takenAt', key),
   };
+}
+
+function decodeEntry(key: string, value: Uint8Array): OutboxEntry {
+  const e = decodeStored(key, value);
+  if (e.statement === undefined) throw corrupt('outbox entry is unsigned', { key });
+  return { seq: e.seq, reading: e.reading, statement: e.statement, takenAt: e.takenAt };
+}
+
+/** The lowest seq of the unsigned suffix of the chain (undefined when the newest entry is signed). */
+async function findUnsigned(db: Level<string, Uint8Array>, head: Head): Promise<number | undefined> {
+  let lowest: number | undefined;
+  const it = db.iterator({ gte: FIRST_KEY, lte: entryKey(head.seq), reverse: true });
+  try {
+    for await (const [key, value] of it) {
+      const e = decodeStored(key, value);
+      if (e.statement !== undefined) break;
+      if (lowest !== undefined && e.seq !== lowest - 1) throw corrupt('outbox entries are missing below an unsigned entry', { seq: e.seq });
+      lowest = e.seq;
+    }
+  } finally {
+    await it.close();
+  }
+  return lowest;
 }

@@ -298,7 +298,8 @@ export class Publisher extends EventEmitter {
         const acked = outbox.ackedUpTo();
         if (this.#nextSeq <= acked) this.#nextSeq = acked + 1;
         const room = this.#o.windowSize - (this.#nextSeq - 1 - acked);
-        const waiting = outbox.head().seq - this.#nextSeq + 1;
+        // Only signed entries go out (readings taken unsigned wait for the signing stage, outbox.ts).
+        const waiting = outbox.signedUpTo() - this.#nextSeq + 1;
         // Refill in chunks (a quarter of the window) rather than one read per ack, unless fewer are waiting.
         if (waiting <= 0 || room < Math.min(waiting, Math.ceil(this.#o.windowSize / 4))) break;
         const from = this.#nextSeq;

@@ -47,7 +47,7 @@ describe('rotateKey', () => {
     const next = await outbox.take(acquired(3), newKey, D);
     const reading = parseStatement(next.statement);
     expect(reading.seq).toBe(3);
-    expect(equalBytes(reading.prev, sha256(r.reading))).toBe(true);
+    expect(equalBytes(reading.prev!, sha256(r.reading))).toBe(true);
     expect((await outbox.pendingFrom(1, 10)).map((e) => e.seq)).toEqual([1, 2, 3]);
   });
 

@@ -9,7 +9,10 @@ export type RejectCode =
   | 'INGEST_MALFORMED' // the envelope is not the CBOR map of FORMAT.md §11
   | 'STATEMENT_FORMAT_ERROR' // the statement is not a Stele COSE_Sign1 (FORMAT.md §3)
   | 'READING_FORMAT_ERROR' // the reading body is not a valid reading (FORMAT.md §2)
-  | 'UNKNOWN_KEY_ERROR' // kid not enrolled, or enrolled for another device than the statement/topic names
+  | 'UNKNOWN_KEY_ERROR' // kid not enrolled, or enrolled for another device than the statement/topic names, or not valid yet at that seq
+  | 'KEY_REVOKED_ERROR' // kid revoked by ingest and seq after the revocation point (FORMAT.md §13.5)
+  | 'KEY_ROTATED_ERROR' // kid rotated out and seq after the rotation statement's seq (FORMAT.md §13.5)
+  | 'LIFECYCLE_ERROR' // a well-formed lifecycle statement ingest does not accept from a device (FORMAT.md §13.4)
   | 'SIGNATURE_ERROR' // ES256 signature does not verify under the enrolled key
   | 'DIGEST_MISMATCH_ERROR' // the reading body does not hash to the statement payload
   | 'HEADER_MISMATCH_ERROR' // reading device/seq/prev differ from the statement's protected header
@@ -24,6 +27,7 @@ export type IngestErrorCode =
   | 'INGEST_UNKNOWN_DEVICE' // exportBundle: no such enrolled device
   | 'INGEST_ENROL_ERROR' // enrol: the record is malformed (bad key, kid not the key's id, bad device id)
   | 'INGEST_ENROL_CONFLICT' // enrol: device id or kid already enrolled with another key / device
+  | 'INGEST_REVOKE_ERROR' // revoke: no such key for the device, or nothing left to revoke
   | 'INGEST_STORE_ERROR' // the store holds something it cannot read
   | 'INGEST_STOPPED'; // the service was stopped
 

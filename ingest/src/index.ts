@@ -4,3 +4,4 @@ export { IngestError, type IngestErrorCode, type RejectCode } from './errors.ts'
 export { BatchProofs } from './merkle-batch.ts';
 export { jsonLineLogger, type LogFn, type LogLevel, type Logger, type PinoLike } from './log.ts';
 export * from './anchor/index.ts';
+export { KeyRegistry, currentKey, lifecycleLogId, isLifecycleLogId, type DeviceKeys } from './registry/index.ts';

@@ -110,12 +110,14 @@ describe('IngestService', () => {
       expect(json.format).toBe('stele-evidence/1');
       expect(json.entries).toHaveLength(n);
       expect(json.batches).toHaveLength(1);
+      // The enrolment statement ingest logged (FORMAT.md §13.2) is the first leaf of the batch.
+      expect(json.lifecycle).toHaveLength(1);
       const batch = json.batches[0]!;
-      expect(batch.size).toBe(n);
+      expect(batch.size).toBe(n + 1);
       expect(batch.anchor.rpc).toBe(anvil.rpcUrl);
       const facts = await readAnchor(anvil.rpcUrl, batch.anchor, batch.batchId);
       expect(facts.root).toBe(batch.root);
-      expect(facts.size).toBe(n);
+      expect(facts.size).toBe(n + 1);
 
       for (const [i, e] of json.entries.entries()) {
         expect(e.seq).toBe(i + 1);
@@ -146,13 +148,14 @@ describe('IngestService', () => {
       for (const r of chain) await s.gw.publish(r);
       await waitFor(() => s.gw.ackedUpTo === 20, 'ack upTo 20');
       await waitFor(() => s.ingest.stats().anchored === 2, 'two full batches anchored');
-      expect(s.ingest.stats().pending).toBe(4);
+      // 21 leaves: the enrolment statement, then readings 1..20.
+      expect(s.ingest.stats().pending).toBe(5);
       await s.ingest.flush();
       const json = await s.ingest.exportBundle(s.deviceId, 3, 20);
       expect(json.batches.map((b) => [b.batchId, b.size])).toEqual([
         [1, 8],
         [2, 8],
-        [3, 4],
+        [3, 5],
       ]);
       for (const e of json.entries) {
         const receipt = parseReceipt(fromBase64Url(e.receipt));
@@ -341,7 +344,8 @@ describe('IngestService', () => {
       const device = testSigner();
       const deviceId = 'gw-restart';
 
-      // First life: seq 1..6 committed; 1..4 cut into batch 1 that cannot be anchored; 5..6 left pending.
+      // First life: seq 1..6 committed; the enrolment statement and 1..3 cut into batch 1 that cannot be anchored;
+      // 4..6 left pending.
       const first = await IngestService.start({ mqttUrl: broker.url, dataDir: dir.path, signer: ingestKey, issuer: 'stele-ingest-test', anchorer: down, batchIntervalMs: 60_000, maxBatchSize: 4 });
       cleanups.push(() => first.stop());
       await first.enrol(enrolmentOf(device, deviceId));
@@ -351,13 +355,13 @@ describe('IngestService', () => {
       for (const r of chain.slice(0, 6)) await gw.publish(r);
       await waitFor(() => gw.ackedUpTo === 6, 'ack upTo 6');
       await waitFor(() => first.stats().batches === 1 && first.stats().anchorFailures >= 1, 'batch 1 cut, anchoring failed');
-      expect(first.stats()).toMatchObject({ readings: 6, batches: 1, anchored: 0, pending: 2 });
+      expect(first.stats()).toMatchObject({ readings: 6, batches: 1, anchored: 0, pending: 3 });
       await first.stop();
 
-      // Second life, chain reachable: the chain continues at seq 7, batch 1 is anchored, 5..9 batched after it.
+      // Second life, chain reachable: the chain continues at seq 7, batch 1 is anchored, 4..9 batched after it.
       const second = await IngestService.start({ mqttUrl: broker.url, dataDir: dir.path, signer: ingestKey, issuer: 'stele-ingest-test', anchorer: real, batchIntervalMs: 60_000, maxBatchSize: 4 });
       cleanups.push(() => second.stop());
-      expect(second.stats()).toMatchObject({ readings: 6, batches: 1, anchored: 0, pending: 2 });
+      expect(second.stats()).toMatchObject({ readings: 6, batches: 1, anchored: 0, pending: 3 });
       expect(second.head(deviceId)).toEqual({ seq: 6, digest: chain[5]!.digest });
       await gw.publish(chain[2]!); // a redelivery from before the restart: duplicate, re-acked
       for (const r of chain.slice(6)) await gw.publish(r);
@@ -368,7 +372,7 @@ describe('IngestService', () => {
       expect(json.batches.map((b) => [b.batchId, b.size])).toEqual([
         [1, 4],
         [2, 4],
-        [3, 1],
+        [3, 2],
       ]);
       for (const [i, e] of json.entries.entries()) {
         const { root, signatureValid } = await verifyReceipt(parseReceipt(fromBase64Url(e.receipt)), hashLeaf(chain[i]!.statement), ingestKey.publicKey);

@@ -21,15 +21,29 @@ import {
   type ParsedStatement,
 } from '@stele/core/cose/index.ts';
 import { SteleError } from '@stele/core/errors.ts';
+import { sha256 } from '@stele/core/hash.ts';
 import { assertP256PublicKey, keyIdOf } from '@stele/core/keys.ts';
-import { GENESIS_PREV } from '@stele/core/reading.ts';
+import {
+  findSpan,
+  isChainedType,
+  isLifecycleStatement,
+  keyStatusAt,
+  parseLifecycleStatement,
+  signLifecycleStatement,
+  verifyLifecycleSignature,
+  type LifecycleBody,
+  type ParsedLifecycle,
+} from '@stele/core/lifecycle/index.ts';
+import { decodeReading, GENESIS_PREV } from '@stele/core/reading.ts';
 import { hashLeaf } from '@stele/core/rfc9162/index.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { checkDeviceId, type EnrolmentRecord } from '@stele/device';
+import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
 import type { Anchorer } from './anchor/index.ts';
 import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
+import { currentKey, decodeDeviceKeys, encodeDeviceKeys, isLifecycleLogId, KeyRegistry, lifecycleLogId, registryKey, type DeviceKeys } from './registry/index.ts';
 import { IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
 
 /**
@@ -44,6 +58,8 @@ export interface EvidenceBundleJson {
   ingest: { issuer: string; publicKey: string; kid: string };
   window: { firstSeq: number; lastSeq: number };
   entries: { seq: number; batchId: number; reading?: string; statement: string; receipt: string }[];
+  /** The device's lifecycle statements (FORMAT.md §13.6), in log order; absent when it has none. */
+  lifecycle?: { batchId: number; statement: string; receipt: string }[];
   batches: { batchId: number; size: number; root: string; anchor: AnchorRef }[];
 }
 
@@ -97,9 +113,35 @@ interface Incoming {
 
 interface Checked {
   statement: Uint8Array;
-  parsed: ParsedStatement;
+  /** The reading statement, or undefined for a lifecycle statement (rotation, reinstall). */
+  parsed?: ParsedStatement;
+  lifecycle?: ParsedLifecycle;
+  kid: Uint8Array;
+  /** The statement's `sub`. */
+  device: string;
+  seq: number;
+  /**
+   * What the statement links to: its signed prev, or the reading body's prev for a reading of a device-level batch
+   * past its first (FORMAT.md §3.1); undefined for such a reading sent hash-only, linked by `batch` instead.
+   */
+  prev: Uint8Array | undefined;
+  /** Its place in a device-level batch (FORMAT.md §3.1): the signed root and its leaf index. */
+  batch?: HeadBatch;
+  /** Chain digest: the reading digest (payload), or SHA-256 of a lifecycle body (FORMAT.md §13.3). */
+  digest: Uint8Array;
   reading?: Uint8Array;
   receivedAt: number;
+  /**
+   * False while the kid is not registered: a key announced by a rotation not committed yet. Its signature and
+   * validity are then judged in order, when the statement's turn comes (processGroup).
+   */
+  verified: boolean;
+}
+
+/** Where a committed statement sits in its device-level batch (FORMAT.md §3.1). */
+interface HeadBatch {
+  root: Uint8Array;
+  index: number;
 }
 
 type Precheck = { ok: true; value: Checked } | { ok: false; code: RejectCode; seq: number; detail?: string };
@@ -120,9 +162,13 @@ export class IngestService {
   private readonly reorderLimit: number;
   private readonly ackDelayMs: number;
 
-  private readonly devicesByKid = new Map<string, DeviceRow>();
+  private readonly registry = new KeyRegistry();
   private readonly devicesById = new Map<string, DeviceRow>();
+  /** Per device: the tail of the work serialised on it (statement groups, enrolment, revocation). */
+  private readonly deviceLocks = new Map<string, Promise<void>>();
   private readonly heads = new Map<string, Head>();
+  /** Per device: the batch position of its head statement when that is in a device-level batch (seq-tagged). */
+  private readonly headBatches = new Map<string, HeadBatch & { seq: number }>();
   private readonly queues = new Map<string, DeviceQueue>();
   private readonly reorder = new Map<string, Map<number, Checked>>();
   private readonly ackTimers = new Map<string, NodeJS.Timeout>();
@@ -179,9 +225,38 @@ export class IngestService {
     return service;
   }
 
-  /** Enrols a device (idempotent for the same record; a different key for a known id, or a reused kid, is refused). */
+  /**
+   * Enrols a device from a plain enrolment record (the operator's trusted path: no device signature). Ingest logs
+   * an enrolment statement (FORMAT.md §13.2) whose `request` is SHA-256 of the record's deterministic CBOR.
+   * Idempotent for the same key; a different key for a device that still has a valid key, or a kid already
+   * enrolled anywhere, is INGEST_ENROL_CONFLICT. After a revocation the device may be enrolled again with a new
+   * key, valid from its committed head + 1.
+   */
   async enrol(record: EnrolmentRecord): Promise<void> {
     if (typeof record !== 'object' || record === null) throw new TypeError('record must be an enrolment record');
+    await this.enrolRecord(record, sha256(encodeCbor(plainRecord(record))));
+  }
+
+  /**
+   * Enrols a device from the countersigned enrolment request `stele gateway provision` wrote (device signature
+   * and installer countersignature checked by verifyEnrolmentRequest); the enrolment statement's `request` is
+   * SHA-256 of the file bytes. A file that does not check is INGEST_ENROL_ERROR (its cause holds the ENROLMENT_
+   * code). Returns the record and the installer's key id (whether that installer is trusted is policy).
+   */
+  async enrolRequest(fileBytes: Uint8Array): Promise<{ record: EnrolmentRecord; installerKid: string }> {
+    if (!(fileBytes instanceof Uint8Array)) throw new TypeError('fileBytes must be a Uint8Array');
+    let verified;
+    try {
+      verified = await verifyEnrolmentRequest(fileBytes);
+    } catch (cause) {
+      if (cause instanceof SteleError) throw new IngestError('INGEST_ENROL_ERROR', 'enrolment request does not check', { cause, where: { code: cause.code } });
+      throw cause;
+    }
+    await this.enrolRecord(verified.record, sha256(fileBytes));
+    return { record: verified.record, installerKid: verified.installerKid };
+  }
+
+  private async enrolRecord(record: EnrolmentRecord, requestDigest: Uint8Array): Promise<void> {
     try {
       checkDeviceId(record.deviceId);
     } catch (cause) {
@@ -199,20 +274,105 @@ export class IngestService {
     if (!equalBytes(kid, keyIdOf(publicKey))) {
       throw new IngestError('INGEST_ENROL_ERROR', 'enrolment kid is not the key id of its public key', { where: { deviceId: record.deviceId } });
     }
-    const known = this.devicesById.get(record.deviceId);
-    if (known !== undefined) {
-      if (equalBytes(known.publicKey, publicKey)) return;
-      throw new IngestError('INGEST_ENROL_CONFLICT', 'device already enrolled with another key', { where: { deviceId: record.deviceId } });
+    if (!['software', 'pkcs11', 'tpm', 'secure-element'].includes(record.keyBackend)) {
+      throw new IngestError('INGEST_ENROL_ERROR', 'enrolment key backend is unknown', { where: { deviceId: record.deviceId } });
     }
-    const byKid = this.devicesByKid.get(toBase64Url(kid));
-    if (byKid !== undefined) {
-      throw new IngestError('INGEST_ENROL_CONFLICT', 'key already enrolled for another device', { where: { deviceId: record.deviceId, other: byKid.record.deviceId } });
-    }
-    const row: DeviceRow = { record, publicKey, kid };
-    await this.store.putDevice(row);
-    this.devicesById.set(record.deviceId, row);
-    this.devicesByKid.set(toBase64Url(kid), row);
-    this.log('info', 'device enrolled', { device: record.deviceId, kid: toBase64Url(kid), keyBackend: record.keyBackend });
+    await this.withDeviceLock(record.deviceId, async () => {
+      const state = this.registry.draft(record.deviceId);
+      if (state !== undefined) {
+        if (findSpan(state.keys, kid) !== undefined) return; // the same key again: nothing to do
+        if (currentKey(state) !== undefined) {
+          throw new IngestError('INGEST_ENROL_CONFLICT', 'device already enrolled with another key', { where: { deviceId: record.deviceId } });
+        }
+      } else if (this.devicesById.has(record.deviceId)) {
+        const known = this.devicesById.get(record.deviceId)!;
+        if (equalBytes(known.publicKey, publicKey)) return;
+        throw new IngestError('INGEST_ENROL_CONFLICT', 'device already enrolled with another key', { where: { deviceId: record.deviceId } });
+      }
+      const other = this.registry.deviceOfKid(kid);
+      if (other !== undefined) {
+        throw new IngestError('INGEST_ENROL_CONFLICT', 'key already enrolled for another device', { where: { deviceId: record.deviceId, other } });
+      }
+      if (!this.devicesById.has(record.deviceId)) {
+        // The record a bundle shows as `device` is the first enrolment; later keys travel as lifecycle statements.
+        const row: DeviceRow = { record, publicKey, kid };
+        await this.store.putDevice(row);
+        this.devicesById.set(record.deviceId, row);
+      }
+      const from = this.head(record.deviceId).seq + 1;
+      await this.logEnrolment(state ?? { deviceId: record.deviceId, keys: [], chained: [], log: 0 }, publicKey, record.keyBackend, requestDigest, from);
+      this.log('info', 'device enrolled', { device: record.deviceId, kid: toBase64Url(kid), keyBackend: record.keyBackend, from });
+    });
+  }
+
+  /**
+   * Revokes a device key (default: the key in use), effective now: ingest logs a revocation statement signed by
+   * its own key with `after` = the device's committed head, so statements under that key with a later seq are
+   * rejected (KEY_REVOKED_ERROR) and fail verification. Idempotent for a key already revoked.
+   * INGEST_UNKNOWN_DEVICE / INGEST_REVOKE_ERROR when there is no such device or key.
+   */
+  async revoke(deviceId: string, options: { kid?: Uint8Array; reason?: string } = {}): Promise<{ kid: Uint8Array; after: number }> {
+    if (this.stopping) throw new IngestError('INGEST_STOPPED', 'ingest is stopped');
+    const reason = options.reason ?? 'revoked by the operator';
+    if (typeof reason !== 'string') throw new TypeError('reason must be a string');
+    return this.withDeviceLock(deviceId, async () => {
+      const state = this.registry.draft(deviceId);
+      if (state === undefined) throw new IngestError('INGEST_UNKNOWN_DEVICE', 'no such enrolled device', { where: { deviceId } });
+      const span = options.kid === undefined ? currentKey(state) : findSpan(state.keys, options.kid);
+      if (span === undefined) throw new IngestError('INGEST_REVOKE_ERROR', 'no such key to revoke for this device', { where: { deviceId } });
+      if (span.revokedAfter !== undefined) return { kid: span.kid, after: span.revokedAfter };
+      const after = this.head(deviceId).seq;
+      span.revokedAfter = after;
+      await this.logIngestStatement(state, { type: 'revocation', device: deviceId, kid: span.kid, after, reason, time: Date.now() });
+      this.log('warn', 'device key revoked', { device: deviceId, kid: toBase64Url(span.kid), after, reason });
+      return { kid: span.kid, after };
+    });
+  }
+
+  /** The device's key timeline as ingest holds it (FORMAT.md §13.5), or undefined for an unknown device. */
+  keys(deviceId: string): Readonly<DeviceKeys> | undefined {
+    return this.registry.get(deviceId);
+  }
+
+  private async logEnrolment(state: DeviceKeys, publicKey: Uint8Array, backend: EnrolmentRecord['keyBackend'], request: Uint8Array, from: number): Promise<void> {
+    const kid = keyIdOf(publicKey);
+    state.keys.push({ kid, publicKey, backend, from, via: 'enrolment' });
+    await this.logIngestStatement(state, { type: 'enrolment', device: state.deviceId, kid, key: publicKey, backend, request, from, time: Date.now() });
+  }
+
+  /**
+   * Signs a lifecycle statement with the ingest key and commits it as the next entry of the device's lifecycle
+   * log, together with the registry row `state` (which must already hold its effect): one atomic write. The
+   * statement becomes a pending Merkle leaf like any reading.
+   */
+  private async logIngestStatement(state: DeviceKeys, body: LifecycleBody): Promise<void> {
+    const statement = await signLifecycleStatement(body, this.options.signer);
+    const n = state.log + 1;
+    const next: DeviceKeys = { ...state, log: n };
+    const leaves = await this.store.commit(
+      lifecycleLogId(state.deviceId),
+      [{ seq: n, entry: { statement, receivedAt: Date.now() }, leafHash: hashLeaf(statement) }],
+      { seq: n, digest: sha256(statement) },
+      [{ key: registryKey(state.deviceId), value: encodeDeviceKeys(next) }],
+    );
+    this.registry.adopt(next);
+    this.pending.push(...leaves);
+    if (this.pending.length >= this.maxBatchSize) this.tick(true);
+  }
+
+  /** Runs `work` after every earlier piece of work on `deviceId` (statement groups, enrolment, revocation). */
+  private withDeviceLock<T>(deviceId: string, work: () => Promise<T>): Promise<T> {
+    const before = this.deviceLocks.get(deviceId) ?? Promise.resolve();
+    const run = before.then(work);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.deviceLocks.set(deviceId, tail);
+    void tail.then(() => {
+      if (this.deviceLocks.get(deviceId) === tail) this.deviceLocks.delete(deviceId);
+    });
+    return run;
   }
 
   stats(): IngestStats {
@@ -258,25 +418,44 @@ export class IngestService {
     if (device === undefined) throw new IngestError('INGEST_UNKNOWN_DEVICE', 'no such enrolled device', { where: { deviceId } });
     const rows = await this.store.getEntries(deviceId, firstSeq, lastSeq);
     const batches = new Map<number, { row: NonNullable<Awaited<ReturnType<IngestStore['getBatch']>>>; proofs: BatchProofs; anchor: AnchorRef }>();
-    const entries: EvidenceBundleJson['entries'] = [];
-    for (const [i, row] of rows.entries()) {
-      const seq = firstSeq + i;
-      if (row === undefined) throw new IngestError('INGEST_NOT_FOUND', 'entry not committed', { where: { deviceId, seq } });
-      if (row.batchId === undefined || row.leafIndex === undefined) {
-        throw new IngestError('INGEST_NOT_ANCHORED', 'entry not in a batch yet', { where: { deviceId, seq } });
-      }
+    /** The receipt of a committed entry; every entry of a bundle must be in an anchored batch. */
+    const receiptOf = async (row: Awaited<ReturnType<IngestStore['getEntry']>>, where: Record<string, unknown>): Promise<{ batchId: number; leafIndex: number; receipt: Uint8Array }> => {
+      if (row === undefined) throw new IngestError('INGEST_NOT_FOUND', 'entry not committed', { where });
+      if (row.batchId === undefined || row.leafIndex === undefined) throw new IngestError('INGEST_NOT_ANCHORED', 'entry not in a batch yet', { where });
       let batch = batches.get(row.batchId);
       if (batch === undefined) {
         const b = await this.store.getBatch(row.batchId);
-        if (b === undefined) throw new IngestError('INGEST_STORE_ERROR', 'entry names a missing batch', { where: { deviceId, seq, batchId: row.batchId } });
-        if (b.anchor === undefined) throw new IngestError('INGEST_NOT_ANCHORED', 'batch not anchored yet', { where: { deviceId, seq, batchId: row.batchId } });
+        if (b === undefined) throw new IngestError('INGEST_STORE_ERROR', 'entry names a missing batch', { where: { ...where, batchId: row.batchId } });
+        if (b.anchor === undefined) throw new IngestError('INGEST_NOT_ANCHORED', 'batch not anchored yet', { where: { ...where, batchId: row.batchId } });
         batch = { row: b, proofs: new BatchProofs(b.leafHashes), anchor: b.anchor };
         batches.set(row.batchId, batch);
       }
       const path = batch.proofs.inclusionProof(row.leafIndex);
       const receipt = encodeReceipt(batch.row.protectedBytes, batch.row.signature, { treeSize: batch.row.size, leafIndex: row.leafIndex, path });
-      const entry: EvidenceBundleJson['entries'][number] = { seq, batchId: row.batchId, statement: toBase64Url(row.statement), receipt: toBase64Url(receipt) };
-      if (row.reading !== undefined) entry.reading = toBase64Url(row.reading);
+      return { batchId: row.batchId, leafIndex: row.leafIndex, receipt };
+    };
+    // Lifecycle statements (FORMAT.md §13.6): every one of the device up to now, wherever the window is, so that
+    // the verifier knows which key was valid for which seq. Chained ones hold their seq in the window instead of
+    // an entry.
+    const keys = this.registry.get(deviceId);
+    const chained = new Set(keys?.chained ?? []);
+    const lifecycle: { batchId: number; leafIndex: number; statement: Uint8Array; receipt: Uint8Array }[] = [];
+    for (let n = 1; n <= (keys?.log ?? 0); n++) {
+      const row = await this.store.getEntry(lifecycleLogId(deviceId), n);
+      lifecycle.push({ ...(await receiptOf(row, { deviceId, lifecycle: n })), statement: row!.statement });
+    }
+    for (const seq of chained) {
+      const row = await this.store.getEntry(deviceId, seq);
+      lifecycle.push({ ...(await receiptOf(row, { deviceId, seq })), statement: row!.statement });
+    }
+    lifecycle.sort((a, b) => a.batchId - b.batchId || a.leafIndex - b.leafIndex);
+    const entries: EvidenceBundleJson['entries'] = [];
+    for (const [i, row] of rows.entries()) {
+      const seq = firstSeq + i;
+      if (chained.has(seq)) continue;
+      const { batchId, receipt } = await receiptOf(row, { deviceId, seq });
+      const entry: EvidenceBundleJson['entries'][number] = { seq, batchId, statement: toBase64Url(row!.statement), receipt: toBase64Url(receipt) };
+      if (row!.reading !== undefined) entry.reading = toBase64Url(row!.reading);
       entries.push(entry);
     }
     return {
@@ -290,10 +469,29 @@ export class IngestService {
       },
       window: { firstSeq, lastSeq },
       entries,
+      ...(lifecycle.length === 0
+        ? {}
+        : { lifecycle: lifecycle.map((l) => ({ batchId: l.batchId, statement: toBase64Url(l.statement), receipt: toBase64Url(l.receipt) })) }),
       batches: [...batches.values()]
         .sort((a, b) => a.row.batchId - b.row.batchId)
         .map((b) => ({ batchId: b.row.batchId, size: b.row.size, root: `0x${toHex(b.row.root)}`, anchor: b.anchor })),
     };
+  }
+
+  /**
+   * Readings whose `raw` field names `frameDigest` (SHA-256 of the exact instrument frame, e.g. an HJ 212 frame
+   * the authority's platform also holds). Only readings received in full mode are indexed.
+   */
+  async findByFrameDigest(frameDigest: Uint8Array): Promise<{ deviceId: string; seq: number }[]> {
+    return this.store.findByRawDigest(frameDigest);
+  }
+
+  /** FORMAT.md §7 evidence for each reading that names `frameDigest` (one single-entry bundle per reading). */
+  async exportBundlesByFrameDigest(frameDigest: Uint8Array): Promise<EvidenceBundleJson[]> {
+    const refs = await this.store.findByRawDigest(frameDigest);
+    const out: EvidenceBundleJson[] = [];
+    for (const r of refs) out.push(await this.exportBundle(r.deviceId, r.seq, r.seq));
+    return out;
   }
 
   /** Statements recorded as forks of a device (a second, different statement for a committed seq). */
@@ -328,11 +526,10 @@ export class IngestService {
   // ---------------------------------------------------------------- start-up
 
   private async resume(): Promise<void> {
-    for (const row of await this.store.listDevices()) {
-      this.devicesById.set(row.record.deviceId, row);
-      this.devicesByKid.set(toBase64Url(row.kid), row);
-    }
+    for (const [, value] of await this.store.listByPrefix('reg!')) this.registry.adopt(decodeDeviceKeys(value));
+    for (const row of await this.store.listDevices()) this.devicesById.set(row.record.deviceId, row);
     for (const [device, head] of await this.store.listHeads()) {
+      if (isLifecycleLogId(device)) continue; // a device's lifecycle log, not its chain (registry/registry.ts)
       this.heads.set(device, head);
       this.counters.readings += head.seq;
     }
@@ -340,6 +537,19 @@ export class IngestService {
     this.unanchored = await this.store.listUnanchoredIds();
     this.counters.batches = this.store.batchCount();
     this.counters.anchored = this.counters.batches - this.unanchored.length;
+    // Devices enrolled before lifecycle statements existed, or straight into the store while ingest was down
+    // (`stele ingest enrol` without --url): log their enrolment now. Their key was the only one since seq 1.
+    for (const row of this.devicesById.values()) {
+      if (this.registry.get(row.record.deviceId) !== undefined) continue;
+      await this.logEnrolment(
+        { deviceId: row.record.deviceId, keys: [], chained: [], log: 0 },
+        row.publicKey,
+        row.record.keyBackend,
+        sha256(encodeCbor(plainRecord(row.record))),
+        1,
+      );
+      this.log('info', 'enrolment logged for a device enrolled without a statement', { device: row.record.deviceId });
+    }
   }
 
   private async connect(): Promise<void> {
@@ -351,6 +561,11 @@ export class IngestService {
       connectTimeout: 10_000,
     });
     this.client = client;
+    // Small QoS 1 packets both ways: without TCP_NODELAY, delayed ACKs stall each gateway's window refill
+    // (~40 ms); see the measurement in edge-agent/src/publisher.ts.
+    const noDelay = () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
+    noDelay();
+    client.on('connect', noDelay);
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('error', (e) => this.log('warn', 'mqtt error', { err: e.message }));
     client.on('offline', () => this.log('warn', 'mqtt offline', {}));
@@ -388,7 +603,7 @@ export class IngestService {
       while (q.items.length > 0) {
         const group = q.items.splice(0, GROUP_LIMIT);
         try {
-          await this.processGroup(device, group);
+          await this.withDeviceLock(device, () => this.processGroup(device, group));
         } catch (e) {
           // A store failure: nothing of this group was committed or acked; the gateway resends it.
           this.log('error', 'processing failed', { device, err: errorText(e), count: group.length });
@@ -410,7 +625,8 @@ export class IngestService {
   }
 
   private async processGroup(device: string, group: Incoming[]): Promise<void> {
-    // Stateless checks (decode, key, signature, body) in parallel; the chain check below is sequential.
+    // Stateless checks (decode, key, signature, body) in parallel; the key-validity and chain checks below are
+    // sequential, against a draft of the device's key registry that rotations in this group update as they commit.
     const checks = await Promise.all(
       group.map((m) =>
         this.precheck(device, m).catch((e: unknown): Precheck => {
@@ -425,18 +641,68 @@ export class IngestService {
     const commits: CommitItem[] = [];
     const committedHere = new Map<number, Uint8Array>();
     let reAck = false;
+    const draft = this.registry.draft(device);
+    let draftChanged = false;
+    let headBatch = await this.headBatchOf(device, head, [...checks.flatMap((r) => (r.ok ? [r.value] : [])), ...buffer.values()]);
+
+    /** Whether the statement's key may sign its seq now (FORMAT.md §13.5); rejects it when not. */
+    const keyCheck = async (c: Checked): Promise<boolean> => {
+      const span = draft === undefined || c.device !== device ? undefined : findSpan(draft.keys, c.kid);
+      if (!c.verified) {
+        // A kid that was not registered at precheck: only a rotation earlier in this group can have announced it.
+        if (span === undefined) {
+          this.reject(device, 'UNKNOWN_KEY_ERROR', c.seq, 'kid not enrolled');
+          return false;
+        }
+        const ok = c.parsed !== undefined ? await verifyStatementSignature(c.parsed, span.publicKey) : await verifyLifecycleSignature(c.lifecycle!, span.publicKey);
+        if (!ok) {
+          this.reject(device, 'SIGNATURE_ERROR', c.seq);
+          return false;
+        }
+        c.verified = true;
+      }
+      const status = keyStatusAt(span, c.seq);
+      if (status === 'valid') return true;
+      const detail =
+        status === 'KEY_REVOKED_ERROR' ? `key revoked after seq ${span!.revokedAfter}` : status === 'KEY_ROTATED_ERROR' ? `key rotated out at seq ${span!.until}` : `key valid from seq ${span?.from}`;
+      this.reject(device, status, c.seq, detail);
+      return false;
+    };
 
     const tryCommit = (c: Checked): boolean => {
-      if (!equalBytes(c.parsed.prev, head.digest)) {
-        this.reject(device, 'CHAIN_LINK_ERROR', c.parsed.seq, 'prev is not the digest of the committed reading seq - 1');
+      // Hash-only inside a device-level batch (FORMAT.md §3.1): the head must be the leaf before it in the same
+      // signed tree, whose digest is then the one this reading's body links to.
+      const inBatch = c.batch;
+      const linked =
+        c.prev !== undefined
+          ? equalBytes(c.prev, head.digest)
+          : inBatch !== undefined && headBatch?.seq === head.seq && headBatch.index === inBatch.index - 1 && equalBytes(headBatch.root, inBatch.root);
+      if (!linked) {
+        this.reject(device, 'CHAIN_LINK_ERROR', c.seq, c.prev !== undefined ? 'prev is not the digest of the committed reading seq - 1' : 'the committed seq - 1 is not the leaf before it in its device batch');
         return false;
+      }
+      const body = c.lifecycle?.body;
+      if (body !== undefined && draft !== undefined) {
+        if (body.type === 'rotation') {
+          // The announced key must be new everywhere: a kid belongs to one device, one span, forever.
+          if (this.registry.deviceOfKid(body.kid) !== undefined || findSpan(draft.keys, body.kid) !== undefined) {
+            this.reject(device, 'LIFECYCLE_ERROR', c.seq, 'the rotation announces a key that is already enrolled');
+            return false;
+          }
+          const old = findSpan(draft.keys, c.kid)!;
+          old.until = c.seq;
+          draft.keys.push({ kid: body.kid, publicKey: body.key, backend: body.backend, from: c.seq + 1, via: 'rotation' });
+        }
+        draft.chained.push(c.seq);
+        draftChanged = true;
       }
       const entry: CommitItem['entry'] = { statement: c.statement, receivedAt: c.receivedAt };
       if (c.reading !== undefined) entry.reading = c.reading;
-      commits.push({ seq: c.parsed.seq, entry, leafHash: hashLeaf(c.statement) });
-      committedHere.set(c.parsed.seq, c.statement);
-      // The reading digest is the statement payload (FORMAT.md §3), so hash-only mode keeps the chain too.
-      head = { seq: c.parsed.seq, digest: c.parsed.payload };
+      commits.push({ seq: c.seq, entry, leafHash: hashLeaf(c.statement) });
+      committedHere.set(c.seq, c.statement);
+      // The chain digest is the statement payload for a reading (FORMAT.md §3), so hash-only mode keeps the chain too.
+      head = { seq: c.seq, digest: c.digest };
+      headBatch = c.batch === undefined ? undefined : { seq: c.seq, ...c.batch };
       return true;
     };
 
@@ -446,7 +712,8 @@ export class IngestService {
         continue;
       }
       const c = r.value;
-      const seq = c.parsed.seq;
+      const seq = c.seq;
+      if (!(await keyCheck(c))) continue;
       if (seq <= head.seq) {
         const existing = committedHere.get(seq) ?? (await this.store.getEntry(device, seq))?.statement;
         if (existing !== undefined && equalBytes(existing, c.statement)) {
@@ -458,8 +725,9 @@ export class IngestService {
       } else if (seq === head.seq + 1) {
         if (tryCommit(c)) {
           for (let next = buffer.get(head.seq + 1); next !== undefined; next = buffer.get(head.seq + 1)) {
-            buffer.delete(next.parsed.seq);
-            if (!tryCommit(next)) break;
+            buffer.delete(next.seq);
+            // Judged again: a revocation or rotation may have come since it was held.
+            if (!(await keyCheck(next)) || !tryCommit(next)) break;
           }
         }
       } else {
@@ -480,13 +748,18 @@ export class IngestService {
     if (commits.length > 0) {
       let leaves: PendingLeaf[];
       try {
-        leaves = await this.store.commit(device, commits, head);
+        // A rotation or reinstall changes the registry: its row is written in the same batch as the chain.
+        const extra = draftChanged && draft !== undefined ? [{ key: registryKey(device), value: encodeDeviceKeys(draft) }] : [];
+        leaves = await this.store.commit(device, commits, head, extra);
       } catch (e) {
         // Nothing committed; the in-memory head is unchanged and nothing is acked, so the gateway resends.
         this.reorder.delete(device);
         throw e;
       }
       this.heads.set(device, head);
+      if (headBatch !== undefined) this.headBatches.set(device, headBatch);
+      else this.headBatches.delete(device);
+      if (draftChanged && draft !== undefined) this.registry.adopt(draft);
       this.pending.push(...leaves);
       this.counters.readings += commits.length;
       this.log('debug', 'committed', { device, from: commits[0]!.seq, to: head.seq });
@@ -494,6 +767,24 @@ export class IngestService {
       if (this.pending.length >= this.maxBatchSize) this.tick(true);
     } else if (reAck) {
       this.scheduleAck(device);
+    }
+  }
+
+  /**
+   * The device-level batch position of the committed head statement, when a statement of this group may need it
+   * (hash-only, inside a batch): from memory, or after a restart from the stored head statement.
+   */
+  private async headBatchOf(device: string, head: Head, candidates: Iterable<Checked>): Promise<(HeadBatch & { seq: number }) | undefined> {
+    const known = this.headBatches.get(device);
+    if (known !== undefined && known.seq === head.seq) return known;
+    if (head.seq === 0 || ![...candidates].some((c) => c.prev === undefined)) return undefined;
+    const row = await this.store.getEntry(device, head.seq);
+    if (row === undefined || isLifecycleStatement(row.statement)) return undefined;
+    try {
+      const st = parseStatement(row.statement);
+      return st.batch === undefined ? undefined : { seq: head.seq, root: st.batch.root, index: st.batch.index };
+    } catch {
+      return undefined; // committed statements parsed when they came; a store that changed is not ours to judge here
     }
   }
 
@@ -512,21 +803,48 @@ export class IngestService {
     if (!(statement instanceof Uint8Array) || (reading !== undefined && !(reading instanceof Uint8Array)) || extra.length > 0) {
       return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: 'message is not {statement: bstr, reading?: bstr}' };
     }
-    let parsed: ParsedStatement;
+    // A lifecycle statement (FORMAT.md §13) or a reading statement (§3): the content type tells them apart.
+    let parsed: ParsedStatement | undefined;
+    let lifecycle: ParsedLifecycle | undefined;
     try {
-      parsed = parseStatement(statement);
+      if (isLifecycleStatement(statement)) lifecycle = parseLifecycleStatement(statement);
+      else parsed = parseStatement(statement);
     } catch (e) {
       if (e instanceof SteleError) return { ok: false, code: 'STATEMENT_FORMAT_ERROR', seq: 0, detail: errorText(e) };
       throw e;
     }
-    const seq = parsed.seq;
-    const device = this.devicesByKid.get(toBase64Url(parsed.kid));
-    if (device === undefined) return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: 'kid not enrolled' };
-    if (device.record.deviceId !== parsed.device || device.record.deviceId !== topicDevice) {
-      return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: `kid is enrolled for ${device.record.deviceId}, statement names ${parsed.device} on topic of ${topicDevice}` };
+    if (lifecycle !== undefined && !isChainedType(lifecycle.body.type)) {
+      // Enrolment and revocation are ingest's own statements; a device never sends them.
+      return { ok: false, code: 'LIFECYCLE_ERROR', seq: 0, detail: `a device may not send a ${lifecycle.body.type} statement` };
     }
-    if (!(await verifyStatementSignature(parsed, device.publicKey))) return { ok: false, code: 'SIGNATURE_ERROR', seq };
-    if (reading !== undefined) {
+    const seq = parsed?.seq ?? lifecycle!.seq!;
+    const c: Checked = {
+      statement,
+      kid: parsed?.kid ?? lifecycle!.kid,
+      device: parsed?.device ?? lifecycle!.device,
+      seq,
+      prev: parsed !== undefined ? parsed.prev : lifecycle!.prev!,
+      digest: parsed?.payload ?? lifecycle!.digest,
+      receivedAt: m.receivedAt,
+      verified: false,
+    };
+    if (parsed !== undefined) c.parsed = parsed;
+    if (parsed?.batch !== undefined) c.batch = { root: parsed.batch.root, index: parsed.batch.index };
+    if (lifecycle !== undefined) c.lifecycle = lifecycle;
+    const owner = this.registry.deviceOfKid(c.kid);
+    if (owner !== undefined && (owner !== c.device || owner !== topicDevice)) {
+      return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: `kid is enrolled for ${owner}, statement names ${c.device} on topic of ${topicDevice}` };
+    }
+    if (owner === undefined && c.device !== topicDevice) {
+      return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: `statement names ${c.device} on topic of ${topicDevice}` };
+    }
+    const span = owner === undefined ? undefined : this.registry.span(c.kid);
+    if (span !== undefined) {
+      const ok = parsed !== undefined ? await verifyStatementSignature(parsed, span.publicKey) : await verifyLifecycleSignature(lifecycle!, span.publicKey);
+      if (!ok) return { ok: false, code: 'SIGNATURE_ERROR', seq };
+      c.verified = true;
+    }
+    if (reading !== undefined && parsed !== undefined) {
       let result: ReturnType<typeof checkStatementAgainstReading>;
       try {
         result = checkStatementAgainstReading(parsed, reading);
@@ -536,17 +854,21 @@ export class IngestService {
       }
       if (result === 'DIGEST_MISMATCH') return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };
       if (result === 'HEADER_MISMATCH') return { ok: false, code: 'HEADER_MISMATCH_ERROR', seq };
+      c.reading = reading;
+      // Inside a device-level batch the statement signs no prev of its own: the body's prev is the link (§3.1).
+      c.prev ??= decodeReading(reading).prev;
+    } else if (reading !== undefined && !equalBytes(reading, lifecycle!.bodyBytes)) {
+      // The outbox sends a lifecycle body beside its statement in full mode; it must be the attached one.
+      return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };
     }
-    const value: Checked = { statement, parsed, receivedAt: m.receivedAt };
-    if (reading !== undefined) value.reading = reading;
-    return { ok: true, value };
+    return { ok: true, value: c };
   }
 
   private async recordFork(device: string, c: Checked): Promise<void> {
-    const fork: Parameters<IngestStore['putFork']>[0] = { deviceId: device, seq: c.parsed.seq, statement: c.statement, receivedAt: c.receivedAt };
+    const fork: Parameters<IngestStore['putFork']>[0] = { deviceId: device, seq: c.seq, statement: c.statement, receivedAt: c.receivedAt };
     if (c.reading !== undefined) fork.reading = c.reading;
     await this.store.putFork(fork);
-    this.reject(device, 'FORK_ERROR', c.parsed.seq, 'a different statement holds this seq; recorded, not applied');
+    this.reject(device, 'FORK_ERROR', c.seq, 'a different statement holds this seq; recorded, not applied');
   }
 
   private reject(device: string, code: RejectCode, seq: number, detail?: string): void {
@@ -668,6 +990,13 @@ function bundleDevice(r: EnrolmentRecord): EvidenceBundleJson['device'] {
   const d: EvidenceBundleJson['device'] = { deviceId: r.deviceId, publicKey: r.publicKey, kid: r.kid, keyBackend: r.keyBackend, enrolledAt: r.enrolledAt };
   if (r.site !== undefined) d.site = r.site;
   return d;
+}
+
+/** A record as plain data without undefined fields (its CBOR is the `request` digest of a plain enrolment). */
+function plainRecord(r: EnrolmentRecord): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) if (v !== undefined) o[k] = v;
+  return o;
 }
 
 function positive(n: number, name: string): number {

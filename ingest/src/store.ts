@@ -13,12 +13,19 @@
  *   pend!<order>                   pending leaf {deviceId, seq, leafHash}, in commit order
  *   bat!<batchId>                  {batchId, size, root, leafHashes, protectedBytes, signature, createdAt, anchor?}
  *   unanch!<batchId>               marker: batch stored but not anchored yet
+ *   raw!<sha256 hex>!<deviceId>!<seq>  empty: the reading seq of deviceId names this frame digest in `raw`
+ *                                  (written in the same batch as its entry; only for readings sent in full)
+ *   meta!rawIndex                  marker: every stored entry is in the raw index (set once it was built)
+ *   reg!<deviceId>                 the device's key registry row (ingest/src/registry/), written with commits
+ *   ent!\u0001<deviceId>!<n>       the n-th lifecycle statement ingest signed for the device (enrolment,
+ *                                  revocation): a log of its own, committed like a device's chain
  */
 import { Level } from 'level';
 import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
 import { sha256 } from '@stele/core/hash.ts';
+import { decodeReading } from '@stele/core/reading.ts';
 import type { EnrolmentRecord } from '@stele/device';
 import { IngestError } from './errors.ts';
 
@@ -80,6 +87,28 @@ type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: 
 
 const pad = (n: number): string => String(n).padStart(16, '0');
 const SYNC = { sync: true } as const;
+const RAW_INDEX_MARKER = 'meta!rawIndex';
+const rawKey = (digest: Uint8Array, deviceId: string, seq: number): string => `raw!${toHex(digest)}!${deviceId}!${pad(seq)}`;
+const EMPTY = new Uint8Array(0);
+
+/** Where a frame digest was found: the reading `seq` of `deviceId` lists it in its `raw` field. */
+export interface RawRef {
+  deviceId: string;
+  seq: number;
+}
+
+/**
+ * The frame digests a reading names (its `raw` field), or none when the bytes are not a reading. The reading was
+ * checked before it was committed; a reading that does not decode here is simply not indexed.
+ */
+function rawDigestsOf(reading: Uint8Array | undefined): Uint8Array[] {
+  if (reading === undefined) return [];
+  try {
+    return decodeReading(reading).raw.filter((d) => d.length === 32);
+  } catch {
+    return [];
+  }
+}
 
 export class IngestStore {
   private nextOrder = 0;
@@ -95,7 +124,49 @@ export class IngestStore {
     if (lastPend[0] !== undefined) store.nextOrder = Number(lastPend[0].slice(5)) + 1;
     const lastBatch = await db.keys({ gt: 'bat!', lt: 'bat"', reverse: true, limit: 1 }).all();
     if (lastBatch[0] !== undefined) store.nextBatch = Number(lastBatch[0].slice(4)) + 1;
+    if ((await db.get(RAW_INDEX_MARKER)) === undefined) await store.buildRawIndex();
     return store;
+  }
+
+  /**
+   * Indexes the frame digests of every stored entry (stores written before the index existed), in chunks, then
+   * sets the marker. Idempotent: keys are exact, so a crash half-way only means it runs again on the next open.
+   */
+  private async buildRawIndex(): Promise<void> {
+    let ops: Op[] = [];
+    for await (const [key, value] of this.db.iterator({ gt: 'ent!', lt: 'ent"' })) {
+      const m = /^ent!(.*)!(\d{16})$/.exec(key);
+      if (m === null) continue;
+      for (const d of rawDigestsOf(decEntry(value).reading)) ops.push({ type: 'put', key: rawKey(d, m[1]!, Number(m[2])), value: EMPTY });
+      if (ops.length >= 1000) {
+        await this.db.batch(ops);
+        ops = [];
+      }
+    }
+    ops.push({ type: 'put', key: RAW_INDEX_MARKER, value: EMPTY });
+    await this.db.batch(ops, SYNC);
+  }
+
+  /**
+   * Readings whose `raw` field names `digest` (the SHA-256 of an instrument frame), in key order (device, seq).
+   * Only readings ingest received in full are indexed: in hash-only mode the reading stays on the gateway.
+   */
+  async findByRawDigest(digest: Uint8Array, limit = 100): Promise<RawRef[]> {
+    if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new TypeError('digest must be 32 bytes');
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('limit must be a positive integer');
+    const prefix = `raw!${toHex(digest)}!`;
+    const out: RawRef[] = [];
+    for await (const key of this.db.keys({ gt: prefix, lt: `${prefix}\u{10ffff}`, limit })) {
+      const rest = key.slice(prefix.length);
+      const m = /^(.*)!(\d{16})$/.exec(rest);
+      if (m !== null) out.push({ deviceId: m[1]!, seq: Number(m[2]) });
+    }
+    return out;
+  }
+
+  /** Every [key, value] whose key starts with `prefix`, in key order (e.g. the registry rows `reg!`). */
+  async listByPrefix(prefix: string): Promise<[string, Uint8Array][]> {
+    return this.db.iterator({ gt: prefix, lt: `${prefix}\u{10ffff}` }).all();
   }
 
   async close(): Promise<void> {
@@ -151,16 +222,18 @@ export class IngestStore {
 
   /**
    * Commits statements of one device, contiguous and already checked, in one atomic write: each entry, its
-   * pending leaf, and the new head. Returns the pending leaves in commit order.
+   * pending leaf, and the new head. Returns the pending leaves in commit order. `extra` puts are written in the
+   * same batch (the key registry, ingest/src/registry/, keeps its `reg!<deviceId>` row atomic with the chain).
    */
-  async commit(deviceId: string, items: readonly CommitItem[], head: Head): Promise<PendingLeaf[]> {
-    const ops: Op[] = [];
+  async commit(deviceId: string, items: readonly CommitItem[], head: Head, extra: readonly { key: string; value: Uint8Array }[] = []): Promise<PendingLeaf[]> {
+    const ops: Op[] = extra.map((e) => ({ type: 'put', key: e.key, value: e.value }));
     const pending: PendingLeaf[] = [];
     const firstOrder = this.nextOrder;
     for (const [i, item] of items.entries()) {
       const order = firstOrder + i;
       ops.push({ type: 'put', key: `ent!${deviceId}!${pad(item.seq)}`, value: encEntry(item.entry) });
       ops.push({ type: 'put', key: `pend!${pad(order)}`, value: enc({ deviceId, seq: item.seq, leafHash: item.leafHash }) });
+      for (const d of rawDigestsOf(item.entry.reading)) ops.push({ type: 'put', key: rawKey(d, deviceId, item.seq), value: EMPTY });
       pending.push({ order, deviceId, seq: item.seq, leafHash: item.leafHash });
     }
     ops.push({ type: 'put', key: `head!${deviceId}`, value: enc({ seq: head.seq, digest: head.digest }) });

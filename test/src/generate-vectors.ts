@@ -19,6 +19,7 @@ import {
   decodeReading,
   encodeBundle,
   encodeCbor,
+  encodeLifecycleBody,
   encodeReading,
   encodeReceipt,
   encodeStatementProtectedHeader,
@@ -32,7 +33,9 @@ import {
   rootFromLeafHashes,
   sha256,
   sigStructure1,
+  signBatchedStatements,
   signBatchRoot,
+  signLifecycleStatement,
   signStatement,
   toBase64Url,
   toHex,
@@ -43,6 +46,7 @@ import {
   type BundleEntry,
   type EvidenceBundle,
   type InclusionProof,
+  type LifecycleBody,
   type Reading,
   type Signer,
   type VerdictState,
@@ -57,6 +61,10 @@ import artifact from '../../ingest/contracts/SteleAnchor.json' with { type: 'jso
 export const DEVICE_SECRET_KEY_HEX = 'f338af5a0e163d8a3d9abe83f1cb7e9bb69fbb2ce30398fa2896b6d5f9509358';
 /** Ingest receipt key, P-256 scalar, big-endian hex. */
 export const INGEST_SECRET_KEY_HEX = '37196203ada786dde9f1bcf95f6a5dde7b2cf165a658c5e30c5698677013c464';
+/** The key the device rotates to in the lifecycle vectors: SHA-256("stele vector rotated device key"). */
+export const ROTATED_SECRET_KEY_HEX = '0102d8f19b459bdeaceee5d65316a2f01ba9f2289778321df902a8ea1cb29339';
+/** A key ingest never enrolled (lifecycle vectors): SHA-256("stele vector stranger key"). */
+export const STRANGER_SECRET_KEY_HEX = 'e9dde174c5b0fcd731186cb056d43625170dbb2e3d9f2f0b9092015771d8ff82';
 
 const DEVICE_ID = 'gw-0001';
 const SENSOR = '88888880000001';
@@ -235,6 +243,7 @@ const HEADER_SCHEMA: Schema = {
     '3a00010000': { name: 'stele seq' },
     '3a00010001': { name: 'stele prev' },
     '3a00010002': { name: 'stele batch id' },
+    '3a00010003': { name: 'stele batch size' },
   },
 };
 const SIGN1_SCHEMA: Schema = {
@@ -833,6 +842,252 @@ async function bundleCases(w: World): Promise<BundleCase[]> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Device lifecycle (FORMAT.md §13): the same device and times, six seqs in two batches, seq 4 a key rotation.
+//   batch 1: the enrolment statement (ingest key), readings 1..3 (device key), the rotation at seq 4 (device key)
+//   batch 2: readings 5..6 (the rotated-in key)
+// Variants re-sign what they change and rebuild the batches, so every signature, proof and anchor holds and only
+// the key judgement (check 2) fails.
+
+const LIFECYCLE_SIGN1_SCHEMA: Schema = {
+  tagged: {
+    name: 'COSE_Sign1',
+    items: [{ name: 'protected', embedded: HEADER_SCHEMA }, { name: 'unprotected', ...HEADER_SCHEMA }, { name: 'payload (body)', embedded: {} }, { name: 'signature' }],
+  },
+};
+
+interface LifecycleWorld {
+  rotated: Signer;
+  enrolment: Uint8Array;
+  rotation: Uint8Array;
+  rotationBody: LifecycleBody;
+  bundle: EvidenceBundle;
+  chain: AnchorFacts[];
+}
+
+type LifecycleVariant = 'rotated' | 'rotated-out-key' | 'revoked-key' | 'unknown-key';
+
+/** Batch of arbitrary statements (readings or lifecycle), anchored at `block`. */
+async function statementBatch(batchId: number, statements: Uint8Array[], ingest: Signer, block: { blockNumber: number; blockTime: number }) {
+  const leafHashes = statements.map((st) => hashLeaf(st));
+  const root = rootFromLeafHashes(leafHashes);
+  const { protectedBytes, signature } = await signBatchRoot(root, { kid: ingest.keyId, issuer: ISSUER, issuedAt: block.blockTime - 5, batchId }, ingest);
+  const receipts = statements.map((_, leafIndex) => encodeReceipt(protectedBytes, signature, { treeSize: statements.length, leafIndex, path: inclusionProof(leafHashes, leafIndex) }));
+  const txHash = hex0x(sha256(utf8(`stele vector lifecycle anchor tx of batch ${batchId}`)));
+  const ref: AnchorRef = { chainId: CHAIN_ID, contract: CONTRACT, txHash, blockNumber: block.blockNumber, blockTime: block.blockTime, rpc: RPC };
+  const facts: AnchorFacts = { chainId: CHAIN_ID, contract: CONTRACT, batchId, root: hex0x(root), size: statements.length, blockNumber: block.blockNumber, blockTime: block.blockTime };
+  return { root, receipts, ref, facts };
+}
+
+async function lifecycleWorld(w: World, variant: LifecycleVariant): Promise<LifecycleWorld> {
+  const rotated = fixedSigner(ROTATED_SECRET_KEY_HEX);
+  const stranger = fixedSigner(STRANGER_SECRET_KEY_HEX);
+  const enrolledAt = START_MS - 86_400_000;
+  const enrolment = await signLifecycleStatement(
+    { type: 'enrolment', device: DEVICE_ID, kid: w.device.keyId, key: w.device.publicKey, backend: 'software', request: sha256(utf8('stele vector enrolment request')), from: 1, time: enrolledAt },
+    w.ingest,
+  );
+  const signerOf = (seq: number): Signer => {
+    if (variant === 'unknown-key' && seq === 2) return stranger;
+    if (variant === 'rotated-out-key' && seq === 6) return w.device;
+    return seq < 4 ? w.device : rotated;
+  };
+  const readings: Signed[] = [];
+  let prev = GENESIS_PREV;
+  let rotation: Uint8Array = new Uint8Array();
+  const rotationBody: LifecycleBody = { type: 'rotation', device: DEVICE_ID, kid: rotated.keyId, key: rotated.publicKey, backend: 'software', time: START_MS + 3 * INTERVAL_MS };
+  for (let seq = 1; seq <= COUNT; seq++) {
+    if (seq === 4) {
+      rotation = await signLifecycleStatement(rotationBody, w.device, { seq, prev });
+      prev = sha256(encodeLifecycleBody(rotationBody));
+      continue;
+    }
+    const signed = await signReading(makeReading(seq, prev, 0), signerOf(seq));
+    readings.push(signed);
+    prev = readingDigest(signed.readingBytes);
+  }
+  const first = [enrolment, ...readings.slice(0, 3).map((r) => r.statement), rotation];
+  const second = readings.slice(3).map((r) => r.statement);
+  let revocation: Uint8Array | undefined;
+  if (variant === 'revoked-key') {
+    // Ingest revoked the rotated-in key after seq 5 had been committed: seq 6 came too late.
+    revocation = await signLifecycleStatement({ type: 'revocation', device: DEVICE_ID, kid: rotated.keyId, after: 5, reason: 'stolen', time: START_MS + 5 * INTERVAL_MS }, w.ingest);
+    second.push(revocation);
+  }
+  const b1 = await statementBatch(1, first, w.ingest, { blockNumber: 2, blockTime: Math.floor((START_MS + 3 * INTERVAL_MS) / 1000) + 60 });
+  const b2 = await statementBatch(2, second, w.ingest, { blockNumber: 3, blockTime: Math.floor((START_MS + 5 * INTERVAL_MS) / 1000) + 60 });
+  const entries: BundleEntry[] = readings.map((r, i) => {
+    const [batchId, receipt] = i < 3 ? [1, b1.receipts[i + 1]!] : [2, b2.receipts[i - 3]!];
+    return { seq: r.reading.seq, batchId, reading: r.readingBytes.slice(), statement: r.statement.slice(), receipt: receipt.slice() };
+  });
+  const lifecycle = [
+    { batchId: 1, statement: enrolment.slice(), receipt: b1.receipts[0]!.slice() },
+    { batchId: 1, statement: rotation.slice(), receipt: b1.receipts[4]!.slice() },
+  ];
+  if (revocation !== undefined) lifecycle.push({ batchId: 2, statement: revocation.slice(), receipt: b2.receipts[2]!.slice() });
+  const bundle: EvidenceBundle = {
+    ...baseBundle(w),
+    entries,
+    lifecycle,
+    batches: [
+      { batchId: 1, size: first.length, root: b1.root, anchor: b1.ref },
+      { batchId: 2, size: second.length, root: b2.root, anchor: b2.ref },
+    ],
+  };
+  return { rotated, enrolment, rotation, rotationBody, bundle, chain: [b1.facts, b2.facts] };
+}
+
+function lifecycleFile(w: World, lw: LifecycleWorld): unknown {
+  const describe = (bytes: Uint8Array) => ({
+    statement: hex(bytes),
+    statementB64url: toBase64Url(bytes),
+    statementAnnotated: annotateCbor(bytes, LIFECYCLE_SIGN1_SCHEMA),
+    leafHash: hex(hashLeaf(bytes)),
+  });
+  return {
+    description:
+      'Device lifecycle statements (FORMAT.md §13): the enrolment of the device key (signed by the ingest key, no seq) and the ' +
+      'rotation at seq 4 to the rotated key (signed by the device key being retired, chained: seq 4, prev = digest of reading 3). ' +
+      'The rotation body digest is what reading 5 carries in prev.',
+    rotatedKey: { secretKey: ROTATED_SECRET_KEY_HEX, publicKey: hex(lw.rotated.publicKey), kid: hex(lw.rotated.keyId) },
+    enrolment: describe(lw.enrolment),
+    rotation: { ...describe(lw.rotation), body: hex(encodeLifecycleBody(lw.rotationBody)), bodyDigest: hex(sha256(encodeLifecycleBody(lw.rotationBody))) },
+    deviceKid: hex(w.device.keyId),
+  };
+}
+
+async function lifecycleCases(w: World): Promise<BundleCase[]> {
+  const failed = (...codes: VerifyCode[]) => ({ state: 'failed' as const, codes });
+  const specs: { variant: LifecycleVariant; description: string; codes: VerifyCode[] }[] = [
+    {
+      variant: 'rotated',
+      description: 'Lifecycle data: enrolment, readings 1-3 under the device key, a key rotation at seq 4, readings 5-6 under the rotated key. Every check passes.',
+      codes: [],
+    },
+    {
+      variant: 'rotated-out-key',
+      description: 'As `lifecycle-rotated`, but reading 6 is signed by the old device key, which the rotation retired at seq 4.',
+      codes: ['KEY_ROTATED_ERROR'],
+    },
+    {
+      variant: 'revoked-key',
+      description: 'As `lifecycle-rotated`, plus a revocation of the rotated key after seq 5 (signed by ingest, in batch 2): reading 6 is under a revoked key.',
+      codes: ['KEY_REVOKED_ERROR'],
+    },
+    {
+      variant: 'unknown-key',
+      description: 'As `lifecycle-rotated`, but reading 2 is signed by a key never enrolled (its signature also fails under the enrolled key).',
+      codes: ['UNKNOWN_KEY_ERROR', 'SIGNATURE_ERROR'],
+    },
+  ];
+  const out: BundleCase[] = [];
+  for (const spec of specs) {
+    const lw = await lifecycleWorld(w, spec.variant);
+    const ok = spec.codes.length === 0;
+    out.push({
+      name: `lifecycle-${spec.variant}`,
+      description: spec.description,
+      bundle: lw.bundle,
+      chain: lw.chain,
+      expected: ok ? { state: 'verified', codes: [] } : failed(...spec.codes),
+      expectedOffline: ok ? { state: 'partial', codes: [] } : failed(...spec.codes),
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Device-level batches (FORMAT.md §3.1): readings 1..5 of the same chain signed with ONE device signature.
+
+const DEVICE_BATCH_COUNT = 5;
+
+/** The readings of seq 1..5 signed as one device-level batch; seq 6 alone; ingest batches 1..5 and 6 as before. */
+async function deviceBatchWorld(w: World): Promise<{ signed: Signed[]; batches: Batch[] }> {
+  const readings = w.signed.slice(0, DEVICE_BATCH_COUNT);
+  const statements = await signBatchedStatements(readings.map((s) => s.readingBytes), w.device);
+  const signed = [...readings.map((s, i) => ({ ...s, statement: statements[i]! })), w.signed[DEVICE_BATCH_COUNT]!];
+  // The readings are the base world's (seq 6 names batch 1's root there): same times, same blocks.
+  const batches = [
+    await makeBatch(1, signed.slice(0, DEVICE_BATCH_COUNT), w.ingest, blockOf(1, w.batches[0]!.members)),
+    await makeBatch(2, signed.slice(DEVICE_BATCH_COUNT), w.ingest, blockOf(2, w.batches[1]!.members)),
+  ];
+  return { signed, batches };
+}
+
+function deviceBatchFile(w: World, dw: { signed: Signed[] }): unknown {
+  const members = dw.signed.slice(0, DEVICE_BATCH_COUNT);
+  const first = members[0]!.reading;
+  const protectedBytes = encodeStatementProtectedHeader({ kid: w.device.keyId, device: DEVICE_ID, seq: first.seq, prev: first.prev, batchSize: DEVICE_BATCH_COUNT });
+  const digests = members.map((m) => readingDigest(m.readingBytes));
+  const leaves = digests.map((d) => hashLeaf(d));
+  const root = rootFromLeafHashes(leaves);
+  const toBeSigned = sigStructure1(protectedBytes, root);
+  const shown = members[2]!;
+  return {
+    description:
+      'A device-level batch (FORMAT.md §3.1): readings seq 1..5 (those of reading.json) signed with ONE ES256 signature by the device key ' +
+      '(RFC 6979, low-S) over the RFC 9162 root of their digests (leaf i = SHA-256(0x00 || digest of seq 1 + i)). Each reading keeps its own ' +
+      'statement: payload = its digest, the shared batch protected header (labels 395 = 1 and -65540 = K added to those of §3, seq and prev of ' +
+      'the first reading), its inclusion proof [K, i, path] in the unprotected header under 396 / -1, and the shared signature.',
+    first: first.seq,
+    count: DEVICE_BATCH_COUNT,
+    kid: hex(w.device.keyId),
+    protectedHeader: hex(protectedBytes),
+    protectedHeaderAnnotated: annotateCbor(protectedBytes, HEADER_SCHEMA),
+    readingDigests: digests.map(hex),
+    batchLeafHashes: leaves.map(hex),
+    batchRoot: hex(root),
+    sigStructure: hex(toBeSigned),
+    sigStructureSha256: hex(sha256(toBeSigned)),
+    signature: hex(shown.statement.subarray(shown.statement.length - 64)),
+    statements: members.map((m, i) => ({
+      seq: m.reading.seq,
+      index: i,
+      path: inclusionProof(leaves, i).map(hex),
+      statement: hex(m.statement),
+      leafHash: hex(hashLeaf(m.statement)),
+    })),
+    statementOfSeq3Annotated: annotateCbor(shown.statement, SIGN1_SCHEMA),
+  };
+}
+
+async function deviceBatchCases(w: World, dw: { signed: Signed[]; batches: Batch[] }): Promise<BundleCase[]> {
+  const chain = dw.batches.map((b) => b.facts);
+  const bundleOf = (): EvidenceBundle => structuredClone(baseBundle({ ...w, signed: dw.signed, batches: dw.batches }));
+  const entryOf = (bundle: EvidenceBundle, seq: number): BundleEntry => bundle.entries.find((e) => e.seq === seq)!;
+  const hashOnly = bundleOf();
+  for (const seq of [2, 3, 4, 5]) delete entryOf(hashOnly, seq).reading;
+  const tampered = bundleOf();
+  const three = entryOf(tampered, 3);
+  three.statement = flipByte(three.statement, -1);
+  return [
+    {
+      name: 'device-batch',
+      description: 'The six readings with seq 1..5 signed as one device-level batch (device-batch.json) and seq 6 alone, in ingest batches 1..5 and 6: every check passes.',
+      bundle: bundleOf(),
+      chain,
+      expected: { state: 'verified', codes: [] },
+      expectedOffline: { state: 'partial', codes: [] },
+    },
+    {
+      name: 'device-batch-hash-only',
+      description: 'As `device-batch` without the bodies of seq 2..5: inside the device batch the signed tree order is the chain link; verified.',
+      bundle: hashOnly,
+      chain,
+      expected: { state: 'verified', codes: [] },
+      expectedOffline: { state: 'partial', codes: [] },
+    },
+    {
+      name: 'device-batch-tampered-signature',
+      description: 'As `device-batch`, last byte of the (shared) device signature in the statement of seq 3 XOR 0x01: its signature fails, and the changed statement is no longer the ingest leaf.',
+      bundle: tampered,
+      chain,
+      expected: { state: 'failed', codes: ['SIGNATURE_ERROR', 'INCLUSION_PROOF_ERROR'] },
+      expectedOffline: { state: 'failed', codes: ['SIGNATURE_ERROR', 'INCLUSION_PROOF_ERROR'] },
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 
 /** Every vector file: path relative to test/vectors/ -> contents. Deterministic. */
 export async function generateVectors(): Promise<Map<string, string>> {
@@ -846,7 +1101,10 @@ export async function generateVectors(): Promise<Map<string, string>> {
   files.set('anchor.json', json(anchorFile(w)));
   files.set('mqtt.json', json(mqttFile(w)));
   files.set('outbox.json', json(outboxFile(w)));
-  for (const c of await bundleCases(w)) {
+  files.set('lifecycle.json', json(lifecycleFile(w, await lifecycleWorld(w, 'rotated'))));
+  const dw = await deviceBatchWorld(w);
+  files.set('device-batch.json', json(deviceBatchFile(w, dw)));
+  for (const c of [...(await bundleCases(w)), ...(await lifecycleCases(w)), ...(await deviceBatchCases(w, dw))]) {
     const bytes = encodeBundle(c.bundle);
     files.set(`bundles/${c.name}.bundle.json`, new TextDecoder().decode(bytes));
     files.set(

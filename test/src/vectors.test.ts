@@ -86,6 +86,8 @@ describe('test/vectors', () => {
     const receipt = readVector<{ receiptAnnotated: string[] }>('receipt.json');
     const mqtt = readVector<{ statementFull: { annotated: string[] } }>('mqtt.json');
     const outbox = readVector<{ records: { annotated: string[] }[] }>('outbox.json');
+    const lifecycle = readVector<{ rotation: { statementAnnotated: string[] } }>('lifecycle.json');
+    const deviceBatch = readVector<{ statementOfSeq3Annotated: string[] }>('device-batch.json');
     for (const [what, lines] of [
       ['reading seq 1', reading.readings[0]!.annotated],
       ['statement', statement.statementAnnotated],
@@ -93,6 +95,8 @@ describe('test/vectors', () => {
       ['receipt', receipt.receiptAnnotated],
       ['MQTT statement message', mqtt.statementFull.annotated],
       ['outbox entry', outbox.records[0]!.annotated],
+      ['lifecycle rotation statement', lifecycle.rotation.statementAnnotated],
+      ['device-batch statement of seq 3', deviceBatch.statementOfSeq3Annotated],
     ] as const) {
       expect(format.includes(lines.join('\n')), what).toBe(true);
     }
@@ -196,6 +200,32 @@ describe('reading, statement, batch, receipt and anchor vectors', () => {
       }) as typeof fetch;
       const facts = await readAnchor('http://127.0.0.1:1', a.ref, a.batchId, { fetch: fetchDouble });
       expect(facts).toEqual(a.facts);
+    }
+  });
+});
+
+describe('device-level batch vector', () => {
+  const keys = readVector<{ device: { publicKey: string } }>('keys.json');
+  const v = readVector<{
+    first: number;
+    count: number;
+    batchRoot: string;
+    batchLeafHashes: string[];
+    readingDigests: string[];
+    statements: { seq: number; index: number; statement: string; leafHash: string }[];
+  }>('device-batch.json');
+
+  it('every statement parses to its seq and index, leads to the batch root, and verifies with the device key', async () => {
+    expect(v.statements).toHaveLength(v.count);
+    for (const s of v.statements) {
+      const st = parseStatement(fromHex(s.statement));
+      expect(st.seq).toBe(s.seq);
+      expect(st.batch).toMatchObject({ first: v.first, count: v.count, index: s.index });
+      expect(toHex(st.payload)).toBe(v.readingDigests[s.index]);
+      expect(toHex(hashLeaf(st.payload))).toBe(v.batchLeafHashes[s.index]);
+      expect(toHex(st.batch!.root)).toBe(v.batchRoot);
+      expect(toHex(hashLeaf(fromHex(s.statement)))).toBe(s.leafHash);
+      expect(await verifyStatementSignature(st, fromHex(keys.device.publicKey))).toBe(true);
     }
   });
 });

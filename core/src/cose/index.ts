@@ -7,9 +7,10 @@ export {
   encodeStatementProtectedHeader,
   parseStatement,
   READING_CONTENT_TYPE,
+  signBatchedStatements,
   signStatement,
   verifyStatementSignature,
 } from './statement.ts';
-export type { ParsedStatement, StatementHeaderFields } from './statement.ts';
+export type { ParsedStatement, StatementBatch, StatementHeaderFields } from './statement.ts';
 export { encodeReceipt, encodeReceiptProtectedHeader, parseReceipt, signBatchRoot, verifyReceipt } from './receipt.ts';
 export type { InclusionProof, ParsedReceipt, ReceiptClaims } from './receipt.ts';

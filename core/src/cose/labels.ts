@@ -19,6 +19,8 @@ export const HEADER_VDP = 396;
 export const HEADER_STELE_SEQ = -65537;
 export const HEADER_STELE_PREV = -65538;
 export const HEADER_STELE_BATCH_ID = -65539;
+/** Number K of readings one device-level batch signature covers (FORMAT.md §3.1), K >= 2. */
+export const HEADER_STELE_BATCH_SIZE = -65540;
 
 /** ES256 (RFC 9053 §2.1) and SHA-256 (RFC 9054 §2.1) algorithm ids. */
 export const ALG_ES256 = -7;

@@ -8,8 +8,10 @@ export type VerifyCode =
   | 'BUNDLE_FORMAT_ERROR'
   /** A key in the bundle is not the enrolled one: a statement signed under another kid, a statement naming another device, or a key record whose kid is not SHA-256 of its public key. */
   | 'UNKNOWN_KEY_ERROR'
-  /** The device key was revoked before the evidence was anchored. Reserved: format v1 carries no revocation data (issue #3). */
+  /** A statement is signed under a device key that ingest had revoked before that seq (FORMAT.md §13.5). */
   | 'KEY_REVOKED_ERROR'
+  /** A statement is signed under a device key that a rotation had already retired at that seq (FORMAT.md §13.5). */
+  | 'KEY_ROTATED_ERROR'
   /** A statement's ES256 signature does not verify with the enrolled device key. */
   | 'SIGNATURE_ERROR'
   /** A reading body's SHA-256 is not the digest the device signed: the body was changed after signing. */
@@ -40,6 +42,7 @@ export const VERIFY_CODES: readonly VerifyCode[] = [
   'BUNDLE_FORMAT_ERROR',
   'UNKNOWN_KEY_ERROR',
   'KEY_REVOKED_ERROR',
+  'KEY_ROTATED_ERROR',
   'SIGNATURE_ERROR',
   'DIGEST_MISMATCH_ERROR',
   'HEADER_MISMATCH_ERROR',

@@ -6,6 +6,7 @@ export type {
   CheckId,
   CheckStatus,
   Failure,
+  KeySummary,
   Note,
   Summary,
   Text,

@@ -5,6 +5,8 @@
  * Wording rule (VERIFIER.md "In brief"): say 技术核验一致 / "verified as consistent", never 证据有效 / "valid
  * evidence"; say what was proven and what was not.
  */
+import type { LifecycleType } from '../lifecycle/statement.ts';
+import type { TimelineProblemReason } from '../lifecycle/keys.ts';
 import type { KeyBackend } from '../signer.ts';
 import type { CheckId, Text } from './verdict.ts';
 
@@ -82,6 +84,15 @@ export const PASS = {
     en: `Device ${deviceId} enrolled ${enrolledAt}, key in ${BACKEND[backend].en}; every statement uses this enrolled key`,
     };
   },
+  enrolmentKeys: (deviceId: string, enrolledIso: string, keys: { kid: string; from: number; until?: number }[]): Text => {
+    const enrolledAt = Number.isNaN(Date.parse(enrolledIso)) ? enrolledIso : formatTime(Date.parse(enrolledIso));
+    const zh = keys.map((k) => `密钥 ${shortHex(k.kid)} 用于序号 ${k.from}${k.until === undefined ? ' 起' : `–${k.until}`}`).join('；');
+    const en = keys.map((k) => `key ${shortHex(k.kid)} for seq ${k.from}${k.until === undefined ? ' on' : `–${k.until}`}`).join('; ');
+    return {
+      zh: `设备 ${deviceId} 于 ${enrolledAt} 登记；${zh}；每条签名声明均使用其序号时有效的密钥`,
+      en: `Device ${deviceId} enrolled ${enrolledAt}; ${en}; every statement uses the key valid at its seq`,
+    };
+  },
   signatures: (n: number): Text => ({ zh: `${n} 条读数签名全部有效（ES256）`, en: `All ${n} signatures valid (ES256)` }),
   completeness: (a: number, b: number): Text => ({
     zh: `序号 ${a}–${b} 连续，哈希链无断点、无分叉`,
@@ -146,6 +157,27 @@ export const PASS = {
   notReached: (): Text => ({ zh: '因证据包不可读，本项未核验', en: 'Not checked: the bundle is not readable' }),
 };
 
+const LIFECYCLE: Record<LifecycleType, Text> = {
+  enrolment: { zh: '登记', en: 'enrolment' },
+  rotation: { zh: '密钥轮换', en: 'key rotation' },
+  revocation: { zh: '密钥吊销', en: 'revocation' },
+  reinstall: { zh: '代理重装', en: 'agent reinstall' },
+};
+
+/** What a receipt or inclusion failure is about: reading `seq`, or the n-th lifecycle statement (1-based). */
+export type Subject = number | { lifecycle: number; type: LifecycleType };
+const subjectZh = (s: Subject): string => (typeof s === 'number' ? `第 ${s} 号读数` : `第 ${s.lifecycle} 条生命周期声明（${LIFECYCLE[s.type].zh}）`);
+const subjectEn = (s: Subject): string => (typeof s === 'number' ? `reading ${s}` : `lifecycle statement ${s.lifecycle} (${LIFECYCLE[s.type].en})`);
+const capital = (t: string): string => t.charAt(0).toUpperCase() + t.slice(1);
+
+const REJECTED: Record<TimelineProblemReason, Text> = {
+  'other-device': { zh: '它属于另一台设备', en: 'it names another device' },
+  'not-ingest-key': { zh: '它不是由接入服务密钥签署的', en: 'it is not signed under the ingest key' },
+  'bad-signature': { zh: '其签名无效', en: 'its signature does not verify' },
+  'signer-not-valid': { zh: '签署它的密钥在该序号时无效', en: 'the key that signed it was not valid at its seq' },
+  'key-reused': { zh: '它宣告的密钥已在使用', en: 'the key it announces is already in use' },
+};
+
 export type EntryPart = 'statement' | 'receipt' | 'reading';
 const PART: Record<EntryPart, Text> = {
   statement: { zh: '签名声明', en: 'signed statement' },
@@ -196,6 +228,30 @@ export const FAIL = {
     zh: `第 ${seq} 号读数由未登记的密钥 ${shortHex(kid)} 签署，而非登记设备密钥`,
     en: `Reading ${seq} is signed under key ${shortHex(kid)}, which is not the enrolled device key`,
   }),
+  keyNotYetValid: (seq: number, kid: string, from: number): Text => ({
+    zh: `第 ${seq} 号读数由密钥 ${shortHex(kid)} 签署，但该密钥自第 ${from} 号起才有效`,
+    en: `Reading ${seq} is signed under key ${shortHex(kid)}, which is valid only from seq ${from}`,
+  }),
+  keyRevoked: (seq: number, kid: string, after: number): Text => ({
+    zh: `第 ${seq} 号读数由已吊销的密钥 ${shortHex(kid)} 签署（该密钥在第 ${after} 号之后已吊销）`,
+    en: `Reading ${seq} is signed under key ${shortHex(kid)}, revoked after seq ${after}`,
+  }),
+  keyRotated: (seq: number, kid: string, until: number): Text => ({
+    zh: `第 ${seq} 号读数由已轮换下线的密钥 ${shortHex(kid)} 签署（该密钥仅适用至第 ${until} 号）`,
+    en: `Reading ${seq} is signed under key ${shortHex(kid)}, which was rotated out at seq ${until}`,
+  }),
+  recordNotEnrolled: (): Text => ({
+    zh: '证据包中的设备登记记录没有对应的接入服务登记声明',
+    en: "The bundle's enrolment record is not backed by an enrolment statement of the ingest service",
+  }),
+  lifecycleRejected: (n: number, type: LifecycleType, reason: TimelineProblemReason, code: string, seq?: number): Text => ({
+    zh: `第 ${n} 条生命周期声明（${LIFECYCLE[type].zh}${seq === undefined ? '' : `，序号 ${seq}`}）不予采用：${REJECTED[reason].zh}（${code}）`,
+    en: `Lifecycle statement ${n} (${LIFECYCLE[type].en}${seq === undefined ? '' : `, seq ${seq}`}) is not accepted: ${REJECTED[reason].en} (${code})`,
+  }),
+  lifecycleFormat: (n: number, part: 'statement' | 'receipt', path: string): Text => ({
+    zh: `第 ${n} 条生命周期声明的${PART[part].zh}无法解码（位置 ${path}）`,
+    en: `The ${part === 'statement' ? 'lifecycle statement' : PART[part].en} of lifecycle entry ${n} does not decode (${path})`,
+  }),
   otherDevice: (seq: number, other: string, enrolled: string): Text => ({
     zh: `第 ${seq} 号读数的签名声明属于设备 ${other}，而非登记设备 ${enrolled}`,
     en: `Reading ${seq}'s statement names device ${other}, not the enrolled device ${enrolled}`,
@@ -233,33 +289,33 @@ export const FAIL = {
     zh: `第 ${seq} 号有 ${n} 条不同的已签名读数：设备日志出现分叉。`,
     en: `Seq ${seq} has ${n} different signed readings: the device log forked.`,
   }),
-  inclusion: (seq: number, batchId: number): Text => ({
-    zh: `证据包中的第 ${seq} 号读数与已上链批次 ${batchId} 不一致：包含证明不能从该读数推出批次根。`,
-    en: `Reading ${seq} does not match anchored batch ${batchId}: its inclusion proof does not lead to the batch root.`,
+  inclusion: (seq: Subject, batchId: number): Text => ({
+    zh: `证据包中的${subjectZh(seq)}与已上链批次 ${batchId} 不一致：包含证明不能从${typeof seq === 'number' ? '该读数' : '该声明'}推出批次根。`,
+    en: `${capital(subjectEn(seq))} does not match anchored batch ${batchId}: its inclusion proof does not lead to the batch root.`,
   }),
-  inclusionMalformed: (seq: number, batchId: number): Text => ({
-    zh: `第 ${seq} 号读数在批次 ${batchId} 中的包含证明格式错误。`,
-    en: `The inclusion proof of reading ${seq} in batch ${batchId} is malformed.`,
+  inclusionMalformed: (seq: Subject, batchId: number): Text => ({
+    zh: `${subjectZh(seq)}在批次 ${batchId} 中的包含证明格式错误。`,
+    en: `The inclusion proof of ${subjectEn(seq)} in batch ${batchId} is malformed.`,
   }),
-  inclusionOtherBatch: (seq: number, batchId: number, receiptBatchId: number): Text => ({
-    zh: `第 ${seq} 号读数标注属于批次 ${batchId}，但其回执属于批次 ${receiptBatchId}。`,
-    en: `Reading ${seq} is listed in batch ${batchId}, but its receipt is for batch ${receiptBatchId}.`,
+  inclusionOtherBatch: (seq: Subject, batchId: number, receiptBatchId: number): Text => ({
+    zh: `${subjectZh(seq)}标注属于批次 ${batchId}，但其回执属于批次 ${receiptBatchId}。`,
+    en: `${capital(subjectEn(seq))} is listed in batch ${batchId}, but its receipt is for batch ${receiptBatchId}.`,
   }),
   inclusionSize: (seq: number, batchId: number, proofSize: number, size: number): Text => ({
     zh: `第 ${seq} 号读数的包含证明针对 ${proofSize} 条的树，而批次 ${batchId} 记录为 ${size} 条。`,
     en: `The inclusion proof of reading ${seq} is for a tree of ${proofSize}, but batch ${batchId} records ${size}.`,
   }),
-  receiptSignature: (seq: number, kid: string): Text => ({
-    zh: `第 ${seq} 号读数的接入回执签名无效：回执并非由接入服务密钥 ${shortHex(kid)} 签署，或已被改动。`,
-    en: `The ingest receipt of reading ${seq} is not validly signed by ingest key ${shortHex(kid)}: it was altered or issued by another key.`,
+  receiptSignature: (seq: Subject, kid: string): Text => ({
+    zh: `${subjectZh(seq)}的接入回执签名无效：回执并非由接入服务密钥 ${shortHex(kid)} 签署，或已被改动。`,
+    en: `The ingest receipt of ${subjectEn(seq)} is not validly signed by ingest key ${shortHex(kid)}: it was altered or issued by another key.`,
   }),
-  receiptOtherKey: (seq: number, kid: string): Text => ({
-    zh: `第 ${seq} 号读数的接入回执由密钥 ${shortHex(kid)} 签署，而非证据包中的接入服务密钥。`,
-    en: `The ingest receipt of reading ${seq} is signed under key ${shortHex(kid)}, not the bundle's ingest key.`,
+  receiptOtherKey: (seq: Subject, kid: string): Text => ({
+    zh: `${subjectZh(seq)}的接入回执由密钥 ${shortHex(kid)} 签署，而非证据包中的接入服务密钥。`,
+    en: `The ingest receipt of ${subjectEn(seq)} is signed under key ${shortHex(kid)}, not the bundle's ingest key.`,
   }),
-  receiptOtherIssuer: (seq: number, issuer: string): Text => ({
-    zh: `第 ${seq} 号读数的接入回执由 ${issuer} 签发，而非证据包中的接入服务。`,
-    en: `The ingest receipt of reading ${seq} was issued by ${issuer}, not the bundle's ingest service.`,
+  receiptOtherIssuer: (seq: Subject, issuer: string): Text => ({
+    zh: `${subjectZh(seq)}的接入回执由 ${issuer} 签发，而非证据包中的接入服务。`,
+    en: `The ingest receipt of ${subjectEn(seq)} was issued by ${issuer}, not the bundle's ingest service.`,
   }),
   anchorSigned: (batchId: number): Text => ({
     zh: `证据包中的读数与已上链批次 ${batchId} 不一致：证据包记录的批次根不是接入服务签署的根。`,
@@ -290,8 +346,24 @@ export const NOTE = {
     en: 'The device key is a software key file, not a hardware key (TPM or secure element): whoever can read the file can sign.',
   }),
   revocationUnchecked: (): Text => ({
-    zh: '格式 v1 证据包不含密钥吊销信息，未核验密钥是否已吊销。',
-    en: 'Format v1 bundles carry no revocation data; whether the key was revoked was not checked.',
+    zh: '该证据包不含密钥生命周期信息（登记、轮换、吊销），未核验密钥是否已吊销。',
+    en: 'This bundle carries no key lifecycle data (enrolment, rotation, revocation); whether the key was revoked was not checked.',
+  }),
+  keyRotated: (kid: string, atSeq: number): Text => ({
+    zh: `第 ${atSeq} 号为密钥轮换：此后的读数由密钥 ${shortHex(kid)} 签署。`,
+    en: `Seq ${atSeq} is a key rotation: later readings are signed under key ${shortHex(kid)}.`,
+  }),
+  keyRevoked: (kid: string, after: number): Text => ({
+    zh: `密钥 ${shortHex(kid)} 已被接入服务吊销，第 ${after} 号之后由其签署的声明均无效。`,
+    en: `Key ${shortHex(kid)} was revoked by ingest; statements under it after seq ${after} are invalid.`,
+  }),
+  reinstalled: (seq: number): Text => ({
+    zh: `第 ${seq} 号为网关代理重装：重装前尚未送达接入服务的读数已丢失，序号从接入服务确认的位置继续。`,
+    en: `Seq ${seq} is an agent reinstall: readings the old agent had not delivered were lost; the chain continues from the head ingest confirmed.`,
+  }),
+  lifecycleAsExported: (createdIso: string): Text => ({
+    zh: `密钥生命周期信息以证据包导出时（${createdIso}）接入服务的记录为准。`,
+    en: `Key lifecycle data is as ingest held it when the bundle was exported (${createdIso}).`,
   }),
   hashOnly: (n: number): Text => ({
     zh: `${n} 条读数未附正文（仅哈希）：其签名、回执和哈希链已核验，但读数内容无法查看。`,

@@ -9,7 +9,7 @@
 import { p256 } from '@noble/curves/nist.js';
 import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
 import { ANCHORED_EVENT_TOPIC, AnchorError } from '../anchor/evm-reader.ts';
-import type { BundleBatch, BundleEntry, EvidenceBundle } from '../bundle.ts';
+import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
 import { BUNDLE_FORMAT, encodeBundle } from '../bundle.ts';
 import { toHex, utf8 } from '../bytes.ts';
 import {
@@ -18,13 +18,17 @@ import {
   encodeStatementProtectedHeader,
   parseReceipt,
   sigStructure1,
+  HEADER_VDP,
   signBatchRoot,
   signStatement,
+  VDP_INCLUSION_PROOFS,
 } from '../cose/index.ts';
+import { encodeCbor } from '../cbor.ts';
 import { sha256 } from '../hash.ts';
 import { keyIdOf } from '../keys.ts';
+import { encodeLifecycleBody, signLifecycleStatement, type LifecycleBody } from '../lifecycle/index.ts';
 import type { Reading } from '../reading.ts';
-import { encodeReading, GENESIS_PREV, readingDigest } from '../reading.ts';
+import { decodeReading, encodeReading, GENESIS_PREV, readingDigest } from '../reading.ts';
 import { hashLeaf, inclusionProof, rootFromLeafHashes } from '../rfc9162/index.ts';
 import type { KeyBackend, Signer } from '../signer.ts';
 import type { AnchorReader } from './verify.ts';
@@ -76,6 +80,11 @@ export interface TestBundleOptions {
   headerPrevOf?: (seq: number, realPrev: Uint8Array) => Uint8Array | undefined;
   /** Seqs that get a second, different signed reading (a fork), placed right after the first. */
   forks?: number[];
+  /**
+   * Runs of readings signed as device-level batches (FORMAT.md §3.1), one signature per run (by the key that
+   * signs `first`). The runs must not hold forks, lifecycle statements or `headerPrevOf` seqs.
+   */
+  deviceBatches?: { first: number; count: number }[];
   /** Default testSigner('ingest'). */
   ingestSigner?: Signer;
   /** Default 'stele-ingest-test'. */
@@ -90,6 +99,20 @@ export interface TestBundleOptions {
   rpc?: string | null;
   /** Block time of batch i (1-based) in seconds. Default: 60 s after the last reading of the batch. */
   blockTimeOf?: (batchId: number, lastReadingTimeMs: number) => number;
+  /**
+   * Carry lifecycle data (FORMAT.md §13): an enrolment statement for the device key (ingest-signed, first leaf of
+   * batch 1), plus the rotations, reinstalls and revocations below. Default false (a bundle without `lifecycle`);
+   * implied by any of the three lists.
+   */
+  lifecycle?: boolean;
+  /** Seqs that are key rotations: signed by the key valid then, announcing `to`, which signs later readings. */
+  rotations?: { seq: number; to: Signer }[];
+  /** Seqs that are agent reinstalls (signed by the key valid then). */
+  reinstalls?: number[];
+  /** Revocations by ingest (last leaves of the last batch): `kid` default the enrolled device key. */
+  revocations?: { after: number; kid?: Uint8Array; reason?: string }[];
+  /** A signer other than the ingest key for the lifecycle statements ingest signs (a forgery). */
+  lifecycleIngestSigner?: Signer;
 }
 
 export interface TestBundle {
@@ -123,10 +146,27 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
   const hashOnly = (seq: number): boolean =>
     typeof options.hashOnly === 'function' ? options.hashOnly(seq) : options.hashOnly === true;
 
+  const withLifecycle = options.lifecycle === true || options.rotations !== undefined || options.reinstalls !== undefined || options.revocations !== undefined;
+  const lifecycleSigner = options.lifecycleIngestSigner ?? ingest;
   const readings: Reading[] = [];
-  const signed: { seq: number; reading: Uint8Array; statement: Uint8Array; time: number }[] = [];
+  /** Leaves in log order: readings and chained lifecycle statements (`reading` undefined, `lifecycle` true). */
+  const signed: { seq: number; reading?: Uint8Array; statement: Uint8Array; time: number; lifecycle?: boolean }[] = [];
   let prev: Uint8Array = GENESIS_PREV;
+  let current = device;
+  let lastTime = start;
   for (let seq = 1; seq <= count; seq++) {
+    const rotation = options.rotations?.find((r) => r.seq === seq);
+    if (rotation !== undefined || options.reinstalls?.includes(seq) === true) {
+      const body: LifecycleBody =
+        rotation !== undefined
+          ? { type: 'rotation', device: deviceId, kid: rotation.to.keyId, key: rotation.to.publicKey, backend: rotation.to.backend, time: lastTime }
+          : { type: 'reinstall', device: deviceId, time: lastTime };
+      const statement = await signLifecycleStatement(body, options.signerOf?.(seq) ?? current, { seq, prev });
+      signed.push({ seq, statement, time: lastTime, lifecycle: true });
+      prev = sha256(encodeLifecycleBody(body));
+      if (rotation !== undefined) current = rotation.to;
+      continue;
+    }
     const variants = forks.has(seq) ? 2 : 1;
     let digest: Uint8Array = prev;
     for (let v = 0; v < variants; v++) {
@@ -145,17 +185,53 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
         raw: [sha256(utf8(`frame ${seq} ${v}`))],
       };
       const bytes = encodeReading(reading);
-      const signer = options.signerOf?.(seq) ?? device;
+      const signer = options.signerOf?.(seq) ?? current;
       const headerPrev = options.headerPrevOf?.(seq, prev);
       const statement = headerPrev === undefined ? await signStatement(bytes, signer) : await signWithHeader(bytes, reading, headerPrev, signer);
       readings.push(reading);
       signed.push({ seq, reading: bytes, statement, time });
       if (v === 0) digest = readingDigest(bytes);
+      lastTime = time;
     }
     prev = digest;
   }
 
-  const inWindow = signed.filter((s) => s.seq >= window.firstSeq && s.seq <= window.lastSeq);
+  for (const run of options.deviceBatches ?? []) {
+    const members = signed.filter((s) => s.lifecycle !== true && s.seq >= run.first && s.seq < run.first + run.count);
+    const statements = await signDeviceBatch(members.map((m) => m.reading!), options.signerOf?.(run.first) ?? device);
+    members.forEach((m, i) => (m.statement = statements[i]!));
+  }
+
+  // Lifecycle statements ingest signs: the enrolment first, revocations last (log order).
+  const enrolment: typeof signed = [];
+  const revocations: typeof signed = [];
+  if (withLifecycle) {
+    const enrolledAt = start - 86_400_000;
+    enrolment.push({
+      seq: 0,
+      time: enrolledAt,
+      lifecycle: true,
+      statement: await signLifecycleStatement(
+        { type: 'enrolment', device: deviceId, kid: device.keyId, key: device.publicKey, backend: device.backend, request: sha256(utf8('request')), from: 1, time: enrolledAt },
+        lifecycleSigner,
+      ),
+    });
+    for (const r of options.revocations ?? []) {
+      revocations.push({
+        seq: 0,
+        time: lastTime,
+        lifecycle: true,
+        statement: await signLifecycleStatement(
+          { type: 'revocation', device: deviceId, kid: r.kid ?? device.keyId, after: r.after, reason: r.reason ?? 'stolen', time: lastTime },
+          lifecycleSigner,
+        ),
+      });
+    }
+  }
+
+  // Chained lifecycle statements outside the window still travel (they say which key is valid when).
+  const inWindow = [...enrolment, ...signed.filter((s) => s.lifecycle === true || (s.seq >= window.firstSeq && s.seq <= window.lastSeq)), ...revocations];
+  const lifecycle: BundleLifecycleEntry[] = [];
   const sizes = options.batchSizes ?? [Math.ceil(inWindow.length / 2)];
   const entries: BundleEntry[] = [];
   const batches: BundleBatch[] = [];
@@ -181,8 +257,12 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
         path: inclusionProof(leafHashes, leafIndex),
       });
       // Plain Uint8Array copies: encoders may hand back Node Buffers, which compare unequal to parsed bytes.
+      if (m.lifecycle === true) {
+        lifecycle.push({ batchId, statement: Uint8Array.from(m.statement), receipt: Uint8Array.from(receipt) });
+        return;
+      }
       const entry: BundleEntry = { seq: m.seq, batchId, statement: Uint8Array.from(m.statement), receipt: Uint8Array.from(receipt) };
-      if (!hashOnly(m.seq)) entry.reading = Uint8Array.from(m.reading);
+      if (!hashOnly(m.seq) && m.reading !== undefined) entry.reading = Uint8Array.from(m.reading);
       entries.push(entry);
     });
     const batch: BundleBatch = { batchId, size, root };
@@ -226,7 +306,26 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
     entries,
     batches,
   };
+  if (withLifecycle) bundle.lifecycle = lifecycle;
   return { bundle, bytes: encodeBundle(bundle), device, ingest, readings, chain, anchorReader: chainReader(chain) };
+}
+
+/**
+ * FORMAT.md §3.1 by hand, without signBatchedStatements' link checks, so that a test can sign a batch whose chain is
+ * broken inside (as a compromised device key could). For an unbroken run the bytes equal signBatchedStatements'.
+ */
+async function signDeviceBatch(readingBytes: Uint8Array[], signer: Signer): Promise<Uint8Array[]> {
+  const readings = readingBytes.map((b) => decodeReading(b));
+  const first = readings[0]!;
+  const protectedBytes = encodeStatementProtectedHeader({ kid: signer.keyId, device: first.device, seq: first.seq, prev: first.prev, batchSize: readings.length });
+  const digests = readingBytes.map((b) => sha256(b));
+  const leaves = digests.map((d) => hashLeaf(d));
+  const signature = await signer.sign(sigStructure1(protectedBytes, rootFromLeafHashes(leaves)));
+  return digests.map((payload, i) => {
+    const proof = encodeCbor([readings.length, i, inclusionProof(leaves, i)]);
+    const unprotectedHeader = new Map<number, unknown>([[HEADER_VDP, new Map<number, unknown>([[VDP_INCLUSION_PROOFS, [proof]]])]]);
+    return encodeSign1({ protectedBytes, unprotectedHeader, payload, signature });
+  });
 }
 
 async function signWithHeader(bytes: Uint8Array, reading: Reading, prev: Uint8Array, signer: Signer): Promise<Uint8Array> {

@@ -60,8 +60,37 @@ export interface Check {
 
 /** Informational remarks that are not failures (software key, clock not synced, hash-only, flags...). */
 export interface Note {
-  id: 'software-key' | 'revocation-unchecked' | 'hash-only' | 'clock-unsynced' | 'data-flags' | 'rpc-unreachable' | 'not-anchored' | 'duplicate-entry';
+  id:
+    | 'software-key'
+    | 'revocation-unchecked'
+    | 'hash-only'
+    | 'clock-unsynced'
+    | 'data-flags'
+    | 'rpc-unreachable'
+    | 'not-anchored'
+    | 'duplicate-entry'
+    | 'key-rotated'
+    | 'key-revoked'
+    | 'agent-reinstalled'
+    | 'lifecycle-as-exported';
   sentence: Text;
+}
+
+/** One device key of the timeline (FORMAT.md §13.5) and the readings it signed (check 2). */
+export interface KeySummary {
+  /** base64url key id. */
+  kid: string;
+  backend: 'software' | 'pkcs11' | 'tpm' | 'secure-element';
+  /** How it came in: enrolment statement, rotation statement, or the bundle's record (no lifecycle data). */
+  via: 'enrolment' | 'rotation' | 'record';
+  /** First seq it may sign. */
+  from: number;
+  /** Last seq it may sign (rotated out). */
+  until?: number;
+  /** Revoked: invalid for seq > revokedAfter. */
+  revokedAfter?: number;
+  /** Runs of consecutive seqs in the bundle signed under this key, `[first, last]`. */
+  signed: [number, number][];
 }
 
 /** Per batch: what the bundle records and which chain endpoints confirmed it. */
@@ -93,6 +122,8 @@ export interface Summary {
   devices: string[];
   /** Key ids (base64url) that signed statements. */
   keyIds: string[];
+  /** The device's key timeline and which seqs each key signed (absent for unreadable bundles). */
+  keys?: KeySummary[];
   ingestKeyId: string;
   anchors: AnchorSummary[];
   /** SHA-256 (hex) of the bundle file, when verified from its bytes (`verifyBundleBytes`). */

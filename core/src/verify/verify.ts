@@ -49,7 +49,7 @@
  * this check is `unchecked`. Readings with an unsynced clock are not bounded (a note says so).
  */
 import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
-import type { BundleBatch, BundleEntry, EvidenceBundle } from '../bundle.ts';
+import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
 import { bundleDigest, parseBundleBytes } from '../bundle.ts';
 import { equalBytes, toBase64Url, toHex } from '../bytes.ts';
 import { checkStatementAgainstReading, parseReceipt, parseStatement, sigStructure1, verifyStatementSignature } from '../cose/index.ts';
@@ -58,13 +58,14 @@ import { verifyEs256 } from '../ecdsa.ts';
 import { SteleError } from '../errors.ts';
 import { sha256 } from '../hash.ts';
 import { assertP256PublicKey, keyIdOf } from '../keys.ts';
+import { buildKeyTimeline, findSpan, keyStatusAt, parseLifecycleStatement, type KeySpan, type ParsedLifecycle } from '../lifecycle/index.ts';
 import { decodeReading, GENESIS_PREV } from '../reading.ts';
 import type { Reading } from '../reading.ts';
 import { hashLeaf, rootFromInclusionProof } from '../rfc9162/index.ts';
 import type { VerifyCode } from './codes.ts';
-import type { AnchorField, HeaderField } from './messages.ts';
+import type { AnchorField, HeaderField, Subject } from './messages.ts';
 import { FAIL, HEADLINE, NOTE, PASS, TITLES } from './messages.ts';
-import type { AnchorSummary, Check, CheckId, CheckStatus, Failure, Note, Summary, Text, Verdict } from './verdict.ts';
+import type { AnchorSummary, Check, CheckId, CheckStatus, Failure, KeySummary, Note, Summary, Text, Verdict } from './verdict.ts';
 
 /**
  * Reads what the chain holds for one anchored batch. `rpcUrl` is the endpoint to ask (undefined when the bundle
@@ -98,6 +99,36 @@ interface Item {
   reading?: Reading;
   /** True when an identical statement appeared earlier in the bundle (checked once). */
   duplicate: boolean;
+}
+
+/** One lifecycle statement of the bundle (FORMAT.md §13) and what could be decoded from it. */
+interface LifecycleItem {
+  index: number;
+  entry: BundleLifecycleEntry;
+  path: string;
+  statement?: ParsedLifecycle;
+  receipt?: ParsedReceipt;
+}
+
+/** A link of the device's hash chain: a reading statement or a chained lifecycle statement (rotation, reinstall). */
+interface Link {
+  digest: Uint8Array;
+  /**
+   * What it links to; undefined for a reading of a device-level batch past its first whose body is not in the
+   * bundle (FORMAT.md §3.1): its link is then its place in the batch's signed tree (`batch`).
+   */
+  prev: Uint8Array | undefined;
+  batch?: { root: Uint8Array; index: number };
+  item?: Item;
+}
+
+/** What checks 5-7 judge: a leaf (reading or lifecycle statement) with its receipt. */
+interface Leaf {
+  subject: Subject;
+  seq?: number;
+  batchId: number;
+  statementBytes: Uint8Array;
+  receipt: ParsedReceipt;
 }
 
 class CheckBuilder {
@@ -184,6 +215,26 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
       });
     }
   }
+  const lifecycleItems: LifecycleItem[] = [];
+  for (const [index, entry] of (bundle.lifecycle ?? []).entries()) {
+    const path = `$.lifecycle[${index}]`;
+    const item: LifecycleItem = { index, entry, path };
+    lifecycleItems.push(item);
+    try {
+      item.statement = parseLifecycleStatement(entry.statement);
+    } catch (err) {
+      c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.lifecycleFormat(index + 1, 'statement', `${path}.statement`), {
+        path: `${path}.statement`, ...(codeOf(err) ? { actual: codeOf(err)! } : {}),
+      });
+    }
+    try {
+      item.receipt = parseReceipt(entry.receipt);
+    } catch (err) {
+      c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.lifecycleFormat(index + 1, 'receipt', `${path}.receipt`), {
+        path: `${path}.receipt`, ...(codeOf(err) ? { actual: codeOf(err)! } : {}),
+      });
+    }
+  }
   c.format.sentence = PASS.format();
 
   // ---- 2. Device enrolment. ---------------------------------------------------------------------------------
@@ -196,17 +247,52 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
       expected: toHex(deviceKid), actual: toHex(bundle.device.kid),
     });
   }
+  // The key timeline (FORMAT.md §13.5). Without lifecycle data (bundles made before it existed) the record's key
+  // is the only key, valid from seq 1 and never revoked as far as the bundle can tell (a note says so).
+  let spans: KeySpan[];
+  if (bundle.lifecycle === undefined) {
+    spans = [{ kid: deviceKid, publicKey: bundle.device.publicKey, backend: bundle.device.keyBackend, from: 1, via: 'record' }];
+  } else {
+    const timeline = await buildKeyTimeline(bundle.device.deviceId, bundle.ingest.publicKey, lifecycleItems.map((i) => i.statement));
+    spans = timeline.spans;
+    for (const p of timeline.problems) {
+      c.enrolment.fail(p.code, FAIL.lifecycleRejected(p.index + 1, p.type, p.reason, p.code, p.seq), {
+        path: `$.lifecycle[${p.index}]`, ...(p.seq !== undefined ? { seq: p.seq } : {}), actual: p.kid,
+      });
+    }
+    // The record in `device` must be one that ingest logged an enrolment statement for.
+    if (!spans.some((sp) => sp.via === 'enrolment' && equalBytes(sp.kid, deviceKid))) {
+      c.enrolment.fail('UNKNOWN_KEY_ERROR', FAIL.recordNotEnrolled(), { expected: toHex(deviceKid) });
+    }
+  }
   const usable = items.filter((i): i is Item & { statement: ParsedStatement } => i.statement !== undefined);
   const unique = usable.filter((i) => !i.duplicate);
   const otherDevices: string[] = [];
   const keyIds: string[] = [];
+  /** Per kid (hex): the seqs it signed, for the summary. */
+  const signedBy = new Map<string, number[]>();
   for (const item of unique) {
     const st = item.statement;
     const kid = toBase64Url(st.kid);
     if (!keyIds.includes(kid)) keyIds.push(kid);
-    if (!equalBytes(st.kid, deviceKid)) {
-      c.enrolment.fail('UNKNOWN_KEY_ERROR', FAIL.unknownKey(st.seq, toHex(st.kid)), {
-        seq: st.seq, expected: toHex(deviceKid), actual: toHex(st.kid),
+    const span = findSpan(spans, st.kid);
+    const status = keyStatusAt(span, st.seq);
+    const seqs = signedBy.get(toHex(st.kid)) ?? [];
+    seqs.push(st.seq);
+    signedBy.set(toHex(st.kid), seqs);
+    if (status === 'UNKNOWN_KEY_ERROR') {
+      c.enrolment.fail(
+        'UNKNOWN_KEY_ERROR',
+        span === undefined ? FAIL.unknownKey(st.seq, toHex(st.kid)) : FAIL.keyNotYetValid(st.seq, toHex(st.kid), span.from),
+        { seq: st.seq, expected: span === undefined ? toHex(deviceKid) : `seq >= ${span.from}`, actual: toHex(st.kid) },
+      );
+    } else if (status === 'KEY_REVOKED_ERROR') {
+      c.enrolment.fail('KEY_REVOKED_ERROR', FAIL.keyRevoked(st.seq, toHex(st.kid), span!.revokedAfter!), {
+        seq: st.seq, expected: `seq <= ${span!.revokedAfter!}`, actual: toHex(st.kid),
+      });
+    } else if (status === 'KEY_ROTATED_ERROR') {
+      c.enrolment.fail('KEY_ROTATED_ERROR', FAIL.keyRotated(st.seq, toHex(st.kid), span!.until!), {
+        seq: st.seq, expected: `seq <= ${span!.until!}`, actual: toHex(st.kid),
       });
     }
     if (st.device !== bundle.device.deviceId) {
@@ -216,17 +302,43 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
       });
     }
   }
-  c.enrolment.sentence = PASS.enrolment(bundle.device.deviceId, bundle.device.enrolledAt, bundle.device.keyBackend);
-  if (bundle.device.keyBackend === 'software') notes.push({ id: 'software-key', sentence: NOTE.softwareKey() });
-  notes.push({ id: 'revocation-unchecked', sentence: NOTE.revocationUnchecked() });
+  const keys: KeySummary[] = spans.map((sp) => {
+    const k: KeySummary = { kid: toBase64Url(sp.kid), backend: sp.backend, via: sp.via, from: sp.from, signed: runsOf(signedBy.get(toHex(sp.kid)) ?? []) };
+    if (sp.until !== undefined) k.until = sp.until;
+    if (sp.revokedAfter !== undefined) k.revokedAfter = sp.revokedAfter;
+    return k;
+  });
+  c.enrolment.sentence =
+    spans.length <= 1
+      ? PASS.enrolment(bundle.device.deviceId, bundle.device.enrolledAt, bundle.device.keyBackend)
+      : PASS.enrolmentKeys(bundle.device.deviceId, bundle.device.enrolledAt, spans.map((sp) => ({ kid: toHex(sp.kid), from: sp.from, ...(sp.until !== undefined ? { until: sp.until } : {}) })));
+  if (bundle.device.keyBackend === 'software' || spans.some((sp) => sp.backend === 'software' && sp.via === 'rotation')) {
+    notes.push({ id: 'software-key', sentence: NOTE.softwareKey() });
+  }
+  if (bundle.lifecycle === undefined) notes.push({ id: 'revocation-unchecked', sentence: NOTE.revocationUnchecked() });
+  else {
+    for (const sp of spans) {
+      if (sp.via === 'rotation') notes.push({ id: 'key-rotated', sentence: NOTE.keyRotated(toHex(sp.kid), sp.from - 1) });
+      if (sp.revokedAfter !== undefined) notes.push({ id: 'key-revoked', sentence: NOTE.keyRevoked(toHex(sp.kid), sp.revokedAfter) });
+    }
+    for (const li of lifecycleItems) {
+      if (li.statement?.body.type === 'reinstall') notes.push({ id: 'agent-reinstalled', sentence: NOTE.reinstalled(li.statement.seq!) });
+    }
+    notes.push({ id: 'lifecycle-as-exported', sentence: NOTE.lifecycleAsExported(bundle.createdAt) });
+  }
 
   // ---- 3. Signatures, and each body against its statement. --------------------------------------------------
   let hashOnly = 0;
   // Start every signature check at once: WebCrypto works them off in parallel (3,600 statements: 0.67 s awaited
   // one by one, 0.36 s together, Node 20 on the 2-core CI machine).
+  const usableKey = new Map<KeySpan, boolean>(spans.map((sp) => [sp, validKey(sp.publicKey)]));
   const signatureChecks = unique.map(async (item) => {
+    // The key the statement names, when the timeline knows it; else the record's key (which then fails).
+    const span = findSpan(spans, item.statement.kid);
+    const key = span?.publicKey ?? bundle.device.publicKey;
+    const keyOk = span === undefined ? deviceKeyOk : usableKey.get(span) === true;
     try {
-      return deviceKeyOk && (await verifyStatementSignature(item.statement, bundle.device.publicKey));
+      return keyOk && (await verifyStatementSignature(item.statement, key));
     } catch {
       return false;
     }
@@ -276,14 +388,29 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
 
   // ---- 4. Completeness: gaps, forks, chain links. ------------------------------------------------------------
   const { firstSeq, lastSeq } = bundle.window;
-  const bySeq = new Map<number, Item[]>();
+  // Chained lifecycle statements (rotation, reinstall) hold a seq of the chain like readings do (FORMAT.md §13.3).
+  const bySeq = new Map<number, Link[]>();
+  const addLink = (seq: number, link: Link): void => {
+    const variants = bySeq.get(seq) ?? [];
+    if (!variants.some((v) => equalBytes(v.digest, link.digest))) variants.push(link);
+    bySeq.set(seq, variants);
+  };
   for (const item of unique) {
-    const variants = bySeq.get(item.statement.seq) ?? [];
-    if (!variants.some((v) => equalBytes(v.statement!.payload, item.statement.payload))) variants.push(item);
-    bySeq.set(item.statement.seq, variants);
+    const st = item.statement;
+    // Inside a device-level batch (index > 0) the statement carries no prev: the body's prev is the link when the
+    // body is here and matches the signed digest (check 3 decoded it); hash-only, the signed tree order is.
+    const link: Link = { digest: st.payload, prev: st.prev ?? item.reading?.prev, item };
+    if (st.batch !== undefined) link.batch = { root: st.batch.root, index: st.batch.index };
+    addLink(st.seq, link);
   }
   const labelled = new Set(items.map((i) => i.entry.seq)); // undecodable entries were reported in check 1
-  const timeOf = (seq: number): number | undefined => bySeq.get(seq)?.find((v) => v.reading)?.reading?.time;
+  for (const li of lifecycleItems) {
+    const st = li.statement;
+    if (st?.seq === undefined) continue;
+    addLink(st.seq, { digest: st.digest, prev: st.prev! });
+    labelled.add(st.seq);
+  }
+  const timeOf = (seq: number): number | undefined => bySeq.get(seq)?.find((v) => v.item?.reading)?.item?.reading?.time;
   for (let seq = firstSeq; seq <= lastSeq; seq++) {
     if (labelled.has(seq)) continue;
     let end = seq;
@@ -298,16 +425,23 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
     if (variants === undefined) continue;
     if (variants.length > 1) {
       c.completeness.fail('FORK_ERROR', FAIL.fork(seq, variants.length), {
-        seq, expected: toHex(variants[0]!.statement!.payload), actual: toHex(variants[1]!.statement!.payload),
+        seq, expected: toHex(variants[0]!.digest), actual: toHex(variants[1]!.digest),
       });
     }
-    const before = seq === 1 ? [GENESIS_PREV] : bySeq.get(seq - 1)?.map((v) => v.statement!.payload);
+    const before = seq === 1 ? [GENESIS_PREV] : bySeq.get(seq - 1)?.map((v) => v.digest);
     if (before === undefined) continue; // seq - 1 outside the window or missing (reported as a gap)
     for (const v of variants) {
-      const prev = v.statement!.prev;
-      if (!before.some((d) => equalBytes(d, prev))) {
+      const prev = v.prev;
+      const inBatch = v.batch;
+      const linked =
+        prev !== undefined
+          ? before.some((d) => equalBytes(d, prev))
+          : // hash-only inside a device-level batch: seq - 1 must be the leaf before it in the same signed tree
+            inBatch !== undefined &&
+            (bySeq.get(seq - 1) ?? []).some((w) => w.batch !== undefined && w.batch.index === inBatch.index - 1 && equalBytes(w.batch.root, inBatch.root));
+      if (!linked) {
         c.completeness.fail('CHAIN_LINK_ERROR', seq === 1 ? FAIL.genesis() : FAIL.chainLink(seq), {
-          seq, expected: toHex(before[0]!), actual: toHex(prev),
+          seq, expected: toHex(before[0]!), actual: prev !== undefined ? toHex(prev) : 'not the next leaf of the device batch of seq - 1',
         });
       }
     }
@@ -336,35 +470,46 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
   };
   const anchorMismatchOffline = new Set<number>();
   let receiptUnassessed = 0;
+  const leaves: Leaf[] = [];
   for (const item of items) {
-    const r = item.receipt;
-    if (item.statement === undefined || r === undefined) continue;
-    const seq = item.statement.seq;
-    const batch = batchById.get(item.entry.batchId)!; // parseBundle guarantees it is listed
+    if (item.statement === undefined || item.receipt === undefined) continue;
+    leaves.push({ subject: item.statement.seq, seq: item.statement.seq, batchId: item.entry.batchId, statementBytes: item.entry.statement, receipt: item.receipt });
+  }
+  for (const li of lifecycleItems) {
+    if (li.statement === undefined || li.receipt === undefined) continue;
+    const leaf: Leaf = { subject: { lifecycle: li.index + 1, type: li.statement.body.type }, batchId: li.entry.batchId, statementBytes: li.entry.statement, receipt: li.receipt };
+    if (li.statement.seq !== undefined) leaf.seq = li.statement.seq;
+    leaves.push(leaf);
+  }
+  for (const leaf of leaves) {
+    const r = leaf.receipt;
+    const subject = leaf.subject;
+    const at = leaf.seq === undefined ? {} : { seq: leaf.seq };
+    const batch = batchById.get(leaf.batchId)!; // parseBundle guarantees it is listed
     if (r.batchId !== batch.batchId) {
-      c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusionOtherBatch(seq, batch.batchId, r.batchId), {
-        seq, batchId: batch.batchId, expected: String(batch.batchId), actual: String(r.batchId),
+      c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusionOtherBatch(subject, batch.batchId, r.batchId), {
+        ...at, batchId: batch.batchId, expected: String(batch.batchId), actual: String(r.batchId),
       });
       receiptUnassessed++;
       continue;
     }
     let root: Uint8Array;
     try {
-      root = rootFromInclusionProof(r.proof.leafIndex, r.proof.treeSize, hashLeaf(item.entry.statement), r.proof.path);
+      root = rootFromInclusionProof(r.proof.leafIndex, r.proof.treeSize, hashLeaf(leaf.statementBytes), r.proof.path);
     } catch {
-      c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusionMalformed(seq, batch.batchId), { seq, batchId: batch.batchId });
+      c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusionMalformed(subject, batch.batchId), { ...at, batchId: batch.batchId });
       receiptUnassessed++;
       continue;
     }
     const atRecorded = equalBytes(root, batch.root);
     const kidOk = equalBytes(r.kid, ingestKid);
     if (!kidOk) {
-      c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptOtherKey(seq, toHex(r.kid)), {
-        seq, batchId: batch.batchId, expected: toHex(ingestKid), actual: toHex(r.kid),
+      c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptOtherKey(subject, toHex(r.kid)), {
+        ...at, batchId: batch.batchId, expected: toHex(ingestKid), actual: toHex(r.kid),
       });
       if (!atRecorded) {
-        c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusion(seq, batch.batchId), {
-          seq, batchId: batch.batchId, expected: toHex(batch.root), actual: toHex(root),
+        c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusion(subject, batch.batchId), {
+          ...at, batchId: batch.batchId, expected: toHex(batch.root), actual: toHex(root),
         });
       }
       continue;
@@ -372,7 +517,7 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
     const signedR = await receiptSigOver(r, root);
     if (atRecorded) {
       if (!signedR) {
-        c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptSignature(seq, toHex(ingestKid)), { seq, batchId: batch.batchId });
+        c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptSignature(subject, toHex(ingestKid)), { ...at, batchId: batch.batchId });
       } else if (r.proof.treeSize !== batch.size && !anchorMismatchOffline.has(batch.batchId)) {
         anchorMismatchOffline.add(batch.batchId);
         c.anchor.fail('ANCHOR_MISMATCH_ERROR', FAIL.anchorSigned(batch.batchId), {
@@ -387,18 +532,18 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
         });
       }
     } else {
-      c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusion(seq, batch.batchId), {
-        seq, batchId: batch.batchId, expected: toHex(batch.root), actual: toHex(root),
+      c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusion(subject, batch.batchId), {
+        ...at, batchId: batch.batchId, expected: toHex(batch.root), actual: toHex(root),
       });
       if (!(await receiptSigOver(r, batch.root))) receiptUnassessed++;
     }
     if (signedR && r.issuer !== bundle.ingest.issuer) {
-      c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptOtherIssuer(seq, r.issuer), {
-        seq, batchId: batch.batchId, expected: bundle.ingest.issuer, actual: r.issuer,
+      c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptOtherIssuer(subject, r.issuer), {
+        ...at, batchId: batch.batchId, expected: bundle.ingest.issuer, actual: r.issuer,
       });
     }
   }
-  const usedBatchIds = [...new Set(items.map((i) => i.entry.batchId))].sort((a, b) => a - b);
+  const usedBatchIds = [...new Set([...items.map((i) => i.entry.batchId), ...lifecycleItems.map((i) => i.entry.batchId)])].sort((a, b) => a - b);
   c.inclusion.sentence = PASS.inclusion(unique.length, usedBatchIds.length);
   c.receipt.sentence = PASS.receipt(bundle.ingest.issuer, toHex(bundle.ingest.kid));
   if (receiptUnassessed > 0) {
@@ -543,10 +688,23 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
     batches: bundle.batches.length,
     devices: [bundle.device.deviceId, ...otherDevices],
     keyIds,
+    keys,
     ingestKeyId: toBase64Url(bundle.ingest.kid),
     anchors,
   };
   return assemble(ORDER.map((id) => c[id].build()), notes, summary);
+}
+
+/** Runs of consecutive seqs, `[first, last]`, of an unsorted list. */
+function runsOf(seqs: number[]): [number, number][] {
+  const sorted = [...new Set(seqs)].sort((a, b) => a - b);
+  const out: [number, number][] = [];
+  for (const seq of sorted) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last[1] === seq - 1) last[1] = seq;
+    else out.push([seq, seq]);
+  }
+  return out;
 }
 
 /** Order within check 3: a bad signature leads, then body problems. */
@@ -557,7 +715,8 @@ function rank(code: VerifyCode): number {
 function headerMismatch(st: ParsedStatement, reading: Reading): HeaderField | undefined {
   if (reading.device !== st.device) return 'device';
   if (reading.seq !== st.seq) return 'seq';
-  if (!equalBytes(reading.prev, st.prev)) return 'prev';
+  // Inside a device-level batch (index > 0) the statement signs no prev of its own; check 4 links the body's prev.
+  if (st.prev !== undefined && !equalBytes(reading.prev, st.prev)) return 'prev';
   return undefined;
 }
 

@@ -42,6 +42,8 @@ export interface GatewayStatus {
   refused: number;
   signingRatePerSec: number;
   takeMsAvg: number;
+  /** The signing stage (slow keys, FORMAT.md §3.1): backlog, the key's measured rate, device-level batches. */
+  signing?: { unsigned: number; maxUnsigned: number; signatures: number; signMsAvg: number; keyRatePerSec: number; batching: boolean; lastError?: string };
   broker: {
     url: string;
     connected: boolean;
@@ -105,7 +107,7 @@ export function renderMetrics(s: GatewayStatus): string {
   metric('stele_outbox_depth', 'gauge', 'Readings taken but not yet acknowledged by ingest.', one(s.outbox.depth));
   metric('stele_chain_head_seq', 'gauge', 'Seq of the last reading taken.', one(s.outbox.head));
   metric('stele_acked_seq', 'gauge', 'Ingest has committed every seq up to this one.', one(s.outbox.acked));
-  metric('stele_readings_taken_total', 'counter', 'Readings taken (signed and stored) since start.', one(s.taken));
+  metric('stele_readings_taken_total', 'counter', 'Readings taken (stored in the outbox; signed by the signing stage) since start.', one(s.taken));
   metric('stele_readings_failed_total', 'counter', 'Acquired readings that could not be taken since start.', one(s.failed));
   metric(
     'stele_readings_refused_total',
@@ -114,7 +116,12 @@ export function renderMetrics(s: GatewayStatus): string {
     s.instruments.map((i) => [{ instrument: i.id }, i.refused]),
   );
   metric('stele_signing_rate', 'gauge', 'Readings signed per second over the last 10 s.', one(s.signingRatePerSec));
-  metric('stele_take_duration_ms', 'gauge', 'Mean duration of a take (build, sign, synced write), ms (EWMA).', one(s.takeMsAvg));
+  metric('stele_take_duration_ms', 'gauge', 'Mean duration of a take (build and synced write; signing is separate), ms (EWMA).', one(s.takeMsAvg));
+  if (s.signing !== undefined) {
+    metric('stele_signing_backlog', 'gauge', 'Readings taken but not yet signed (stored, waiting for the key).', one(s.signing.unsigned));
+    metric('stele_sign_duration_ms', 'gauge', 'Mean latency of one signature, ms (EWMA).', one(s.signing.signMsAvg));
+    metric('stele_signatures_total', 'counter', 'Signatures made since start (each one reading or one device-level batch).', one(s.signing.signatures));
+  }
   metric('stele_broker_connected', 'gauge', '1 when connected to the broker and subscribed.', one(s.broker.connected ? 1 : 0));
   metric('stele_publish_sent_total', 'counter', 'Statements published (resends included).', one(s.broker.sent));
   metric('stele_publish_resends_total', 'counter', 'Times publishing went back to the acked mark for lack of an ack.', one(s.broker.resends));

@@ -189,6 +189,15 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
         refused: disk.status().refused,
         signingRatePerSec: a.signingRatePerSec,
         takeMsAvg: a.takeMsAvg,
+        signing: {
+          unsigned: a.signing.unsigned,
+          maxUnsigned: a.signing.maxUnsigned,
+          signatures: a.signing.signatures,
+          signMsAvg: a.signing.signMsAvg,
+          keyRatePerSec: a.signing.keyRatePerSec,
+          batching: a.signing.batching,
+          ...(a.signing.lastError === undefined ? {} : { lastError: `${a.signing.lastError.code}: ${a.signing.lastError.message}` }),
+        },
         broker: {
           url: config.broker.url,
           connected: p?.connected ?? false,

@@ -1,0 +1,11 @@
+export {
+  currentKey,
+  decodeDeviceKeys,
+  encodeDeviceKeys,
+  isLifecycleLogId,
+  KeyRegistry,
+  LIFECYCLE_LOG_PREFIX,
+  lifecycleLogId,
+  registryKey,
+  type DeviceKeys,
+} from './registry.ts';
