@@ -27,6 +27,11 @@ const MOSQUITTO_PASSWD = which('mosquitto_passwd');
 const HAVE_MOSQUITTO = MOSQUITTO !== undefined && MOSQUITTO_PASSWD !== undefined;
 const SOFTHSM_LIB = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so', '/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
 const HAVE_SOFTHSM = SOFTHSM_LIB !== undefined && which('softhsm2-util') !== undefined;
+// Skipped with the reason on a developer machine without them; under CI (which installs both) a skip would hide a
+// missing install step, so it is an error there.
+if (process.env.CI === 'true' && !(HAVE_MOSQUITTO && HAVE_SOFTHSM)) {
+  throw new Error('CI=true but mosquitto/mosquitto_passwd or softhsm2 is missing: .ci/run must install them');
+}
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
