@@ -2,7 +2,7 @@
  * Replay after an outage (issue #5 acceptance): 100,000 readings buffered in the outbox reach real ingest at
  * >= 2,000 readings/s.
  *
- *   npm run bench -- gateway-replay [--count 100000] [--broker mosquitto|aedes] [--window 64]
+ *   npm run bench -- gateway-replay [--count 100000] [--broker mosquitto|aedes] [--window N (default: Publisher's)]
  *
  * Setup (not timed): a broker, ingest as a child process with its embedded chain, and an outbox holding `count`
  * signed, chained readings. Building them through `Outbox.take` would cost one fsync per reading (minutes for
@@ -30,10 +30,10 @@ const DEVICE = 'gw-bench-replay';
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { count: { type: 'string', default: '100000' }, broker: { type: 'string' }, window: { type: 'string', default: '64' } },
+    options: { count: { type: 'string', default: '100000' }, broker: { type: 'string' }, window: { type: 'string' } },
   });
   const count = Number(values.count);
-  const windowSize = Number(values.window);
+  const windowSize = values.window === undefined ? undefined : Number(values.window);
   const say = (s: string) => process.stderr.write(`${s}\n`);
   const dir = await mkdtemp(join(tmpdir(), 'stele-bench-replay-'));
   const stack = await startStack(dir, values.broker === undefined ? {} : { broker: values.broker as 'mosquitto' | 'aedes' });
@@ -78,7 +78,7 @@ export async function main(argv: string[]): Promise<void> {
 
     const outbox = await Outbox.open(join(dir, 'outbox'));
     if (outbox.head().seq !== count) throw new Error('backlog not where expected');
-    const publisher = new Publisher({ mqttUrl: stack.mqttUrl, deviceId: DEVICE, outbox, windowSize });
+    const publisher = new Publisher({ mqttUrl: stack.mqttUrl, deviceId: DEVICE, outbox, ...(windowSize === undefined ? {} : { windowSize }) });
     const perSecond: number[] = [];
     let last = 0;
     const start = performance.now();
@@ -103,7 +103,7 @@ export async function main(argv: string[]): Promise<void> {
     const health = (await (await fetch(`${stack.api}/health`)).json()) as { duplicates: number; rejected: Record<string, number> };
     const result = [
       `- Date: ${new Date().toISOString()}; machine: ${await machineLine()}`,
-      `- Command: \`npm run bench -- gateway-replay --count ${count}${values.broker ? ` --broker ${values.broker}` : ''} --window ${windowSize}\` (broker: ${stack.broker})`,
+      `- Command: \`npm run bench -- gateway-replay --count ${count}${values.broker ? ` --broker ${values.broker}` : ''}${windowSize === undefined ? '' : ` --window ${windowSize}`}\` (broker: ${stack.broker}; window ${windowSize ?? 'default'})`,
       `- ${count} readings replayed in ${elapsedS.toFixed(1)} s: **${Math.round(rate).toLocaleString('en-US')} readings/s** ` +
         `(acked mark at ${count}, ingest head ${ingestHead}; resends ${status.resends}, ingest duplicates ${health.duplicates}, rejected ${JSON.stringify(health.rejected)})`,
       `- Per second (acked): min ${Math.min(...perSecond)}, median ${median(perSecond)}, max ${Math.max(...perSecond)}`,

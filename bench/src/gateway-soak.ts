@@ -2,133 +2,115 @@
  * Soak (issue #5 acceptance): the agent with 16 simulated instruments at 1 Hz keeps its RSS under 100 MB through
  * a 10-minute run.
  *
- *   npm run bench -- gateway-soak [--minutes 10] [--instruments 16] [--broker mosquitto|aedes]
+ *   npm run bench -- gateway-soak [--minutes 10] [--instruments 16] [--runner tsx|bundle] [--node-flags "..."]
+ *                                 [--broker mosquitto|aedes]
  *
- * The agent runs in this process (so process RSS is the agent's): 16 simulated CEMS data loggers (HJ 212-2017
- * CN=2011 frames from the simulator, one per second each) on mock serial ports, each read through
- * Hj212SerialSession into one GatewayAgent (outbox with synced writes, ES256 signing, publisher) and the
- * retention (keeping 10 000 acknowledged readings). Broker and ingest (with its anvil) are other processes, as
- * in a deployment, and are not counted. RSS is sampled every second; the table gives the max per minute.
+ * The agent is its own process (gateway-soak-agent.ts: simulated data loggers on mock serial ports, outbox,
+ * signing, publisher, retention), as on a gateway; broker and ingest (with anvil) are other processes and are
+ * not counted. Its RSS is read from /proc/<pid>/status (VmRSS) every second; the table gives the max per minute.
+ *
+ * Runners: `tsx` (default) starts it the way `stele` starts today (TypeScript sources through tsx's loader, which
+ * on Node 20 runs its hooks in a second V8 isolate); `bundle` first bundles the agent script with esbuild into one
+ * ESM file (native modules left external) and runs plain `node` on it, i.e. what a built release would run.
  */
-import { setMaxListeners } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SerialPortMock } from 'serialport';
 import { createSoftwareKey } from '@stele/device';
-import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
-import { Retention } from '@stele/edge-agent/retention/index.ts';
-import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
-import { CemsSimulator } from '@stele/simulator/instruments/cems.ts';
+import { jsonLines, REPO_ROOT, sleep, spawnChild, type Child } from '../../test/e2e/chaos/processes.ts';
 import { machineLine, startStack } from './gateway-stack.ts';
 
 const DEVICE = 'gw-bench-soak';
-const MB = 1024 * 1024;
+const AGENT = join(REPO_ROOT, 'bench', 'src', 'gateway-soak-agent.ts');
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { minutes: { type: 'string', default: '10' }, instruments: { type: 'string', default: '16' }, broker: { type: 'string' } },
+    options: {
+      minutes: { type: 'string', default: '10' },
+      instruments: { type: 'string', default: '16' },
+      runner: { type: 'string', default: 'tsx' },
+      'node-flags': { type: 'string', default: '' },
+      broker: { type: 'string' },
+    },
   });
   const minutes = Number(values.minutes);
   const n = Number(values.instruments);
+  const runner = values.runner;
+  if (runner !== 'tsx' && runner !== 'bundle') throw new Error('--runner must be tsx or bundle');
+  const nodeFlags = values['node-flags'].split(' ').filter((x) => x !== '');
   const say = (s: string) => process.stderr.write(`${s}\n`);
   const dir = await mkdtemp(join(tmpdir(), 'stele-bench-soak-'));
   const stack = await startStack(dir, values.broker === undefined ? {} : { broker: values.broker as 'mosquitto' | 'aedes' });
-  const rssAtStart = process.memoryUsage().rss;
+  let agent: Child | undefined;
   try {
-    const signer = await createSoftwareKey(join(dir, 'gw.pem'));
+    const keyFile = join(dir, 'gw.pem');
+    const signer = await createSoftwareKey(keyFile);
     await stack.enrol(signer, DEVICE);
-    const outbox = await Outbox.open(join(dir, 'outbox'));
-    const publisher = new Publisher({ mqttUrl: stack.mqttUrl, deviceId: DEVICE, outbox });
-    const agent = new GatewayAgent({ deviceId: DEVICE, signer, outbox, publisher });
-    const retention = new Retention({ outbox, stateFile: join(dir, 'retention.json'), keepForMs: 0, keepReadings: 10_000, intervalMs: 10_000 });
-    await retention.start();
-    await publisher.start();
-
-    const stop = new AbortController();
-    setMaxListeners(n + 8, stop.signal); // one listener per instrument session
-    const instruments: { sim: CemsSimulator; port: SerialPortMock; session: Hj212SerialSession }[] = [];
-    for (let i = 0; i < n; i++) {
-      const path = `/dev/ttySTELE-SOAK${i}`;
-      SerialPortMock.binding.createPort(path, { echo: false, record: false });
-      const port = new SerialPortMock({ path, baudRate: 9600 });
-      await new Promise<void>((r, j) => port.on('open', r).on('error', j));
-      const mn = `0100000000000000000000${String(i).padStart(2, '0')}`;
-      const session = new Hj212SerialSession(port);
-      instruments.push({ sim: new CemsSimulator({ mn, seed: i + 1 }), port, session });
-      agent.addSource(`cems-${i}`, acquire(session, stop.signal));
+    const args = ['--data', join(dir, 'gateway'), '--mqtt', stack.mqttUrl, '--device', DEVICE, '--key', keyFile, '--instruments', String(n)];
+    if (runner === 'bundle') {
+      const { build } = await import('esbuild');
+      // inside the repo, so that the external packages resolve from its node_modules
+      const outfile = join(REPO_ROOT, 'node_modules', '.cache', 'stele-bench', 'soak-agent.mjs');
+      await build({
+        entryPoints: [AGENT],
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node20',
+        outfile,
+        external: ['classic-level', 'level', '@serialport/bindings-cpp', 'serialport', '@serialport/binding-mock', 'pkcs11js'],
+        banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+        logLevel: 'error',
+      });
+      agent = spawnChild(process.execPath, [...nodeFlags, outfile, ...args]);
+    } else {
+      agent = spawnChild(process.execPath, [...nodeFlags, '--import', 'tsx', AGENT, ...args]);
     }
-    // 1 Hz each, staggered over the second
-    const timers = instruments.map((inst, i) =>
-      setTimeout(() => {
-        const tick = () => inst.port.port?.emitData(Buffer.from(inst.sim.nextFrame(Date.now())));
-        tick();
-        timers[i] = setInterval(tick, 1000);
-      }, Math.round((1000 * i) / n)),
-    );
-
-    const samples: { rss: number; heap: number }[] = [];
-    const perMinute: { minute: number; maxRssMb: number; maxHeapMb: number; taken: number; acked: number }[] = [];
+    const pid = agent.proc.pid!;
+    const rssMb = async (): Promise<number> => {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8');
+      return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1024;
+    };
+    const perMinute: { minute: number; maxRssMb: number; taken: number; acked: number; heapMb: number }[] = [];
     const started = Date.now();
     let minuteMax = 0;
-    let minuteHeap = 0;
+    let all = 0;
     for (let s = 1; s <= minutes * 60; s++) {
-      await new Promise((r) => setTimeout(r, Math.max(0, started + s * 1000 - Date.now())));
-      const m = process.memoryUsage();
-      samples.push({ rss: m.rss, heap: m.heapUsed });
-      minuteMax = Math.max(minuteMax, m.rss);
-      minuteHeap = Math.max(minuteHeap, m.heapUsed);
+      await sleep(Math.max(0, started + s * 1000 - Date.now()));
+      if (agent.proc.exitCode !== null) throw new Error(`agent exited: ${agent.errTail.join(' | ')}`);
+      const rss = await rssMb();
+      minuteMax = Math.max(minuteMax, rss);
+      all = Math.max(all, rss);
       if (s % 60 === 0) {
-        const row = { minute: s / 60, maxRssMb: minuteMax / MB, maxHeapMb: minuteHeap / MB, taken: outbox.head().seq, acked: outbox.ackedUpTo() };
+        const last = jsonLines(agent.lines).at(-1) as { taken?: number; acked?: number; heapMb?: number } | undefined;
+        const row = { minute: s / 60, maxRssMb: minuteMax, taken: last?.taken ?? 0, acked: last?.acked ?? 0, heapMb: last?.heapMb ?? 0 };
         perMinute.push(row);
-        say(`minute ${row.minute}: max RSS ${row.maxRssMb.toFixed(1)} MB, max heap ${row.maxHeapMb.toFixed(1)} MB, taken ${row.taken}, acked ${row.acked}`);
+        say(`minute ${row.minute}: max RSS ${row.maxRssMb.toFixed(1)} MB; agent says ${JSON.stringify(last)}`);
         minuteMax = 0;
-        minuteHeap = 0;
       }
     }
-    stop.abort();
-    for (const t of timers) clearInterval(t);
-    const status = agent.status();
-    await agent.stop();
-    await retention.stop();
-    for (const i of instruments) await i.session.close();
-    const taken = outbox.head().seq;
-    const acked = outbox.ackedUpTo();
-    await outbox.close();
-    const maxRss = Math.max(...samples.map((x) => x.rss)) / MB;
-    const table = [
-      '| minute | max RSS (MB) | max heap used (MB) | readings taken | acked by ingest |',
-      '|---:|---:|---:|---:|---:|',
-      ...perMinute.map((r) => `| ${r.minute} | ${r.maxRssMb.toFixed(1)} | ${r.maxHeapMb.toFixed(1)} | ${r.taken} | ${r.acked} |`),
-    ].join('\n');
+    await agent.kill('SIGTERM');
+    const final = jsonLines(agent.lines).at(-1) as { taken?: number; failed?: number; acked?: number; head?: number } | undefined;
+    const command = `npm run bench -- gateway-soak --minutes ${minutes} --instruments ${n} --runner ${runner}${nodeFlags.length ? ` --node-flags "${nodeFlags.join(' ')}"` : ''}`;
     process.stdout.write(
       [
         `- Date: ${new Date().toISOString()}; machine: ${await machineLine()}`,
-        `- Command: \`npm run bench -- gateway-soak --minutes ${minutes} --instruments ${n}\` (broker: ${stack.broker}; agent in the bench process, run by tsx)`,
-        `- ${n} instruments at 1 Hz for ${minutes} min: ${taken} readings taken, ${acked} acknowledged by ingest, ${status.failed} failed takes; ` +
-          `RSS ${(rssAtStart / MB).toFixed(1)} MB before the agent started, **max ${maxRss.toFixed(1)} MB** (limit 100 MB: ${maxRss < 100 ? 'PASS' : 'FAIL'})`,
+        `- Command: \`${command}\` (broker: ${stack.broker})`,
+        `- ${n} instruments at 1 Hz for ${minutes} min: ${final?.taken} readings taken, ${final?.acked} acknowledged by ingest at stop, ${final?.failed} failed takes; ` +
+          `agent **max RSS ${all.toFixed(1)} MB** (limit 100 MB: ${all < 100 ? 'PASS' : 'FAIL'})`,
         '',
-        table,
+        '| minute | max RSS (MB) | heap used at the minute (MB) | readings taken | acked by ingest |',
+        '|---:|---:|---:|---:|---:|',
+        ...perMinute.map((r) => `| ${r.minute} | ${r.maxRssMb.toFixed(1)} | ${r.heapMb.toFixed(1)} | ${r.taken} | ${r.acked} |`),
         '',
       ].join('\n'),
     );
-    if (maxRss >= 100) process.exitCode = 1;
+    if (all >= 100) process.exitCode = 1;
   } finally {
+    await agent?.kill('SIGKILL');
     await stack.stop();
     await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function* acquire(session: Hj212SerialSession, signal: AbortSignal): AsyncIterable<Acquired> {
-  for await (const frame of session.readings(signal)) {
-    yield {
-      sensor: frame.parsed.header.MN ?? 'unknown',
-      time: Date.now(),
-      clock: { synced: false, source: 'sim' },
-      meas: measurementsFromFrame(frame),
-      raw: [frame.sha256],
-    };
   }
 }

@@ -26,6 +26,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'the gateway: `stele gateway run | doctor | status | provision`',
     run: async (argv, io) => (await import('@stele/edge-agent/cli.ts')).runGateway(argv, io),
   },
+  ingest: {
+    summary: 'the ingest service: `stele ingest run | enrol`',
+    run: async (argv, io) => (await import('@stele/ingest/cli.ts')).runIngest(argv, io),
+  },
   hj212: {
     summary: 'HJ 212 tools: `stele hj212 decode` reads frames from stdin or a serial port and prints JSON',
     run: async (argv, io) => {

@@ -31,3 +31,5 @@ export { createNotifier, type Notifier } from './ops/notify.ts';
 export { runDoctor, formatDoctorReport, checkPort, type DoctorCheck, type DoctorOptions, type DoctorReport, type CheckStatus } from './doctor/doctor.ts';
 export { checkBroker, explainBrokerError, type BrokerCause, type BrokerCheck, type CheckBrokerOptions } from './doctor/broker.ts';
 export { runGateway, formatStatus, GATEWAY_USAGE, type GatewayIo, type GatewayCliDeps } from './cli.ts';
+export { Retention, type RetentionOptions, type RetentionStatus } from './retention/index.ts';
+export { Hj212Relay, findReadingsByFrame, type Hj212RelayOptions, type RelayStatus, type RecentFrame, type FrameMatch } from './forward/index.ts';

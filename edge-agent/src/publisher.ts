@@ -24,7 +24,12 @@ export interface PublisherOptions {
   outbox: Outbox;
   /** `full` sends statement and reading; `hash-only` sends the statement only (the reading stays here). Default `full`. */
   mode?: 'full' | 'hash-only';
-  /** Most entries sent but not yet acknowledged by ingest. Default 64. */
+  /**
+   * Most entries sent but not yet acknowledged by ingest. Default 512: replaying 100k buffered readings to real
+   * ingest through mosquitto ran at 1,289/s with 64, 2,247/s with 256, 3,411/s with 512 (docs/BENCHMARKS.md,
+   * Gateway). Keep it below the broker's per-client queue (mosquitto max_queued_messages, default 1000), or the
+   * broker drops what does not fit and those readings wait for the resend timer.
+   */
   windowSize?: number;
   /** Resend from the acked mark when the oldest unacknowledged entry was sent this long ago. Default 10 000. */
   resendAfterMs?: number;
@@ -68,7 +73,7 @@ export interface PublisherStatus {
 
 const DEFAULTS = {
   mode: 'full',
-  windowSize: 64,
+  windowSize: 512,
   resendAfterMs: 10_000,
   maxResendAfterMs: 300_000,
   reconnectPeriodMs: 1000,

@@ -5,3 +5,6 @@ export { BatchProofs } from './merkle-batch.ts';
 export { jsonLineLogger, type LogFn, type LogLevel, type Logger, type PinoLike } from './log.ts';
 export * from './anchor/index.ts';
 export { KeyRegistry, currentKey, lifecycleLogId, isLifecycleLogId, type DeviceKeys } from './registry/index.ts';
+export { startIngestHttp, type IngestHttp, type IngestHttpOptions } from './http/server.ts';
+export { runIngest, type IngestIo } from './cli.ts';
+export type { RawRef } from './store.ts';

@@ -77,6 +77,22 @@ describe('stele verify', () => {
     expect(v.summary.anchors[0]!.confirmedBy).toEqual([rpcUrl]);
   });
 
+  it('--frame names the reading that came from a raw frame, and fails when none did or it did not verify', async () => {
+    const frame = join(dir, 'frame-3.bin');
+    await writeFile(frame, new TextEncoder().encode('frame 3 0')); // test-bundle: reading seq 3 lists SHA-256 of these bytes
+    const hit = await run(files.valid!, '--rpc', rpcUrl, '--frame', frame, '--json');
+    expect(hit.code).toBe(0);
+    expect((JSON.parse(hit.out) as { frame: unknown }).frame).toMatchObject({ matches: [{ seq: 3, verified: true }] });
+    const other = join(dir, 'frame-x.bin');
+    await writeFile(other, new TextEncoder().encode('a frame this gateway never received'));
+    const miss = await run(files.valid!, '--rpc', rpcUrl, '--frame', other, '--lang', 'en');
+    expect(miss.code).toBe(1);
+    expect(miss.out).toContain('no reading in this bundle came from that frame');
+    const tamperedHit = await run(files.tampered!, '--rpc', rpcUrl, '--frame', join(dir, 'frame-3.bin'), '--json');
+    expect(tamperedHit.code).toBe(1);
+    expect((JSON.parse(tamperedHit.out) as { frame: unknown }).frame).toMatchObject({ matches: [{ seq: 3, verified: false }] });
+  });
+
   it('exits 1 for a tampered bundle and names the code', async () => {
     const r = await run(files.tampered!, '--offline', '--lang', 'en');
     expect(r.code).toBe(1);

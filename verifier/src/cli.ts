@@ -1,5 +1,5 @@
 /**
- * `stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en]`
+ * `stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en] [--frame FILE]`
  *
  * Exit codes: 0 verified, 1 failed, 3 partial (not fully checked, e.g. offline), 2 usage or I/O error.
  * The chain is asked through `readAnchor` at the --rpc URLs (all must agree) or, without --rpc, at the RPC
@@ -8,7 +8,8 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
-import { verifyBundleBytes } from '@stele/core/verify/index.ts';
+import { sha256 } from '@stele/core/hash.ts';
+import { findFrameInBundle, verifyBundleBytes, type FrameQueryResult } from '@stele/core/verify/index.ts';
 import type { AnchorReader, Verdict } from '@stele/core/verify/index.ts';
 import { formatVerdict, type Lang } from './format.ts';
 
@@ -23,7 +24,7 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_PARTIAL = 3;
 
-const USAGE = `usage: stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en]
+const USAGE = `usage: stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en] [--frame FILE]
 
 Verifies an evidence bundle (docs/FORMAT.md §7): signatures, completeness, batch inclusion, receipts offline;
 the on-chain anchor through a JSON-RPC endpoint of the chain.
@@ -34,6 +35,9 @@ the on-chain anchor through a JSON-RPC endpoint of the chain.
   --json         print the verdict as JSON
   --lang zh|en   language of the text output (default: zh when LANG starts with zh, else en)
   --timeout-ms N time limit per chain read (default 10000)
+  --frame FILE   a raw frame as the authority's platform received it (e.g. one HJ 212 frame, byte for byte):
+                 names the reading(s) of the bundle that came from it; exit 1 when none did, or when that
+                 reading did not verify
 
 exit: 0 verified, 1 failed, 3 not fully checked (e.g. offline), 2 usage or I/O error
 `;
@@ -45,6 +49,7 @@ interface Args {
   json: boolean;
   lang: Lang;
   timeoutMs: number | undefined;
+  frame: string | undefined;
 }
 
 class UsageError extends Error {}
@@ -55,7 +60,7 @@ function defaultLang(): Lang {
 
 function parseArgs(argv: string[]): Args | 'help' {
   const files: string[] = [];
-  const args: Omit<Args, 'file'> = { rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined };
+  const args: Omit<Args, 'file'> = { rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined, frame: undefined };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i]!;
     const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
@@ -88,6 +93,9 @@ function parseArgs(argv: string[]): Args | 'help' {
         args.lang = lang;
         break;
       }
+      case '--frame':
+        args.frame = value();
+        break;
       case '--timeout-ms': {
         const n = Number(value());
         if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError('--timeout-ms: expected a positive integer');
@@ -139,10 +147,40 @@ export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
     io.stderr.write(`stele verify: cannot read ${args.file}: ${e.message}\n`);
     return EXIT_USAGE;
   }
-  const { verdict } = await verifyBundleBytes(bytes, {
+  let frameDigest: Uint8Array | undefined;
+  if (args.frame !== undefined) {
+    try {
+      frameDigest = sha256(new Uint8Array(await readFile(args.frame)));
+    } catch (err) {
+      io.stderr.write(`stele verify: cannot read ${args.frame}: ${(err as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+  }
+  const { verdict, bundle } = await verifyBundleBytes(bytes, {
     ...(args.offline ? {} : { anchorReader: cliAnchorReader(args.timeoutMs) }),
     ...(args.rpcUrls.length > 0 ? { rpcUrls: args.rpcUrls } : {}),
   });
-  io.stdout.write(args.json ? `${JSON.stringify(verdict, null, 2)}\n` : formatVerdict(verdict, args.lang, { bundleName: basename(args.file) }));
+  const frame: FrameQueryResult | undefined =
+    frameDigest === undefined ? undefined : bundle === undefined ? { sha256: '', matches: [] } : findFrameInBundle(bundle, frameDigest, verdict);
+  if (args.json) {
+    io.stdout.write(`${JSON.stringify(frame === undefined ? verdict : { ...verdict, frame }, null, 2)}\n`);
+  } else {
+    io.stdout.write(formatVerdict(verdict, args.lang, { bundleName: basename(args.file) }));
+    if (frame !== undefined) io.stdout.write(formatFrame(frame, args.lang));
+  }
+  // A frame query answers "is this record's reading in the evidence, and does it hold?": no match is a failure.
+  if (frame !== undefined && !frame.matches.some((m) => m.verified)) return EXIT_FAILED;
   return exitCodeOf(verdict);
+}
+
+function formatFrame(frame: FrameQueryResult, lang: Lang): string {
+  const seqs = frame.matches.map((m) => `${m.seq}${m.verified ? '' : lang === 'zh' ? '（未通过核验）' : ' (did not verify)'}`).join(', ');
+  if (lang === 'zh') {
+    return frame.matches.length === 0
+      ? `\n原始报文 SHA-256 ${frame.sha256}：证据包中没有来自该报文的读数。\n`
+      : `\n原始报文 SHA-256 ${frame.sha256}：对应读数序号 ${seqs}。\n`;
+  }
+  return frame.matches.length === 0
+    ? `\nFrame SHA-256 ${frame.sha256}: no reading in this bundle came from that frame.\n`
+    : `\nFrame SHA-256 ${frame.sha256}: reading seq ${seqs} came from it.\n`;
 }

@@ -21,3 +21,4 @@ export {
   type AnchorReader,
   type VerifyOptions,
 } from './verify.ts';
+export { findFrameInBundle, type FrameMatch, type FrameQueryResult } from './frame-query.ts';

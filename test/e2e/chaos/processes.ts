@@ -1,0 +1,157 @@
+/**
+ * Child processes for the chaos test and the gateway benches: a real mosquitto on a free 127.0.0.1 port with a
+ * temp config (never the system one on 1883), and TypeScript entry points run with node + tsx.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const AGENT_SCRIPT = join(REPO_ROOT, 'test', 'e2e', 'chaos', 'agent-process.ts');
+export const INGEST_SCRIPT = join(REPO_ROOT, 'test', 'e2e', 'chaos', 'ingest-process.ts');
+
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port (bounded). */
+export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect({ port, host: '127.0.0.1' });
+      s.once('connect', () => {
+        s.destroy();
+        r(true);
+      });
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+    await sleep(50);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Seeded PRNG (mulberry32), so a chaos schedule can be replayed. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface Child {
+  proc: ChildProcess;
+  /** Every stdout line, as read. */
+  lines: string[];
+  /** The last stderr lines (bounded). */
+  errTail: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawns `node --import tsx SCRIPT ARGS` from the repo root. */
+export function spawnTs(script: string, args: string[], options: { onLine?: (line: string) => void; keepLines?: number } = {}): Child {
+  return spawnChild(process.execPath, ['--import', 'tsx', script, ...args], options);
+}
+
+export function spawnChild(cmd: string, args: string[], options: { onLine?: (line: string) => void; keepLines?: number } = {}): Child {
+  const proc = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+  const lines: string[] = [];
+  const errTail: string[] = [];
+  const keep = options.keepLines ?? 2000;
+  createInterface({ input: proc.stdout! }).on('line', (l) => {
+    lines.push(l);
+    if (lines.length > keep) lines.splice(0, lines.length - keep);
+    options.onLine?.(l);
+  });
+  createInterface({ input: proc.stderr! }).on('line', (l) => {
+    errTail.push(l);
+    if (errTail.length > 50) errTail.shift();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  return {
+    proc,
+    lines,
+    errTail,
+    exited,
+    async kill(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      let timer: NodeJS.Timeout | undefined;
+      const forced = new Promise<void>((r) => {
+        timer = setTimeout(() => {
+          proc.kill('SIGKILL');
+          r();
+        }, 20_000);
+      });
+      await Promise.race([exited, forced]);
+      clearTimeout(timer);
+      return exited;
+    },
+  };
+}
+
+export interface Mosquitto {
+  port: number;
+  url: string;
+  /** SIGTERM and wait (the broker is down). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port. */
+  start(): Promise<void>;
+  running(): boolean;
+}
+
+/** A mosquitto broker of our own: temp config, 127.0.0.1 only, anonymous, no persistence. */
+export async function startMosquitto(dir: string, extraConfig: string[] = []): Promise<Mosquitto> {
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ...extraConfig, ''].join('\n'));
+  let child: Child | undefined;
+  const start = async () => {
+    child = spawnChild('mosquitto', ['-c', conf]);
+    await Promise.race([
+      waitForPort(port),
+      child.exited.then(({ code }) => {
+        throw new Error(`mosquitto exited (${code}): ${child?.errTail.join(' | ')}`);
+      }),
+    ]);
+  };
+  await start();
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    async stop() {
+      await child?.kill('SIGTERM');
+      child = undefined;
+    },
+    start,
+    running: () => child !== undefined,
+  };
+}
+
+/** JSON lines of a child's stdout that parse (others ignored). */
+export function jsonLines(lines: readonly string[]): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const l of lines) {
+    if (!l.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(l) as Record<string, unknown>);
+    } catch {
+      // a partial line
+    }
+  }
+  return out;
+}
