@@ -50,20 +50,10 @@ export async function main(argv: string[]): Promise<void> {
     await stack.enrol(signer, DEVICE);
     const args = ['--data', join(dir, 'gateway'), '--mqtt', stack.mqttUrl, '--device', DEVICE, '--key', keyFile, '--instruments', String(n)];
     if (runner === 'bundle') {
-      const { build } = await import('esbuild');
+      const { bundleForNode } = await import('../../edge-agent/scripts/bundle.ts');
       // inside the repo, so that the external packages resolve from its node_modules
       const outfile = join(REPO_ROOT, 'node_modules', '.cache', 'stele-bench', 'soak-agent.mjs');
-      await build({
-        entryPoints: [AGENT],
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        target: 'node20',
-        outfile,
-        external: ['classic-level', 'level', '@serialport/bindings-cpp', 'serialport', '@serialport/binding-mock', 'pkcs11js'],
-        banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-        logLevel: 'error',
-      });
+      await bundleForNode(AGENT, outfile);
       agent = spawnChild(process.execPath, [...nodeFlags, outfile, ...args]);
     } else {
       agent = spawnChild(process.execPath, [...nodeFlags, '--import', 'tsx', AGENT, ...args]);
