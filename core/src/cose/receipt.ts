@@ -1,5 +1,4 @@
 import { equalBytes } from '../bytes.ts';
-import { decodeCbor } from '../cbor.ts';
 import { verifyEs256 } from '../ecdsa.ts';
 import { FormatError } from '../errors.ts';
 import { KEY_ID_LENGTH } from '../keys.ts';
@@ -19,8 +18,9 @@ import {
   VDP_INCLUSION_PROOFS,
   VDS_RFC9162_SHA256,
 } from './labels.ts';
-import { decodeSign1, encodeSign1, sigStructure1 } from './sign1.ts';
+import { encodeSign1, sigStructure1 } from './sign1.ts';
 import { copyBytes, encodeDeterministic } from './plain-bytes.ts';
+import { checkLabelsAndAlg, decodeProofBytes, decodeSign1Or, protectedKid } from './parse-steps.ts';
 
 /** An RFC 9162 inclusion proof as carried in a receipt: `[tree_size, leaf_index, [path...]]` (RFC 9942). */
 export interface InclusionProof {
@@ -116,23 +116,7 @@ const RECEIPT_LABELS = new Set([HEADER_ALG, HEADER_KID, HEADER_CWT_CLAIMS, HEADE
 
 function parseProof(bytes: unknown): InclusionProof {
   if (!(bytes instanceof Uint8Array)) fail('inclusion proof is not a byte string', { field: 'vdp' });
-  let decoded: unknown;
-  try {
-    decoded = decodeCbor(bytes, { what: 'inclusion proof' });
-  } catch (cause) {
-    fail('inclusion proof is not valid CBOR', { field: 'vdp' }, cause);
-  }
-  if (!Array.isArray(decoded) || decoded.length !== 3) fail('inclusion proof is not [tree_size, leaf_index, path]', { field: 'vdp' });
-  const [treeSize, leafIndex, path] = decoded as [unknown, unknown, unknown];
-  if (!isUint(treeSize, 1)) fail('tree_size is not an integer >= 1', { field: 'vdp.treeSize' });
-  if (!isUint(leafIndex, 0) || leafIndex >= treeSize) fail('leaf_index is not below tree_size', { field: 'vdp.leafIndex' });
-  if (!Array.isArray(path)) fail('path is not an array', { field: 'vdp.path' });
-  path.forEach((p: unknown, i) => {
-    if (!(p instanceof Uint8Array) || p.length !== DIGEST_LENGTH) fail('a path entry is not 32 bytes', { field: `vdp.path[${i}]` });
-  });
-  const proof: InclusionProof = { treeSize, leafIndex, path: (path as Uint8Array[]).map(copyBytes) };
-  if (!equalBytes(encodeDeterministic([treeSize, leafIndex, path]), bytes)) fail('inclusion proof is not in deterministic encoding', { field: 'vdp' });
-  return proof;
+  return decodeProofBytes(bytes, 1, fail);
 }
 
 /**
@@ -144,18 +128,9 @@ function parseProof(bytes: unknown): InclusionProof {
  * Throws FormatError `RECEIPT_FORMAT_ERROR`.
  */
 export function parseReceipt(bytes: Uint8Array): ParsedReceipt {
-  let sign1;
-  try {
-    sign1 = decodeSign1(bytes);
-  } catch (cause) {
-    if (cause instanceof TypeError) throw cause;
-    fail('receipt is not a tagged COSE_Sign1', { field: 'cose' }, cause);
-  }
-  const { protectedBytes, protectedHeader: h, unprotectedHeader: u, payload, signature } = sign1;
-  for (const label of h.keys()) if (!RECEIPT_LABELS.has(label)) fail('unexpected protected header label', { field: 'protected', label });
-  if (h.get(HEADER_ALG) !== ALG_ES256) fail('alg is not ES256 (-7)', { field: 'protected', label: HEADER_ALG });
-  const kid = h.get(HEADER_KID);
-  if (!(kid instanceof Uint8Array) || kid.length !== KEY_ID_LENGTH) fail('kid is not 32 bytes', { field: 'protected', label: HEADER_KID });
+  const { protectedBytes, protectedHeader: h, unprotectedHeader: u, payload, signature } = decodeSign1Or(bytes, 'receipt', fail);
+  checkLabelsAndAlg(h, RECEIPT_LABELS, fail);
+  const kid = protectedKid(h, fail);
   const claims = h.get(HEADER_CWT_CLAIMS);
   if (!(claims instanceof Map) || claims.size !== 2 || typeof claims.get(CWT_ISS) !== 'string' || !isUint(claims.get(CWT_IAT), 0)) {
     fail('CWT claims are not exactly {1 (iss): tstr, 6 (iat): uint}', { field: 'protected', label: HEADER_CWT_CLAIMS });

@@ -1,5 +1,4 @@
 import { equalBytes } from '../bytes.ts';
-import { decodeCbor } from '../cbor.ts';
 import { verifyEs256 } from '../ecdsa.ts';
 import { FormatError } from '../errors.ts';
 import { sha256 } from '../hash.ts';
@@ -24,8 +23,9 @@ import {
   VDP_INCLUSION_PROOFS,
   VDS_RFC9162_SHA256,
 } from './labels.ts';
-import { decodeSign1, encodeSign1, sigStructure1 } from './sign1.ts';
+import { encodeSign1, sigStructure1 } from './sign1.ts';
 import { copyBytes, encodeDeterministic } from './plain-bytes.ts';
+import { checkLabelsAndAlg, decodeProofBytes, decodeSign1Or, protectedKid } from './parse-steps.ts';
 
 /** preimage_content_type of a Stele statement (RFC 9995 label 259; FORMAT.md §3). */
 export const READING_CONTENT_TYPE = 'application/vnd.stele.reading+cbor; v=1';
@@ -213,24 +213,8 @@ function parseBatchProof(u: Map<number, unknown>): { count: number; index: numbe
   if (!Array.isArray(proofs) || proofs.length !== 1 || !(proofs[0] instanceof Uint8Array)) {
     fail('vdp does not hold exactly one inclusion proof byte string', { field: 'vdp' });
   }
-  const bytes = proofs[0] as Uint8Array;
-  let decoded: unknown;
-  try {
-    decoded = decodeCbor(bytes, { what: 'inclusion proof' });
-  } catch (cause) {
-    fail('inclusion proof is not valid CBOR', { field: 'vdp' }, cause);
-  }
-  if (!Array.isArray(decoded) || decoded.length !== 3) fail('inclusion proof is not [tree_size, leaf_index, path]', { field: 'vdp' });
-  const [count, index, path] = decoded as [unknown, unknown, unknown];
-  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 2) fail('tree_size is not an integer >= 2', { field: 'vdp.treeSize' });
-  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0 || index >= count) fail('leaf_index is not below tree_size', { field: 'vdp.leafIndex' });
-  if (!Array.isArray(path)) fail('path is not an array', { field: 'vdp.path' });
-  path.forEach((p: unknown, i) => {
-    if (!(p instanceof Uint8Array) || p.length !== DIGEST_LENGTH) fail('a path entry is not 32 bytes', { field: `vdp.path[${i}]` });
-  });
-  const plain = (path as Uint8Array[]).map(copyBytes);
-  if (!equalBytes(encodeDeterministic([count, index, plain]), bytes)) fail('inclusion proof is not in deterministic encoding', { field: 'vdp' });
-  return { count, index, path: plain };
+  const { treeSize: count, leafIndex: index, path } = decodeProofBytes(proofs[0] as Uint8Array, 2, fail);
+  return { count, index, path };
 }
 
 /**
@@ -246,21 +230,11 @@ function parseBatchProof(u: Map<number, unknown>): { count: number; index: numbe
  * or INCLUSION_PROOF_ERROR).
  */
 export function parseStatement(bytes: Uint8Array): ParsedStatement {
-  let sign1;
-  try {
-    sign1 = decodeSign1(bytes);
-  } catch (cause) {
-    if (cause instanceof TypeError) throw cause;
-    fail('statement is not a tagged COSE_Sign1', { field: 'cose' }, cause);
-  }
-  const { protectedBytes, protectedHeader: h, unprotectedHeader, payload, signature } = sign1;
+  const { protectedBytes, protectedHeader: h, unprotectedHeader, payload, signature } = decodeSign1Or(bytes, 'statement', fail);
 
   const batched = h.has(HEADER_VDS);
-  const labels = batched ? BATCH_LABELS : STATEMENT_LABELS;
-  for (const label of h.keys()) if (!labels.has(label)) fail('unexpected protected header label', { field: 'protected', label });
-  if (h.get(HEADER_ALG) !== ALG_ES256) fail('alg is not ES256 (-7)', { field: 'protected', label: HEADER_ALG });
-  const kid = h.get(HEADER_KID);
-  if (!(kid instanceof Uint8Array) || kid.length !== KEY_ID_LENGTH) fail('kid is not 32 bytes', { field: 'protected', label: HEADER_KID });
+  checkLabelsAndAlg(h, batched ? BATCH_LABELS : STATEMENT_LABELS, fail);
+  const kid = protectedKid(h, fail);
   const claims = h.get(HEADER_CWT_CLAIMS);
   if (!(claims instanceof Map) || claims.size !== 1 || typeof claims.get(CWT_SUB) !== 'string') {
     fail('CWT claims are not exactly {2 (sub): tstr}', { field: 'protected', label: HEADER_CWT_CLAIMS });

@@ -25,6 +25,7 @@ import { ES256_SIGNATURE_LENGTH, type KeyBackend, type Signer } from '../signer.
 import { ALG_ES256, CWT_SUB, HEADER_ALG, HEADER_CONTENT_TYPE, HEADER_CWT_CLAIMS, HEADER_KID, HEADER_STELE_PREV, HEADER_STELE_SEQ } from '../cose/labels.ts';
 import { copyBytes, encodeDeterministic } from '../cose/plain-bytes.ts';
 import { decodeSign1, encodeSign1, sigStructure1 } from '../cose/sign1.ts';
+import { checkLabelsAndAlg, decodeSign1Or, protectedKid } from '../cose/parse-steps.ts';
 
 /** Content type (COSE label 3) of every lifecycle statement, compared byte for byte. */
 export const LIFECYCLE_CONTENT_TYPE = 'application/vnd.stele.lifecycle+cbor; v=1';
@@ -288,19 +289,10 @@ const LABELS = new Set([HEADER_ALG, HEADER_CONTENT_TYPE, HEADER_KID, HEADER_CWT_
  * Throws FormatError `STATEMENT_FORMAT_ERROR`.
  */
 export function parseLifecycleStatement(bytes: Uint8Array): ParsedLifecycle {
-  let sign1;
-  try {
-    sign1 = decodeSign1(bytes);
-  } catch (cause) {
-    if (cause instanceof TypeError) throw cause;
-    fail('lifecycle statement is not a tagged COSE_Sign1', { field: 'cose' }, cause);
-  }
-  const { protectedBytes, protectedHeader: h, unprotectedHeader, payload, signature } = sign1;
-  for (const label of h.keys()) if (!LABELS.has(label)) fail('unexpected protected header label', { field: 'protected', label });
-  if (h.get(HEADER_ALG) !== ALG_ES256) fail('alg is not ES256 (-7)', { field: 'protected', label: HEADER_ALG });
+  const { protectedBytes, protectedHeader: h, unprotectedHeader, payload, signature } = decodeSign1Or(bytes, 'lifecycle statement', fail);
+  checkLabelsAndAlg(h, LABELS, fail);
   if (h.get(HEADER_CONTENT_TYPE) !== LIFECYCLE_CONTENT_TYPE) fail('content type is not the lifecycle type', { field: 'protected', label: HEADER_CONTENT_TYPE });
-  const kid = h.get(HEADER_KID);
-  if (!(kid instanceof Uint8Array) || kid.length !== KEY_ID_LENGTH) fail('kid is not 32 bytes', { field: 'protected', label: HEADER_KID });
+  const kid = protectedKid(h, fail);
   const claims = h.get(HEADER_CWT_CLAIMS);
   if (!(claims instanceof Map) || claims.size !== 1 || typeof claims.get(CWT_SUB) !== 'string') {
     fail('CWT claims are not exactly {2 (sub): tstr}', { field: 'protected', label: HEADER_CWT_CLAIMS });

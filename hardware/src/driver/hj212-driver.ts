@@ -11,10 +11,10 @@ import { measurementsFromFrame } from '../hj212/measurements.ts';
 import { Hj212Reassembler } from '../hj212/reassembler.ts';
 import type { Hj212DecodeResult, Hj212Frame } from '../hj212/types.ts';
 import type { SerialTransport } from '../transport/serial-transport.ts';
-import { DriverError, SessionCore } from './session-core.ts';
-import type { DriverCommonOptions, SensorDriver, SensorReading, SensorSession, SessionStats } from './types.ts';
+import { StreamSession, type StreamSessionOptions, streamDriver } from './stream-session.ts';
+import type { SensorDriver } from './types.ts';
 
-export interface Hj212DriverOptions extends DriverCommonOptions, Hj212DecoderOptions {
+export interface Hj212DriverOptions extends StreamSessionOptions, Hj212DecoderOptions {
   /** Sensor id for the readings. Default: the frame's MN (the data logger id). */
   sensor?: string;
   /** Answer uploads that ask for it (Flag A=1) with CN=9014, as a platform would. Default false (listen only). */
@@ -25,70 +25,15 @@ export interface Hj212DriverOptions extends DriverCommonOptions, Hj212DecoderOpt
   splitTimeoutMs?: number;
 }
 
-class Hj212Session implements SensorSession {
-  private decoder: Hj212StreamDecoder;
+class Hj212Session extends StreamSession<Hj212DecodeResult, Hj212StreamDecoder, Hj212DriverOptions> {
   /** Split uploads (PNUM/PNO, HJ 212-2017 table C.49) become one reading once every part is in. */
   private readonly reassembler = new Hj212Reassembler();
-  private readonly core: SessionCore;
-  private readonly unsubscribe: () => void;
-  private silenceTimer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly transport: SerialTransport,
-    private readonly options: Hj212DriverOptions,
-  ) {
-    this.decoder = new Hj212StreamDecoder(options);
-    this.core = new SessionCore(transport, options, (event) => this.link(event), () => this.stop());
-    this.unsubscribe = transport.onData((chunk) => this.deliver(this.decoder.push(chunk)));
-    this.armSilence();
+  constructor(transport: SerialTransport, options: Hj212DriverOptions) {
+    super(transport, options, (o) => new Hj212StreamDecoder(o), 'HJ 212 frame');
   }
 
-  readings(signal?: AbortSignal): AsyncIterable<SensorReading> {
-    return this.core.readings(signal);
-  }
-
-  stats(): SessionStats {
-    return this.core.stats();
-  }
-
-  async close(): Promise<void> {
-    this.core.finish();
-  }
-
-  private stop(): void {
-    this.unsubscribe();
-    if (this.silenceTimer !== undefined) clearTimeout(this.silenceTimer);
-    this.silenceTimer = undefined;
-  }
-
-  private link(event: 'down' | 'up'): void {
-    if (event === 'down') {
-      // The frame in progress is lost with the link: report it, and never glue it to bytes of the next connection.
-      this.deliver(this.decoder.end());
-      this.decoder = new Hj212StreamDecoder(this.options);
-      if (this.silenceTimer !== undefined) clearTimeout(this.silenceTimer);
-      this.silenceTimer = undefined;
-    } else {
-      this.armSilence();
-    }
-  }
-
-  private armSilence(): void {
-    const ms = this.options.silenceTimeoutMs;
-    if (ms === undefined || ms <= 0) return;
-    if (this.silenceTimer !== undefined) clearTimeout(this.silenceTimer);
-    this.silenceTimer = setTimeout(() => {
-      this.silenceTimer = undefined;
-      if (this.core.closed) return;
-      this.core.issue({
-        code: 'DRIVER_TIMEOUT',
-        error: new DriverError('DRIVER_TIMEOUT', `no HJ 212 frame from ${this.transport.path} for ${ms} ms`, { where: { path: this.transport.path } }),
-      });
-      this.armSilence();
-    }, ms);
-  }
-
-  private deliver(results: Hj212DecodeResult[]): void {
+  protected override deliver(results: Hj212DecodeResult[]): void {
     for (const r of results) {
       if (r.ok) {
         this.armSilence();
@@ -145,17 +90,4 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /** The HJ 212 driver (listen-only by default). */
-export const hj212Driver: SensorDriver<Hj212DriverOptions> = {
-  kind: 'hj212',
-  async open(options: Hj212DriverOptions, transport: SerialTransport): Promise<SensorSession> {
-    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-    const session = new Hj212Session(transport, options);
-    try {
-      await transport.open();
-    } catch (err) {
-      await session.close();
-      throw err;
-    }
-    return session;
-  },
-};
+export const hj212Driver: SensorDriver<Hj212DriverOptions> = streamDriver('hj212', (options: Hj212DriverOptions, transport) => new Hj212Session(transport, options));

@@ -5,6 +5,7 @@
 import { SteleError } from '@stele/core/errors.ts';
 import { SerialError } from '../transport/errors.ts';
 import type { SerialStatus, SerialTransport } from '../transport/serial-transport.ts';
+import { ReadingQueue } from './reading-queue.ts';
 import type { DriverCommonOptions, DriverIssue, SensorReading, SessionStats } from './types.ts';
 
 export type DriverErrorCode =
@@ -18,11 +19,8 @@ export class DriverError extends SteleError<DriverErrorCode> {
 }
 
 export class SessionCore {
-  private readonly queue: SensorReading[] = [];
+  private readonly queue = new ReadingQueue<SensorReading>();
   private readonly counts: SessionStats = { readings: 0, issues: {}, disconnects: 0 };
-  private wake: (() => void) | undefined;
-  private ended = false;
-  private failure: Error | undefined;
   private readonly maxQueued: number;
   private readonly unsubscribe: () => void;
 
@@ -41,7 +39,7 @@ export class SessionCore {
   }
 
   get closed(): boolean {
-    return this.ended;
+    return this.queue.ended;
   }
 
   now(): number {
@@ -53,7 +51,7 @@ export class SessionCore {
   }
 
   push(reading: SensorReading): void {
-    if (this.ended) return;
+    if (this.queue.ended) return;
     this.counts.readings++;
     if (this.queue.length >= this.maxQueued) {
       const dropped = this.queue.shift();
@@ -64,52 +62,30 @@ export class SessionCore {
       });
     }
     this.queue.push(reading);
-    this.wake?.();
+    this.queue.wake();
   }
 
   issue(issue: DriverIssue): void {
-    if (this.ended) return;
+    if (this.queue.ended) return;
     this.counts.issues[issue.code] = (this.counts.issues[issue.code] ?? 0) + 1;
     this.options.onIssue?.(issue);
   }
 
-  async *readings(signal?: AbortSignal): AsyncGenerator<SensorReading, void, undefined> {
-    const onAbort = () => this.wake?.();
-    signal?.addEventListener('abort', onAbort);
-    try {
-      for (;;) {
-        if (signal?.aborted === true) return;
-        const next = this.queue.shift();
-        if (next !== undefined) {
-          yield next;
-          continue;
-        }
-        if (this.ended) {
-          if (this.failure !== undefined) throw this.failure;
-          return;
-        }
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-        this.wake = undefined;
-      }
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+  readings(signal?: AbortSignal): AsyncGenerator<SensorReading, void, undefined> {
+    return this.queue.drain(signal);
   }
 
   /** Ends the session: readings() drains the queue, then ends (or throws `failure`). */
   finish(failure?: Error): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.failure = failure;
+    if (this.queue.ended) return;
+    this.queue.end(failure);
     this.unsubscribe();
     this.onEnd();
-    this.wake?.();
+    this.queue.wake();
   }
 
   private status(s: SerialStatus): void {
-    if (this.ended) return;
+    if (this.queue.ended) return;
     if (s.type === 'open') {
       this.onLink('up');
       return;

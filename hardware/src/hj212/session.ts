@@ -8,6 +8,7 @@ import { type Hj212DecoderOptions, Hj212StreamDecoder } from './decoder.ts';
 import { encodeDataAnswer } from './encoder.ts';
 import { Hj212Error } from './errors.ts';
 import type { Hj212DecodeResult, Hj212Frame, Hj212Rejection } from './types.ts';
+import { ReadingQueue } from '../driver/reading-queue.ts';
 
 export interface Hj212SessionOptions extends Hj212DecoderOptions {
   /** Called for every rejection (bad CRC, noise, …) in stream order. */
@@ -30,11 +31,8 @@ export type SerialDuplex = Duplex & { close?: (cb?: (err?: Error | null) => void
 
 export class Hj212SerialSession {
   private readonly decoder: Hj212StreamDecoder;
-  private readonly queue: Hj212Frame[] = [];
+  private readonly queue = new ReadingQueue<Hj212Frame>();
   private readonly counts: Hj212SessionStats = { frames: 0, rejections: {}, dropped: 0, bytes: 0 };
-  private wake: (() => void) | undefined;
-  private ended = false;
-  private failure: Hj212Error | undefined;
   private readonly maxQueued: number;
   private readonly onData = (chunk: Uint8Array | string) => this.feed(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
   private readonly onClose = () => this.finish(new Hj212Error('HJ212_LINK_CLOSED', 'the serial port closed'));
@@ -61,34 +59,13 @@ export class Hj212SerialSession {
    * Decoded frames until the signal aborts or close() is called (then it simply ends). If the port closes or
    * fails on its own, it throws Hj212Error HJ212_LINK_CLOSED (`disconnected: true`) after the queued frames.
    */
-  async *readings(signal?: AbortSignal): AsyncGenerator<Hj212Frame, void, undefined> {
-    const onAbort = () => this.wake?.();
-    signal?.addEventListener('abort', onAbort);
-    try {
-      for (;;) {
-        if (signal?.aborted) return;
-        const next = this.queue.shift();
-        if (next !== undefined) {
-          yield next;
-          continue;
-        }
-        if (this.ended) {
-          if (this.failure !== undefined) throw this.failure;
-          return;
-        }
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-        this.wake = undefined;
-      }
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+  readings(signal?: AbortSignal): AsyncGenerator<Hj212Frame, void, undefined> {
+    return this.queue.drain(signal);
   }
 
   /** Stops reading and closes the port. */
   async close(): Promise<void> {
-    if (!this.ended) this.finish(undefined);
+    if (!this.queue.ended) this.finish(undefined);
     const port = this.port;
     if (port.isOpen === false) return;
     await new Promise<void>((resolve) => {
@@ -101,7 +78,7 @@ export class Hj212SerialSession {
   }
 
   private feed(chunk: Uint8Array): void {
-    if (this.ended) return;
+    if (this.queue.ended) return;
     this.counts.bytes += chunk.length;
     this.deliver(this.decoder.push(chunk));
   }
@@ -121,7 +98,7 @@ export class Hj212SerialSession {
         this.options.onRejection?.(r);
       }
     }
-    if (results.length > 0) this.wake?.();
+    if (results.length > 0) this.queue.wake();
   }
 
   private acknowledge(frame: Hj212Frame): void {
@@ -132,13 +109,12 @@ export class Hj212SerialSession {
   }
 
   private finish(failure: Hj212Error | undefined): void {
-    if (this.ended) return;
+    if (this.queue.ended) return;
     this.deliver(this.decoder.end());
-    this.ended = true;
-    this.failure = failure;
+    this.queue.end(failure);
     this.port.off('data', this.onData);
     this.port.off('close', this.onClose);
     // The error listener stays: a late error on a closed port must not become an unhandled 'error' event.
-    this.wake?.();
+    this.queue.wake();
   }
 }
