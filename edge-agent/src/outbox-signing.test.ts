@@ -1,43 +1,23 @@
 /** The outbox's unsigned takes and signing stage (slow keys, FORMAT.md §3.1, §12). */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { equalBytes } from '@stele/core/bytes.ts';
 import { checkStatementAgainstReading, parseStatement, verifyStatementSignature } from '@stele/core/cose/index.ts';
 import { parseLifecycleStatement } from '@stele/core/lifecycle/index.ts';
 import { decodeReading, GENESIS_PREV, readingDigest } from '@stele/core/reading.ts';
 import type { Signer } from '@stele/core/signer.ts';
-import { createSoftwareKey, type SoftwareSigner } from '@stele/device';
-import { Outbox, type OutboxEntry } from './outbox.ts';
+import type { SoftwareSigner } from '@stele/device';
+import type { OutboxEntry } from './outbox.ts';
 import { rotateKey } from './rotation.ts';
-import { acquired } from './test-helpers.ts';
+import { acquired, createTestKeyPair, useOutboxDir } from './test-helpers.ts';
 
 const D = 'gw-sign-1';
-let dir: string;
+const { open, openOutbox } = useOutboxDir('stele-outbox-sign-');
 let signer: SoftwareSigner;
 let second: SoftwareSigner;
-const open: Outbox[] = [];
 
 beforeAll(async () => {
-  const keyDir = await mkdtemp(join(tmpdir(), 'stele-outbox-sign-key-'));
-  signer = await createSoftwareKey(join(keyDir, 'k.pem'));
-  second = await createSoftwareKey(join(keyDir, 'k2.pem'));
-  await rm(keyDir, { recursive: true, force: true });
+  [signer, second] = await createTestKeyPair('stele-outbox-sign-key-');
 });
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'stele-outbox-sign-'));
-});
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function openOutbox(): Promise<Outbox> {
-  const o = await Outbox.open(join(dir, 'db'));
-  open.push(o);
-  return o;
-}
 
 /** A signer that fails while `failing()` is true (a token unplugged), else signs with `inner`. */
 function flaky(inner: Signer, failing: () => boolean): Signer {

@@ -1,37 +1,20 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { equalBytes } from '@stele/core/bytes.ts';
 import { checkStatementAgainstReading, parseStatement, verifyStatementSignature } from '@stele/core/cose/index.ts';
 import { decodeReading, GENESIS_PREV, readingDigest } from '@stele/core/reading.ts';
-import { createSoftwareKey, type SoftwareSigner } from '@stele/device';
+import type { SoftwareSigner } from '@stele/device';
 import { OutboxError } from './errors.ts';
 import { Outbox, type Acquired, type OutboxEntry } from './outbox.ts';
-import { acquired } from './test-helpers.ts';
+import { acquired, createTestKey, useOutboxDir } from './test-helpers.ts';
 
-let dir: string;
+const outboxDir = useOutboxDir('stele-outbox-');
+const { openOutbox } = outboxDir;
 let signer: SoftwareSigner;
-const open: Outbox[] = [];
 
 beforeAll(async () => {
-  const keyDir = await mkdtemp(join(tmpdir(), 'stele-outbox-key-'));
-  signer = await createSoftwareKey(join(keyDir, 'k.pem'));
-  await rm(keyDir, { recursive: true, force: true });
+  signer = await createTestKey('stele-outbox-key-');
 });
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'stele-outbox-'));
-});
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function openOutbox(): Promise<Outbox> {
-  const o = await Outbox.open(join(dir, 'db'));
-  open.push(o);
-  return o;
-}
 
 /** Checks that entries are seq 1..n, each prev the digest of the one before, each statement valid and matching. */
 async function expectValidChain(entries: OutboxEntry[], n: number): Promise<void> {
@@ -141,7 +124,7 @@ describe('Outbox', () => {
   });
 
   it('rejects takes after close with OUTBOX_CLOSED, and close waits for takes in progress', async () => {
-    const o = await Outbox.open(join(dir, 'db'));
+    const o = await Outbox.open(join(outboxDir.dir, 'db'));
     const pending = o.take(acquired(1), signer, 'gw-1');
     const closed = o.close();
     await expect(pending).resolves.toMatchObject({ seq: 1 });
@@ -153,6 +136,6 @@ describe('Outbox', () => {
 
   it('reports a second opener with OUTBOX_LOCKED', async () => {
     await openOutbox();
-    await expect(Outbox.open(join(dir, 'db'))).rejects.toMatchObject({ code: 'OUTBOX_LOCKED' });
+    await expect(Outbox.open(join(outboxDir.dir, 'db'))).rejects.toMatchObject({ code: 'OUTBOX_LOCKED' });
   });
 });

@@ -1,45 +1,26 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createSoftwareKey, type SoftwareSigner } from '@stele/device';
-import { Outbox } from './outbox.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { SoftwareSigner } from '@stele/device';
 import { Publisher, type PublisherOptions } from './publisher.ts';
-import { acquired, sleep, startBroker, startFakeIngest, waitFor, type FakeIngest, type TestBroker } from './test-helpers.ts';
+import { acquired, createTestKey, sleep, startBroker, startFakeIngest, useBrokerOutbox, waitFor, type FakeIngest } from './test-helpers.ts';
 
 const DEVICE = 'gw-test-1';
-let dir: string;
+const env = useBrokerOutbox('stele-pub-');
+const { cleanups } = env;
 let signer: SoftwareSigner;
-let broker: TestBroker;
-let outbox: Outbox;
-const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
-  const keyDir = await mkdtemp(join(tmpdir(), 'stele-pub-key-'));
-  signer = await createSoftwareKey(join(keyDir, 'k.pem'));
-  await rm(keyDir, { recursive: true, force: true });
-});
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'stele-pub-'));
-  broker = await startBroker();
-  outbox = await Outbox.open(join(dir, 'outbox'));
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  await outbox.close();
-  await broker.close();
-  await rm(dir, { recursive: true, force: true });
+  signer = await createTestKey('stele-pub-key-');
 });
 
 async function ingest(options: { ack?: boolean; committed?: number } = {}): Promise<FakeIngest> {
-  const i = await startFakeIngest(broker.url, DEVICE, options);
+  const i = await startFakeIngest(env.broker.url, DEVICE, options);
   cleanups.push(() => i.stop());
   return i;
 }
 
 async function publisher(options: Partial<PublisherOptions> = {}): Promise<Publisher> {
-  const p = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox, reconnectPeriodMs: 100, ...options });
+  const p = new Publisher({ mqttUrl: env.broker.url, deviceId: DEVICE, outbox: env.outbox, reconnectPeriodMs: 100, ...options });
   cleanups.push(() => p.stop());
   await p.start();
   return p;
@@ -47,7 +28,7 @@ async function publisher(options: Partial<PublisherOptions> = {}): Promise<Publi
 
 async function take(from: number, to: number, p?: Publisher): Promise<void> {
   for (let i = from; i <= to; i++) {
-    await outbox.take(acquired(i), signer, DEVICE);
+    await env.outbox.take(acquired(i), signer, DEVICE);
     p?.notify();
   }
 }
@@ -61,33 +42,33 @@ describe('Publisher', () => {
     const fake = await ingest();
     const p = await publisher();
     await take(1, 100, p);
-    await waitFor(() => outbox.ackedUpTo() === 100, 10_000, 'acks up to 100');
+    await waitFor(() => env.outbox.ackedUpTo() === 100, 10_000, 'acks up to 100');
     expect(fake.received).toEqual(range(1, 100));
     expect(fake.payloads.every((x) => x.hasReading)).toBe(true);
-    expect(outbox.pendingCount()).toBe(0);
+    expect(env.outbox.pendingCount()).toBe(0);
     const s = p.status();
     expect(s).toMatchObject({ connected: true, acked: 100, nextSeq: 101, inFlight: 0, sent: 100, resends: 0 });
   });
 
   it('sends what was taken before it started, from the acked mark', async () => {
     await take(1, 10);
-    await outbox.markAcked(4);
+    await env.outbox.markAcked(4);
     const fake = await ingest({ committed: 4 });
     await publisher();
-    await waitFor(() => outbox.ackedUpTo() === 10, 10_000, 'acks up to 10');
+    await waitFor(() => env.outbox.ackedUpTo() === 10, 10_000, 'acks up to 10');
     expect(fake.received).toEqual(range(5, 10));
   });
 
   it('drains a backlog larger than the window without waiting for a resend', async () => {
     // acks arriving several per TCP chunk (Nagle on, acks sent in bursts) must not leave the window unfilled;
     // the resend timer is far away, so only the pump can move things on
-    await broker.close();
-    broker = await startBroker({ noDelay: false });
+    await env.broker.close();
+    env.broker = await startBroker({ noDelay: false });
     await take(1, 300);
-    const fake = await startFakeIngest(broker.url, DEVICE, { ackBurst: 64 });
+    const fake = await startFakeIngest(env.broker.url, DEVICE, { ackBurst: 64 });
     cleanups.push(() => fake.stop());
     const p = await publisher({ windowSize: 64, resendAfterMs: 60_000 });
-    await waitFor(() => outbox.ackedUpTo() === 300, 15_000, 'acks up to 300');
+    await waitFor(() => env.outbox.ackedUpTo() === 300, 15_000, 'acks up to 300');
     expect(fake.received).toEqual(range(1, 300));
     expect(p.status().resends).toBe(0);
   });
@@ -96,7 +77,7 @@ describe('Publisher', () => {
     const fake = await ingest();
     const p = await publisher({ mode: 'hash-only' });
     await take(1, 5, p);
-    await waitFor(() => outbox.ackedUpTo() === 5, 10_000, 'acks');
+    await waitFor(() => env.outbox.ackedUpTo() === 5, 10_000, 'acks');
     expect(fake.payloads.map((x) => x.hasReading)).toEqual([false, false, false, false, false]);
   });
 
@@ -117,7 +98,7 @@ describe('Publisher', () => {
     await waitFor(() => fake.received.length >= 15, 10_000, 'three rounds');
     expect(fake.received.slice(0, 15)).toEqual([...range(1, 5), ...range(1, 5), ...range(1, 5)]);
     expect(p.status().resends).toBeGreaterThanOrEqual(2);
-    expect(outbox.ackedUpTo()).toBe(0);
+    expect(env.outbox.ackedUpTo()).toBe(0);
   });
 
   it('recovers when the broker restarts mid-stream, and every seq arrives', async () => {
@@ -128,15 +109,15 @@ describe('Publisher', () => {
     const N = 150;
     const taking = (async () => {
       for (let i = 1; i <= N; i++) {
-        await outbox.take(acquired(i), signer, DEVICE);
+        await env.outbox.take(acquired(i), signer, DEVICE);
         p.notify();
         if (i % 10 === 0) await sleep(5);
       }
     })();
     await waitFor(() => fake.committed() >= 30, 10_000, 'first 30 committed');
-    await broker.restart();
+    await env.broker.restart();
     await taking;
-    await waitFor(() => outbox.ackedUpTo() === N, 20_000, `acks up to ${N}`);
+    await waitFor(() => env.outbox.ackedUpTo() === N, 20_000, `acks up to ${N}`);
     expect(fake.committed()).toBe(N);
     // statements sent while the fake ingest was not yet subscribed again are lost and resent later, so arrival
     // order may have a hole that is filled afterwards; every seq arrives
@@ -146,15 +127,15 @@ describe('Publisher', () => {
   });
 
   it('starts while the broker is down and delivers once it is up', async () => {
-    await broker.close();
+    await env.broker.close();
     await take(1, 5);
     const p = await publisher();
     await sleep(250);
     expect(p.connected).toBe(false);
-    await broker.restart();
+    await env.broker.restart();
     const fake = await ingest();
     p.notify();
-    await waitFor(() => outbox.ackedUpTo() === 5, 15_000, 'acks after the broker came up');
+    await waitFor(() => env.outbox.ackedUpTo() === 5, 15_000, 'acks after the broker came up');
     expect(firstArrivals(fake.received)).toEqual(range(1, 5));
   });
 
@@ -178,19 +159,19 @@ describe('Publisher', () => {
     await ingest({ ack: false });
     const p = await publisher();
     await take(1, 3, p);
-    const c = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(env.broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
     cleanups.push(() => c.endAsync(true));
     await c.publishAsync(`stele/v1/${DEVICE}/acks`, Buffer.from([0xff, 0x00]), { qos: 1 });
     await c.publishAsync(`stele/v1/${DEVICE}/acks`, Buffer.from('{"upTo":3}'), { qos: 1 });
     await waitFor(() => (p.status().problems.PUBLISH_BAD_MESSAGE ?? 0) === 2, 10_000, 'two bad messages counted');
-    expect(outbox.ackedUpTo()).toBe(0);
+    expect(env.outbox.ackedUpTo()).toBe(0);
   });
 
   it('stops cleanly and can be stopped twice', async () => {
     await ingest();
     const p = await publisher();
     await take(1, 3, p);
-    await waitFor(() => outbox.ackedUpTo() === 3, 10_000, 'acks');
+    await waitFor(() => env.outbox.ackedUpTo() === 3, 10_000, 'acks');
     await p.stop();
     await p.stop();
     expect(p.connected).toBe(false);

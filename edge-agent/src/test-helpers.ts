@@ -2,14 +2,19 @@
  * Test helpers for edge-agent suites: acquired items, an in-process aedes broker that can be restarted on the
  * same port, and a fake ingest (a plain MQTT client that acknowledges contiguous seqs). Not exported from index.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
 import { parseStatement } from '@stele/core/cose/index.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { utf8 } from '@stele/core/bytes.ts';
-import type { Acquired } from './outbox.ts';
+import { createSoftwareKey, type SoftwareSigner } from '@stele/device';
+import { afterEach, beforeEach } from 'vitest';
+import { Outbox, type Acquired } from './outbox.ts';
 
 export function acquired(i: number, sensor = 'sensor-a'): Acquired {
   return {
@@ -147,3 +152,83 @@ export async function waitFor(condition: () => boolean, timeoutMs = 10_000, what
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Software ES256 keys, one per file name, made in a temp dir (`prefix` + random) that is removed once they are loaded. */
+async function createTestKeys(prefix: string, files: readonly string[]): Promise<SoftwareSigner[]> {
+  const keyDir = await mkdtemp(join(tmpdir(), prefix));
+  const keys: SoftwareSigner[] = [];
+  for (const f of files) keys.push(await createSoftwareKey(join(keyDir, f)));
+  await rm(keyDir, { recursive: true, force: true });
+  return keys;
+}
+
+export async function createTestKey(prefix: string): Promise<SoftwareSigner> {
+  const [k] = await createTestKeys(prefix, ['k.pem']);
+  return k!;
+}
+
+export async function createTestKeyPair(prefix: string): Promise<[SoftwareSigner, SoftwareSigner]> {
+  const [a, b] = await createTestKeys(prefix, ['k.pem', 'k2.pem']);
+  return [a!, b!];
+}
+
+/** A fresh temp dir per test (`prefix` + random); outboxes opened in it are closed and the dir removed after each test. */
+export interface OutboxDir {
+  readonly dir: string;
+  /** Outboxes still to close after the test (a test that closes one itself empties this). */
+  readonly open: Outbox[];
+  /** Opens (or reopens) the outbox at `<dir>/db`. */
+  openOutbox(): Promise<Outbox>;
+}
+
+export function useOutboxDir(prefix: string): OutboxDir {
+  let dir: string | undefined;
+  const open: Outbox[] = [];
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterEach(async () => {
+    for (const o of open.splice(0)) await o.close();
+    await rm(dir!, { recursive: true, force: true });
+  });
+  const env: OutboxDir = {
+    get dir() {
+      if (dir === undefined) throw new Error('useOutboxDir: no test is running');
+      return dir;
+    },
+    open,
+    async openOutbox() {
+      const o = await Outbox.open(join(env.dir, 'db'));
+      open.push(o);
+      return o;
+    },
+  };
+  return env;
+}
+
+/**
+ * Per test: a temp dir (`prefix` + random), a broker and an outbox at `<dir>/outbox`. After each test the cleanups
+ * run (last first), then the outbox and the current `broker` (a test may replace it) are closed and the dir removed.
+ */
+export interface BrokerOutbox {
+  dir: string;
+  broker: TestBroker;
+  outbox: Outbox;
+  readonly cleanups: (() => Promise<void>)[];
+}
+
+export function useBrokerOutbox(prefix: string): BrokerOutbox {
+  const env = { cleanups: [] as (() => Promise<void>)[] } as BrokerOutbox;
+  beforeEach(async () => {
+    env.dir = await mkdtemp(join(tmpdir(), prefix));
+    env.broker = await startBroker();
+    env.outbox = await Outbox.open(join(env.dir, 'outbox'));
+  });
+  afterEach(async () => {
+    for (const c of env.cleanups.splice(0).reverse()) await c();
+    await env.outbox.close();
+    await env.broker.close();
+    await rm(env.dir, { recursive: true, force: true });
+  });
+  return env;
+}

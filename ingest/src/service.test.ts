@@ -1,5 +1,4 @@
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
 import { parseBundle } from '@stele/core/bundle.ts';
 import { verifyBundle } from '@stele/core/verify/verify.ts';
@@ -9,80 +8,29 @@ import { parseReceipt, verifyReceipt } from '@stele/core/cose/index.ts';
 import { GENESIS_PREV } from '@stele/core/reading.ts';
 import { hashLeaf } from '@stele/core/rfc9162/index.ts';
 import type { Signer } from '@stele/core/signer.ts';
-import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type Anchorer, type AnvilNode } from './anchor/index.ts';
+import type { Anchorer } from './anchor/index.ts';
 import { IngestService, type IngestOptions } from './service.ts';
 import {
   enrolmentOf,
   makeChain,
   readingAt,
   signedReading,
-  startBroker,
   tempDir,
   testSigner,
   TestGateway,
   waitFor,
-  type TestBroker,
+  useIngestStack,
+  type IngestSetup,
 } from './test-helpers.ts';
 
-let broker: TestBroker;
-let chainDir: Awaited<ReturnType<typeof tempDir>>;
-let anvil: AnvilNode;
-const cleanups: (() => Promise<unknown>)[] = [];
+const stack = useIngestStack('ingest-chain');
+const { cleanups, newAnchorer } = stack;
 
-beforeAll(async () => {
-  broker = await startBroker();
-  chainDir = await tempDir('ingest-chain');
-  anvil = await startAnvil({ stateDir: join(chainDir.path, 'anvil') });
-});
-
-afterAll(async () => {
-  await anvil?.stop();
-  await broker?.close();
-  await chainDir?.remove();
-});
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-let contracts = 0;
-/** A fresh SteleAnchor contract per test, so batch ids 1.. of each test's ingest log do not collide. */
-async function newAnchorer(): Promise<Anchorer> {
-  return connectEvmAnchorer({ rpcUrl: anvil.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(chainDir.path, `contract-${++contracts}.json`) });
-}
-
-interface Setup {
-  ingest: IngestService;
-  gw: TestGateway;
-  device: Signer;
-  deviceId: string;
-  ingestKey: Signer;
-  dataDir: string;
-  anchorer: Anchorer;
-}
+type Setup = IngestSetup;
 
 let devices = 0;
 async function setup(options: Partial<IngestOptions> = {}, dataDir?: string): Promise<Setup> {
-  const dir = dataDir ?? (await tempDir('ingest')).path;
-  if (dataDir === undefined) cleanups.push(() => import('node:fs/promises').then((fs) => fs.rm(dir, { recursive: true, force: true })));
-  const anchorer = options.anchorer ?? (await newAnchorer());
-  const ingestKey = options.signer ?? testSigner();
-  const ingest = await IngestService.start({
-    mqttUrl: broker.url,
-    dataDir: dir,
-    signer: ingestKey,
-    issuer: 'stele-ingest-test',
-    batchIntervalMs: 60_000, // tests cut batches with flush()
-    ...options,
-    anchorer,
-  });
-  cleanups.push(() => ingest.stop());
-  const deviceId = `gw-${String(++devices).padStart(4, '0')}`;
-  const device = testSigner();
-  await ingest.enrol(enrolmentOf(device, deviceId));
-  const gw = await TestGateway.connect(broker.url, deviceId);
-  cleanups.push(() => gw.close());
-  return { ingest, gw, device, deviceId, ingestKey, dataDir: dir, anchorer };
+  return stack.setup({ deviceId: `gw-${String(++devices).padStart(4, '0')}`, dirPrefix: 'ingest', options, ...(dataDir === undefined ? {} : { dataDir }) });
 }
 
 async function expectReject(s: Setup, code: string): Promise<void> {
@@ -114,8 +62,8 @@ describe('IngestService', () => {
       expect(json.lifecycle).toHaveLength(1);
       const batch = json.batches[0]!;
       expect(batch.size).toBe(n + 1);
-      expect(batch.anchor.rpc).toBe(anvil.rpcUrl);
-      const facts = await readAnchor(anvil.rpcUrl, batch.anchor, batch.batchId);
+      expect(batch.anchor.rpc).toBe(stack.anvil.rpcUrl);
+      const facts = await readAnchor(stack.anvil.rpcUrl, batch.anchor, batch.batchId);
       expect(facts.root).toBe(batch.root);
       expect(facts.size).toBe(n + 1);
 
@@ -136,7 +84,7 @@ describe('IngestService', () => {
 
       // And the verifier the officer runs accepts it, chain look-up included.
       const verdict = await verifyBundle(await s.ingest.exportEvidence(s.deviceId, 1, n), {
-        anchorReader: (ref, batchId) => readAnchor(anvil.rpcUrl, ref, batchId),
+        anchorReader: (ref, batchId) => readAnchor(stack.anvil.rpcUrl, ref, batchId),
       });
       expect(verdict.checks.filter((c) => c.status === 'fail').flatMap((c) => c.failures.map((f) => f.code))).toEqual([]);
       expect(verdict.state).toBe('verified');
@@ -346,10 +294,10 @@ describe('IngestService', () => {
 
       // First life: seq 1..6 committed; the enrolment statement and 1..3 cut into batch 1 that cannot be anchored;
       // 4..6 left pending.
-      const first = await IngestService.start({ mqttUrl: broker.url, dataDir: dir.path, signer: ingestKey, issuer: 'stele-ingest-test', anchorer: down, batchIntervalMs: 60_000, maxBatchSize: 4 });
+      const first = await IngestService.start({ mqttUrl: stack.broker.url, dataDir: dir.path, signer: ingestKey, issuer: 'stele-ingest-test', anchorer: down, batchIntervalMs: 60_000, maxBatchSize: 4 });
       cleanups.push(() => first.stop());
       await first.enrol(enrolmentOf(device, deviceId));
-      const gw = await TestGateway.connect(broker.url, deviceId);
+      const gw = await TestGateway.connect(stack.broker.url, deviceId);
       cleanups.push(() => gw.close());
       const chain = await makeChain(device, deviceId, 9);
       for (const r of chain.slice(0, 6)) await gw.publish(r);
@@ -359,7 +307,7 @@ describe('IngestService', () => {
       await first.stop();
 
       // Second life, chain reachable: the chain continues at seq 7, batch 1 is anchored, 4..9 batched after it.
-      const second = await IngestService.start({ mqttUrl: broker.url, dataDir: dir.path, signer: ingestKey, issuer: 'stele-ingest-test', anchorer: real, batchIntervalMs: 60_000, maxBatchSize: 4 });
+      const second = await IngestService.start({ mqttUrl: stack.broker.url, dataDir: dir.path, signer: ingestKey, issuer: 'stele-ingest-test', anchorer: real, batchIntervalMs: 60_000, maxBatchSize: 4 });
       cleanups.push(() => second.stop());
       expect(second.stats()).toMatchObject({ readings: 6, batches: 1, anchored: 0, pending: 3 });
       expect(second.head(deviceId)).toEqual({ seq: 6, digest: chain[5]!.digest });

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { p256 } from '@noble/curves/nist.js';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -16,6 +17,8 @@ import { encodeReading, GENESIS_PREV, readingDigest, type Reading } from '@stele
 import type { Signer } from '@stele/core/signer.ts';
 import { toBase64Url } from '@stele/core/bytes.ts';
 import type { EnrolmentRecord } from '@stele/device';
+import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type Anchorer, type AnvilNode } from './anchor/index.ts';
+import { IngestService, type IngestOptions } from './service.ts';
 
 export interface TestBroker {
   url: string;
@@ -152,4 +155,120 @@ export async function waitFor(cond: () => boolean, what: string, limitMs = 20_00
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** One enrolled (or not) device talking to a running IngestService, as the service suites set it up. */
+export interface IngestSetup {
+  ingest: IngestService;
+  gw: TestGateway;
+  device: Signer;
+  deviceId: string;
+  ingestKey: Signer;
+  dataDir: string;
+  anchorer: Anchorer;
+}
+
+export interface IngestSetupOptions {
+  deviceId: string;
+  /** Prefix of the temp data dir made (and removed after the test) when `dataDir` is not given. */
+  dirPrefix: string;
+  /** Reuse this data dir (not removed). */
+  dataDir?: string;
+  /** Enrol the device's key at ingest. Default true. */
+  enrol?: boolean;
+  options?: Partial<IngestOptions>;
+}
+
+/** The broker, anvil node and per-test cleanups of a service suite; fields are set once beforeAll has run. */
+export interface IngestStack {
+  readonly broker: TestBroker;
+  readonly anvil: AnvilNode;
+  /** Run (last first) and emptied after each test. */
+  readonly cleanups: (() => Promise<unknown>)[];
+  /** A fresh SteleAnchor contract per call, so batch ids 1.. of each test's ingest log do not collide. */
+  newAnchorer(): Promise<Anchorer>;
+  /** An IngestService on the stack's broker (batches cut by flush()), stopped after the test. */
+  startIngest(dataDir: string, ingestKey: Signer, anchorer: Anchorer): Promise<IngestService>;
+  setup(o: IngestSetupOptions): Promise<IngestSetup>;
+}
+
+/**
+ * Registers the suite hooks (call at module top level): an aedes broker and an anvil node (state under a temp dir
+ * named by `chainPrefix`) for the whole file, cleanups after each test.
+ */
+export function useIngestStack(chainPrefix: string): IngestStack {
+  let broker: TestBroker | undefined;
+  let chainDir: Awaited<ReturnType<typeof tempDir>> | undefined;
+  let anvil: AnvilNode | undefined;
+  let contracts = 0;
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  beforeAll(async () => {
+    broker = await startBroker();
+    chainDir = await tempDir(chainPrefix);
+    anvil = await startAnvil({ stateDir: join(chainDir.path, 'anvil') });
+  });
+
+  afterAll(async () => {
+    await anvil?.stop();
+    await broker?.close();
+    await chainDir?.remove();
+  });
+
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  const ready = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw new Error(`${what} not started (useIngestStack hooks have not run)`);
+    return v;
+  };
+
+  const stack: IngestStack = {
+    get broker() {
+      return ready(broker, 'broker');
+    },
+    get anvil() {
+      return ready(anvil, 'anvil');
+    },
+    cleanups,
+    newAnchorer: () =>
+      connectEvmAnchorer({
+        rpcUrl: stack.anvil.rpcUrl,
+        privateKey: ANVIL_DEV_PRIVATE_KEY,
+        stateFile: join(ready(chainDir, 'chain dir').path, `contract-${++contracts}.json`),
+      }),
+    startIngest: (dataDir, ingestKey, anchorer) => startServiceOn(stack, { dataDir, signer: ingestKey, anchorer }),
+    async setup({ deviceId, dirPrefix, dataDir, enrol = true, options = {} }) {
+      let dir = dataDir;
+      if (dir === undefined) {
+        const made = await tempDir(dirPrefix);
+        cleanups.push(() => made.remove());
+        dir = made.path;
+      }
+      const anchorer = options.anchorer ?? (await stack.newAnchorer());
+      const ingestKey = options.signer ?? testSigner();
+      const ingest = await startServiceOn(stack, { ...options, dataDir: dir, signer: ingestKey, anchorer });
+      const device = testSigner();
+      if (enrol) await ingest.enrol(enrolmentOf(device, deviceId));
+      const gw = await TestGateway.connect(stack.broker.url, deviceId);
+      cleanups.push(() => gw.close());
+      return { ingest, gw, device, deviceId, ingestKey, dataDir: dir, anchorer };
+    },
+  };
+  return stack;
+}
+
+async function startServiceOn(
+  stack: IngestStack,
+  o: Partial<IngestOptions> & Pick<IngestOptions, 'dataDir' | 'signer' | 'anchorer'>,
+): Promise<IngestService> {
+  const ingest = await IngestService.start({
+    mqttUrl: stack.broker.url,
+    issuer: 'stele-ingest-test',
+    batchIntervalMs: 60_000, // tests cut batches with flush()
+    ...o,
+  });
+  stack.cleanups.push(() => ingest.stop());
+  return ingest;
 }

@@ -1,1 +1,2 @@
 export { repoRoot, sharedDir, SHARED_SKIP_REASON } from './shared.ts';
+export { anchorCodeOf } from './anchor.ts';

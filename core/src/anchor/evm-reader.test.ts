@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { anchorCodeOf } from '@stele/test';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { ANCHORED_EVENT_TOPIC, AnchorError, readAnchor, type AnchorRef } from './evm-reader.ts';
+import { ANCHORED_EVENT_TOPIC, readAnchor, type AnchorRef } from './evm-reader.ts';
 
 // Hand-made answers shaped like anvil 1.7.1's, served by an in-process fetch so the
 // decoding checks run without a node. The real-node tests are in ingest/src/anchor/*.test.ts.
@@ -46,16 +47,6 @@ function fetchFor(chain: Chain, patch?: (method: string, reply: Record<string, u
   }) as typeof fetch;
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AnchorError) return e.code;
-    throw e;
-  }
-  throw new Error('expected an AnchorError');
-}
-
 describe('readAnchor', () => {
   it('uses keccak256("Anchored(uint64,bytes32,uint64,uint64)") as the event topic', () => {
     const expected = `0x${Buffer.from(keccak_256(new TextEncoder().encode('Anchored(uint64,bytes32,uint64,uint64)'))).toString('hex')}`;
@@ -91,19 +82,19 @@ describe('readAnchor', () => {
     ];
     for (const [name, patch] of cases) {
       it(`rejects with ANCHOR_RPC_ERROR when it ${name}`, async () => {
-        expect(await codeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(goodChain(), patch) }))).toBe('ANCHOR_RPC_ERROR');
+        expect(await anchorCodeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(goodChain(), patch) }))).toBe('ANCHOR_RPC_ERROR');
       });
     }
 
     it('rejects with ANCHOR_RPC_ERROR on an HTTP error status', async () => {
       const fetch500 = (async () => new Response('oops', { status: 502 })) as unknown as typeof fetch;
-      expect(await codeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetch500 }))).toBe('ANCHOR_RPC_ERROR');
+      expect(await anchorCodeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetch500 }))).toBe('ANCHOR_RPC_ERROR');
     });
 
     it('rejects with ANCHOR_RPC_ERROR when the log data is not two words', async () => {
       const chain = goodChain();
       (chain.receipt as { logs: { data: string }[] }).logs[0]!.data = `0x${word(5)}`;
-      expect(await codeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_RPC_ERROR');
+      expect(await anchorCodeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_RPC_ERROR');
     });
   });
 
@@ -111,25 +102,25 @@ describe('readAnchor', () => {
     it('rejects a reverted transaction with ANCHOR_NOT_FOUND', async () => {
       const chain = goodChain();
       (chain.receipt as { status: string }).status = '0x0';
-      expect(await codeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_NOT_FOUND');
+      expect(await anchorCodeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_NOT_FOUND');
     });
 
     it('ignores a removed log (ANCHOR_NOT_FOUND)', async () => {
       const chain = goodChain();
       (chain.receipt as { logs: { removed: boolean }[] }).logs[0]!.removed = true;
-      expect(await codeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_NOT_FOUND');
+      expect(await anchorCodeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_NOT_FOUND');
     });
 
     it('rejects a block that is not the receipt block with ANCHOR_MISMATCH_ERROR', async () => {
       const chain = goodChain();
       (chain.block as { hash: string }).hash = `0x${'cc'.repeat(32)}`;
-      expect(await codeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_MISMATCH_ERROR');
+      expect(await anchorCodeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_MISMATCH_ERROR');
     });
 
     it('rejects a log timestamp that is not the block time with ANCHOR_MISMATCH_ERROR', async () => {
       const chain = goodChain();
       (chain.block as { timestamp: string }).timestamp = '0x6553f101';
-      expect(await codeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_MISMATCH_ERROR');
+      expect(await anchorCodeOf(readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(chain) }))).toBe('ANCHOR_MISMATCH_ERROR');
     });
   });
 

@@ -181,6 +181,21 @@ export class Pkcs11Signer implements Signer {
    * KEY_AMBIGUOUS, KEY_TOKEN_ERROR.
    */
   static async open(config: Pkcs11SignerConfig, options: Pkcs11SignerOptions = {}): Promise<Pkcs11Signer> {
+    return Pkcs11Signer.#withLoggedInSession(config, options, (mod, session, generation) => {
+      const handles = findKey(mod.api, session, config, undefined);
+      return new Pkcs11Signer(mod, config, options, handles, generation);
+    });
+  }
+
+  /**
+   * Checks config and options, acquires the module and opens a logged-in session for `make`. When `make` fails the
+   * session is closed; when anything fails the module is released and the error mapped (KEY_* codes).
+   */
+  static async #withLoggedInSession(
+    config: Pkcs11SignerConfig,
+    options: Pkcs11SignerOptions,
+    make: (mod: LoadedModule, session: Handle, generation: number) => Pkcs11Signer | Promise<Pkcs11Signer>,
+  ): Promise<Pkcs11Signer> {
     checkConfig(config);
     checkOptions(options);
     const binding = await loadBinding(options.loadBinding);
@@ -190,8 +205,7 @@ export class Pkcs11Signer implements Signer {
       const generation = mod.generation;
       const session = await openLoggedInSession(mod.api, config, options.env ?? process.env, false);
       try {
-        const handles = findKey(mod.api, session, config, undefined);
-        return new Pkcs11Signer(mod, config, options, handles, generation);
+        return await make(mod, session, generation);
       } catch (err) {
         closeQuietly(mod.api, session);
         throw err;
@@ -207,48 +221,33 @@ export class Pkcs11Signer implements Signer {
    * Refuses with KEY_EXISTS when a private key already has that label. Other errors as {@link Pkcs11Signer.open}.
    */
   static async generate(config: Pkcs11SignerConfig, options: Pkcs11SignerOptions = {}): Promise<Pkcs11Signer> {
-    checkConfig(config);
-    checkOptions(options);
-    const binding = await loadBinding(options.loadBinding);
-    const mod = await acquireModule(binding, config.module);
-    try {
-      ensureInitialisedMapped(mod, false);
-      const generation = mod.generation;
+    return Pkcs11Signer.#withLoggedInSession(config, options, async (mod, session, generation) => {
       const api = mod.api;
-      const session = await openLoggedInSession(api, config, options.env ?? process.env, false);
-      try {
-        const label = config.keyLabel ?? DEFAULT_KEY_LABEL;
-        if (findObjects(api, session, [{ type: CKA_CLASS, value: CKO_PRIVATE_KEY }, { type: CKA_LABEL, value: label }]).length > 0) {
-          throw new TokenError('KEY_EXISTS', 'a private key with this label is already on the token', { where: { keyLabel: label } });
-        }
-        const id = config.keyId !== undefined ? Buffer.from(fromHex(config.keyId)) : randomBytes(16);
-        const common: Attribute[] = [
-          { type: CKA_TOKEN, value: true },
-          { type: CKA_ID, value: id },
-          { type: CKA_LABEL, value: label },
-        ];
-        const pair = await api.C_GenerateKeyPairAsync(
-          session,
-          { mechanism: CKM_EC_KEY_PAIR_GEN },
-          [...common, { type: CKA_VERIFY, value: true }, { type: CKA_EC_PARAMS, value: Buffer.from(P256_EC_PARAMS) }],
-          [
-            ...common,
-            { type: CKA_PRIVATE, value: true },
-            { type: CKA_SIGN, value: true },
-            { type: CKA_SENSITIVE, value: true },
-            { type: CKA_EXTRACTABLE, value: false },
-          ],
-        );
-        const publicKey = readPublicPoint(api, session, pair.publicKey);
-        return new Pkcs11Signer(mod, config, options, { session, privateKey: pair.privateKey, ckaId: id, publicKey }, generation);
-      } catch (err) {
-        closeQuietly(api, session);
-        throw err;
+      const label = config.keyLabel ?? DEFAULT_KEY_LABEL;
+      if (findObjects(api, session, [{ type: CKA_CLASS, value: CKO_PRIVATE_KEY }, { type: CKA_LABEL, value: label }]).length > 0) {
+        throw new TokenError('KEY_EXISTS', 'a private key with this label is already on the token', { where: { keyLabel: label } });
       }
-    } catch (err) {
-      releaseModule(mod);
-      throw mapError(err, false);
-    }
+      const id = config.keyId !== undefined ? Buffer.from(fromHex(config.keyId)) : randomBytes(16);
+      const common: Attribute[] = [
+        { type: CKA_TOKEN, value: true },
+        { type: CKA_ID, value: id },
+        { type: CKA_LABEL, value: label },
+      ];
+      const pair = await api.C_GenerateKeyPairAsync(
+        session,
+        { mechanism: CKM_EC_KEY_PAIR_GEN },
+        [...common, { type: CKA_VERIFY, value: true }, { type: CKA_EC_PARAMS, value: Buffer.from(P256_EC_PARAMS) }],
+        [
+          ...common,
+          { type: CKA_PRIVATE, value: true },
+          { type: CKA_SIGN, value: true },
+          { type: CKA_SENSITIVE, value: true },
+          { type: CKA_EXTRACTABLE, value: false },
+        ],
+      );
+      const publicKey = readPublicPoint(api, session, pair.publicKey);
+      return new Pkcs11Signer(mod, config, options, { session, privateKey: pair.privateKey, ckaId: id, publicKey }, generation);
+    });
   }
 
   /** ES256 over SHA-256(message): the host hashes, the token signs the digest with CKM_ECDSA; 64-byte `r || s`. */

@@ -4,7 +4,8 @@ import { toHex } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { MockSerialLine } from '../transport/mock-line.ts';
 import { SerialTransport } from '../transport/serial-transport.ts';
-import { type DriverHarness, type InstrumentBehaviour, driverSuite } from '../driver/driver-suite.ts';
+import { type DriverHarness, driverSuite } from '../driver/driver-suite.ts';
+import { mockLineHarness } from '../driver/mock-line-harness.ts';
 import type { DriverIssue } from '../driver/types.ts';
 import { type Cal3kDriverOptions, cal3kDriver } from './cal3k-driver.ts';
 
@@ -15,33 +16,16 @@ const record = (status = '4') =>
 const enc = (s: string) => new TextEncoder().encode(s);
 
 /** A calorimeter that sends a record (or the chosen fault) every 10 ms onto a mock line. */
-async function mockHarness(): Promise<DriverHarness<Cal3kDriverOptions>> {
-  const line = new MockSerialLine(`/dev/ttyMOCK-cal3k-${n}`);
-  const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
-  let behaviour: InstrumentBehaviour = 'good';
-  const timer = setInterval(() => {
-    if (behaviour === 'good') line.device.write(enc(`${record()}\r\n`));
-    else if (behaviour === 'garbage') line.device.write(enc('\x01\x02garbage that is not a record\r\n'));
-    else if (behaviour === 'truncated') {
-      const r = record();
-      line.device.write(enc(r.slice(0, r.length >> 1)));
-      behaviour = 'silent'; // half a record once: glued to the next one it fails the field count
-    }
-  }, 10);
-  return {
+const mockHarness = (): Promise<DriverHarness<Cal3kDriverOptions>> =>
+  mockLineHarness({
+    path: `/dev/ttyMOCK-cal3k-${n}`,
     driver: cal3kDriver,
     options: { finalStatuses: ['4'], silenceTimeoutMs: 100 },
-    transport,
-    behave: (b) => (behaviour = b),
+    // half a record once: glued to the next one it fails the field count
     codes: { garbage: ['COAL_BAD_RECORD'], truncated: ['COAL_BAD_FIELD_COUNT', 'COAL_BAD_FIELD', 'COAL_BAD_RECORD'], timeout: ['DRIVER_TIMEOUT'] },
-    cut: async () => line.unplug(),
-    restore: async () => line.plug(),
-    cleanup: async () => {
-      clearInterval(timer);
-      await transport.close();
-    },
-  };
-}
+    message: () => enc(`${record()}\r\n`),
+    garbage: enc('\x01\x02garbage that is not a record\r\n'),
+  });
 
 afterEach(() => SerialPortMock.binding.reset());
 

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame } from '../hj212/encoder.ts';
 import { MockSerialLine } from '../transport/mock-line.ts';
 import { SerialTransport } from '../transport/serial-transport.ts';
-import { type DriverHarness, type InstrumentBehaviour, driverSuite } from './driver-suite.ts';
+import { type DriverHarness, driverSuite } from './driver-suite.ts';
+import { mockLineHarness } from './mock-line-harness.ts';
 import { type Hj212DriverOptions, hj212Driver } from './hj212-driver.ts';
 import type { DriverIssue, SensorReading } from './types.ts';
 
@@ -16,33 +17,16 @@ const frame = () =>
   });
 
 /** A data logger that pushes a frame (or the chosen fault) every 10 ms onto a mock line. */
-async function mockHarness(): Promise<DriverHarness<Hj212DriverOptions>> {
-  const line = new MockSerialLine(`/dev/ttyMOCK-hj212-${n}`);
-  const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
-  let behaviour: InstrumentBehaviour = 'good';
-  const timer = setInterval(() => {
-    if (behaviour === 'good') line.device.write(frame());
-    else if (behaviour === 'garbage') line.device.write(new TextEncoder().encode('\x01\x02garbage that is not a frame\xff\r\n'));
-    else if (behaviour === 'truncated') {
-      const f = frame();
-      line.device.write(f.subarray(0, f.length >> 1));
-      behaviour = 'silent'; // half a frame once; the next good frame's `##` shows the cut
-    }
-  }, 10);
-  return {
+const mockHarness = (): Promise<DriverHarness<Hj212DriverOptions>> =>
+  mockLineHarness({
+    path: `/dev/ttyMOCK-hj212-${n}`,
     driver: hj212Driver,
     options: { silenceTimeoutMs: 100 },
-    transport,
-    behave: (b) => (behaviour = b),
+    // half a frame once; the next good frame's `##` shows the cut
     codes: { garbage: ['HJ212_NOISE'], truncated: ['HJ212_TRUNCATED'], timeout: ['DRIVER_TIMEOUT'] },
-    cut: async () => line.unplug(),
-    restore: async () => line.plug(),
-    cleanup: async () => {
-      clearInterval(timer);
-      await transport.close();
-    },
-  };
-}
+    message: frame,
+    garbage: new TextEncoder().encode('\x01\x02garbage that is not a frame\xff\r\n'),
+  });
 
 afterEach(() => SerialPortMock.binding.reset());
 

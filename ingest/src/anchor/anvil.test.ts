@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
+import { anchorCodeOf } from '@stele/test';
+import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
 import { ANVIL_STATE_FILE, startAnvil, type AnvilNode } from './anvil.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer } from './evm-anchorer.ts';
 
@@ -38,16 +39,6 @@ async function eventually(condition: () => boolean, tries = 250): Promise<boolea
   return condition();
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AnchorError) return e.code;
-    throw e;
-  }
-  throw new Error('expected an AnchorError');
-}
-
 describe('startAnvil', () => {
   const dirs: string[] = [];
   const nodes: AnvilNode[] = [];
@@ -78,7 +69,7 @@ describe('startAnvil', () => {
   });
 
   it('rejects with ANCHOR_NODE_MISSING when the binary is not there', async () => {
-    expect(await codeOf(startAnvil({ stateDir: tempDir(), binaryPath: '/nonexistent/anvil' }))).toBe('ANCHOR_NODE_MISSING');
+    expect(await anchorCodeOf(startAnvil({ stateDir: tempDir(), binaryPath: '/nonexistent/anvil' }))).toBe('ANCHOR_NODE_MISSING');
   });
 
   describe('when stopped and started again with the same stateDir', () => {

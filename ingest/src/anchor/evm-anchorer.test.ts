@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { createPublicClient, createWalletClient, defineChain, http, type Address, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AnchorError, readAnchor, type AnchorRef } from '@stele/core/anchor/evm-reader.ts';
+import { anchorCodeOf } from '@stele/test';
+import { readAnchor, type AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { STELE_ANCHOR_ABI } from './abi.ts';
 import { startAnvil, type AnvilNode } from './anvil.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, type EvmAnchorer } from './evm-anchorer.ts';
@@ -18,16 +19,6 @@ function root(fill: number): Uint8Array {
   return new Uint8Array(32).fill(fill);
 }
 const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`;
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AnchorError) return e.code;
-    throw e;
-  }
-  throw new Error('expected an AnchorError');
-}
 
 /** The revert error name of a contract call that must fail. */
 async function revertName(p: Promise<unknown>): Promise<string | undefined> {
@@ -114,12 +105,12 @@ describe('connectEvmAnchorer and readAnchor on a real anvil', () => {
 
     it('refuses a remembered contract owned by another key with ANCHOR_CONFLICT', async () => {
       const stateFile = join(dir, 'anchorer.json');
-      expect(await codeOf(connectEvmAnchorer({ rpcUrl: node.rpcUrl, privateKey: OTHER_DEV_KEY, stateFile }))).toBe('ANCHOR_CONFLICT');
+      expect(await anchorCodeOf(connectEvmAnchorer({ rpcUrl: node.rpcUrl, privateKey: OTHER_DEV_KEY, stateFile }))).toBe('ANCHOR_CONFLICT');
     });
 
     it('rejects with ANCHOR_RPC_ERROR when the node is unreachable', async () => {
       const rpcUrl = `http://127.0.0.1:${await closedPort()}`;
-      expect(await codeOf(connectEvmAnchorer({ rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(dir, 'x.json') }))).toBe(
+      expect(await anchorCodeOf(connectEvmAnchorer({ rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(dir, 'x.json') }))).toBe(
         'ANCHOR_RPC_ERROR',
       );
     });
@@ -158,8 +149,8 @@ describe('connectEvmAnchorer and readAnchor on a real anvil', () => {
     });
 
     it('rejects another root for the same batch id with ANCHOR_CONFLICT', async () => {
-      expect(await codeOf(anchorer.anchor(1, root(0x22), 5))).toBe('ANCHOR_CONFLICT');
-      expect(await codeOf(anchorer.anchor(1, root(0x11), 6))).toBe('ANCHOR_CONFLICT');
+      expect(await anchorCodeOf(anchorer.anchor(1, root(0x22), 5))).toBe('ANCHOR_CONFLICT');
+      expect(await anchorCodeOf(anchorer.anchor(1, root(0x11), 6))).toBe('ANCHOR_CONFLICT');
     });
 
     it('anchors concurrent batches one after another', async () => {
@@ -222,7 +213,7 @@ describe('connectEvmAnchorer and readAnchor on a real anvil', () => {
 
   describe('readAnchor', () => {
     it('rejects with ANCHOR_RPC_ERROR on a closed port', async () => {
-      expect(await codeOf(readAnchor(`http://127.0.0.1:${await closedPort()}`, first, 1))).toBe('ANCHOR_RPC_ERROR');
+      expect(await anchorCodeOf(readAnchor(`http://127.0.0.1:${await closedPort()}`, first, 1))).toBe('ANCHOR_RPC_ERROR');
     });
 
     it('rejects with ANCHOR_RPC_ERROR when the endpoint never answers (timeout)', async () => {
@@ -232,7 +223,7 @@ describe('connectEvmAnchorer and readAnchor on a real anvil', () => {
       servers.push(server);
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const { port } = server.address() as AddressInfo;
-      expect(await codeOf(readAnchor(`http://127.0.0.1:${port}`, first, 1, { timeoutMs: 200 }))).toBe('ANCHOR_RPC_ERROR');
+      expect(await anchorCodeOf(readAnchor(`http://127.0.0.1:${port}`, first, 1, { timeoutMs: 200 }))).toBe('ANCHOR_RPC_ERROR');
     });
 
     it('rejects with ANCHOR_RPC_ERROR when the endpoint does not speak JSON-RPC', async () => {
@@ -243,29 +234,29 @@ describe('connectEvmAnchorer and readAnchor on a real anvil', () => {
       servers.push(server);
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const { port } = server.address() as AddressInfo;
-      expect(await codeOf(readAnchor(`http://127.0.0.1:${port}`, first, 1))).toBe('ANCHOR_RPC_ERROR');
+      expect(await anchorCodeOf(readAnchor(`http://127.0.0.1:${port}`, first, 1))).toBe('ANCHOR_RPC_ERROR');
     });
 
     it('rejects an unknown transaction with ANCHOR_NOT_FOUND', async () => {
-      expect(await codeOf(readAnchor(node.rpcUrl, { ...first, txHash: `0x${'ab'.repeat(32)}` }, 1))).toBe('ANCHOR_NOT_FOUND');
+      expect(await anchorCodeOf(readAnchor(node.rpcUrl, { ...first, txHash: `0x${'ab'.repeat(32)}` }, 1))).toBe('ANCHOR_NOT_FOUND');
     });
 
     it('rejects a transaction without an Anchored log (the deploy) with ANCHOR_NOT_FOUND', async () => {
       const state = JSON.parse(readFileSync(join(dir, 'anchorer.json'), 'utf8')) as { deployTxHash: string };
-      expect(await codeOf(readAnchor(node.rpcUrl, { ...first, txHash: state.deployTxHash }, 1))).toBe('ANCHOR_NOT_FOUND');
+      expect(await anchorCodeOf(readAnchor(node.rpcUrl, { ...first, txHash: state.deployTxHash }, 1))).toBe('ANCHOR_NOT_FOUND');
     });
 
     it('rejects another batch id than the log carries with ANCHOR_NOT_FOUND', async () => {
-      expect(await codeOf(readAnchor(node.rpcUrl, first, 2))).toBe('ANCHOR_NOT_FOUND');
+      expect(await anchorCodeOf(readAnchor(node.rpcUrl, first, 2))).toBe('ANCHOR_NOT_FOUND');
     });
 
     it('rejects a log from another contract with ANCHOR_NOT_FOUND', async () => {
       const other = { ...first, contract: '0x000000000000000000000000000000000000beef' };
-      expect(await codeOf(readAnchor(node.rpcUrl, other, 1))).toBe('ANCHOR_NOT_FOUND');
+      expect(await anchorCodeOf(readAnchor(node.rpcUrl, other, 1))).toBe('ANCHOR_NOT_FOUND');
     });
 
     it('rejects another chain id with ANCHOR_MISMATCH_ERROR', async () => {
-      expect(await codeOf(readAnchor(node.rpcUrl, { ...first, chainId: 1 }, 1))).toBe('ANCHOR_MISMATCH_ERROR');
+      expect(await anchorCodeOf(readAnchor(node.rpcUrl, { ...first, chainId: 1 }, 1))).toBe('ANCHOR_MISMATCH_ERROR');
     });
 
     it('throws TypeError for a malformed ref', async () => {

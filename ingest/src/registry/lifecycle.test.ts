@@ -3,8 +3,7 @@
  * anvil. Issue #3 acceptance: readings signed by an unenrolled key, a revoked key and a rotated-out key are each
  * rejected with their code; the bundles that result verify with the key timeline.
  */
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
 import { equalBytes, fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
@@ -12,65 +11,16 @@ import { encodeLifecycleBody, parseLifecycleStatement, signLifecycleStatement, t
 import type { Signer } from '@stele/core/signer.ts';
 import { verifyBundle } from '@stele/core/verify/verify.ts';
 import { signEnrolmentRequest, type EnrolmentRequest } from '@stele/device/provision/request.ts';
-import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type Anchorer, type AnvilNode } from '../anchor/index.ts';
-import { IngestService } from '../service.ts';
-import { enrolmentOf, makeChain, startBroker, tempDir, testSigner, TestGateway, waitFor, type SignedReading, type TestBroker } from '../test-helpers.ts';
+import { enrolmentOf, makeChain, testSigner, TestGateway, useIngestStack, waitFor, type IngestSetup, type SignedReading } from '../test-helpers.ts';
 
-let broker: TestBroker;
-let chainDir: Awaited<ReturnType<typeof tempDir>>;
-let anvil: AnvilNode;
-const cleanups: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  broker = await startBroker();
-  chainDir = await tempDir('lifecycle-chain');
-  anvil = await startAnvil({ stateDir: join(chainDir.path, 'anvil') });
-});
-
-afterAll(async () => {
-  await anvil?.stop();
-  await broker?.close();
-  await chainDir?.remove();
-});
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-let contracts = 0;
-async function newAnchorer(): Promise<Anchorer> {
-  return connectEvmAnchorer({ rpcUrl: anvil.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(chainDir.path, `contract-${++contracts}.json`) });
-}
+const stack = useIngestStack('lifecycle-chain');
+const { cleanups } = stack;
 
 let devices = 0;
-interface Setup {
-  ingest: IngestService;
-  gw: TestGateway;
-  device: Signer;
-  deviceId: string;
-  ingestKey: Signer;
-  dataDir: string;
-  anchorer: Anchorer;
-}
-
-async function startIngest(dataDir: string, ingestKey: Signer, anchorer: Anchorer): Promise<IngestService> {
-  const ingest = await IngestService.start({ mqttUrl: broker.url, dataDir, signer: ingestKey, issuer: 'stele-ingest-test', anchorer, batchIntervalMs: 60_000 });
-  cleanups.push(() => ingest.stop());
-  return ingest;
-}
+type Setup = IngestSetup;
 
 async function setup(enrol = true): Promise<Setup> {
-  const dir = await tempDir('lifecycle');
-  cleanups.push(() => dir.remove());
-  const anchorer = await newAnchorer();
-  const ingestKey = testSigner();
-  const ingest = await startIngest(dir.path, ingestKey, anchorer);
-  const deviceId = `gw-life-${String(++devices).padStart(3, '0')}`;
-  const device = testSigner();
-  if (enrol) await ingest.enrol(enrolmentOf(device, deviceId));
-  const gw = await TestGateway.connect(broker.url, deviceId);
-  cleanups.push(() => gw.close());
-  return { ingest, gw, device, deviceId, ingestKey, dataDir: dir.path, anchorer };
+  return stack.setup({ deviceId: `gw-life-${String(++devices).padStart(3, '0')}`, dirPrefix: 'lifecycle', enrol });
 }
 
 /** A chained lifecycle statement (rotation, reinstall) at `seq` after `prev`, as the gateway's outbox makes it. */
@@ -84,7 +34,7 @@ async function expectReject(s: Setup, code: string, seq: number): Promise<void> 
   await waitFor(() => s.gw.rejects.some((r) => r.code === code && r.seq === seq), `reject ${code} for seq ${seq}`);
 }
 
-const online = { anchorReader: (ref: Parameters<typeof readAnchor>[1], batchId: number) => readAnchor(anvil.rpcUrl, ref, batchId) };
+const online = { anchorReader: (ref: Parameters<typeof readAnchor>[1], batchId: number) => readAnchor(stack.anvil.rpcUrl, ref, batchId) };
 const failureCodes = (v: Awaited<ReturnType<typeof verifyBundle>>): string[] => v.checks.flatMap((c) => c.failures.map((f) => f.code));
 
 describe('device lifecycle at ingest', () => {
@@ -96,7 +46,7 @@ describe('device lifecycle at ingest', () => {
       await expectReject(s, 'UNKNOWN_KEY_ERROR', 1);
       expect(s.ingest.head(s.deviceId).seq).toBe(0);
 
-      const unknown = await TestGateway.connect(broker.url, 'gw-never-enrolled');
+      const unknown = await TestGateway.connect(stack.broker.url, 'gw-never-enrolled');
       cleanups.push(() => unknown.close());
       const [r] = await makeChain(testSigner(), 'gw-never-enrolled', 1);
       await unknown.publish(r!);
@@ -220,7 +170,7 @@ describe('device lifecycle at ingest', () => {
       await waitFor(() => s.gw.ackedUpTo === 2, 'ack upTo 2');
       await s.ingest.stop();
 
-      const again = await startIngest(s.dataDir, s.ingestKey, s.anchorer);
+      const again = await stack.startIngest(s.dataDir, s.ingestKey, s.anchorer);
       const [stale] = await makeChain(s.device, s.deviceId, 1, 3, rotation.digest);
       await s.gw.publish(stale!);
       await expectReject(s, 'KEY_ROTATED_ERROR', 3);

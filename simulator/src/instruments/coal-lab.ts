@@ -7,6 +7,7 @@
  * example record), `1` = a determination that did not complete; Parr file names `<id>.det.finl.csv` (State 2)
  * and `<id>.det.prel.csv` (State 1).
  */
+import type { CustodyEvent } from '@stele/hardware';
 import { mulberry32 } from './cems.ts';
 
 const pad2 = (n: number) => String(n).padStart(2, '0');
@@ -249,21 +250,8 @@ function csvField(s: string): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Same shape as @stele/hardware CustodyEvent (kept structural so the simulator does not need the type). */
-export interface SimCustodyEvent {
-  step: 'sampling' | 'preparation' | 'storage' | 'retrieval' | 'handover' | 'assay';
-  at: string;
-  by: string;
-  to?: string;
-  code: string;
-  fromCode?: string;
-  weight?: string;
-  weightUnit?: 'g' | 'kg';
-  batch?: string;
-  place?: string;
-  backupCode?: string;
-  method?: string;
-}
+/** A custody event as @stele/hardware's checkCustodyChain takes it. */
+export type SimCustodyEvent = CustodyEvent;
 
 function isoAt(ms: number, utcOffsetMinutes: number): string {
   const p = localParts(ms, utcOffsetMinutes);
