@@ -5,6 +5,7 @@
  * as HJ212_TRUNCATED and the next connection starts with a fresh decoder, so half a frame before a cut and half
  * after can never be glued into one.
  */
+import { concatBytes } from '@stele/core/bytes.ts';
 import { Hj212StreamDecoder, type Hj212DecoderOptions } from '../hj212/decoder.ts';
 import { encodeDataAnswer } from '../hj212/encoder.ts';
 import { measurementsFromFrame } from '../hj212/measurements.ts';
@@ -54,7 +55,7 @@ class Hj212Session extends StreamSession<Hj212DecodeResult, Hj212StreamDecoder, 
             });
           } else {
             // Never a partial reading: the parts that did arrive are reported with their bytes, not signed.
-            this.core.issue({ code: e.error.code, error: e.error, raw: concat(e.frames.map((f) => f.raw)), sensor: e.key.mn });
+            this.core.issue({ code: e.error.code, error: e.error, raw: concatBytes(...e.frames.map((f) => f.raw)), sensor: e.key.mn });
           }
         }
         if (this.options.acknowledge === true) this.acknowledge(r);
@@ -79,15 +80,6 @@ class Hj212Session extends StreamSession<Hj212DecodeResult, Hj212StreamDecoder, 
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** The HJ 212 driver (listen-only by default). */
 export const hj212Driver: SensorDriver<Hj212DriverOptions> = streamDriver('hj212', (options: Hj212DriverOptions, transport) => new Hj212Session(transport, options));

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { toHex } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
+import { mulberry32 } from '@stele/core/prng.ts';
 import { HJ212_MAX_FRAME_BYTES, type Hj212DecoderOptions, Hj212StreamDecoder, decodeFrame } from './decoder.ts';
 import { encodeFrame, frameDataSegment } from './encoder.ts';
 import { Hj212Error, type Hj212ErrorCode } from './errors.ts';
@@ -24,16 +25,6 @@ const OUR_CODES = new Set<Hj212ErrorCode>([
   'HJ212_OVERSIZE',
 ]);
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const concat = (parts: Uint8Array[]) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ColdRoomAlarm, ColdRoomController, GSP_COLD_ROOM_RULE, type ColdRoomInput } from './cold-room.ts';
-import { parseW1Slave, type Ds18b20Result } from './ds18b20.ts';
+import { crc8Dallas, parseW1Slave, type Ds18b20Result } from './ds18b20.ts';
 import type { DoorState } from './gpio.ts';
 
 // Fixtures: sequences of (minute, probe values, door states) written here; time is fed explicitly, no clock.
@@ -60,16 +60,7 @@ describe('ColdRoomController', () => {
     const w1 = (milli: number) => {
       const raw = Math.round((milli * 16) / 1000) & 0xffff;
       const pad = [raw & 0xff, raw >> 8, 0x4b, 0x46, 0x7f, 0xff, 0x0c, 0x10];
-      let crc = 0;
-      for (const byte of pad) {
-        let b = byte;
-        for (let i = 0; i < 8; i++) {
-          const mix = (crc ^ b) & 1;
-          crc >>= 1;
-          if (mix) crc ^= 0x8c;
-          b >>= 1;
-        }
-      }
+      const crc = crc8Dallas(Uint8Array.from(pad)); // crc8Dallas itself is checked against Maxim's vectors in ds18b20.test.ts
       const hex = [...pad, crc].map((x) => x.toString(16).padStart(2, '0')).join(' ');
       return new TextEncoder().encode(`${hex} : crc=${crc.toString(16).padStart(2, '0')} YES\n${hex} t=${milli}\n`);
     };

@@ -6,6 +6,8 @@
  * Optional faults for tests and demos: a frame with a bad CRC, noise bytes before a frame, a frame delivered in
  * several chunks.
  */
+import { concatBytes } from '@stele/core/bytes.ts';
+import { mulberry32 } from '@stele/core/prng.ts';
 import { encodeFrame, formatHj212Time, type Hj212CrcVariant } from '@stele/hardware';
 
 interface Channel {
@@ -140,7 +142,7 @@ export class CemsSimulator {
 
   /** One CN=2011 frame (`##…\r\n`) at `timeMs`, with any injected garbage before it and a broken CRC if drawn. */
   nextFrame(timeMs: number): Uint8Array {
-    return concat(this.nextChunks(timeMs));
+    return concatBytes(...this.nextChunks(timeMs));
   }
 
   /** Like nextFrame, but as the chunks a serial line would deliver when the split fault is drawn. */
@@ -164,7 +166,7 @@ export class CemsSimulator {
         if (b === 0x23) b = 0x24; // no '#', so noise never looks like a frame start
         noise[i] = b;
       }
-      frame = concat([noise, frame]);
+      frame = concatBytes(noise, frame);
       this.counts.garbage++;
     }
     if (this.rand() < this.faults.split && frame.length > 4) {
@@ -201,17 +203,6 @@ export class CemsSimulator {
   }
 }
 
-/** mulberry32: a small, fast, seedable 32-bit PRNG (public domain); not for cryptography. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Changes the last CRC digit so the frame fails its check. */
 function breakCrc(frame: Uint8Array): Uint8Array {
@@ -223,12 +214,3 @@ function breakCrc(frame: Uint8Array): Uint8Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}

@@ -8,6 +8,9 @@ import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from '@stele/core/prng.ts';
+
+export { mulberry32 };
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const AGENT_SCRIPT = join(REPO_ROOT, 'test', 'e2e', 'chaos', 'agent-process.ts');
@@ -41,17 +44,6 @@ export async function waitForPort(port: number, timeoutMs = 15_000): Promise<voi
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Seeded PRNG (mulberry32), so a chaos schedule can be replayed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface Child {
   proc: ChildProcess;
