@@ -6,17 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSoftwareKey } from '@stele/device';
 import { encodeFrame, MockSerialLine } from '@stele/hardware';
 import { runGateway } from './cli.ts';
-import { startBroker, startFakeIngest, waitFor, type FakeIngest, type TestBroker } from './test-helpers.ts';
+import { collect, startBroker, startFakeIngest, waitFor, type FakeIngest, type TestBroker } from './test-helpers.ts';
 
-function collect() {
-  let out = '';
-  let err = '';
-  return {
-    io: { stdin: process.stdin, stdout: { write: (s: string) => ((out += s), true) }, stderr: { write: (s: string) => ((err += s), true) } } as never,
-    out: () => out,
-    err: () => err,
-  };
-}
 
 const frame = (i: number) =>
   encodeFrame({

@@ -232,3 +232,14 @@ export function useBrokerOutbox(prefix: string): BrokerOutbox {
   });
   return env;
 }
+
+/** Captures a CLI's stdout and stderr (stdin is the process's). */
+export function collect() {
+  let out = '';
+  let err = '';
+  return {
+    io: { stdin: process.stdin, stdout: { write: (s: string) => ((out += s), true) }, stderr: { write: (s: string) => ((err += s), true) } } as never,
+    out: () => out,
+    err: () => err,
+  };
+}

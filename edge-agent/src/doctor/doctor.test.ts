@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSoftwareKey } from '@stele/device';
 import { runGateway } from '../cli.ts';
 import type { DoctorReport } from './doctor.ts';
+import { collect } from '../test-helpers.ts';
 
 function which(cmd: string): string | undefined {
   try {
@@ -83,15 +84,6 @@ async function startMosquitto(dir: string, user: string, password: string): Prom
   };
 }
 
-function collect() {
-  let out = '';
-  let err = '';
-  return {
-    io: { stdin: process.stdin, stdout: { write: (s: string) => ((out += s), true) }, stderr: { write: (s: string) => ((err += s), true) } } as never,
-    out: () => out,
-    err: () => err,
-  };
-}
 
 const baseConfig = (dir: string, url: string, opts: { key?: string; instruments?: string; passwordFile?: string } = {}) => `gateway:
   id: gw-doctor
