@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import type { Signer } from '@stele/core/signer.ts';
 import { makeEnrolmentRecord } from '@stele/device';
+import { initIngestKey } from '@stele/ingest/key.ts';
 import { freePort, INGEST_SCRIPT, sleep, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 
 export interface BenchStack {
@@ -45,6 +46,7 @@ export async function startStack(dir: string, options: { broker?: 'mosquitto' | 
   }
   const healthPort = await freePort();
   const api = `http://127.0.0.1:${healthPort}`;
+  await initIngestKey(join(dir, 'ingest')); // `stele ingest init`: run never makes the key
   const ingest = spawnTs(INGEST_SCRIPT, [
     'run', '--mqtt', mqttUrl, '--data', join(dir, 'ingest'), '--embedded-chain', '--batch-ms', String(options.batchMs ?? 1000),
     '--health-port', String(healthPort), '--log-level', 'warn',

@@ -8,7 +8,8 @@
  */
 import type { AnchorRef } from './anchor/evm-reader.ts';
 import { fromBase64Url, fromHex, toBase64Url, toHex } from './bytes.ts';
-import { FormatError } from './errors.ts';
+import { checkEnrolmentRecord, type CheckedRecord } from './enrolment/record.ts';
+import { FormatError, SteleError } from './errors.ts';
 import { sha256 } from './hash.ts';
 import type { KeyBackend } from './signer.ts';
 
@@ -91,7 +92,6 @@ export interface EvidenceBundle {
   alert?: unknown;
 }
 
-const KEY_BACKENDS: readonly KeyBackend[] = ['software', 'pkcs11', 'tpm', 'secure-element'];
 const MAX_U64_SAFE = Number.MAX_SAFE_INTEGER;
 
 function fail(path: string, message: string, cause?: unknown): never {
@@ -173,16 +173,22 @@ function asPublicKey(v: unknown, path: string): Uint8Array {
 
 function parseDevice(v: unknown, path: string): BundleDevice {
   const o = asObject(v, path, ['deviceId', 'publicKey', 'kid', 'keyBackend', 'enrolledAt'], ['site']);
-  const keyBackend = asString(o.keyBackend, `${path}.keyBackend`);
-  if (!(KEY_BACKENDS as readonly string[]).includes(keyBackend)) fail(`${path}.keyBackend`, 'unknown key backend');
+  // The one enrolment-record check (core/src/enrolment), the same ingest applies when it enrols.
+  let checked: CheckedRecord;
+  try {
+    checked = checkEnrolmentRecord(o);
+  } catch (cause) {
+    const field = cause instanceof SteleError ? String(cause.where?.['field'] ?? '') : '';
+    fail(field === '' ? path : `${path}.${field}`, cause instanceof Error ? cause.message : 'not an enrolment record', cause);
+  }
   const device: BundleDevice = {
-    deviceId: asNonEmptyString(o.deviceId, `${path}.deviceId`),
-    publicKey: asPublicKey(o.publicKey, `${path}.publicKey`),
-    kid: asB64(o.kid, `${path}.kid`, 32),
-    keyBackend: keyBackend as KeyBackend,
-    enrolledAt: asIsoTime(o.enrolledAt, `${path}.enrolledAt`),
+    deviceId: checked.record.deviceId,
+    publicKey: checked.publicKey,
+    kid: checked.kid,
+    keyBackend: checked.record.keyBackend,
+    enrolledAt: checked.record.enrolledAt,
   };
-  if (o.site !== undefined) device.site = asString(o.site, `${path}.site`);
+  if (checked.record.site !== undefined) device.site = checked.record.site;
   return device;
 }
 

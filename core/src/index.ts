@@ -15,5 +15,6 @@ export * from './cose/index.ts';
 export * from './rfc9162/index.ts';
 export * from './anchor/evm-reader.ts';
 export * from './lifecycle/index.ts';
+export * from './enrolment/index.ts';
 export * from './bundle.ts';
 export * from './verify/index.ts';

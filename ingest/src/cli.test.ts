@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseBundle } from '@stele/core/bundle.ts';
@@ -8,8 +8,9 @@ import { GENESIS_PREV } from '@stele/core/reading.ts';
 import { verifyBundle } from '@stele/core/verify/index.ts';
 import { readAnchor } from './anchor/index.ts';
 import { runIngest, type IngestIo } from './cli.ts';
+import { loadSoftwareSigner, provisionGateway } from '@stele/device';
 import { IngestStore } from './store.ts';
-import { enrolmentOf, readingAt, signedReading, startBroker, tempDir, testSigner, TestGateway, waitFor } from './test-helpers.ts';
+import { readingAt, signedReading, startBroker, tempDir, TestGateway, waitFor } from './test-helpers.ts';
 
 class Sink {
   text = '';
@@ -26,6 +27,20 @@ class Sink {
 }
 
 const io = () => ({ stdout: new Sink(), stderr: new Sink() });
+
+/** `stele gateway provision` for a software key into dir/usb, by `installerKeyFile` (created). */
+async function provision(dir: string, deviceId: string, installerKeyFile = join(dir, 'installer.pem')) {
+  const r = await provisionGateway({
+    backend: { kind: 'software', keyFile: join(dir, `${deviceId}.pem`) },
+    deviceId,
+    site: 'stack 2',
+    instruments: [{ id: 'cems-1' }],
+    installerKeyFile,
+    createInstallerKey: true,
+    outDir: join(dir, 'usb'),
+  });
+  return { ...r, device: await loadSoftwareSigner(join(dir, `${deviceId}.pem`)), installerPublicKey: r.request.installer.publicKey };
+}
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -33,7 +48,7 @@ afterEach(async () => {
 
 describe('stele ingest', () => {
   it('prints help for each command and exits 2 on bad usage', async () => {
-    for (const argv of [['--help'], ['run', '--help'], ['enrol', '--help']]) {
+    for (const argv of [['--help'], ['init', '--help'], ['run', '--help'], ['enrol', '--help'], ['revoke', '--help']]) {
       const o = io();
       expect(await runIngest(argv, o)).toBe(0);
       expect(o.stdout.text).toMatch(/usage: stele ingest/);
@@ -45,29 +60,77 @@ describe('stele ingest', () => {
     expect(await runIngest(['run', '--bogus'], io())).toBe(2);
     expect(await runIngest(['frobnicate'], io())).toBe(2);
     expect(await runIngest(['enrol'], io())).toBe(2);
+    expect(await runIngest(['revoke', 'gw-1', '--data', '/tmp/x'], io())).toBe(2); // no --reason
+    expect(await runIngest(['init'], io())).toBe(2);
   });
 
-  it('enrols into the store when ingest is not running, idempotently, and refuses a bad record', async () => {
+  it('init makes the key once, prints its kid, and run never mints one (a wrong --key path fails)', async () => {
+    const dir = await tempDir('ingest-cli-init');
+    cleanups.push(() => dir.remove());
+    const data = join(dir.path, 'data');
+    const o = io();
+    expect(await runIngest(['run', '--mqtt', 'mqtt://127.0.0.1:1', '--data', data, '--embedded-chain'], o)).toBe(1);
+    expect(o.stderr.text).toMatch(/INGEST_KEY_MISSING.*stele ingest init/);
+    const i = io();
+    expect(await runIngest(['init', '--data', data], i)).toBe(0);
+    const kid = /ingest key id \(kid\) (\S+)/.exec(i.stdout.text)?.[1];
+    const key = await loadSoftwareSigner(join(data, 'keys', 'ingest.pem'));
+    expect(kid).toBe(Buffer.from(key.keyId).toString('base64url'));
+    expect((await stat(join(data, 'keys', 'ingest.pem'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(data, 'keys'))).mode & 0o777).toBe(0o700);
+    expect((await stat(data)).mode & 0o777).toBe(0o700);
+    expect((await stat(join(data, 'ingest-key.json'))).mode & 0o777).toBe(0o600);
+    const again = io();
+    expect(await runIngest(['init', '--data', data], again)).toBe(1);
+    expect(again.stderr.text).toMatch(/INGEST_KEY_EXISTS/);
+    const wrong = io();
+    const typo = join(dir.path, 'keys', 'ingest-typo.pem');
+    expect(await runIngest(['run', '--mqtt', 'mqtt://127.0.0.1:1', '--data', data, '--embedded-chain', '--key', typo], wrong)).toBe(1);
+    expect(wrong.stderr.text).toMatch(/INGEST_KEY_MISSING/);
+    await expect(access(typo)).rejects.toThrow();
+    // An anchor key file others can read is refused with the fix named.
+    const anchorKey = join(dir.path, 'anchor.key');
+    await writeFile(anchorKey, `0x${'11'.repeat(32)}\n`, { mode: 0o644 });
+    const loose = io();
+    expect(await runIngest(['run', '--mqtt', 'mqtt://127.0.0.1:1', '--data', data, '--rpc', 'http://127.0.0.1:1', '--anchor-key-file', anchorKey], loose)).toBe(1);
+    expect(loose.stderr.text).toMatch(/INGEST_FILE_MODE.*chmod 600/);
+  });
+
+  it('enrols the installer\'s .enrol.cose into the store when ingest is not running; refuses the .json copy and untrusted installers', async () => {
     const dir = await tempDir('ingest-cli-enrol');
     cleanups.push(() => dir.remove());
-    const signer = testSigner();
-    const file = join(dir.path, 'gw.json');
-    await writeFile(file, JSON.stringify(enrolmentOf(signer, 'gw-cli-1')));
-    expect(await runIngest(['enrol', file, '--data', dir.path], io())).toBe(0);
-    expect(await runIngest(['enrol', file, '--data', dir.path], io())).toBe(0);
-    const bad = join(dir.path, 'bad.json');
-    await writeFile(bad, JSON.stringify({ ...enrolmentOf(signer, 'gw-cli-2'), kid: 'AAAA' }));
-    const o = io();
-    expect(await runIngest(['enrol', bad, '--data', dir.path], o)).toBe(1);
-    expect(o.stderr.text).toMatch(/INGEST_ENROL_ERROR/);
-    const other = join(dir.path, 'other.json');
-    await writeFile(other, JSON.stringify(enrolmentOf(testSigner(), 'gw-cli-1')));
-    const o2 = io();
-    expect(await runIngest(['enrol', other, '--data', dir.path], o2)).toBe(1);
-    expect(o2.stderr.text).toMatch(/INGEST_ENROL_CONFLICT/);
-    const store = await IngestStore.open(join(dir.path, 'store'));
+    const data = join(dir.path, 'data');
+    expect(await runIngest(['init', '--data', data], io())).toBe(0);
+    const p = await provision(dir.path, 'gw-cli-1');
+    const untrusted = io();
+    expect(await runIngest(['enrol', p.requestFile, '--data', data], untrusted)).toBe(1);
+    expect(untrusted.stderr.text).toMatch(/ENROLMENT_INSTALLER_UNTRUSTED/);
+    expect(untrusted.stderr.text).toMatch(/installer-keys.txt/);
+    await writeFile(join(data, 'installer-keys.txt'), `# installer 7\n${p.installerPublicKey}\n`);
+    const ok = io();
+    expect(await runIngest(['enrol', p.requestFile, '--data', data], ok)).toBe(0);
+    expect(ok.stdout.text).toMatch(/enrolled gw-cli-1/);
+    expect(await runIngest(['enrol', p.requestFile, '--data', data], io())).toBe(0); // idempotent
+    const json = io();
+    expect(await runIngest(['enrol', p.jsonFile, '--data', data], json)).toBe(1);
+    expect(json.stderr.text).toContain(`enrol ${p.requestFile} instead`);
+    const bad = join(dir.path, 'bad.enrol.cose');
+    const bytes = new Uint8Array(await readFile(p.requestFile));
+    bytes[bytes.length - 5]! ^= 1;
+    await writeFile(bad, bytes);
+    const b = io();
+    expect(await runIngest(['enrol', bad, '--data', data], b)).toBe(1);
+    expect(b.stderr.text).toMatch(/INGEST_ENROL_ERROR: ENROLMENT_/);
+    const store = await IngestStore.open(join(data, 'store'));
     expect((await store.listDevices()).map((d) => d.record.deviceId)).toEqual(['gw-cli-1']);
     await store.close();
+    // offline revocation, through the same service code
+    const r = io();
+    expect(await runIngest(['revoke', 'gw-cli-1', '--reason', 'stolen', '--data', data], r)).toBe(0);
+    expect(r.stdout.text).toMatch(/revoked gw-cli-1 key .* after seq 0/);
+    const u = io();
+    expect(await runIngest(['revoke', 'gw-nobody', '--reason', 'stolen', '--data', data], u)).toBe(1);
+    expect(u.stderr.text).toMatch(/INGEST_UNKNOWN_DEVICE/);
   });
 
   it(
@@ -77,6 +140,9 @@ describe('stele ingest', () => {
       cleanups.push(() => dir.remove());
       const broker = await startBroker();
       cleanups.push(() => broker.close());
+      expect(await runIngest(['init', '--data', dir.path], io())).toBe(0);
+      const p = await provision(dir.path, 'gw-cli-3');
+      await writeFile(join(dir.path, 'installer-keys.txt'), `${p.installerPublicKey}\n`);
       const out = io();
       const abort = new AbortController();
       const running = runIngest(
@@ -91,12 +157,17 @@ describe('stele ingest', () => {
       const { url } = JSON.parse(await readFile(join(dir.path, 'ingest-http.json'), 'utf8')) as { url: string };
       expect((await (await fetch(`${url}/health`)).json()) as object).toMatchObject({ status: 'ok', readings: 0 });
 
-      const signer = testSigner();
-      const file = join(dir.path, 'gw.json');
-      await writeFile(file, JSON.stringify(enrolmentOf(signer, 'gw-cli-3')));
+      const signer = p.device;
       const e = io();
-      expect(await runIngest(['enrol', file, '--data', dir.path], e)).toBe(0); // through ingest-http.json
+      expect(await runIngest(['enrol', p.requestFile, '--data', dir.path], e)).toBe(0); // through ingest-http.json
       expect(e.stdout.text).toMatch(/enrolled gw-cli-3/);
+      const q = await provision(join(dir.path, 'other'), 'gw-cli-4');
+      const e0 = io();
+      expect(await runIngest(['enrol', q.requestFile, '--data', dir.path], e0)).toBe(1); // installer not trusted by the running ingest
+      expect(e0.stderr.text).toMatch(/ENROLMENT_INSTALLER_UNTRUSTED/);
+      const json = await fetch(`${url}/enrol`, { method: 'POST', body: await readFile(p.jsonFile) });
+      expect(json.status).toBe(400);
+      expect(((await json.json()) as { error: string }).error).toMatch(/enrol\.cose/);
 
       const frame = utf8('##0088QN=20260101000000000;ST=31;CN=2011;PW=123456;MN=X;Flag=5;CP=&&a21026-Rtd=1.0,a21026-Flag=N&&ABCD\r\n');
       const r = await signedReading(signer, { ...readingAt('gw-cli-3', 1, GENESIS_PREV), raw: [sha256(frame)] });

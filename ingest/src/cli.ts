@@ -1,30 +1,34 @@
 /**
- * `stele ingest run` and `stele ingest enrol`: the ingest service as a long-running process.
+ * `stele ingest`: the ingest service as a long-running process, and the operator's commands.
  *
+ *   stele ingest init --data DIR [--key FILE | --pkcs11-module LIB --token LABEL --pin-file F [--key-label L]]
  *   stele ingest run --mqtt URL --data DIR [--embedded-chain [--chain-port N] | --rpc URL --anchor-key-file F]
- *                    [--batch-ms N] [--key FILE] [--issuer NAME] [--health-port N] [--log-level L]
- *   stele ingest enrol FILE --data DIR [--url URL]
+ *                    [--batch-ms N] [--key FILE] [--installer-keys FILE] [--issuer NAME] [--health-port N] ...
+ *   stele ingest enrol FILE.enrol.cose --data DIR [--url URL]
+ *   stele ingest revoke DEVICE --reason TEXT --data DIR [--url URL] [--kid KID]
  *
- * `run` logs JSON lines (pino) on stdout, serves the local HTTP endpoint (http/server.ts) when --health-port is
- * given, writes its URL to DIR/ingest-http.json, and stops gracefully on SIGTERM/SIGINT (finishes what it holds,
- * acks, closes the store, stops the embedded chain). A broker that is down at start is retried with backoff.
+ * `init` makes the ingest key once and prints its key id for the trust policy; `run` never makes one (a wrong
+ * --key path is INGEST_KEY_MISSING). `run` logs JSON lines (pino) on stdout, serves the local HTTP endpoint
+ * (http/server.ts) when --health-port is given, writes its URL to DIR/ingest-http.json, and stops gracefully on
+ * SIGTERM/SIGINT. A broker that is down at start is retried with backoff.
  *
- * `enrol` registers an enrolment record (JSON, as `makeEnrolmentRecord` writes it). Only one process can open
- * the store: while ingest runs, enrol goes through its HTTP endpoint (--url, or the URL in DIR/ingest-http.json);
- * otherwise it opens the store itself.
+ * `enrol` and `revoke` change the device registry. Only one process can open the store: while ingest runs they go
+ * through its HTTP endpoint (--url, or the URL in DIR/ingest-http.json); otherwise they open the store with the
+ * same service code (IngestService.openOffline), so there is one enrolment check and one revocation path.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino, type DestinationStream } from 'pino';
-import { equalBytes, fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
-import { assertP256PublicKey, keyIdOf } from '@stele/core/keys.ts';
-import { checkDeviceId, loadOrCreateSoftwareSigner, type EnrolmentRecord } from '@stele/device';
+import { fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
+import { assertP256PublicKey } from '@stele/core/keys.ts';
+import { SteleError } from '@stele/core/errors.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from './anchor/index.ts';
 import { IngestError } from './errors.ts';
 import { startIngestHttp, type IngestHttp } from './http/server.ts';
+import { describeIngestKey, initIngestKey, openIngestKey, type IngestSigner } from './key.ts';
+import { assertPrivateFile, ensurePrivateDir, writePrivateFile } from './private-files.ts';
 import { IngestService } from './service.ts';
-import { IngestStore } from './store.ts';
 
 export interface IngestIo {
   stdout: { write(s: string): unknown };
@@ -33,37 +37,68 @@ export interface IngestIo {
   signal?: AbortSignal;
 }
 
+const INIT_USAGE = `usage: stele ingest init --data DIR [--key FILE | --pkcs11-module LIB --token LABEL (--pin-file F | --pin-env NAME) [--key-label L]]
+
+Makes the ingest key (it signs receipts and lifecycle statements) once, records where it is in DIR/ingest-key.json
+and prints its key id: put that into the officers' trust policy. Refuses when DIR already has a key.
+
+  --data DIR          the ingest data directory (created 0700)
+  --key FILE          software key file to create (default DIR/keys/ingest.pem, mode 0600)
+  --pkcs11-module LIB make the key on a PKCS#11 token instead (HSM, SoftHSM2, TPM via tpm2-pkcs11)
+  --token LABEL       the token's label
+  --pin-file F        file holding the user PIN (mode 0600)   | --pin-env NAME  variable holding it
+  --key-label L       CKA_LABEL of the key (default stele-ingest)
+  --backend B         what the token is: pkcs11 (default) or tpm
+`;
+
 const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
 
   --mqtt URL              broker (mqtt:// or mqtts://)
-  --data DIR              store, keys and chain state (created when missing)
+  --data DIR              store and chain state (made by \`stele ingest init\`, which makes the key)
   --embedded-chain        run anvil as a child process (dev chain, state in DIR/chain)
   --chain-port N          port of the embedded chain (default: a free one)
   --rpc URL               anchor on this Ethereum JSON-RPC endpoint instead ...
-  --anchor-key-file F     ... with the account whose 0x-hex private key is in F
+  --anchor-key-file F     ... with the account whose 0x-hex private key is in F (mode 0600)
   --batch-ms N            cut and anchor a batch every N ms (default 5000)
-  --key FILE              ingest receipt key, PKCS#8 PEM (default DIR/keys/ingest.pem, created when missing)
+  --key FILE              ingest key, PKCS#8 PEM; must exist (default: the key DIR/ingest-key.json names)
+  --installer-keys FILE   installers whose countersigned enrolments are accepted: one base64url public key
+                          per line, # comments (default DIR/installer-keys.txt when present)
   --issuer NAME           iss of every receipt (default stele-ingest)
-  --health-port N         serve /health, /metrics, /enrol, /bundle, /frames on 127.0.0.1:N (0: a free port)
+  --health-port N         serve /health, /metrics and the admin API on 127.0.0.1:N (0: a free port)
   --log-level L           debug | info | warn | error (default info)
 `;
 
-const ENROL_USAGE = `usage: stele ingest enrol FILE --data DIR [--url URL]
+const ENROL_USAGE = `usage: stele ingest enrol FILE.enrol.cose --data DIR [--url URL] [--installer-keys FILE]
 
-  FILE        enrolment record JSON (deviceId, publicKey, kid, keyBackend, enrolledAt, site?)
+  FILE        the installer's countersigned enrolment request (\`stele gateway provision\` writes ID.enrol.cose;
+              the ID.enrol.json beside it is a readable copy and is refused)
   --data DIR  the ingest data directory
   --url URL   a running ingest's HTTP endpoint (default: the one in DIR/ingest-http.json, if ingest runs)
+  --installer-keys FILE   trusted installer keys when ingest does not run (default DIR/installer-keys.txt)
 `;
 
-const USAGE = `usage: stele ingest <run|enrol> [options]   (stele ingest <command> --help)\n`;
+const REVOKE_USAGE = `usage: stele ingest revoke DEVICE --reason TEXT --data DIR [--url URL] [--kid KID]
 
-/** Entry point of `stele ingest`; returns the exit code (0 ok, 1 failure, 2 usage). */
+Revokes the device's key now (a stolen gateway): every statement under it with a later seq is rejected
+KEY_REVOKED_ERROR, and verifiers see the revocation (docs/keys.md, "Lifecycle").
+
+  --reason TEXT  why (e.g. "stolen"); recorded in the signed revocation statement
+  --kid KID      the key to revoke (base64url; default the key in use)
+  --data DIR     the ingest data directory
+  --url URL      a running ingest's HTTP endpoint (default: the one in DIR/ingest-http.json, if ingest runs)
+`;
+
+const USAGE = `usage: stele ingest <init|run|enrol|revoke> [options]   (stele ingest <command> --help)\n`;
+
+/** Entry point of \`stele ingest\`; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function runIngest(argv: string[], io: IngestIo): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === 'init') return init(rest, io);
   if (sub === 'run') return run(rest, io);
   if (sub === 'enrol' || sub === 'enroll') return enrol(rest, io);
+  if (sub === 'revoke') return revoke(rest, io);
   if (sub === '--help' || sub === '-h' || sub === 'help') {
-    io.stdout.write(`${USAGE}\n${RUN_USAGE}\n${ENROL_USAGE}`);
+    io.stdout.write(`${USAGE}\n${INIT_USAGE}\n${RUN_USAGE}\n${ENROL_USAGE}\n${REVOKE_USAGE}`);
     return 0;
   }
   io.stderr.write(USAGE);
@@ -101,6 +136,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       'anchor-key-file': { type: 'string' },
       'batch-ms': { type: 'string' },
       key: { type: 'string' },
+      'installer-keys': { type: 'string' },
       issuer: { type: 'string' },
       'health-port': { type: 'string' },
       'log-level': { type: 'string' },
@@ -152,16 +188,21 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let chain: AnvilNode | undefined;
   let service: IngestService | undefined;
   let httpServer: IngestHttp | undefined;
+  let closeKey: IngestSigner | undefined;
   const httpFile = join(dataDir, 'ingest-http.json');
   try {
-    await mkdir(join(dataDir, 'keys'), { recursive: true });
-    const signer = await loadOrCreateSoftwareSigner((v['key'] as string | undefined) ?? join(dataDir, 'keys', 'ingest.pem'));
+    await ensurePrivateDir(dataDir);
+    const signer = await openIngestKey(dataDir, v['key'] as string | undefined);
+    closeKey = signer;
+    const trustedInstallers = await readInstallerKeys(dataDir, v['installer-keys'] as string | undefined);
+    logger.info({ kid: toBase64Url(signer.keyId), backend: signer.backend, trustedInstallers: trustedInstallers.length }, 'ingest key');
     let anchorer;
     if (embedded) {
       chain = await startAnvil({ stateDir: join(dataDir, 'chain'), port: chainPort ?? 0, log: (line) => logger.debug({ anvil: line }, 'anvil') });
       anchorer = await connectEvmAnchorer({ rpcUrl: chain.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(dataDir, 'chain', 'anchor-contract.json') });
       logger.info({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, contract: anchorer.contract }, 'embedded chain up');
     } else {
+      await assertPrivateFile(anchorKeyFile!, 'the anchor key file');
       const key = (await readFile(anchorKeyFile!, 'utf8')).trim();
       if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw new RangeError(`${anchorKeyFile} must hold a 0x-hex private key (64 hex digits)`);
       anchorer = await connectEvmAnchorer({ rpcUrl: rpc!, privateKey: key as `0x${string}`, stateFile: join(dataDir, 'anchor-contract.json') });
@@ -176,6 +217,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           signer,
           issuer: (v['issuer'] as string | undefined) ?? 'stele-ingest',
           anchorer,
+          trustedInstallers,
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
           log: logger,
         });
@@ -192,7 +234,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     }
     if (healthPort !== undefined) {
       httpServer = await startIngestHttp({ service, port: healthPort, log: logger });
-      await writeFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
+      await writePrivateFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
       logger.info({ url: httpServer.url, port: httpServer.port }, 'http listening');
     }
     logger.info({ mqttUrl, dataDir }, 'ingest running');
@@ -209,13 +251,157 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     if (httpServer !== undefined) await rm(httpFile, { force: true });
     await service?.stop().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stop failed'));
     await chain?.stop();
+    await closeKey?.close?.().catch(() => undefined);
     logger.info({}, 'ingest stopped');
     logger.flush();
   }
 }
 
+function errorLine(cmd: string, err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string } };
+  if (e.cause?.code === 'LEVEL_LOCKED') return `stele ingest ${cmd}: the store is held by a running ingest; give --url http://127.0.0.1:PORT (its --health-port)\n`;
+  return `stele ingest ${cmd}: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`;
+}
+
+/**
+ * Installer keys the operator trusts (one base64url SEC1 P-256 point per line, `#` comments): from `file`, or
+ * DIR/installer-keys.txt when present, else none (every countersigned enrolment is then refused).
+ */
+export async function readInstallerKeys(dataDir: string | undefined, file: string | undefined): Promise<Uint8Array[]> {
+  const path = file ?? (dataDir === undefined ? undefined : join(dataDir, 'installer-keys.txt'));
+  if (path === undefined) return [];
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    if (file === undefined && (cause as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new IngestError('INGEST_USAGE', `cannot read the installer keys ${path}`, { cause, where: { path } });
+  }
+  const keys: Uint8Array[] = [];
+  for (const [i, raw] of text.split('\n').entries()) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    try {
+      const key = fromBase64Url(line.split(/\s+/)[0]!);
+      assertP256PublicKey(key);
+      keys.push(key);
+    } catch (cause) {
+      throw new IngestError('INGEST_USAGE', `${path}:${i + 1}: not a base64url P-256 public key`, { cause, where: { path, line: i + 1 } });
+    }
+  }
+  return keys;
+}
+
+/** The running ingest's HTTP endpoint: --url, else DIR/ingest-http.json (undefined when ingest does not run). */
+async function ingestUrl(dataDir: string | undefined, given: string | undefined): Promise<string | undefined> {
+  if (given !== undefined) return given.replace(/\/$/, '');
+  if (dataDir === undefined) return undefined;
+  try {
+    const url = (JSON.parse(await readFile(join(dataDir, 'ingest-http.json'), 'utf8')) as { url?: string }).url;
+    return typeof url === 'string' ? url.replace(/\/$/, '') : undefined;
+  } catch {
+    return undefined; // ingest does not run (or runs without its HTTP endpoint)
+  }
+}
+
+/**
+ * Calls the running ingest's admin API. Undefined when nobody answers at a URL taken from ingest-http.json (left
+ * behind by an ingest that was killed: the store is then free); an explicit --url that does not answer throws.
+ */
+async function callAdmin(url: string, path: string, init: RequestInit, explicit: boolean): Promise<Record<string, unknown> | undefined> {
+  let res: Response;
+  try {
+    res = await fetch(`${url}${path}`, init);
+  } catch (err) {
+    if (explicit) throw err;
+    return undefined;
+  }
+  const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!res.ok) throw new IngestError((typeof body.code === 'string' ? body.code : 'INGEST_USAGE') as 'INGEST_USAGE', typeof body.error === 'string' ? body.error : `HTTP ${res.status}`);
+  return body;
+}
+
+/** Runs `work` on the store with the service's own code, when ingest does not run. */
+async function withOfflineService<T>(dataDir: string, installerKeys: string | undefined, work: (s: IngestService) => Promise<T>): Promise<T> {
+  const signer = await openIngestKey(dataDir);
+  const service = await IngestService.openOffline({
+    dataDir: join(dataDir, 'store'),
+    signer,
+    issuer: 'stele-ingest',
+    trustedInstallers: await readInstallerKeys(dataDir, installerKeys),
+  });
+  try {
+    return await work(service);
+  } finally {
+    await service.stop();
+    await signer.close?.().catch(() => undefined);
+  }
+}
+
+async function init(argv: string[], io: IngestIo): Promise<number> {
+  const args = parse(
+    argv,
+    {
+      data: { type: 'string' },
+      key: { type: 'string' },
+      'pkcs11-module': { type: 'string' },
+      token: { type: 'string' },
+      'pin-file': { type: 'string' },
+      'pin-env': { type: 'string' },
+      'key-label': { type: 'string' },
+      backend: { type: 'string' },
+    },
+    io,
+    INIT_USAGE,
+  );
+  if (args === undefined) return 2;
+  const v = args.values;
+  if (v['help'] === true) {
+    io.stdout.write(INIT_USAGE);
+    return 0;
+  }
+  const dataDir = v['data'] as string | undefined;
+  const module = v['pkcs11-module'] as string | undefined;
+  if (dataDir === undefined || args.positionals.length > 0 || (module !== undefined && v['key'] !== undefined)) {
+    io.stderr.write(`stele ingest init: give --data DIR, and either --key FILE or --pkcs11-module LIB\n\n${INIT_USAGE}`);
+    return 2;
+  }
+  let pkcs11;
+  if (module !== undefined) {
+    const token = v['token'] as string | undefined;
+    const pinFile = v['pin-file'] as string | undefined;
+    const pinEnv = v['pin-env'] as string | undefined;
+    const backend = (v['backend'] as string | undefined) ?? 'pkcs11';
+    if (token === undefined || (pinFile === undefined) === (pinEnv === undefined) || (backend !== 'pkcs11' && backend !== 'tpm')) {
+      io.stderr.write(`stele ingest init: --pkcs11-module needs --token and one of --pin-file / --pin-env (--backend pkcs11|tpm)\n\n${INIT_USAGE}`);
+      return 2;
+    }
+    pkcs11 = {
+      backend: backend as 'pkcs11' | 'tpm',
+      module,
+      tokenLabel: token,
+      pin: pinFile !== undefined ? { file: pinFile } : { env: pinEnv! },
+      ...(v['key-label'] === undefined ? {} : { keyLabel: v['key-label'] as string }),
+    };
+  }
+  try {
+    if (pkcs11 !== undefined && 'file' in pkcs11.pin) await assertPrivateFile(pkcs11.pin.file, 'the PIN file');
+    const signer = await initIngestKey(dataDir, {
+      ...(v['key'] === undefined ? {} : { keyFile: v['key'] as string }),
+      ...(pkcs11 === undefined ? {} : { pkcs11 }),
+    });
+    io.stdout.write(describeIngestKey(signer));
+    io.stdout.write(`recorded in ${join(dataDir, 'ingest-key.json')}; put the key id into the officers' trust policy\n`);
+    await signer.close?.();
+    return 0;
+  } catch (err) {
+    io.stderr.write(errorLine('init', err));
+    return 1;
+  }
+}
+
 async function enrol(argv: string[], io: IngestIo): Promise<number> {
-  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' } }, io, ENROL_USAGE);
+  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' }, 'installer-keys': { type: 'string' } }, io, ENROL_USAGE);
   if (args === undefined) return 2;
   if (args.values['help'] === true) {
     io.stdout.write(ENROL_USAGE);
@@ -223,89 +409,90 @@ async function enrol(argv: string[], io: IngestIo): Promise<number> {
   }
   const file = args.positionals[0];
   const dataDir = args.values['data'] as string | undefined;
-  if (file === undefined || args.positionals.length > 1 || (dataDir === undefined && args.values['url'] === undefined)) {
+  const given = args.values['url'] as string | undefined;
+  if (file === undefined || args.positionals.length > 1 || (dataDir === undefined && given === undefined)) {
     io.stderr.write(`stele ingest enrol: give one FILE and --data DIR (or --url URL)\n\n${ENROL_USAGE}`);
     return 2;
   }
-  let text: string;
-  let record: EnrolmentRecord;
+  let bytes: Uint8Array;
   try {
-    text = await readFile(file, 'utf8');
-    record = JSON.parse(text) as EnrolmentRecord;
+    const size = (await stat(file)).size;
+    if (size > 64 * 1024) throw new IngestError('INGEST_USAGE', `${file} is ${size} bytes: not an enrolment request`);
+    bytes = new Uint8Array(await readFile(file));
   } catch (err) {
     io.stderr.write(`stele ingest enrol: cannot read ${file}: ${(err as Error).message}\n`);
     return 1;
   }
-  const given = args.values['url'] as string | undefined;
-  let url = given;
-  if (url === undefined && dataDir !== undefined) {
-    try {
-      url = (JSON.parse(await readFile(join(dataDir, 'ingest-http.json'), 'utf8')) as { url?: string }).url;
-    } catch {
-      // ingest does not run (or runs without its HTTP endpoint): open the store
-    }
-  }
-  try {
-    let done = false;
-    if (url !== undefined) {
-      let res: Response | undefined;
-      try {
-        res = await fetch(`${url.replace(/\/$/, '')}/enrol`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
-      } catch (err) {
-        // a URL left behind by an ingest that was killed: nobody answers, so the store is free
-        if (given !== undefined || dataDir === undefined) throw err;
-      }
-      if (res !== undefined) {
-        const body = (await res.json()) as { code?: string; error?: string };
-        if (!res.ok) throw new IngestError((body.code ?? 'INGEST_ENROL_ERROR') as 'INGEST_ENROL_ERROR', body.error ?? `HTTP ${res.status}`);
-        done = true;
-      }
-    }
-    if (!done) await enrolInStore(join(dataDir!, 'store'), record);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
-    io.stderr.write(
-      locked
-        ? `stele ingest enrol: the store is held by a running ingest; give --url http://127.0.0.1:PORT (its --health-port)\n`
-        : `stele ingest enrol: ${code ? `${code}: ` : ''}${(err as Error).message}\n`,
-    );
+  // The readable copy beside the request is not signed: refuse it and name the file that is.
+  if (file.endsWith('.json') || bytes[0] === 0x7b) {
+    const cose = file.endsWith('.enrol.json') ? `${file.slice(0, -'.json'.length)}.cose` : 'the ID.enrol.cose file beside it';
+    io.stderr.write(`stele ingest enrol: INGEST_USAGE: ${file} is the readable copy (not signed); enrol ${cose} instead\n`);
     return 1;
   }
-  io.stdout.write(`enrolled ${record.deviceId} (kid ${record.kid})\n`);
-  return 0;
+  try {
+    const url = await ingestUrl(dataDir, given);
+    let result: { deviceId: string; kid: string; installerKid: string } | undefined;
+    if (url !== undefined) {
+      const body = await callAdmin(url, '/enrol', { method: 'POST', headers: { 'content-type': 'application/cose' }, body: Buffer.from(bytes) }, given !== undefined);
+      if (body !== undefined) result = { deviceId: String(body.enrolled), kid: String(body.kid), installerKid: String(body.installerKid) };
+    }
+    if (result === undefined) {
+      const r = await withOfflineService(dataDir!, args.values['installer-keys'] as string | undefined, (s) => s.enrolRequest(bytes));
+      result = { deviceId: r.record.deviceId, kid: r.record.kid, installerKid: r.installerKid };
+    }
+    io.stdout.write(`enrolled ${result.deviceId} (kid ${result.kid}, countersigned by installer ${result.installerKid})\n`);
+    return 0;
+  } catch (err) {
+    io.stderr.write(errorLine('enrol', err));
+    const cause = (err as { cause?: unknown }).cause;
+    if (cause instanceof SteleError && cause.code === 'ENROLMENT_INSTALLER_UNTRUSTED') {
+      io.stderr.write(`  fix: if you trust installer ${String(cause.where?.['installerKid'])}, add its public key (from the .enrol.json, installer.publicKey) to DIR/installer-keys.txt (or --installer-keys) and restart ingest\n`);
+    }
+    return 1;
+  }
 }
 
-/** The checks of IngestService.enrol, against a store opened directly (ingest not running). */
-async function enrolInStore(storeDir: string, record: EnrolmentRecord): Promise<void> {
-  let publicKey: Uint8Array;
-  let kid: Uint8Array;
-  try {
-    checkDeviceId(record.deviceId);
-    publicKey = fromBase64Url(record.publicKey);
-    assertP256PublicKey(publicKey);
-    kid = fromBase64Url(record.kid);
-  } catch (cause) {
-    throw new IngestError('INGEST_ENROL_ERROR', 'enrolment record is malformed (device id, public key or kid)', { cause });
+async function revoke(argv: string[], io: IngestIo): Promise<number> {
+  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' }, reason: { type: 'string' }, kid: { type: 'string' } }, io, REVOKE_USAGE);
+  if (args === undefined) return 2;
+  if (args.values['help'] === true) {
+    io.stdout.write(REVOKE_USAGE);
+    return 0;
   }
-  if (!equalBytes(kid, keyIdOf(publicKey))) throw new IngestError('INGEST_ENROL_ERROR', 'enrolment kid is not the key id of its public key');
-  if (typeof record.keyBackend !== 'string' || typeof record.enrolledAt !== 'string') {
-    throw new IngestError('INGEST_ENROL_ERROR', 'enrolment record lacks keyBackend or enrolledAt');
+  const device = args.positionals[0];
+  const dataDir = args.values['data'] as string | undefined;
+  const given = args.values['url'] as string | undefined;
+  const reason = args.values['reason'] as string | undefined;
+  const kidText = args.values['kid'] as string | undefined;
+  if (device === undefined || args.positionals.length > 1 || reason === undefined || reason.trim() === '' || reason.length > 256 || (dataDir === undefined && given === undefined)) {
+    io.stderr.write(`stele ingest revoke: give one DEVICE, --reason TEXT (1..256 characters) and --data DIR (or --url URL)\n\n${REVOKE_USAGE}`);
+    return 2;
   }
-  const store = await IngestStore.open(storeDir);
   try {
-    const devices = await store.listDevices();
-    const known = devices.find((d) => d.record.deviceId === record.deviceId);
-    if (known !== undefined) {
-      if (equalBytes(known.publicKey, publicKey)) return;
-      throw new IngestError('INGEST_ENROL_CONFLICT', 'device already enrolled with another key', { where: { deviceId: record.deviceId } });
+    let kid: Uint8Array | undefined;
+    if (kidText !== undefined) {
+      kid = fromBase64Url(kidText);
+      if (kid.length !== 32) throw new IngestError('INGEST_USAGE', '--kid is not a 32-byte key id (base64url)');
     }
-    const byKid = devices.find((d) => toBase64Url(d.kid) === toBase64Url(kid));
-    if (byKid !== undefined) {
-      throw new IngestError('INGEST_ENROL_CONFLICT', 'key already enrolled for another device', { where: { deviceId: record.deviceId, other: byKid.record.deviceId } });
+    const url = await ingestUrl(dataDir, given);
+    let result: { kid: string; after: number } | undefined;
+    if (url !== undefined) {
+      const body = await callAdmin(
+        url,
+        `/devices/${encodeURIComponent(device)}/revoke`,
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason, ...(kidText === undefined ? {} : { kid: kidText }) }) },
+        given !== undefined,
+      );
+      if (body !== undefined) result = { kid: String(body.kid), after: Number(body.after) };
     }
-    await store.putDevice({ record, publicKey, kid });
-  } finally {
-    await store.close();
+    if (result === undefined) {
+      const r = await withOfflineService(dataDir!, undefined, (s) => s.revoke(device, { reason, ...(kid === undefined ? {} : { kid }) }));
+      result = { kid: toBase64Url(r.kid), after: r.after };
+    }
+    io.stdout.write(`revoked ${device} key ${result.kid}: statements after seq ${result.after} are rejected (KEY_REVOKED_ERROR)\n`);
+    return 0;
+  } catch (err) {
+    io.stderr.write(errorLine('revoke', err));
+    return 1;
   }
 }

@@ -29,6 +29,10 @@ export type IngestErrorCode =
   | 'INGEST_ENROL_CONFLICT' // enrol: device id or kid already enrolled with another key / device
   | 'INGEST_REVOKE_ERROR' // revoke: no such key for the device, or nothing left to revoke
   | 'INGEST_STORE_ERROR' // the store holds something it cannot read
-  | 'INGEST_STOPPED'; // the service was stopped
+  | 'INGEST_STOPPED' // the service was stopped
+  | 'INGEST_KEY_MISSING' // run/enrol/revoke: no ingest key where named (make one with `stele ingest init`)
+  | 'INGEST_KEY_EXISTS' // init: the data directory already has an ingest key
+  | 'INGEST_FILE_MODE' // a secret file (PIN, key, installer list) is readable by others: chmod 600 it
+  | 'INGEST_USAGE'; // a command was given the wrong input (e.g. the readable .enrol.json instead of the .enrol.cose)
 
 export class IngestError extends SteleError<IngestErrorCode> {}

@@ -37,8 +37,7 @@ import {
 import { decodeReading, GENESIS_PREV } from '@stele/core/reading.ts';
 import { hashLeaf } from '@stele/core/rfc9162/index.ts';
 import type { Signer } from '@stele/core/signer.ts';
-import { checkDeviceId, type EnrolmentRecord } from '@stele/device';
-import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
+import { checkEnrolmentRecord, verifyEnrolmentRequest, type CheckedRecord, type EnrolmentRecord } from '@stele/core/enrolment/index.ts';
 import type { Anchorer } from './anchor/index.ts';
 import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
@@ -82,6 +81,8 @@ export interface IngestOptions {
   reorderLimit?: number;
   /** Acks of one device are coalesced over this window. Default 5. */
   ackDelayMs?: number;
+  /** SEC1 public keys of the installers whose countersigned enrolment requests are accepted (enrolRequest). Default none. */
+  trustedInstallers?: readonly Uint8Array[];
   /** MQTT client id. Default: random, with a clean session; when given, a persistent session (clean: false). */
   clientId?: string;
   log?: Logger;
@@ -181,6 +182,8 @@ export class IngestService {
   private batchChain: Promise<void> = Promise.resolve();
   private tickQueued = false;
   private stopping = false;
+  /** Opened by openOffline: never cuts or anchors. */
+  private offline = false;
 
   private readonly counters = {
     readings: 0,
@@ -226,57 +229,71 @@ export class IngestService {
   }
 
   /**
-   * Enrols a device from a plain enrolment record (the operator's trusted path: no device signature). Ingest logs
-   * an enrolment statement (FORMAT.md §13.2) whose `request` is SHA-256 of the record's deterministic CBOR.
-   * Idempotent for the same key; a different key for a device that still has a valid key, or a kid already
-   * enrolled anywhere, is INGEST_ENROL_CONFLICT. After a revocation the device may be enrolled again with a new
-   * key, valid from its committed head + 1.
+   * Opens the store for the operator's commands while ingest is not running (`stele ingest enrol`, `revoke`
+   * without a running service): the same enrol/revoke code as the service, with no broker, no batching timer and
+   * no anchoring. What they log stays pending and is batched and anchored at the next `start`.
    */
-  async enrol(record: EnrolmentRecord): Promise<void> {
-    if (typeof record !== 'object' || record === null) throw new TypeError('record must be an enrolment record');
-    await this.enrolRecord(record, sha256(encodeCbor(plainRecord(record))));
+  static async openOffline(options: Pick<IngestOptions, 'dataDir' | 'signer' | 'issuer' | 'log' | 'trustedInstallers'>): Promise<IngestService> {
+    const offlineAnchorer: Anchorer = {
+      chainId: 0,
+      contract: '0x0000000000000000000000000000000000000000',
+      rpcUrl: 'offline',
+      anchor: () => Promise.reject(new IngestError('INGEST_STOPPED', 'ingest is opened offline: anchoring happens in `stele ingest run`')),
+    };
+    const full: IngestOptions = { ...options, mqttUrl: 'mqtt://offline', anchorer: offlineAnchorer };
+    const store = await IngestStore.open(options.dataDir);
+    const service = new IngestService(full, store);
+    service.offline = true;
+    try {
+      await service.resume();
+    } catch (e) {
+      await service.shutdown();
+      throw e;
+    }
+    return service;
   }
 
   /**
-   * Enrols a device from the countersigned enrolment request `stele gateway provision` wrote (device signature
-   * and installer countersignature checked by verifyEnrolmentRequest); the enrolment statement's `request` is
-   * SHA-256 of the file bytes. A file that does not check is INGEST_ENROL_ERROR (its cause holds the ENROLMENT_
-   * code). Returns the record and the installer's key id (whether that installer is trusted is policy).
+   * Enrols a device from a plain enrolment record (the operator's own path, no device signature and no installer:
+   * tests, the demo, fleets provisioned by the operator). Ingest logs an enrolment statement (FORMAT.md §13.2)
+   * whose `request` is SHA-256 of the record's deterministic CBOR and whose `installer` is empty. Every field is
+   * checked by core's checkEnrolmentRecord (INGEST_ENROL_ERROR, its cause the ENROLMENT_ code). Idempotent for the
+   * same key; a different key for a device that still has a valid key, or a kid already enrolled anywhere, is
+   * INGEST_ENROL_CONFLICT. After a revocation the device may be enrolled again with a new key, valid from its
+   * committed head + 1.
+   */
+  async enrol(record: EnrolmentRecord): Promise<void> {
+    let checked: CheckedRecord;
+    try {
+      checked = checkEnrolmentRecord(record);
+    } catch (cause) {
+      throw enrolError(cause);
+    }
+    await this.enrolChecked(checked, sha256(encodeCbor(plainRecord(checked.record))), new Uint8Array(0));
+  }
+
+  /**
+   * Enrols a device from the countersigned enrolment request `stele gateway provision` wrote: core's
+   * verifyEnrolmentRequest checks the device signature (proof of possession), the installer's countersignature
+   * against `trustedInstallers`, the attestation and every field. The enrolment statement's `request` is SHA-256
+   * of the file bytes, its `installer` the installer's key id. A file that does not check is INGEST_ENROL_ERROR
+   * (its cause and `where.code` hold the ENROLMENT_ code).
    */
   async enrolRequest(fileBytes: Uint8Array): Promise<{ record: EnrolmentRecord; installerKid: string }> {
     if (!(fileBytes instanceof Uint8Array)) throw new TypeError('fileBytes must be a Uint8Array');
     let verified;
     try {
-      verified = await verifyEnrolmentRequest(fileBytes);
+      verified = await verifyEnrolmentRequest(fileBytes, { trustedInstallers: this.options.trustedInstallers ?? [] });
     } catch (cause) {
-      if (cause instanceof SteleError) throw new IngestError('INGEST_ENROL_ERROR', 'enrolment request does not check', { cause, where: { code: cause.code } });
-      throw cause;
+      throw enrolError(cause);
     }
-    await this.enrolRecord(verified.record, sha256(fileBytes));
+    const checked = checkEnrolmentRecord(verified.record);
+    await this.enrolChecked(checked, sha256(fileBytes), fromBase64Url(verified.installerKid));
     return { record: verified.record, installerKid: verified.installerKid };
   }
 
-  private async enrolRecord(record: EnrolmentRecord, requestDigest: Uint8Array): Promise<void> {
-    try {
-      checkDeviceId(record.deviceId);
-    } catch (cause) {
-      throw new IngestError('INGEST_ENROL_ERROR', 'device id is not usable', { cause, where: { deviceId: record.deviceId } });
-    }
-    let publicKey: Uint8Array;
-    let kid: Uint8Array;
-    try {
-      publicKey = fromBase64Url(record.publicKey);
-      assertP256PublicKey(publicKey);
-      kid = fromBase64Url(record.kid);
-    } catch (cause) {
-      throw new IngestError('INGEST_ENROL_ERROR', 'enrolment public key or kid is malformed', { cause, where: { deviceId: record.deviceId } });
-    }
-    if (!equalBytes(kid, keyIdOf(publicKey))) {
-      throw new IngestError('INGEST_ENROL_ERROR', 'enrolment kid is not the key id of its public key', { where: { deviceId: record.deviceId } });
-    }
-    if (!['software', 'pkcs11', 'tpm', 'secure-element'].includes(record.keyBackend)) {
-      throw new IngestError('INGEST_ENROL_ERROR', 'enrolment key backend is unknown', { where: { deviceId: record.deviceId } });
-    }
+  private async enrolChecked({ record, publicKey, kid }: CheckedRecord, requestDigest: Uint8Array, installer: Uint8Array): Promise<void> {
+    if (this.stopping) throw new IngestError('INGEST_STOPPED', 'ingest is stopped');
     await this.withDeviceLock(record.deviceId, async () => {
       const state = this.registry.draft(record.deviceId);
       if (state !== undefined) {
@@ -300,8 +317,8 @@ export class IngestService {
         this.devicesById.set(record.deviceId, row);
       }
       const from = this.head(record.deviceId).seq + 1;
-      await this.logEnrolment(state ?? { deviceId: record.deviceId, keys: [], chained: [], log: 0 }, publicKey, record.keyBackend, requestDigest, from);
-      this.log('info', 'device enrolled', { device: record.deviceId, kid: toBase64Url(kid), keyBackend: record.keyBackend, from });
+      await this.logEnrolment(state ?? { deviceId: record.deviceId, keys: [], chained: [], log: 0 }, publicKey, record.keyBackend, requestDigest, from, record.site ?? '', installer);
+      this.log('info', 'device enrolled', { device: record.deviceId, kid: toBase64Url(kid), keyBackend: record.keyBackend, from, installer: installer.length === 0 ? undefined : toBase64Url(installer) });
     });
   }
 
@@ -329,15 +346,50 @@ export class IngestService {
     });
   }
 
+  /**
+   * What a reinstalled gateway resumes from (docs/keys.md, "Reinstall"): the device's committed head statement and
+   * a receipt for it, signed by the ingest key (FORMAT.md §5). The gateway checks the statement under its own key
+   * and the receipt under the ingest key it pinned, so it never continues from an unsigned claim. A head not in a
+   * batch yet is cut into one first. Seq 0 (nothing committed) has no statement.
+   */
+  async headProof(deviceId: string): Promise<{ seq: number; digest: Uint8Array; statement?: Uint8Array; receipt?: Uint8Array }> {
+    if (this.stopping) throw new IngestError('INGEST_STOPPED', 'ingest is stopped');
+    if (!this.devicesById.has(deviceId)) throw new IngestError('INGEST_UNKNOWN_DEVICE', 'no such enrolled device', { where: { deviceId } });
+    await this.idle();
+    const head = this.head(deviceId);
+    if (head.seq === 0) return { seq: 0, digest: head.digest };
+    let row = await this.store.getEntry(deviceId, head.seq);
+    if (row !== undefined && row.batchId === undefined) {
+      await this.exclusive(() => this.cutPending());
+      row = await this.store.getEntry(deviceId, head.seq);
+    }
+    if (row === undefined || row.batchId === undefined || row.leafIndex === undefined) {
+      throw new IngestError('INGEST_NOT_FOUND', 'the head entry is not in a batch', { where: { deviceId, seq: head.seq } });
+    }
+    const batch = await this.store.getBatch(row.batchId);
+    if (batch === undefined) throw new IngestError('INGEST_STORE_ERROR', 'entry names a missing batch', { where: { deviceId, batchId: row.batchId } });
+    const path = new BatchProofs(batch.leafHashes).inclusionProof(row.leafIndex);
+    const receipt = encodeReceipt(batch.protectedBytes, batch.signature, { treeSize: batch.size, leafIndex: row.leafIndex, path });
+    return { seq: head.seq, digest: head.digest, statement: row.statement, receipt };
+  }
+
   /** The device's key timeline as ingest holds it (FORMAT.md §13.5), or undefined for an unknown device. */
   keys(deviceId: string): Readonly<DeviceKeys> | undefined {
     return this.registry.get(deviceId);
   }
 
-  private async logEnrolment(state: DeviceKeys, publicKey: Uint8Array, backend: EnrolmentRecord['keyBackend'], request: Uint8Array, from: number): Promise<void> {
+  private async logEnrolment(
+    state: DeviceKeys,
+    publicKey: Uint8Array,
+    backend: EnrolmentRecord['keyBackend'],
+    request: Uint8Array,
+    from: number,
+    site: string,
+    installer: Uint8Array,
+  ): Promise<void> {
     const kid = keyIdOf(publicKey);
     state.keys.push({ kid, publicKey, backend, from, via: 'enrolment' });
-    await this.logIngestStatement(state, { type: 'enrolment', device: state.deviceId, kid, key: publicKey, backend, request, from, time: Date.now() });
+    await this.logIngestStatement(state, { type: 'enrolment', device: state.deviceId, kid, key: publicKey, backend, request, from, time: Date.now(), site, installer });
   }
 
   /**
@@ -547,6 +599,8 @@ export class IngestService {
         row.record.keyBackend,
         sha256(encodeCbor(plainRecord(row.record))),
         1,
+        row.record.site ?? '',
+        new Uint8Array(0),
       );
       this.log('info', 'enrolment logged for a device enrolled without a statement', { device: row.record.deviceId });
     }
@@ -917,7 +971,7 @@ export class IngestService {
   }
 
   private tick(sizeTriggered: boolean): void {
-    if (this.tickQueued || this.stopping) return;
+    if (this.tickQueued || this.stopping || this.offline) return;
     this.tickQueued = true;
     void this.exclusive(async () => {
       this.tickQueued = false;
@@ -997,6 +1051,12 @@ function plainRecord(r: EnrolmentRecord): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r)) if (v !== undefined) o[k] = v;
   return o;
+}
+
+/** INGEST_ENROL_ERROR around a failed enrolment check; `where.code` names the ENROLMENT_ code. */
+function enrolError(cause: unknown): unknown {
+  if (cause instanceof SteleError) return new IngestError('INGEST_ENROL_ERROR', `${cause.code}: ${cause.message}`, { cause, where: { code: cause.code, ...cause.where } });
+  return cause;
 }
 
 function positive(n: number, name: string): number {

@@ -101,6 +101,7 @@ describe('offline provisioning round trip', () => {
       issuer: 'stele-ingest-test',
       anchorer,
       batchIntervalMs: 60_000,
+      trustedInstallers: [(await loadSoftwareSigner(join(dir, 'installer.pem'))).publicKey],
     });
     cleanups.push(() => service.stop());
     cleanups.push(() => agent.stop()); // first of all: the broker's server.close waits for the gateway's connection

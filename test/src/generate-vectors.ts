@@ -883,7 +883,7 @@ async function lifecycleWorld(w: World, variant: LifecycleVariant): Promise<Life
   const stranger = fixedSigner(STRANGER_SECRET_KEY_HEX);
   const enrolledAt = START_MS - 86_400_000;
   const enrolment = await signLifecycleStatement(
-    { type: 'enrolment', device: DEVICE_ID, kid: w.device.keyId, key: w.device.publicKey, backend: 'software', request: sha256(utf8('stele vector enrolment request')), from: 1, time: enrolledAt },
+    { type: 'enrolment', device: DEVICE_ID, kid: w.device.keyId, key: w.device.publicKey, backend: 'software', request: sha256(utf8('stele vector enrolment request')), from: 1, time: enrolledAt, site: 'stack 2', installer: sha256(utf8('stele vector installer')) },
     w.ingest,
   );
   const signerOf = (seq: number): Signer => {

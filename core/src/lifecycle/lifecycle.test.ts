@@ -27,7 +27,7 @@ const stranger = testSigner('stranger');
 const D = 'gw-life-1';
 
 const enrolment = (from = 1, signer = device): LifecycleBody => ({
-  type: 'enrolment', device: D, kid: signer.keyId, key: signer.publicKey, backend: 'pkcs11', request: sha256(utf8('req')), from, time: 1_795_000_000_000,
+  type: 'enrolment', device: D, kid: signer.keyId, key: signer.publicKey, backend: 'pkcs11', request: sha256(utf8('req')), from, time: 1_795_000_000_000, site: 'stack 2', installer: sha256(utf8('installer')),
 });
 const rotation = (to = next): LifecycleBody => ({ type: 'rotation', device: D, kid: to.keyId, key: to.publicKey, backend: 'tpm', time: 1_795_000_100_000 });
 const revocation = (after: number, kid = device.keyId): LifecycleBody => ({ type: 'revocation', device: D, kid, after, reason: 'stolen', time: 1_795_000_200_000 });

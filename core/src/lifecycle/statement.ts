@@ -21,6 +21,7 @@ import { FormatError } from '../errors.ts';
 import { sha256 } from '../hash.ts';
 import { KEY_ID_LENGTH, keyIdOf, P256_PUBLIC_KEY_LENGTH } from '../keys.ts';
 import { DIGEST_LENGTH } from '../reading.ts';
+import { MAX_SITE_LENGTH } from '../enrolment/record.ts';
 import { ES256_SIGNATURE_LENGTH, type KeyBackend, type Signer } from '../signer.ts';
 import { ALG_ES256, CWT_SUB, HEADER_ALG, HEADER_CONTENT_TYPE, HEADER_CWT_CLAIMS, HEADER_KID, HEADER_STELE_PREV, HEADER_STELE_SEQ } from '../cose/labels.ts';
 import { copyBytes, encodeDeterministic } from '../cose/plain-bytes.ts';
@@ -47,8 +48,15 @@ export interface EnrolmentBody {
   request: Uint8Array;
   /** First seq this key may sign: 1 for a new device, head + 1 for a re-enrolment after revocation. */
   from: number;
-  /** Ingest clock, ms since the epoch. */
+  /** Ingest clock, ms since the epoch: when ingest enrolled the key. */
   time: number;
+  /** Where the gateway is, as the installer's request (or the operator's record) says; "" when none was given. */
+  site: string;
+  /**
+   * Key id of the installer whose countersignature ingest checked against its trusted installer keys; empty
+   * (zero bytes) when the operator enrolled a plain record with no countersignature.
+   */
+  installer: Uint8Array;
 }
 
 /** The device's current key (the statement's kid) hands over to `key` from the next seq on. */
@@ -117,7 +125,7 @@ export interface ParsedLifecycle {
 const BACKENDS: readonly KeyBackend[] = ['software', 'pkcs11', 'tpm', 'secure-element'];
 
 const BODY_KEYS: Record<LifecycleType, readonly string[]> = {
-  enrolment: ['kid', 'key', 'backend', 'request', 'from', 'time'],
+  enrolment: ['kid', 'key', 'backend', 'request', 'from', 'time', 'site', 'installer'],
   rotation: ['kid', 'key', 'backend', 'time'],
   revocation: ['kid', 'after', 'reason', 'time'],
   reinstall: ['time'],
@@ -164,6 +172,17 @@ function text(v: unknown, field: string): string {
   return v;
 }
 
+function boundedText(v: unknown, field: string, max: number): string {
+  const t = text(v, field);
+  if (t.length > max) fail(`${field} is longer than ${max} characters`, { field });
+  return t;
+}
+
+function installerKid(v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array) || (v.length !== 0 && v.length !== KEY_ID_LENGTH)) fail('body.installer is not a 32-byte key id or empty', { field: 'body.installer' });
+  return copyBytes(v);
+}
+
 /** Decodes and checks a lifecycle body from untrusted bytes (exact keys and types, deterministic encoding). */
 export function decodeLifecycleBody(bytes: Uint8Array): LifecycleBody {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Uint8Array');
@@ -207,6 +226,8 @@ export function decodeLifecycleBody(bytes: Uint8Array): LifecycleBody {
         request: bstr(m.get('request'), 'body.request', DIGEST_LENGTH),
         from: uint(m.get('from'), 'body.from', 1),
         time: uint(m.get('time'), 'body.time', 0),
+        site: boundedText(m.get('site'), 'body.site', MAX_SITE_LENGTH),
+        installer: installerKid(m.get('installer')),
       };
       break;
     case 'rotation':

@@ -212,7 +212,7 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
       time: enrolledAt,
       lifecycle: true,
       statement: await signLifecycleStatement(
-        { type: 'enrolment', device: deviceId, kid: device.keyId, key: device.publicKey, backend: device.backend, request: sha256(utf8('request')), from: 1, time: enrolledAt },
+        { type: 'enrolment', device: deviceId, kid: device.keyId, key: device.publicKey, backend: device.backend, request: sha256(utf8('request')), from: 1, time: enrolledAt, site: 'test site', installer: sha256(utf8('installer')) },
         lifecycleSigner,
       ),
     });

@@ -8,16 +8,12 @@ import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { toBase64Url } from '@stele/core/bytes.ts';
+import type { Attestation, GatewayIdentity } from '@stele/core/enrolment/request.ts';
+
+export type { Attestation, GatewayIdentity };
 
 const run = promisify(execFile);
 
-export interface GatewayIdentity {
-  hostname: string;
-  /** Board serial: `Serial` of /proc/cpuinfo (Raspberry Pi and other ARM boards), else /etc/machine-id. */
-  serial: { source: '/proc/cpuinfo' | '/etc/machine-id' | 'none'; value: string };
-  /** Hardware addresses of the non-loopback interfaces, sorted by interface name. */
-  macs: Array<{ iface: string; mac: string }>;
-}
 
 export async function readGatewayIdentity(): Promise<GatewayIdentity> {
   return { hostname: hostname(), serial: await readSerial(), macs: readMacs() };
@@ -50,9 +46,6 @@ function readMacs(): GatewayIdentity['macs'] {
 }
 
 /** What the key backend can show about itself. */
-export type Attestation =
-  | { kind: 'tpm-ek-certificate'; certificates: Array<{ nvIndex: string; der: string }>; note: string }
-  | { kind: 'none'; reason: string };
 
 /**
  * TCG EK Credential Profile (v2.5 §2.2.1.5): EK certificates at NV 0x01C00002 (RSA 2048), 0x01C0000A (ECC P-256)

@@ -4,7 +4,12 @@
  *
  *   GET  /health                          200 {status:"ok", ...stats}
  *   GET  /metrics                         Prometheus text format 0.0.4
- *   POST /enrol          body: enrolment record JSON        200 {enrolled: deviceId} | 400/409 {code, error}
+ *   POST /enrol          body: the installer's X.enrol.cose (application/cose), or an operator's plain enrolment
+ *                        record JSON (the readable X.enrol.json copy is refused)
+ *                                                          200 {enrolled, kid, installerKid?} | 400/409 {code, error}
+ *   POST /devices/<id>/revoke  body: {reason, kid?}       200 {deviceId, kid, after}
+ *   GET  /devices/<id>/head-proof         {deviceId, seq, digest, statement?, receipt?} (base64url): the signed head a
+ *                                         reinstalled gateway resumes from (docs/keys.md)
  *   GET  /devices/<id>/head               {deviceId, seq, digest (hex)}
  *   GET  /devices/<id>/forks              {deviceId, forks: [{seq, receivedAt}]}
  *   GET  /bundle?device=ID&first=N&last=M FORMAT.md §7 evidence bundle | 404/409 {code, error}
@@ -17,10 +22,10 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fromHex, toHex } from '@stele/core/bytes.ts';
+import { fromBase64Url, fromHex, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { SteleError } from '@stele/core/errors.ts';
 import { sha256 } from '@stele/core/hash.ts';
-import type { EnrolmentRecord } from '@stele/device';
+import type { EnrolmentRecord } from '@stele/core/enrolment/index.ts';
 import { toLogFn, type Logger } from '../log.ts';
 import type { IngestService } from '../service.ts';
 
@@ -57,6 +62,7 @@ const STATUS_OF_CODE: Record<string, number> = {
   INGEST_NOT_ANCHORED: 409,
   INGEST_ENROL_ERROR: 400,
   INGEST_ENROL_CONFLICT: 409,
+  INGEST_REVOKE_ERROR: 409,
   INGEST_STOPPED: 503,
 };
 
@@ -94,9 +100,55 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
     }
     if (method === 'GET' && url.pathname === '/metrics') return { status: 200, body: metrics(service), type: 'text/plain; version=0.0.4' };
     if (method === 'POST' && url.pathname === '/enrol') {
-      const record = JSON.parse(new TextDecoder().decode(await readBody(req))) as EnrolmentRecord;
-      await service.enrol(record);
-      return { status: 200, body: { enrolled: record.deviceId } };
+      const body = await readBody(req);
+      // COSE_Sign1 is CBOR tag 18 (0xd2): the installer's countersigned request.
+      if (body[0] === 0xd2 || (req.headers['content-type'] ?? '').startsWith('application/cose')) {
+        const r = await service.enrolRequest(body);
+        return { status: 200, body: { enrolled: r.record.deviceId, kid: r.record.kid, installerKid: r.installerKid } };
+      }
+      let record: unknown;
+      try {
+        record = JSON.parse(new TextDecoder().decode(body));
+      } catch {
+        throw new HttpProblem(400, 'INGEST_ENROL_ERROR', 'body is neither an enrolment request (COSE) nor a JSON enrolment record');
+      }
+      if (typeof record === 'object' && record !== null && ('installer' in record || 'version' in record)) {
+        throw new HttpProblem(400, 'INGEST_ENROL_ERROR', 'this is the readable X.enrol.json copy (not signed): send the X.enrol.cose file');
+      }
+      await service.enrol(record as EnrolmentRecord);
+      const r = record as EnrolmentRecord;
+      return { status: 200, body: { enrolled: r.deviceId, kid: r.kid } };
+    }
+    if (method === 'POST' && parts[0] === 'devices' && parts.length === 3 && parts[2] === 'revoke') {
+      let req0: { reason?: unknown; kid?: unknown };
+      try {
+        req0 = JSON.parse(new TextDecoder().decode(await readBody(req))) as { reason?: unknown; kid?: unknown };
+      } catch {
+        throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'body must be JSON {reason, kid?}');
+      }
+      if (typeof req0 !== 'object' || req0 === null || typeof req0.reason !== 'string' || req0.reason.trim() === '' || req0.reason.length > 256) {
+        throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'reason must be text of 1..256 characters');
+      }
+      let kid: Uint8Array | undefined;
+      if (req0.kid !== undefined) {
+        if (typeof req0.kid !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(req0.kid)) throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'kid must be a base64url key id');
+        kid = fromBase64Url(req0.kid);
+      }
+      const r = await service.revoke(parts[1]!, { reason: req0.reason, ...(kid === undefined ? {} : { kid }) });
+      return { status: 200, body: { deviceId: parts[1], kid: toBase64Url(r.kid), after: r.after } };
+    }
+    if (method === 'GET' && parts[0] === 'devices' && parts.length === 3 && parts[2] === 'head-proof') {
+      const p = await service.headProof(parts[1]!);
+      return {
+        status: 200,
+        body: {
+          deviceId: parts[1],
+          seq: p.seq,
+          digest: toBase64Url(p.digest),
+          ...(p.statement === undefined ? {} : { statement: toBase64Url(p.statement) }),
+          ...(p.receipt === undefined ? {} : { receipt: toBase64Url(p.receipt) }),
+        },
+      };
     }
     if (method === 'POST' && url.pathname === '/flush') {
       await service.flush();

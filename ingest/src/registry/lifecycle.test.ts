@@ -220,7 +220,7 @@ describe('device lifecycle at ingest', () => {
     it('rejects an enrolment statement from the gateway with LIFECYCLE_ERROR', async () => {
       const s = await setup();
       const forged = await signLifecycleStatement(
-        { type: 'enrolment', device: s.deviceId, kid: s.device.keyId, key: s.device.publicKey, backend: 'software', request: new Uint8Array(32), from: 1, time: 0 },
+        { type: 'enrolment', device: s.deviceId, kid: s.device.keyId, key: s.device.publicKey, backend: 'software', request: new Uint8Array(32), from: 1, time: 0, site: '', installer: new Uint8Array(0) },
         s.device,
       );
       await s.gw.publish({ statement: forged });
@@ -230,8 +230,8 @@ describe('device lifecycle at ingest', () => {
 
   describe('enrolment', () => {
     it('registers a countersigned provisioning request; the enrolment statement names the file digest', async () => {
-      const s = await setup(false);
       const installer = testSigner();
+      const s = await stack.setup({ deviceId: `gw-life-${String(++devices).padStart(3, '0')}`, dirPrefix: 'lifecycle', enrol: false, options: { trustedInstallers: [installer.publicKey] } });
       const request: EnrolmentRequest = {
         version: 1,
         deviceId: s.deviceId,
@@ -250,6 +250,15 @@ describe('device lifecycle at ingest', () => {
       const result = await s.ingest.enrolRequest(file);
       expect(result.installerKid).toBe(toBase64Url(installer.keyId));
       await expect(s.ingest.enrolRequest(file.slice(0, -1))).rejects.toMatchObject({ code: 'INGEST_ENROL_ERROR' });
+      // An installer the operator does not trust: its valid countersignature is not enough.
+      const stranger = testSigner();
+      const other = testSigner();
+      const untrusted = await signEnrolmentRequest(
+        { ...request, deviceId: 'gw-life-untrusted', publicKey: toBase64Url(other.publicKey), kid: toBase64Url(other.keyId), installer: { publicKey: toBase64Url(stranger.publicKey), kid: toBase64Url(stranger.keyId) } },
+        other,
+        stranger,
+      );
+      await expect(s.ingest.enrolRequest(untrusted)).rejects.toMatchObject({ code: 'INGEST_ENROL_ERROR', where: { code: 'ENROLMENT_INSTALLER_UNTRUSTED' } });
 
       const chain = await makeChain(s.device, s.deviceId, 2);
       for (const r of chain) await s.gw.publish(r);
@@ -259,6 +268,9 @@ describe('device lifecycle at ingest', () => {
       const enrolment = parseLifecycleStatement(bundle.lifecycle![0]!.statement).body;
       expect(enrolment.type).toBe('enrolment');
       expect(enrolment.type === 'enrolment' && equalBytes(enrolment.request, sha256(file))).toBe(true);
+      // The enrolment facts travel signed by ingest: site and the installer who countersigned.
+      expect(enrolment.type === 'enrolment' && enrolment.site).toBe('test stack');
+      expect(enrolment.type === 'enrolment' && equalBytes(enrolment.installer, installer.keyId)).toBe(true);
       expect((await verifyBundle(bundle, online)).state).toBe('verified');
     });
   });

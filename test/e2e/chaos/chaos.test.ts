@@ -22,6 +22,7 @@ import { verifyBundle } from '@stele/core/verify/index.ts';
 import { createSoftwareKey, makeEnrolmentRecord } from '@stele/device';
 import { Outbox } from '@stele/edge-agent';
 import { readAnchor } from '@stele/ingest';
+import { initIngestKey } from '@stele/ingest/key.ts';
 import { AGENT_SCRIPT, freePort, INGEST_SCRIPT, jsonLines, mulberry32, sleep, spawnTs, startMosquitto, type Child, type Mosquitto } from './processes.ts';
 
 const enabled = process.env['STELE_CHAOS'] === '1' || process.env['CI'] === 'true';
@@ -58,6 +59,7 @@ describe.skipIf(!enabled || !hasMosquitto)('chaos: SIGKILLs, broker outages and 
       const healthPort = await freePort();
       // a fixed chain port: the anchors of batches made before the ingest restart name this RPC URL
       const chainPort = await freePort();
+      await initIngestKey(join(dir, 'ingest')); // `stele ingest init`: run never makes the key
       const ingestArgs = ['run', '--mqtt', broker.url, '--data', join(dir, 'ingest'), '--embedded-chain', '--chain-port', String(chainPort), '--batch-ms', '1000', '--health-port', String(healthPort), '--log-level', 'warn'];
       const api = `http://127.0.0.1:${healthPort}`;
       let ingest: Child = spawnTs(INGEST_SCRIPT, ingestArgs);
