@@ -11,6 +11,7 @@ import { formatDoctorReport, runDoctor, type DoctorOptions } from './doctor/doct
 import { fmtBytes, type GatewayStatus } from './ops/status.ts';
 import { startGateway, type GatewayDeps } from './run/gateway.ts';
 import { keyFix } from './run/signer.ts';
+import { cmdReinstall, cmdRotateKey } from './lifecycle-cli.ts';
 
 export interface GatewayIo {
   stdin: NodeJS.ReadableStream;
@@ -37,6 +38,8 @@ commands:
   doctor     check config, serial ports, key, clock, broker, disk; each failure with the fix to try
   status     ask the running agent: outbox depth, last ack, instruments, signing rate
   provision  make the gateway's key in the TPM / secure element and write its enrolment request
+  rotate-key replace the gateway's key (a rotation statement signed by the old key; agent stopped)
+  reinstall  start a new, empty outbox after the head ingest signed (new SD card, same key; agent stopped)
 
 stele gateway <command> --help for its options. The config file defaults to $STELE_CONFIG or ${DEFAULT_CONFIG}.
 `;
@@ -86,6 +89,10 @@ export async function runGateway(argv: string[], io: GatewayIo, deps: GatewayCli
       return cmdStatus(rest, io, deps);
     case 'provision':
       return cmdProvision(rest, io);
+    case 'rotate-key':
+      return cmdRotateKey(rest, io, (v) => configPath(v as Parsed, deps.env ?? process.env));
+    case 'reinstall':
+      return cmdReinstall(rest, io, (v) => configPath(v as Parsed, deps.env ?? process.env));
     case undefined:
       io.stderr.write(GATEWAY_USAGE);
       return 2;
