@@ -39,6 +39,7 @@ import { hashLeaf } from '@stele/core/rfc9162/index.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { checkEnrolmentRecord, verifyEnrolmentRequest, type CheckedRecord, type EnrolmentRecord } from '@stele/core/enrolment/index.ts';
 import type { Anchorer } from './anchor/index.ts';
+import { stepAnchor, type AnchorAlarm, type AnchorJob } from './anchor/machine.ts';
 import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
@@ -81,6 +82,13 @@ export interface IngestOptions {
   reorderLimit?: number;
   /** Acks of one device are coalesced over this window. Default 5. */
   ackDelayMs?: number;
+  /**
+   * An anchor is final, and only then goes into bundles and counts as anchored, when its block is this many blocks
+   * deep (1: mined). Default 1. Non-final anchors are read again from the chain on start and every tick.
+   */
+  anchorConfirmations?: number;
+  /** A transaction the node holds this long without mining it is replaced (with an alarm). Default 60000. */
+  anchorStuckMs?: number;
   /** SEC1 public keys of the installers whose countersigned enrolment requests are accepted (enrolRequest). Default none. */
   trustedInstallers?: readonly Uint8Array[];
   /** MQTT client id. Default: random, with a clean session; when given, a persistent session (clean: false). */
@@ -105,6 +113,8 @@ export interface IngestStats {
   buffered: number;
   /** Failed anchor attempts (each retried on the next tick), since this process started. */
   anchorFailures: number;
+  /** Anchors found lost or reorged on chain and anchored again (alarms), since this process started. */
+  anchorsLost: number;
 }
 
 interface Incoming {
@@ -176,6 +186,13 @@ export class IngestService {
   private pending: PendingLeaf[] = [];
   private unanchored: number[] = [];
   private lastAnchorError: unknown;
+  private chainDownSince: number | undefined;
+  private lastAnchorAlarm: { batchId: number; alarm: AnchorAlarm; at: number } | undefined;
+  /** State of each non-final batch's anchor, as last seen (for health). */
+  private readonly anchorStates = new Map<number, AnchorJob['state']>();
+  private readonly anchorConfirmations: number;
+  private readonly anchorStuckMs: number;
+  private readonly flushWaitMs = 30_000;
 
   private client: MqttClient | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -191,6 +208,7 @@ export class IngestService {
     anchored: 0,
     duplicates: 0,
     anchorFailures: 0,
+    anchorsLost: 0,
     rejected: {} as Record<string, number>,
   };
 
@@ -204,6 +222,8 @@ export class IngestService {
     this.maxMessageBytes = positive(options.maxMessageBytes ?? 65536, 'maxMessageBytes');
     this.reorderLimit = positive(options.reorderLimit ?? 1024, 'reorderLimit');
     this.ackDelayMs = options.ackDelayMs ?? 5;
+    this.anchorConfirmations = positive(options.anchorConfirmations ?? 1, 'anchorConfirmations');
+    this.anchorStuckMs = positive(options.anchorStuckMs ?? 60_000, 'anchorStuckMs');
   }
 
   static async start(options: IngestOptions): Promise<IngestService> {
@@ -218,6 +238,8 @@ export class IngestService {
       throw e;
     }
     service.timer = setInterval(() => service.tick(false), service.batchIntervalMs);
+    // Every non-final anchor is read again from the chain now, not only at the first interval.
+    if (service.unanchored.length > 0) void service.exclusive(() => service.anchorPending()).catch(() => {});
     service.log('info', 'ingest started', {
       dataDir: options.dataDir,
       devices: service.devicesById.size,
@@ -439,6 +461,7 @@ export class IngestService {
       pending: this.pending.length,
       buffered,
       anchorFailures: this.counters.anchorFailures,
+      anchorsLost: this.counters.anchorsLost,
     };
   }
 
@@ -459,7 +482,13 @@ export class IngestService {
       await this.cutPending();
       await this.anchorPending();
     });
-    if (this.unanchored.length > 0) throw this.lastAnchorError ?? new Error('batches left unanchored');
+    // Wait (bounded) for inclusion and finality when the chain mines on its own schedule.
+    const until = Date.now() + this.flushWaitMs;
+    while (this.unanchored.length > 0 && this.lastAnchorError === undefined && Date.now() < until && !this.stopping) {
+      await new Promise((r) => setTimeout(r, 100));
+      await this.exclusive(() => this.anchorPending());
+    }
+    if (this.unanchored.length > 0) throw this.lastAnchorError ?? new IngestError('INGEST_NOT_ANCHORED', 'batches not final on chain yet', { where: { unanchored: this.unanchored.length } });
   }
 
   /** FORMAT.md §7 evidence for seq firstSeq..lastSeq of a device; every entry must be in an anchored batch. */
@@ -1014,29 +1043,75 @@ export class IngestService {
     this.log('info', 'batch cut', { batchId, size: leaves.length, root: `0x${toHex(root)}` });
   }
 
-  /** Anchors stored batches in id order; stops at the first failure (retried on the next tick). */
+  /**
+   * Drives every non-final batch's anchor (anchor/machine.ts), in id order, saving each step; stops at the first
+   * chain failure (retried on the next tick: batches queue, nothing is lost). Anchorers without stages (tests'
+   * fakes) are driven through anchor() in one step.
+   */
   private async anchorPending(): Promise<void> {
-    while (this.unanchored.length > 0) {
-      const batchId = this.unanchored[0]!;
+    const staged = this.options.anchorer.staged;
+    for (const batchId of [...this.unanchored]) {
       const row = await this.store.getBatch(batchId);
       if (row === undefined) throw new IngestError('INGEST_STORE_ERROR', 'unanchored batch missing', { where: { batchId } });
-      let ref: AnchorRef;
+      let ref: AnchorRef | undefined;
       try {
-        // Idempotent: a batch anchored before a crash (tx mined, ref not stored) returns its existing ref.
-        ref = await this.options.anchorer.anchor(batchId, row.root, row.size);
+        if (staged === undefined) {
+          // Idempotent: a batch anchored before a crash (tx mined, ref not stored) returns its existing ref.
+          ref = await this.options.anchorer.anchor(batchId, row.root, row.size);
+        } else {
+          let job: AnchorJob = (await this.store.getAnchorJob<AnchorJob>(batchId)) ?? { state: 'prepared' };
+          for (let steps = 0; steps < 6 && ref === undefined; steps++) {
+            const out = await stepAnchor(staged, row, job, this.anchorConfirmations, Date.now(), this.anchorStuckMs);
+            if (out.alarm !== undefined) this.raiseAnchorAlarm(batchId, out.alarm, job);
+            if (out.final !== undefined) ref = out.final;
+            const changed = JSON.stringify(out.job) !== JSON.stringify(job);
+            job = out.job;
+            if (!changed) break;
+            if (ref === undefined) await this.store.putAnchorJob(batchId, job);
+          }
+          this.anchorStates.set(batchId, job.state);
+        }
       } catch (e) {
         this.lastAnchorError = e;
         this.counters.anchorFailures++;
-        this.log('warn', 'anchoring failed, will retry', { batchId, err: errorText(e), code: e instanceof SteleError ? e.code : undefined });
+        this.chainDownSince ??= Date.now();
+        this.log('warn', 'anchoring failed, will retry', { batchId, err: errorText(e), code: e instanceof SteleError ? e.code : undefined, queued: this.unanchored.length });
         return;
       }
+      this.chainDownSince = undefined;
+      if (ref === undefined) continue; // not final yet: the next tick reads it again
       if (ref.rpc === undefined) ref = { ...ref, rpc: this.options.anchorer.rpcUrl };
       await this.store.setAnchor(batchId, ref);
-      this.unanchored.shift();
+      this.unanchored.splice(this.unanchored.indexOf(batchId), 1);
+      this.anchorStates.delete(batchId);
       this.counters.anchored++;
       this.lastAnchorError = undefined;
-      this.log('info', 'batch anchored', { batchId, chainId: ref.chainId, txHash: ref.txHash, blockNumber: ref.blockNumber });
+      this.log('info', 'batch anchored', { batchId, chainId: ref.chainId, txHash: ref.txHash, blockNumber: ref.blockNumber, final: true });
     }
+  }
+
+  private raiseAnchorAlarm(batchId: number, alarm: AnchorAlarm, job: AnchorJob): void {
+    this.counters.anchorsLost++;
+    this.lastAnchorAlarm = { batchId, alarm, at: Date.now() };
+    this.log('error', 'ALARM anchor lost or reorged; anchoring the batch again', { batchId, alarm, txHash: job.txHash, blockNumber: job.blockNumber, blockHash: job.blockHash });
+  }
+
+  /** Where anchoring stands, for /health and /metrics. */
+  anchoring(): { confirmations: number; unanchored: number; states: Record<string, number>; lost: number; chainDownSinceMs?: number; lastAlarm?: { batchId: number; alarm: string; at: string }; lastError?: string } {
+    const states: Record<string, number> = {};
+    for (const id of this.unanchored) {
+      const st = this.anchorStates.get(id) ?? 'prepared';
+      states[st] = (states[st] ?? 0) + 1;
+    }
+    return {
+      confirmations: this.anchorConfirmations,
+      unanchored: this.unanchored.length,
+      states,
+      lost: this.counters.anchorsLost,
+      ...(this.chainDownSince === undefined ? {} : { chainDownSinceMs: Date.now() - this.chainDownSince }),
+      ...(this.lastAnchorAlarm === undefined ? {} : { lastAlarm: { ...this.lastAnchorAlarm, at: new Date(this.lastAnchorAlarm.at).toISOString() } }),
+      ...(this.lastAnchorError === undefined ? {} : { lastError: errorText(this.lastAnchorError) }),
+    };
   }
 }
 

@@ -12,7 +12,8 @@
  *   fork!<deviceId>!<seq>!<hash>   a second, different statement for a committed seq (kept, never applied)
  *   pend!<order>                   pending leaf {deviceId, seq, leafHash}, in commit order
  *   bat!<batchId>                  {batchId, size, root, leafHashes, protectedBytes, signature, createdAt, anchor?}
- *   unanch!<batchId>               marker: batch stored but not anchored yet
+ *   unanch!<batchId>               marker: batch stored but not anchored (final) yet
+ *   anc!<batchId>                  JSON AnchorJob: where its anchor stands (anchor/machine.ts); deleted when final
  *   raw!<sha256 hex>!<deviceId>!<seq>  empty: the reading seq of deviceId names this frame digest in `raw`
  *                                  (written in the same batch as its entry; only for readings sent in full)
  *   meta!rawIndex                  marker: every stored entry is in the raw index (set once it was built)
@@ -320,9 +321,20 @@ export class IngestStore {
       [
         { type: 'put', key: `bat!${pad(batchId)}`, value: encBatch(row) },
         { type: 'del', key: `unanch!${pad(batchId)}` },
+        { type: 'del', key: `anc!${pad(batchId)}` },
       ],
       SYNC,
     );
+  }
+
+  /** Saves where a batch's anchor stands (synced: a signed transaction is on disk before it is broadcast). */
+  async putAnchorJob(batchId: number, job: object): Promise<void> {
+    await this.db.put(`anc!${pad(batchId)}`, new TextEncoder().encode(JSON.stringify(job)), SYNC);
+  }
+
+  async getAnchorJob<T>(batchId: number): Promise<T | undefined> {
+    const v = await this.db.get(`anc!${pad(batchId)}`);
+    return v === undefined ? undefined : (JSON.parse(new TextDecoder().decode(v)) as T);
   }
 
   async getBatch(batchId: number): Promise<BatchRow | undefined> {

@@ -54,7 +54,9 @@ export type AnchorErrorCode =
   /** Anchorer: the local node failed to start or stopped unexpectedly. */
   | 'ANCHOR_NODE_ERROR'
   /** Anchorer: a transaction was refused or reverted (not owner, deploy failed, ...). */
-  | 'ANCHOR_TX_ERROR';
+  | 'ANCHOR_TX_ERROR'
+  /** Anchorer: no SteleAnchor contract where the state file says (or no state file): deploy it explicitly. */
+  | 'ANCHOR_CONTRACT_MISSING';
 
 export class AnchorError extends SteleError<AnchorErrorCode> {}
 

@@ -7,7 +7,7 @@ import { createPublicClient, createWalletClient, defineChain, http, type Address
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anchorCodeOf } from '@stele/test';
-import { readAnchor, type AnchorRef } from '@stele/core/anchor/evm-reader.ts';
+import { readAnchor, type AnchorError, type AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { STELE_ANCHOR_ABI } from './abi.ts';
 import { startAnvil, type AnvilNode } from './anvil.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, type EvmAnchorer } from './evm-anchorer.ts';
@@ -93,14 +93,22 @@ describe('connectEvmAnchorer and readAnchor on a real anvil', () => {
       expect(again.contract).toBe(anchorer.contract);
     });
 
-    it('re-deploys when the remembered contract has no code on this chain', async () => {
+    it('refuses with ANCHOR_CONTRACT_MISSING, naming the address, when the remembered contract has no code (never re-deploys)', async () => {
       const stateFile = join(dir, 'stale.json');
       const ghost = '0x000000000000000000000000000000000000dead';
       writeFileSync(stateFile, JSON.stringify({ chainId: 31337, contract: ghost, deployTxHash: `0x${'00'.repeat(32)}`, owner: anchorer.owner }));
-      const fresh = await connectEvmAnchorer({ rpcUrl: node.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile });
-      expect(fresh.contract).not.toBe(ghost);
-      expect(fresh.contract).not.toBe(anchorer.contract);
-      expect((JSON.parse(readFileSync(stateFile, 'utf8')) as { contract: string }).contract).toBe(fresh.contract);
+      const err = await connectEvmAnchorer({ rpcUrl: node.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile }).then(() => undefined, (e: unknown) => e as AnchorError);
+      expect(err?.code).toBe('ANCHOR_CONTRACT_MISSING');
+      expect(err?.message).toContain(ghost);
+      expect((JSON.parse(readFileSync(stateFile, 'utf8')) as { contract: string }).contract).toBe(ghost);
+    });
+
+    it('with deploy: never and no state file, refuses with ANCHOR_CONTRACT_MISSING', async () => {
+      const err = await connectEvmAnchorer({ rpcUrl: node.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(dir, 'none.json'), deploy: 'never' }).then(
+        () => undefined,
+        (e: unknown) => e as AnchorError,
+      );
+      expect(err?.code).toBe('ANCHOR_CONTRACT_MISSING');
     });
 
     it('refuses a remembered contract owned by another key with ANCHOR_CONFLICT', async () => {

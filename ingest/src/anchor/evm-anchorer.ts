@@ -11,6 +11,8 @@ import {
   createWalletClient,
   defineChain,
   http,
+  encodeFunctionData,
+  keccak256,
   parseEventLogs,
   type Address,
   type Chain,
@@ -39,6 +41,32 @@ export interface Anchorer {
   /** Lower-case 0x address of the SteleAnchor contract. */
   readonly contract: string;
   readonly rpcUrl: string;
+  /**
+   * Staged anchoring, for the persisted state machine (anchor/machine.ts). An anchorer without it is driven through
+   * `anchor()` in one step (tests' fakes).
+   */
+  readonly staged?: StagedAnchorer;
+}
+
+/** What the chain says about an anchor transaction (StagedAnchorer.inspect). */
+export type AnchorInspection =
+  /** Mined with the batch's Anchored log (by this tx or, after a crash, by another of ours). */
+  | { status: 'included'; ref: AnchorRef; blockHash: string; confirmations: number }
+  /** Known to the node, not mined yet. */
+  | { status: 'pending' }
+  /** The node knows neither the transaction nor an anchor of the batch: lost (chain reset, reorg, dropped). */
+  | { status: 'missing' };
+
+export interface StagedAnchorer {
+  /** Builds and signs anchor(batchId, root, size) with the next nonce: the raw transaction and its hash, sent nowhere. */
+  prepare(batchId: number, root: Uint8Array, size: number): Promise<{ txHash: string; raw: string }>;
+  /**
+   * Sends a signed transaction (again). Resolves `'sent'` (or already known), `'stale'` when its nonce was used by
+   * another transaction (prepare a new one), `'anchored'` when the batch is already anchored on chain.
+   */
+  broadcast(raw: string, batchId: number, root: Uint8Array, size: number): Promise<'sent' | 'stale' | 'anchored'>;
+  /** Where the anchor of `batchId` stands, looking for `txHash` first and the contract's record second. */
+  inspect(batchId: number, root: Uint8Array, size: number, txHash: string): Promise<AnchorInspection>;
 }
 
 /** What connectEvmAnchorer returns: an Anchorer that also names its account. */
@@ -62,6 +90,12 @@ export interface EvmAnchorerOptions {
   stateFile: string;
   /** Per-request timeout. Default: 10000. */
   timeoutMs?: number;
+  /**
+   * When to deploy SteleAnchor: `'if-no-state'` (default: only when `stateFile` does not exist yet, the embedded dev
+   * chain's first start and tests) or `'never'` (production: deploy with `stele ingest deploy-contract`). A state file
+   * whose contract has no code on the chain is always ANCHOR_CONTRACT_MISSING, never a silent new deployment.
+   */
+  deploy?: 'if-no-state' | 'never';
 }
 
 const HEX_ADDRESS = /^0x[0-9a-fA-F]{40}$/;
@@ -115,8 +149,21 @@ export async function connectEvmAnchorer(options: EvmAnchorerOptions): Promise<E
     }
   }
 
+  if (contract === undefined && saved !== undefined) {
+    // A chain that was reset, or another chain: deploying a new contract here would silently start a second history.
+    throw new AnchorError(
+      'ANCHOR_CONTRACT_MISSING',
+      saved.chainId === chainId
+        ? `no SteleAnchor contract at ${saved.contract} on chain ${chainId} (${rpcUrl}), where ${stateFile} says it is: is this the right chain? Deploy a new one only on purpose (stele ingest deploy-contract)`
+        : `${stateFile} names chain ${saved.chainId}, but ${rpcUrl} is chain ${chainId}`,
+      { where: { stateFile, contract: saved.contract, chainId, expectedChainId: saved.chainId } },
+    );
+  }
+  if (contract === undefined && (options.deploy ?? 'if-no-state') === 'never') {
+    throw new AnchorError('ANCHOR_CONTRACT_MISSING', `no anchor contract recorded in ${stateFile}: deploy one with \`stele ingest deploy-contract\``, { where: { stateFile, chainId } });
+  }
   if (contract === undefined) {
-    // First run, another chain, or a chain that was reset (the remembered address has no code): deploy.
+    // First run with no state file: deploy.
     const hash = await rpc('deploy', rpcUrl, () =>
       wallet.deployContract({ abi: STELE_ANCHOR_ABI, bytecode: artifact.bytecode as Hex }),
     );
@@ -199,6 +246,70 @@ export async function connectEvmAnchorer(options: EvmAnchorerOptions): Promise<E
     return { chainId, contract: address, txHash: hash, blockNumber: Number(receipt.blockNumber), blockTime: Number(log.args.timestamp) };
   }
 
+  const staged: StagedAnchorer = {
+    async prepare(batchId, root, size) {
+      const request = await rpc('prepare', rpcUrl, () =>
+        wallet.prepareTransactionRequest({
+          to: address,
+          data: encodeFunctionData({ abi: STELE_ANCHOR_ABI, functionName: 'anchor', args: [BigInt(batchId), `0x${toHex(root)}` as Hex, BigInt(size)] }),
+          // a fixed limit: estimating would fail (revert) for a batch anchored meanwhile; anchor() needs ~70k gas
+          gas: 150_000n,
+          nonceManager: undefined,
+        }),
+      );
+      const raw = await account.signTransaction(request as Parameters<typeof account.signTransaction>[0]);
+      return { txHash: keccak256(raw), raw };
+    },
+    async broadcast(raw, batchId, root, size) {
+      try {
+        await publicClient.sendRawTransaction({ serializedTransaction: raw as Hex });
+        return 'sent';
+      } catch (e) {
+        const text = `${(e as Error).message} ${(e as { details?: string }).details ?? ''}`.toLowerCase();
+        if (text.includes('already known') || text.includes('already imported') || text.includes('known transaction')) return 'sent';
+        if (text.includes('nonce too low') || text.includes('nonce has already been used') || text.includes('replacement transaction underpriced')) {
+          return (await existingRef(batchId, `0x${toHex(root)}` as Hex, size)) === undefined ? 'stale' : 'anchored';
+        }
+        throw new AnchorError('ANCHOR_RPC_ERROR', `sending the anchor of batch ${batchId} to ${rpcUrl} failed`, { cause: e, where: { rpcUrl, batchId } });
+      }
+    },
+    async inspect(batchId, root, size, txHash) {
+      const rootHex = `0x${toHex(root)}` as Hex;
+      const latest = await rpc('eth_blockNumber', rpcUrl, () => publicClient.getBlockNumber({ cacheTime: 0 }));
+      const receipt = await rpc('eth_getTransactionReceipt', rpcUrl, () => publicClient.getTransactionReceipt({ hash: txHash as Hex }).catch((e: unknown) => {
+        if (e instanceof BaseError && e.name === 'TransactionReceiptNotFoundError') return undefined;
+        throw e;
+      }));
+      let ref: AnchorRef | undefined;
+      let blockHash: string | undefined;
+      if (receipt !== undefined && receipt.status === 'success') {
+        const log = parseEventLogs({ abi: STELE_ANCHOR_ABI, logs: receipt.logs, eventName: 'Anchored' }).find(
+          (l) => l.address.toLowerCase() === address && l.args.batchId === BigInt(batchId) && l.args.root?.toLowerCase() === rootHex,
+        );
+        if (log !== undefined) {
+          ref = { chainId, contract: address, txHash, blockNumber: Number(receipt.blockNumber), blockTime: Number(log.args.timestamp) };
+          blockHash = receipt.blockHash;
+        }
+      }
+      if (ref === undefined) {
+        // Not by this transaction: by an earlier one of ours (a crash between sending and saving)?
+        ref = await existingRef(batchId, rootHex, size);
+        if (ref !== undefined) {
+          const block = await rpc('eth_getBlockByNumber', rpcUrl, () => publicClient.getBlock({ blockNumber: BigInt(ref!.blockNumber) }));
+          blockHash = block.hash ?? undefined;
+        }
+      }
+      if (ref !== undefined && blockHash !== undefined) {
+        return { status: 'included', ref, blockHash, confirmations: Number(latest) - ref.blockNumber + 1 };
+      }
+      const tx = await rpc('eth_getTransactionByHash', rpcUrl, () => publicClient.getTransaction({ hash: txHash as Hex }).catch((e: unknown) => {
+        if (e instanceof BaseError && e.name === 'TransactionNotFoundError') return undefined;
+        throw e;
+      }));
+      return tx === undefined ? { status: 'missing' } : { status: 'pending' };
+    },
+  };
+
   // One transaction at a time: concurrent sends from one key would race for the nonce.
   let queue: Promise<unknown> = Promise.resolve();
   return {
@@ -206,6 +317,7 @@ export async function connectEvmAnchorer(options: EvmAnchorerOptions): Promise<E
     contract: address,
     rpcUrl,
     owner,
+    staged,
     anchor(batchId: number, root: Uint8Array, size: number): Promise<AnchorRef> {
       if (!Number.isSafeInteger(batchId) || batchId < 0) throw new RangeError('batchId must be a non-negative safe integer');
       if (!(root instanceof Uint8Array) || root.length !== 32) throw new RangeError('root must be 32 bytes');

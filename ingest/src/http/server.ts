@@ -96,7 +96,15 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
     const parts = url.pathname.split('/').filter((x) => x !== '').map(decodeURIComponent);
     const method = req.method ?? 'GET';
     if (method === 'GET' && url.pathname === '/health') {
-      return { status: 200, body: { status: 'ok', uptimeS: Math.round((Date.now() - started) / 1000), ...service.stats() } };
+      const anchoring = service.anchoring();
+      // Degraded (not down: readings are still taken and kept) while the chain does not answer, or for 10 minutes
+      // after an anchor was found lost or reorged on chain.
+      const recentAlarm = anchoring.lastAlarm !== undefined && Date.now() - Date.parse(anchoring.lastAlarm.at) < 600_000;
+      const problems = [
+        ...(anchoring.chainDownSinceMs === undefined ? [] : [`chain unreachable for ${Math.round(anchoring.chainDownSinceMs / 1000)} s: ${anchoring.unanchored} batches queued`]),
+        ...(recentAlarm ? [`anchor of batch ${anchoring.lastAlarm!.batchId} ${anchoring.lastAlarm!.alarm}; anchored again`] : []),
+      ];
+      return { status: 200, body: { status: problems.length === 0 ? 'ok' : 'degraded', problems, uptimeS: Math.round((Date.now() - started) / 1000), ...service.stats(), anchoring } };
     }
     if (method === 'GET' && url.pathname === '/metrics') return { status: 200, body: metrics(service), type: 'text/plain; version=0.0.4' };
     if (method === 'POST' && url.pathname === '/enrol') {
@@ -244,6 +252,15 @@ function metrics(service: IngestService): string {
     '# HELP stele_ingest_anchor_failures_total Failed anchor attempts (this process).',
     '# TYPE stele_ingest_anchor_failures_total counter',
     `stele_ingest_anchor_failures_total ${s.anchorFailures}`,
+    '# HELP stele_ingest_anchors_lost_total Anchors found lost or reorged on chain and anchored again (alarm).',
+    '# TYPE stele_ingest_anchors_lost_total counter',
+    `stele_ingest_anchors_lost_total ${s.anchorsLost}`,
+    '# HELP stele_ingest_unanchored Batches whose anchor is not final yet.',
+    '# TYPE stele_ingest_unanchored gauge',
+    `stele_ingest_unanchored ${service.anchoring().unanchored}`,
+    '# HELP stele_ingest_chain_up 0 while the last anchoring attempt could not reach the chain.',
+    '# TYPE stele_ingest_chain_up gauge',
+    `stele_ingest_chain_up ${service.anchoring().chainDownSinceMs === undefined ? 1 : 0}`,
     '# HELP stele_ingest_rejected_total Rejected statements by code (this process).',
     '# TYPE stele_ingest_rejected_total counter',
     ...Object.entries(s.rejected).map(([code, n]) => `stele_ingest_rejected_total{code="${code}"} ${n}`),
