@@ -6,7 +6,7 @@ import { utf8 } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { GENESIS_PREV } from '@stele/core/reading.ts';
 import { verifyBundle } from '@stele/core/verify/index.ts';
-import { readAnchor } from './anchor/index.ts';
+import { ANVIL_DEV_PRIVATE_KEY, readAnchor, startAnvil } from './anchor/index.ts';
 import { runIngest, type IngestIo } from './cli.ts';
 import { loadSoftwareSigner, provisionGateway } from '@stele/device';
 import { IngestStore } from './store.ts';
@@ -94,6 +94,27 @@ describe('stele ingest', () => {
     const loose = io();
     expect(await runIngest(['run', '--mqtt', 'mqtt://127.0.0.1:1', '--data', data, '--rpc', 'http://127.0.0.1:1', '--anchor-key-file', anchorKey], loose)).toBe(1);
     expect(loose.stderr.text).toMatch(/INGEST_FILE_MODE.*chmod 600/);
+  });
+
+  it('run --rpc refuses a chain with no recorded contract (ANCHOR_CONTRACT_MISSING); deploy-contract deploys once', async () => {
+    const dir = await tempDir('ingest-cli-deploy');
+    cleanups.push(() => dir.remove());
+    const data = join(dir.path, 'data');
+    expect(await runIngest(['init', '--data', data], io())).toBe(0);
+    const chain = await startAnvil({ stateDir: join(dir.path, 'chain') });
+    cleanups.push(() => chain.stop());
+    const keyFile = join(dir.path, 'anchor.key');
+    await writeFile(keyFile, `${ANVIL_DEV_PRIVATE_KEY}\n`, { mode: 0o600 });
+    const missing = io();
+    expect(await runIngest(['run', '--mqtt', 'mqtt://127.0.0.1:1', '--data', data, '--rpc', chain.rpcUrl, '--anchor-key-file', keyFile], missing)).toBe(1);
+    expect(missing.stderr.text).toMatch(/ANCHOR_CONTRACT_MISSING.*deploy-contract/);
+    const d = io();
+    expect(await runIngest(['deploy-contract', '--rpc', chain.rpcUrl, '--anchor-key-file', keyFile, '--data', data], d)).toBe(0);
+    const address = /deployed SteleAnchor at (0x[0-9a-f]{40})/.exec(d.stdout.text)?.[1];
+    expect(address).toBeDefined();
+    const again = io();
+    expect(await runIngest(['deploy-contract', '--rpc', chain.rpcUrl, '--anchor-key-file', keyFile, '--data', data], again)).toBe(1);
+    expect(again.stderr.text).toMatch(/already records a contract/);
   });
 
   it('enrols the installer\'s .enrol.cose into the store when ingest is not running; refuses the .json copy and untrusted installers', async () => {

@@ -60,6 +60,9 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --rpc URL               anchor on this Ethereum JSON-RPC endpoint instead ...
   --anchor-key-file F     ... with the account whose 0x-hex private key is in F (mode 0600)
   --batch-ms N            cut and anchor a batch every N ms (default 5000)
+  --confirmations N       an anchor is final (and goes into bundles) N blocks deep (default 1; e.g. 12 on a
+                          public chain)
+  --chain-block-time S    embedded chain: mine a block every S seconds (default: on each transaction)
   --key FILE              ingest key, PKCS#8 PEM; must exist (default: the key DIR/ingest-key.json names)
   --installer-keys FILE   installers whose countersigned enrolments are accepted: one base64url public key
                           per line, # comments (default DIR/installer-keys.txt when present)
@@ -88,7 +91,14 @@ KEY_REVOKED_ERROR, and verifiers see the revocation (docs/keys.md, "Lifecycle").
   --url URL      a running ingest's HTTP endpoint (default: the one in DIR/ingest-http.json, if ingest runs)
 `;
 
-const USAGE = `usage: stele ingest <init|run|enrol|revoke> [options]   (stele ingest <command> --help)\n`;
+const DEPLOY_USAGE = `usage: stele ingest deploy-contract --rpc URL --anchor-key-file F --data DIR
+
+Deploys the SteleAnchor contract (docs/FORMAT.md §6) with the anchoring account and records its address in
+DIR/anchor-contract.json, which \`stele ingest run --rpc\` then uses. Run once per chain; refuses when DIR already
+records a contract (a second contract would start a second history).
+`;
+
+const USAGE = `usage: stele ingest <init|run|enrol|revoke|deploy-contract> [options]   (stele ingest <command> --help)\n`;
 
 /** Entry point of \`stele ingest\`; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function runIngest(argv: string[], io: IngestIo): Promise<number> {
@@ -97,8 +107,9 @@ export async function runIngest(argv: string[], io: IngestIo): Promise<number> {
   if (sub === 'run') return run(rest, io);
   if (sub === 'enrol' || sub === 'enroll') return enrol(rest, io);
   if (sub === 'revoke') return revoke(rest, io);
+  if (sub === 'deploy-contract') return deployContract(rest, io);
   if (sub === '--help' || sub === '-h' || sub === 'help') {
-    io.stdout.write(`${USAGE}\n${INIT_USAGE}\n${RUN_USAGE}\n${ENROL_USAGE}\n${REVOKE_USAGE}`);
+    io.stdout.write(`${USAGE}\n${INIT_USAGE}\n${RUN_USAGE}\n${ENROL_USAGE}\n${REVOKE_USAGE}\n${DEPLOY_USAGE}`);
     return 0;
   }
   io.stderr.write(USAGE);
@@ -135,6 +146,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       rpc: { type: 'string' },
       'anchor-key-file': { type: 'string' },
       'batch-ms': { type: 'string' },
+      confirmations: { type: 'string' },
+      'chain-block-time': { type: 'string' },
       key: { type: 'string' },
       'installer-keys': { type: 'string' },
       issuer: { type: 'string' },
@@ -158,6 +171,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let batchMs: number | undefined;
   let healthPort: number | undefined;
   let chainPort: number | undefined;
+  let confirmations: number | undefined;
+  let blockTimeSec: number | undefined;
   try {
     if (mqttUrl === undefined || !/^mqtts?:\/\//.test(mqttUrl)) throw new RangeError('--mqtt mqtt://HOST:PORT is required');
     if (dataDir === undefined) throw new RangeError('--data DIR is required');
@@ -166,6 +181,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     batchMs = positiveInt(v['batch-ms'] as string | undefined, '--batch-ms');
     healthPort = positiveInt(v['health-port'] as string | undefined, '--health-port', 0);
     chainPort = positiveInt(v['chain-port'] as string | undefined, '--chain-port', 0);
+    confirmations = positiveInt(v['confirmations'] as string | undefined, '--confirmations');
+    blockTimeSec = positiveInt(v['chain-block-time'] as string | undefined, '--chain-block-time');
     const level = (v['log-level'] as string | undefined) ?? 'info';
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new RangeError('--log-level must be debug, info, warn or error');
     v['log-level'] = level;
@@ -198,14 +215,21 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     logger.info({ kid: toBase64Url(signer.keyId), backend: signer.backend, trustedInstallers: trustedInstallers.length }, 'ingest key');
     let anchorer;
     if (embedded) {
-      chain = await startAnvil({ stateDir: join(dataDir, 'chain'), port: chainPort ?? 0, log: (line) => logger.debug({ anvil: line }, 'anvil') });
+      chain = await startAnvil({
+        stateDir: join(dataDir, 'chain'),
+        port: chainPort ?? 0,
+        log: (line) => logger.debug({ anvil: line }, 'anvil'),
+        ...(blockTimeSec === undefined ? {} : { blockTimeSec }),
+      });
+      // The dev chain ingest runs itself: its contract is deployed on its first start only (no state file yet); a
+      // state file whose contract is gone is ANCHOR_CONTRACT_MISSING, never a new deployment.
       anchorer = await connectEvmAnchorer({ rpcUrl: chain.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(dataDir, 'chain', 'anchor-contract.json') });
-      logger.info({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, contract: anchorer.contract }, 'embedded chain up');
+      logger.info({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, contract: anchorer.contract, anvilPid: chain.pid }, 'embedded chain up');
     } else {
       await assertPrivateFile(anchorKeyFile!, 'the anchor key file');
       const key = (await readFile(anchorKeyFile!, 'utf8')).trim();
       if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw new RangeError(`${anchorKeyFile} must hold a 0x-hex private key (64 hex digits)`);
-      anchorer = await connectEvmAnchorer({ rpcUrl: rpc!, privateKey: key as `0x${string}`, stateFile: join(dataDir, 'anchor-contract.json') });
+      anchorer = await connectEvmAnchorer({ rpcUrl: rpc!, privateKey: key as `0x${string}`, stateFile: join(dataDir, 'anchor-contract.json'), deploy: 'never' });
       logger.info({ rpcUrl: rpc, chainId: anchorer.chainId, contract: anchorer.contract }, 'chain connected');
     }
     // A broker that is down at start is normal after a power cut: retry with backoff until it answers.
@@ -218,6 +242,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           issuer: (v['issuer'] as string | undefined) ?? 'stele-ingest',
           anchorer,
           trustedInstallers,
+          ...(confirmations === undefined ? {} : { anchorConfirmations: confirmations }),
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
           log: logger,
         });
@@ -493,6 +518,37 @@ async function revoke(argv: string[], io: IngestIo): Promise<number> {
     return 0;
   } catch (err) {
     io.stderr.write(errorLine('revoke', err));
+    return 1;
+  }
+}
+
+async function deployContract(argv: string[], io: IngestIo): Promise<number> {
+  const args = parse(argv, { rpc: { type: 'string' }, 'anchor-key-file': { type: 'string' }, data: { type: 'string' } }, io, DEPLOY_USAGE);
+  if (args === undefined) return 2;
+  if (args.values['help'] === true) {
+    io.stdout.write(DEPLOY_USAGE);
+    return 0;
+  }
+  const rpc = args.values['rpc'] as string | undefined;
+  const keyFile = args.values['anchor-key-file'] as string | undefined;
+  const dataDir = args.values['data'] as string | undefined;
+  if (rpc === undefined || !/^https?:\/\//.test(rpc) || keyFile === undefined || dataDir === undefined) {
+    io.stderr.write(`stele ingest deploy-contract: give --rpc URL, --anchor-key-file F and --data DIR\n\n${DEPLOY_USAGE}`);
+    return 2;
+  }
+  try {
+    await ensurePrivateDir(dataDir);
+    const stateFile = join(dataDir, 'anchor-contract.json');
+    const exists = await stat(stateFile).then(() => true, () => false);
+    if (exists) throw new IngestError('INGEST_USAGE', `${stateFile} already records a contract; remove it only if you mean to start a new anchor history`);
+    await assertPrivateFile(keyFile, 'the anchor key file');
+    const key = (await readFile(keyFile, 'utf8')).trim();
+    if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw new RangeError(`${keyFile} must hold a 0x-hex private key (64 hex digits)`);
+    const anchorer = await connectEvmAnchorer({ rpcUrl: rpc, privateKey: key as `0x${string}`, stateFile, deploy: 'if-no-state' });
+    io.stdout.write(`deployed SteleAnchor at ${anchorer.contract} on chain ${anchorer.chainId} (owner ${anchorer.owner}); recorded in ${stateFile}\n`);
+    return 0;
+  } catch (err) {
+    io.stderr.write(errorLine('deploy-contract', err));
     return 1;
   }
 }

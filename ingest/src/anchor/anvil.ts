@@ -27,6 +27,8 @@ export interface AnvilOptions {
   stateIntervalSec?: number;
   /** How long to wait for the first eth_chainId answer. Default: 15000. */
   startTimeoutMs?: number;
+  /** Mine a block every this many seconds (anvil --block-time), so anchors gain confirmations. Default: mine on each transaction. */
+  blockTimeSec?: number;
 }
 
 export interface AnvilNode {
@@ -108,6 +110,7 @@ export async function startAnvil(options: AnvilOptions): Promise<AnvilNode> {
     // --state-interval seconds, so a SIGKILL loses at most that much (verified in anvil.test.ts).
     '--state', statePath,
     '--state-interval', String(stateIntervalSec),
+    ...(options.blockTimeSec === undefined ? [] : ['--block-time', String(options.blockTimeSec)]),
   ];
   const t0 = performance.now();
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
