@@ -63,6 +63,7 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --confirmations N       an anchor is final (and goes into bundles) N blocks deep (default 1; e.g. 12 on a
                           public chain)
   --chain-block-time S    embedded chain: mine a block every S seconds (default: on each transaction)
+  --chain-state-interval S embedded chain: save its state every S seconds (default 1; what a power cut loses)
   --key FILE              ingest key, PKCS#8 PEM; must exist (default: the key DIR/ingest-key.json names)
   --installer-keys FILE   installers whose countersigned enrolments are accepted: one base64url public key
                           per line, # comments (default DIR/installer-keys.txt when present)
@@ -148,6 +149,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       'batch-ms': { type: 'string' },
       confirmations: { type: 'string' },
       'chain-block-time': { type: 'string' },
+      'chain-state-interval': { type: 'string' },
       key: { type: 'string' },
       'installer-keys': { type: 'string' },
       issuer: { type: 'string' },
@@ -173,6 +175,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let chainPort: number | undefined;
   let confirmations: number | undefined;
   let blockTimeSec: number | undefined;
+  let stateIntervalSec: number | undefined;
   try {
     if (mqttUrl === undefined || !/^mqtts?:\/\//.test(mqttUrl)) throw new RangeError('--mqtt mqtt://HOST:PORT is required');
     if (dataDir === undefined) throw new RangeError('--data DIR is required');
@@ -183,6 +186,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     chainPort = positiveInt(v['chain-port'] as string | undefined, '--chain-port', 0);
     confirmations = positiveInt(v['confirmations'] as string | undefined, '--confirmations');
     blockTimeSec = positiveInt(v['chain-block-time'] as string | undefined, '--chain-block-time');
+    stateIntervalSec = positiveInt(v['chain-state-interval'] as string | undefined, '--chain-state-interval');
     const level = (v['log-level'] as string | undefined) ?? 'info';
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new RangeError('--log-level must be debug, info, warn or error');
     v['log-level'] = level;
@@ -220,6 +224,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
         port: chainPort ?? 0,
         log: (line) => logger.debug({ anvil: line }, 'anvil'),
         ...(blockTimeSec === undefined ? {} : { blockTimeSec }),
+        ...(stateIntervalSec === undefined ? {} : { stateIntervalSec }),
       });
       // The dev chain ingest runs itself: its contract is deployed on its first start only (no state file yet); a
       // state file whose contract is gone is ANCHOR_CONTRACT_MISSING, never a new deployment.
