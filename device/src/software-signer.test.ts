@@ -87,14 +87,15 @@ describe('SoftwareSigner', () => {
   });
 
   describe.skipIf(process.platform === 'win32')('when the key file is readable by others', () => {
-    it('loads it with a KEY_FILE_MODE warning', async () => {
+    it('refuses it with KEY_FILE_MODE naming the chmod, and loads it once fixed', async () => {
       const path = join(dir, 'k.pem');
       const a = await createSoftwareKey(path);
       await chmod(path, 0o644);
-      const warnings: KeyError[] = [];
-      const b = await loadSoftwareSigner(path, { onWarning: (w) => warnings.push(w) });
-      expect(b.publicKey).toEqual(a.publicKey);
-      expect(warnings.map((w) => w.code)).toEqual(['KEY_FILE_MODE']);
+      const err = await loadSoftwareSigner(path).then(() => undefined, (e: unknown) => e as KeyError);
+      expect(err?.code).toBe('KEY_FILE_MODE');
+      expect(err?.message).toContain(`chmod 600 ${path}`);
+      await chmod(path, 0o600);
+      expect((await loadSoftwareSigner(path)).publicKey).toEqual(a.publicKey);
     });
   });
 

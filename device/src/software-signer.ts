@@ -89,7 +89,7 @@ export async function createSoftwareKey(path: string): Promise<SoftwareSigner> {
 
 /**
  * Loads the key at `path`. `KEY_FILE_MISSING` when there is none, `KEY_FILE_INVALID` when it is not a PKCS#8
- * PEM P-256 private key; a file readable by group or others still loads, with a `KEY_FILE_MODE` warning.
+ * PEM P-256 private key, `KEY_FILE_MODE` (with the chmod to run) when group or others may read it.
  */
 export async function loadSoftwareSigner(path: string, options: LoadKeyOptions = {}): Promise<SoftwareSigner> {
   checkPath(path);
@@ -97,13 +97,14 @@ export async function loadSoftwareSigner(path: string, options: LoadKeyOptions =
   try {
     const info = await stat(path);
     if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
-      const warning = new KeyError('KEY_FILE_MODE', `key file is readable by group or others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`, {
+      // A key others can read is a key others may have copied: refuse it, and name the fix.
+      throw new KeyError('KEY_FILE_MODE', `key file ${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)}): run \`chmod 600 ${path}\``, {
         where: { path, mode: info.mode & 0o777 },
       });
-      (options.onWarning ?? ((w: KeyError) => process.emitWarning(w)))(warning);
     }
     text = await readFile(path, 'utf8');
   } catch (cause) {
+    if (cause instanceof KeyError) throw cause;
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw new KeyError('KEY_FILE_MISSING', 'no key file', { cause, where: { path } });
     throw new KeyError('KEY_FILE_IO', 'cannot read key file', { cause, where: { path } });
   }

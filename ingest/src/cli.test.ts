@@ -177,6 +177,8 @@ describe('stele ingest', () => {
       await waitFor(() => out.stdout.lines().some((l) => l['msg'] === 'ingest running'), 'ingest running', 60_000);
       const { url } = JSON.parse(await readFile(join(dir.path, 'ingest-http.json'), 'utf8')) as { url: string };
       expect((await (await fetch(`${url}/health`)).json()) as object).toMatchObject({ status: 'ok', readings: 0 });
+      expect((await stat(join(dir.path, 'store'))).mode & 0o777).toBe(0o700);
+      expect((await stat(join(dir.path, 'ingest-http.json'))).mode & 0o777).toBe(0o600);
 
       const signer = p.device;
       const e = io();

@@ -212,7 +212,10 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let closeKey: IngestSigner | undefined;
   const httpFile = join(dataDir, 'ingest-http.json');
   try {
+    // The store and the chain state are evidence: 0700 folders (the files inside are then out of others' reach).
     await ensurePrivateDir(dataDir);
+    await ensurePrivateDir(join(dataDir, 'store'));
+    if (embedded) await ensurePrivateDir(join(dataDir, 'chain'));
     const signer = await openIngestKey(dataDir, v['key'] as string | undefined);
     closeKey = signer;
     const trustedInstallers = await readInstallerKeys(dataDir, v['installer-keys'] as string | undefined);

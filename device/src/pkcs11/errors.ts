@@ -6,6 +6,7 @@ import { SteleError } from '@stele/core/errors.ts';
  * - `KEY_MODULE_MISSING`: the PKCS#11 library (`module`) is not there or does not load.
  * - `KEY_TOKEN_MISSING`: no token with that label (at first open).
  * - `KEY_PIN_UNAVAILABLE`: the PIN file or environment variable named in the config is missing or empty.
+ * - `KEY_PIN_FILE_MODE`: the PIN file is readable by group or others: refused, with the chmod to run.
  * - `KEY_PIN_INCORRECT`: the token refused the PIN. The signer will not try the same PIN again (lockout).
  * - `KEY_PIN_LOCKED`: the token locked the user PIN; an officer must reset it with the SO PIN.
  * - `KEY_NOT_FOUND`: no private key with that label / id on the token.
@@ -23,6 +24,7 @@ export type TokenErrorCode =
   | 'KEY_MODULE_MISSING'
   | 'KEY_TOKEN_MISSING'
   | 'KEY_PIN_UNAVAILABLE'
+  | 'KEY_PIN_FILE_MODE'
   | 'KEY_PIN_INCORRECT'
   | 'KEY_PIN_LOCKED'
   | 'KEY_NOT_FOUND'

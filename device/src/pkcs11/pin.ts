@@ -2,7 +2,7 @@
  * Where a token PIN comes from: a file (mode 0600, owned by the agent's user) or an environment variable, both
  * named in the config. The PIN itself never sits in a config file, a log line, an error message or a `where`.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { TokenError } from './errors.ts';
 
 export type PinSource = { file: string } | { env: string };
@@ -25,6 +25,17 @@ export function checkPinSource(pin: unknown): asserts pin is PinSource {
 export async function readPin(source: PinSource, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   let pin: string | undefined;
   if ('file' in source) {
+    let mode: number | undefined;
+    try {
+      mode = (await stat(source.file)).mode & 0o777;
+    } catch {
+      mode = undefined; // reported below by the read
+    }
+    if (mode !== undefined && process.platform !== 'win32' && (mode & 0o077) !== 0) {
+      throw new TokenError('KEY_PIN_FILE_MODE', `the PIN file is readable by group or others (mode ${mode.toString(8)}): run \`chmod 600 ${source.file}\``, {
+        where: { pinFile: source.file, mode },
+      });
+    }
     try {
       pin = await readFile(source.file, 'utf8');
     } catch (cause) {

@@ -43,6 +43,10 @@ export function keyFix(code: string | undefined): string {
       return 'no key yet: run `stele gateway provision` (and enrol the gateway), or correct key.software.path';
     case 'KEY_FILE_INVALID':
       return 'the key file is not a P-256 PKCS#8 PEM key: restore the provisioned key file';
+    case 'KEY_FILE_MODE':
+      return 'the key file is readable by others: `sudo chmod 600 FILE` (owned by the stele user), then restart';
+    case 'KEY_PIN_FILE_MODE':
+      return 'the PIN file is readable by others: `sudo chmod 600 FILE` (owned by the stele user), then restart';
     case 'KEY_FILE_IO':
       return 'the service user cannot read the key file: `sudo chown stele: FILE && sudo chmod 600 FILE`';
     case 'KEY_BACKEND_UNAVAILABLE':
