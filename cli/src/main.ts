@@ -23,11 +23,11 @@ const COMMANDS: Record<string, Command> = {
     run: async (argv, io) => (await import('@stele/verifier/cli.ts')).runVerify(argv, io),
   },
   gateway: {
-    summary: 'the gateway: `stele gateway run | doctor | status | provision`',
+    summary: 'the gateway: `stele gateway run | doctor | status | provision | rotate-key | reinstall`',
     run: async (argv, io) => (await import('@stele/edge-agent/cli.ts')).runGateway(argv, io),
   },
   ingest: {
-    summary: 'the ingest service: `stele ingest run | enrol`',
+    summary: 'the ingest service: `stele ingest init | run | enrol | revoke | deploy-contract`',
     run: async (argv, io) => (await import('@stele/ingest/cli.ts')).runIngest(argv, io),
   },
   hj212: {

@@ -275,7 +275,11 @@ describe('IngestService', () => {
       await expect(s.ingest.flush()).rejects.toThrow('rpc down');
       await expect(s.ingest.flush()).rejects.toThrow('rpc down');
       expect(s.ingest.stats()).toMatchObject({ batches: 1, anchored: 0, anchorFailures: 2 });
+      // The chain is down: the batch waits in the store, and health says so.
+      expect(s.ingest.anchoring()).toMatchObject({ unanchored: 1, lastError: 'rpc down' });
+      expect(s.ingest.anchoring().chainDownSinceMs).toBeGreaterThanOrEqual(0);
       await s.ingest.flush();
+      expect(s.ingest.anchoring().chainDownSinceMs).toBeUndefined();
       expect(s.ingest.stats()).toMatchObject({ batches: 1, anchored: 1 });
       expect(calls).toEqual([1, 1, 1]);
       await s.ingest.exportBundle(s.deviceId, 1, 4);
