@@ -152,6 +152,7 @@ export async function runGatewayProvision(argv: string[], io: ProvisionIo): Prom
     });
     io.stdout.write(`${result.summary}\n\nwrote ${result.requestFile}\n      ${result.summaryFile}\n      ${result.jsonFile}\n`);
     if (result.keyConfigFile !== undefined) io.stdout.write(`      ${result.keyConfigFile}\n`);
+    io.stdout.write(`\ninstaller public key ${result.request.installer.publicKey}\n  (the ingest operator trusts it once, in DIR/installer-keys.txt; then: stele ingest enrol ${result.requestFile})\n`);
     return 0;
   } catch (err) {
     if (err instanceof TypeError || err instanceof RangeError) {
