@@ -350,7 +350,9 @@ async function main(): Promise<void> {
   const epoch = sourceEpoch();
   const commit = sourceCommit();
   mkdirSync(WORK, { recursive: true });
-  rmSync(OUT, { recursive: true, force: true });
+  // a whole release starts from an empty dist/release; a partial one (--arch, --no-...) replaces only its files
+  const whole = values.arch === undefined && values['no-verify-package'] !== true && values['no-web'] !== true;
+  if (whole) rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
 
   const results: { file: string; sha256: string }[] = [];
@@ -374,7 +376,13 @@ async function main(): Promise<void> {
       results.push(web);
     }
   }
-  const sums = results.map((r) => `${r.sha256}  ${relative(OUT, r.file)}\n`).join('');
+  for (const r of results) log(`${r.sha256}  ${relative(OUT, r.file)}`);
+  // SHA256SUMS lists every release file in dist/release (a partial build keeps the others' lines)
+  const sums = readdirSync(OUT)
+    .filter((n) => /\.(tar\.gz|tgz|html)$/.test(n))
+    .sort()
+    .map((n) => `${sha256File(join(OUT, n))}  ${n}\n`)
+    .join('');
   writeFileSync(join(OUT, 'SHA256SUMS'), sums);
   process.stdout.write(`\nSHA-256 (dist/release/SHA256SUMS):\n${sums}`);
 }
