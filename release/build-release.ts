@@ -2,7 +2,7 @@
  * `npm run release`: the gateway release for linux-arm64 and linux-x64, the officers' verifier package and, when
  * the repository has `npm run build:web`, the single-file verifier page, all under dist/release/ with SHA256SUMS.
  *
- *   npm run release [-- --arch linux-arm64|linux-x64]... [--no-verify-package] [--no-web]
+ *   npm run release [-- --arch linux-arm64|linux-x64]... [--no-verify-package] [--no-web] [--out DIR] [--work DIR]
  *
  * Reproducible: the same sources, lock file and toolchain give the same bytes. Every archive entry has the source
  * commit's time as mtime (or SOURCE_DATE_EPOCH), owner 0:0, normalised modes, and entries are sorted; gzip runs
@@ -24,8 +24,8 @@ import { bundleForNode } from '../edge-agent/scripts/bundle.ts';
 import { ARCHES, NODE_INTEGRITY, NODE_VERSION, SHIPPED_MODULES, TOOLCHAIN, type Arch } from './pins.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const OUT = join(ROOT, 'dist', 'release');
-const WORK = join(ROOT, '.tmp', 'release-build');
+let OUT = join(ROOT, 'dist', 'release');
+let WORK = join(ROOT, '.tmp', 'release-build');
 const CACHE = join(ROOT, '.tmp', 'release-cache');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 /** The verifier package's name: a scope this project controls on the registry (never the unscoped `stele`). */
@@ -218,22 +218,17 @@ export function releaseUnit(unit: string): string {
   const lines = unit.split('\n');
   const i = lines.findIndex((l) => l.startsWith('ExecStart='));
   if (i < 0 || !lines[i]!.includes('/opt/stele/dist/stele-gateway.mjs')) throw new Error('edge-agent/systemd/stele-gateway.service: ExecStart does not run /opt/stele/dist/stele-gateway.mjs');
-  lines[i] = lines[i]!.replace(/^ExecStart=\S+/, 'ExecStart=/opt/stele/node/bin/node').replace('/opt/stele/dist/stele-gateway.mjs', '/opt/stele/lib/stele-gateway.mjs');
+  if (!lines[i]!.includes('/opt/stele/dist/stele-gateway.mjs run ')) throw new Error('edge-agent/systemd/stele-gateway.service: ExecStart is not `... stele-gateway.mjs run ...`');
+  lines[i] = lines[i]!.replace(/^ExecStart=\S+/, 'ExecStart=/opt/stele/node/bin/node').replace('/opt/stele/dist/stele-gateway.mjs run ', '/opt/stele/lib/stele.mjs gateway run ');
   lines.splice(i, 0, '# The release (npm run release) ships its own Node 20 in /opt/stele/node: the system one may be too old.');
-  return lines.join('\n').replace('Documentation=file:///opt/stele/docs/gateway-install.md', 'Documentation=file:///opt/stele/docs/gateway-install.md');
+  return lines.join('\n');
 }
 
 const STELE_WRAPPER = `#!/bin/sh
-# stele, as shipped in the gateway release: \`stele gateway run|doctor|status|provision\` with the release's own node.
+# stele, as shipped in the gateway release: \`stele gateway ...\` and \`stele hj212 decode\` with the release's own node.
 # (The officers' verifier is a separate package, stele-verify; see docs/officer.md.)
-set -e
 top=$(dirname "$(dirname "$(readlink -f "$0")")")
-case "\${1:-}" in
-  gateway) shift; exec "$top/node/bin/node" "$top/lib/stele-gateway.mjs" "$@" ;;
-  --version|version) cat "$top/VERSION"; exit 0 ;;
-  -h|--help|help|"") echo "usage: stele gateway <run|doctor|status|provision> [options]   (stele gateway --help)"; [ -n "\${1:-}" ]; exit $? ;;
-  *) echo "stele: this gateway release has only the gateway command (stele gateway --help)" >&2; exit 2 ;;
-esac
+exec "$top/node/bin/node" "$top/lib/stele.mjs" "$@"
 `;
 
 async function buildGatewayArchive(arch: Arch, bundle: string, closure: string[], epoch: number, commit: string): Promise<{ file: string; sha256: string }> {
@@ -250,7 +245,7 @@ async function buildGatewayArchive(arch: Arch, bundle: string, closure: string[]
   copyFileSync(join(nodeDir, 'bin', 'node'), join(top, 'node', 'bin', 'node'));
   copyFileSync(join(nodeDir, 'LICENSE'), join(top, 'node', 'LICENSE'));
   mkdirSync(join(top, 'lib'), { recursive: true });
-  copyFileSync(bundle, join(top, 'lib', 'stele-gateway.mjs'));
+  copyFileSync(bundle, join(top, 'lib', 'stele.mjs'));
   for (const rel of closure) copyPackage(join(ROOT, rel), join(top, 'lib', rel), arch);
   const pk = join(top, 'lib', 'node_modules', 'pkcs11js', 'build', 'Release');
   mkdirSync(pk, { recursive: true });
@@ -344,22 +339,28 @@ function buildWebPage(): { file: string; sha256: string } | 'no build:web script
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { arch: { type: 'string', multiple: true }, 'no-verify-package': { type: 'boolean' }, 'no-web': { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { arch: { type: 'string', multiple: true }, 'no-verify-package': { type: 'boolean' }, 'no-web': { type: 'boolean' }, out: { type: 'string' }, work: { type: 'string' } },
+  });
+  // --out and --work (absolute paths): another output and build folder, e.g. to check that a second build in
+  // another place gives the same bytes (test/e2e/release/reproducible.test.ts)
+  if (values.out !== undefined) OUT = values.out;
+  if (values.work !== undefined) WORK = values.work;
   const arches = (values.arch ?? [...ARCHES]) as Arch[];
   for (const a of arches) if (!ARCHES.includes(a)) throw new Error(`--arch: expected one of ${ARCHES.join(', ')}, got ${a}`);
   const epoch = sourceEpoch();
   const commit = sourceCommit();
   mkdirSync(WORK, { recursive: true });
   // a whole release starts from an empty dist/release; a partial one (--arch, --no-...) replaces only its files
-  const whole = values.arch === undefined && values['no-verify-package'] !== true && values['no-web'] !== true;
+  const whole = values.arch === undefined && values['no-verify-package'] !== true && values['no-web'] !== true && values.out === undefined;
   if (whole) rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
 
   const results: { file: string; sha256: string }[] = [];
   if (arches.length > 0) {
-    const bundle = join(WORK, 'stele-gateway.mjs');
-    log('bundling the gateway (edge-agent/scripts/bundle.ts)');
-    await bundleForNode(join(ROOT, 'edge-agent', 'src', 'bin-gateway.ts'), bundle);
+    const bundle = join(WORK, 'stele.mjs');
+    log('bundling the gateway (edge-agent/scripts/bundle.ts, entry release/stele-entry.ts)');
+    await bundleForNode(join(ROOT, 'release', 'stele-entry.ts'), bundle, { define: { STELE_RELEASE_VERSION: JSON.stringify(VERSION) } });
     const closure = runtimeClosure();
     for (const arch of arches) {
       const r = await buildGatewayArchive(arch, bundle, closure, epoch, commit);

@@ -70,12 +70,12 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
     const pinFile = join(dir, 'pin');
     writeFileSync(pinFile, `${PIN}\n`);
     chmodSync(pinFile, 0o600);
-    /** `node lib/stele-gateway.mjs ARGS` of the release under qemu; -E sets the guest's environment only. */
+    /** `node lib/stele.mjs gateway ARGS` (what bin/stele runs) of the release under qemu; -E sets the guest's environment only. */
     const qemuArgs = (args: string[]) => [
       '-L', SYSROOT,
       '-E', `SOFTHSM2_CONF=${join(dir, 'hsm', 'softhsm2.conf')}`,
       '-E', `LD_LIBRARY_PATH=${join(softhsmRoot, 'usr', 'lib', 'aarch64-linux-gnu')}`,
-      join(rel, 'node', 'bin', 'node'), join(rel, 'lib', 'stele-gateway.mjs'), ...args,
+      join(rel, 'node', 'bin', 'node'), join(rel, 'lib', 'stele.mjs'), 'gateway', ...args,
     ];
     const gateway = (args: string[]) => spawnChild(QEMU, qemuArgs(args));
     const finished = async (c: Child, what: string) => {

@@ -93,11 +93,11 @@ describe.runIf(RELEASE_TESTS)('docs/gateway-install.md against the x64 release i
     expect([statSync(join(root, 'etc', 'stele')).uid, statSync(join(root, 'etc', 'stele')).gid]).toEqual([0, gid]);
     expect(mode(join(root, 'etc', 'stele', 'gateway.yaml'))).toBe('640');
     expect(statSync(join(root, 'opt', 'stele', 'node', 'bin', 'node')).uid).toBe(0);
-    expect(statSync(join(root, 'opt', 'stele', 'lib', 'stele-gateway.mjs')).mode & 0o022).toBe(0);
+    expect(statSync(join(root, 'opt', 'stele', 'lib', 'stele.mjs')).mode & 0o022).toBe(0);
 
     // the unit runs the release's own node and bundle; the command links to the release
     const unit = readFileSync(join(root, 'etc', 'systemd', 'system', 'stele-gateway.service'), 'utf8');
-    expect(unit).toMatch(/^ExecStart=\/opt\/stele\/node\/bin\/node .* \/opt\/stele\/lib\/stele-gateway\.mjs run --config \/etc\/stele\/gateway\.yaml$/m);
+    expect(unit).toMatch(/^ExecStart=\/opt\/stele\/node\/bin\/node .* \/opt\/stele\/lib\/stele\.mjs gateway run --config \/etc\/stele\/gateway\.yaml$/m);
     expect(unit).toMatch(/^User=stele$/m);
     expect(unit).toMatch(/^SupplementaryGroups=dialout tss$/m);
     expect(unit).toMatch(/^StateDirectoryMode=0700$/m);
