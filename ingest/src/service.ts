@@ -15,6 +15,7 @@ import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
 import {
   checkStatementAgainstReading,
   encodeReceipt,
+  signConfirmation,
   parseStatement,
   signBatchRoot,
   verifyStatementSignature,
@@ -327,6 +328,11 @@ export class IngestService {
       this.log('warn', 'device key revoked', { device: deviceId, kid: toBase64Url(span.kid), after, reason });
       return { kid: span.kid, after };
     });
+  }
+
+  /** The ingest public key and its kid: what gateways pin (FORMAT.md §11.1) and bundles carry. */
+  ingestKey(): { publicKey: Uint8Array; kid: Uint8Array } {
+    return { publicKey: this.options.signer.publicKey.slice(), kid: this.options.signer.keyId.slice() };
   }
 
   /** The device's key timeline as ingest holds it (FORMAT.md §13.5), or undefined for an unknown device. */
@@ -890,16 +896,47 @@ export class IngestService {
     );
   }
 
+  /** The signed `stored` confirmation of the device's committed head (FORMAT.md §11.1). */
   private async sendAck(device: string): Promise<void> {
     const head = this.heads.get(device);
     if (head === undefined || head.seq === 0) return;
-    await this.publish(`stele/v1/${device}/acks`, { upTo: head.seq });
+    await this.sendConfirmation('stored', device, head);
+  }
+
+  private async sendConfirmation(type: 'stored' | 'anchored', device: string, head: Head): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await signConfirmation({ type, device, upTo: head.seq, head: head.digest, issuedAt: Math.floor(Date.now() / 1000) }, this.options.signer);
+    } catch (e) {
+      // the key may be on a token that went away: the gateway resends and we confirm later
+      this.log('error', 'cannot sign a confirmation', { device, type, err: errorText(e) });
+      return;
+    }
+    await this.publishBytes(`stele/v1/${device}/acks`, bytes);
+  }
+
+  /**
+   * After batch `row` is anchored: an `anchored` confirmation for each device with a reading in it, up to its
+   * highest seq there (batches are cut in commit order and anchored in id order, so every lower seq of that
+   * device is in this or an earlier anchored batch).
+   */
+  private async confirmAnchored(row: { leaves: { deviceId: string; seq: number }[] }): Promise<void> {
+    const highest = new Map<string, number>();
+    for (const l of row.leaves) if (!isLifecycleLogId(l.deviceId)) highest.set(l.deviceId, Math.max(highest.get(l.deviceId) ?? 0, l.seq));
+    for (const [device, seq] of highest) {
+      const entry = await this.store.getEntry(device, seq);
+      if (entry === undefined) continue;
+      await this.sendConfirmation('anchored', device, { seq, digest: chainDigestOf(entry.statement) });
+    }
   }
 
   private async publish(topic: string, value: Record<string, unknown>): Promise<void> {
+    await this.publishBytes(topic, encodeCbor(value));
+  }
+
+  private async publishBytes(topic: string, bytes: Uint8Array): Promise<void> {
     const client = this.client;
     if (client === undefined) return;
-    const bytes = encodeCbor(value);
     try {
       await client.publishAsync(topic, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 });
     } catch (e) {
@@ -982,8 +1019,14 @@ export class IngestService {
       this.counters.anchored++;
       this.lastAnchorError = undefined;
       this.log('info', 'batch anchored', { batchId, chainId: ref.chainId, txHash: ref.txHash, blockNumber: ref.blockNumber });
+      await this.confirmAnchored(row);
     }
   }
+}
+
+/** Chain digest of a committed statement: a reading's payload, or SHA-256 of a lifecycle body (FORMAT.md §3, §13.3). */
+function chainDigestOf(statement: Uint8Array): Uint8Array {
+  return isLifecycleStatement(statement) ? parseLifecycleStatement(statement).digest : parseStatement(statement).payload;
 }
 
 function bundleDevice(r: EnrolmentRecord): EvidenceBundleJson['device'] {

@@ -158,7 +158,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     await ingest.enrol(makeEnrolmentRecord(deviceSigner, DEVICE_ID, 'demo site: stack 2'));
     const outbox = await Outbox.open(join(data, 'gateway'));
     cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl, deviceId: DEVICE_ID, outbox, resendAfterMs: 5000 });
+    const publisher = new Publisher({ mqttUrl, deviceId: DEVICE_ID, outbox, resendAfterMs: 5000, ingestKey: ingestSigner.publicKey });
     const agent = new GatewayAgent({ deviceId: DEVICE_ID, signer: deviceSigner, outbox, publisher });
     await publisher.start();
     cleanups.push(() => agent.stop());

@@ -17,7 +17,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fromHex, toHex } from '@stele/core/bytes.ts';
+import { fromHex, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { SteleError } from '@stele/core/errors.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import type { EnrolmentRecord } from '@stele/device';
@@ -90,7 +90,11 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
     const parts = url.pathname.split('/').filter((x) => x !== '').map(decodeURIComponent);
     const method = req.method ?? 'GET';
     if (method === 'GET' && url.pathname === '/health') {
-      return { status: 200, body: { status: 'ok', uptimeS: Math.round((Date.now() - started) / 1000), ...service.stats() } };
+      const key = service.ingestKey();
+      return {
+        status: 200,
+        body: { status: 'ok', uptimeS: Math.round((Date.now() - started) / 1000), ingestKey: { publicKey: toBase64Url(key.publicKey), kid: toBase64Url(key.kid) }, ...service.stats() },
+      };
     }
     if (method === 'GET' && url.pathname === '/metrics') return { status: 200, body: metrics(service), type: 'text/plain; version=0.0.4' };
     if (method === 'POST' && url.pathname === '/enrol') {
