@@ -23,7 +23,7 @@ import { checkDeviceId, loadOrCreateSoftwareSigner, type EnrolmentRecord } from 
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from './anchor/index.ts';
 import { IngestError } from './errors.ts';
 import { startIngestHttp, type IngestHttp } from './http/server.ts';
-import { IngestService } from './service.ts';
+import { IngestService, type IngestOptions } from './service.ts';
 import { IngestStore } from './store.ts';
 
 export interface IngestIo {
@@ -35,7 +35,12 @@ export interface IngestIo {
 
 const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
 
-  --mqtt URL              broker (mqtt:// or mqtts://)
+  --mqtt URL              broker (mqtt:// or mqtts://), without credentials
+  --mqtt-username NAME    ingest's broker user (docs/broker.md)
+  --mqtt-password-file F  file holding that user's password (never on the command line)
+  --mqtt-ca F             CA certificate (PEM) of an mqtts:// broker
+  --mqtt-cert F           client certificate (PEM), with --mqtt-key F
+  --mqtt-key F            its private key (PEM)
   --data DIR              store, keys and chain state (created when missing)
   --embedded-chain        run anvil as a child process (dev chain, state in DIR/chain)
   --chain-port N          port of the embedded chain (default: a free one)
@@ -104,6 +109,12 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       issuer: { type: 'string' },
       'health-port': { type: 'string' },
       'log-level': { type: 'string' },
+      'mqtt-username': { type: 'string' },
+      'mqtt-password-file': { type: 'string' },
+      'mqtt-ca': { type: 'string' },
+      'mqtt-cert': { type: 'string' },
+      'mqtt-key': { type: 'string' },
+      'admin-token-file': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -124,6 +135,9 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let chainPort: number | undefined;
   try {
     if (mqttUrl === undefined || !/^mqtts?:\/\//.test(mqttUrl)) throw new RangeError('--mqtt mqtt://HOST:PORT is required');
+    if (/^mqtts?:\/\/[^/]*@/.test(mqttUrl)) throw new RangeError('--mqtt must not carry credentials: use --mqtt-username and --mqtt-password-file');
+    if ((v['mqtt-cert'] === undefined) !== (v['mqtt-key'] === undefined)) throw new RangeError('--mqtt-cert and --mqtt-key go together');
+    if (v['mqtt-password-file'] !== undefined && v['mqtt-username'] === undefined) throw new RangeError('--mqtt-password-file needs --mqtt-username');
     if (dataDir === undefined) throw new RangeError('--data DIR is required');
     if (embedded === (rpc !== undefined)) throw new RangeError('give either --embedded-chain or --rpc URL with --anchor-key-file F');
     if (rpc !== undefined && anchorKeyFile === undefined) throw new RangeError('--rpc needs --anchor-key-file F');
@@ -177,6 +191,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           issuer: (v['issuer'] as string | undefined) ?? 'stele-ingest',
           anchorer,
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
+          broker: brokerCredentials(v),
           log: logger,
         });
         break;
@@ -184,7 +199,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
         if (stop.signal.aborted) throw err;
         const code = (err as { code?: string }).code;
         // a store held by another process is not going to go away by waiting
-        if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || code === 'LEVEL_DATABASE_NOT_OPEN') throw err;
+        if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'INGEST_BROKER_SECRET') throw err;
         logger.warn({ err: (err as Error).message, code, retryInMs: delayMs }, 'cannot start ingest (broker down?); retrying');
         await Promise.race([new Promise((r) => setTimeout(r, delayMs)), stopped]);
         if (stop.signal.aborted) return 0;
@@ -308,4 +323,21 @@ async function enrolInStore(storeDir: string, record: EnrolmentRecord): Promise<
   } finally {
     await store.close();
   }
+}
+
+/** `--mqtt-*` options as IngestOptions.broker (paths only: the files are read by the service, never logged). */
+function brokerCredentials(v: Record<string, string | boolean | undefined>): NonNullable<IngestOptions['broker']> {
+  const b: NonNullable<IngestOptions['broker']> = {};
+  const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const username = str('mqtt-username');
+  if (username !== undefined) b.username = username;
+  const passwordFile = str('mqtt-password-file');
+  if (passwordFile !== undefined) b.passwordFile = passwordFile;
+  const ca = str('mqtt-ca');
+  if (ca !== undefined) b.ca = ca;
+  const cert = str('mqtt-cert');
+  if (cert !== undefined) b.cert = cert;
+  const key = str('mqtt-key');
+  if (key !== undefined) b.key = key;
+  return b;
 }

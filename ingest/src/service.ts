@@ -7,7 +7,10 @@
  * payload, and it extends the device's committed head (seq = head + 1, prev = head digest). Anything else is
  * counted, logged and published on `stele/v1/<device>/rejects`; a fork is recorded and never applied.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import tls from 'node:tls';
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { equalBytes, fromBase64Url, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { parseBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
@@ -45,6 +48,7 @@ import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
 import { currentKey, decodeDeviceKeys, encodeDeviceKeys, isLifecycleLogId, KeyRegistry, lifecycleLogId, registryKey, type DeviceKeys } from './registry/index.ts';
+import { limitedClientStream } from './broker/packet-limit.ts';
 import { IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
 
 /**
@@ -64,8 +68,31 @@ export interface EvidenceBundleJson {
   batches: { batchId: number; size: number; root: string; anchor: AnchorRef }[];
 }
 
+/**
+ * Ingest's own broker credentials (docs/broker.md): files, read at start, never in the URL, never logged.
+ * `passwordFile` holds the password (one trailing newline is dropped); `ca`, `cert`, `key` are PEM files for TLS
+ * (`mqtts://`), `cert` + `key` a client certificate.
+ */
+export interface IngestBrokerCredentials {
+  username?: string;
+  passwordFile?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  /** Default true. */
+  rejectUnauthorized?: boolean;
+}
+
 export interface IngestOptions {
+  /** `mqtt://host:port` or `mqtts://host:port`, without credentials (a URL with user info is refused). */
   mqttUrl: string;
+  /** Broker credentials (files). */
+  broker?: IngestBrokerCredentials;
+  /**
+   * Largest MQTT packet ingest reads from the broker. Larger PUBLISH packets are cut to their topic before any
+   * parser buffers them and rejected as INGEST_OVERSIZE (on mqtt:// and mqtts://). Default maxMessageBytes + 1024.
+   */
+  maxPacketBytes?: number;
   /** LevelDB directory (created when absent). */
   dataDir: string;
   /** The ingest receipt key. */
@@ -178,6 +205,7 @@ export class IngestService {
   private lastAnchorError: unknown;
 
   private client: MqttClient | undefined;
+  private oversizePackets = 0;
   private timer: NodeJS.Timeout | undefined;
   private batchChain: Promise<void> = Promise.resolve();
   private tickQueued = false;
@@ -560,12 +588,41 @@ export class IngestService {
 
   private async connect(): Promise<void> {
     const clientId = this.options.clientId ?? `stele-ingest-${toHex(crypto.getRandomValues(new Uint8Array(6)))}`;
-    const client = await mqtt.connectAsync(this.options.mqttUrl, {
+    const url = parseBrokerUrl(this.options.mqttUrl);
+    const creds = await readBrokerCredentials(this.options.broker ?? {});
+    const maxPacketBytes = positive(this.options.maxPacketBytes ?? this.maxMessageBytes + 1024, 'maxPacketBytes');
+    const opts: IClientOptions = {
+      ...creds.auth,
       clientId,
       clean: this.options.clientId === undefined,
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
-    });
+      protocolVersion: 4,
+    };
+    let client: MqttClient;
+    if (url.protocol === 'mqtt:' || url.protocol === 'mqtts:') {
+      // Our own stream: the packet limit applies before mqtt.js's parser buffers a packet body (packet-limit.ts).
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      const port = Number(url.port || (url.protocol === 'mqtts:' ? 8883 : 1883));
+      const onOversize = (sizeBytes: number) => this.noteOversizePacket(sizeBytes);
+      client = new MqttClient(() => {
+        const socket = url.protocol === 'mqtts:' ? tls.connect({ host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...creds.tls }) : net.connect({ host, port });
+        return limitedClientStream(socket, maxPacketBytes, onOversize);
+      }, opts);
+      await new Promise<void>((resolve, reject) => {
+        const onError = (e: Error) => {
+          client.end(true);
+          reject(e);
+        };
+        client.once('connect', () => {
+          client.off('error', onError);
+          resolve();
+        });
+        client.once('error', onError);
+      });
+    } else {
+      client = await mqtt.connectAsync(this.options.mqttUrl, { ...opts, ...(creds.tls as IClientOptions) });
+    }
     this.client = client;
     // Small QoS 1 packets both ways: without TCP_NODELAY, delayed ACKs stall each gateway's window refill
     // (~40 ms); see the measurement in edge-agent/src/publisher.ts.
@@ -587,11 +644,22 @@ export class IngestService {
 
   // ---------------------------------------------------------------- receiving
 
+  /** A PUBLISH over maxPacketBytes: its body was dropped unread; mqtt.js sees it with an empty payload. */
+  private noteOversizePacket(sizeBytes: number): void {
+    this.oversizePackets++;
+    this.log('warn', 'oversize MQTT packet dropped before reading its body', { sizeBytes, code: 'INGEST_OVERSIZE' });
+  }
+
   private onMessage(topic: string, payload: Uint8Array): void {
     if (this.stopping) return; // not acked: the gateway resends after our restart
     const parts = topic.split('/');
     const device = parts[2];
     if (parts.length !== 4 || device === undefined || device === '') return;
+    if (payload.byteLength === 0) {
+      // an oversize packet cut to its topic (packet-limit.ts), or an empty message: never a statement
+      this.reject(device, 'INGEST_OVERSIZE', 0, 'empty or oversize message');
+      return;
+    }
     const receivedAt = Date.now(); // ingest clock (FORMAT.md §8)
     let q = this.queues.get(device);
     if (q === undefined) {
@@ -1040,6 +1108,37 @@ function plainRecord(r: EnrolmentRecord): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r)) if (v !== undefined) o[k] = v;
   return o;
+}
+
+/** The broker URL, refusing credentials in it (they would end up in logs and process lists). */
+function parseBrokerUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (cause) {
+    throw new RangeError('mqttUrl is not a URL', { cause });
+  }
+  if (url.username !== '' || url.password !== '') throw new RangeError('mqttUrl must not carry credentials: use the broker password file option');
+  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) throw new RangeError('mqttUrl must be mqtt://, mqtts://, ws:// or wss://');
+  return url;
+}
+
+async function readBrokerCredentials(b: IngestBrokerCredentials): Promise<{ auth: IClientOptions; tls: tls.ConnectionOptions }> {
+  const read = async (path: string, what: string) => {
+    try {
+      return await readFile(path);
+    } catch (cause) {
+      throw new IngestError('INGEST_BROKER_SECRET', `cannot read the broker ${what} ${path}`, { cause, where: { what, path } });
+    }
+  };
+  const auth: IClientOptions = {};
+  if (b.username !== undefined) auth.username = b.username;
+  if (b.passwordFile !== undefined) auth.password = (await read(b.passwordFile, 'password file')).toString('utf8').replace(/\r?\n$/, '');
+  const t: tls.ConnectionOptions = { rejectUnauthorized: b.rejectUnauthorized ?? true };
+  if (b.ca !== undefined) t.ca = await read(b.ca, 'CA file');
+  if (b.cert !== undefined) t.cert = await read(b.cert, 'client certificate');
+  if (b.key !== undefined) t.key = await read(b.key, 'client key');
+  return { auth, tls: t };
 }
 
 function positive(n: number, name: string): number {
