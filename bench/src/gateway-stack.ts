@@ -4,7 +4,7 @@
  * (`stele ingest run --embedded-chain`), with its HTTP endpoint for enrolment and checks.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
@@ -68,7 +68,12 @@ export async function startStack(dir: string, options: { broker?: 'mosquitto' | 
     ingest,
     ingestKey,
     async enrol(signer, deviceId) {
-      const res = await fetch(`${api}/enrol`, { method: 'POST', body: JSON.stringify(makeEnrolmentRecord(signer, deviceId, 'bench')) });
+      const token = (await readFile(join(dir, 'ingest', 'admin-token'), 'utf8')).trim();
+      const res = await fetch(`${api}/enrol`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(makeEnrolmentRecord(signer, deviceId, 'bench')),
+      });
       if (!res.ok) throw new Error(`enrol failed: ${await res.text()}`);
     },
     async head(deviceId) {

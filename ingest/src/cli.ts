@@ -22,6 +22,7 @@ import { assertP256PublicKey, keyIdOf } from '@stele/core/keys.ts';
 import { checkDeviceId, loadOrCreateSoftwareSigner, type EnrolmentRecord } from '@stele/device';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from './anchor/index.ts';
 import { IngestError } from './errors.ts';
+import { loadOrCreateAdminToken, readAdminToken } from './http/admin-token.ts';
 import { startIngestHttp, type IngestHttp } from './http/server.ts';
 import { IngestService, type IngestOptions } from './service.ts';
 import { IngestStore } from './store.ts';
@@ -50,14 +51,17 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --key FILE              ingest receipt key, PKCS#8 PEM (default DIR/keys/ingest.pem, created when missing)
   --issuer NAME           iss of every receipt (default stele-ingest)
   --health-port N         serve /health, /metrics, /enrol, /bundle, /frames on 127.0.0.1:N (0: a free port)
+  --admin-token-file F    token for /enrol and /flush (default DIR/admin-token, made with mode 0600 when missing;
+                          refused when others can read it)
   --log-level L           debug | info | warn | error (default info)
 `;
 
-const ENROL_USAGE = `usage: stele ingest enrol FILE --data DIR [--url URL]
+const ENROL_USAGE = `usage: stele ingest enrol FILE --data DIR [--url URL] [--admin-token-file F]
 
   FILE        enrolment record JSON (deviceId, publicKey, kid, keyBackend, enrolledAt, site?)
   --data DIR  the ingest data directory
   --url URL   a running ingest's HTTP endpoint (default: the one in DIR/ingest-http.json, if ingest runs)
+  --admin-token-file F   its admin token (default DIR/admin-token)
 `;
 
 const USAGE = `usage: stele ingest <run|enrol> [options]   (stele ingest <command> --help)\n`;
@@ -206,7 +210,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       }
     }
     if (healthPort !== undefined) {
-      httpServer = await startIngestHttp({ service, port: healthPort, log: logger });
+      const adminToken = await loadOrCreateAdminToken((v['admin-token-file'] as string | undefined) ?? join(dataDir, 'admin-token'));
+      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger });
       await writeFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
       logger.info({ url: httpServer.url, port: httpServer.port }, 'http listening');
     }
@@ -230,7 +235,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
 }
 
 async function enrol(argv: string[], io: IngestIo): Promise<number> {
-  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' } }, io, ENROL_USAGE);
+  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' }, 'admin-token-file': { type: 'string' } }, io, ENROL_USAGE);
   if (args === undefined) return 2;
   if (args.values['help'] === true) {
     io.stdout.write(ENROL_USAGE);
@@ -264,8 +269,11 @@ async function enrol(argv: string[], io: IngestIo): Promise<number> {
     let done = false;
     if (url !== undefined) {
       let res: Response | undefined;
+      const tokenFile = (args.values['admin-token-file'] as string | undefined) ?? (dataDir === undefined ? undefined : join(dataDir, 'admin-token'));
+      if (tokenFile === undefined) throw new RangeError('give --admin-token-file F (the running ingest needs its admin token)');
+      const token = await readAdminToken(tokenFile);
       try {
-        res = await fetch(`${url.replace(/\/$/, '')}/enrol`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+        res = await fetch(`${url.replace(/\/$/, '')}/enrol`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: text });
       } catch (err) {
         // a URL left behind by an ingest that was killed: nobody answers, so the store is free
         if (given !== undefined || dataDir === undefined) throw err;

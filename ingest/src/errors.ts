@@ -31,6 +31,7 @@ export type IngestErrorCode =
   | 'INGEST_REVOKE_ERROR' // revoke: no such key for the device, or nothing left to revoke
   | 'INGEST_STORE_ERROR' // the store holds something it cannot read
   | 'INGEST_STOPPED' // the service was stopped
+  | 'INGEST_ADMIN_TOKEN_ERROR' // the admin token file is missing, readable by others, too large or too short
   | 'INGEST_BROKER_SECRET' // start: a broker password, CA, certificate or key file cannot be read (never its content)
   | 'INGEST_WINDOW_TOO_LARGE'; // exportBundle: more seqs asked for than the documented maximum (MAX_BUNDLE_WINDOW)
 

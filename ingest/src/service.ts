@@ -180,6 +180,8 @@ interface DeviceQueue {
 }
 
 const TOPIC_FILTER = 'stele/v1/+/statements';
+/** Most seqs one evidence bundle (exportBundle, GET /bundle) covers: about 14 MB of JSON with every body. */
+export const MAX_BUNDLE_WINDOW = 10_000;
 const GROUP_LIMIT = 256;
 
 export class IngestService {
@@ -444,10 +446,17 @@ export class IngestService {
     if (this.unanchored.length > 0) throw this.lastAnchorError ?? new Error('batches left unanchored');
   }
 
-  /** FORMAT.md §7 evidence for seq firstSeq..lastSeq of a device; every entry must be in an anchored batch. */
+  /**
+   * FORMAT.md §7 evidence for seq firstSeq..lastSeq of a device; every entry must be in an anchored batch. At most
+   * {@link MAX_BUNDLE_WINDOW} seqs (INGEST_WINDOW_TOO_LARGE beyond, before anything is read); the store is read
+   * with one bounded iterator, so memory follows the entries stored, not the numbers asked for.
+   */
   async exportBundle(deviceId: string, firstSeq: number, lastSeq: number): Promise<EvidenceBundleJson> {
     if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) throw new RangeError('firstSeq must be an integer >= 1');
     if (!Number.isSafeInteger(lastSeq) || lastSeq < firstSeq) throw new RangeError('lastSeq must be an integer >= firstSeq');
+    if (lastSeq - firstSeq + 1 > MAX_BUNDLE_WINDOW) {
+      throw new IngestError('INGEST_WINDOW_TOO_LARGE', `a bundle holds at most ${MAX_BUNDLE_WINDOW} seqs`, { where: { deviceId, firstSeq, lastSeq, max: MAX_BUNDLE_WINDOW } });
+    }
     const device = this.devicesById.get(deviceId);
     if (device === undefined) throw new IngestError('INGEST_UNKNOWN_DEVICE', 'no such enrolled device', { where: { deviceId } });
     const rows = await this.store.getEntries(deviceId, firstSeq, lastSeq);
@@ -484,14 +493,17 @@ export class IngestService {
     }
     lifecycle.sort((a, b) => a.batchId - b.batchId || a.leafIndex - b.leafIndex);
     const entries: EvidenceBundleJson['entries'] = [];
-    for (const [i, row] of rows.entries()) {
-      const seq = firstSeq + i;
+    let expected = firstSeq;
+    for (const [seq, row] of rows) {
+      if (seq !== expected) throw new IngestError('INGEST_NOT_FOUND', 'entry not committed', { where: { deviceId, seq: expected } });
+      expected = seq + 1;
       if (chained.has(seq)) continue;
       const { batchId, receipt } = await receiptOf(row, { deviceId, seq });
       const entry: EvidenceBundleJson['entries'][number] = { seq, batchId, statement: toBase64Url(row!.statement), receipt: toBase64Url(receipt) };
       if (row!.reading !== undefined) entry.reading = toBase64Url(row!.reading);
       entries.push(entry);
     }
+    if (expected !== lastSeq + 1) throw new IngestError('INGEST_NOT_FOUND', 'entry not committed', { where: { deviceId, seq: expected } });
     return {
       format: 'stele-evidence/1',
       createdAt: new Date().toISOString(),

@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -80,7 +80,12 @@ describe.skipIf(!enabled || !hasMosquitto)('chaos: SIGKILLs, broker outages and 
 
       const keyFile = join(dir, 'gateway.pem');
       const signer = await createSoftwareKey(keyFile);
-      const enrol = await fetch(`${api}/enrol`, { method: 'POST', body: JSON.stringify(makeEnrolmentRecord(signer, DEVICE, 'chaos')) });
+      const adminToken = (await readFile(join(dir, 'ingest', 'admin-token'), 'utf8')).trim();
+      const enrol = await fetch(`${api}/enrol`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+        body: JSON.stringify(makeEnrolmentRecord(signer, DEVICE, 'chaos')),
+      });
       expect(enrol.status).toBe(200);
 
       const stopFile = join(dir, 'stop-taking');
@@ -160,7 +165,7 @@ describe.skipIf(!enabled || !hasMosquitto)('chaos: SIGKILLs, broker outages and 
       expect(head.seq).toBe(N);
       const forks = (await (await fetch(`${api}/devices/${DEVICE}/forks`)).json()) as { forks: unknown[] };
       expect(forks.forks).toEqual([]);
-      expect((await fetch(`${api}/flush`, { method: 'POST' })).status).toBe(200);
+      expect((await fetch(`${api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } })).status).toBe(200);
       const bundleRes = await fetch(`${api}/bundle?device=${DEVICE}&first=1&last=${N}`);
       expect(bundleRes.status).toBe(200);
       const json = (await bundleRes.json()) as { entries: { seq: number; reading?: string; statement: string }[] };
