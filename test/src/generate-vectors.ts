@@ -43,7 +43,6 @@ import {
   signConfirmation,
   signLifecycleStatement,
   decodeSign1,
-  encodeSign1,
   signStatement,
   toBase64Url,
   toHex,
