@@ -18,3 +18,4 @@ export * from './lifecycle/index.ts';
 export * from './enrolment/index.ts';
 export * from './bundle.ts';
 export * from './verify/index.ts';
+export * from './trust/index.ts';

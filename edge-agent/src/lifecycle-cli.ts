@@ -149,8 +149,15 @@ const bad = (message: string, where?: Record<string, unknown>): never => {
  * under that key. Returns the seq and the chain digest the next statement links to.
  */
 export async function fetchSignedHead(url: string, deviceId: string, ingestKey: Uint8Array, ownKid: Uint8Array, ownKey: Uint8Array): Promise<{ seq: number; digest: Uint8Array }> {
-  const res = await fetch(`${url.replace(/\/$/, '')}/devices/${encodeURIComponent(deviceId)}/head-proof`);
-  const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  let res: Response;
+  let body: Record<string, unknown>;
+  // 409 INGEST_NOT_ANCHORED: the head is not in a batch yet; ingest cuts one every batch interval.
+  for (let attempt = 0; ; attempt++) {
+    res = await fetch(`${url.replace(/\/$/, '')}/devices/${encodeURIComponent(deviceId)}/head-proof`);
+    body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    if (res.status !== 409 || attempt >= 60) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
   if (!res.ok) throw new SteleError(typeof body.code === 'string' ? body.code : 'REINSTALL_HEAD_UNAVAILABLE', typeof body.error === 'string' ? body.error : `HTTP ${res.status}`);
   const seq = body.seq;
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return bad('head seq is not an integer');

@@ -25,10 +25,11 @@ import { assertP256PublicKey } from '@stele/core/keys.ts';
 import { SteleError } from '@stele/core/errors.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from './anchor/index.ts';
 import { IngestError } from './errors.ts';
+import { loadOrCreateAdminToken, readAdminToken } from './http/admin-token.ts';
 import { startIngestHttp, type IngestHttp } from './http/server.ts';
 import { describeIngestKey, initIngestKey, openIngestKey, type IngestSigner } from './key.ts';
 import { assertPrivateFile, ensurePrivateDir, writePrivateFile } from './private-files.ts';
-import { IngestService } from './service.ts';
+import { IngestService, type IngestOptions } from './service.ts';
 
 export interface IngestIo {
   stdout: { write(s: string): unknown };
@@ -53,7 +54,12 @@ and prints its key id: put that into the officers' trust policy. Refuses when DI
 
 const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
 
-  --mqtt URL              broker (mqtt:// or mqtts://)
+  --mqtt URL              broker (mqtt:// or mqtts://), without credentials
+  --mqtt-username NAME    ingest's broker user (docs/broker.md)
+  --mqtt-password-file F  file holding that user's password (never on the command line)
+  --mqtt-ca F             CA certificate (PEM) of an mqtts:// broker
+  --mqtt-cert F           client certificate (PEM), with --mqtt-key F
+  --mqtt-key F            its private key (PEM)
   --data DIR              store and chain state (made by \`stele ingest init\`, which makes the key)
   --embedded-chain        run anvil as a child process (dev chain, state in DIR/chain)
   --chain-port N          port of the embedded chain (default: a free one)
@@ -69,19 +75,22 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
                           per line, # comments (default DIR/installer-keys.txt when present)
   --issuer NAME           iss of every receipt (default stele-ingest)
   --health-port N         serve /health, /metrics and the admin API on 127.0.0.1:N (0: a free port)
+  --admin-token-file F    token for the admin API (default DIR/admin-token, made with mode 0600 when missing;
+                          refused when others can read it)
   --log-level L           debug | info | warn | error (default info)
 `;
 
-const ENROL_USAGE = `usage: stele ingest enrol FILE.enrol.cose --data DIR [--url URL] [--installer-keys FILE]
+const ENROL_USAGE = `usage: stele ingest enrol FILE.enrol.cose --data DIR [--url URL] [--installer-keys FILE] [--admin-token-file F]
 
   FILE        the installer's countersigned enrolment request (\`stele gateway provision\` writes ID.enrol.cose;
               the ID.enrol.json beside it is a readable copy and is refused)
   --data DIR  the ingest data directory
   --url URL   a running ingest's HTTP endpoint (default: the one in DIR/ingest-http.json, if ingest runs)
   --installer-keys FILE   trusted installer keys when ingest does not run (default DIR/installer-keys.txt)
+  --admin-token-file F    the running ingest's admin token (default DIR/admin-token)
 `;
 
-const REVOKE_USAGE = `usage: stele ingest revoke DEVICE --reason TEXT --data DIR [--url URL] [--kid KID]
+const REVOKE_USAGE = `usage: stele ingest revoke DEVICE --reason TEXT --data DIR [--url URL] [--kid KID] [--admin-token-file F]
 
 Revokes the device's key now (a stolen gateway): every statement under it with a later seq is rejected
 KEY_REVOKED_ERROR, and verifiers see the revocation (docs/keys.md, "Lifecycle").
@@ -90,6 +99,7 @@ KEY_REVOKED_ERROR, and verifiers see the revocation (docs/keys.md, "Lifecycle").
   --kid KID      the key to revoke (base64url; default the key in use)
   --data DIR     the ingest data directory
   --url URL      a running ingest's HTTP endpoint (default: the one in DIR/ingest-http.json, if ingest runs)
+  --admin-token-file F   the running ingest's admin token (default DIR/admin-token)
 `;
 
 const DEPLOY_USAGE = `usage: stele ingest deploy-contract --rpc URL --anchor-key-file F --data DIR
@@ -99,7 +109,7 @@ DIR/anchor-contract.json, which \`stele ingest run --rpc\` then uses. Run once p
 records a contract (a second contract would start a second history).
 `;
 
-const USAGE = `usage: stele ingest <init|run|enrol|revoke|deploy-contract> [options]   (stele ingest <command> --help)\n`;
+const USAGE = `usage: stele ingest <init|run|enrol|revoke|deploy-contract|trust export> [options]   (stele ingest <command> --help)\n`;
 
 /** Entry point of \`stele ingest\`; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function runIngest(argv: string[], io: IngestIo): Promise<number> {
@@ -109,6 +119,7 @@ export async function runIngest(argv: string[], io: IngestIo): Promise<number> {
   if (sub === 'enrol' || sub === 'enroll') return enrol(rest, io);
   if (sub === 'revoke') return revoke(rest, io);
   if (sub === 'deploy-contract') return deployContract(rest, io);
+  if (sub === 'trust') return (await import('./trust-export.ts')).runIngestTrust(rest, io);
   if (sub === '--help' || sub === '-h' || sub === 'help') {
     io.stdout.write(`${USAGE}\n${INIT_USAGE}\n${RUN_USAGE}\n${ENROL_USAGE}\n${REVOKE_USAGE}\n${DEPLOY_USAGE}`);
     return 0;
@@ -155,6 +166,12 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       issuer: { type: 'string' },
       'health-port': { type: 'string' },
       'log-level': { type: 'string' },
+      'mqtt-username': { type: 'string' },
+      'mqtt-password-file': { type: 'string' },
+      'mqtt-ca': { type: 'string' },
+      'mqtt-cert': { type: 'string' },
+      'mqtt-key': { type: 'string' },
+      'admin-token-file': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -178,6 +195,9 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let stateIntervalSec: number | undefined;
   try {
     if (mqttUrl === undefined || !/^mqtts?:\/\//.test(mqttUrl)) throw new RangeError('--mqtt mqtt://HOST:PORT is required');
+    if (/^mqtts?:\/\/[^/]*@/.test(mqttUrl)) throw new RangeError('--mqtt must not carry credentials: use --mqtt-username and --mqtt-password-file');
+    if ((v['mqtt-cert'] === undefined) !== (v['mqtt-key'] === undefined)) throw new RangeError('--mqtt-cert and --mqtt-key go together');
+    if (v['mqtt-password-file'] !== undefined && v['mqtt-username'] === undefined) throw new RangeError('--mqtt-password-file needs --mqtt-username');
     if (dataDir === undefined) throw new RangeError('--data DIR is required');
     if (embedded === (rpc !== undefined)) throw new RangeError('give either --embedded-chain or --rpc URL with --anchor-key-file F');
     if (rpc !== undefined && anchorKeyFile === undefined) throw new RangeError('--rpc needs --anchor-key-file F');
@@ -252,6 +272,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           trustedInstallers,
           ...(confirmations === undefined ? {} : { anchorConfirmations: confirmations }),
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
+          broker: brokerCredentials(v),
           log: logger,
         });
         break;
@@ -259,14 +280,15 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
         if (stop.signal.aborted) throw err;
         const code = (err as { code?: string }).code;
         // a store held by another process is not going to go away by waiting
-        if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || code === 'LEVEL_DATABASE_NOT_OPEN') throw err;
+        if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'INGEST_BROKER_SECRET') throw err;
         logger.warn({ err: (err as Error).message, code, retryInMs: delayMs }, 'cannot start ingest (broker down?); retrying');
         await Promise.race([new Promise((r) => setTimeout(r, delayMs)), stopped]);
         if (stop.signal.aborted) return 0;
       }
     }
     if (healthPort !== undefined) {
-      httpServer = await startIngestHttp({ service, port: healthPort, log: logger });
+      const adminToken = await loadOrCreateAdminToken((v['admin-token-file'] as string | undefined) ?? join(dataDir, 'admin-token'));
+      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger });
       await writePrivateFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
       logger.info({ url: httpServer.url, port: httpServer.port }, 'http listening');
     }
@@ -341,10 +363,12 @@ async function ingestUrl(dataDir: string | undefined, given: string | undefined)
  * Calls the running ingest's admin API. Undefined when nobody answers at a URL taken from ingest-http.json (left
  * behind by an ingest that was killed: the store is then free); an explicit --url that does not answer throws.
  */
-async function callAdmin(url: string, path: string, init: RequestInit, explicit: boolean): Promise<Record<string, unknown> | undefined> {
+async function callAdmin(url: string, path: string, init: RequestInit, explicit: boolean, tokenFile: string | undefined): Promise<Record<string, unknown> | undefined> {
+  if (tokenFile === undefined) throw new RangeError('give --admin-token-file F (the running ingest needs its admin token)');
+  const token = await readAdminToken(tokenFile);
   let res: Response;
   try {
-    res = await fetch(`${url}${path}`, init);
+    res = await fetch(`${url}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
   } catch (err) {
     if (explicit) throw err;
     return undefined;
@@ -352,6 +376,12 @@ async function callAdmin(url: string, path: string, init: RequestInit, explicit:
   const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
   if (!res.ok) throw new IngestError((typeof body.code === 'string' ? body.code : 'INGEST_USAGE') as 'INGEST_USAGE', typeof body.error === 'string' ? body.error : `HTTP ${res.status}`);
   return body;
+}
+
+/** The admin token file: --admin-token-file, else DIR/admin-token. */
+function tokenFileOf(values: Record<string, unknown>, dataDir: string | undefined): string | undefined {
+  const given = values['admin-token-file'];
+  return typeof given === 'string' ? given : dataDir === undefined ? undefined : join(dataDir, 'admin-token');
 }
 
 /** Runs `work` on the store with the service's own code, when ingest does not run. */
@@ -434,7 +464,7 @@ async function init(argv: string[], io: IngestIo): Promise<number> {
 }
 
 async function enrol(argv: string[], io: IngestIo): Promise<number> {
-  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' }, 'installer-keys': { type: 'string' } }, io, ENROL_USAGE);
+  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' }, 'installer-keys': { type: 'string' }, 'admin-token-file': { type: 'string' } }, io, ENROL_USAGE);
   if (args === undefined) return 2;
   if (args.values['help'] === true) {
     io.stdout.write(ENROL_USAGE);
@@ -466,7 +496,7 @@ async function enrol(argv: string[], io: IngestIo): Promise<number> {
     const url = await ingestUrl(dataDir, given);
     let result: { deviceId: string; kid: string; installerKid: string } | undefined;
     if (url !== undefined) {
-      const body = await callAdmin(url, '/enrol', { method: 'POST', headers: { 'content-type': 'application/cose' }, body: Buffer.from(bytes) }, given !== undefined);
+      const body = await callAdmin(url, '/enrol', { method: 'POST', headers: { 'content-type': 'application/cose' }, body: Buffer.from(bytes) }, given !== undefined, tokenFileOf(args.values, dataDir));
       if (body !== undefined) result = { deviceId: String(body.enrolled), kid: String(body.kid), installerKid: String(body.installerKid) };
     }
     if (result === undefined) {
@@ -486,7 +516,7 @@ async function enrol(argv: string[], io: IngestIo): Promise<number> {
 }
 
 async function revoke(argv: string[], io: IngestIo): Promise<number> {
-  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' }, reason: { type: 'string' }, kid: { type: 'string' } }, io, REVOKE_USAGE);
+  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' }, reason: { type: 'string' }, kid: { type: 'string' }, 'admin-token-file': { type: 'string' } }, io, REVOKE_USAGE);
   if (args === undefined) return 2;
   if (args.values['help'] === true) {
     io.stdout.write(REVOKE_USAGE);
@@ -515,6 +545,7 @@ async function revoke(argv: string[], io: IngestIo): Promise<number> {
         `/devices/${encodeURIComponent(device)}/revoke`,
         { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason, ...(kidText === undefined ? {} : { kid: kidText }) }) },
         given !== undefined,
+        tokenFileOf(args.values, dataDir),
       );
       if (body !== undefined) result = { kid: String(body.kid), after: Number(body.after) };
     }
@@ -559,4 +590,21 @@ async function deployContract(argv: string[], io: IngestIo): Promise<number> {
     io.stderr.write(errorLine('deploy-contract', err));
     return 1;
   }
+}
+
+/** `--mqtt-*` options as IngestOptions.broker (paths only: the files are read by the service, never logged). */
+function brokerCredentials(v: Record<string, string | boolean | undefined>): NonNullable<IngestOptions['broker']> {
+  const b: NonNullable<IngestOptions['broker']> = {};
+  const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const username = str('mqtt-username');
+  if (username !== undefined) b.username = username;
+  const passwordFile = str('mqtt-password-file');
+  if (passwordFile !== undefined) b.passwordFile = passwordFile;
+  const ca = str('mqtt-ca');
+  if (ca !== undefined) b.ca = ca;
+  const cert = str('mqtt-cert');
+  if (cert !== undefined) b.cert = cert;
+  const key = str('mqtt-key');
+  if (key !== undefined) b.key = key;
+  return b;
 }

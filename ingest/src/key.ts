@@ -55,7 +55,7 @@ export async function initIngestKey(dataDir: string, options: { keyFile?: string
 
 /**
  * Opens the ingest key: the software key at `keyFile` when given (it must exist), else the key DIR/ingest-key.json
- * names. INGEST_KEY_MISSING (with the `stele ingest init` to run) when there is none; KEY_ / TOKEN errors pass through.
+ * names, else an existing DIR/keys/ingest.pem (data directories from before `init`). INGEST_KEY_MISSING (with the `stele ingest init` to run) when there is none; KEY_ / TOKEN errors pass through.
  */
 export async function openIngestKey(dataDir: string, keyFile?: string): Promise<IngestSigner> {
   if (keyFile !== undefined) {
@@ -73,6 +73,9 @@ export async function openIngestKey(dataDir: string, keyFile?: string): Promise<
   try {
     text = await readFile(configFile, 'utf8');
   } catch (cause) {
+    // A data directory from before `init` recorded its key: its existing key file (never a new one).
+    const legacy = join(dataDir, 'keys', 'ingest.pem');
+    if (await exists(legacy)) return loadSoftwareSigner(legacy);
     throw new IngestError('INGEST_KEY_MISSING', `no ingest key in ${dataDir}: make one with \`stele ingest init --data ${dataDir}\` (once; its key id goes into the trust policy)`, { cause, where: { file: configFile } });
   }
   let config: IngestKeyConfig;
