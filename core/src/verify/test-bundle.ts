@@ -10,7 +10,7 @@ import { p256 } from '@noble/curves/nist.js';
 import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
 import { ANCHORED_EVENT_TOPIC, AnchorError } from '../anchor/evm-reader.ts';
 import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
-import { BUNDLE_FORMAT, encodeBundle } from '../bundle.ts';
+import { BUNDLE_FORMAT, encodeBundle, parseBundle } from '../bundle.ts';
 import { toHex, utf8 } from '../bytes.ts';
 import {
   encodeReceipt,
@@ -470,4 +470,21 @@ export function answerJsonRpc(built: Pick<TestBundle, 'bundle' | 'chain'>, reque
     default:
       return { jsonrpc: '2.0', id: req.id, error: { code: -32601, message: 'method not found' } };
   }
+}
+
+/**
+ * For tests of other components (ingest, gateway, chaos) that check their bundles verify: a policy of the test
+ * authority trusting exactly the ingest key, issuer and anchor targets the bundle names. Never what a verifier
+ * does (that would take trust from the artefact, FORMAT.md §14); the trust check itself is tested with
+ * `buildTestPolicy` against bundles made elsewhere.
+ */
+export async function policyTrustingBundle(bundle: EvidenceBundle | Record<string, unknown>): Promise<TrustPolicy> {
+  const b = (bundle as { ingest: { publicKey: unknown } }).ingest.publicKey instanceof Uint8Array ? (bundle as EvidenceBundle) : parseBundle(bundle);
+  const ingest: Signer = { algorithm: 'ES256', keyId: keyIdOf(b.ingest.publicKey), publicKey: b.ingest.publicKey, backend: 'software', sign: async () => new Uint8Array(64) };
+  const targets = [...new Map(b.batches.filter((x) => x.anchor !== undefined).map((x) => [`${x.anchor!.chainId}|${x.anchor!.contract}`, x.anchor!])).values()];
+  const { policy } = await buildTestPolicy(ingest, b.ingest.issuer, {
+    ingestKeys: [{ signer: ingest, validFrom: '2020-01-01T00:00:00Z' }],
+    anchors: targets.map((t) => ({ kind: 'evm', chainId: t.chainId, contract: t.contract, startBlock: 0 })),
+  });
+  return policy;
 }

@@ -19,6 +19,7 @@ import { equalBytes, fromBase64Url } from '@stele/core/bytes.ts';
 import { decodeReading, GENESIS_PREV, readingDigest } from '@stele/core/reading.ts';
 import { parseStatement } from '@stele/core/cose/index.ts';
 import { verifyBundle } from '@stele/core/verify/index.ts';
+import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { createSoftwareKey, makeEnrolmentRecord } from '@stele/device';
 import { Outbox } from '@stele/edge-agent';
 import { readAnchor } from '@stele/ingest';
@@ -171,7 +172,7 @@ describe.skipIf(!enabled || !hasMosquitto)('chaos: SIGKILLs, broker outages and 
         expect(parseStatement(fromBase64Url(e.statement)).seq).toBe(e.seq);
         prev = readingDigest(bytes);
       }
-      const verdict = await verifyBundle(parseBundle(json), { anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId) });
+      const verdict = await verifyBundle(parseBundle(json), { anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId), trust: await policyTrustingBundle(parseBundle(json)) });
       const failures = verdict.checks.flatMap((c) => c.failures.map((f) => f.code));
       expect(failures).toEqual([]);
       if (verdict.state !== 'verified') say(`verdict ${verdict.state}: ${JSON.stringify(verdict.checks.map((c) => [c.id, c.status]))} notes ${JSON.stringify(verdict.notes.map((n) => n.id))}`);
