@@ -73,10 +73,7 @@ export const HEADLINE = {
     zh: '未能完全核验：离线核验均通过，链上锚定未核验',
     en: 'Not fully checked: all offline checks pass; the on-chain anchor was not checked',
   }),
-  partialNoPolicy: (trust: Text): Text => ({
-    zh: `未能完全核验：未提供信任策略。${trust.zh}`,
-    en: `Not fully checked: no trust policy was given. ${trust.en}`,
-  }),
+  partialNoPolicy: (trust: Text): Text => ({ zh: `未能完全核验：${trust.zh}`, en: `Not fully checked: ${trust.en}` }),
   partialExpired: (trust: Text): Text => ({ zh: `未能完全核验：${trust.zh}`, en: `Not fully checked: ${trust.en}` }),
   partialOther: (titles: Text[]): Text => ({
     zh: `未能完全核验：其余各项均通过，${titles.map((t) => t.zh).join('、')}未核验`,
