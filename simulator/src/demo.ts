@@ -9,6 +9,7 @@
  * Everything it keeps lives under `--out DIR`: keys, the gateway outbox, the ingest store and the chain state,
  * so a second run with the same DIR continues the device's hash chain and keeps earlier anchors verifiable.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
@@ -19,7 +20,7 @@ import { completePolicyDraft, draftTrustPolicy, formatFingerprint, loadTrustPoli
 import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
-import { ANVIL_DEV_PRIVATE_KEY, IngestService, connectEvmAnchorer, startAnvil } from '@stele/ingest';
+import { ANVIL_DEV_PRIVATE_KEY, IngestService, aedesAccessHooks, BrokerAccess, connectEvmAnchorer, limitServerSocket, startAnvil } from '@stele/ingest';
 import { formatVerdict } from '@stele/verifier';
 import { CemsSimulator } from './instruments/cems.ts';
 
@@ -122,16 +123,29 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     cleanups.length = 0;
   };
   try {
-    // 1. The MQTT broker, in process.
-    const broker = await Aedes.createBroker();
-    const server = net.createServer({ noDelay: true }, broker.handle);
+    // 1. The MQTT broker, in process, with Stele's access policy (docs/broker.md): one user per client, fresh
+    // passwords each run (ingest's in a 0600 file, as `--mqtt-password-file` reads it), no anonymous clients,
+    // packets over 65 KiB refused at their header.
+    const ingestPassword = randomBytes(24).toString('base64url');
+    const gatewayPassword = randomBytes(24).toString('base64url');
+    const ingestPasswordFile = join(data, 'keys', 'mqtt-ingest.password');
+    await writeFile(ingestPasswordFile, `${ingestPassword}\n`, { mode: 0o600 });
+    const access = new BrokerAccess([
+      { username: 'stele-ingest', password: ingestPassword, role: { kind: 'ingest' } },
+      { username: DEVICE_ID, password: gatewayPassword, role: { kind: 'gateway', device: DEVICE_ID } },
+    ]);
+    const broker = await Aedes.createBroker({ ...aedesAccessHooks(access) });
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      limitServerSocket(socket);
+      broker.handle(socket);
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const mqttUrl = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     cleanups.push(async () => {
       await new Promise<void>((r) => server.close(() => r()));
       await new Promise<void>((r) => broker.close(() => r()));
     });
-    say(`broker   aedes on ${mqttUrl}`);
+    say(`broker   aedes on ${mqttUrl} (access control: ingest and gateway users, no anonymous clients)`);
 
     // 2. The chain: anvil as a child process, its state kept under DIR so a rerun keeps earlier anchors.
     const chain = await startAnvil({ stateDir: join(data, 'chain'), port: o.chainPort });
@@ -152,6 +166,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
       issuer: 'stele-ingest-demo',
       anchorer,
       batchIntervalMs: o.batchMs,
+      broker: { username: 'stele-ingest', passwordFile: ingestPasswordFile },
     });
     cleanups.push(() => ingest.stop());
 
@@ -160,7 +175,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     await ingest.enrol(makeEnrolmentRecord(deviceSigner, DEVICE_ID, 'demo site: stack 2'));
     const outbox = await Outbox.open(join(data, 'gateway'));
     cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl, deviceId: DEVICE_ID, outbox, resendAfterMs: 5000 });
+    const publisher = new Publisher({ mqttUrl, deviceId: DEVICE_ID, outbox, resendAfterMs: 5000, ingestKey: ingestSigner.publicKey, mqttOptions: { username: DEVICE_ID, password: gatewayPassword } });
     const agent = new GatewayAgent({ deviceId: DEVICE_ID, signer: deviceSigner, outbox, publisher });
     await publisher.start();
     cleanups.push(() => agent.stop());

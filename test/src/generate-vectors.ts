@@ -40,7 +40,9 @@ import {
   sigStructure1,
   signBatchedStatements,
   signBatchRoot,
+  signConfirmation,
   signLifecycleStatement,
+  decodeSign1,
   signStatement,
   toBase64Url,
   toHex,
@@ -570,21 +572,86 @@ function extractProofBytes(receipt: Uint8Array): Uint8Array {
   return receipt.slice(pos, pos + proof.arg);
 }
 
-function mqttFile(w: World): unknown {
+/** iat of the confirmation vectors: 60 s after the device time of seq 6. */
+const CONFIRMATION_IAT = Math.floor(START_MS / 1000) + 5 * 60 + 60;
+
+function mqttFile(w: World, ack: Uint8Array): unknown {
   const s = w.signed[0]!;
   const full = encodeCbor({ statement: s.statement, reading: s.readingBytes });
   const hashOnly = encodeCbor({ statement: s.statement });
-  const ack = encodeCbor({ upTo: 5 });
   const reject = encodeCbor({ seq: 4, code: 'FORK_ERROR' });
   const topic = (leaf: string) => `stele/v1/${DEVICE_ID}/${leaf}`;
   return {
     description:
-      'MQTT messages (FORMAT.md §11) of device gw-0001: the statement envelope of seq 1 in full and hash-only mode, an ack and a reject. ' +
-      'Payloads are deterministic CBOR maps with text keys.',
+      'MQTT messages (FORMAT.md §11) of device gw-0001: the statement envelope of seq 1 in full and hash-only mode, a confirmation ' +
+      '(the `stored` one of confirmation.json, FORMAT.md §11.1) and a reject. Statement envelopes and rejects are deterministic CBOR maps with text keys.',
     statementFull: { topic: topic('statements'), qos: 1, payload: hex(full), annotated: annotateCbor(full, {}, { elideBytesOver: 64 }) },
     statementHashOnly: { topic: topic('statements'), qos: 1, payload: hex(hashOnly) },
-    ack: { topic: topic('acks'), qos: 1, json: { upTo: 5 }, payload: hex(ack), annotated: annotateCbor(ack) },
+    ack: { topic: topic('acks'), qos: 1, payload: hex(ack) },
     reject: { topic: topic('rejects'), qos: 1, json: { seq: 4, code: 'FORK_ERROR' }, payload: hex(reject), annotated: annotateCbor(reject) },
+  };
+}
+
+/**
+ * Confirmations (FORMAT.md §11.1) from the vectors' ingest key to gw-0001, and forgeries a gateway must ignore
+ * with the code it must count. The gateway of these vectors pins the ingest key and holds seq 1..6 of reading.json.
+ */
+async function confirmationFile(w: World): Promise<{ file: unknown; stored: Uint8Array }> {
+  const head = (seq: number) => readingDigest(w.signed[seq - 1]!.readingBytes);
+  const stored = await signConfirmation({ type: 'stored', device: DEVICE_ID, upTo: 5, head: head(5), issuedAt: CONFIRMATION_IAT }, w.ingest);
+  const anchored = await signConfirmation({ type: 'anchored', device: DEVICE_ID, upTo: 6, head: head(6), issuedAt: CONFIRMATION_IAT + 5 }, w.ingest);
+  const stranger = fixedSigner(STRANGER_SECRET_KEY_HEX);
+  const cose = decodeSign1(stored);
+  const resign = async (payload: Uint8Array) => encodeSign1({ ...cose, payload, signature: await w.ingest.sign(sigStructure1(cose.protectedBytes, payload)) });
+  const payloadWith = (edit: (m: Map<string, unknown>) => void) => {
+    const m = new Map<string, unknown>([['v', 1], ['iat', CONFIRMATION_IAT], ['head', head(5)], ['type', 'stored'], ['upTo', 5], ['device', DEVICE_ID]]);
+    edit(m);
+    return encodeCbor(m);
+  };
+  const highS = (sig: Uint8Array) => {
+    const n = p256.Point.Fn.ORDER;
+    let s = 0n;
+    for (const b of sig.subarray(32)) s = (s << 8n) | BigInt(b);
+    let t = n - s;
+    const out = sig.slice();
+    for (let i = 63; i >= 32; i--) {
+      out[i] = Number(t & 0xffn);
+      t >>= 8n;
+    }
+    return out;
+  };
+  const invalid: { name: string; description: string; bytes: Uint8Array; wantErr: string }[] = [
+    { name: 'unsigned-ack', description: 'the v1 unsigned ack {"upTo": 2^53-1} from an anonymous client', bytes: encodeCbor({ upTo: Number.MAX_SAFE_INTEGER }), wantErr: 'CONFIRMATION_FORMAT_ERROR' },
+    { name: 'other-key', description: 'the same confirmation signed by another key (a second ingest on the broker)', bytes: await signConfirmation({ type: 'stored', device: DEVICE_ID, upTo: 5, head: head(5), issuedAt: CONFIRMATION_IAT }, stranger), wantErr: 'CONFIRMATION_KEY_ERROR' },
+    { name: 'bad-signature', description: 'the pinned kid with the last signature byte XOR 0x01', bytes: encodeSign1({ ...cose, signature: cose.signature.map((b, i) => (i === 63 ? b ^ 1 : b)) }), wantErr: 'CONFIRMATION_SIGNATURE_ERROR' },
+    { name: 'other-device', description: 'signed by the pinned key for device gw-0002', bytes: await signConfirmation({ type: 'stored', device: 'gw-0002', upTo: 5, head: head(5), issuedAt: CONFIRMATION_IAT }, w.ingest), wantErr: 'CONFIRMATION_DEVICE_ERROR' },
+    { name: 'extra-key', description: 'a seventh payload key "x" (signed by the pinned key)', bytes: await resign(payloadWith((m) => m.set('x', 0))), wantErr: 'CONFIRMATION_FORMAT_ERROR' },
+    { name: 'upto-zero', description: 'upTo 0 (signed by the pinned key)', bytes: await resign(payloadWith((m) => m.set('upTo', 0))), wantErr: 'CONFIRMATION_FORMAT_ERROR' },
+  ];
+  const gatewayIgnores = [
+    { name: 'head-not-held', description: 'a valid confirmation of seq 5 whose head is the digest of seq 4: the gateway holds another chain', bytes: await signConfirmation({ type: 'stored', device: DEVICE_ID, upTo: 5, head: head(4), issuedAt: CONFIRMATION_IAT }, w.ingest), wantErr: 'PUBLISH_CONFIRMATION_HEAD' },
+    { name: 'beyond-head', description: 'a valid confirmation of seq 7, above the gateway head 6', bytes: await signConfirmation({ type: 'stored', device: DEVICE_ID, upTo: 7, head: head(6), issuedAt: CONFIRMATION_IAT }, w.ingest), wantErr: 'PUBLISH_CONFIRMATION_HEAD' },
+  ];
+  return {
+    stored,
+    file: {
+      description:
+        'Confirmations (FORMAT.md §11.1) on stele/v1/gw-0001/acks, signed by the ingest key of bundle.json (secret key INGEST_SECRET_KEY_HEX of ' +
+        'test/src/generate-vectors.ts). The gateway pins ingestPublicKey and holds seq 1..6 of reading.json. `valid` must verify; `invalid` must be ' +
+        'rejected by the confirmation check with wantErr; `gatewayIgnores` verify but name a head the gateway does not hold at upTo.',
+      ingestPublicKey: hex(w.ingest.publicKey),
+      ingestKid: hex(w.ingest.keyId),
+      device: DEVICE_ID,
+      valid: [
+        { name: 'stored', json: { type: 'stored', device: DEVICE_ID, upTo: 5, head: hex(head(5)), iat: CONFIRMATION_IAT }, cose: hex(stored), annotated: annotateCbor(stored) },
+        { name: 'anchored', json: { type: 'anchored', device: DEVICE_ID, upTo: 6, head: hex(head(6)), iat: CONFIRMATION_IAT + 5 }, cose: hex(anchored) },
+        { name: 'stored-high-s', description: 'the stored confirmation with s replaced by n - s: still valid (FORMAT.md §0)', json: { type: 'stored', device: DEVICE_ID, upTo: 5, head: hex(head(5)), iat: CONFIRMATION_IAT }, cose: hex(encodeSign1({ ...cose, signature: highS(cose.signature) })) },
+      ],
+      payloadAnnotated: annotateCbor(cose.payload!),
+      sigStructure: hex(sigStructure1(cose.protectedBytes, cose.payload!)),
+      invalid: invalid.map((v) => ({ name: v.name, description: v.description, cose: hex(v.bytes), wantErr: v.wantErr })),
+      gatewayIgnores: gatewayIgnores.map((v) => ({ name: v.name, description: v.description, cose: hex(v.bytes), wantErr: v.wantErr })),
+    },
   };
 }
 
@@ -1110,7 +1177,9 @@ export async function generateVectors(): Promise<Map<string, string>> {
   files.set('batch.json', json(batchFile(w)));
   files.set('receipt.json', json(receiptFile(w)));
   files.set('anchor.json', json(anchorFile(w)));
-  files.set('mqtt.json', json(mqttFile(w)));
+  const confirmations = await confirmationFile(w);
+  files.set('confirmation.json', json(confirmations.file));
+  files.set('mqtt.json', json(mqttFile(w, confirmations.stored)));
   files.set('outbox.json', json(outboxFile(w)));
   files.set('lifecycle.json', json(lifecycleFile(w, await lifecycleWorld(w, 'rotated'))));
   const dw = await deviceBatchWorld(w);

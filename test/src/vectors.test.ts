@@ -8,6 +8,7 @@ import { relative, resolve } from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import { describe, expect, it } from 'vitest';
 import {
+  checkConfirmation,
   ANCHORED_EVENT_TOPIC,
   AnchorError,
   decodeCbor,
@@ -89,6 +90,7 @@ describe('test/vectors', () => {
     const outbox = readVector<{ records: { annotated: string[] }[] }>('outbox.json');
     const lifecycle = readVector<{ rotation: { statementAnnotated: string[] } }>('lifecycle.json');
     const deviceBatch = readVector<{ statementOfSeq3Annotated: string[] }>('device-batch.json');
+    const confirmation = readVector<{ valid: { annotated: string[] }[]; payloadAnnotated: string[] }>('confirmation.json');
     for (const [what, lines] of [
       ['reading seq 1', reading.readings[0]!.annotated],
       ['statement', statement.statementAnnotated],
@@ -98,6 +100,8 @@ describe('test/vectors', () => {
       ['outbox entry', outbox.records[0]!.annotated],
       ['lifecycle rotation statement', lifecycle.rotation.statementAnnotated],
       ['device-batch statement of seq 3', deviceBatch.statementOfSeq3Annotated],
+      ['confirmation', confirmation.valid[0]!.annotated],
+      ['confirmation payload', confirmation.payloadAnnotated],
     ] as const) {
       expect(format.includes(lines.join('\n')), what).toBe(true);
     }
@@ -232,11 +236,11 @@ describe('device-level batch vector', () => {
 });
 
 describe('MQTT and outbox vectors', () => {
-  it('the statement envelopes carry the statement (and reading) bytes; acks and rejects decode to their JSON', () => {
+  it('the statement envelopes carry the statement (and reading) bytes; the ack is the stored confirmation; rejects decode to their JSON', () => {
     const m = readVector<{
       statementFull: { payload: string };
       statementHashOnly: { payload: string };
-      ack: { json: unknown; payload: string };
+      ack: { payload: string };
       reject: { json: unknown; payload: string };
     }>('mqtt.json');
     const st = readVector<{ statement: string }>('statement.json').statement;
@@ -247,8 +251,31 @@ describe('MQTT and outbox vectors', () => {
     expect(toHex(full.get('reading')!)).toBe(reading);
     const hashOnly = decodeCbor(fromHex(m.statementHashOnly.payload)) as Map<string, Uint8Array>;
     expect([...hashOnly.keys()]).toEqual(['statement']);
-    expect(Object.fromEntries(decodeCbor(fromHex(m.ack.payload)) as Map<string, unknown>)).toEqual(m.ack.json);
+    expect(m.ack.payload).toBe(readVector<{ valid: { cose: string }[] }>('confirmation.json').valid[0]!.cose);
     expect(Object.fromEntries(decodeCbor(fromHex(m.reject.payload)) as Map<string, unknown>)).toEqual(m.reject.json);
+  });
+
+  it('confirmations: valid ones verify under the pinned key, each invalid one fails with its wantErr, and the gateway ignores the rest', async () => {
+    const c = readVector<{
+      ingestPublicKey: string;
+      device: string;
+      valid: { json: { type: string; device: string; upTo: number; head: string; iat: number }; cose: string }[];
+      invalid: { cose: string; wantErr: string }[];
+      gatewayIgnores: { name: string; cose: string; wantErr: string }[];
+    }>('confirmation.json');
+    const expect_ = { publicKey: fromHex(c.ingestPublicKey), device: c.device };
+    for (const v of c.valid) {
+      const got = await checkConfirmation(fromHex(v.cose), expect_);
+      expect({ type: got.type, device: got.device, upTo: got.upTo, head: toHex(got.head), iat: got.issuedAt }).toEqual(v.json);
+    }
+    for (const v of c.invalid) await expect(checkConfirmation(fromHex(v.cose), expect_)).rejects.toMatchObject({ code: v.wantErr });
+    // the gateway holds seq 1..6 of reading.json: the head check (the outbox's part) refuses these
+    const readings = readVector<{ readings: { json: { seq: number }; digest: string }[] }>('reading.json').readings;
+    for (const v of c.gatewayIgnores) {
+      const got = await checkConfirmation(fromHex(v.cose), expect_);
+      const held = readings.find((r) => r.json.seq === got.upTo)?.digest;
+      expect(held === toHex(got.head), v.name).toBe(false);
+    }
   });
 
   it('the outbox head names the digest of reading seq 6', () => {

@@ -479,12 +479,16 @@ export function answerJsonRpc(built: Pick<TestBundle, 'bundle' | 'chain'>, reque
  * `buildTestPolicy` against bundles made elsewhere.
  */
 export async function policyTrustingBundle(bundle: EvidenceBundle | Record<string, unknown>): Promise<TrustPolicy> {
+  return (await policyFileTrustingBundle(bundle)).policy;
+}
+
+/** As {@link policyTrustingBundle}, with the signed file and the authority fingerprint (hex) for CLI tests. */
+export async function policyFileTrustingBundle(bundle: EvidenceBundle | Record<string, unknown>): Promise<{ bytes: Uint8Array; fingerprint: string; policy: TrustPolicy }> {
   const b = (bundle as { ingest: { publicKey: unknown } }).ingest.publicKey instanceof Uint8Array ? (bundle as EvidenceBundle) : parseBundle(bundle);
   const ingest: Signer = { algorithm: 'ES256', keyId: keyIdOf(b.ingest.publicKey), publicKey: b.ingest.publicKey, backend: 'software', sign: async () => new Uint8Array(64) };
   const targets = [...new Map(b.batches.filter((x) => x.anchor !== undefined).map((x) => [`${x.anchor!.chainId}|${x.anchor!.contract}`, x.anchor!])).values()];
-  const { policy } = await buildTestPolicy(ingest, b.ingest.issuer, {
+  return buildTestPolicy(ingest, b.ingest.issuer, {
     ingestKeys: [{ signer: ingest, validFrom: '2020-01-01T00:00:00Z' }],
     anchors: targets.map((t) => ({ kind: 'evm', chainId: t.chainId, contract: t.contract, startBlock: 0 })),
   });
-  return policy;
 }
