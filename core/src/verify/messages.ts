@@ -178,6 +178,10 @@ export const PASS = {
     en: 'This verifier version cannot recompute alerts yet; the alert value was not checked',
   }),
   flagsAllN: (n: number): Text => ({ zh: `${n} 项测量的数据标记全部为 N（正常）`, en: `All ${n} measurement flags are N (normal)` }),
+  flagsNoneOtherThanN: (n: number, noFlag: number): Text => ({
+    zh: `${n} 项测量中无非 N 数据标记（其中 ${noFlag} 项未附数据标记）`,
+    en: `No flag other than N among ${n} measurements (${noFlag} carry no flag)`,
+  }),
   flagsListed: (list: string): Text => ({ zh: `存在非 N 数据标记：${list}`, en: `Non-N data flags present: ${list}` }),
   flagsNoBodies: (): Text => ({ zh: '证据包未附读数正文，无数据标记可列出', en: 'No reading bodies in the bundle; no flags to list' }),
   notReached: (): Text => ({ zh: '因证据包不可读，本项未核验', en: 'Not checked: the bundle is not readable' }),

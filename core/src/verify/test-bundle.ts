@@ -65,7 +65,7 @@ export interface TestBundleOptions {
   timeOf?: (seq: number) => number | undefined;
   /** Clock state of every reading. Default `{synced: true, source: 'sim'}`. */
   clockSynced?: boolean;
-  /** Data flag of the measurement of `seq`. Default 'N'. */
+  /** Data flag of the measurement of `seq`; undefined leaves the measurement without a flag. Default: 'N' for all. */
   flagOf?: (seq: number) => string | undefined;
   /** Readings whose body is left out (hash-only). */
   hashOnly?: boolean | ((seq: number) => boolean);
@@ -220,7 +220,7 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
     let digest: Uint8Array = prev;
     for (let v = 0; v < variants; v++) {
       const time = options.timeOf?.(seq) ?? start + (seq - 1) * interval;
-      const flag = options.flagOf?.(seq) ?? 'N';
+      const flag = options.flagOf === undefined ? 'N' : options.flagOf(seq);
       const value = (30 + ((seq * 7) % 50) / 10 + v).toFixed(1); // a fork differs in its value
       const reading: Reading = {
         v: 1,
