@@ -42,7 +42,8 @@ authority's trust policy (§14). Without a policy the best verdict is "not fully
                          an older one from then on (a rollback)
   --rpc URL      chain endpoint to ask (repeat to ask several; all must agree).
                  Default: the endpoints the trust policy suggests.
-  --use-bundle-rpc  also ask the rpc recorded in the bundle (taken on the bundle's word)
+  --use-bundle-rpc  when neither --rpc nor the policy names an endpoint, ask the rpc recorded in the bundle
+                    (taken on the bundle's word)
   --deadline-ms N   one time limit for all chain look-ups together (default 60000)
   --offline      do not ask any chain endpoint (the anchor stays unchecked)
   --json         print the verdict as JSON
