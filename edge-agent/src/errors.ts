@@ -26,6 +26,9 @@ export class OutboxError extends SteleError<OutboxErrorCode> {}
  * - `PUBLISH_BAD_MESSAGE`: an ack or reject that is not the CBOR of FORMAT.md (MQTT wire).
  * - `PUBLISH_ACK_BEYOND_HEAD`: ingest acknowledged a seq this gateway never took (clamped to the head).
  * - `PUBLISH_OUTBOX_GAP`: an entry above the acked mark is missing from the outbox; publishing stops.
+ * - `PUBLISH_OUTBOX_CORRUPT`: an entry read back fails its checks (OUTBOX_CORRUPT); publishing stops.
+ * - `PUBLISH_CHAIN_DIVERGED`: the head check before publishing (ingest-head.ts) found that this outbox's chain is
+ *   not the one ingest holds; publishing stops (it would fork the chain). The fix: `stele gateway reinstall`.
  */
-export type PublishErrorCode = 'PUBLISH_BAD_MESSAGE' | 'PUBLISH_ACK_BEYOND_HEAD' | 'PUBLISH_OUTBOX_GAP';
+export type PublishErrorCode = 'PUBLISH_BAD_MESSAGE' | 'PUBLISH_ACK_BEYOND_HEAD' | 'PUBLISH_OUTBOX_GAP' | 'PUBLISH_OUTBOX_CORRUPT' | 'PUBLISH_CHAIN_DIVERGED';
 export class PublishError extends SteleError<PublishErrorCode> {}

@@ -274,11 +274,12 @@ export class Outbox {
     } catch (cause) {
       throw storeError('cannot store the reading', cause, { seq });
     }
+    // The reading is stored: the head moves, unsigned (so not publishable) until the signing stage signs it.
     this.#head = { seq, digest, device: deviceId };
-    await this.#markTaken(seq);
-    // Only now is the reading taken.
     this.#unsignedFrom ??= seq;
     this.#unsignedSigner.set(seq, signer);
+    await this.#markTaken(seq);
+    // Only now is the reading taken.
     return { seq, reading: readingBytes };
   }
 
@@ -478,6 +479,24 @@ export class Outbox {
   /** The chain head: seq 0 and GENESIS_PREV-like zero digest before the first take. */
   head(): { seq: number; digest: Uint8Array } {
     return { seq: this.#head.seq, digest: this.#head.digest.slice() };
+  }
+
+  /**
+   * The chain digest at `seq` (SHA-256 of the stored reading or lifecycle body, what seq + 1 links to), checked
+   * like every read; undefined when that entry is no longer stored (pruned) or seq is 0 or above the head.
+   */
+  async digestAt(seq: number): Promise<Uint8Array | undefined> {
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError('seq must be a non-negative integer');
+    this.#assertOpen();
+    if (seq === 0 || seq > this.#head.seq) return undefined;
+    if (seq === this.#head.seq) return this.#head.digest.slice();
+    let value: Uint8Array | undefined;
+    try {
+      value = await this.#db.get(entryKey(seq));
+    } catch (cause) {
+      throw storeError('cannot read an outbox entry', cause, { seq });
+    }
+    return value === undefined ? undefined : readingDigest(decodeStored(entryKey(seq), value).reading);
   }
 
   /** Device id of the chain in this outbox (undefined before the first take). */

@@ -47,8 +47,15 @@ export interface PublisherOptions {
   clientId?: string;
   /** Extra mqtt.js options (credentials, TLS). Reconnect, session and subscription handling stay ours. */
   mqttOptions?: IClientOptions;
+  /**
+   * Asked on every connection before anything is sent (ingest-head.ts `checkAgainstIngest`): a refusal stops
+   * publishing with its code (the link stays up, acks are still taken). A check that cannot be made resolves ok.
+   */
+  checkBeforePublishing?: () => Promise<PublishGate>;
   log?: Logger;
 }
+
+export type PublishGate = { ok: true } | { ok: false; code: PublishErrorCode; message: string };
 
 export interface PublisherStatus {
   connected: boolean;
@@ -67,8 +74,12 @@ export interface PublisherStatus {
   lastReject: { seq: number; code: string; at: number } | undefined;
   /** Bad messages from the network and outbox problems, by code. */
   problems: Partial<Record<PublishErrorCode, number>>;
-  /** Set when publishing stopped because the outbox cannot supply the next entry. */
+  /** Set when publishing stopped: the outbox cannot supply the next entry, or the chain diverges from ingest's. */
   stalled: PublishErrorCode | undefined;
+  /** Why, in a sentence (with the fix), when stalled. */
+  stalledDetail?: string;
+  /** Ingest keeps rejecting the oldest unacknowledged seq: how often in a row, and the last code. */
+  rejectStreak?: { seq: number; code: string; streak: number };
 }
 
 const DEFAULTS = {
@@ -89,7 +100,9 @@ const READ_CHUNK = 64;
  * Events: `connect`, `offline`, `acked` (upTo: number), `rejected` ({ seq, code }). Never emits `error`.
  */
 export class Publisher extends EventEmitter {
-  readonly #o: Required<Omit<PublisherOptions, 'log' | 'mqttOptions' | 'clientId'>> & { clientId: string; mqttOptions: IClientOptions };
+  readonly #o: Required<Omit<PublisherOptions, 'log' | 'mqttOptions' | 'clientId' | 'checkBeforePublishing'>> & { clientId: string; mqttOptions: IClientOptions };
+  readonly #gate: (() => Promise<PublishGate>) | undefined;
+  #stalledDetail: string | undefined;
   readonly #log: LogFn;
   readonly #topics: { statements: string; acks: string; rejects: string };
 
@@ -118,7 +131,8 @@ export class Publisher extends EventEmitter {
 
   constructor(options: PublisherOptions) {
     super();
-    const { log, mqttOptions, clientId, ...rest } = options;
+    const { log, mqttOptions, clientId, checkBeforePublishing, ...rest } = options;
+    this.#gate = checkBeforePublishing;
     const o = { ...DEFAULTS, ...stripUndefined(rest) };
     if (typeof o.mqttUrl !== 'string' || o.mqttUrl.length === 0) throw new TypeError('mqttUrl must be a non-empty string');
     checkDeviceId(o.deviceId); // it becomes a topic level
@@ -170,6 +184,8 @@ export class Publisher extends EventEmitter {
       lastReject: this.#lastReject,
       problems: { ...this.#problems },
       stalled: this.#stalled,
+      ...(this.#stalledDetail === undefined ? {} : { stalledDetail: this.#stalledDetail }),
+      ...(this.#reject === undefined || this.#lastReject === undefined ? {} : { rejectStreak: { seq: this.#reject.seq, code: this.#lastReject.code, streak: this.#reject.streak } }),
     };
   }
 
@@ -245,6 +261,14 @@ export class Publisher extends EventEmitter {
       return;
     }
     if (!current()) return;
+    if (this.#gate !== undefined && this.#stalled === undefined) {
+      const verdict = await this.#gate().catch((err: unknown): PublishGate => {
+        this.#log('warn', 'the head check before publishing failed; publishing anyway', { err: (err as Error).message });
+        return { ok: true };
+      });
+      if (!current()) return;
+      if (!verdict.ok) this.#stall(verdict.code, verdict.message);
+    }
     this.#stats.connects++;
     this.#reconnectDelayMs = this.#o.reconnectPeriodMs;
     this.#ready = true;
@@ -308,12 +332,18 @@ export class Publisher extends EventEmitter {
         // Refill in chunks (a quarter of the window) rather than one read per ack, unless fewer are waiting.
         if (waiting <= 0 || room < Math.min(waiting, Math.ceil(this.#o.windowSize / 4))) break;
         const from = this.#nextSeq;
-        const entries = await outbox.pendingFrom(from, Math.min(room, READ_CHUNK));
+        let entries: OutboxEntry[];
+        try {
+          entries = await outbox.pendingFrom(from, Math.min(room, READ_CHUNK));
+        } catch (err) {
+          const code = (err as { code?: unknown }).code;
+          if (code !== 'OUTBOX_CORRUPT' && code !== 'OUTBOX_GAP') throw err;
+          this.#stall(code === 'OUTBOX_GAP' ? 'PUBLISH_OUTBOX_GAP' : 'PUBLISH_OUTBOX_CORRUPT', `${code}: ${(err as Error).message} at seq ${from}; keep the outbox folder for the evidence and see \`stele gateway doctor\``);
+          return;
+        }
         if (entries[0]?.seq !== from) {
           if (this.#nextSeq !== from) continue; // rewound meanwhile
-          this.#stalled = 'PUBLISH_OUTBOX_GAP';
-          this.#count('PUBLISH_OUTBOX_GAP');
-          this.#log('error', 'outbox entry missing; publishing stopped', { seq: from, code: 'PUBLISH_OUTBOX_GAP' });
+          this.#stall('PUBLISH_OUTBOX_GAP', `outbox entry ${from} is missing`);
           return;
         }
         for (const entry of entries) {
@@ -412,6 +442,14 @@ export class Publisher extends EventEmitter {
   #bad(what: string, payload: Buffer): void {
     this.#count('PUBLISH_BAD_MESSAGE');
     this.#log('warn', `bad ${what} message ignored`, { code: 'PUBLISH_BAD_MESSAGE', sizeBytes: payload.length });
+  }
+
+  /** Stops publishing for good (this process): the outbox cannot supply what comes next, or must not. */
+  #stall(code: PublishErrorCode, detail: string): void {
+    this.#stalled = code;
+    this.#stalledDetail = detail;
+    this.#count(code);
+    this.#log('error', `publishing stopped: ${detail}`, { code });
   }
 
   #count(code: PublishErrorCode): void {

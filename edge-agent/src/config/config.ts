@@ -93,6 +93,11 @@ export interface GatewayConfig {
   disk: { warnAtFreeBytes: number; stopAtFreeBytes: number; policy: DiskPolicy; checkEveryMs: number };
   health: { port: number; host: string; publishEveryMs: number };
   clock: { checkEveryMs: number; jumpThresholdMs: number };
+  /**
+   * Ingest's HTTP API (optional): on each broker connection the agent compares its chain head with ingest's before
+   * publishing, and `doctor` asks whether this device is enrolled with this key. Absent: neither is checked.
+   */
+  ingest?: { url: string };
 }
 
 /** Drivers the config accepts; the runner says so clearly when one of them is not available in this build. */
@@ -328,6 +333,11 @@ function rootRule(drivers: readonly string[]): Rule<Record<string, unknown>> {
         }),
         default: { port: 9102, host: '127.0.0.1', publishEvery: 60_000 },
       },
+      ingest: {
+        rule: object({
+          url: { rule: string({ pattern: /^https?:\/\/[^\s/]+(\/[^\s]*)?$/, expected: "ingest's HTTP API, e.g. https://ingest.example.org:8080", maxLength: 2048 }), required: true },
+        }),
+      },
       clock: {
         rule: object({
           checkEvery: { rule: duration({ minMs: 100 }), default: 10_000 },
@@ -468,5 +478,6 @@ function toConfig(v: Record<string, unknown>, file: string): GatewayConfig {
     },
     health: { port: health.port as number, host: health.host as string, publishEveryMs: health.publishEvery as number },
     clock: { checkEveryMs: clock.checkEvery as number, jumpThresholdMs: clock.jumpThreshold as number },
+    ...(v.ingest === undefined ? {} : { ingest: { url: ((v.ingest as { url: string }).url).replace(/\/+$/, '') } }),
   };
 }
