@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialPortMock } from 'serialport';
@@ -192,6 +192,38 @@ describe('gateway health', () => {
     expect(await enrolment()).toMatchObject({ status: 'fail', code: 'KEY_REVOKED' });
     api.state.keys = [{ kid, from: 1 }];
     expect(await enrolment()).toMatchObject({ status: 'ok' });
+  });
+});
+
+describe('secrets and evidence on disk', () => {
+  it('creates the data folder and outbox 0700 with files 0600, and refuses key and PIN files open to others, naming chmod', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stele-health-modes-'));
+    const gwc = (extra: string) => parseConfig(`gateway:\n  id: ${DEVICE}\n  dataDir: ${dir}/data\n${extra}broker:\n  url: mqtt://127.0.0.1:1\nhealth:\n  port: 0\n`, join(dir, 'gateway.yaml'));
+    try {
+      await createSoftwareKey(join(dir, 'key.pem'));
+      const software = `key:\n  software:\n    path: ${dir}/key.pem\n`;
+      const running = await startGateway(gwc(software), { statfs: async () => ({ bavail: 50e9 / 4096, bsize: 4096 }), clock: { probe: async () => ({ synced: true, via: 'test' }) } });
+      await running.stop();
+      expect((await stat(join(dir, 'data'))).mode & 0o777).toBe(0o700);
+      expect((await stat(join(dir, 'data', 'outbox'))).mode & 0o777).toBe(0o700);
+      const files = await readdir(join(dir, 'data', 'outbox'));
+      expect(files.length).toBeGreaterThan(2);
+      for (const f of files) expect({ f, mode: (await stat(join(dir, 'data', 'outbox', f))).mode & 0o777 }).toEqual({ f, mode: 0o600 });
+
+      await chmod(join(dir, 'key.pem'), 0o644);
+      const err = await startGateway(gwc(software)).catch((e: unknown) => e as { code?: string; message?: string });
+      expect(err).toMatchObject({ code: 'KEY_FILE_MODE' });
+      expect((err as Error).message).toContain(`chmod o-rwx ${dir}/key.pem`);
+
+      await writeFile(join(dir, 'token.pin'), '1234', { mode: 0o644 });
+      await chmod(join(dir, 'token.pin'), 0o644);
+      const pkcs11 = `key:\n  pkcs11:\n    module: ${dir}/no-such-module.so\n    token: stele\n    kind: tpm\n    pinFile: ${dir}/token.pin\n`;
+      const pinErr = await startGateway(gwc(pkcs11)).catch((e: unknown) => e as { code?: string; message?: string });
+      expect(pinErr).toMatchObject({ code: 'KEY_FILE_MODE' });
+      expect((pinErr as Error).message).toContain(`chmod o-rwx ${dir}/token.pin`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
