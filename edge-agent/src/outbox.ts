@@ -481,24 +481,6 @@ export class Outbox {
     return { seq: this.#head.seq, digest: this.#head.digest.slice() };
   }
 
-  /**
-   * The chain digest at `seq` (SHA-256 of the stored reading or lifecycle body, what seq + 1 links to), checked
-   * like every read; undefined when that entry is no longer stored (pruned) or seq is 0 or above the head.
-   */
-  async digestAt(seq: number): Promise<Uint8Array | undefined> {
-    if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError('seq must be a non-negative integer');
-    this.#assertOpen();
-    if (seq === 0 || seq > this.#head.seq) return undefined;
-    if (seq === this.#head.seq) return this.#head.digest.slice();
-    let value: Uint8Array | undefined;
-    try {
-      value = await this.#db.get(entryKey(seq));
-    } catch (cause) {
-      throw storeError('cannot read an outbox entry', cause, { seq });
-    }
-    return value === undefined ? undefined : readingDigest(decodeStored(entryKey(seq), value).reading);
-  }
-
   /** Device id of the chain in this outbox (undefined before the first take). */
   device(): string | undefined {
     return this.#head.device;
@@ -529,6 +511,27 @@ export class Outbox {
     const complete = entries.length === limit ? entries.at(-1)!.seq < expect : expect > headSeq;
     if (!complete) throw new OutboxError('OUTBOX_GAP', 'an unacknowledged outbox entry is missing', { where: { seq: expect } });
     return entries;
+  }
+
+  /**
+   * Chain digest of the signed entry `seq` (SHA-256 of its reading or lifecycle body, FORMAT.md §2.1, §13.3), or
+   * undefined when it is not stored (never taken, pruned, or not signed yet). What a confirmation's `head` is
+   * compared with (FORMAT.md §11.1).
+   */
+  async digestAt(seq: number): Promise<Uint8Array | undefined> {
+    if (!Number.isSafeInteger(seq) || seq < 1) throw new RangeError('seq must be a positive integer');
+    this.#assertOpen();
+    if (seq > this.signedUpTo()) return undefined;
+    if (seq === this.#head.seq) return this.#head.digest.slice();
+    let value: Uint8Array | undefined;
+    try {
+      value = await this.#db.get(entryKey(seq));
+    } catch (cause) {
+      throw storeError('cannot read an outbox entry', cause, { seq });
+    }
+    if (value === undefined) return undefined;
+    const e = decodeStored(entryKey(seq), value);
+    return e.statement === undefined ? undefined : readingDigest(e.reading);
   }
 
   /**

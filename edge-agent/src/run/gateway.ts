@@ -156,6 +156,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
       resendAfterMs: config.broker.resendAfterMs,
       clientId,
       mqttOptions,
+      ...(config.ingest?.publicKey === undefined ? {} : { ingestKey: config.ingest.publicKey }),
       ...(deps.log === undefined ? {} : { log: deps.log }),
     });
     let lastAck: GatewayStatus['lastAck'];
@@ -230,6 +231,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
           ackBeyondHead: p?.problems.PUBLISH_ACK_BEYOND_HEAD ?? 0,
           // progress is an ack, or nothing waiting; the clock starts at the connection
           noAckForMs: p?.connected && a.pending > 0 && connectedAt !== undefined ? Date.now() - Math.max(connectedAt, lastAck?.at ?? 0) : 0,
+          ignored: p?.ignored ?? {},
+          ingestKeyPinned: config.ingest?.publicKey !== undefined,
         },
         ...(a.lastError === undefined ? {} : { lastFailedTake: { code: a.lastError.code, message: a.lastError.message, at: a.lastError.at } }),
         instruments: instruments.map((i) => i.status()),
