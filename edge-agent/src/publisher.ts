@@ -22,6 +22,7 @@ import { assertP256PublicKey } from '@stele/core/keys.ts';
 import { checkDeviceId } from '@stele/device';
 import type { PublishErrorCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
+import { compareWithIngest } from './ingest-head.ts';
 import type { Outbox, OutboxEntry } from './outbox.ts';
 
 export interface PublisherOptions {
@@ -447,6 +448,12 @@ export class Publisher extends EventEmitter {
       return;
     }
     const outbox = this.#o.outbox;
+    // A signed head is ingest's word on this device's chain: one that this outbox does not hold stops publishing
+    // (it would fork the chain). The same comparison as the HTTP head check before publishing (ingest-head.ts).
+    if (this.#stalled === undefined) {
+      const verdict = await compareWithIngest(outbox, { seq: c.upTo, digest: c.head, source: `a signed ${c.type} confirmation` });
+      if (!verdict.ok) this.#stall(verdict.code, verdict.message);
+    }
     const current = c.type === 'stored' ? outbox.ackedUpTo() : this.#anchoredUpTo;
     if (c.upTo <= current) return; // stale or repeated: nothing to do
     const head = outbox.head().seq;
