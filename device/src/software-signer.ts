@@ -89,16 +89,16 @@ export async function createSoftwareKey(path: string): Promise<SoftwareSigner> {
 
 /**
  * Loads the key at `path`. `KEY_FILE_MISSING` when there is none, `KEY_FILE_INVALID` when it is not a PKCS#8
- * PEM P-256 private key, `KEY_FILE_MODE` (with the chmod to run) when group or others may read it.
+ * PEM P-256 private key, `KEY_FILE_MODE` (with the chmod to run) when every user may read it (mode & 0o007).
  */
 export async function loadSoftwareSigner(path: string, options: LoadKeyOptions = {}): Promise<SoftwareSigner> {
   checkPath(path);
   let text: string;
   try {
     const info = await stat(path);
-    if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
-      // A key others can read is a key others may have copied: refuse it, and name the fix.
-      throw new KeyError('KEY_FILE_MODE', `key file ${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)}): run \`chmod 600 ${path}\``, {
+    if (process.platform !== 'win32' && (info.mode & 0o007) !== 0) {
+      // A key every user can read is a key others may have copied: refuse it, and name the fix.
+      throw new KeyError('KEY_FILE_MODE', `key file ${path} is open to every user of this machine (mode ${(info.mode & 0o777).toString(8)}): run \`chmod 600 ${path}\` (or 0640 root:stele)`, {
         where: { path, mode: info.mode & 0o777 },
       });
     }

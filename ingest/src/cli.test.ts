@@ -6,6 +6,7 @@ import { utf8 } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { GENESIS_PREV } from '@stele/core/reading.ts';
 import { verifyBundle } from '@stele/core/verify/index.ts';
+import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { ANVIL_DEV_PRIVATE_KEY, readAnchor, startAnvil } from './anchor/index.ts';
 import { runIngest, type IngestIo } from './cli.ts';
 import { loadSoftwareSigner, provisionGateway } from '@stele/device';
@@ -188,7 +189,8 @@ describe('stele ingest', () => {
       const e0 = io();
       expect(await runIngest(['enrol', q.requestFile, '--data', dir.path], e0)).toBe(1); // installer not trusted by the running ingest
       expect(e0.stderr.text).toMatch(/ENROLMENT_INSTALLER_UNTRUSTED/);
-      const json = await fetch(`${url}/enrol`, { method: 'POST', body: await readFile(p.jsonFile) });
+      const adminToken = (await readFile(join(dir.path, 'admin-token'), 'utf8')).trim();
+      const json = await fetch(`${url}/enrol`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: await readFile(p.jsonFile) });
       expect(json.status).toBe(400);
       expect(((await json.json()) as { error: string }).error).toMatch(/enrol\.cose/);
 
@@ -208,7 +210,7 @@ describe('stele ingest', () => {
       const noTime = (b: unknown[]) => b.map((x) => ({ ...(x as object), createdAt: undefined }));
       expect(noTime(byHash.bundles)).toEqual(noTime(byBody.bundles));
       const bundle = parseBundle(byBody.bundles[0]);
-      const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId) });
+      const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId), trust: await policyTrustingBundle(bundle) });
       expect(verdict.state).toBe('verified');
       expect((await fetch(`${url}/frames/${'00'.repeat(32)}`)).status).toBe(404);
       const metrics = await (await fetch(`${url}/metrics`)).text();

@@ -95,7 +95,7 @@ describe('key lifecycle through the CLIs (software key)', () => {
     const send = async (n: number, rejected?: () => Promise<boolean>): Promise<number> => {
       const signer = await loadSoftwareSigner(keyPath);
       const outbox = await Outbox.open(join(gwData, 'outbox'));
-      const publisher = new Publisher({ mqttUrl: broker.url, deviceId: D, outbox, resendAfterMs: 500, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500 });
+      const publisher = new Publisher({ mqttUrl: broker.url, deviceId: D, outbox, ingestKey: Buffer.from(ingestKey, 'base64url'), resendAfterMs: 500, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500 });
       try {
         await publisher.start();
         for (let i = 0; i < n; i++) await outbox.take(reading(outbox.head().seq + 1), signer, D);
@@ -136,7 +136,7 @@ describe('key lifecycle through the CLIs (software key)', () => {
       return (h.rejected['KEY_REVOKED_ERROR'] ?? 0) >= 1;
     });
 
-    expect((await fetch(`${url}/flush`, { method: 'POST' })).status).toBe(200);
+    expect((await fetch(`${url}/flush`, { method: 'POST', headers: { authorization: `Bearer ${(await readFile(join(data, 'admin-token'), 'utf8')).trim()}` } })).status).toBe(200);
     const bundle = await (await fetch(`${url}/bundle?device=${D}&first=1&last=9`)).text();
     const bundleFile = join(dir.path, 'bundle.json');
     await writeFile(bundleFile, bundle);

@@ -13,6 +13,7 @@ import { parseBundle } from '@stele/core/bundle.ts';
 import { mulberry32 } from '@stele/core/prng.ts';
 import { GENESIS_PREV } from '@stele/core/reading.ts';
 import { verifyBundle } from '@stele/core/verify/index.ts';
+import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { makeEnrolmentRecord } from '@stele/device';
 import { readAnchor } from '@stele/ingest';
 import { initIngestKey } from '@stele/ingest/key.ts';
@@ -63,7 +64,7 @@ run('power cut: ingest and its chain SIGKILLed together', () => {
 
     const device = testSigner();
     const D = 'gw-power-cut';
-    expect((await fetch(`${api}/enrol`, { method: 'POST', body: JSON.stringify(makeEnrolmentRecord(device, D, 'power cut')) })).status).toBe(200);
+    expect((await fetch(`${api}/enrol`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${(await readFile(join(data, 'admin-token'), 'utf8')).trim()}` }, body: JSON.stringify(makeEnrolmentRecord(device, D, 'power cut')) })).status).toBe(200);
 
     // The gateway: signs readings ahead and publishes them in order, resending from the acked mark after a restart.
     const readings: SignedReading[] = [];
@@ -119,11 +120,11 @@ run('power cut: ingest and its chain SIGKILLed together', () => {
       await sleep(100);
     }
     // Flush waits for finality; a chain that just came back may fail an attempt (the operator, too, tries again).
-    let flushed = await fetch(`${api}/flush`, { method: 'POST' });
+    let flushed = await fetch(`${api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${(await readFile(join(data, 'admin-token'), 'utf8')).trim()}` } });
     for (let attempt = 1; attempt < 5 && flushed.status !== 200; attempt++) {
       console.log(`flush attempt ${attempt}: ${await flushed.text()}`);
       await sleep(1000);
-      flushed = await fetch(`${api}/flush`, { method: 'POST' });
+      flushed = await fetch(`${api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${(await readFile(join(data, 'admin-token'), 'utf8')).trim()}` } });
     }
     expect(flushed.status).toBe(200);
     const health = (await (await fetch(`${api}/health`)).json()) as { batches: number; anchored: number; anchorsLost: number; anchoring: { unanchored: number } };
@@ -134,7 +135,7 @@ run('power cut: ingest and its chain SIGKILLed together', () => {
     const bundleJson = (await (await fetch(`${api}/bundle?device=${D}&first=1&last=${sent}`)).json()) as unknown;
     const bundle = parseBundle(bundleJson);
     const rpcUrl = `http://127.0.0.1:${chainPort}`;
-    const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId) => readAnchor(rpcUrl, ref, batchId) });
+    const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId) => readAnchor(rpcUrl, ref, batchId), trust: await policyTrustingBundle(bundle) });
     expect(verdict.checks.flatMap((c) => c.failures.map((f) => f.code))).toEqual([]);
     expect(verdict.state).toBe('verified');
     expect(verdict.summary.readings).toBe(sent);

@@ -31,8 +31,8 @@ export async function readPin(source: PinSource, env: NodeJS.ProcessEnv = proces
     } catch {
       mode = undefined; // reported below by the read
     }
-    if (mode !== undefined && process.platform !== 'win32' && (mode & 0o077) !== 0) {
-      throw new TokenError('KEY_PIN_FILE_MODE', `the PIN file is readable by group or others (mode ${mode.toString(8)}): run \`chmod 600 ${source.file}\``, {
+    if (mode !== undefined && process.platform !== 'win32' && (mode & 0o007) !== 0) {
+      throw new TokenError('KEY_PIN_FILE_MODE', `the PIN file is open to every user of this machine (mode ${mode.toString(8)}): run \`chmod 600 ${source.file}\` (or 0640 root:stele)`, {
         where: { pinFile: source.file, mode },
       });
     }

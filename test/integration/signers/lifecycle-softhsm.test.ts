@@ -89,7 +89,8 @@ describe.skipIf(skip !== undefined)(`key lifecycle on SoftHSM2${skip ? ` (skippe
     cleanups.push(() => signer.close());
     const outbox = await Outbox.open(join(dir.path, 'outbox'));
     cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: D, outbox, resendAfterMs: 500, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500 });
+    const health = (await (await fetch(`${url}/health`)).json()) as { ingestKey: { publicKey: string } };
+    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: D, outbox, ingestKey: Buffer.from(health.ingestKey.publicKey, 'base64url'), resendAfterMs: 500, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500 });
     cleanups.push(() => publisher.stop());
     await publisher.start();
     for (let i = 1; i <= 2; i++) await outbox.take(reading(i), signer, D);
@@ -101,7 +102,7 @@ describe.skipIf(skip !== undefined)(`key lifecycle on SoftHSM2${skip ? ` (skippe
     publisher.notify();
     await until(async () => ((await (await fetch(`${url}/health`)).json()) as { rejected: Record<string, number> }).rejected['KEY_REVOKED_ERROR'] !== undefined, 'KEY_REVOKED_ERROR');
 
-    expect((await fetch(`${url}/flush`, { method: 'POST' })).status).toBe(200);
+    expect((await fetch(`${url}/flush`, { method: 'POST', headers: { authorization: `Bearer ${(await readFile(join(data, 'admin-token'), 'utf8')).trim()}` } })).status).toBe(200);
     const bundleFile = join(dir.path, 'bundle.json');
     await writeFile(bundleFile, await (await fetch(`${url}/bundle?device=${D}&first=1&last=2`)).text());
     const ver = io();
