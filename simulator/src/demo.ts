@@ -12,7 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommand, usageError } from '@stele/command';
 import { Aedes } from 'aedes';
 import { SerialPortMock } from 'serialport';
 import { parseBundle, readAnchor, verifyBundle, type Verdict } from '@stele/core';
@@ -42,6 +42,19 @@ with the same code as \`stele verify\`, and prints a summary.
   --serve            keep the chain and ingest running after the summary, until Ctrl-C (to try \`stele verify\`)
 `;
 
+const DEMO_SPEC = {
+  name: 'stele demo',
+  usage: HELP,
+  options: {
+    seconds: { type: 'string', default: '30' },
+    out: { type: 'string', default: 'demo-out' },
+    'interval-ms': { type: 'string', default: '1000' },
+    'batch-ms': { type: 'string', default: '5000' },
+    'chain-port': { type: 'string', default: '18545' },
+    serve: { type: 'boolean', default: false },
+  },
+} as const;
+
 export interface DemoSummary {
   device: string;
   readings: number;
@@ -57,37 +70,15 @@ export interface DemoSummary {
 }
 
 export async function runDemo(argv: string[], io: DemoIo): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        seconds: { type: 'string', default: '30' },
-        out: { type: 'string', default: 'demo-out' },
-        'interval-ms': { type: 'string', default: '1000' },
-        'batch-ms': { type: 'string', default: '5000' },
-        'chain-port': { type: 'string', default: '18545' },
-        serve: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    });
-  } catch (err) {
-    io.stderr.write(`stele demo: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (args.values.help) {
-    io.stdout.write(HELP);
-    return 0;
-  }
+  const args = parseCommand(argv, DEMO_SPEC, io);
+  if (typeof args === 'number') return args;
   const seconds = Number(args.values.seconds);
   const intervalMs = Number(args.values['interval-ms']);
   const batchMs = Number(args.values['batch-ms']);
   const chainPort = Number(args.values['chain-port']);
   for (const [name, v] of [['seconds', seconds], ['interval-ms', intervalMs], ['batch-ms', batchMs], ['chain-port', chainPort]] as const) {
     if (!Number.isFinite(v) || v <= 0) {
-      io.stderr.write(`stele demo: --${name} must be a positive number\n`);
-      return 2;
+      return usageError(io, DEMO_SPEC, `--${name} must be a positive number`);
     }
   }
   const out = resolve(args.values.out);

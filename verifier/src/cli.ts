@@ -11,18 +11,14 @@ import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { findFrameInBundle, verifyBundleBytes, type FrameQueryResult } from '@stele/core/verify/index.ts';
 import type { AnchorReader, Verdict } from '@stele/core/verify/index.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError, parseCommand, usageError, type CommandIo } from '@stele/command';
 import { formatVerdict, type Lang } from './format.ts';
 
 /** The part of a process's streams the command uses. */
-export interface VerifyIo {
-  stdout: { write(chunk: string): unknown };
-  stderr: { write(chunk: string): unknown };
-}
+export type VerifyIo = CommandIo;
 
-export const EXIT_VERIFIED = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_PARTIAL = 3;
+export const EXIT_VERIFIED = EXIT_OK;
+export { EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE };
 
 const USAGE = `usage: stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en] [--frame FILE]
 
@@ -39,7 +35,7 @@ the on-chain anchor through a JSON-RPC endpoint of the chain.
                  names the reading(s) of the bundle that came from it; exit 1 when none did, or when that
                  reading did not verify
 
-exit: 0 verified, 1 failed, 3 not fully checked (e.g. offline), 2 usage or I/O error
+exit: 0 verified, 1 failed, 3 not fully checked (e.g. offline), 2 usage or I/O error, 70 internal error (a bug)
 `;
 
 interface Args {
@@ -52,64 +48,47 @@ interface Args {
   frame: string | undefined;
 }
 
-class UsageError extends Error {}
-
 function defaultLang(): Lang {
   return (process.env.LANG ?? '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
 }
 
-function parseArgs(argv: string[]): Args | 'help' {
-  const files: string[] = [];
-  const args: Omit<Args, 'file'> = { rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined, frame: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i]!;
-    const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
-    const name = eq > 0 ? raw.slice(0, eq) : raw;
-    const value = (): string => {
-      if (eq > 0) return raw.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      return v;
-    };
-    switch (name) {
-      case '--help':
-      case '-h':
-        return 'help';
-      case '--rpc': {
-        const url = value();
-        if (!/^https?:\/\/\S+$/.test(url)) throw new UsageError(`--rpc: not an http(s) URL: ${url}`);
-        args.rpcUrls.push(url);
-        break;
-      }
-      case '--offline':
-        args.offline = true;
-        break;
-      case '--json':
-        args.json = true;
-        break;
-      case '--lang': {
-        const lang = value();
-        if (lang !== 'zh' && lang !== 'en') throw new UsageError(`--lang: expected zh or en, got ${lang}`);
-        args.lang = lang;
-        break;
-      }
-      case '--frame':
-        args.frame = value();
-        break;
-      case '--timeout-ms': {
-        const n = Number(value());
-        if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError('--timeout-ms: expected a positive integer');
-        args.timeoutMs = n;
-        break;
-      }
-      default:
-        if (raw.startsWith('-') && raw !== '-') throw new UsageError(`unknown option ${raw}`);
-        files.push(raw);
+const SPEC = {
+  name: 'stele verify',
+  usage: USAGE,
+  positionals: true,
+  options: {
+    rpc: { type: 'string', multiple: true },
+    offline: { type: 'boolean' },
+    json: { type: 'boolean' },
+    lang: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    frame: { type: 'string' },
+  },
+} as const;
+
+/** The arguments, or an exit code when the command is already answered (--help, a usage error). */
+function parseVerifyArgs(argv: string[], io: VerifyIo): Args | number {
+  const parsed = parseCommand(argv, SPEC, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values: v, positionals: files } = parsed;
+  try {
+    const rpcUrls = v.rpc ?? [];
+    for (const url of rpcUrls) if (!/^https?:\/\/\S+$/.test(url)) throw new UsageError(`--rpc: not an http(s) URL: ${url}`);
+    const lang = v.lang ?? defaultLang();
+    if (lang !== 'zh' && lang !== 'en') throw new UsageError(`--lang: expected zh or en, got ${lang}`);
+    let timeoutMs: number | undefined;
+    if (v['timeout-ms'] !== undefined) {
+      timeoutMs = Number(v['timeout-ms']);
+      if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout-ms: expected a positive integer');
     }
+    if (files.length !== 1) throw new UsageError(files.length === 0 ? 'no bundle file given' : 'give exactly one bundle file');
+    const offline = v.offline === true;
+    if (offline && rpcUrls.length > 0) throw new UsageError('--offline and --rpc exclude each other');
+    return { file: files[0]!, rpcUrls, offline, json: v.json === true, lang, timeoutMs, frame: v.frame };
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    return usageError(io, SPEC, err.message);
   }
-  if (files.length !== 1) throw new UsageError(files.length === 0 ? 'no bundle file given' : 'give exactly one bundle file');
-  if (args.offline && args.rpcUrls.length > 0) throw new UsageError('--offline and --rpc exclude each other');
-  return { file: files[0]!, ...args };
 }
 
 /** The chain access of the CLI: `readAnchor` at the given URL. */
@@ -127,18 +106,8 @@ export function exitCodeOf(verdict: Verdict): number {
 
 /** `stele verify`: see the file comment. Never throws for bad input; returns the exit code. */
 export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
-  let args: Args | 'help';
-  try {
-    args = parseArgs(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`stele verify: ${err.message}\n\n${USAGE}`);
-    return EXIT_USAGE;
-  }
-  if (args === 'help') {
-    io.stdout.write(USAGE);
-    return EXIT_VERIFIED;
-  }
+  const args = parseVerifyArgs(argv, io);
+  if (typeof args === 'number') return args;
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(await readFile(args.file));
