@@ -9,6 +9,7 @@
  * Everything it keeps lives under `--out DIR`: keys, the gateway outbox, the ingest store and the chain state,
  * so a second run with the same DIR continues the device's hash chain and keeps earlier anchors verifiable.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
@@ -264,4 +265,3 @@ function progress(io: DemoIo, agent: GatewayAgent, ingest: IngestService, left: 
 }
 
 const hex8 = (b: Uint8Array) => Buffer.from(b).toString('hex').slice(0, 16);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

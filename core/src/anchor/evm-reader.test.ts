@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { anchorCodeOf } from '@stele/test';
+import { codeOf } from '@stele/testkit';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { ANCHORED_EVENT_TOPIC, readAnchor, type AnchorRef } from './evm-reader.ts';
+import { ANCHORED_EVENT_TOPIC, AnchorError, readAnchor, type AnchorRef } from './evm-reader.ts';
+
+/** The code of the AnchorError `p` rejects with. */
+const anchorCodeOf = (p: Promise<unknown>) => codeOf(p, AnchorError);
 
 // Hand-made answers shaped like anvil 1.7.1's, served by an in-process fetch so the
 // decoding checks run without a node. The real-node tests are in ingest/src/anchor/*.test.ts.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SHARED_SKIP_REASON } from '@stele/test';
+import { SHARED_SKIP_REASON } from '@stele/testkit';
 import { toHex } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { crcText } from './crc.ts';
