@@ -3,7 +3,6 @@
  * officer's verifier on the bundle it leaves, with the chain up, with the chain down, and tampered.
  */
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';

@@ -15,7 +15,6 @@ import {
   type Address,
   type Chain,
   type Hex,
-  type PublicClient,
 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { toHex } from '@stele/core/bytes.ts';

@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +11,7 @@ import { mulberry32 } from '@stele/core/prng.ts';
 
 export { mulberry32 };
 export { freePort, sleep, waitForPort } from '@stele/testkit';
-import { freePort, sleep, waitForPort } from '@stele/testkit';
+import { freePort, waitForPort } from '@stele/testkit';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const AGENT_SCRIPT = join(REPO_ROOT, 'test', 'e2e', 'chaos', 'agent-process.ts');
