@@ -3,7 +3,7 @@
  * below, every problem reported at once as `file:line:column field: what is expected`.
  * Relative paths in the file resolve against the file's folder.
  */
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, type YAMLMap, type YAMLSeq } from 'yaml';
 import { fromBase64Url } from '@stele/core/bytes.ts';
@@ -420,12 +420,31 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
   throw configInvalid(issues);
 }
 
-/** Reads and checks a config file. CONFIG_UNREADABLE when it cannot be read; CONFIG_INVALID as {@link parseConfig}. */
+/** Largest config file read (a real one is a few KiB): a 100 MB junk file must not cost gigabytes to parse. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * Reads and checks a config file. CONFIG_UNREADABLE when it cannot be read; CONFIG_TOO_LARGE over
+ * MAX_CONFIG_BYTES (checked before reading, and again on what was read); CONFIG_INVALID as {@link parseConfig}.
+ */
 export async function loadConfig(file: string, options: ParseConfigOptions = {}): Promise<GatewayConfig> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    const fh = await open(file, 'r');
+    try {
+      const size = (await fh.stat()).size;
+      if (size > MAX_CONFIG_BYTES) {
+        throw new ConfigError('CONFIG_TOO_LARGE', `the config file ${file} has ${size} bytes; at most ${MAX_CONFIG_BYTES} are read`, { where: { file: resolve(file), sizeBytes: size } });
+      }
+      const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      if (bytesRead > MAX_CONFIG_BYTES) throw new ConfigError('CONFIG_TOO_LARGE', `the config file ${file} grew past ${MAX_CONFIG_BYTES} bytes`, { where: { file: resolve(file) } });
+      text = buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch (cause) {
+    if (cause instanceof ConfigError) throw cause;
     const code = (cause as NodeJS.ErrnoException).code;
     throw new ConfigError('CONFIG_UNREADABLE', `cannot read the config file ${file}${code === 'ENOENT' ? ' (no such file)' : code === 'EACCES' ? ' (permission denied)' : ''}`, {
       cause,
