@@ -64,13 +64,14 @@ const ENROL_USAGE = `usage: stele ingest enrol FILE --data DIR [--url URL] [--ad
   --admin-token-file F   its admin token (default DIR/admin-token)
 `;
 
-const USAGE = `usage: stele ingest <run|enrol> [options]   (stele ingest <command> --help)\n`;
+const USAGE = `usage: stele ingest <run|enrol|trust export> [options]   (stele ingest <command> --help)\n`;
 
 /** Entry point of `stele ingest`; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function runIngest(argv: string[], io: IngestIo): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'run') return run(rest, io);
   if (sub === 'enrol' || sub === 'enroll') return enrol(rest, io);
+  if (sub === 'trust') return (await import('./trust-export.ts')).runIngestTrust(rest, io);
   if (sub === '--help' || sub === '-h' || sub === 'help') {
     io.stdout.write(`${USAGE}\n${RUN_USAGE}\n${ENROL_USAGE}`);
     return 0;

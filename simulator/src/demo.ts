@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Aedes } from 'aedes';
 import { SerialPortMock } from 'serialport';
-import { parseBundle, readAnchor, verifyBundle, type Verdict } from '@stele/core';
+import { completePolicyDraft, draftTrustPolicy, formatFingerprint, loadTrustPolicy, parseBundle, readAnchor, signTrustPolicy, toHex, verifyBundle, type Verdict } from '@stele/core';
 import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
@@ -52,6 +52,8 @@ export interface DemoSummary {
   transactions: { batchId: number; txHash: string; blockNumber: number; root: string; size: number }[];
   chain: { chainId: number; contract: string; rpc: string };
   evidence: string[];
+  /** The signed trust policy the demo wrote as the authority, and the file with its key fingerprint. */
+  trust: { policy: string; fingerprintFile: string; fingerprint: string };
   verdict: Verdict['state'];
   startedAt: string;
   finishedAt: string;
@@ -217,8 +219,31 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     const bundle = await ingest.exportBundle(DEVICE_ID, firstSeq, lastSeq);
     const file = join(o.out, 'evidence', `${DEVICE_ID}-${firstSeq}-${lastSeq}.json`);
     await writeFile(file, `${JSON.stringify(bundle, null, 2)}\n`);
+    // 9. The demo plays the authority (FORMAT.md §14): it signs a trust policy naming this ingest's key and the
+    // chain and contract it anchors on, and writes it with the authority's fingerprint beside the bundles. A real
+    // officer gets the fingerprint by another channel (docs/officer.md); here both come from this run.
+    const authority = await loadOrCreateSoftwareSigner(join(data, 'keys', 'authority.pem'));
+    const draft = draftTrustPolicy({
+      // A fixed, early start: every anchor this demo directory ever made falls inside the key's window.
+      ingest: { publicKey: ingestSigner.publicKey, issuer: 'stele-ingest-demo', validFrom: '2020-01-01T00:00:00Z' },
+      anchors: [{ chainId: chain.chainId, contract: anchorer.contract, startBlock: 0, endpoints: [{ operator: 'demo (local anvil)', url: chain.rpcUrl }] }],
+    });
+    const now = new Date();
+    const policyJson = completePolicyDraft(draft, {
+      authorityName: 'Stele demo authority',
+      authorityPublicKey: authority.publicKey,
+      version: 1,
+      issuedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + 365 * 86_400_000).toISOString(),
+    });
+    const policyFile = join(o.out, 'evidence', 'trust-policy.cose');
+    const fingerprintFile = join(o.out, 'evidence', 'authority.fingerprint');
+    const policyBytes = await signTrustPolicy(policyJson, authority);
+    await writeFile(policyFile, policyBytes);
+    await writeFile(fingerprintFile, `${toHex(authority.keyId)}\n`);
     const verdict = await verifyBundle(parseBundle(bundle), {
       anchorReader: (ref, batchId) => readAnchor(chain.rpcUrl, ref, batchId),
+      trust: await loadTrustPolicy(policyBytes, authority.keyId),
     });
 
     const summary: DemoSummary = {
@@ -236,6 +261,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
       })),
       chain: { chainId: chain.chainId, contract: anchorer.contract, rpc: chain.rpcUrl },
       evidence: [file],
+      trust: { policy: policyFile, fingerprintFile, fingerprint: toHex(authority.keyId) },
       verdict: verdict.state,
       startedAt,
       finishedAt: new Date().toISOString(),
@@ -247,11 +273,13 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     say(`batches   ${summary.batches} anchored on chain ${chain.chainId}:`);
     for (const t of summary.transactions) say(`          batch ${t.batchId}: ${t.size} leaves, root ${t.root.slice(0, 18)}…, tx ${t.txHash} (block ${t.blockNumber})`);
     say(`evidence  ${file}`);
+    say(`policy    ${policyFile} (signed by the demo authority, fingerprint ${formatFingerprint(authority.keyId)})`);
     say('');
     o.io.stdout.write(formatVerdict(verdict, 'en'));
     say('');
     say(`summary   ${join(o.out, 'summary.json')}`);
-    say(`check it  npx stele verify ${file}   (exits 3, not fully checked, once this demo's chain is stopped)`);
+    say(`check it  npx stele verify ${file} --trust ${policyFile} --authority-file ${fingerprintFile}`);
+    say('          (exits 3, not fully checked, once this demo\'s chain is stopped, and without --trust)');
 
     if (o.serve) {
       say(`serving   chain ${chain.rpcUrl} and ingest until Ctrl-C`);

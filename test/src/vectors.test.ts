@@ -34,6 +34,7 @@ import {
   type Verdict,
   type VerifyCode,
 } from '@stele/core';
+import { loadTrustPolicy, TrustPolicyError, type TrustPolicy } from '@stele/core/trust/policy.ts';
 import { generateVectors, VECTORS_DIR } from './generate-vectors.ts';
 import { repoRoot } from './shared.ts';
 
@@ -293,6 +294,33 @@ interface Expected {
   expectedOffline: { state: string; codes: VerifyCode[] };
 }
 
+interface TrustVectors {
+  authority: { fingerprint: string };
+  policy: string;
+  cases: { name: string; policy: string; minVersion?: number; now: string; expect: { load?: string; bundle?: string; state?: string; codes?: VerifyCode[]; trustCode?: string; skipped?: string[] } }[];
+}
+const trustVectors = readVector<TrustVectors>('trust.json');
+/** The vector authority's policy: bundle vectors are judged under it (FORMAT.md §14), as an officer would. */
+const vectorPolicy: TrustPolicy = await loadTrustPolicy(fromHex(trustVectors.policy), trustVectors.authority.fingerprint);
+const NOW = Date.parse('2026-12-01T00:00:00Z');
+
+describe.each(trustVectors.cases.map((c) => [c.name, c] as const))('trust policy vector %s', (_name, c) => {
+  it(c.expect.load !== undefined ? `is refused with ${c.expect.load}` : `gives ${c.expect.state} ${(c.expect.codes ?? []).join(', ') || '(no failure)'} for bundle ${c.expect.bundle}`, async () => {
+    const load = loadTrustPolicy(fromHex(c.policy), trustVectors.authority.fingerprint, c.minVersion === undefined ? {} : { minVersion: c.minVersion });
+    if (c.expect.load !== undefined) {
+      await expect(load).rejects.toSatisfy((e: unknown) => e instanceof TrustPolicyError && e.code === c.expect.load);
+      return;
+    }
+    const policy = await load;
+    expect(policy.skipped.map((s) => s.path)).toEqual(c.expect.skipped ?? []);
+    const exp = readVector<Expected>(`bundles/${c.expect.bundle}.expected.json`);
+    const bytes = new Uint8Array(readFileSync(resolve(VECTORS_DIR, 'bundles', exp.bundle)));
+    const verdict = await verifyBundle(parseBundleBytes(bytes), { anchorReader: chainReader(exp.chain), trust: policy, now: Date.parse(c.now) });
+    expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual({ state: c.expect.state, codes: c.expect.codes });
+    if (c.expect.trustCode !== undefined) expect(verdict.checks.find((k) => k.id === 'trust')!.code).toBe(c.expect.trustCode);
+  });
+});
+
 const bundleNames = [...generated.keys()].filter((n) => n.endsWith('.expected.json')).map((n) => n.slice('bundles/'.length, -'.expected.json'.length));
 
 describe.each(bundleNames)('bundle vector %s', (name) => {
@@ -300,12 +328,12 @@ describe.each(bundleNames)('bundle vector %s', (name) => {
   const bytes = new Uint8Array(readFileSync(resolve(VECTORS_DIR, 'bundles', exp.bundle)));
 
   it(`gives ${exp.expected.state} ${exp.expected.codes.join(', ') || '(no failure)'} with the chain's facts`, async () => {
-    const verdict = await verifyBundle(parseBundleBytes(bytes), { anchorReader: chainReader(exp.chain) });
+    const verdict = await verifyBundle(parseBundleBytes(bytes), { anchorReader: chainReader(exp.chain), trust: vectorPolicy, now: NOW });
     expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual(exp.expected);
   });
 
   it(`gives ${exp.expectedOffline.state} ${exp.expectedOffline.codes.join(', ') || '(no failure)'} offline`, async () => {
-    const verdict = await verifyBundle(parseBundleBytes(bytes));
+    const verdict = await verifyBundle(parseBundleBytes(bytes), { trust: vectorPolicy, now: NOW });
     expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual(exp.expectedOffline);
   });
 });
