@@ -1,0 +1,87 @@
+/**
+ * The verification worker: runs core's `verifyBundleBytes` (the CLI's very code) off the page's thread, so the
+ * page stays responsive on a day of readings, and reports progress.
+ *
+ * Progress: core's verifier has no progress callback (yet), so the worker counts the signature checks it makes
+ * through WebCrypto (`SubtleCrypto.prototype.verify`, wrapped in this worker only): one per statement and one per
+ * receipt, so about 2 x entries in all. A finer callback would belong in core's VerifyOptions.
+ */
+import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
+import { parseBundleBytes } from '@stele/core/bundle.ts';
+import type { AnchorReader } from '@stele/core/verify/index.ts';
+import { verifyBundleBytes } from '@stele/core/verify/index.ts';
+import { policyVerifyOptions } from './policy.ts';
+import type { VerifyRequest, WorkerMessage } from './protocol.ts';
+import { describeBundle } from './series.ts';
+
+interface WorkerScope {
+  postMessage(message: WorkerMessage): void;
+  onmessage: ((event: MessageEvent<VerifyRequest>) => void) | null;
+}
+const scope = self as unknown as WorkerScope;
+
+let signatureChecks = 0;
+const originalVerify = SubtleCrypto.prototype.verify;
+SubtleCrypto.prototype.verify = function countedVerify(this: SubtleCrypto, ...args: Parameters<SubtleCrypto['verify']>) {
+  signatureChecks++;
+  return originalVerify.apply(this, args);
+};
+
+/** Rough count of entries from the file size, before parsing (about 2 KiB per entry). */
+function estimateEntries(sizeBytes: number): number {
+  return Math.max(1, Math.round(sizeBytes / 2150));
+}
+
+async function verify(req: VerifyRequest): Promise<void> {
+  const t0 = performance.now();
+  const bytes = new Uint8Array(req.bytes);
+  scope.postMessage({ type: 'progress', phase: 'read', done: 0, total: 1 });
+  let total = 2 * estimateEntries(bytes.length);
+  signatureChecks = 0;
+  const timer = setInterval(() => {
+    scope.postMessage({ type: 'progress', phase: 'signatures', done: Math.min(signatureChecks, total), total });
+  }, 100);
+  const reader: AnchorReader = async (ref, batchId, rpcUrl) => {
+    if (rpcUrl === undefined) throw new AnchorError('ANCHOR_RPC_ERROR', 'no chain endpoint given');
+    scope.postMessage({ type: 'progress', phase: 'anchor', done: 0, total: 1 });
+    return readAnchor(rpcUrl, ref, batchId, { timeoutMs: req.timeoutMs ?? 10_000 });
+  };
+  const options = {
+    ...(req.rpcUrls.length > 0 ? { anchorReader: reader, rpcUrls: req.rpcUrls } : {}),
+    ...policyVerifyOptions(req.policy === undefined ? undefined : new Uint8Array(req.policy)),
+  };
+  let result: Awaited<ReturnType<typeof verifyBundleBytes>>;
+  try {
+    result = await verifyBundleBytes(bytes, options);
+  } finally {
+    clearInterval(timer);
+  }
+  total = signatureChecks;
+  const t1 = performance.now();
+  scope.postMessage({ type: 'progress', phase: 'chart', done: 0, total: 1 });
+  // verifyBundleBytes keeps the parsed bundle; when it could not parse, there is nothing to draw.
+  const bundle = result.bundle ?? tryParse(bytes);
+  const info = bundle === undefined ? undefined : describeBundle(bundle, result.verdict);
+  const t2 = performance.now();
+  scope.postMessage({
+    type: 'result',
+    verdict: result.verdict,
+    info,
+    timings: { parseAndVerifyMs: t1 - t0, chartMs: t2 - t1, totalMs: t2 - t0, signatureChecks: total },
+  });
+}
+
+function tryParse(bytes: Uint8Array) {
+  try {
+    return parseBundleBytes(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+scope.onmessage = (event) => {
+  if (event.data?.type !== 'verify') return;
+  verify(event.data).catch((err: unknown) => {
+    scope.postMessage({ type: 'error', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  });
+};
