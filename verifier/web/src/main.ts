@@ -49,7 +49,9 @@ const state: {
   fileSha256: string | undefined;
   codeSha256: string;
   worker: Worker | undefined;
-} = { lang: 'zh', policyBytes: undefined, policy: undefined, result: undefined, fileSha256: undefined, codeSha256: '', worker: undefined };
+  /** Results rendered so far (tests wait for it to grow). */
+  runs: number;
+} = { runs: 0, lang: 'zh', policyBytes: undefined, policy: undefined, result: undefined, fileSha256: undefined, codeSha256: '', worker: undefined };
 
 // ---- language ----------------------------------------------------------------------------------------------
 function setLang(lang: Lang): void {
@@ -131,6 +133,10 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[]): Pr
     return Promise.reject(new Error(err.en));
   }
   state.worker?.terminate();
+  // The previous result goes away while this bundle is checked: never show one bundle's verdict beside another's name.
+  state.result = undefined;
+  $('result').hidden = true;
+  clear($('result-body'));
   const worker = new VerifyWorker();
   state.worker = worker;
   showProgress(W.progressRead);
@@ -164,6 +170,7 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[]): Pr
       };
       state.result = result;
       renderResult(result);
+      state.runs++;
       result.elapsedMs = performance.now() - t0;
       ($('print') as HTMLButtonElement).disabled = false;
       resolve(result);
@@ -535,6 +542,7 @@ function init(): void {
     verify: (input: Uint8Array | string, options: { fileName?: string; rpcUrls?: string[] } = {}) =>
       verifyBytes(typeof input === 'string' ? utf8(input) : input, options.fileName ?? 'bundle.json', options.rpcUrls ?? []),
     result: () => state.result,
+    runs: () => state.runs,
     /** States the SHA-256 of this page's file, as computed by the program that opened it (stele verify --report). */
     setFileSha256: (hex: string) => {
       if (!/^[0-9a-f]{64}$/.test(hex)) throw new TypeError('expected 64 lower-case hex digits');

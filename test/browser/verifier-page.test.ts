@@ -1,0 +1,201 @@
+/**
+ * The officer's verifier page (issue #13, VERIFIER.md §4.8) in Debian's Chromium through playwright-core: the
+ * built single file opened from file://, bundles anchored on a real local anvil, the network cut except for that
+ * RPC endpoint. Screenshots and the report PDF are saved under .tmp/browser/.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
+import { encodeBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
+import { verifyBundleBytes, type AnchorReader, type Verdict } from '@stele/core/verify/index.ts';
+import { cloneBundle } from '@stele/core/verify/test-bundle.ts';
+import { launchChromium, type LaunchedBrowser } from './chromium.ts';
+import { anchoredBundle, HOSTILE_TEXT, startChain, tamperedVariants, type Chain } from './fixtures.ts';
+import { ARTIFACTS, openPage, setRpc, verdictText, verifyFile, type OpenedPage } from './page.ts';
+
+let browser: LaunchedBrowser;
+let chain: Chain;
+let valid: EvidenceBundle;
+let validBytes: Uint8Array;
+let opened: OpenedPage;
+
+const cliReader: AnchorReader = (ref, batchId, url) => readAnchor(url!, ref, batchId);
+/** What the CLI's code says about the same bytes and endpoint (VERIFIER.md T9). */
+const cliVerdict = async (bytes: Uint8Array, rpc: string): Promise<Verdict> =>
+  (await verifyBundleBytes(bytes, { anchorReader: cliReader, rpcUrls: [rpc] })).verdict;
+const codesOf = (v: Verdict): string[] => v.checks.flatMap((c) => c.failures.map((f) => `${c.id}:${f.code}`)).sort();
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  [browser, chain] = await Promise.all([launchChromium(), startChain()]);
+  valid = await anchoredBundle(chain, { flagOf: (seq) => (seq === 9 ? 'M' : seq === 15 ? 'C' : undefined) });
+  validBytes = encodeBundle(valid);
+  opened = await openPage(browser.browser, { allowOrigin: chain.rpcUrl });
+});
+
+afterAll(async () => {
+  await opened?.context.close();
+  await browser?.close();
+  await chain?.stop();
+});
+
+describe('the verifier page, network cut except for the RPC endpoint', () => {
+  it('loads offline: only its own file, no other request', () => {
+    expect(opened.requests.every((u) => u.startsWith('file:'))).toBe(true);
+    expect(opened.errors).toEqual([]);
+  });
+
+  it('shows "verified" for a valid anchored bundle, the same verdict as the CLI code', async () => {
+    const { page } = opened;
+    await setRpc(page, [chain.rpcUrl]);
+    const verdict = await verifyFile(page, validBytes, 'valid.bundle.json');
+    expect(verdict.state).toBe('verified');
+    expect(verdict.checks.find((c) => c.id === 'anchor')!.status).toBe('pass');
+    expect(await verdictText(page, 'zh')).toContain('技术核验通过');
+    expect((await page.locator('#verdict .word').innerText()).trim()).toBe('✓ 通过');
+    expect(await verdictText(page, 'en')).toContain('Verified: unchanged since signing');
+    expect((await page.locator('#verdict .word').innerText()).trim()).toBe('✓ Verified');
+    expect(await page.locator('html').getAttribute('lang')).toBe('en');
+    const cli = await cliVerdict(validBytes, chain.rpcUrl);
+    expect(verdict).toEqual(cli);
+    await page.screenshot({ path: join(ARTIFACTS, 'valid-en.png'), fullPage: true });
+    await page.locator('#lang-zh').click();
+    await page.screenshot({ path: join(ARTIFACTS, 'valid-zh.png'), fullPage: true });
+    // Every request went to the page itself or the RPC endpoint; nothing was blocked.
+    expect(opened.blocked).toEqual([]);
+    expect(opened.requests.filter((u) => !u.startsWith('file:')).every((u) => u.startsWith(chain.rpcUrl))).toBe(true);
+    expect(opened.requests.some((u) => u.startsWith(chain.rpcUrl))).toBe(true);
+  });
+
+  it('prints a report whose PDF text holds the verdict and the bundle hash', async () => {
+    const { page } = opened;
+    await setRpc(page, [chain.rpcUrl]);
+    const verdict = await verifyFile(page, validBytes, 'valid.bundle.json');
+    await page.evaluate(() => (window as unknown as { stele: { preparePrint(): void } }).stele.preparePrint());
+    await page.emulateMedia({ media: 'print' });
+    const pdf = join(ARTIFACTS, 'report-valid.pdf');
+    await page.pdf({ path: pdf, format: 'A4', printBackground: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'valid-print.png'), fullPage: true });
+    await page.emulateMedia({ media: 'screen' });
+    const text = execFileSync('pdftotext', ['-enc', 'UTF-8', pdf, '-'], { encoding: 'utf8' }).replace(/\s+/g, '');
+    expect(text).toContain('技术核验通过');
+    expect(text).toContain('Verified');
+    expect(text).toContain(verdict.summary.bundleSha256!);
+    expect(text).toContain(verdict.summary.anchors[0]!.txHash!);
+    expect(text).toContain('核验人');
+  });
+
+  it('says which checks stay open when no endpoint is given (offline)', async () => {
+    const { page } = opened;
+    await setRpc(page, []);
+    const verdict = await verifyFile(page, validBytes);
+    expect(verdict.state).toBe('partial');
+    const zh = await verdictText(page, 'zh');
+    expect(zh).toContain('未能完全核验');
+    expect(zh).toContain('链上锚定');
+    expect(zh).toContain('时间界');
+    expect(await verdictText(page, 'en')).toMatch(/Still open: On-chain anchor, Time bounds/);
+    await page.screenshot({ path: join(ARTIFACTS, 'offline-en.png'), fullPage: false });
+  });
+
+  const variants = (): ReturnType<typeof tamperedVariants> => tamperedVariants(valid);
+  it('has at least eight tampered variants', () => {
+    expect(variants().length).toBeGreaterThanOrEqual(8);
+  });
+
+  it.each(
+    // Names only here: the bundles are built after beforeAll has anchored the valid one.
+    [
+      'altered value',
+      'removed reading',
+      'forged signature',
+      'altered proof',
+      'altered root',
+      'forged receipt signature',
+      'rogue ingest key (receipts not re-signed)',
+      'edited device record (another key)',
+      'edited device record (key id)',
+      'altered transaction hash',
+      'truncated file',
+    ],
+  )('shows "failed" with the right reason in both languages: %s', async (name) => {
+    const v = variants().find((x) => x.name === name)!;
+    const { page } = opened;
+    await setRpc(page, [chain.rpcUrl]);
+    const verdict = await verifyFile(page, v.bytes, `${name}.json`);
+    expect(verdict.state).toBe('failed');
+    const failed = verdict.checks.filter((c) => c.status === 'fail');
+    expect(failed.flatMap((c) => c.failures.map((f) => f.code))).toContain(v.code);
+    // The same verdict as the CLI's code, code for code.
+    expect(codesOf(verdict)).toEqual(codesOf(await cliVerdict(v.bytes, chain.rpcUrl)));
+    // The banner: the word and the first failure's sentence, in each language.
+    const first = failed[0]!.failures[0]!;
+    const zh = await verdictText(page, 'zh');
+    expect(zh).toContain('未通过');
+    expect(zh).toContain(first.sentence.zh);
+    const en = await verdictText(page, 'en');
+    expect(en).toContain('Failed');
+    expect(en).toContain(first.sentence.en);
+    // The failure row for the expected code is shown, in the visible language.
+    const row = page.locator(`li[data-status="fail"] .failure[data-code="${v.code}"]`).first();
+    await expect.poll(() => row.isVisible()).toBe(true);
+    expect(await row.innerText()).toContain(v.code);
+    if (name === 'altered value' || name === 'removed reading') {
+      await page.screenshot({ path: join(ARTIFACTS, `failed-${name.replace(/\W+/g, '-')}-en.png`), fullPage: true });
+    }
+  });
+
+  it('shows markup in bundle strings as text, never as markup', async () => {
+    const { page } = opened;
+    const b = cloneBundle(valid);
+    b.device = { ...b.device, deviceId: HOSTILE_TEXT.deviceId, site: HOSTILE_TEXT.site };
+    b.ingest = { ...b.ingest, issuer: HOSTILE_TEXT.issuer };
+    await setRpc(page, []);
+    await verifyFile(page, encodeBundle(b), '<b>hostile</b>.json');
+    expect(await page.locator('#pwn-img, #pwn-script, svg[onload], a[href^="javascript:"]').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    const text = await page.locator('#result').innerText();
+    expect(text).toContain(HOSTILE_TEXT.deviceId);
+    expect(text).toContain(HOSTILE_TEXT.issuer);
+    expect(text).toContain('<b>hostile</b>.json');
+    expect(await page.locator('script').count()).toBe(1);
+  });
+
+  it('is keyboard-usable: Tab reaches the language switch, the file chooser and the print button', async () => {
+    const { page } = opened;
+    const reached = new Set<string>();
+    await page.locator('body').focus();
+    for (let i = 0; i < 40; i++) {
+      await page.keyboard.press('Tab');
+      reached.add(await page.evaluate(() => document.activeElement?.id ?? ''));
+    }
+    for (const id of ['lang-zh', 'lang-en', 'print', 'file', 'policy-file', 'rpc']) expect(reached).toContain(id);
+  });
+
+  it('loads a trust policy once, remembers it, and shows its fingerprint and whether the anchors match', async () => {
+    const { page, context } = opened;
+    const policy = {
+      version: '3',
+      issuedAt: '2026-11-01T00:00:00Z',
+      ingestKeys: [{ kid: Buffer.from(valid.ingest.kid).toString('base64url') }],
+      anchors: [{ chainId: valid.batches[0]!.anchor!.chainId, contract: valid.batches[0]!.anchor!.contract }],
+    };
+    const bytes = Buffer.from(JSON.stringify(policy));
+    const sha = (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex');
+    await page.locator('#policy-file').setInputFiles({ name: 'policy.json', mimeType: 'application/json', buffer: bytes });
+    await expect.poll(() => page.locator('#policy-status').innerText()).toContain(sha);
+    // Remembered: a new page of the same browser profile shows it without loading it again.
+    const again = await context.newPage();
+    await again.goto(page.url());
+    await expect.poll(() => again.locator('#policy-status').innerText()).toContain(sha);
+    await setRpc(again, [chain.rpcUrl]);
+    await verifyFile(again, validBytes);
+    expect(await again.locator('[data-policy-ingest]').getAttribute('data-policy-ingest')).toBe('match');
+    expect(await again.locator('[data-policy-anchors]').getAttribute('data-policy-anchors')).toBe('match');
+    expect(await again.locator('#identifiers').innerText()).toContain(sha);
+    await again.close();
+    writeFileSync(join(ARTIFACTS, 'policy.json'), bytes);
+  });
+});
