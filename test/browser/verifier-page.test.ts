@@ -167,7 +167,7 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     const { page } = opened;
     const reached = new Set<string>();
     await page.locator('body').focus();
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 80; i++) {
       await page.keyboard.press('Tab');
       reached.add(await page.evaluate(() => document.activeElement?.id ?? ''));
     }
@@ -197,5 +197,54 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     expect(await again.locator('#identifiers').innerText()).toContain(sha);
     await again.close();
     writeFileSync(join(ARTIFACTS, 'policy.json'), bytes);
+  });
+});
+
+describe('stele verify BUNDLE --report FILE.pdf', () => {
+  const io = () => {
+    const out = { stdout: '', stderr: '' };
+    return { out, io: { stdout: { write: (c: string) => (out.stdout += c) }, stderr: { write: (c: string) => (out.stderr += c) } } };
+  };
+  const pdfText = (pdf: string): string => execFileSync('pdftotext', ['-enc', 'UTF-8', pdf, '-'], { encoding: 'utf8' }).replace(/\s+/g, '');
+
+  it('writes the page\'s report through headless Chromium, agreeing with the CLI verdict', async () => {
+    const { runVerify } = await import('@stele/verifier/cli.ts');
+    const bundlePath = join(ARTIFACTS, 'valid.bundle.json');
+    writeFileSync(bundlePath, validBytes);
+    const pdf = join(ARTIFACTS, 'report-cli.pdf');
+    const { out, io: streams } = io();
+    const code = await runVerify([bundlePath, '--rpc', chain.rpcUrl, '--lang', 'zh', '--report', pdf], streams);
+    expect(out.stderr).toContain('report written');
+    expect(code).toBe(0);
+    const text = pdfText(pdf);
+    const sha = (await import('node:crypto')).createHash('sha256').update(validBytes).digest('hex');
+    const pageSha = (await import('node:crypto')).createHash('sha256').update((await import('node:fs')).readFileSync(join(ARTIFACTS, '../../dist/stele-verify.html'))).digest('hex');
+    expect(text).toContain('技术核验通过');
+    expect(text).toContain(sha);
+    expect(text).toContain(pageSha); // the verifier file's SHA-256, stated by the CLI
+    expect(text).toMatch(/第1页\/共\d+页/);
+  });
+
+  it('reports a tampered bundle as failed, exit 1', async () => {
+    const { runVerify } = await import('@stele/verifier/cli.ts');
+    const v = tamperedVariants(valid).find((x) => x.name === 'altered value')!;
+    const bundlePath = join(ARTIFACTS, 'altered-value.bundle.json');
+    writeFileSync(bundlePath, v.bytes);
+    const pdf = join(ARTIFACTS, 'report-cli-failed.pdf');
+    const { io: streams } = io();
+    expect(await runVerify([bundlePath, '--rpc', chain.rpcUrl, '--report', pdf], streams)).toBe(1);
+    const text = pdfText(pdf);
+    expect(text).toContain('未通过');
+    expect(text).toContain('DIGEST_MISMATCH_ERROR');
+  });
+
+  it('says how to build the page when it is missing (exit 2)', async () => {
+    const { runVerify } = await import('@stele/verifier/cli.ts');
+    const bundlePath = join(ARTIFACTS, 'valid.bundle.json');
+    const { out, io: streams } = io();
+    const code = await runVerify([bundlePath, '--offline', '--report', join(ARTIFACTS, 'x.pdf'), '--page', join(ARTIFACTS, 'nope.html')], streams);
+    expect(code).toBe(2);
+    expect(out.stderr).toContain('REPORT_PAGE_MISSING');
+    expect(out.stderr).toContain('npm run build:web');
   });
 });

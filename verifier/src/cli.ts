@@ -1,5 +1,5 @@
 /**
- * `stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en] [--frame FILE]`
+ * `stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en] [--frame FILE] [--report FILE.pdf [--page FILE]]`
  *
  * Exit codes: 0 verified, 1 failed, 3 partial (not fully checked, e.g. offline), 2 usage or I/O error.
  * The chain is asked through `readAnchor` at the --rpc URLs (all must agree) or, without --rpc, at the RPC
@@ -11,6 +11,7 @@ import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { findFrameInBundle, verifyBundleBytes, type FrameQueryResult } from '@stele/core/verify/index.ts';
 import type { AnchorReader, Verdict } from '@stele/core/verify/index.ts';
+import type { EvidenceBundle } from '@stele/core/bundle.ts';
 import { formatVerdict, type Lang } from './format.ts';
 
 /** The part of a process's streams the command uses. */
@@ -25,6 +26,7 @@ export const EXIT_USAGE = 2;
 export const EXIT_PARTIAL = 3;
 
 const USAGE = `usage: stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en] [--frame FILE]
+                    [--report FILE.pdf [--page stele-verify.html]]
 
 Verifies an evidence bundle (docs/FORMAT.md §7): signatures, completeness, batch inclusion, receipts offline;
 the on-chain anchor through a JSON-RPC endpoint of the chain.
@@ -38,6 +40,10 @@ the on-chain anchor through a JSON-RPC endpoint of the chain.
   --frame FILE   a raw frame as the authority's platform received it (e.g. one HJ 212 frame, byte for byte):
                  names the reading(s) of the bundle that came from it; exit 1 when none did, or when that
                  reading did not verify
+  --report FILE  also write the officer's printable report (PDF) as the verifier page makes it, through
+                 headless Chromium (Debian chromium, or STELE_CHROMIUM); the page verifies again with the same code
+                 and must agree with this command
+  --page FILE    the verifier page to print with (default: dist/stele-verify.html from npm run build:web)
 
 exit: 0 verified, 1 failed, 3 not fully checked (e.g. offline), 2 usage or I/O error
 `;
@@ -50,6 +56,8 @@ interface Args {
   lang: Lang;
   timeoutMs: number | undefined;
   frame: string | undefined;
+  report: string | undefined;
+  page: string | undefined;
 }
 
 class UsageError extends Error {}
@@ -60,7 +68,7 @@ function defaultLang(): Lang {
 
 function parseArgs(argv: string[]): Args | 'help' {
   const files: string[] = [];
-  const args: Omit<Args, 'file'> = { rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined, frame: undefined };
+  const args: Omit<Args, 'file'> = { rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined, frame: undefined, report: undefined, page: undefined };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i]!;
     const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
@@ -96,6 +104,12 @@ function parseArgs(argv: string[]): Args | 'help' {
       case '--frame':
         args.frame = value();
         break;
+      case '--report':
+        args.report = value();
+        break;
+      case '--page':
+        args.page = value();
+        break;
       case '--timeout-ms': {
         const n = Number(value());
         if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError('--timeout-ms: expected a positive integer');
@@ -109,6 +123,7 @@ function parseArgs(argv: string[]): Args | 'help' {
   }
   if (files.length !== 1) throw new UsageError(files.length === 0 ? 'no bundle file given' : 'give exactly one bundle file');
   if (args.offline && args.rpcUrls.length > 0) throw new UsageError('--offline and --rpc exclude each other');
+  if (args.page !== undefined && args.report === undefined) throw new UsageError('--page needs --report');
   return { file: files[0]!, ...args };
 }
 
@@ -168,9 +183,48 @@ export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
     io.stdout.write(formatVerdict(verdict, args.lang, { bundleName: basename(args.file) }));
     if (frame !== undefined) io.stdout.write(formatFrame(frame, args.lang));
   }
+  if (args.report !== undefined) {
+    const code = await writeReportFile(args, bytes, verdict, bundle, io);
+    if (code !== undefined) return code;
+  }
   // A frame query answers "is this record's reading in the evidence, and does it hold?": no match is a failure.
   if (frame !== undefined && !frame.matches.some((m) => m.verified)) return EXIT_FAILED;
   return exitCodeOf(verdict);
+}
+
+/** `--report`: the page's PDF. Returns an exit code when it failed, undefined when the report was written. */
+async function writeReportFile(args: Args, bytes: Uint8Array, verdict: Verdict, bundle: EvidenceBundle | undefined, io: VerifyIo): Promise<number | undefined> {
+  // The endpoints this command asked: --rpc, else each batch's recorded rpc (as verifyBundle does), none offline.
+  const rpcUrls = args.offline
+    ? []
+    : args.rpcUrls.length > 0
+      ? args.rpcUrls
+      : [...new Set((bundle?.batches ?? []).flatMap((b) => (b.anchor?.rpc === undefined ? [] : [b.anchor.rpc])))];
+  const { writeReport, verdictCodes, ReportError } = await import('./report.ts');
+  try {
+    const made = await writeReport({
+      pdfPath: args.report!,
+      bundleBytes: bytes,
+      bundleName: basename(args.file),
+      rpcUrls,
+      lang: args.lang,
+      ...(args.page !== undefined ? { pagePath: args.page } : {}),
+    });
+    if (verdictCodes(made.verdict) !== verdictCodes(verdict)) {
+      io.stderr.write(
+        `stele verify: the page's verdict differs from this command's (${verdictCodes(made.verdict)} vs ${verdictCodes(verdict)}); the report was written but do not rely on it\n`,
+      );
+      return EXIT_USAGE;
+    }
+    io.stderr.write(`stele verify: report written to ${made.pdfPath} (verifier page SHA-256 ${made.pageSha256})\n`);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ReportError) {
+      io.stderr.write(`stele verify: --report: ${err.code}: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
 }
 
 function formatFrame(frame: FrameQueryResult, lang: Lang): string {

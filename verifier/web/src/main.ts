@@ -464,7 +464,7 @@ function renderIdentifiers(r: PageResult): HTMLElement {
 
 // ---- wiring ------------------------------------------------------------------------------------------------
 function openAllDetails(): void {
-  document.querySelectorAll('details').forEach((d) => {
+  document.querySelectorAll<HTMLDetailsElement>('#result details').forEach((d) => {
     d.open = true;
   });
 }
