@@ -11,12 +11,16 @@
  *   GET  /frames/<sha256 hex>             {frameSha256, readings: [{deviceId, seq}], bundles: [...]}
  *   POST /frames         body: the raw frame bytes           same, for SHA-256(body)
  *   POST /flush                           cuts and anchors every pending leaf now; {batches, anchored}
+ *   GET  /verify                          the officer's verifier page (dist/stele-verify.html, npm run build:web)
  *
  * No authentication: it binds to 127.0.0.1 and is for the operator on the same host (as a LevelDB store can be
  * opened by one process only, this is how other local tools reach a running ingest). Bodies are capped at 64 KiB.
  */
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { fromHex, toHex } from '@stele/core/bytes.ts';
 import { SteleError } from '@stele/core/errors.ts';
 import { sha256 } from '@stele/core/hash.ts';
@@ -31,7 +35,12 @@ export interface IngestHttpOptions {
   /** Default 127.0.0.1. */
   host?: string;
   log?: Logger;
+  /** The verifier page served at GET /verify. Default: dist/stele-verify.html of this checkout. */
+  verifierPagePath?: string;
 }
+
+/** Where `npm run build:web` writes the verifier page. */
+export const DEFAULT_VERIFIER_PAGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../dist/stele-verify.html');
 
 export interface IngestHttp {
   port: number;
@@ -67,7 +76,8 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
   const server = http.createServer((req, res) => {
     handle(req)
       .then(({ status, body, type }) => {
-        res.writeHead(status, { 'content-type': type ?? 'application/json', 'cache-control': 'no-store' });
+        // nosniff: the page is served as what it is; its own CSP meta limits it to the officer's RPC look-up.
+        res.writeHead(status, { 'content-type': type ?? 'application/json', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
         res.end(typeof body === 'string' ? body : `${JSON.stringify(body)}\n`);
       })
       .catch((err: unknown) => {
@@ -85,6 +95,15 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       });
   });
 
+  const pagePath = options.verifierPagePath ?? DEFAULT_VERIFIER_PAGE;
+  async function verifierPage(): Promise<string> {
+    try {
+      return await readFile(pagePath, 'utf8');
+    } catch {
+      throw new HttpProblem(404, 'HTTP_NOT_FOUND', `the verifier page is not built (${pagePath}): run npm run build:web`);
+    }
+  }
+
   async function handle(req: http.IncomingMessage): Promise<{ status: number; body: unknown; type?: string }> {
     const url = new URL(req.url ?? '/', 'http://local');
     const parts = url.pathname.split('/').filter((x) => x !== '').map(decodeURIComponent);
@@ -92,6 +111,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
     if (method === 'GET' && url.pathname === '/health') {
       return { status: 200, body: { status: 'ok', uptimeS: Math.round((Date.now() - started) / 1000), ...service.stats() } };
     }
+    if (method === 'GET' && url.pathname === '/verify') return { status: 200, body: await verifierPage(), type: 'text/html; charset=utf-8' };
     if (method === 'GET' && url.pathname === '/metrics') return { status: 200, body: metrics(service), type: 'text/plain; version=0.0.4' };
     if (method === 'POST' && url.pathname === '/enrol') {
       const record = JSON.parse(new TextDecoder().decode(await readBody(req))) as EnrolmentRecord;

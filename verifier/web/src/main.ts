@@ -263,7 +263,10 @@ function renderChecks(checks: Check[]): HTMLElement {
   const list = h('ol', { class: 'checks' });
   for (const c of checks) {
     const detail = h('div', { class: 'detail' });
-    if (c.failures.length === 0) detail.append(h('p', {}, bi(W.noFailure)));
+    if (c.failures.length === 0) {
+      detail.classList.add('empty');
+      detail.append(h('p', {}, bi(W.noFailure)));
+    }
     for (const f of c.failures) {
       const dl = h('dl', {}, h('dt', {}, bi(W.code)), h('dd', {}, h('code', { class: 'code' }, f.code)), h('dt', {}, bi(T('说明', 'What'))), h('dd', {}, bi(f.sentence)));
       if (f.seq !== undefined) dl.append(h('dt', {}, bi(W.seq)), h('dd', {}, String(f.seq)));
