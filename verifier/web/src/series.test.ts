@@ -9,6 +9,8 @@ describe('chooseBucketMs', () => {
     expect(chooseBucketMs(3_600_000)).toBe(60_000);
     expect(chooseBucketMs(86_400_000)).toBe(600_000);
     expect(86_400_000 / chooseBucketMs(86_400_000)).toBeLessThanOrEqual(MAX_BUCKETS);
+    // Never narrower than the reading interval: a reading a minute over 20 minutes gets minute buckets.
+    expect(chooseBucketMs(20 * 60_000, 60_000)).toBe(60_000);
   });
 });
 

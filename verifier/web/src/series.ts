@@ -23,9 +23,23 @@ interface Point {
   flag: string;
 }
 
-export function chooseBucketMs(spanMs: number): number {
-  for (const w of BUCKET_LADDER_MS) if (spanMs / w <= MAX_BUCKETS) return w;
-  return Math.ceil(spanMs / MAX_BUCKETS);
+/**
+ * The bucket width: the smallest of the ladder giving at most MAX_BUCKETS buckets and no narrower than the usual
+ * reading interval (`stepMs`, the median), so that consecutive readings fall in adjacent buckets and the line
+ * breaks only at real gaps.
+ */
+export function chooseBucketMs(spanMs: number, stepMs = 0): number {
+  for (const w of BUCKET_LADDER_MS) if (spanMs / w <= MAX_BUCKETS && w >= stepMs) return w;
+  return Math.max(Math.ceil(spanMs / MAX_BUCKETS), stepMs);
+}
+
+/** Median difference between consecutive distinct times (0 for fewer than two). */
+function medianStepMs(times: number[]): number {
+  const sorted = [...new Set(times)].sort((a, b) => a - b);
+  const steps = sorted.slice(1).map((t, i) => t - sorted[i]!);
+  if (steps.length === 0) return 0;
+  steps.sort((a, b) => a - b);
+  return steps[Math.floor(steps.length / 2)]!;
 }
 
 /** The bundle facts the page shows, with the chart's series. */
@@ -64,7 +78,7 @@ export function describeBundle(bundle: EvidenceBundle, verdict: Verdict): Bundle
   const hasTime = times.length > 0;
   const series: Series[] = [];
   if (hasTime) {
-    const bucketMs = chooseBucketMs(Math.max(1, toMs - fromMs + 1));
+    const bucketMs = chooseBucketMs(Math.max(1, toMs - fromMs + 1), medianStepMs(times));
     const origin = Math.floor(fromMs / bucketMs) * bucketMs;
     for (const [code, s] of byCode) {
       const buckets = new Map<number, Bucket & { sum: number }>();
