@@ -5,6 +5,7 @@
  *
  *   npm run bench:web                 both sizes (about 3 minutes, most of it building the day bundle)
  *   npm run bench:web -- 3600         one size
+ *   BENCH_WEB_KEEP=1 npm run bench:web    keep the bundles in .tmp/bench-web/ and reuse them next time
  *
  * Bundles are built with core's test-bundle helper (node:crypto signing the device statements for speed), one
  * batch per 60 readings (see BATCH); verified offline (the chain look-up is network
@@ -16,7 +17,7 @@
  * distinct texts the progress label showed.
  */
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -29,6 +30,8 @@ import { buildTestBundle } from '@stele/core/verify/test-bundle.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PAGE = join(repoRoot, 'dist', 'stele-verify.html');
+/** BENCH_WEB_KEEP=1 keeps the built bundles here and later runs reuse them (building a day takes minutes). */
+const cacheDir = join(repoRoot, '.tmp', 'bench-web');
 /**
  * Readings per batch: a one-minute cut at 1 Hz. (Ingest's default cut is every 5 s, about 5 readings per batch:
  * shorter proofs, more batches; test-bundle's proof building is O(n) per leaf, so far larger batches build slowly.)
@@ -98,9 +101,11 @@ async function main(): Promise<void> {
   const shares: string[] = [];
   try {
     for (const count of counts) {
-      process.stderr.write(`building a bundle of ${count} readings…\n`);
+      const cached = join(cacheDir, `bundle-${count}-b${BATCH}.json`);
+      const file = existsSync(cached) ? cached : join(dir, `bundle-${count}.json`);
+      process.stderr.write(`${existsSync(cached) ? 'reading' : 'building'} a bundle of ${count} readings…\n`);
       const t0 = performance.now();
-      const built = await buildTestBundle({
+      const built = existsSync(cached) ? { bytes: new Uint8Array(readFileSync(cached)), bundle: parseBundleBytes(new Uint8Array(readFileSync(cached))) } : await buildTestBundle({
         count,
         intervalMs: 1_000,
         batchSizes: Array.from({ length: Math.ceil(count / BATCH) }, () => BATCH),
@@ -109,8 +114,11 @@ async function main(): Promise<void> {
         rpc: null,
       });
       const bytes = built.bytes;
-      const file = join(dir, `bundle-${count}.json`);
-      writeFileSync(file, bytes);
+      if (!existsSync(file)) writeFileSync(file, bytes);
+      if (process.env.BENCH_WEB_KEEP === '1' && !existsSync(cached)) {
+        mkdirSync(cacheDir, { recursive: true });
+        writeFileSync(cached, bytes);
+      }
       process.stderr.write(`  built in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${(bytes.length / 1e6).toFixed(1)} MB\n`);
       for (const s of byteShares(built.bundle, bytes.length)) {
         shares.push(`| ${count.toLocaleString('en')} | ${s.field} | ${(s.bytes / 1e6).toFixed(1)} MB | ${((100 * s.bytes) / bytes.length).toFixed(0)} % | ${Math.round(s.bytes / count)} B |`);

@@ -4,7 +4,8 @@
  * RPC endpoint. Screenshots and the report PDF are saved under .tmp/browser/.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
@@ -161,6 +162,34 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     expect(text).toContain(HOSTILE_TEXT.issuer);
     expect(text).toContain('<b>hostile</b>.json');
     expect(await page.locator('script').count()).toBe(1);
+  });
+
+  it('has no serious or critical axe-core violations on the empty, verified, failed and partial pages', async () => {
+    const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+    const scan = async (page: OpenedPage['page'], label: string): Promise<void> => {
+      // page.evaluate is not subject to the page's CSP, so axe can be injected without weakening it.
+      await page.evaluate(axeSource);
+      const violations = (await page.evaluate(async () => {
+        const axe = (window as unknown as { axe: { run(c: Document, o: object): Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> } }).axe;
+        const r = await axe.run(document, { resultTypes: ['violations'] });
+        return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+      })) as { id: string; impact: string }[];
+      expect({ label, bad: violations.filter((v) => v.impact === 'serious' || v.impact === 'critical') }).toEqual({ label, bad: [] });
+    };
+    const fresh = await openPage(browser.browser, { allowOrigin: chain.rpcUrl });
+    try {
+      await scan(fresh.page, 'empty');
+      await setRpc(fresh.page, [chain.rpcUrl]);
+      await verifyFile(fresh.page, validBytes);
+      await scan(fresh.page, 'verified');
+      await verifyFile(fresh.page, tamperedVariants(valid)[0]!.bytes);
+      await scan(fresh.page, 'failed');
+      await setRpc(fresh.page, []);
+      await verifyFile(fresh.page, validBytes);
+      await scan(fresh.page, 'partial');
+    } finally {
+      await fresh.context.close();
+    }
   });
 
   it('is keyboard-usable: Tab reaches the language switch, the file chooser and the print button', async () => {
