@@ -28,14 +28,15 @@ export interface OpenedPage {
  * A new context (fresh storage) with the network cut: nothing leaves but requests to `allowOrigin` (the RPC
  * endpoint), the page's own file and the data/blob URLs it makes.
  */
-export async function openPage(browser: Browser, options: { allowOrigin?: string; locale?: string } = {}): Promise<OpenedPage> {
+export async function openPage(browser: Browser, options: { allowOrigin?: string | string[]; locale?: string } = {}): Promise<OpenedPage> {
+  const allow = options.allowOrigin === undefined ? [] : [options.allowOrigin].flat();
   const context = await browser.newContext({ locale: options.locale ?? 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 1100, height: 900 } });
   const requests: string[] = [];
   const blocked: string[] = [];
   const errors: string[] = [];
   await context.route('**/*', async (route) => {
     const url = route.request().url();
-    const allowed = url.startsWith('file:') || url.startsWith('data:') || url.startsWith('blob:') || (options.allowOrigin !== undefined && url.startsWith(options.allowOrigin));
+    const allowed = url.startsWith('file:') || url.startsWith('data:') || url.startsWith('blob:') || allow.some((o) => url.startsWith(o));
     if (allowed) await route.continue();
     else {
       blocked.push(url);

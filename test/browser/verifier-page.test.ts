@@ -192,6 +192,38 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     }
   });
 
+  it('verifies a dropped file and pasted text, asking two endpoints that must both confirm', async () => {
+    const second = chain.rpcUrl.replace('127.0.0.1', 'localhost');
+    const fresh = await openPage(browser.browser, { allowOrigin: [chain.rpcUrl, second] });
+    try {
+      const { page } = fresh;
+      await setRpc(page, [chain.rpcUrl, second]);
+      const runs = (): Promise<number> => page.evaluate(() => (window as unknown as { stele: { runs(): number } }).stele.runs());
+      const text = Buffer.from(validBytes).toString('utf8');
+      const dataTransfer = await page.evaluateHandle((t) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([t], 'dropped.bundle.json', { type: 'application/json' }));
+        return dt;
+      }, text);
+      await page.locator('#drop').dispatchEvent('drop', { dataTransfer });
+      await expect.poll(runs).toBe(1);
+      let verdict = (await page.evaluate(() => (window as unknown as { stele: { result(): { verdict: unknown } } }).stele.result().verdict)) as Verdict;
+      expect(verdict.state).toBe('verified');
+      expect(verdict.summary.anchors.every((a) => a.confirmedBy.length === 2)).toBe(true);
+      expect(await page.locator('#identifiers').innerText()).toContain('dropped.bundle.json');
+
+      await page.locator('#paste-box summary').click();
+      await page.locator('#paste').fill(text);
+      await page.locator('#verify-paste').click();
+      await expect.poll(runs).toBe(2);
+      verdict = (await page.evaluate(() => (window as unknown as { stele: { result(): { verdict: unknown } } }).stele.result().verdict)) as Verdict;
+      expect(verdict.state).toBe('verified');
+      expect(fresh.blocked).toEqual([]);
+    } finally {
+      await fresh.context.close();
+    }
+  });
+
   it('is keyboard-usable: Tab reaches the language switch, the file chooser and the print button', async () => {
     const { page } = opened;
     const reached = new Set<string>();
