@@ -439,6 +439,27 @@ export class Outbox {
   }
 
   /**
+   * Chain digest of the signed entry `seq` (SHA-256 of its reading or lifecycle body, FORMAT.md §2.1, §13.3), or
+   * undefined when it is not stored (never taken, pruned, or not signed yet). What a confirmation's `head` is
+   * compared with (FORMAT.md §11.1).
+   */
+  async digestAt(seq: number): Promise<Uint8Array | undefined> {
+    if (!Number.isSafeInteger(seq) || seq < 1) throw new RangeError('seq must be a positive integer');
+    this.#assertOpen();
+    if (seq > this.signedUpTo()) return undefined;
+    if (seq === this.#head.seq) return this.#head.digest.slice();
+    let value: Uint8Array | undefined;
+    try {
+      value = await this.#db.get(entryKey(seq));
+    } catch (cause) {
+      throw new OutboxError('OUTBOX_IO', 'cannot read an outbox entry', { cause, where: { seq } });
+    }
+    if (value === undefined) return undefined;
+    const e = decodeStored(entryKey(seq), value);
+    return e.statement === undefined ? undefined : readingDigest(e.reading);
+  }
+
+  /**
    * Records that ingest has committed every seq 1..upTo. Never goes backwards; a mark above the head is clamped
    * to the head (ingest cannot have what was never taken). Entries are kept until {@link prune}.
    * The mark is written without fsync: losing the last marks in a power cut only causes resends, which

@@ -104,7 +104,9 @@ describe('stele ingest', () => {
       cleanups.push(() => gw.close());
       await gw.publish(r);
       await waitFor(() => gw.ackedUpTo === 1, 'ack');
-      expect((await fetch(`${url}/flush`, { method: 'POST' })).status).toBe(200);
+      expect((await fetch(`${url}/flush`, { method: 'POST' })).status).toBe(401); // the admin token is required
+      const token = (await readFile(join(dir.path, 'admin-token'), 'utf8')).trim();
+      expect((await fetch(`${url}/flush`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
 
       const byBody = (await (await fetch(`${url}/frames`, { method: 'POST', body: Buffer.from(frame) })).json()) as { readings: unknown[]; bundles: unknown[] };
       expect(byBody.readings).toEqual([{ deviceId: 'gw-cli-3', seq: 1 }]);

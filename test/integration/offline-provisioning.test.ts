@@ -72,7 +72,9 @@ describe('offline provisioning round trip', () => {
     const signer = await loadSoftwareSigner(join(dir, 'gateway.pem'));
     const outbox = await Outbox.open(join(dir, 'outbox'));
     cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl, deviceId, outbox, resendAfterMs: 1000, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500 });
+    // the ingest key is made before the gateway runs: provisioning pins its public key (FORMAT.md §11.1)
+    const ingestSigner = await loadOrCreateSoftwareSigner(join(dir, 'ingest.pem'));
+    const publisher = new Publisher({ mqttUrl, deviceId, outbox, resendAfterMs: 1000, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500, ingestKey: ingestSigner.publicKey });
     const agent = new GatewayAgent({ deviceId, signer, outbox, publisher });
     cleanups.push(() => agent.stop());
     await publisher.start();
@@ -97,7 +99,7 @@ describe('offline provisioning round trip', () => {
     const service = await IngestService.start({
       mqttUrl,
       dataDir: join(dir, 'ingest'),
-      signer: await loadOrCreateSoftwareSigner(join(dir, 'ingest.pem')),
+      signer: ingestSigner,
       issuer: 'stele-ingest-test',
       anchorer,
       batchIntervalMs: 60_000,

@@ -31,6 +31,8 @@ import type { Reading } from '../reading.ts';
 import { decodeReading, encodeReading, GENESIS_PREV, readingDigest } from '../reading.ts';
 import { hashLeaf, inclusionProof, rootFromLeafHashes } from '../rfc9162/index.ts';
 import type { KeyBackend, Signer } from '../signer.ts';
+import { completePolicyDraft, draftTrustPolicy } from '../trust/draft.ts';
+import { loadTrustPolicy, signTrustPolicy, type TrustPolicy } from '../trust/policy.ts';
 import type { AnchorReader } from './verify.ts';
 
 /** A deterministic in-memory ES256 signer: secret key = SHA-256(seed) (reduced into range by noble). */
@@ -127,6 +129,53 @@ export interface TestBundle {
   chain: Map<number, AnchorFacts>;
   /** A chain double answering from `chain` (ANCHOR_NOT_FOUND for unknown batches). */
   anchorReader: AnchorReader;
+  /** A trust policy of the test authority listing this bundle's ingest key and anchor target (FORMAT.md §14). */
+  trust: TrustPolicy;
+}
+
+export interface TestPolicyOptions {
+  /** Default testSigner('authority'). */
+  authority?: Signer;
+  /** Ingest keys to list (default: the bundle's), each with optional window and state members (ISO text). */
+  ingestKeys?: { signer: Signer; issuer?: string; validFrom?: string; validUntil?: string; state?: string; compromisedAt?: string }[];
+  /** Anchor targets (default: chain 31337, TEST_CONTRACT, start block 0). */
+  anchors?: Record<string, unknown>[];
+  version?: number;
+  issuedAt?: string;
+  expiresAt?: string;
+  /** Change the JSON before signing (raw tests: unknown kinds, extra members). */
+  edit?: (policy: Record<string, unknown>) => void;
+}
+
+/** A signed policy file of the test authority (bytes), its loaded form and the pinned fingerprint (hex). */
+export async function buildTestPolicy(ingest: Signer, issuer: string, o: TestPolicyOptions = {}): Promise<{ bytes: Uint8Array; policy: TrustPolicy; fingerprint: string; authority: Signer }> {
+  const authority = o.authority ?? testSigner('authority');
+  const draft = draftTrustPolicy({ ingest: { publicKey: ingest.publicKey, issuer, validFrom: '2026-01-01T00:00:00Z' }, anchors: [{ chainId: 31337, contract: TEST_CONTRACT, startBlock: 0 }] });
+  if (o.ingestKeys !== undefined) {
+    draft.ingestKeys = o.ingestKeys.map((k) => {
+      const entry = (draftTrustPolicy({ ingest: { publicKey: k.signer.publicKey, issuer: k.issuer ?? issuer, validFrom: k.validFrom ?? '2026-01-01T00:00:00Z' }, anchors: [] }).ingestKeys as Record<string, unknown>[])[0]!;
+      if (k.validUntil !== undefined) entry.validUntil = k.validUntil;
+      if (k.state !== undefined) entry.state = k.state;
+      if (k.compromisedAt !== undefined) entry.compromisedAt = k.compromisedAt;
+      return entry;
+    });
+  }
+  if (o.anchors !== undefined) draft.anchors = o.anchors;
+  let json = completePolicyDraft(draft, {
+    authorityName: 'Test authority',
+    authorityPublicKey: authority.publicKey,
+    version: o.version ?? 1,
+    issuedAt: o.issuedAt ?? '2026-01-01T00:00:00Z',
+    expiresAt: o.expiresAt ?? '2099-01-01T00:00:00Z',
+  });
+  if (o.edit !== undefined) {
+    const obj = JSON.parse(new TextDecoder().decode(json)) as Record<string, unknown>;
+    o.edit(obj);
+    json = new TextEncoder().encode(`${JSON.stringify(obj, null, 2)}\n`);
+  }
+  const bytes = await signTrustPolicy(json, authority);
+  const fingerprint = toHex(authority.keyId);
+  return { bytes, policy: await loadTrustPolicy(bytes, fingerprint), fingerprint, authority };
 }
 
 export const TEST_CONTRACT = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
@@ -307,7 +356,8 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
     batches,
   };
   if (withLifecycle) bundle.lifecycle = lifecycle;
-  return { bundle, bytes: encodeBundle(bundle), device, ingest, readings, chain, anchorReader: chainReader(chain) };
+  const { policy: trust } = await buildTestPolicy(ingest, issuer, options.chainId !== undefined && options.chainId !== 31337 ? { anchors: [{ kind: 'evm', chainId: options.chainId, contract: TEST_CONTRACT, startBlock: 0 }] } : {});
+  return { bundle, bytes: encodeBundle(bundle), device, ingest, readings, chain, anchorReader: chainReader(chain), trust };
 }
 
 /**

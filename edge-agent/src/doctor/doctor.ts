@@ -139,10 +139,23 @@ export async function checkPort(ins: InstrumentConfig): Promise<DoctorCheck> {
       status: 'fail',
       code: 'INSTRUMENT_PORT_DENIED',
       message: `${p.message} (owned by group ${group ?? info.gid}, mode ${(info.mode & 0o777).toString(8)})`,
-      fix: `add this user to group ${group ?? 'dialout'}: \`sudo usermod -aG ${group ?? 'dialout'} $USER\` (log in again; the service's user is in it through the unit's SupplementaryGroups)`,
+      fix: portDeniedFix(group ?? String(info.gid), info.mode),
     };
   }
   return { name, status: 'ok', message: `instrument ${ins.id}: ${ins.port} present, readable and writable` };
+}
+
+/**
+ * The fix for a serial port the user cannot open. Serial ports belong to dialout (root:dialout 0660, as udev makes
+ * them on Debian, Raspberry Pi OS and Ubuntu): only then is joining the port's group the fix. A port owned by
+ * another group (root, tty) has a wrong udev rule, and joining that group would hand out far more than a serial
+ * port: never advise it.
+ */
+export function portDeniedFix(group: string, mode: number): string {
+  if (group === 'dialout' && (mode & 0o060) === 0o060) {
+    return "add this user to group dialout: `sudo usermod -aG dialout $USER` (log in again; the service's user is in it through the unit's SupplementaryGroups)";
+  }
+  return `the port should be root:dialout 0660 (it is group ${group}, mode ${(mode & 0o777).toString(8)}): fix it with a udev rule, e.g. SUBSYSTEM=="tty", ATTRS{idVendor}=="0403", GROUP="dialout", MODE="0660" in /etc/udev/rules.d/99-stele-serial.rules, then \`sudo udevadm trigger\` (docs/gateway-install.md, "Serial ports"); never add a user to group ${group}`;
 }
 
 async function listSerialPorts(): Promise<string[]> {

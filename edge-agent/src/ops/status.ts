@@ -52,6 +52,10 @@ export interface GatewayStatus {
     resends: number;
     rejected: Record<string, number>;
     stalled: string | undefined;
+    /** Confirmations not acted on, by code (forged, another device, a head not held: FORMAT.md §11.1). */
+    ignored?: Record<string, number>;
+    /** False when the config pins no ingest key: nothing is ever acknowledged. */
+    ingestKeyPinned?: boolean;
   };
   instruments: InstrumentStatus[];
   /** HJ 212 relays to the authority's platform, by id. */
@@ -71,6 +75,7 @@ export function problemsOf(s: Omit<GatewayStatus, 'problems'>): string[] {
   if (s.disk.level === 'stop') out.push(`disk full: ${fmtBytes(s.disk.freeBytes)} free, below ${fmtBytes(s.disk.stopAtFreeBytes)}; new readings are refused (${s.disk.refused} so far)`);
   else if (s.disk.level === 'warn') out.push(`disk low: ${fmtBytes(s.disk.freeBytes)} free, below ${fmtBytes(s.disk.warnAtFreeBytes)}`);
   if (!s.clock.synced) out.push(`clock not synchronised (${s.clock.reason})`);
+  if (s.broker.ingestKeyPinned === false) out.push('no ingest key pinned (config ingest.publicKey): no reading will be acknowledged or pruned');
   if (s.broker.stalled !== undefined) out.push(`publishing stopped: ${s.broker.stalled}`);
   else if (!s.broker.connected) out.push('broker not connected; readings wait in the outbox');
   for (const i of s.instruments) {
@@ -130,6 +135,12 @@ export function renderMetrics(s: GatewayStatus): string {
     'counter',
     'Statements rejected by ingest, by code.',
     Object.entries(s.broker.rejected).map(([code, n]) => [{ code }, n]),
+  );
+  metric(
+    'stele_confirmations_ignored_total',
+    'counter',
+    'Confirmations on the acks topic not acted on, by code (unsigned, another key, another device, a head not held).',
+    Object.entries(s.broker.ignored ?? {}).map(([code, n]) => [{ code }, n]),
   );
   metric(
     'stele_instrument_up',

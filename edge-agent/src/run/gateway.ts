@@ -140,6 +140,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
       resendAfterMs: config.broker.resendAfterMs,
       clientId,
       mqttOptions,
+      ...(config.ingest === undefined ? {} : { ingestKey: config.ingest.publicKey }),
       ...(deps.log === undefined ? {} : { log: deps.log }),
     });
     let lastAck: GatewayStatus['lastAck'];
@@ -206,6 +207,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
           resends: p?.resends ?? 0,
           rejected: p?.rejected ?? {},
           stalled: p?.stalled,
+          ignored: p?.ignored ?? {},
+          ingestKeyPinned: config.ingest !== undefined,
         },
         instruments: instruments.map((i) => i.status()),
         relays: Object.fromEntries(relays.map((r) => [r.id, r.relay.status()])),

@@ -4,7 +4,7 @@
  * ingest, not on a serial line). Built from the library parts rather than `stele gateway run` because that
  * command was being written at the same time; the parts are the ones `stele gateway run` uses.
  *
- *   node --import tsx test/e2e/chaos/agent-process.ts --data DIR --mqtt URL --device ID --key FILE
+ *   node --import tsx test/e2e/chaos/agent-process.ts --data DIR --mqtt URL --device ID --key FILE --ingest-key B64URL
  *        [--rate 50] [--stop-file F]
  *
  * Prints one JSON line per 250 ms on stdout: {"head", "acked", "connected", "resends"}. When --stop-file exists
@@ -14,7 +14,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { utf8 } from '@stele/core/bytes.ts';
+import { fromBase64Url, utf8 } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { loadSoftwareSigner } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     mqtt: { type: 'string' },
     device: { type: 'string' },
     key: { type: 'string' },
+    'ingest-key': { type: 'string' },
     rate: { type: 'string', default: '50' },
     'stop-file': { type: 'string' },
   },
@@ -52,6 +53,7 @@ const publisher = new Publisher({
   reconnectPeriodMs: 250,
   maxReconnectPeriodMs: 2000,
   connectTimeoutMs: 3000,
+  ingestKey: fromBase64Url(values['ingest-key']!),
   log,
 });
 const agent = new GatewayAgent({ deviceId, signer, outbox, publisher, log });

@@ -10,12 +10,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseBundle } from '@stele/core/bundle.ts';
-import { equalBytes, fromBase64Url } from '@stele/core/bytes.ts';
+import { equalBytes, fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
 import { decodeReading, GENESIS_PREV, readingDigest } from '@stele/core/reading.ts';
 import { parseStatement } from '@stele/core/cose/index.ts';
 import { verifyBundle } from '@stele/core/verify/index.ts';
@@ -58,6 +58,9 @@ describe.skipIf(!enabled || !hasMosquitto)('chaos: SIGKILLs, broker outages and 
       const healthPort = await freePort();
       // a fixed chain port: the anchors of batches made before the ingest restart name this RPC URL
       const chainPort = await freePort();
+      // the ingest key made here, so the gateway can pin its public key (FORMAT.md §11.1)
+      await mkdir(join(dir, 'ingest', 'keys'), { recursive: true });
+      const ingestKey = await createSoftwareKey(join(dir, 'ingest', 'keys', 'ingest.pem'));
       const ingestArgs = ['run', '--mqtt', broker.url, '--data', join(dir, 'ingest'), '--embedded-chain', '--chain-port', String(chainPort), '--batch-ms', '1000', '--health-port', String(healthPort), '--log-level', 'warn'];
       const api = `http://127.0.0.1:${healthPort}`;
       let ingest: Child = spawnTs(INGEST_SCRIPT, ingestArgs);
@@ -77,11 +80,16 @@ describe.skipIf(!enabled || !hasMosquitto)('chaos: SIGKILLs, broker outages and 
 
       const keyFile = join(dir, 'gateway.pem');
       const signer = await createSoftwareKey(keyFile);
-      const enrol = await fetch(`${api}/enrol`, { method: 'POST', body: JSON.stringify(makeEnrolmentRecord(signer, DEVICE, 'chaos')) });
+      const adminToken = (await readFile(join(dir, 'ingest', 'admin-token'), 'utf8')).trim();
+      const enrol = await fetch(`${api}/enrol`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+        body: JSON.stringify(makeEnrolmentRecord(signer, DEVICE, 'chaos')),
+      });
       expect(enrol.status).toBe(200);
 
       const stopFile = join(dir, 'stop-taking');
-      const agentArgs = ['--data', join(dir, 'gateway'), '--mqtt', broker.url, '--device', DEVICE, '--key', keyFile, '--rate', String(RATE), '--stop-file', stopFile];
+      const agentArgs = ['--data', join(dir, 'gateway'), '--mqtt', broker.url, '--device', DEVICE, '--key', keyFile, '--ingest-key', toBase64Url(ingestKey.publicKey), '--rate', String(RATE), '--stop-file', stopFile];
       let agent: Child = spawnTs(AGENT_SCRIPT, agentArgs, { keepLines: 200 });
       cleanups.push(() => agent.kill('SIGKILL'));
       const lastStatus = () => jsonLines(agent.lines).at(-1) as { head?: number; acked?: number; drained?: boolean; resends?: number } | undefined;
@@ -157,7 +165,7 @@ describe.skipIf(!enabled || !hasMosquitto)('chaos: SIGKILLs, broker outages and 
       expect(head.seq).toBe(N);
       const forks = (await (await fetch(`${api}/devices/${DEVICE}/forks`)).json()) as { forks: unknown[] };
       expect(forks.forks).toEqual([]);
-      expect((await fetch(`${api}/flush`, { method: 'POST' })).status).toBe(200);
+      expect((await fetch(`${api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } })).status).toBe(200);
       const bundleRes = await fetch(`${api}/bundle?device=${DEVICE}&first=1&last=${N}`);
       expect(bundleRes.status).toBe(200);
       const json = (await bundleRes.json()) as { entries: { seq: number; reading?: string; statement: string }[] };
