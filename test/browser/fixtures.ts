@@ -12,6 +12,8 @@ import { keyIdOf } from '@stele/core/keys.ts';
 import { decodeReading, encodeReading } from '@stele/core/reading.ts';
 import type { VerifyCode } from '@stele/core/verify/index.ts';
 import { buildTestBundle, cloneBundle, flipByte, tamper, testSigner, type TestBundleOptions } from '@stele/core/verify/test-bundle.ts';
+import { completePolicyDraft, draftTrustPolicy } from '@stele/core/trust/draft.ts';
+import { signTrustPolicy } from '@stele/core/trust/policy.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from '@stele/ingest/anchor/index.ts';
 
 export interface Chain {
@@ -59,9 +61,30 @@ export async function anchoredBundle(chain: Chain, options: TestBundleOptions = 
 
 export interface Variant {
   name: string;
-  /** The code the verdict must carry (in a failed check). */
-  code: VerifyCode;
+  /** The code the verdict must carry (in a failed check); with several, one of them. */
+  code: VerifyCode | VerifyCode[];
   bytes: Uint8Array;
+}
+
+/**
+ * A trust policy signed by a test authority (FORMAT.md §14) listing the bundle's ingest key and anchor target,
+ * and the authority's fingerprint (hex) that the officer pins.
+ */
+export async function signedPolicy(valid: EvidenceBundle): Promise<{ bytes: Uint8Array; authority: string }> {
+  const authority = testSigner('authority');
+  const a = valid.batches[0]!.anchor!;
+  const draft = draftTrustPolicy({
+    ingest: { publicKey: valid.ingest.publicKey, issuer: valid.ingest.issuer, validFrom: '2026-01-01T00:00:00Z' },
+    anchors: [{ chainId: a.chainId, contract: a.contract, startBlock: 0 }],
+  });
+  const json = completePolicyDraft(draft, {
+    authorityName: 'Test Environmental Protection Bureau',
+    authorityPublicKey: authority.publicKey,
+    version: 1,
+    issuedAt: '2026-11-01T00:00:00Z',
+    expiresAt: '2027-11-01T00:00:00Z',
+  });
+  return { bytes: await signTrustPolicy(json, authority), authority: toHex(authority.keyId) };
 }
 
 const entryOf = (b: EvidenceBundle, seq: number) => {
@@ -73,7 +96,7 @@ const entryOf = (b: EvidenceBundle, seq: number) => {
 /** Tampered copies of a valid anchored bundle, one per kind of attack the page must catch. */
 export function tamperedVariants(valid: EvidenceBundle): Variant[] {
   const out: Variant[] = [];
-  const add = (name: string, code: VerifyCode, edit: (b: EvidenceBundle) => void): void => {
+  const add = (name: string, code: VerifyCode | VerifyCode[], edit: (b: EvidenceBundle) => void): void => {
     const b = cloneBundle(valid);
     edit(b);
     out.push({ name, code, bytes: encodeBundle(b) });
@@ -102,16 +125,19 @@ export function tamperedVariants(valid: EvidenceBundle): Variant[] {
     const e = entryOf(b, 2);
     e.receipt = tamper.signatureByte(e.receipt);
   });
-  add('rogue ingest key (receipts not re-signed)', 'RECEIPT_SIGNATURE_ERROR', (b) => {
+  add('rogue ingest key (receipts not re-signed)', ['UNTRUSTED_INGEST_KEY_ERROR', 'RECEIPT_SIGNATURE_ERROR'], (b) => {
     const rogue = testSigner('rogue-ingest');
     b.ingest = { ...b.ingest, publicKey: rogue.publicKey, kid: keyIdOf(rogue.publicKey) };
   });
-  add('edited device record (another key)', 'UNKNOWN_KEY_ERROR', (b) => {
+  add('edited device record (another key)', ['DEVICE_RECORD_MISMATCH_ERROR', 'UNKNOWN_KEY_ERROR'], (b) => {
     const other = testSigner('other-device');
     b.device = { ...b.device, publicKey: other.publicKey, kid: keyIdOf(other.publicKey) };
   });
-  add('edited device record (key id)', 'UNKNOWN_KEY_ERROR', (b) => {
+  add('edited device record (key id)', ['DEVICE_RECORD_MISMATCH_ERROR', 'UNKNOWN_KEY_ERROR'], (b) => {
     b.device = { ...b.device, kid: flipByte(b.device.kid, 0) };
+  });
+  add('untrusted anchor (another contract)', 'UNTRUSTED_ANCHOR_ERROR', (b) => {
+    for (const batch of b.batches) batch.anchor = { ...batch.anchor!, contract: `0x${'42'.repeat(20)}` };
   });
   add('altered transaction hash', 'ANCHOR_NOT_FOUND_ERROR', (b) => {
     const a = b.batches[0]!.anchor!;

@@ -28,7 +28,10 @@ export interface OpenedPage {
  * A new context (fresh storage) with the network cut: nothing leaves but requests to `allowOrigin` (the RPC
  * endpoint), the page's own file and the data/blob URLs it makes.
  */
-export async function openPage(browser: Browser, options: { allowOrigin?: string | string[]; locale?: string } = {}): Promise<OpenedPage> {
+export async function openPage(
+  browser: Browser,
+  options: { allowOrigin?: string | string[]; locale?: string; policy?: { bytes: Uint8Array; authority: string } } = {},
+): Promise<OpenedPage> {
   const allow = options.allowOrigin === undefined ? [] : [options.allowOrigin].flat();
   const context = await browser.newContext({ locale: options.locale ?? 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 1100, height: 900 } });
   const requests: string[] = [];
@@ -50,7 +53,16 @@ export async function openPage(browser: Browser, options: { allowOrigin?: string
     if (m.type() === 'error') errors.push(m.text());
   });
   await page.goto(pageUrl());
+  if (options.policy !== undefined) await loadPolicy(page, options.policy);
   return { context, page, requests, blocked, errors };
+}
+
+/** Loads a trust policy and the pinned authority into the page (as the policy box does, without remembering). */
+export async function loadPolicy(page: Page, policy: { bytes: Uint8Array; authority: string }): Promise<void> {
+  await page.evaluate(
+    ([bytes, authority]) => (window as unknown as { stele: { setPolicy(b: readonly number[], a: string): void } }).stele.setPolicy(bytes, authority),
+    [[...policy.bytes], policy.authority] as const,
+  );
 }
 
 /** Drops nothing: chooses the file through the file input, as a keyboard user does, and waits for the verdict. */

@@ -13,7 +13,8 @@ import { encodeBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
 import { verifyBundleBytes, type AnchorReader, type Verdict } from '@stele/core/verify/index.ts';
 import { cloneBundle } from '@stele/core/verify/test-bundle.ts';
 import { launchChromium, type LaunchedBrowser } from './chromium.ts';
-import { anchoredBundle, HOSTILE_TEXT, startChain, tamperedVariants, type Chain } from './fixtures.ts';
+import { loadTrustPolicy, type TrustPolicy } from '@stele/core/trust/policy.ts';
+import { anchoredBundle, HOSTILE_TEXT, signedPolicy, startChain, tamperedVariants, type Chain } from './fixtures.ts';
 import { ARTIFACTS, openPage, setRpc, verdictText, verifyFile, type OpenedPage } from './page.ts';
 
 let browser: LaunchedBrowser;
@@ -21,11 +22,13 @@ let chain: Chain;
 let valid: EvidenceBundle;
 let validBytes: Uint8Array;
 let opened: OpenedPage;
+let policy: { bytes: Uint8Array; authority: string };
+let trust: TrustPolicy;
 
 const cliReader: AnchorReader = (ref, batchId, url) => readAnchor(url!, ref, batchId);
 /** What the CLI's code says about the same bytes and endpoint (VERIFIER.md T9). */
 const cliVerdict = async (bytes: Uint8Array, rpc: string): Promise<Verdict> =>
-  (await verifyBundleBytes(bytes, { anchorReader: cliReader, rpcUrls: [rpc] })).verdict;
+  (await verifyBundleBytes(bytes, { anchorReader: cliReader, rpcUrls: [rpc], trust })).verdict;
 const codesOf = (v: Verdict): string[] => v.checks.flatMap((c) => c.failures.map((f) => `${c.id}:${f.code}`)).sort();
 
 beforeAll(async () => {
@@ -33,7 +36,9 @@ beforeAll(async () => {
   [browser, chain] = await Promise.all([launchChromium(), startChain()]);
   valid = await anchoredBundle(chain, { flagOf: (seq) => (seq === 9 ? 'M' : seq === 15 ? 'C' : undefined) });
   validBytes = encodeBundle(valid);
-  opened = await openPage(browser.browser, { allowOrigin: chain.rpcUrl });
+  policy = await signedPolicy(valid);
+  trust = await loadTrustPolicy(policy.bytes, policy.authority);
+  opened = await openPage(browser.browser, { allowOrigin: chain.rpcUrl, policy });
 });
 
 afterAll(async () => {
@@ -118,6 +123,7 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
       'rogue ingest key (receipts not re-signed)',
       'edited device record (another key)',
       'edited device record (key id)',
+      'untrusted anchor (another contract)',
       'altered transaction hash',
       'truncated file',
     ],
@@ -128,7 +134,9 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     const verdict = await verifyFile(page, v.bytes, `${name}.json`);
     expect(verdict.state).toBe('failed');
     const failed = verdict.checks.filter((c) => c.status === 'fail');
-    expect(failed.flatMap((c) => c.failures.map((f) => f.code))).toContain(v.code);
+    const codes = failed.flatMap((c) => c.failures.map((f) => f.code));
+    const wanted = [v.code].flat();
+    expect(codes.filter((c) => wanted.includes(c)), `codes ${codes.join(', ')}`).not.toEqual([]);
     // The same verdict as the CLI's code, code for code.
     expect(codesOf(verdict)).toEqual(codesOf(await cliVerdict(v.bytes, chain.rpcUrl)));
     // The banner: the word and the first failure's sentence, in each language.
@@ -140,9 +148,10 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     expect(en).toContain('Failed');
     expect(en).toContain(first.sentence.en);
     // The failure row for the expected code is shown, in the visible language.
-    const row = page.locator(`li[data-status="fail"] .failure[data-code="${v.code}"]`).first();
+    const shown = codes.find((c) => wanted.includes(c))!;
+    const row = page.locator(`li[data-status="fail"] .failure[data-code="${shown}"]`).first();
     await expect.poll(() => row.isVisible()).toBe(true);
-    expect(await row.innerText()).toContain(v.code);
+    expect(await row.innerText()).toContain(shown);
     if (name === 'altered value' || name === 'removed reading') {
       await page.screenshot({ path: join(ARTIFACTS, `failed-${name.replace(/\W+/g, '-')}-en.png`), fullPage: true });
     }
@@ -176,7 +185,7 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
       })) as { id: string; impact: string }[];
       expect({ label, bad: violations.filter((v) => v.impact === 'serious' || v.impact === 'critical') }).toEqual({ label, bad: [] });
     };
-    const fresh = await openPage(browser.browser, { allowOrigin: chain.rpcUrl });
+    const fresh = await openPage(browser.browser, { allowOrigin: chain.rpcUrl, policy });
     try {
       await scan(fresh.page, 'empty');
       await setRpc(fresh.page, [chain.rpcUrl]);
@@ -194,7 +203,7 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
 
   it('verifies a dropped file and pasted text, asking two endpoints that must both confirm', async () => {
     const second = chain.rpcUrl.replace('127.0.0.1', 'localhost');
-    const fresh = await openPage(browser.browser, { allowOrigin: [chain.rpcUrl, second] });
+    const fresh = await openPage(browser.browser, { allowOrigin: [chain.rpcUrl, second], policy });
     try {
       const { page } = fresh;
       await setRpc(page, [chain.rpcUrl, second]);
@@ -235,29 +244,35 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     for (const id of ['lang-zh', 'lang-en', 'print', 'file', 'policy-file', 'rpc']) expect(reached).toContain(id);
   });
 
-  it('loads a trust policy once, remembers it, and shows its fingerprint and whether the anchors match', async () => {
-    const { page, context } = opened;
-    const policy = {
-      version: '3',
-      issuedAt: '2026-11-01T00:00:00Z',
-      ingestKeys: [{ kid: Buffer.from(valid.ingest.kid).toString('base64url') }],
-      anchors: [{ chainId: valid.batches[0]!.anchor!.chainId, contract: valid.batches[0]!.anchor!.contract }],
-    };
-    const bytes = Buffer.from(JSON.stringify(policy));
-    const sha = (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex');
-    await page.locator('#policy-file').setInputFiles({ name: 'policy.json', mimeType: 'application/json', buffer: bytes });
-    await expect.poll(() => page.locator('#policy-status').innerText()).toContain(sha);
-    // Remembered: a new page of the same browser profile shows it without loading it again.
-    const again = await context.newPage();
-    await again.goto(page.url());
-    await expect.poll(() => again.locator('#policy-status').innerText()).toContain(sha);
-    await setRpc(again, [chain.rpcUrl]);
-    await verifyFile(again, validBytes);
-    expect(await again.locator('[data-policy-ingest]').getAttribute('data-policy-ingest')).toBe('match');
-    expect(await again.locator('[data-policy-anchors]').getAttribute('data-policy-anchors')).toBe('match');
-    expect(await again.locator('#identifiers').innerText()).toContain(sha);
-    await again.close();
-    writeFileSync(join(ARTIFACTS, 'policy.json'), bytes);
+  it('loads the signed trust policy once, remembers it with the pinned authority, and shows its fingerprint and matches', async () => {
+    const fresh = await openPage(browser.browser, { allowOrigin: chain.rpcUrl });
+    try {
+      const { page, context } = fresh;
+      const sha = (await import('node:crypto')).createHash('sha256').update(policy.bytes).digest('hex');
+      await page.locator('#policy-file').setInputFiles({ name: 'trust-policy.cose', mimeType: 'application/cose', buffer: Buffer.from(policy.bytes) });
+      await page.locator('#authority').fill(policy.authority);
+      await page.locator('#authority').press('Tab');
+      await expect.poll(() => page.locator('#policy-status').innerText()).toContain(sha);
+      expect(await page.locator('#policy-status').innerText()).toMatch(/version 1|版本 1/);
+      // Remembered: a new page of the same browser profile has both without loading them again.
+      const again = await context.newPage();
+      await again.goto(page.url());
+      await expect.poll(() => again.locator('#policy-status').innerText()).toContain(sha);
+      expect(await again.locator('#authority').inputValue()).toBe(policy.authority);
+      await setRpc(again, [chain.rpcUrl]);
+      const verdict = await verifyFile(again, validBytes);
+      expect(verdict.state).toBe('verified');
+      expect(await again.locator('[data-policy-ingest]').getAttribute('data-policy-ingest')).toBe('match');
+      expect(await again.locator('[data-policy-anchors]').getAttribute('data-policy-anchors')).toBe('match');
+      expect(await again.locator('#identifiers').innerText()).toContain(sha);
+      // Without the policy the same bundle is only "not fully checked" (nothing pinned).
+      await again.locator('#policy-forget').click();
+      expect((await verifyFile(again, validBytes)).state).toBe('partial');
+      await again.close();
+      writeFileSync(join(ARTIFACTS, 'trust-policy.cose'), policy.bytes);
+    } finally {
+      await fresh.context.close();
+    }
   });
 });
 
@@ -274,7 +289,9 @@ describe('stele verify BUNDLE --report FILE.pdf', () => {
     writeFileSync(bundlePath, validBytes);
     const pdf = join(ARTIFACTS, 'report-cli.pdf');
     const { out, io: streams } = io();
-    const code = await runVerify([bundlePath, '--rpc', chain.rpcUrl, '--lang', 'zh', '--report', pdf], streams);
+    const policyPath = join(ARTIFACTS, 'trust-policy.cose');
+    writeFileSync(policyPath, policy.bytes);
+    const code = await runVerify([bundlePath, '--trust', policyPath, '--authority', policy.authority, '--rpc', chain.rpcUrl, '--lang', 'zh', '--report', pdf], streams);
     expect(out.stderr).toContain('report written');
     expect(code).toBe(0);
     const text = pdfText(pdf);
@@ -293,7 +310,9 @@ describe('stele verify BUNDLE --report FILE.pdf', () => {
     writeFileSync(bundlePath, v.bytes);
     const pdf = join(ARTIFACTS, 'report-cli-failed.pdf');
     const { io: streams } = io();
-    expect(await runVerify([bundlePath, '--rpc', chain.rpcUrl, '--report', pdf], streams)).toBe(1);
+    const policyPath = join(ARTIFACTS, 'trust-policy.cose');
+    writeFileSync(policyPath, policy.bytes);
+    expect(await runVerify([bundlePath, '--trust', policyPath, '--authority', policy.authority, '--rpc', chain.rpcUrl, '--report', pdf], streams)).toBe(1);
     const text = pdfText(pdf);
     expect(text).toContain('未通过');
     expect(text).toContain('DIGEST_MISMATCH_ERROR');

@@ -16,7 +16,6 @@ import { loadTrustPolicy, parseFingerprint, TrustPolicyError, type TrustPolicy }
 import { findFrameInBundle, formatErrorVerdict, verifyBundleBytes, type FrameQueryResult } from '@stele/core/verify/index.ts';
 import { FormatError } from '@stele/core/errors.ts';
 import type { AnchorReader, Verdict } from '@stele/core/verify/index.ts';
-import type { EvidenceBundle } from '@stele/core/bundle.ts';
 import { formatVerdict, type Lang } from './format.ts';
 
 /** The part of a process's streams the command uses. */
@@ -266,7 +265,7 @@ export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
     if (frame !== undefined) io.stdout.write(formatFrame(frame, args.lang));
   }
   if (args.report !== undefined) {
-    const code = await writeReportFile(args, bytes, verdict, bundle, io);
+    const code = await writeReportFile(args, bytes, verdict, trust, io);
     if (code !== undefined) return code;
   }
   // A frame query answers "is this record's reading in the evidence, and does it hold?": no match is a failure.
@@ -275,20 +274,21 @@ export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
 }
 
 /** `--report`: the page's PDF. Returns an exit code when it failed, undefined when the report was written. */
-async function writeReportFile(args: Args, bytes: Uint8Array, verdict: Verdict, bundle: EvidenceBundle | undefined, io: VerifyIo): Promise<number | undefined> {
-  // The endpoints this command asked: --rpc, else each batch's recorded rpc (as verifyBundle does), none offline.
-  const rpcUrls = args.offline
-    ? []
-    : args.rpcUrls.length > 0
-      ? args.rpcUrls
-      : [...new Set((bundle?.batches ?? []).flatMap((b) => (b.anchor?.rpc === undefined ? [] : [b.anchor.rpc])))];
+async function writeReportFile(args: Args, bytes: Uint8Array, verdict: Verdict, trust: TrustPolicy | undefined, io: VerifyIo): Promise<number | undefined> {
+  // The page asks what this command asked: --rpc, else the policy's endpoints (core's default), none offline.
+  // (--use-bundle-rpc has no page equivalent: the page never takes an endpoint on the bundle's word.)
+  const policyUrls = (trust?.anchors ?? []).flatMap((a) => (a.endpoints ?? []).map((e) => e.url));
+  const policy = trust === undefined || args.trust === undefined ? undefined : { bytes: new Uint8Array(await readFile(args.trust)), authority: trust.authorityFingerprint };
   const { writeReport, verdictCodes, ReportError } = await import('./report.ts');
   try {
     const made = await writeReport({
       pdfPath: args.report!,
       bundleBytes: bytes,
       bundleName: basename(args.file),
-      rpcUrls,
+      rpcUrls: args.offline ? [] : args.rpcUrls,
+      allowUrls: policyUrls,
+      offline: args.offline,
+      ...(policy !== undefined ? { policy } : {}),
       lang: args.lang,
       ...(args.page !== undefined ? { pagePath: args.page } : {}),
     });

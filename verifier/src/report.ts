@@ -36,8 +36,14 @@ export interface ReportOptions {
   pdfPath: string;
   bundleBytes: Uint8Array;
   bundleName: string;
-  /** Chain endpoints the page may ask (empty: offline). */
+  /** Chain endpoints the officer gave (the page then asks only these). */
   rpcUrls: string[];
+  /** Endpoints the page may reach besides `rpcUrls` (the trust policy's suggestions). */
+  allowUrls?: string[];
+  /** Ask no endpoint at all. */
+  offline?: boolean;
+  /** The signed trust policy file and the pinned authority fingerprint (hex), loaded into the page. */
+  policy?: { bytes: Uint8Array; authority: string };
   lang: 'zh' | 'en';
   /** Default: STELE_VERIFY_PAGE, else dist/stele-verify.html of this checkout. */
   pagePath?: string;
@@ -76,7 +82,7 @@ export async function writeReport(options: ReportOptions): Promise<ReportResult>
   }
   try {
     const context = await browser.newContext({ locale: options.lang === 'zh' ? 'zh-CN' : 'en-US', timezoneId: 'Asia/Shanghai' });
-    const origins = options.rpcUrls.map((u) => new URL(u).origin);
+    const origins = options.offline === true ? [] : [...options.rpcUrls, ...(options.allowUrls ?? [])].map((u) => new URL(u).origin);
     await context.route('**/*', (route) => {
       const url = route.request().url();
       const ok = /^(file|data|blob):/.test(url) || origins.some((o) => url.startsWith(`${o}/`) || url === o);
@@ -86,12 +92,18 @@ export async function writeReport(options: ReportOptions): Promise<ReportResult>
     page.setDefaultTimeout(timeoutMs);
     await page.goto(pathToFileURL(pagePath).href);
     await page.evaluate(
-      ([sha, lang]) => {
-        const stele = (window as unknown as { stele: { setFileSha256(h: string): void; setLang(l: string): void } }).stele;
+      ([sha, lang, offline, policy, authority]) => {
+        const stele = (
+          window as unknown as {
+            stele: { setFileSha256(h: string): void; setLang(l: string): void; setOffline(o: boolean): void; setPolicy(b: number[], a: string): void };
+          }
+        ).stele;
         stele.setFileSha256(sha);
         stele.setLang(lang);
+        stele.setOffline(offline);
+        if (policy !== null && authority !== null) stele.setPolicy(policy, authority);
       },
-      [pageSha256, options.lang] as const,
+      [pageSha256, options.lang, options.offline === true, options.policy === undefined ? null : [...options.policy.bytes], options.policy?.authority ?? null] as const,
     );
     await page.locator('#rpc').fill(options.rpcUrls.join('\n'));
     await page.locator('#file').setInputFiles({ name: options.bundleName, mimeType: 'application/json', buffer: Buffer.from(options.bundleBytes) });

@@ -15,7 +15,7 @@ import { formatTime, shortHex, TITLES } from '@stele/core/verify/index.ts';
 import { drawChart, fmtNum, hhmm } from './chart.ts';
 import { bi, clear, h, T } from './dom.ts';
 import { BACKEND_WORD, bucketWord, STATE_ICON, STATE_WORD, STATUS_WORD, W, type Lang } from './i18n.ts';
-import { comparePolicy, loadStoredPolicy, readPolicy, storePolicy, MAX_POLICY_BYTES, type LoadedPolicy } from './policy.ts';
+import { AUTHORITY_STORAGE_KEY, comparePolicy, loadStoredPolicy, readPolicy, storePolicy, MAX_POLICY_BYTES, type LoadedPolicy } from './policy.ts';
 import type { BundleInfo, Timings, VerifyRequest, WorkerMessage } from './protocol.ts';
 import { identifierText, qrSvg } from './qr.ts';
 import VerifyWorker from './worker.ts?worker&inline';
@@ -51,7 +51,9 @@ const state: {
   worker: Worker | undefined;
   /** Results rendered so far (tests wait for it to grow). */
   runs: number;
-} = { runs: 0, lang: 'zh', policyBytes: undefined, policy: undefined, result: undefined, fileSha256: undefined, codeSha256: '', worker: undefined };
+  /** Set by `stele verify --offline --report`: ask no endpoint, not even the policy's. */
+  offline: boolean;
+} = { runs: 0, offline: false, lang: 'zh', policyBytes: undefined, policy: undefined, result: undefined, fileSha256: undefined, codeSha256: '', worker: undefined };
 
 // ---- language ----------------------------------------------------------------------------------------------
 function setLang(lang: Lang): void {
@@ -100,8 +102,13 @@ function safeStorage(): Storage | undefined {
 function rpcUrlsFromInput(): string[] | Text {
   const typed = ($('rpc') as HTMLTextAreaElement).value.split(/\s+/).filter((x) => x !== '');
   for (const u of typed) if (!/^https?:\/\/[^\s]+$/i.test(u)) return W.badRpc(u);
-  if (typed.length > 0) return typed;
-  return state.policy?.rpcUrls ?? [];
+  // None typed: core asks the endpoints the trust policy suggests (when one is loaded and pinned).
+  return typed;
+}
+
+function authorityInput(): string | undefined {
+  const v = ($('authority') as HTMLInputElement).value.trim();
+  return v === '' ? undefined : v;
 }
 
 function showError(text: Text | undefined): void {
@@ -124,7 +131,7 @@ function showProgress(text: Text | undefined, done = 0, total = 1): void {
 }
 
 /** Verifies bundle bytes in a fresh worker; resolves with the rendered result. */
-function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], options: { transfer?: boolean; t0?: number } = {}): Promise<PageResult> {
+function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], options: { transfer?: boolean; t0?: number; offline?: boolean } = {}): Promise<PageResult> {
   const t0 = options.t0 ?? performance.now();
   const sizeBytes = bytes.length;
   showError(undefined);
@@ -185,6 +192,9 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], opt
     const buffer = options.transfer === true && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : bytes.slice().buffer;
     const request: VerifyRequest = { type: 'verify', bytes: buffer, rpcUrls };
     if (state.policyBytes !== undefined) request.policy = state.policyBytes.slice().buffer;
+    const authority = authorityInput();
+    if (authority !== undefined) request.authority = authority;
+    if (options.offline === true) request.offline = true;
     worker.postMessage(request, options.transfer === true ? [buffer] : []);
   });
 }
@@ -200,7 +210,7 @@ async function verifyFile(file: File): Promise<PageResult | undefined> {
     showError(W.tooLarge(MAX_BUNDLE_BYTES / 1024 / 1024));
     return undefined;
   }
-  return verifyBytes(new Uint8Array(await file.arrayBuffer()), file.name, rpc, { transfer: true, t0 });
+  return verifyBytes(new Uint8Array(await file.arrayBuffer()), file.name, rpc, { transfer: true, t0, offline: state.offline });
 }
 
 // ---- rendering ---------------------------------------------------------------------------------------------
@@ -510,6 +520,19 @@ function init(): void {
     setPolicy(new Uint8Array(await file.arrayBuffer()), true);
   });
   $('policy-forget').addEventListener('click', () => setPolicy(undefined, true));
+  const authority = $('authority') as HTMLInputElement;
+  try {
+    authority.value = localStorage.getItem(AUTHORITY_STORAGE_KEY) ?? '';
+  } catch {
+    // no storage
+  }
+  authority.addEventListener('change', () => {
+    try {
+      localStorage.setItem(AUTHORITY_STORAGE_KEY, authority.value.trim());
+    } catch {
+      // no storage: this visit only
+    }
+  });
 
   const fileInput = $('file') as HTMLInputElement;
   fileInput.addEventListener('change', () => {
@@ -533,7 +556,7 @@ function init(): void {
     const rpc = rpcUrlsFromInput();
     if (!Array.isArray(rpc)) return showError(rpc);
     const text = ($('paste') as HTMLTextAreaElement).value;
-    void verifyBytes(utf8(text), say(W.pasted), rpc).then(focusResult, () => undefined);
+    void verifyBytes(utf8(text), say(W.pasted), rpc, { offline: state.offline }).then(focusResult, () => undefined);
   });
 
   const idLine = $('verifier-id');
@@ -545,8 +568,13 @@ function init(): void {
 
   (window as unknown as { stele: unknown }).stele = {
     /** Verifies bundle bytes (or text) as the page does for a dropped file. */
-    verify: (input: Uint8Array | string, options: { fileName?: string; rpcUrls?: string[] } = {}) =>
-      verifyBytes(typeof input === 'string' ? utf8(input) : input, options.fileName ?? 'bundle.json', options.rpcUrls ?? []),
+    verify: (input: Uint8Array | string, options: { fileName?: string; rpcUrls?: string[]; offline?: boolean } = {}) =>
+      verifyBytes(typeof input === 'string' ? utf8(input) : input, options.fileName ?? 'bundle.json', options.rpcUrls ?? [], { offline: options.offline === true }),
+    /** Loads a trust policy file and the pinned authority fingerprint, as the officer does (not remembered). */
+    setPolicy: (bytes: number[] | Uint8Array, authorityHex: string) => {
+      ($('authority') as HTMLInputElement).value = authorityHex;
+      setPolicy(Uint8Array.from(bytes), false);
+    },
     result: () => state.result,
     runs: () => state.runs,
     /** States the SHA-256 of this page's file, as computed by the program that opened it (stele verify --report). */
@@ -556,6 +584,9 @@ function init(): void {
       if (state.result !== undefined) renderResult(state.result);
     },
     setLang,
+    setOffline: (offline: boolean) => {
+      state.offline = offline;
+    },
     preparePrint: openAllDetails,
     codeSha256: () => state.codeSha256,
   };

@@ -58,7 +58,9 @@ describe('the remembered policy', () => {
     expect(loadStoredPolicy(storage)).toBeUndefined();
   });
 
-  it('gives core no policy option until core has one (the adapter seam)', () => {
-    expect(policyVerifyOptions(utf8('{}'))).toEqual({});
+  it('gives core no policy option without a policy or a pinned authority, and rejects an unsigned file', async () => {
+    expect(await policyVerifyOptions(undefined, 'ab'.repeat(32))).toEqual({});
+    expect(await policyVerifyOptions(utf8('{}'), undefined)).toEqual({});
+    await expect(policyVerifyOptions(utf8('{}'), 'ab'.repeat(32))).rejects.toMatchObject({ code: 'POLICY_FORMAT_ERROR' });
   });
 });

@@ -4,18 +4,22 @@
  * fingerprint (SHA-256 of the exact file bytes), version and dates, and compares the bundle's ingest key and
  * anchors with it for display.
  *
- * Today core has no policy parser and `verifyBundle` takes no policy option, so:
- * - `readPolicy` reads the draft fields tolerantly, for display only; it grants no trust;
- * - `policyVerifyOptions` returns no option yet. When core's policy lands (branch trust-verify), wire it HERE:
- *   parse the bytes with core's parser and return `{ policy }`; the verdict then carries the policy's failure codes
- *   and everything else on the page follows. Nothing outside this file knows the policy's shape.
+ * - `readPolicy` reads the policy for display before any bundle (its signed payload, not yet checked against the
+ *   authority): it grants no trust;
+ * - `policyVerifyOptions` checks the file against the pinned authority fingerprint with core's `loadTrustPolicy`
+ *   and returns `{ trust }` for `verifyBundle`: the verdict then carries the policy checks and their codes.
+ * Nothing else in the page knows the policy's shape.
  */
 import { toHex } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
+import { decodeSign1 } from '@stele/core/cose/sign1.ts';
+import { loadTrustPolicy, parsePolicyPayload } from '@stele/core/trust/policy.ts';
 import type { VerifyOptions } from '@stele/core/verify/index.ts';
 
 /** localStorage key of the remembered policy (base64 of the file bytes). */
 export const POLICY_STORAGE_KEY = 'stele.trust-policy.v1';
+/** localStorage key of the pinned authority fingerprint (hex). */
+export const AUTHORITY_STORAGE_KEY = 'stele.trust-authority.v1';
 /** A policy is a small JSON document; refuse anything larger before parsing. */
 export const MAX_POLICY_BYTES = 256 * 1024;
 
@@ -71,11 +75,27 @@ function kidHex(v: unknown): string | undefined {
 export function readPolicy(bytes: Uint8Array): LoadedPolicy {
   const out: LoadedPolicy = { sha256: toHex(sha256(bytes)), sizeBytes: bytes.length, ingestKeyIds: [], anchors: [], rpcUrls: [] };
   if (bytes.length > MAX_POLICY_BYTES) return { ...out, problem: `larger than ${MAX_POLICY_BYTES} bytes` };
+  // A signed policy (FORMAT.md §14): COSE_Sign1 over the policy JSON. Read its payload for display.
+  try {
+    const p = parsePolicyPayload(decodeSign1(bytes).payload ?? new Uint8Array());
+    return {
+      ...out,
+      version: String(p.version),
+      issuedAt: new Date(p.issuedAt).toISOString(),
+      expiresAt: new Date(p.expiresAt).toISOString(),
+      issuer: p.authority.name,
+      ingestKeyIds: p.ingestKeys.map((k) => toHex(k.kid)),
+      anchors: p.anchors.map((a) => ({ chainId: a.chainId, contract: a.contract.toLowerCase() })),
+      rpcUrls: p.anchors.flatMap((a) => (a.endpoints ?? []).map((e) => e.url)),
+    };
+  } catch {
+    // not a signed policy: try the bare JSON below (drafts), for display only
+  }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (err) {
-    return { ...out, problem: `not UTF-8 JSON: ${(err as Error).message}` };
+    return { ...out, problem: `not a signed policy nor UTF-8 JSON: ${(err as Error).message}` };
   }
   // A signed envelope ({policy|payload: {...}, signature}) or the bare policy object.
   const root = isObj(json) ? (isObj(json.policy) ? json.policy : isObj(json.payload) ? json.payload : json) : undefined;
@@ -134,11 +154,13 @@ export function comparePolicy(
 }
 
 /**
- * The options core's verifier takes from the policy. Empty until core's policy option exists (see the file
- * comment): the lead wires `parsePolicy(bytes)` from core here when merging trust-verify.
+ * The options core's verifier takes from the policy: `{ trust }` once the file is checked against the pinned
+ * authority fingerprint (rejects with core's TrustPolicyError, e.g. POLICY_PIN_ERROR, POLICY_SIGNATURE_ERROR).
+ * No policy or no fingerprint: no option (the verdict is then at best "not fully checked").
  */
-export function policyVerifyOptions(_policyBytes: Uint8Array | undefined): Partial<VerifyOptions> {
-  return {};
+export async function policyVerifyOptions(policyBytes: Uint8Array | undefined, authority: string | undefined): Promise<Partial<VerifyOptions>> {
+  if (policyBytes === undefined || authority === undefined || authority.trim() === '') return {};
+  return { trust: await loadTrustPolicy(policyBytes, authority) };
 }
 
 /** The policy remembered in this browser, if any (bytes). */

@@ -12,6 +12,10 @@ export interface VerifyRequest {
   rpcUrls: string[];
   /** The trust policy file's bytes, when one is loaded (see policy.ts). */
   policy?: ArrayBuffer;
+  /** The authority fingerprint the officer pinned (64 hex), with `policy`. */
+  authority?: string;
+  /** Ask no chain endpoint at all, not even those the policy suggests. */
+  offline?: boolean;
   timeoutMs?: number;
 }
 

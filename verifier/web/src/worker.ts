@@ -55,9 +55,13 @@ async function verify(req: VerifyRequest): Promise<void> {
     scope.postMessage({ type: 'progress', phase: 'anchor', done: 0, total: 1 });
     return readAnchor(rpcUrl, ref, batchId, { timeoutMs: req.timeoutMs ?? 10_000 });
   };
+  const policyOptions = await policyVerifyOptions(req.policy === undefined ? undefined : new Uint8Array(req.policy), req.authority);
+  // Endpoints: the officer's, else (core's default) those the policy suggests; none when told offline.
+  const online = req.offline !== true && (req.rpcUrls.length > 0 || policyOptions.trust !== undefined);
   const options = {
-    ...(req.rpcUrls.length > 0 ? { anchorReader: reader, rpcUrls: req.rpcUrls } : {}),
-    ...policyVerifyOptions(req.policy === undefined ? undefined : new Uint8Array(req.policy)),
+    ...(online ? { anchorReader: reader } : {}),
+    ...(online && req.rpcUrls.length > 0 ? { rpcUrls: req.rpcUrls } : {}),
+    ...policyOptions,
   };
   let result: Awaited<ReturnType<typeof verifyBundleBytes>>;
   try {
