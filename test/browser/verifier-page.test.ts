@@ -64,6 +64,8 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     expect(await verdictText(page, 'en')).toContain('Verified: unchanged since signing');
     expect((await page.locator('#verdict .word').innerText()).trim()).toBe('✓ Verified');
     expect(await page.locator('html').getAttribute('lang')).toBe('en');
+    expect(await page.locator('[data-policy-applied]').getAttribute('data-policy-applied')).toBe('yes');
+    expect(verdict.summary.trust?.policy?.sha256).toBe((await import('node:crypto')).createHash('sha256').update(policy.bytes).digest('hex'));
     const cli = await cliVerdict(validBytes, chain.rpcUrl);
     expect(verdict).toEqual(cli);
     await page.screenshot({ path: join(ARTIFACTS, 'valid-en.png'), fullPage: true });

@@ -67,8 +67,17 @@ export const W = {
   policyAnchors: T('链与合约在策略中', 'Chain and contract in the policy'),
   match: { match: T('一致', 'matches'), mismatch: T('不一致', 'does not match'), 'not-listed': T('策略未列出', 'not listed by the policy') },
   policyDisplayOnly: T(
-    '（页面对照显示；由核验引擎强制执行的策略检查将随信任策略支持一同启用。）',
-    '(shown for comparison by the page; enforcement in the verification itself comes with the trust-policy support.)',
+    '（对照显示；策略由核验本身执行，见上方接入回执与链上锚定两项。）',
+    '(shown for comparison; the policy is enforced by the verification itself, see the ingest receipt and anchor checks above.)',
+  ),
+  policyApplied: (authority: string, fp: string, ingest: string | undefined, anchors: string[]): Text =>
+    T(
+      `核验采用的策略：主管部门 ${authority}（密钥指纹 ${fp}）；接入服务密钥条目 ${ingest ?? '无'}；锚定目标条目 ${anchors.join('、') || '无'}`,
+      `Policy applied by the verification: authority ${authority} (key fingerprint ${fp}); ingest key entry ${ingest ?? 'none'}; anchor target entries ${anchors.join(', ') || 'none'}`,
+    ),
+  policyNotApplied: T(
+    '核验未采用信任策略（未载入策略或未填写主管部门密钥指纹）。',
+    'The verification applied no trust policy (none loaded, or no authority fingerprint entered).',
   ),
   policyNoneLoaded: T('尚未载入信任策略。', 'No trust policy loaded yet.'),
   chartSummary: (code: string, n: number, from: string, to: string, gaps: number, markers: number): Text =>

@@ -347,6 +347,14 @@ function renderAnchors(r: PageResult): HTMLElement {
       );
     }
   }
+  const applied = v.summary.trust?.policy;
+  pol.append(
+    h(
+      'p',
+      { 'data-policy-applied': applied ? 'yes' : 'no' },
+      bi(applied ? W.policyApplied(applied.authority, applied.authorityFingerprint, applied.ingestKey, applied.anchorTargets) : W.policyNotApplied),
+    ),
+  );
   section.append(pol);
   if (v.summary.anchors.length > 0) {
     const table = h('table', {}, h('thead', {}, h('tr', {}, ...W.batchCols.map((c) => h('th', { scope: 'col' }, bi(c))))));
