@@ -22,6 +22,7 @@ import { assertP256PublicKey } from '@stele/core/keys.ts';
 import { checkDeviceId } from '@stele/device';
 import type { PublishErrorCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
+import { compareWithIngest } from './ingest-head.ts';
 import type { Outbox, OutboxEntry } from './outbox.ts';
 
 export interface PublisherOptions {
@@ -55,12 +56,19 @@ export interface PublisherOptions {
   /** Extra mqtt.js options (credentials, TLS). Reconnect, session and subscription handling stay ours. */
   mqttOptions?: IClientOptions;
   /**
+   * Asked on every connection before anything is sent (ingest-head.ts `checkAgainstIngest`): a refusal stops
+   * publishing with its code (the link stays up, acks are still taken). A check that cannot be made resolves ok.
+   */
+  checkBeforePublishing?: () => Promise<PublishGate>;
+  /**
    * The ingest public key pinned at provisioning (SEC1 uncompressed P-256, 65 bytes; config `ingest.publicKey`).
    * Only confirmations signed by it move the acked mark. Without it nothing is acknowledged.
    */
   ingestKey?: Uint8Array;
   log?: Logger;
 }
+
+export type PublishGate = { ok: true } | { ok: false; code: PublishErrorCode; message: string };
 
 export interface PublisherStatus {
   connected: boolean;
@@ -79,8 +87,12 @@ export interface PublisherStatus {
   lastReject: { seq: number; code: string; at: number } | undefined;
   /** Bad messages from the network and outbox problems, by code. */
   problems: Partial<Record<PublishErrorCode, number>>;
-  /** Set when publishing stopped because the outbox cannot supply the next entry. */
+  /** Set when publishing stopped: the outbox cannot supply the next entry, or the chain diverges from ingest's. */
   stalled: PublishErrorCode | undefined;
+  /** Why, in a sentence (with the fix), when stalled. */
+  stalledDetail?: string;
+  /** Ingest keeps rejecting the oldest unacknowledged seq: how often in a row, and the last code. */
+  rejectStreak?: { seq: number; code: string; streak: number };
   /** Confirmations ignored (not acted on), by code: CONFIRMATION_* (core), PUBLISH_CONFIRMATION_HEAD, PUBLISH_INGEST_KEY_UNPINNED. */
   ignored: Record<string, number>;
   /** Highest seq a verified `anchored` confirmation covers (0 before the first). */
@@ -105,7 +117,9 @@ const READ_CHUNK = 64;
  * Events: `connect`, `offline`, `acked` (upTo: number), `rejected` ({ seq, code }). Never emits `error`.
  */
 export class Publisher extends EventEmitter {
-  readonly #o: Required<Omit<PublisherOptions, 'log' | 'mqttOptions' | 'clientId' | 'ingestKey'>> & { clientId: string; mqttOptions: IClientOptions; ingestKey: Uint8Array | undefined };
+  readonly #o: Required<Omit<PublisherOptions, 'log' | 'mqttOptions' | 'clientId' | 'ingestKey' | 'checkBeforePublishing'>> & { clientId: string; mqttOptions: IClientOptions; ingestKey: Uint8Array | undefined };
+  readonly #gate: (() => Promise<PublishGate>) | undefined;
+  #stalledDetail: string | undefined;
   readonly #log: LogFn;
   readonly #topics: { statements: string; acks: string; rejects: string };
 
@@ -138,7 +152,8 @@ export class Publisher extends EventEmitter {
 
   constructor(options: PublisherOptions) {
     super();
-    const { log, mqttOptions, clientId, ingestKey, ...rest } = options;
+    const { log, mqttOptions, clientId, ingestKey, checkBeforePublishing, ...rest } = options;
+    this.#gate = checkBeforePublishing;
     const o = { ...DEFAULTS, ...stripUndefined(rest) };
     if (typeof o.mqttUrl !== 'string' || o.mqttUrl.length === 0) throw new TypeError('mqttUrl must be a non-empty string');
     checkDeviceId(o.deviceId); // it becomes a topic level
@@ -200,6 +215,8 @@ export class Publisher extends EventEmitter {
       lastReject: this.#lastReject,
       problems: { ...this.#problems },
       stalled: this.#stalled,
+      ...(this.#stalledDetail === undefined ? {} : { stalledDetail: this.#stalledDetail }),
+      ...(this.#reject === undefined || this.#lastReject === undefined ? {} : { rejectStreak: { seq: this.#reject.seq, code: this.#lastReject.code, streak: this.#reject.streak } }),
       ignored: { ...this.#ignored },
       anchoredUpTo: this.#anchoredUpTo,
     };
@@ -277,6 +294,14 @@ export class Publisher extends EventEmitter {
       return;
     }
     if (!current()) return;
+    if (this.#gate !== undefined && this.#stalled === undefined) {
+      const verdict = await this.#gate().catch((err: unknown): PublishGate => {
+        this.#log('warn', 'the head check before publishing failed; publishing anyway', { err: (err as Error).message });
+        return { ok: true };
+      });
+      if (!current()) return;
+      if (!verdict.ok) this.#stall(verdict.code, verdict.message);
+    }
     this.#stats.connects++;
     this.#reconnectDelayMs = this.#o.reconnectPeriodMs;
     this.#ready = true;
@@ -340,12 +365,18 @@ export class Publisher extends EventEmitter {
         // Refill in chunks (a quarter of the window) rather than one read per ack, unless fewer are waiting.
         if (waiting <= 0 || room < Math.min(waiting, Math.ceil(this.#o.windowSize / 4))) break;
         const from = this.#nextSeq;
-        const entries = await outbox.pendingFrom(from, Math.min(room, READ_CHUNK));
+        let entries: OutboxEntry[];
+        try {
+          entries = await outbox.pendingFrom(from, Math.min(room, READ_CHUNK));
+        } catch (err) {
+          const code = (err as { code?: unknown }).code;
+          if (code !== 'OUTBOX_CORRUPT' && code !== 'OUTBOX_GAP') throw err;
+          this.#stall(code === 'OUTBOX_GAP' ? 'PUBLISH_OUTBOX_GAP' : 'PUBLISH_OUTBOX_CORRUPT', `${code}: ${(err as Error).message} at seq ${from}; keep the outbox folder for the evidence and see \`stele gateway doctor\``);
+          return;
+        }
         if (entries[0]?.seq !== from) {
           if (this.#nextSeq !== from) continue; // rewound meanwhile
-          this.#stalled = 'PUBLISH_OUTBOX_GAP';
-          this.#count('PUBLISH_OUTBOX_GAP');
-          this.#log('error', 'outbox entry missing; publishing stopped', { seq: from, code: 'PUBLISH_OUTBOX_GAP' });
+          this.#stall('PUBLISH_OUTBOX_GAP', `outbox entry ${from} is missing`);
           return;
         }
         for (const entry of entries) {
@@ -417,6 +448,12 @@ export class Publisher extends EventEmitter {
       return;
     }
     const outbox = this.#o.outbox;
+    // A signed head is ingest's word on this device's chain: one that this outbox does not hold stops publishing
+    // (it would fork the chain). The same comparison as the HTTP head check before publishing (ingest-head.ts).
+    if (this.#stalled === undefined) {
+      const verdict = await compareWithIngest(outbox, { seq: c.upTo, digest: c.head, source: `a signed ${c.type} confirmation` });
+      if (!verdict.ok) this.#stall(verdict.code, verdict.message);
+    }
     const current = c.type === 'stored' ? outbox.ackedUpTo() : this.#anchoredUpTo;
     if (c.upTo <= current) return; // stale or repeated: nothing to do
     const head = outbox.head().seq;
@@ -481,6 +518,14 @@ export class Publisher extends EventEmitter {
   #bad(what: string, payload: Buffer): void {
     this.#count('PUBLISH_BAD_MESSAGE');
     this.#log('warn', `bad ${what} message ignored`, { code: 'PUBLISH_BAD_MESSAGE', sizeBytes: payload.length });
+  }
+
+  /** Stops publishing for good (this process): the outbox cannot supply what comes next, or must not. */
+  #stall(code: PublishErrorCode, detail: string): void {
+    this.#stalled = code;
+    this.#stalledDetail = detail;
+    this.#count(code);
+    this.#log('error', `publishing stopped: ${detail}`, { code });
   }
 
   #count(code: PublishErrorCode): void {

@@ -6,6 +6,7 @@ import { utf8 } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { GENESIS_PREV } from '@stele/core/reading.ts';
 import { verifyBundle } from '@stele/core/verify/index.ts';
+import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { readAnchor } from './anchor/index.ts';
 import { runIngest, type IngestIo } from './cli.ts';
 import { IngestStore } from './store.ts';
@@ -114,7 +115,7 @@ describe('stele ingest', () => {
       const noTime = (b: unknown[]) => b.map((x) => ({ ...(x as object), createdAt: undefined }));
       expect(noTime(byHash.bundles)).toEqual(noTime(byBody.bundles));
       const bundle = parseBundle(byBody.bundles[0]);
-      const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId) });
+      const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId), trust: await policyTrustingBundle(bundle) });
       expect(verdict.state).toBe('verified');
       expect((await fetch(`${url}/frames/${'00'.repeat(32)}`)).status).toBe(404);
       const metrics = await (await fetch(`${url}/metrics`)).text();

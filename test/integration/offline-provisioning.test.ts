@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readAnchor, verifyBundle } from '@stele/core';
+import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { loadOrCreateSoftwareSigner, loadSoftwareSigner, provisionGateway } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { ANVIL_DEV_PRIVATE_KEY, IngestService, connectEvmAnchorer, startAnvil } from '@stele/ingest';
@@ -113,7 +114,7 @@ describe('offline provisioning round trip', () => {
     expect(service.stats().rejected).toEqual({});
     await service.flush();
     const bundle = await service.exportEvidence(deviceId, 1, N);
-    const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId) => readAnchor(chain.rpcUrl, ref, batchId) });
+    const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId) => readAnchor(chain.rpcUrl, ref, batchId), trust: await policyTrustingBundle(bundle) });
     expect(verdict.state).toBe('verified');
     expect(verdict.summary.readings).toBe(N);
   }, 90_000);

@@ -133,6 +133,16 @@ describe('stele verify', () => {
     expect((await run(files.valid!, '--trust', files.policy!)).code).toBe(2);
   });
 
+  it('refuses an older policy version once a newer one was accepted (--policy-state)', async () => {
+    const state = join(dir, 'accepted-policies.json');
+    const v3 = join(dir, 'policy-v3.cose');
+    await writeFile(v3, (await buildTestPolicy(built.ingest, 'stele-ingest-test', { version: 3 })).bytes);
+    expect((await run(files.valid!, '--trust', v3, '--authority', policy.fingerprint, '--policy-state', state, '--rpc', rpcUrl)).code).toBe(0);
+    const older = await run(files.valid!, ...trustArgs, '--policy-state', state, '--rpc', rpcUrl); // version 1
+    expect(older.code).toBe(2);
+    expect(older.err).toContain('POLICY_ROLLBACK_ERROR');
+  });
+
   it('asks the rpc recorded in the bundle only with --use-bundle-rpc', async () => {
     const without = await run(files.validRpc!, ...trustArgs, '--json');
     expect(without.code).toBe(3); // the policy suggests no endpoint and the bundle's is not taken on its word

@@ -7,7 +7,7 @@
  * (all must agree), else at the endpoints the policy suggests (counted per operator against its quorum), else, only
  * with --use-bundle-rpc, at the RPC recorded in the bundle; nothing else touches the network.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
 import { sha256 } from '@stele/core/hash.ts';
@@ -40,9 +40,12 @@ authority's trust policy (§14). Without a policy the best verdict is "not fully
   --authority FP         the authority's key fingerprint (64 hex digits), obtained by another channel
   --authority-file FILE  ... or read from a file you keep (your pinned copy)
   --min-policy-version N refuse a policy older than version N (the last one you accepted)
+  --policy-state FILE    remember in FILE the highest policy version accepted per authority, and refuse
+                         an older one from then on (a rollback)
   --rpc URL      chain endpoint to ask (repeat to ask several; all must agree).
                  Default: the endpoints the trust policy suggests.
-  --use-bundle-rpc  also ask the rpc recorded in the bundle (taken on the bundle's word)
+  --use-bundle-rpc  when neither --rpc nor the policy names an endpoint, ask the rpc recorded in the bundle
+                    (taken on the bundle's word)
   --deadline-ms N   one time limit for all chain look-ups together (default 60000)
   --offline      do not ask any chain endpoint (the anchor stays unchecked)
   --json         print the verdict as JSON
@@ -76,6 +79,7 @@ interface Args {
   minPolicyVersion: number | undefined;
   useBundleRpc: boolean;
   deadlineMs: number | undefined;
+  policyState: string | undefined;
 }
 
 class UsageError extends Error {}
@@ -88,7 +92,7 @@ function parseArgs(argv: string[]): Args | 'help' {
   const files: string[] = [];
   const args: Omit<Args, 'file'> = {
     rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined, frame: undefined,
-    trust: undefined, authority: undefined, authorityFile: undefined, minPolicyVersion: undefined, useBundleRpc: false, deadlineMs: undefined,
+    trust: undefined, authority: undefined, authorityFile: undefined, minPolicyVersion: undefined, useBundleRpc: false, deadlineMs: undefined, policyState: undefined,
     report: undefined, page: undefined,
   };
   const positive = (name: string, v: string): number => {
@@ -148,6 +152,9 @@ function parseArgs(argv: string[]): Args | 'help' {
         break;
       case '--min-policy-version':
         args.minPolicyVersion = positive(name, value());
+        break;
+      case '--policy-state':
+        args.policyState = value();
         break;
       case '--use-bundle-rpc':
         args.useBundleRpc = true;
@@ -210,7 +217,21 @@ export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
     try {
       const pinText = args.authorityFile !== undefined ? await readFile(args.authorityFile, 'utf8') : args.authority!;
       const pin = parseFingerprint(pinText.split('\n').find((l) => l.trim() !== '' && !l.trim().startsWith('#')) ?? '');
-      trust = await loadTrustPolicy(new Uint8Array(await readFile(args.trust)), pin, args.minPolicyVersion === undefined ? {} : { minVersion: args.minPolicyVersion });
+      // The highest version accepted before (per authority fingerprint), when the officer keeps that state.
+      let state: Record<string, number> = {};
+      if (args.policyState !== undefined) {
+        try {
+          state = JSON.parse(await readFile(args.policyState, 'utf8')) as Record<string, number>;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read --policy-state ${args.policyState}: ${(err as Error).message}`);
+        }
+      }
+      const pinHex = Buffer.from(pin).toString('hex');
+      const minVersion = Math.max(args.minPolicyVersion ?? 1, typeof state[pinHex] === 'number' ? state[pinHex] : 1);
+      trust = await loadTrustPolicy(new Uint8Array(await readFile(args.trust)), pin, { minVersion });
+      if (args.policyState !== undefined && trust.version > (state[pinHex] ?? 0)) {
+        await writeFile(args.policyState, `${JSON.stringify({ ...state, [pinHex]: trust.version }, null, 2)}\n`);
+      }
     } catch (err) {
       const code = err instanceof TrustPolicyError ? `${err.code}: ` : '';
       io.stderr.write(`stele verify: trust policy ${args.trust} not accepted: ${code}${(err as Error).message}\n`);

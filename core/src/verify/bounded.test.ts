@@ -100,4 +100,10 @@ describe('bounded work on hostile input', () => {
     expect(slow.state).toBe('partial');
     expect(check(slow, 'anchor').status).toBe('unchecked');
   });
+
+  it('check 10 says "all N" only when every measurement carries N', async () => {
+    const built = await buildTestBundle({ flagOf: (seq) => (seq === 3 ? undefined : 'N') });
+    const v = await verifyBundle(built.bundle, { trust: built.trust });
+    expect(check(v, 'flags').sentence.en).toBe('No flag other than N among 10 measurements (1 carry no flag)');
+  });
 });

@@ -73,10 +73,7 @@ export const HEADLINE = {
     zh: '未能完全核验：离线核验均通过，链上锚定未核验',
     en: 'Not fully checked: all offline checks pass; the on-chain anchor was not checked',
   }),
-  partialNoPolicy: (trust: Text): Text => ({
-    zh: `未能完全核验：未提供信任策略。${trust.zh}`,
-    en: `Not fully checked: no trust policy was given. ${trust.en}`,
-  }),
+  partialNoPolicy: (trust: Text): Text => ({ zh: `未能完全核验：${trust.zh}`, en: `Not fully checked: ${trust.en}` }),
   partialExpired: (trust: Text): Text => ({ zh: `未能完全核验：${trust.zh}`, en: `Not fully checked: ${trust.en}` }),
   partialOther: (titles: Text[]): Text => ({
     zh: `未能完全核验：其余各项均通过，${titles.map((t) => t.zh).join('、')}未核验`,
@@ -181,6 +178,10 @@ export const PASS = {
     en: 'This verifier version cannot recompute alerts yet; the alert value was not checked',
   }),
   flagsAllN: (n: number): Text => ({ zh: `${n} 项测量的数据标记全部为 N（正常）`, en: `All ${n} measurement flags are N (normal)` }),
+  flagsNoneOtherThanN: (n: number, noFlag: number): Text => ({
+    zh: `${n} 项测量中无非 N 数据标记（其中 ${noFlag} 项未附数据标记）`,
+    en: `No flag other than N among ${n} measurements (${noFlag} carry no flag)`,
+  }),
   flagsListed: (list: string): Text => ({ zh: `存在非 N 数据标记：${list}`, en: `Non-N data flags present: ${list}` }),
   flagsNoBodies: (): Text => ({ zh: '证据包未附读数正文，无数据标记可列出', en: 'No reading bodies in the bundle; no flags to list' }),
   notReached: (): Text => ({ zh: '因证据包不可读，本项未核验', en: 'Not checked: the bundle is not readable' }),

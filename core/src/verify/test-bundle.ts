@@ -10,7 +10,7 @@ import { p256 } from '@noble/curves/nist.js';
 import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
 import { ANCHORED_EVENT_TOPIC, AnchorError } from '../anchor/evm-reader.ts';
 import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
-import { BUNDLE_FORMAT, encodeBundle } from '../bundle.ts';
+import { BUNDLE_FORMAT, encodeBundle, parseBundle } from '../bundle.ts';
 import { toHex, utf8 } from '../bytes.ts';
 import {
   encodeReceipt,
@@ -65,7 +65,7 @@ export interface TestBundleOptions {
   timeOf?: (seq: number) => number | undefined;
   /** Clock state of every reading. Default `{synced: true, source: 'sim'}`. */
   clockSynced?: boolean;
-  /** Data flag of the measurement of `seq`. Default 'N'. */
+  /** Data flag of the measurement of `seq`; undefined leaves the measurement without a flag. Default: 'N' for all. */
   flagOf?: (seq: number) => string | undefined;
   /** Readings whose body is left out (hash-only). */
   hashOnly?: boolean | ((seq: number) => boolean);
@@ -220,7 +220,7 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
     let digest: Uint8Array = prev;
     for (let v = 0; v < variants; v++) {
       const time = options.timeOf?.(seq) ?? start + (seq - 1) * interval;
-      const flag = options.flagOf?.(seq) ?? 'N';
+      const flag = options.flagOf === undefined ? 'N' : options.flagOf(seq);
       const value = (30 + ((seq * 7) % 50) / 10 + v).toFixed(1); // a fork differs in its value
       const reading: Reading = {
         v: 1,
@@ -470,4 +470,25 @@ export function answerJsonRpc(built: Pick<TestBundle, 'bundle' | 'chain'>, reque
     default:
       return { jsonrpc: '2.0', id: req.id, error: { code: -32601, message: 'method not found' } };
   }
+}
+
+/**
+ * For tests of other components (ingest, gateway, chaos) that check their bundles verify: a policy of the test
+ * authority trusting exactly the ingest key, issuer and anchor targets the bundle names. Never what a verifier
+ * does (that would take trust from the artefact, FORMAT.md §14); the trust check itself is tested with
+ * `buildTestPolicy` against bundles made elsewhere.
+ */
+export async function policyTrustingBundle(bundle: EvidenceBundle | Record<string, unknown>): Promise<TrustPolicy> {
+  return (await policyFileTrustingBundle(bundle)).policy;
+}
+
+/** As {@link policyTrustingBundle}, with the signed file and the authority fingerprint (hex) for CLI tests. */
+export async function policyFileTrustingBundle(bundle: EvidenceBundle | Record<string, unknown>): Promise<{ bytes: Uint8Array; fingerprint: string; policy: TrustPolicy }> {
+  const b = (bundle as { ingest: { publicKey: unknown } }).ingest.publicKey instanceof Uint8Array ? (bundle as EvidenceBundle) : parseBundle(bundle);
+  const ingest: Signer = { algorithm: 'ES256', keyId: keyIdOf(b.ingest.publicKey), publicKey: b.ingest.publicKey, backend: 'software', sign: async () => new Uint8Array(64) };
+  const targets = [...new Map(b.batches.filter((x) => x.anchor !== undefined).map((x) => [`${x.anchor!.chainId}|${x.anchor!.contract}`, x.anchor!])).values()];
+  return buildTestPolicy(ingest, b.ingest.issuer, {
+    ingestKeys: [{ signer: ingest, validFrom: '2020-01-01T00:00:00Z' }],
+    anchors: targets.map((t) => ({ kind: 'evm', chainId: t.chainId, contract: t.contract, startBlock: 0 })),
+  });
 }

@@ -853,9 +853,11 @@ function checkFlags(ctx: Ctx): void {
   }
   const flagged = new Map<string, number[]>();
   let measurements = 0;
+  let noFlag = 0;
   for (const item of bodies) {
     for (const m of item.reading!.meas) {
       measurements++;
+      if (m.flag === undefined) noFlag++;
       if (m.flag !== undefined && m.flag !== 'N') {
         const seqs = flagged.get(m.flag) ?? [];
         if (seqs[seqs.length - 1] !== item.statement.seq) seqs.push(item.statement.seq);
@@ -863,7 +865,8 @@ function checkFlags(ctx: Ctx): void {
       }
     }
   }
-  if (flagged.size === 0) c.flags.sentence = PASS.flagsAllN(measurements);
+  // "All N" only when every measurement carries the flag N; a measurement without a flag is said to have none.
+  if (flagged.size === 0) c.flags.sentence = noFlag === 0 ? PASS.flagsAllN(measurements) : PASS.flagsNoneOtherThanN(measurements, noFlag);
   else {
     const list = [...flagged.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

@@ -89,10 +89,12 @@ export interface GatewayConfig {
   key: KeyConfig;
   broker: BrokerConfig;
   /**
-   * The ingest key pinned at provisioning: only confirmations it signed move the acked mark (FORMAT.md §11.1).
-   * Undefined when the config has no `ingest.publicKey`: then nothing is acknowledged (and doctor says so).
+   * `publicKey`: the ingest key pinned at provisioning: only confirmations it signed move the acked mark (FORMAT.md
+   * §11.1). Absent: nothing is acknowledged (and doctor says so).
+   * `url`: ingest's HTTP API (optional): on each broker connection the agent compares its chain head with ingest's
+   * before publishing, and `doctor` asks whether this device is enrolled with this key. Absent: neither is checked.
    */
-  ingest: { publicKey: Uint8Array } | undefined;
+  ingest: { publicKey?: Uint8Array; url?: string } | undefined;
   instruments: InstrumentConfig[];
   relays: RelayConfig[];
   /** How long acknowledged readings stay on the gateway (evidence hand-over), in agent uptime. Default 30 days; and at least the newest `keepReadings` (default 0). */
@@ -300,8 +302,8 @@ function rootRule(drivers: readonly string[]): Rule<Record<string, unknown>> {
                 return report(ctx, at, 'expected a P-256 public key (SEC1 uncompressed, 65 bytes, base64url); this one is not on the curve or not canonical');
               }
             },
-            required: true,
           },
+          url: { rule: string({ pattern: /^https?:\/\/[^\s/]+(\/[^\s]*)?$/, expected: "ingest's HTTP API, e.g. https://ingest.example.org:8080", maxLength: 2048 }) },
         }),
       },
       instruments: {
@@ -482,7 +484,7 @@ function toConfig(v: Record<string, unknown>, file: string): GatewayConfig {
         ? { backend: 'software', path: abs(key.path) }
         : { ...key, module: key.module, pin: 'file' in key.pin ? { file: abs(key.pin.file) } : key.pin },
     broker,
-    ingest: v.ingest === undefined ? undefined : { publicKey: (v.ingest as { publicKey: Uint8Array }).publicKey },
+    ingest: v.ingest === undefined ? undefined : ingestOf(v.ingest as { publicKey?: Uint8Array; url?: string }),
     instruments: v.instruments as InstrumentConfig[],
     relays: v.relays as RelayConfig[],
     retention: { keepAckedMs: (v.retention as { keepAcked: number }).keepAcked, keepReadings: (v.retention as { keepReadings: number }).keepReadings },
@@ -495,4 +497,8 @@ function toConfig(v: Record<string, unknown>, file: string): GatewayConfig {
     health: { port: health.port as number, host: health.host as string, publishEveryMs: health.publishEvery as number },
     clock: { checkEveryMs: clock.checkEvery as number, jumpThresholdMs: clock.jumpThreshold as number },
   };
+}
+
+function ingestOf(i: { publicKey?: Uint8Array; url?: string }): NonNullable<GatewayConfig['ingest']> {
+  return { ...(i.publicKey === undefined ? {} : { publicKey: i.publicKey }), ...(i.url === undefined ? {} : { url: i.url.replace(/\/+$/, '') }) };
 }

@@ -7,6 +7,8 @@
  *   POST /enrol  [admin] body: enrolment record JSON        200 {enrolled: deviceId} | 400/409 {code, error}
  *   GET  /devices/<id>/head               {deviceId, seq, digest (hex)}
  *   GET  /devices/<id>/forks              {deviceId, forks: [{seq, receivedAt}]}
+ *   GET  /devices/<id>/keys               {deviceId, keys: [{kid (base64url), backend, from, until?, revokedAfter?}]} | 404
+ *                                         (read-only: which keys may sign for the device; `stele gateway doctor` asks)
  *   GET  /bundle?device=ID&first=N&last=M FORMAT.md §7 evidence bundle | 404/409 {code, error}; at most
  *                                         MAX_BUNDLE_WINDOW (10 000) seqs, 413 HTTP_WINDOW_TOO_LARGE beyond
  *   GET  /frames/<sha256 hex>             {frameSha256, readings: [{deviceId, seq}], bundles: [...]}
@@ -171,6 +173,23 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
     if (method === 'GET' && parts[0] === 'devices' && parts.length === 3 && parts[2] === 'head') {
       const head = service.head(parts[1]!);
       return { status: 200, body: { deviceId: parts[1], seq: head.seq, digest: toHex(head.digest) } };
+    }
+    if (method === 'GET' && parts[0] === 'devices' && parts.length === 3 && parts[2] === 'keys') {
+      const keys = service.keys(parts[1]!);
+      if (keys === undefined) throw new HttpProblem(404, 'INGEST_UNKNOWN_DEVICE', 'no such enrolled device');
+      return {
+        status: 200,
+        body: {
+          deviceId: keys.deviceId,
+          keys: keys.keys.map((k) => ({
+            kid: toBase64Url(k.kid),
+            backend: k.backend,
+            from: k.from,
+            ...(k.until === undefined ? {} : { until: k.until }),
+            ...(k.revokedAfter === undefined ? {} : { revokedAfter: k.revokedAfter }),
+          })),
+        },
+      };
     }
     if (method === 'GET' && parts[0] === 'devices' && parts.length === 3 && parts[2] === 'forks') {
       const forks = await service.forks(parts[1]!);
