@@ -68,6 +68,19 @@ describe('parseConfig', () => {
     const file = fileURLToPath(new URL('../../systemd/gateway.example.yaml', import.meta.url));
     const c = parseConfig(await readFile(file, 'utf8'), file);
     expect(c.key.backend).toBe('pkcs11');
+    expect(c.ingest?.publicKey).toHaveLength(65);
+  });
+
+  it('reads the pinned ingest key, and refuses one that is not a P-256 point', () => {
+    const key = 'BObum0gTtzsvcSFTQA2LgijO4h2UgKdFKM8u4oWircjbYeD0fYe8JneuFS68LwlZubYmvTxlUzKKEZMzTm0bKJo';
+    expect(parseConfig(GOOD, '/etc/stele/gateway.yaml').ingest).toBeUndefined();
+    expect(parseConfig(`${GOOD}ingest:\n  publicKey: ${key}\n`, '/etc/stele/gateway.yaml').ingest?.publicKey?.[0]).toBe(4);
+    const err = invalid(`${GOOD}ingest:\n  publicKey: ${key.slice(0, -1)}A\n`);
+    expect(err.message).toMatch(/ingest\.publicKey/);
+    invalid(`${GOOD}ingest:\n  publicKey: abc\n`);
+    // ingest's HTTP API beside it (head check, doctor's enrolment check); a trailing slash is dropped
+    expect(parseConfig(`${GOOD}ingest:\n  publicKey: ${key}\n  url: https://ingest.example.org:8080/\n`, '/etc/stele/gateway.yaml').ingest?.url).toBe('https://ingest.example.org:8080');
+    expect(invalid(`${GOOD}ingest:\n  url: ftp://x\n`).message).toMatch(/ingest\.url/);
   });
 
   describe('when one line is broken', () => {
@@ -153,6 +166,16 @@ describe('loadConfig', () => {
     dir = await mkdtemp(join(tmpdir(), 'stele-config-'));
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('refuses a 100 MB junk file with CONFIG_TOO_LARGE without reading it', async () => {
+    const file = join(dir, 'junk.yaml');
+    const { truncate } = await import('node:fs/promises');
+    await writeFile(file, 'x');
+    await truncate(file, 100 * 1024 * 1024); // sparse: no disk, same size
+    const rss = process.memoryUsage().rss;
+    await expect(loadConfig(file)).rejects.toMatchObject({ code: 'CONFIG_TOO_LARGE' });
+    expect(process.memoryUsage().rss - rss).toBeLessThan(50 * 1024 * 1024);
+  });
 
   it('rejects a missing file with CONFIG_UNREADABLE', async () => {
     await expect(loadConfig(join(dir, 'nope.yaml'))).rejects.toMatchObject({ code: 'CONFIG_UNREADABLE' });

@@ -3,9 +3,11 @@
  * below, every problem reported at once as `file:line:column field: what is expected`.
  * Relative paths in the file resolve against the file's folder.
  */
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, type YAMLMap, type YAMLSeq } from 'yaml';
+import { fromBase64Url } from '@stele/core/bytes.ts';
+import { assertP256PublicKey } from '@stele/core/keys.ts';
 import { HJ212_CRC_VARIANTS } from '@stele/hardware/hj212/crc.ts';
 import { REGISTER_PROFILES } from '@stele/hardware/modbus/profile.ts';
 import { ConfigError, formatIssue, type ConfigIssue } from './errors.ts';
@@ -86,6 +88,13 @@ export interface GatewayConfig {
   gateway: { id: string; dataDir: string; logLevel: LogLevelName };
   key: KeyConfig;
   broker: BrokerConfig;
+  /**
+   * `publicKey`: the ingest key pinned at provisioning: only confirmations it signed move the acked mark (FORMAT.md
+   * §11.1). Absent: nothing is acknowledged (and doctor says so).
+   * `url`: ingest's HTTP API (optional): on each broker connection the agent compares its chain head with ingest's
+   * before publishing, and `doctor` asks whether this device is enrolled with this key. Absent: neither is checked.
+   */
+  ingest: { publicKey?: Uint8Array; url?: string } | undefined;
   instruments: InstrumentConfig[];
   relays: RelayConfig[];
   /** How long acknowledged readings stay on the gateway (evidence hand-over), in agent uptime. Default 30 days; and at least the newest `keepReadings` (default 0). */
@@ -279,6 +288,24 @@ function rootRule(drivers: readonly string[]): Rule<Record<string, unknown>> {
       },
       key: { rule: keyRule(), required: true },
       broker: { rule: brokerRule(), required: true },
+      ingest: {
+        rule: object({
+          publicKey: {
+            rule: (at, ctx) => {
+              const v = string({ pattern: /^[A-Za-z0-9_-]{87}$/, expected: "the ingest public key: 87 base64url characters (SEC1 uncompressed P-256, as `stele ingest key` prints it)" })(at, ctx);
+              if (v === INVALID) return v;
+              try {
+                const key = fromBase64Url(v);
+                assertP256PublicKey(key);
+                return key;
+              } catch {
+                return report(ctx, at, 'expected a P-256 public key (SEC1 uncompressed, 65 bytes, base64url); this one is not on the curve or not canonical');
+              }
+            },
+          },
+          url: { rule: string({ pattern: /^https?:\/\/[^\s/]+(\/[^\s]*)?$/, expected: "ingest's HTTP API, e.g. https://ingest.example.org:8080", maxLength: 2048 }) },
+        }),
+      },
       instruments: {
         rule: instrumentsRule(drivers),
         default: [],
@@ -395,12 +422,31 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
   throw configInvalid(issues);
 }
 
-/** Reads and checks a config file. CONFIG_UNREADABLE when it cannot be read; CONFIG_INVALID as {@link parseConfig}. */
+/** Largest config file read (a real one is a few KiB): a 100 MB junk file must not cost gigabytes to parse. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * Reads and checks a config file. CONFIG_UNREADABLE when it cannot be read; CONFIG_TOO_LARGE over
+ * MAX_CONFIG_BYTES (checked before reading, and again on what was read); CONFIG_INVALID as {@link parseConfig}.
+ */
 export async function loadConfig(file: string, options: ParseConfigOptions = {}): Promise<GatewayConfig> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    const fh = await open(file, 'r');
+    try {
+      const size = (await fh.stat()).size;
+      if (size > MAX_CONFIG_BYTES) {
+        throw new ConfigError('CONFIG_TOO_LARGE', `the config file ${file} has ${size} bytes; at most ${MAX_CONFIG_BYTES} are read`, { where: { file: resolve(file), sizeBytes: size } });
+      }
+      const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      if (bytesRead > MAX_CONFIG_BYTES) throw new ConfigError('CONFIG_TOO_LARGE', `the config file ${file} grew past ${MAX_CONFIG_BYTES} bytes`, { where: { file: resolve(file) } });
+      text = buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch (cause) {
+    if (cause instanceof ConfigError) throw cause;
     const code = (cause as NodeJS.ErrnoException).code;
     throw new ConfigError('CONFIG_UNREADABLE', `cannot read the config file ${file}${code === 'ENOENT' ? ' (no such file)' : code === 'EACCES' ? ' (permission denied)' : ''}`, {
       cause,
@@ -457,6 +503,7 @@ function toConfig(v: Record<string, unknown>, file: string): GatewayConfig {
         ? { backend: 'software', path: abs(key.path) }
         : { ...key, module: key.module, pin: 'file' in key.pin ? { file: abs(key.pin.file) } : key.pin },
     broker,
+    ingest: v.ingest === undefined ? undefined : ingestOf(v.ingest as { publicKey?: Uint8Array; url?: string }),
     instruments: v.instruments as InstrumentConfig[],
     relays: v.relays as RelayConfig[],
     retention: { keepAckedMs: (v.retention as { keepAcked: number }).keepAcked, keepReadings: (v.retention as { keepReadings: number }).keepReadings },
@@ -469,4 +516,8 @@ function toConfig(v: Record<string, unknown>, file: string): GatewayConfig {
     health: { port: health.port as number, host: health.host as string, publishEveryMs: health.publishEvery as number },
     clock: { checkEveryMs: clock.checkEvery as number, jumpThresholdMs: clock.jumpThreshold as number },
   };
+}
+
+function ingestOf(i: { publicKey?: Uint8Array; url?: string }): NonNullable<GatewayConfig['ingest']> {
+  return { ...(i.publicKey === undefined ? {} : { publicKey: i.publicKey }), ...(i.url === undefined ? {} : { url: i.url.replace(/\/+$/, '') }) };
 }

@@ -10,7 +10,7 @@ import { encodeFrame, encodeRequestAnswer } from '@stele/hardware';
 import { GatewayAgent } from '../agent.ts';
 import { Outbox } from '../outbox.ts';
 import { Publisher } from '../publisher.ts';
-import { startBroker, startFakeIngest, waitFor } from '../test-helpers.ts';
+import { startBroker, startFakeIngest, TEST_INGEST, waitFor } from '../test-helpers.ts';
 import { Hj212Relay, type Hj212RelayOptions } from './hj212-relay.ts';
 import { findReadingsByFrame } from './lookup.ts';
 import { connectLogger, startPlatform, upload, type Platform } from './test-platform.ts';
@@ -56,7 +56,7 @@ describe('Hj212Relay', () => {
     cleanups.push(() => fake.stop());
     const outbox = await Outbox.open(join(dir, 'outbox'));
     cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox, reconnectPeriodMs: 100, maxReconnectPeriodMs: 200 });
+    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox, reconnectPeriodMs: 100, maxReconnectPeriodMs: 200, ingestKey: TEST_INGEST.publicKey });
     const agent = new GatewayAgent({ deviceId: DEVICE, signer, outbox, publisher });
     cleanups.push(() => agent.stop());
     await publisher.start();
@@ -202,5 +202,35 @@ describe('Hj212Relay', () => {
     await waitFor(() => plat.frames.length === 2, 10_000, 'both forwarded');
     expect(Buffer.from(plat.frames[0]!).equals(Buffer.from(bad))).toBe(true);
     expect(r.status()).toMatchObject({ readings: 1, rejected: { HJ212_BAD_CRC: 1 } });
+  });
+});
+
+describe('relay limits (issue #8: the LAN is untrusted)', () => {
+  it('closes connections beyond maxConnections and counts them', async () => {
+    const p = await platform();
+    const r = await relay(p, { maxConnections: 1 });
+    const net = await import('node:net');
+    const a = net.connect({ host: '127.0.0.1', port: r.port! });
+    cleanups.push(async () => void a.destroy());
+    await waitFor(() => r.status().loggers === 1, 5000, 'first logger');
+    const b = net.connect({ host: '127.0.0.1', port: r.port! });
+    await new Promise<void>((resolve) => b.once('close', () => resolve()));
+    expect(r.status().refusedConnections).toBe(1);
+    expect(r.status().loggers).toBe(1);
+  });
+
+  it('decodes a burst in slices (the event loop keeps turning) and throttles beyond maxBytesPerSecond', async () => {
+    const p = await platform();
+    const r = await relay(p, { maxBytesPerSecond: 256 * 1024 });
+    const net = await import('node:net');
+    const a = net.connect({ host: '127.0.0.1', port: r.port! });
+    cleanups.push(async () => void a.destroy());
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    cleanups.push(async () => clearInterval(timer));
+    a.write(Buffer.alloc(600_000, 'A')); // 600 KB of junk in one burst
+    await waitFor(() => r.status().noiseBytes >= 600_000 - 4096, 20_000, 'all decoded');
+    expect(r.status().throttled).toBeGreaterThan(0);
+    expect(ticks).toBeGreaterThan(10);
   });
 });
