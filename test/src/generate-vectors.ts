@@ -278,6 +278,8 @@ function readingView(r: Reading): Record<string, unknown> {
     raw: r.raw.map(hex),
   };
   if (r.anchor !== undefined) out.anchor = hex(r.anchor);
+  if (r.itime !== undefined) out.itime = r.itime;
+  if (r.rtype !== undefined) out.rtype = r.rtype;
   return out;
 }
 
@@ -430,6 +432,34 @@ function readingFile(w: World): unknown {
       'Readings (FORMAT.md §2): the JSON view (bytes as hex), the deterministic CBOR and the reading digest SHA-256(cbor). ' +
       'seq 1 starts the chain (prev = 32 zero bytes); seq 6 carries the optional "anchor" (the root of batch 1).',
     readings: [entry(w.signed[0]!), entry(w.signed[5]!)],
+    instrumentTime: (() => {
+      // FORMAT.md §2.3: an HJ 212 minute record (CN 2051) of the interval starting 14:00 logger time, taken by the
+      // gateway at 06:01:02.250Z. Not part of the chain above (seq 1 of another device).
+      const reading: Reading = {
+        v: 1,
+        device: 'gw-0002',
+        sensor: SENSOR,
+        seq: 1,
+        prev: GENESIS_PREV,
+        time: START_MS + 62_250,
+        clock: { synced: true, source: 'ntp' },
+        meas: [
+          { code: 'a21026', kind: 'Avg', value: '31.4', unit: 'mg/m3', flag: 'N' },
+          { code: 'a19001', kind: 'Avg', value: '7.2', unit: '%', flag: 'N' },
+        ],
+        raw: [sha256(utf8('hj212 minute frame 20261120140000'))],
+        itime: '20261120140000',
+        rtype: '2051',
+      };
+      const readingBytes = encodeReading(reading);
+      return {
+        json: readingView(reading),
+        timeIso: new Date(reading.time).toISOString(),
+        cbor: hex(readingBytes),
+        digest: hex(readingDigest(readingBytes)),
+        annotated: annotateCbor(readingBytes),
+      };
+    })(),
   };
 }
 

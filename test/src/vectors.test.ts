@@ -128,6 +128,12 @@ describe('reading, statement, batch, receipt and anchor vectors', () => {
       expect(reading.meas).toEqual(r.json.meas);
       expect(toHex(readingDigest(fromHex(r.cbor)))).toBe(r.digest);
     }
+    // FORMAT.md §2.3: the instrument's time and record type travel beside the gateway time
+    const it = readVector<{ instrumentTime: { json: { itime: string; rtype: string }; cbor: string; digest: string; annotated: string[] } }>('reading.json').instrumentTime;
+    const withTime = decodeReading(fromHex(it.cbor));
+    expect([withTime.itime, withTime.rtype]).toEqual([it.json.itime, it.json.rtype]);
+    expect(toHex(readingDigest(fromHex(it.cbor)))).toBe(it.digest);
+    expect(readFileSync(resolve(repoRoot, 'docs', 'FORMAT.md'), 'utf8').includes(it.annotated.join('\n'))).toBe(true);
   });
 
   it('the statement parses, verifies, and its leaf hash is SHA-256(0x00 || statement)', async () => {

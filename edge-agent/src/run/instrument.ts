@@ -178,7 +178,15 @@ export class InstrumentRunner {
         }
         continue;
       }
-      yield { sensor: r.sensor, time: r.time, clock: this.#deps.clock(), meas: r.meas, raw: r.raw };
+      yield {
+        sensor: r.sensor,
+        time: r.time,
+        clock: this.#deps.clock(),
+        meas: r.meas,
+        raw: r.raw,
+        ...(r.itime === undefined ? {} : { itime: r.itime }),
+        ...(r.rtype === undefined ? {} : { rtype: r.rtype }),
+      };
     }
   }
 
