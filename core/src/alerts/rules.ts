@@ -210,7 +210,8 @@ export function parseRule(value: unknown, path = '$.rule'): Rule {
 /** Parses a rule set from its JSON value (FORMAT.md §14.1); AlertError RULES_FORMAT_ERROR with `where.path`. */
 export function parseRuleSet(value: unknown): RuleSet {
   const o = obj(value, '$');
-  keys(o, ['format', 'name', 'utcOffset', 'rules', 'invalidPeriods'], '$');
+  keys(o, ['format', 'name', 'notes', 'utcOffset', 'rules', 'invalidPeriods'], '$');
+  if (o.notes !== undefined && (typeof o.notes !== 'string' || o.notes.length > 4000)) bad('$.notes', 'is not a text of at most 4000 characters');
   if (o.format !== 'stele-rules/1') bad('$.format', 'is not "stele-rules/1"');
   const utcOffset = o.utcOffset;
   if (utcOffset !== undefined && (typeof utcOffset !== 'string' || !UTC_OFFSET.test(utcOffset))) bad('$.utcOffset', 'is not ±HH:MM');
@@ -232,5 +233,5 @@ export function parseRuleSet(value: unknown): RuleSet {
     if (!ITIME14.test(to) || to <= from) bad(`${q}.to`, 'is not YYYYMMDDhhmmss after from');
     return defined({ device: text(po, 'device', q, false), sensor: text(po, 'sensor', q, false), from, to, reason: text(po, 'reason', q)! });
   });
-  return defined({ format: 'stele-rules/1' as const, name: text(o, 'name', '$', false), utcOffset: utcOffset as string | undefined, rules, invalidPeriods });
+  return defined({ format: 'stele-rules/1' as const, name: text(o, 'name', '$', false), notes: o.notes as string | undefined, utcOffset: utcOffset as string | undefined, rules, invalidPeriods });
 }

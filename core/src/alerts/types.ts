@@ -145,6 +145,8 @@ export interface InvalidPeriod {
 export interface RuleSet {
   format: 'stele-rules/1';
   name?: string;
+  /** Free text: sources, confidence, which values are site settings. */
+  notes?: string;
   /** UTC offset of instrument times (`itime`), `±HH:MM`. Default `+08:00` (HJ 212 loggers keep China time). */
   utcOffset?: string;
   rules: Rule[];
