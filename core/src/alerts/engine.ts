@@ -9,6 +9,7 @@ import { evaluateCoalLab } from './coal-lab.ts';
 import { evaluateEmission } from './emissions.ts';
 import { evaluateIntegrity } from './integrity.ts';
 import { AlertError } from './rules.ts';
+import { DEFAULT_UTC_OFFSET } from './common.ts';
 import type { Alert, EvalOptions, EvalReading, EvalResult, Rule, RuleSet } from './types.ts';
 
 /** Evaluates one rule; `at` defaults to the latest gateway time among the readings. */
@@ -29,7 +30,13 @@ export function evaluateRule(rule: Rule, readings: readonly EvalReading[], set: 
       out = evaluateIntegrity(rule, readings, set, at);
       break;
   }
-  const alerts: Alert[] = out.alerts.map((a) => ({ ...a, evaluatedAt: at }));
+  // The context a verifier needs to recompute the alert from the bundle alone (FORMAT.md §14.7).
+  const alerts: Alert[] = out.alerts.map((a) => ({
+    ...a,
+    evaluatedAt: at,
+    utcOffset: set.utcOffset ?? DEFAULT_UTC_OFFSET,
+    ...(rule.type === 'emission-hourly' && set.invalidPeriods !== undefined ? { invalidPeriods: set.invalidPeriods } : {}),
+  }));
   return { aggregates: out.aggregates, alerts };
 }
 

@@ -5,3 +5,4 @@ export { AlertError, parseRule, parseRuleSet, type AlertErrorCode } from './rule
 export { alertId, DEFAULT_UTC_OFFSET } from './common.ts';
 export { CORRECTED_DECIMALS } from './emissions.ts';
 export { evalReading, evaluateRule, evaluateRuleSet, parseReadingLine, parseReadingLines, readingJsonView, MAX_READING_LINE, MAX_READING_LINES } from './engine.ts';
+export { checkAlert, isStructuredAlert, type AlertCheckFailure, type AlertCheckResult } from '../verify/alert-check.ts';

@@ -196,6 +196,10 @@ export interface Alert {
   excluded?: (ReadingRef & { reason: string })[];
   /** The evaluation time, ms (quiet probes, silent devices and open gaps are measured up to it). */
   evaluatedAt?: number;
+  /** The rule set's UTC offset of instrument time. */
+  utcOffset?: string;
+  /** Emission rules: the rule set's plant-marked invalid periods (needed to recompute the alert). */
+  invalidPeriods?: InvalidPeriod[];
 }
 
 /** An intermediate result printed by `stele alerts eval`: an hour, a day, a probe's MKT. */
