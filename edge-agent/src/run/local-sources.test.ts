@@ -7,7 +7,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCommandRunner, crc8Dallas } from '@stele/hardware';
+import { SerialPortMock } from 'serialport';
+import { createCommandRunner, crc8Dallas, MockSerialLine } from '@stele/hardware';
 import { parseConfig, type GatewayConfig } from '../config/config.ts';
 import { checkLocalSource } from '../doctor/doctor.ts';
 import type { Acquired } from '../outbox.ts';
@@ -127,6 +128,22 @@ describe('lab and cold-room instruments in the gateway config', () => {
     expect(issues('  - { id: c, driver: parr-csv }\n')).toMatch(/instruments\[0\]\.options\.dir: required field is missing/);
     expect(issues('  - { id: r, driver: cold-room, options: { alarm: { chip: gpiochip0, line: 4 } } }\n')).toMatch(/instruments\[0\]\.options\.rule: required when alarm is set/);
     expect(issues('  - { id: h, driver: hj212 }\n')).toMatch(/instruments\[0\]\.port: required field is missing/);
+  });
+
+  it('cal3k: a final record on the serial line becomes a reading; a record that is not final is counted', async () => {
+    const line = new MockSerialLine(config.instruments[0]!.port);
+    const runner = new InstrumentRunner(config.instruments[0]!, { clock: () => ({ synced: true, source: 'test' }), log: () => undefined, now: () => NOW, binding: line.binding });
+    const it = runner.source()[Symbol.asyncIterator]();
+    const next = it.next();
+    for (let i = 0; i < 200 && runner.status().state !== 'open'; i++) await new Promise((r) => setTimeout(r, 10));
+    const rec = (status: string, id: string) => `01/03/24;08:00:17;${status};COAL;${id}; 25.555500; 0.666600;;3KAP;00/00/00;;;; 0.111111; 0.222222;;;1.11; 3.000006;\r\n`;
+    line.device.write(new TextEncoder().encode(rec('1', 'A0') + rec('4', 'A1')));
+    const reading = (await next).value as Acquired;
+    expect(reading.sensor).toBe('bomb-1');
+    expect(reading.meas).toContainEqual(expect.objectContaining({ value: 'A1' }));
+    expect(runner.status().rejections).toMatchObject({ COAL_NOT_FINAL: 1 });
+    await runner.stop();
+    SerialPortMock.binding.reset();
   });
 
   it('parr-csv: a final run file becomes a reading; a result that is not final is counted, not signed', async () => {
