@@ -34,6 +34,7 @@ import {
   type VerifyCode,
 } from '@stele/core';
 import { generateVectors, VECTORS_DIR } from './generate-vectors.ts';
+import { evaluateRuleSet, parseReadingLines, parseRuleSet } from '@stele/core/alerts/index.ts';
 import { repoRoot } from './shared.ts';
 
 const generated = await generateVectors();
@@ -286,5 +287,35 @@ describe.each(bundleNames)('bundle vector %s', (name) => {
   it(`gives ${exp.expectedOffline.state} ${exp.expectedOffline.codes.join(', ') || '(no failure)'} offline`, async () => {
     const verdict = await verifyBundle(parseBundleBytes(bytes));
     expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual(exp.expectedOffline);
+  });
+});
+
+describe('alert vectors (FORMAT.md §14, alerts.json)', () => {
+  const v = readVector<{ ruleSet: unknown; readings: string[]; atIso: string; expected: { alerts: { kind: string; values: Record<string, unknown>; inputs: { corrected?: string; value?: string; o2Used?: string }[] }[] } }>('alerts.json');
+
+  it('the engine gives exactly the expected aggregates and alerts from the JSON lines', () => {
+    const readings = parseReadingLines(v.readings.join('\n'));
+    expect(JSON.parse(JSON.stringify(evaluateRuleSet(parseRuleSet(v.ruleSet), readings, { at: Date.parse(v.atIso) })))).toEqual(v.expected);
+  });
+
+  it('the hourly mean follows from the listed inputs by integer arithmetic (an independent recomputation)', () => {
+    const a = v.expected.alerts.find((x) => x.kind === 'emission-exceedance')!;
+    // each corrected value: C × 15 / (21 − O2) rounded half to even to 6 decimals, redone in integers of 10^-6
+    for (const i of a.inputs) {
+      const scaled = (t: string) => BigInt(t.replace('.', '')) * 10n ** BigInt(6 - (t.split('.')[1]?.length ?? 0));
+      const num = scaled(i.value!) * 15n * 10n ** 6n; // C × 15, in 10^-12
+      const den = 21n * 10n ** 6n - scaled(i.o2Used!); // (21 − O2), in 10^-6
+      let q = num / den;
+      const r = (num % den) * 2n;
+      if (r > den || (r === den && q % 2n === 1n)) q += 1n;
+      expect(q.toString().replace(/(\d{6})$/, '.$1')).toBe(i.corrected);
+    }
+    const sum = a.inputs.reduce((s, i) => s + BigInt(i.corrected!.replace('.', '')), 0n); // 10^-6
+    const k = BigInt(a.inputs.length);
+    const den = k * 100n; // mean in 10^-4: sum / (k × 100)
+    let q = sum / den;
+    const r = (sum % den) * 2n;
+    if (r > den || (r === den && q % 2n === 1n)) q += 1n;
+    expect(q.toString().replace(/(\d{4})$/, '.$1')).toBe(a.values.mean);
   });
 });
