@@ -6,8 +6,10 @@ import { build } from 'esbuild';
 
 export const NATIVE_EXTERNALS = ['classic-level', 'level', '@serialport/bindings-cpp', 'serialport', '@serialport/binding-mock', 'pkcs11js'];
 
-export async function bundleForNode(entry: string, outfile: string): Promise<void> {
+/** `define`: compile-time constants (esbuild's define), e.g. a release's version. */
+export async function bundleForNode(entry: string, outfile: string, options: { define?: Record<string, string> } = {}): Promise<void> {
   await build({
+    ...(options.define === undefined ? {} : { define: options.define }),
     entryPoints: [entry],
     bundle: true,
     platform: 'node',

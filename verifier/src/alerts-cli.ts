@@ -2,7 +2,7 @@
  * `stele alerts eval --rules FILE|NAME [--rules …] --readings FILE.jsonl [--at ISO] [--json]`
  * `stele alerts standards`
  *
- * Evaluates rule sets (docs/FORMAT.md §14) over decoded readings (JSON lines in the reading shape of FORMAT.md §2)
+ * Evaluates rule sets (docs/FORMAT.md §15) over decoded readings (JSON lines in the reading shape of FORMAT.md §2)
  * and prints every aggregate and alert with its computed values: for officers checking a what-if, and for tests.
  * Exit codes: 0 evaluated (whether or not there are alerts), 2 usage error or bad input (with its code and where).
  */
@@ -25,7 +25,7 @@ const MAX_RULES_FILE_BYTES = 4 * 1024 * 1024;
 const USAGE = `usage: stele alerts eval --rules FILE|NAME [--rules …] --readings FILE.jsonl [--at ISO] [--json]
        stele alerts standards
 
-Evaluates rule sets (docs/FORMAT.md §14) over readings (JSON lines, the reading shape of FORMAT.md §2 with
+Evaluates rule sets (docs/FORMAT.md §15) over readings (JSON lines, the reading shape of FORMAT.md §2 with
 digests as hex; optional "rejected": CODE and "receivedAt": ms per line) and prints every aggregate and alert.
 
   --rules FILE|NAME  a rule set file, or the name of one that ships with Stele (\`stele alerts standards\`);

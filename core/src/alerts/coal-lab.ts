@@ -1,5 +1,5 @@
 /**
- * Coal-lab rules (FORMAT.md §14.5; PROTOCOLS.md §3.2–3.3): a broken chain of custody (assay without preparation,
+ * Coal-lab rules (FORMAT.md §15.5; PROTOCOLS.md §3.2–3.3): a broken chain of custody (assay without preparation,
  * a code hand-over that does not match, a weight discrepancy, a holder mismatch, time going backwards), duplicate
  * determinations outside repeatability, and a result changed after approval.
  *

@@ -1,5 +1,5 @@
 /**
- * Cold-chain rules (FORMAT.md §14.4; PROTOCOLS.md §4.3): excursions of a probe outside its product profile by
+ * Cold-chain rules (FORMAT.md §15.4; PROTOCOLS.md §4.3): excursions of a probe outside its product profile by
  * continuous and cumulative duration and by peak, mean kinetic temperature over the window, logging-interval rules
  * and probes gone quiet. Time is the gateway's `time` (probes have no clock of their own); order is seq.
  *

@@ -1,4 +1,4 @@
-/** Helpers shared by the rule kinds: selection, time windows, alert ids (FORMAT.md §14.1). */
+/** Helpers shared by the rule kinds: selection, time windows, alert ids (FORMAT.md §15.1). */
 import { toHex, utf8 } from '../bytes.ts';
 import { sha256 } from '../hash.ts';
 import type { Alert, AlertWindow, EvalReading, Rule } from './types.ts';
@@ -66,7 +66,7 @@ export function dayWindow(day: string, utcOffset: string): AlertWindow {
 }
 
 /**
- * The alert id (FORMAT.md §14.1): lowercase hex SHA-256 of the UTF-8 text
+ * The alert id (FORMAT.md §15.1): lowercase hex SHA-256 of the UTF-8 text
  * `stele-alert/1` LF rule.id LF rule.version LF kind LF subject LF window.from.
  */
 export function alertId(rule: Rule, kind: string, subject: string, window: AlertWindow): string {

@@ -1,5 +1,5 @@
 /**
- * Exact arithmetic on the instrument's decimal text (FORMAT.md §14.2). Values are parsed from their text into
+ * Exact arithmetic on the instrument's decimal text (FORMAT.md §15.2). Values are parsed from their text into
  * rationals of BigInts, never into binary floating point, so that two implementations that follow FORMAT.md get
  * the same digits: sums, means, the reference-O2 factor and every comparison with a limit are exact; a value is
  * rounded only where FORMAT.md says so, half to even (GB/T 8170 "四舍六入五成双").

@@ -1,5 +1,5 @@
 /**
- * Emission rules (FORMAT.md §14.3; PROTOCOLS.md §2.3–2.4): per pollutant per clock hour of instrument time, from
+ * Emission rules (FORMAT.md §15.3; PROTOCOLS.md §2.3–2.4): per pollutant per clock hour of instrument time, from
  * minute records (rtype 2051) flagged N, each corrected to the reference O2 with the same record's O2; an hour is
  * valid with at least 45 valid minutes, a day with at least 20 valid hours; an exceedance is a valid hourly mean
  * above the limit. Early warning on corrected real-time values (rtype 2011).
@@ -10,7 +10,7 @@ import type { Aggregate, Alert, EmissionParams, EvalReading, InvalidPeriod, Poll
 
 type EmissionRule = Rule & { type: 'emission-hourly'; params: EmissionParams };
 
-/** Corrected minute values are rounded half to even to this many decimals before averaging (FORMAT.md §14.3). */
+/** Corrected minute values are rounded half to even to this many decimals before averaging (FORMAT.md §15.3). */
 export const CORRECTED_DECIMALS = 6;
 const TWENTY_ONE = fromInt(21);
 

@@ -1,5 +1,5 @@
 /**
- * The rule engine (FORMAT.md §14): a rule set over verified readings -> aggregates and alerts. Pure and
+ * The rule engine (FORMAT.md §15): a rule set over verified readings -> aggregates and alerts. Pure and
  * isomorphic: the CLI, ingest and the verifier (check 9, {@link ../verify/alert-check.ts}) run the same code.
  */
 import { fromHex, toHex } from '../bytes.ts';
@@ -30,7 +30,7 @@ export function evaluateRule(rule: Rule, readings: readonly EvalReading[], set: 
       out = evaluateIntegrity(rule, readings, set, at);
       break;
   }
-  // The context a verifier needs to recompute the alert from the bundle alone (FORMAT.md §14.7).
+  // The context a verifier needs to recompute the alert from the bundle alone (FORMAT.md §15.7).
   const alerts: Alert[] = out.alerts.map((a) => ({
     ...a,
     evaluatedAt: at,

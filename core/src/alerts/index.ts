@@ -1,4 +1,4 @@
-/** The rule engine (FORMAT.md §14): rules as data over verified readings -> aggregates and alerts. */
+/** The rule engine (FORMAT.md §15): rules as data over verified readings -> aggregates and alerts. */
 export * from './decimal.ts';
 export * from './types.ts';
 export { AlertError, parseRule, parseRuleSet, type AlertErrorCode } from './rules.ts';

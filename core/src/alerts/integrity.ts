@@ -1,5 +1,5 @@
 /**
- * Integrity rules (FORMAT.md §14.6), as far as a stream of readings shows them: a device silent beyond its
+ * Integrity rules (FORMAT.md §15.6), as far as a stream of readings shows them: a device silent beyond its
  * interval, a seq gap not filled in time, a fork (two readings with one seq), a broken hash chain, a clock that is
  * not synchronised or far from the instrument's, and readings that failed verification (signature, digest).
  * Unlike the other rules these look at rejected readings too.

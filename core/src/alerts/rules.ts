@@ -1,5 +1,5 @@
 /**
- * Reading a rule set (FORMAT.md §14.1) from untrusted JSON: every field checked, every decimal parsed, every
+ * Reading a rule set (FORMAT.md §15.1) from untrusted JSON: every field checked, every decimal parsed, every
  * problem an AlertError `RULES_FORMAT_ERROR` naming the JSON path. A local standard is one more JSON file of this
  * shape: no code.
  */
@@ -207,7 +207,7 @@ export function parseRule(value: unknown, path = '$.rule'): Rule {
   }
 }
 
-/** Parses a rule set from its JSON value (FORMAT.md §14.1); AlertError RULES_FORMAT_ERROR with `where.path`. */
+/** Parses a rule set from its JSON value (FORMAT.md §15.1); AlertError RULES_FORMAT_ERROR with `where.path`. */
 export function parseRuleSet(value: unknown): RuleSet {
   const o = obj(value, '$');
   keys(o, ['format', 'name', 'notes', 'utcOffset', 'rules', 'invalidPeriods'], '$');

@@ -1,13 +1,13 @@
 /**
- * Shapes of the rule engine (FORMAT.md §14): rule sets as data, the readings they run over, and what they produce
- * (aggregates and alerts). Every number in an output is decimal text (FORMAT.md §14.2), never a JSON float.
+ * Shapes of the rule engine (FORMAT.md §15): rule sets as data, the readings they run over, and what they produce
+ * (aggregates and alerts). Every number in an output is decimal text (FORMAT.md §15.2), never a JSON float.
  */
 import type { Reading } from '../reading.ts';
 
-/** The rule kinds of FORMAT.md §14.3–14.6. */
+/** The rule kinds of FORMAT.md §15.3–14.6. */
 export type RuleType = 'emission-hourly' | 'cold-chain' | 'coal-lab' | 'integrity';
 
-/** Fields every rule has. `params` are the rule type's parameters (FORMAT.md §14.3–14.6), all decimals as text. */
+/** Fields every rule has. `params` are the rule type's parameters (FORMAT.md §15.3–14.6), all decimals as text. */
 export interface RuleBase {
   /** Unique in its rule set, e.g. `ultra-low-coal-so2`. */
   id: string;
@@ -180,7 +180,7 @@ export interface AlertWindow {
 }
 
 export interface Alert {
-  /** SHA-256 hex of `rule.id`, `rule.version`, `kind`, `subject` and `window.from`, FORMAT.md §14.1. */
+  /** SHA-256 hex of `rule.id`, `rule.version`, `kind`, `subject` and `window.from`, FORMAT.md §15.1. */
   id: string;
   kind: string;
   rule: Rule;

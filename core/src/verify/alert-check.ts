@@ -1,5 +1,5 @@
 /**
- * Check 9 of the verifier (FORMAT.md §9, §14.7): recompute a bundle's alert from the readings that verified.
+ * Check 9 of the verifier (FORMAT.md §9, §15.7): recompute a bundle's alert from the readings that verified.
  *
  * The alert carries its whole rule (type, standard, version, parameters) and the rule set's context (UTC offset,
  * plant-marked invalid periods, evaluation time), so the verifier needs nothing from outside the bundle. It runs
@@ -46,7 +46,7 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** Whether an alert value has the shape of FORMAT.md §14.7 (older bundles may hold any JSON under `alert`). */
+/** Whether an alert value has the shape of FORMAT.md §15.7 (older bundles may hold any JSON under `alert`). */
 export function isStructuredAlert(alert: unknown): alert is Record<string, unknown> {
   return alert !== null && typeof alert === 'object' && !Array.isArray(alert) && typeof (alert as Record<string, unknown>).id === 'string' && 'rule' in (alert as object) && typeof (alert as Record<string, unknown>).kind === 'string';
 }
@@ -58,7 +58,7 @@ export function isStructuredAlert(alert: unknown): alert is Record<string, unkno
  */
 export function checkAlert(alert: unknown, readings: readonly Reading[]): AlertCheckResult {
   if (alert === undefined) return { status: 'not-applicable', failures: [], notes: [] };
-  if (!isStructuredAlert(alert)) return { status: 'unchecked', failures: [], notes: ['the alert has no rule to recompute (not a FORMAT.md §14.7 alert)'] };
+  if (!isStructuredAlert(alert)) return { status: 'unchecked', failures: [], notes: ['the alert has no rule to recompute (not a FORMAT.md §15.7 alert)'] };
   const fail = (path: string, sentence: string, expected?: string, actual?: string): AlertCheckResult => ({
     status: 'fail',
     failures: [{ code: 'ALERT_MISMATCH_ERROR', sentence, path, ...(expected === undefined ? {} : { expected }), ...(actual === undefined ? {} : { actual }) }],

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSoftwareKey } from '@stele/device';
 import { runGateway } from '../cli.ts';
-import type { DoctorReport } from './doctor.ts';
+import { portDeniedFix, type DoctorReport } from './doctor.ts';
 import { collect } from '../test-helpers.ts';
 
 function which(cmd: string): string | undefined {
@@ -241,5 +241,21 @@ describe('stele gateway doctor', () => {
       expect(check(report, 'key')!).toMatchObject({ status: 'ok' });
       expect(check(report, 'key')!.message).toContain('loads and signs');
     });
+  });
+});
+
+describe('the fix for a serial port the user may not open', () => {
+  it('says to join dialout when the port is root:dialout 0660', () => {
+    expect(portDeniedFix('dialout', 0o20660)).toContain('usermod -aG dialout');
+  });
+  it.each([
+    ['root', 0o20660],
+    ['tty', 0o20620],
+    ['dialout', 0o20600],
+  ])('says to fix the udev rule, never to join the group, when the port is group %s mode %o', (group, mode) => {
+    const fix = portDeniedFix(group, mode);
+    expect(fix).toContain('udev rule');
+    expect(fix).not.toContain('usermod');
+    expect(fix).toContain(`never add a user to group ${group}`);
   });
 });
