@@ -30,7 +30,7 @@ import net from 'node:net';
 import type { ClockState } from '@stele/core/reading.ts';
 import { toHex } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
-import { Hj212StreamDecoder, measurementsFromFrame, type Hj212DecoderOptions, type Hj212DecodeResult, type Hj212Frame } from '@stele/hardware';
+import { Hj212StreamDecoder, measurementsFromFrame, recordFieldsOf, type Hj212DecoderOptions, type Hj212DecodeResult, type Hj212Frame } from '@stele/hardware';
 import { toLogFn, type LogFn, type Logger } from '../log.ts';
 import type { Acquired } from '../outbox.ts';
 
@@ -373,7 +373,16 @@ export class Hj212Relay extends EventEmitter {
       this.#stats.readingsDropped++;
       this.#log('error', 'agent does not keep up with the relay; oldest reading dropped', { queued: this.#readings.length });
     }
-    this.#readings.push({ sensor: this.#sensorOf(frame), time: Date.now(), clock: this.#clock(), meas, raw: [frame.sha256] });
+    const { itime, rtype } = recordFieldsOf(frame.parsed.cp, frame.parsed.header.CN);
+    this.#readings.push({
+      sensor: this.#sensorOf(frame),
+      time: Date.now(),
+      clock: this.#clock(),
+      meas,
+      raw: [frame.sha256],
+      ...(itime === undefined ? {} : { itime }),
+      ...(rtype === undefined ? {} : { rtype }),
+    });
     this.#stats.readings++;
     this.#wake?.();
     return true;
