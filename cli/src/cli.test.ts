@@ -42,6 +42,8 @@ const COMMANDS: string[][] = [
   ['ingest', 'enrol'],
   ['hj212'],
   ['hj212', 'decode'],
+  ['alerts'],
+  ['alerts', 'eval'],
 ];
 
 const title = (cmd: string[]) => ['stele', ...cmd].join(' ');

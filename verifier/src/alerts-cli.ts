@@ -109,9 +109,13 @@ export async function runAlerts(argv: string[], io: AlertsIo): Promise<number> {
     }
     return 0;
   }
+  if (sub === '--help' || sub === '-h' || sub === 'help') {
+    io.stdout.write(USAGE);
+    return 0;
+  }
   if (sub !== 'eval') {
-    io.stderr.write(USAGE);
-    return sub === '--help' || sub === '-h' || sub === 'help' ? 0 : 2;
+    io.stderr.write(`stele alerts: ${sub === undefined ? 'no command given' : `unknown command '${sub}'`}\n\n${USAGE}`);
+    return 2;
   }
   try {
     const rules: string[] = [];
@@ -166,7 +170,7 @@ export async function runAlerts(argv: string[], io: AlertsIo): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(`stele alerts: ${err.message}\n\n${USAGE}`);
+      io.stderr.write(`stele alerts eval: ${err.message}\n\n${USAGE}`);
       return 2;
     }
     if (err instanceof AlertError) {
