@@ -15,6 +15,7 @@
  * The contrast run (default 10 s, `--contrast-seconds 0` skips it) is the same feed with `maxSignBatch: 1`: every
  * reading signed alone, as before device-level batches; it shows the backlog the key cannot work off.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -120,7 +121,6 @@ async function startBroker(): Promise<{ url: string; close(): Promise<void> }> {
   };
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
 function percentile(sorted: number[], p: number): number {

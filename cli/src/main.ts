@@ -1,7 +1,11 @@
 /**
  * `stele`: one command, subcommands per user. Each subcommand lives in the package that owns it and is loaded
- * on demand, so `stele verify` does not start loading serial or chain code.
+ * on demand, so `stele verify` does not start loading serial or chain code. Every subcommand parses its
+ * arguments through `@stele/command`: `--help` on stdout (exit 0), usage errors on stderr (exit 2), an exception
+ * no command expected exits 70, never a verdict code (0 verified, 1 failed, 3 partial).
  */
+import { EXIT_OK, EXIT_USAGE, dispatch, reportInternalError } from '@stele/command';
+import pkg from '../package.json' with { type: 'json' };
 export interface Io {
   stdin: NodeJS.ReadableStream;
   stdout: NodeJS.WritableStream;
@@ -22,6 +26,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'verify an evidence bundle offline and, where a chain endpoint answers, its on-chain anchor',
     run: async (argv, io) => (await import('@stele/verifier/cli.ts')).runVerify(argv, io),
   },
+  alerts: {
+    summary: 'evaluate alert rules over readings: `stele alerts eval --rules FILE --readings FILE.jsonl [--json]`',
+    run: async (argv, io) => (await import('@stele/verifier/alerts-cli.ts')).runAlerts(argv, io),
+  },
   trust: {
     summary: 'the authority\'s trust policy: `stele trust keygen | fingerprint | sign | show`',
     run: async (argv, io) => (await import('@stele/verifier/trust-cli.ts')).runTrust(argv, io),
@@ -36,12 +44,16 @@ const COMMANDS: Record<string, Command> = {
   },
   hj212: {
     summary: 'HJ 212 tools: `stele hj212 decode` reads frames from stdin or a serial port and prints JSON',
-    run: async (argv, io) => {
-      const [sub, ...rest] = argv;
-      if (sub === 'decode') return (await import('@stele/hardware/hj212/cli.ts')).runHj212Decode(rest, io);
-      io.stderr.write('usage: stele hj212 decode [--lenient] [--crc hj212|modbus-lsb-first] [--port PATH --baud N]\n');
-      return sub === '--help' || sub === '-h' ? 0 : 2;
-    },
+    run: async (argv, io) =>
+      dispatch(
+        argv,
+        {
+          name: 'stele hj212',
+          usage: 'usage: stele hj212 decode [--lenient] [--crc hj212|modbus-lsb-first] [--port PATH --baud N]\n\nstele hj212 decode --help for its options.\n',
+          commands: { decode: async (rest) => (await import('@stele/hardware/hj212/cli.ts')).runHj212Decode(rest, io) },
+        },
+        io,
+      ),
   },
 };
 
@@ -51,7 +63,7 @@ function usage(): string {
   return [
     'stele: signed, anchored evidence from industrial instruments',
     '',
-    'usage: stele <command> [options]   (stele <command> --help for its options)',
+    'usage: stele <command> [options]   (stele <command> --help for its options; stele --version)',
     '',
     'commands:',
     ...lines,
@@ -59,22 +71,26 @@ function usage(): string {
   ].join('\n');
 }
 
+/** The version `stele --version` prints. */
+export const VERSION: string = pkg.version;
+
 export async function main(argv: string[], io: Io = process): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    io.stdout.write(usage());
-    return name === undefined ? 2 : 0;
+  const [name] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    io.stdout.write(`stele ${VERSION}\n`);
+    return EXIT_OK;
   }
-  const command = COMMANDS[name];
-  if (command === undefined) {
-    io.stderr.write(`stele: unknown command '${name}'\n\n${usage()}`);
-    return 2;
+  if (name === undefined) {
+    io.stderr.write(usage());
+    return EXIT_USAGE;
   }
   try {
-    return await command.run(rest, io);
+    return await dispatch(
+      argv,
+      { name: 'stele', usage: usage(), commands: Object.fromEntries(Object.entries(COMMANDS).map(([k, c]) => [k, (a: string[]) => c.run(a, io)])) },
+      io,
+    );
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    io.stderr.write(`stele ${name}: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
-    return 2;
+    return reportInternalError(`stele ${name}`, err, io, process.env);
   }
 }

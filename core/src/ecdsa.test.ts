@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SHARED_SKIP_REASON, sharedDir } from '@stele/test';
+import { SHARED_SKIP_REASON, sharedDir } from '@stele/testkit';
 import { fromHex, utf8 } from './bytes.ts';
 import { createTestSigner, toHighS } from './cose/test-helpers.ts';
 import { verifyEs256, verifyEs256Noble, verifyEs256WebCrypto } from './ecdsa.ts';

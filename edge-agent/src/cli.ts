@@ -3,7 +3,7 @@
  * Exit status: 0 ok; 1 something is wrong (doctor found a failure, run failed to start, status got no answer);
  * 2 usage error.
  */
-import { parseArgs } from 'node:util';
+import { parseCommand, usageError } from '@stele/command';
 import { pino } from 'pino';
 import { ConfigError, formatIssue } from './config/errors.ts';
 import { loadConfig } from './config/config.ts';
@@ -110,19 +110,14 @@ export async function runGateway(argv: string[], io: GatewayIo, deps: GatewayCli
 
 type Parsed = Record<string, string | boolean | undefined>;
 
+/** The command's name for messages, from its usage text (`usage: stele gateway run …`). */
+function commandName(usage: string): string {
+  return /^usage: (stele gateway \S+)/.exec(usage)?.[1] ?? 'stele gateway';
+}
+
 function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>, usage: string, io: GatewayIo): Parsed | number {
-  let values: Parsed;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }) as { values: Parsed });
-  } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help === true) {
-    io.stdout.write(usage);
-    return 0;
-  }
-  return values;
+  const parsed = parseCommand(argv, { name: commandName(usage), usage, options }, io);
+  return typeof parsed === 'number' ? parsed : (parsed.values as Parsed);
 }
 
 function configPath(values: Parsed, env: NodeJS.ProcessEnv): string {
@@ -187,8 +182,7 @@ async function cmdDoctor(argv: string[], io: GatewayIo, deps: GatewayCliDeps): P
   if (typeof values.listen === 'string') {
     const s = Number(values.listen);
     if (!Number.isFinite(s) || s <= 0 || s > 3600) {
-      io.stderr.write(`--listen must be a number of seconds (0 < S <= 3600)\n\n${DOCTOR_USAGE}`);
-      return 2;
+      return usageError(io, { name: 'stele gateway doctor', usage: DOCTOR_USAGE }, '--listen must be a number of seconds (0 < S <= 3600)');
     }
     listenMs = Math.round(s * 1000);
   }

@@ -3,6 +3,7 @@
  * same port, and a fake ingest (a plain MQTT client that acknowledges contiguous seqs). Not exported from index.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { waitFor as waitForCondition } from '@stele/testkit';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,16 +172,15 @@ export async function startFakeIngest(url: string, deviceId: string, options: { 
   };
 }
 
-/** Polls `condition` every 10 ms; rejects after `timeoutMs` (bounded loop). */
-export async function waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/**
+ * @deprecated The edge-agent suites' old argument order; new code calls `waitFor(condition, what, timeoutMs)` from
+ * @stele/testkit. Kept so the ~50 call sites move in one mechanical change after the parallel branches merge.
+ */
+export function waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  return waitForCondition(condition, what, timeoutMs);
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep } from '@stele/testkit';
 
 /** Software ES256 keys, one per file name, made in a temp dir (`prefix` + random) that is removed once they are loaded. */
 async function createTestKeys(prefix: string, files: readonly string[]): Promise<SoftwareSigner[]> {

@@ -18,7 +18,7 @@
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { EXIT_OK, parseCommand, usageError } from '@stele/command';
 import { pino, type DestinationStream } from 'pino';
 import { fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
 import { assertP256PublicKey } from '@stele/core/keys.ts';
@@ -124,20 +124,19 @@ export async function runIngest(argv: string[], io: IngestIo): Promise<number> {
     io.stdout.write(`${USAGE}\n${INIT_USAGE}\n${RUN_USAGE}\n${ENROL_USAGE}\n${REVOKE_USAGE}\n${DEPLOY_USAGE}`);
     return 0;
   }
-  io.stderr.write(USAGE);
-  return 2;
+  return usageError(io, { name: 'stele ingest', usage: USAGE }, sub === undefined ? 'no command given' : `unknown command '${sub}'`);
 }
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean' }>;
 
+/** The parsed arguments, or undefined after a usage error (printed, exit 2). `--help` comes back as `values.help`. */
 function parse(argv: string[], options: OptionSpec, io: IngestIo, usage: string): { values: Record<string, string | boolean | undefined>; positionals: string[] } | undefined {
-  try {
-    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
-  } catch (err) {
-    io.stderr.write(`stele ingest: ${(err as Error).message}\n\n${usage}`);
-    return undefined;
-  }
+  const name = /^usage: (stele ingest \S+)/.exec(usage)?.[1] ?? 'stele ingest';
+  // the help text is printed by the caller, which knows which usage to print
+  const parsed = parseCommand(argv, { name, usage, options, positionals: true }, { stdout: { write: () => undefined }, stderr: io.stderr });
+  if (parsed === EXIT_OK) return { values: { help: true }, positionals: [] };
+  if (typeof parsed === 'number') return undefined;
+  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
 }
 
 function positiveInt(value: string | undefined, name: string, min = 1): number | undefined {

@@ -162,14 +162,7 @@ export class TestGateway {
   }
 }
 
-/** Polls `cond` every 5 ms; throws after `limitMs` (bounded loop, not a timing assertion). */
-export async function waitFor(cond: () => boolean, what: string, limitMs = 20_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+export { waitFor } from '@stele/testkit';
 
 /** One enrolled (or not) device talking to a running IngestService, as the service suites set it up. */
 export interface IngestSetup {

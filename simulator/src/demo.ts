@@ -10,16 +10,17 @@
  * so a second run with the same DIR continues the device's hash chain and keeps earlier anchors verifiable.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommand, usageError } from '@stele/command';
 import { Aedes } from 'aedes';
 import { SerialPortMock } from 'serialport';
 import { completePolicyDraft, draftTrustPolicy, formatFingerprint, loadTrustPolicy, parseBundle, readAnchor, signTrustPolicy, toHex, verifyBundle, type Verdict } from '@stele/core';
 import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
-import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
+import { Hj212SerialSession, measurementsFromFrame, recordFieldsOf } from '@stele/hardware';
 import { ANVIL_DEV_PRIVATE_KEY, IngestService, aedesAccessHooks, BrokerAccess, connectEvmAnchorer, limitServerSocket, startAnvil } from '@stele/ingest';
 import { formatVerdict } from '@stele/verifier';
 import { CemsSimulator } from './instruments/cems.ts';
@@ -43,6 +44,19 @@ with the same code as \`stele verify\`, and prints a summary.
   --serve            keep the chain and ingest running after the summary, until Ctrl-C (to try \`stele verify\`)
 `;
 
+const DEMO_SPEC = {
+  name: 'stele demo',
+  usage: HELP,
+  options: {
+    seconds: { type: 'string', default: '30' },
+    out: { type: 'string', default: 'demo-out' },
+    'interval-ms': { type: 'string', default: '1000' },
+    'batch-ms': { type: 'string', default: '5000' },
+    'chain-port': { type: 'string', default: '18545' },
+    serve: { type: 'boolean', default: false },
+  },
+} as const;
+
 export interface DemoSummary {
   device: string;
   readings: number;
@@ -60,37 +74,15 @@ export interface DemoSummary {
 }
 
 export async function runDemo(argv: string[], io: DemoIo): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        seconds: { type: 'string', default: '30' },
-        out: { type: 'string', default: 'demo-out' },
-        'interval-ms': { type: 'string', default: '1000' },
-        'batch-ms': { type: 'string', default: '5000' },
-        'chain-port': { type: 'string', default: '18545' },
-        serve: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    });
-  } catch (err) {
-    io.stderr.write(`stele demo: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (args.values.help) {
-    io.stdout.write(HELP);
-    return 0;
-  }
+  const args = parseCommand(argv, DEMO_SPEC, io);
+  if (typeof args === 'number') return args;
   const seconds = Number(args.values.seconds);
   const intervalMs = Number(args.values['interval-ms']);
   const batchMs = Number(args.values['batch-ms']);
   const chainPort = Number(args.values['chain-port']);
   for (const [name, v] of [['seconds', seconds], ['interval-ms', intervalMs], ['batch-ms', batchMs], ['chain-port', chainPort]] as const) {
     if (!Number.isFinite(v) || v <= 0) {
-      io.stderr.write(`stele demo: --${name} must be a positive number\n`);
-      return 2;
+      return usageError(io, DEMO_SPEC, `--${name} must be a positive number`);
     }
   }
   const out = resolve(args.values.out);
@@ -297,12 +289,15 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
 
 async function* acquire(session: Hj212SerialSession, signal: AbortSignal): AsyncIterable<Acquired> {
   for await (const frame of session.readings(signal)) {
+    const { itime, rtype } = recordFieldsOf(frame.parsed.cp, frame.parsed.header.CN);
     yield {
       sensor: frame.parsed.header.MN ?? 'unknown',
       time: Date.now(),
       clock: { synced: false, source: 'sim' },
       meas: measurementsFromFrame(frame),
       raw: [frame.sha256],
+      ...(itime === undefined ? {} : { itime }),
+      ...(rtype === undefined ? {} : { rtype }),
     };
   }
 }
@@ -316,4 +311,3 @@ function progress(io: DemoIo, agent: GatewayAgent, ingest: IngestService, left: 
 }
 
 const hex8 = (b: Uint8Array) => Buffer.from(b).toString('hex').slice(0, 16);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -12,6 +12,7 @@
  * Needs the `socat` binary (Debian: `apt-get install socat`); socatAvailable() tells, SOCAT_SKIP_REASON says why a
  * suite skipped.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, unlink } from 'node:fs/promises';
@@ -39,7 +40,6 @@ export interface PtyPairOptions {
   startTimeoutMs?: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class PtyPair {
   /** Gateway side. */

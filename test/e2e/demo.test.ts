@@ -3,11 +3,11 @@
  * officer's verifier on the bundle it leaves, with the chain up, with the chain down, and tampered.
  */
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '@stele/testkit';
 import { decodeReading, encodeReading, fromBase64Url, parseReceipt, toBase64Url, encodeReceipt } from '@stele/core';
 import { startAnvil } from '@stele/ingest';
 import { demo, type DemoSummary } from '@stele/simulator/demo.ts';
@@ -19,14 +19,6 @@ class Sink extends Writable {
     this.text += chunk.toString();
     cb();
   }
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** Verifies with the demo authority's policy and pinned fingerprint, as the officer's guide says. */

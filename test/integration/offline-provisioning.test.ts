@@ -9,29 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, sleep, waitFor } from '@stele/testkit';
 import { readAnchor, verifyBundle } from '@stele/core';
 import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { loadOrCreateSoftwareSigner, loadSoftwareSigner, provisionGateway } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { ANVIL_DEV_PRIVATE_KEY, IngestService, connectEvmAnchorer, startAnvil } from '@stele/ingest';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitFor(cond: () => boolean, what: string, limitMs = 20_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 function reading(i: number): Acquired {
   return {

@@ -1,13 +1,6 @@
-/** Test helpers around the EVM anchor reader, shared by core's and ingest's anchor suites. */
+/** Test helpers around the EVM anchor reader. */
 import { AnchorError } from '@stele/core/anchor/evm-reader.ts';
+import { codeOf } from '@stele/testkit';
 
 /** The code of the AnchorError `p` rejects with; rethrows any other error and throws when `p` resolves. */
-export async function anchorCodeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AnchorError) return e.code;
-    throw e;
-  }
-  throw new Error('expected an AnchorError');
-}
+export const anchorCodeOf = (p: Promise<unknown>): Promise<string> => codeOf(p, AnchorError);

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { anchorCodeOf } from '@stele/test';
+import { codeOf } from '@stele/testkit';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { ANCHORED_EVENT_TOPIC, readAnchor, type AnchorRef } from './evm-reader.ts';
+import { ANCHORED_EVENT_TOPIC, AnchorError, readAnchor, type AnchorRef } from './evm-reader.ts';
+
+/** The code of the AnchorError `p` rejects with. */
+const anchorCodeOf = (p: Promise<unknown>) => codeOf(p, AnchorError);
 
 // Hand-made answers shaped like anvil 1.7.1's, served by an in-process fetch so the
 // decoding checks run without a node. The real-node tests are in ingest/src/anchor/*.test.ts.
@@ -51,6 +54,16 @@ describe('readAnchor', () => {
   it('uses keccak256("Anchored(uint64,bytes32,uint64,uint64)") as the event topic', () => {
     const expected = `0x${Buffer.from(keccak_256(new TextEncoder().encode('Anchored(uint64,bytes32,uint64,uint64)'))).toString('hex')}`;
     expect(ANCHORED_EVENT_TOPIC).toBe(expected);
+  });
+
+  it('calls fetch as a plain function, as a browser fetch requires (no "Illegal invocation")', async () => {
+    const inner = fetchFor(goodChain());
+    const strictFetch = function (this: unknown, url: RequestInfo | URL, init?: RequestInit) {
+      // A browser's fetch throws TypeError "Illegal invocation" when `this` is another object.
+      if (this !== undefined && this !== globalThis) throw new TypeError('Illegal invocation');
+      return inner(url, init);
+    } as typeof fetch;
+    expect((await readAnchor('http://127.0.0.1:1', ref, 1, { fetch: strictFetch })).batchId).toBe(1);
   });
 
   it('decodes the Anchored log and the block time', async () => {

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SHARED_SKIP_REASON, sharedDir } from '@stele/test';
+import { SHARED_SKIP_REASON, sharedDir } from '@stele/testkit';
 import { concatBytes, fromBase64Url, fromHex, toHex, utf8 } from '../bytes.ts';
 import { decodeCbor, encodeCbor, Tagged } from '../cbor.ts';
 import { verifyEs256, verifyEs256Noble } from '../ecdsa.ts';

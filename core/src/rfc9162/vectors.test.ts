@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SHARED_SKIP_REASON, sharedDir } from '@stele/test';
+import { SHARED_SKIP_REASON, sharedDir } from '@stele/testkit';
 import { MerkleError, verifyConsistency, verifyInclusion } from './index.ts';
 
 const shared = sharedDir();

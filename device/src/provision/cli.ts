@@ -2,7 +2,7 @@
  * `stele gateway provision`: run on the gateway by the installer. Exit 0 done, 1 failed (code on stderr), 2 usage.
  * Wired into the stele CLI by cli/src/main.ts (`gateway provision`).
  */
-import { parseArgs } from 'node:util';
+import { UsageError, parseCommand, usageError } from '@stele/command';
 import { SteleError } from '@stele/core/errors.ts';
 import type { Pkcs11Backend } from '../pkcs11/signer.ts';
 import type { PinSource } from '../pkcs11/pin.ts';
@@ -44,7 +44,27 @@ Makes the device signing key inside the chosen backend and writes, with no netwo
   --out DIR           output folder (e.g. a USB stick)
 `;
 
-class UsageError extends Error {}
+const PROVISION_SPEC = {
+  name: 'stele gateway provision',
+  usage: PROVISION_USAGE,
+  options: {
+    backend: { type: 'string' },
+    module: { type: 'string' },
+    token: { type: 'string' },
+    'pin-file': { type: 'string' },
+    'pin-env': { type: 'string' },
+    'key-label': { type: 'string' },
+    'key-file': { type: 'string' },
+    'device-id': { type: 'string' },
+    site: { type: 'string' },
+    instrument: { type: 'string', multiple: true },
+    instruments: { type: 'string' },
+    'installer-key': { type: 'string' },
+    'new-installer-key': { type: 'boolean' },
+    installer: { type: 'string' },
+    out: { type: 'string' },
+  },
+} as const;
 
 function parseInstrument(spec: string): InstrumentEntry {
   const entry: Record<string, string> = {};
@@ -58,39 +78,9 @@ function parseInstrument(spec: string): InstrumentEntry {
 }
 
 export async function runGatewayProvision(argv: string[], io: ProvisionIo): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        backend: { type: 'string' },
-        module: { type: 'string' },
-        token: { type: 'string' },
-        'pin-file': { type: 'string' },
-        'pin-env': { type: 'string' },
-        'key-label': { type: 'string' },
-        'key-file': { type: 'string' },
-        'device-id': { type: 'string' },
-        site: { type: 'string' },
-        instrument: { type: 'string', multiple: true },
-        instruments: { type: 'string' },
-        'installer-key': { type: 'string' },
-        'new-installer-key': { type: 'boolean' },
-        installer: { type: 'string' },
-        out: { type: 'string' },
-      },
-    }));
-  } catch (err) {
-    io.stderr.write(`stele gateway provision: ${(err as Error).message}\n\n${PROVISION_USAGE}`);
-    return 2;
-  }
-  if (values.help === true) {
-    io.stdout.write(PROVISION_USAGE);
-    return 0;
-  }
+  const parsed = parseCommand(argv, PROVISION_SPEC, io);
+  if (typeof parsed === 'number') return parsed;
+  const values: Record<string, string | boolean | string[] | undefined> = parsed.values;
   let backend: ProvisionBackend;
   let instruments: InstrumentEntry[];
   const str = (name: string): string => {
@@ -135,8 +125,7 @@ export async function runGatewayProvision(argv: string[], io: ProvisionIo): Prom
     str('out');
   } catch (err) {
     if (!(err instanceof UsageError) && !(err instanceof SyntaxError)) throw err;
-    io.stderr.write(`stele gateway provision: ${err.message}\n\n${PROVISION_USAGE}`);
-    return 2;
+    return usageError(io, PROVISION_SPEC, err.message);
   }
   try {
     const installerName = values.installer;

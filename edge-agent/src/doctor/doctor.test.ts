@@ -6,10 +6,10 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '@stele/testkit';
 import { createSoftwareKey } from '@stele/device';
 import { runGateway } from '../cli.ts';
 import { portDeniedFix, type DoctorReport } from './doctor.ts';
@@ -32,14 +32,6 @@ const HAVE_SOFTHSM = SOFTHSM_LIB !== undefined && which('softhsm2-util') !== und
 // missing install step, so it is an error there.
 if (process.env.CI === 'true' && !(HAVE_MOSQUITTO && HAVE_SOFTHSM)) {
   throw new Error('CI=true but mosquitto/mosquitto_passwd or softhsm2 is missing: .ci/run must install them');
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 interface Mosquitto {

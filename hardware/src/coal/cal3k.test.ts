@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SHARED_SKIP_REASON, sharedDir } from '@stele/test';
+import { SHARED_SKIP_REASON, sharedDir } from '@stele/testkit';
 import { toHex } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { CAL3K_HEADER, type Cal3kEvent, Cal3kStreamDecoder, decodeCal3k } from './cal3k.ts';

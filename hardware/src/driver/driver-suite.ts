@@ -10,6 +10,7 @@
  */
 import { sha256 } from '@stele/core/hash.ts';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '@stele/testkit';
 import type { SerialStatus, SerialTransport } from '../transport/serial-transport.ts';
 import type { DriverCommonOptions, DriverIssue, SensorDriver, SensorReading, SensorSession } from './types.ts';
 
@@ -79,14 +80,6 @@ export function driverSuite<O extends DriverCommonOptions>(
       harness = undefined;
     });
 
-    async function waitFor(what: string, done: () => boolean): Promise<void> {
-      const deadline = Date.now() + waitMs;
-      while (!done()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    }
-
     async function next(it: AsyncIterator<SensorReading>, what = 'a reading'): Promise<SensorReading> {
       let timer: NodeJS.Timeout | undefined;
       const bound = new Promise<never>((_, reject) => {
@@ -135,7 +128,7 @@ export function driverSuite<O extends DriverCommonOptions>(
       const since = Date.now();
       h.behave('good');
       expectWellFormed(await readingAfter(it, since));
-      await waitFor(`an issue with one of ${codes.join(', ')}`, seen);
+      await waitFor(seen, `an issue with one of ${codes.join(', ')}`, waitMs);
       const issue = issues.find((i) => codes.includes(i.code))!;
       expect(issue.error.code).toBe(issue.code);
       expect(session!.stats().issues[issue.code]).toBeGreaterThanOrEqual(1);
@@ -186,10 +179,10 @@ export function driverSuite<O extends DriverCommonOptions>(
       const { h, it } = await start('good', 'resume');
       await next(it);
       await h.cut();
-      await waitFor('the transport to report the disconnect', () => statuses.some((s) => s.type === 'closed' && s.reason === 'disconnected'));
-      await waitFor('a reconnect attempt', () => statuses.some((s) => s.type === 'reconnecting'));
+      await waitFor(() => statuses.some((s) => s.type === 'closed' && s.reason === 'disconnected'), 'the transport to report the disconnect', waitMs);
+      await waitFor(() => statuses.some((s) => s.type === 'reconnecting'), 'a reconnect attempt', waitMs);
       await h.restore();
-      await waitFor('the transport to reopen', () => h.transport.state === 'open');
+      await waitFor(() => h.transport.state === 'open', 'the transport to reopen', waitMs);
       const since = Date.now();
       expectWellFormed(await readingAfter(it, since));
       expect(session!.stats().disconnects).toBeGreaterThanOrEqual(1);

@@ -39,7 +39,7 @@ class ModbusSession implements SensorSession {
 
   constructor(
     private readonly transport: SerialTransport,
-    private readonly options: ModbusDriverOptions,
+    options: ModbusDriverOptions,
   ) {
     this.core = new SessionCore(transport, options, () => {}, () => this.halt());
     this.master = new ModbusRtuMaster(transport, options);

@@ -4,7 +4,7 @@
  * rejected bytes: `{"ok":false,"error":{"code","offset","message"}}`. It keeps going after a bad frame.
  * Exit status: 0 every frame was good, 1 something was rejected (or the port failed), 2 usage error.
  */
-import { parseArgs } from 'node:util';
+import { parseCommand, usageError } from '@stele/command';
 import { toHex } from '@stele/core/bytes.ts';
 import { HJ212_CRC_VARIANTS, type Hj212CrcVariant } from './crc.ts';
 import { type Hj212DecoderOptions, Hj212StreamDecoder } from './decoder.ts';
@@ -43,6 +43,12 @@ Exit status: 0 all frames good, 1 something rejected or the port failed, 2 usage
 Error codes: HJ212_NOISE HJ212_BAD_LENGTH HJ212_BAD_CRC HJ212_BAD_FIELD HJ212_BAD_TRAILER HJ212_TRUNCATED HJ212_OVERSIZE
 `;
 
+const HJ212_DECODE_SPEC = {
+  name: 'stele hj212 decode',
+  usage: HJ212_DECODE_HELP,
+  options: { lenient: { type: 'boolean' }, crc: { type: 'string' }, port: { type: 'string' }, baud: { type: 'string' } },
+} as const;
+
 /** The JSON object printed for one result. */
 export function resultToJson(r: Hj212DecodeResult): Record<string, unknown> {
   if (r.ok) return { ok: true, offset: r.offset, sha256: toHex(r.sha256), ...r.parsed, anomalies: r.anomalies };
@@ -50,41 +56,19 @@ export function resultToJson(r: Hj212DecodeResult): Record<string, unknown> {
 }
 
 export async function runHj212Decode(argv: string[], io: Hj212CliIo, deps: Hj212CliDeps = {}): Promise<number> {
-  let values: { lenient?: boolean; crc?: string; port?: string; baud?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        lenient: { type: 'boolean' },
-        crc: { type: 'string' },
-        port: { type: 'string' },
-        baud: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    io.stderr.write(`stele hj212 decode: ${(e as Error).message}\n\n${HJ212_DECODE_HELP}`);
-    return 2;
-  }
-  if (values.help === true) {
-    io.stdout.write(HJ212_DECODE_HELP);
-    return 0;
-  }
+  const parsed = parseCommand(argv, HJ212_DECODE_SPEC, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const crc = values.crc ?? 'hj212';
   if (!HJ212_CRC_VARIANTS.includes(crc as Hj212CrcVariant)) {
-    io.stderr.write(`stele hj212 decode: --crc must be one of ${HJ212_CRC_VARIANTS.join(', ')}\n`);
-    return 2;
+    return usageError(io, HJ212_DECODE_SPEC, `--crc must be one of ${HJ212_CRC_VARIANTS.join(', ')}`);
   }
   const baud = values.baud === undefined ? 9600 : Number(values.baud);
   if (!Number.isInteger(baud) || baud <= 0) {
-    io.stderr.write('stele hj212 decode: --baud must be a positive integer\n');
-    return 2;
+    return usageError(io, HJ212_DECODE_SPEC, '--baud must be a positive integer');
   }
   if (values.baud !== undefined && values.port === undefined) {
-    io.stderr.write('stele hj212 decode: --baud needs --port\n');
-    return 2;
+    return usageError(io, HJ212_DECODE_SPEC, '--baud needs --port');
   }
   const options: Hj212DecoderOptions = { mode: values.lenient === true ? 'lenient' : 'strict', crc: crc as Hj212CrcVariant };
   const decoder = new Hj212StreamDecoder(options);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SHARED_SKIP_REASON } from '@stele/test';
+import { SHARED_SKIP_REASON } from '@stele/testkit';
 import { checkCrc, crc16Hj212, crc16Modbus, crcText } from './crc.ts';
 import { hj212FixtureDir } from './fixtures.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SHARED_SKIP_REASON } from '@stele/test';
+import { SHARED_SKIP_REASON } from '@stele/testkit';
 import { decodeFrame } from './decoder.ts';
 import {
   encodeDataAnswer,

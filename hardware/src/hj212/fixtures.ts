@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sharedDir } from '@stele/test';
+import { sharedDir } from '@stele/testkit';
 
 export interface Hj212FixtureRecord {
   id: string;

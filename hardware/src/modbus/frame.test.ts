@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SHARED_SKIP_REASON, sharedDir } from '@stele/test';
+import { SHARED_SKIP_REASON, sharedDir } from '@stele/testkit';
 import { ModbusError } from './errors.ts';
 import {
   appendCrc,
@@ -167,7 +167,7 @@ describe('decodeReadResponse', () => {
       expect(m.exceptionCode).toBe(2);
       expect(m.exceptionMeaning).toBe('ILLEGAL DATA ADDRESS');
     }
-    expect((() => { try { decodeReadResponse(encodeException(1, 4, 0x42)); } catch (e) { return (e as ModbusError).exceptionMeaning; } })()).toBe('UNKNOWN EXCEPTION');
+    expect((() => { try { decodeReadResponse(encodeException(1, 4, 0x42)); } catch (e) { return (e as ModbusError).exceptionMeaning; } return undefined; })()).toBe('UNKNOWN EXCEPTION');
   });
   it('rejects answers from another slave or to another function as MODBUS_UNEXPECTED', () => {
     expect(codeOf(() => decodeReadResponse(encodeReadResponse(2, 4, [1, 2]), req))).toBe('MODBUS_UNEXPECTED');

@@ -13,6 +13,7 @@
  * Bytes that arrive while no request is pending (a late answer to a timed-out request, line noise) are
  * discarded and counted, so a late answer can never be taken for the answer to the next request.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SerialError } from '../transport/errors.ts';
 import type { SerialTransport } from '../transport/serial-transport.ts';
 import { ModbusError } from './errors.ts';
@@ -55,7 +56,6 @@ interface Pending {
   gapTimer: NodeJS.Timeout | undefined;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class ModbusRtuMaster {
   private chain: Promise<unknown> = Promise.resolve();

@@ -4,10 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { anchorCodeOf } from '@stele/test';
-import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
+import { codeOf } from '@stele/testkit';
+import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
 import { ANVIL_STATE_FILE, startAnvil, type AnvilNode } from './anvil.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer } from './evm-anchorer.ts';
+
+/** The code of the AnchorError `p` rejects with. */
+const anchorCodeOf = (p: Promise<unknown>) => codeOf(p, AnchorError);
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./anvil-child-fixture.ts', import.meta.url));

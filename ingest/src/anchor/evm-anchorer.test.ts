@@ -6,11 +6,14 @@ import { join } from 'node:path';
 import { createPublicClient, createWalletClient, defineChain, http, type Address, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { anchorCodeOf } from '@stele/test';
-import { readAnchor, type AnchorError, type AnchorRef } from '@stele/core/anchor/evm-reader.ts';
+import { codeOf } from '@stele/testkit';
+import { AnchorError, readAnchor, type AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { STELE_ANCHOR_ABI } from './abi.ts';
 import { startAnvil, type AnvilNode } from './anvil.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, type EvmAnchorer } from './evm-anchorer.ts';
+
+/** The code of the AnchorError `p` rejects with. */
+const anchorCodeOf = (p: Promise<unknown>) => codeOf(p, AnchorError);
 
 /** anvil's second well-known dev account: funded, but not the contract's owner. */
 const OTHER_DEV_KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';

@@ -17,7 +17,6 @@ import {
   type Address,
   type Chain,
   type Hex,
-  type PublicClient,
 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { toHex } from '@stele/core/bytes.ts';

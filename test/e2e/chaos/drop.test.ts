@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '@stele/testkit';
 import { decodeCbor } from '@stele/core/cbor.ts';
 import { parseStatement } from '@stele/core/cose/index.ts';
 import { createSoftwareKey, makeEnrolmentRecord } from '@stele/device';
@@ -31,14 +32,6 @@ const fakeAnchorer: Anchorer = {
   rpcUrl: 'http://127.0.0.1:1',
   anchor: async (batchId) => ({ chainId: 31337, contract: '0x5fbdb2315678afecb367f032d93f642f64180aa3', txHash: `0x${'ab'.repeat(32)}`, blockNumber: batchId, blockTime: 1_800_000_000 }),
 };
-
-async function waitFor(cond: () => boolean, what: string, limitMs = 30_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('a broker that silently drops statements meant for ingest', () => {
   it('loses nothing: the publisher resends what ingest did not acknowledge in time', async () => {
@@ -88,7 +81,7 @@ describe('a broker that silently drops statements meant for ingest', () => {
       }
     }
     agent.addSource('s', source());
-    await waitFor(() => outbox.ackedUpTo() === N, `acks up to ${N}`);
+    await waitFor(() => outbox.ackedUpTo() === N, `acks up to ${N}`, 30_000);
     expect(ingest.head(DEVICE).seq).toBe(N);
     expect(dropped.length).toBeGreaterThan(40);
     expect(publisher.status().resends).toBeGreaterThanOrEqual(1);

@@ -1,0 +1,16 @@
+export {
+  EXIT_FAILED,
+  EXIT_INTERNAL,
+  EXIT_OK,
+  EXIT_PARTIAL,
+  EXIT_USAGE,
+  UsageError,
+  dispatch,
+  parseCommand,
+  reportInternalError,
+  usageError,
+  type CommandIo,
+  type CommandSpec,
+  type Parsed,
+  type SubcommandTable,
+} from './command.ts';
