@@ -78,6 +78,26 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
       join(rel, 'node', 'bin', 'node'), join(rel, 'lib', 'stele.mjs'), 'gateway', ...args,
     ];
     const gateway = (args: string[]) => spawnChild(QEMU, qemuArgs(args));
+    /** `run` with the V8 flags of the systemd unit (what ships: RSS is measured on that). */
+    const UNIT_FLAGS = ['--max-semi-space-size=1', '--optimize-for-size'];
+    const runGatewayAsUnit = (config: string) => {
+      const a = qemuArgs(['run', '--config', config]);
+      const node = a.indexOf(join(rel, 'node', 'bin', 'node'));
+      a.splice(node + 1, 0, ...UNIT_FLAGS);
+      return spawnChild(QEMU, a);
+    };
+    // `stele gateway --help`: the start-up of node and the bundle alone, under qemu and natively (x64 release)
+    const relX64 = unpack(gatewayArchive('linux-x64'), mkdtempSync(join(dir, 'x64-')));
+    const timeIt = (cmd: string, args: string[]) => {
+      const t = Date.now();
+      const r = runCmd(cmd, args);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/usage: stele gateway/);
+      return (Date.now() - t) / 1000;
+    };
+    const helpQemuS = timeIt(QEMU, ['-L', SYSROOT, join(rel, 'node', 'bin', 'node'), join(rel, 'lib', 'stele.mjs'), 'gateway', '--help']);
+    const helpNativeS = timeIt(join(relX64, 'bin', 'stele'), ['gateway', '--help']);
+    say(`stele gateway --help: ${helpQemuS.toFixed(1)} s arm64 under qemu, ${helpNativeS.toFixed(2)} s x64 native`);
     const finished = async (c: Child, what: string) => {
       const { code } = await c.exited;
       if (code !== 0) throw new Error(`${what} exited ${code}: ${c.lines.slice(-20).join('\n')}\n${c.errTail.join('\n')}`);
@@ -170,7 +190,7 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
     for (const [i, s] of specs.entries()) {
       {
         const t = Date.now();
-        const child = gateway(['run', '--config', configs[i]!]);
+        const child = runGatewayAsUnit(configs[i]!);
         cleanups.push(() => child.kill('SIGKILL'));
         const ops = `http://127.0.0.1:${healthPorts[i]}`;
         for (const until = Date.now() + 120_000; ; ) {
@@ -240,7 +260,10 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
 
     const bench = {
       arch: 'linux-arm64 under qemu-aarch64-static on x86-64',
+      helpS: { arm64Qemu: Number(helpQemuS.toFixed(2)), x64Native: Number(helpNativeS.toFixed(2)) },
       provisionS: Number(provisionS.toFixed(1)),
+      nodeFlags: UNIT_FLAGS.join(' '),
+      loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
       startup: specs.map((s, i) => ({ gateway: s.id, backend: s.backend, startupS: Number(started[i]!.startupS.toFixed(1)), ...rss[i] })),
       totalS: Math.round((Date.now() - t0) / 1000),
     };
