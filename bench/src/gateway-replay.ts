@@ -78,7 +78,7 @@ export async function main(argv: string[]): Promise<void> {
 
     const outbox = await Outbox.open(join(dir, 'outbox'));
     if (outbox.head().seq !== count) throw new Error('backlog not where expected');
-    const publisher = new Publisher({ mqttUrl: stack.mqttUrl, deviceId: DEVICE, outbox, ...(windowSize === undefined ? {} : { windowSize }) });
+    const publisher = new Publisher({ mqttUrl: stack.mqttUrl, deviceId: DEVICE, outbox, ingestKey: stack.ingestKey, ...(windowSize === undefined ? {} : { windowSize }) });
     const perSecond: number[] = [];
     let last = 0;
     const start = performance.now();

@@ -4,7 +4,7 @@
  * GatewayAgent with its outbox (synced writes), ES256 software key, publisher and retention (keeping 10 000
  * acknowledged readings). Only what a gateway process holds: no broker, no ingest, no bench code.
  *
- *   node --import tsx bench/src/gateway-soak-agent.ts --data DIR --mqtt URL --device ID --key FILE [--instruments 16]
+ *   node --import tsx bench/src/gateway-soak-agent.ts --data DIR --mqtt URL --device ID --key FILE --ingest-key B64URL [--instruments 16]
  *
  * Prints a JSON status line every 5 s; SIGTERM stops it (prints a last line with "stopped": true).
  */
@@ -12,6 +12,7 @@ import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SerialPortMock } from 'serialport';
+import { fromBase64Url } from '@stele/core/bytes.ts';
 import { loadSoftwareSigner } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { Retention } from '@stele/edge-agent/retention/index.ts';
@@ -19,7 +20,7 @@ import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
 import { CemsSimulator } from '@stele/simulator/instruments/cems.ts';
 
 const { values } = parseArgs({
-  options: { data: { type: 'string' }, mqtt: { type: 'string' }, device: { type: 'string' }, key: { type: 'string' }, instruments: { type: 'string', default: '16' } },
+  options: { data: { type: 'string' }, mqtt: { type: 'string' }, device: { type: 'string' }, key: { type: 'string' }, 'ingest-key': { type: 'string' }, instruments: { type: 'string', default: '16' } },
 });
 const n = Number(values.instruments);
 const deviceId = values.device!;
@@ -27,7 +28,7 @@ const dataDir = values.data!;
 
 const signer = await loadSoftwareSigner(values.key!);
 const outbox = await Outbox.open(join(dataDir, 'outbox'));
-const publisher = new Publisher({ mqttUrl: values.mqtt!, deviceId, outbox });
+const publisher = new Publisher({ mqttUrl: values.mqtt!, deviceId, outbox, ingestKey: fromBase64Url(values['ingest-key']!) });
 const agent = new GatewayAgent({ deviceId, signer, outbox, publisher });
 const retention = new Retention({ outbox, stateFile: join(dataDir, 'retention.json'), keepForMs: 0, keepReadings: 10_000, intervalMs: 10_000 });
 await retention.start();

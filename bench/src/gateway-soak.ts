@@ -17,6 +17,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { toBase64Url } from '@stele/core/bytes.ts';
 import { createSoftwareKey } from '@stele/device';
 import { jsonLines, REPO_ROOT, sleep, spawnChild, type Child } from '../../test/e2e/chaos/processes.ts';
 import { machineLine, startStack } from './gateway-stack.ts';
@@ -48,7 +49,7 @@ export async function main(argv: string[]): Promise<void> {
     const keyFile = join(dir, 'gw.pem');
     const signer = await createSoftwareKey(keyFile);
     await stack.enrol(signer, DEVICE);
-    const args = ['--data', join(dir, 'gateway'), '--mqtt', stack.mqttUrl, '--device', DEVICE, '--key', keyFile, '--instruments', String(n)];
+    const args = ['--data', join(dir, 'gateway'), '--mqtt', stack.mqttUrl, '--device', DEVICE, '--key', keyFile, '--ingest-key', toBase64Url(stack.ingestKey), '--instruments', String(n)];
     if (runner === 'bundle') {
       const { bundleForNode } = await import('../../edge-agent/scripts/bundle.ts');
       // inside the repo, so that the external packages resolve from its node_modules

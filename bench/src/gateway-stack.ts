@@ -4,11 +4,12 @@
  * (`stele ingest run --embedded-chain`), with its HTTP endpoint for enrolment and checks.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import type { Signer } from '@stele/core/signer.ts';
-import { makeEnrolmentRecord } from '@stele/device';
+import { createSoftwareKey, makeEnrolmentRecord } from '@stele/device';
 import { freePort, INGEST_SCRIPT, sleep, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 
 export interface BenchStack {
@@ -16,6 +17,8 @@ export interface BenchStack {
   mqttUrl: string;
   api: string;
   ingest: Child;
+  /** Ingest's public key, for the gateway to pin (FORMAT.md §11.1). */
+  ingestKey: Uint8Array;
   enrol(signer: Signer, deviceId: string): Promise<void>;
   head(deviceId: string): Promise<number>;
   stop(): Promise<void>;
@@ -44,6 +47,9 @@ export async function startStack(dir: string, options: { broker?: 'mosquitto' | 
     };
   }
   const healthPort = await freePort();
+  // made here (ingest uses DIR/keys/ingest.pem when present) so the gateway can pin its public key
+  await mkdir(join(dir, 'ingest', 'keys'), { recursive: true });
+  const ingestKey = (await createSoftwareKey(join(dir, 'ingest', 'keys', 'ingest.pem'))).publicKey;
   const api = `http://127.0.0.1:${healthPort}`;
   const ingest = spawnTs(INGEST_SCRIPT, [
     'run', '--mqtt', mqttUrl, '--data', join(dir, 'ingest'), '--embedded-chain', '--batch-ms', String(options.batchMs ?? 1000),
@@ -60,8 +66,14 @@ export async function startStack(dir: string, options: { broker?: 'mosquitto' | 
     mqttUrl,
     api,
     ingest,
+    ingestKey,
     async enrol(signer, deviceId) {
-      const res = await fetch(`${api}/enrol`, { method: 'POST', body: JSON.stringify(makeEnrolmentRecord(signer, deviceId, 'bench')) });
+      const token = (await readFile(join(dir, 'ingest', 'admin-token'), 'utf8')).trim();
+      const res = await fetch(`${api}/enrol`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(makeEnrolmentRecord(signer, deviceId, 'bench')),
+      });
       if (!res.ok) throw new Error(`enrol failed: ${await res.text()}`);
     },
     async head(deviceId) {

@@ -172,7 +172,7 @@ async function runOnce(o: SlowKeyOptions, seconds: number, maxBatch: number, ver
     await ingest.enrol({ deviceId: DEVICE, publicKey: toBase64Url(key.publicKey), kid: toBase64Url(key.keyId), keyBackend: key.backend, enrolledAt: new Date().toISOString() });
     const outbox = await Outbox.open(join(dir, 'outbox'));
     stops.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox });
+    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox, ingestKey: ingestKey.publicKey });
     const agent = new GatewayAgent({ deviceId: DEVICE, signer: slowSigner(key, o.signMs), outbox, publisher, maxSignBatch: maxBatch });
     stops.push(() => agent.stop());
 

@@ -22,12 +22,16 @@ const COMMANDS: Record<string, Command> = {
     summary: 'verify an evidence bundle offline and, where a chain endpoint answers, its on-chain anchor',
     run: async (argv, io) => (await import('@stele/verifier/cli.ts')).runVerify(argv, io),
   },
+  trust: {
+    summary: 'the authority\'s trust policy: `stele trust keygen | fingerprint | sign | show`',
+    run: async (argv, io) => (await import('@stele/verifier/trust-cli.ts')).runTrust(argv, io),
+  },
   gateway: {
     summary: 'the gateway: `stele gateway run | doctor | status | provision`',
     run: async (argv, io) => (await import('@stele/edge-agent/cli.ts')).runGateway(argv, io),
   },
   ingest: {
-    summary: 'the ingest service: `stele ingest run | enrol`',
+    summary: 'the ingest service: `stele ingest run | enrol | trust export`',
     run: async (argv, io) => (await import('@stele/ingest/cli.ts')).runIngest(argv, io),
   },
   hj212: {

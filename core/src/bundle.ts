@@ -91,6 +91,15 @@ export interface EvidenceBundle {
   alert?: unknown;
 }
 
+/**
+ * Limits of a bundle a verifier reads (FORMAT.md §7 "Limits"): beyond them, `BUNDLE_LIMIT_ERROR` before any work.
+ * 128 MiB holds about 120,000 readings with bodies (a day at one reading a second is about 90 MiB).
+ */
+export const MAX_BUNDLE_BYTES = 128 * 1024 * 1024;
+export const MAX_BUNDLE_ENTRIES = 500_000;
+export const MAX_BUNDLE_LIFECYCLE = 10_000;
+export const MAX_BUNDLE_BATCHES = 100_000;
+
 const KEY_BACKENDS: readonly KeyBackend[] = ['software', 'pkcs11', 'tpm', 'secure-element'];
 const MAX_U64_SAFE = Number.MAX_SAFE_INTEGER;
 
@@ -245,8 +254,11 @@ function parseBatch(v: unknown, path: string): BundleBatch {
   return batch;
 }
 
-function asArray(v: unknown, path: string): unknown[] {
+function asArray(v: unknown, path: string, max: number): unknown[] {
   if (!Array.isArray(v)) fail(path, 'expected an array');
+  if (v.length > max) {
+    throw new FormatError('BUNDLE_LIMIT_ERROR', `evidence bundle: ${path}: ${v.length} items, more than the ${max} a verifier reads`, { where: { path } });
+  }
   return v;
 }
 
@@ -272,10 +284,10 @@ export function parseBundle(json: unknown): EvidenceBundle {
   const window = { firstSeq: asUint(w.firstSeq, '$.window.firstSeq', 1), lastSeq: asUint(w.lastSeq, '$.window.lastSeq', 1) };
   if (window.firstSeq > window.lastSeq) fail('$.window', 'firstSeq is greater than lastSeq');
 
-  const entries = asArray(o.entries, '$.entries').map((e, i) => parseEntry(e, `$.entries[${i}]`));
+  const entries = asArray(o.entries, '$.entries', MAX_BUNDLE_ENTRIES).map((e, i) => parseEntry(e, `$.entries[${i}]`));
   const lifecycle =
-    o.lifecycle === undefined ? undefined : asArray(o.lifecycle, '$.lifecycle').map((e, i) => parseLifecycleEntry(e, `$.lifecycle[${i}]`));
-  const batches = asArray(o.batches, '$.batches').map((b, i) => parseBatch(b, `$.batches[${i}]`));
+    o.lifecycle === undefined ? undefined : asArray(o.lifecycle, '$.lifecycle', MAX_BUNDLE_LIFECYCLE).map((e, i) => parseLifecycleEntry(e, `$.lifecycle[${i}]`));
+  const batches = asArray(o.batches, '$.batches', MAX_BUNDLE_BATCHES).map((b, i) => parseBatch(b, `$.batches[${i}]`));
 
   const batchIds = new Set<number>();
   batches.forEach((b, i) => {
@@ -296,8 +308,11 @@ export function parseBundle(json: unknown): EvidenceBundle {
   return bundle;
 }
 
-/** Parses bundle file bytes (UTF-8 JSON). Bad UTF-8 or JSON is `BUNDLE_FORMAT_ERROR` at path `$`. */
+/** Parses bundle file bytes (UTF-8 JSON). Bad UTF-8 or JSON is `BUNDLE_FORMAT_ERROR` at path `$`; a file or list beyond the limits above `BUNDLE_LIMIT_ERROR`. */
 export function parseBundleBytes(bytes: Uint8Array): EvidenceBundle {
+  if (bytes.length > MAX_BUNDLE_BYTES) {
+    throw new FormatError('BUNDLE_LIMIT_ERROR', `evidence bundle: ${bytes.length} bytes, more than the ${MAX_BUNDLE_BYTES} a verifier reads`, { where: { path: '$' } });
+  }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));

@@ -24,7 +24,9 @@ export type FormatErrorCode =
   | 'COSE_FORMAT_ERROR'
   | 'STATEMENT_FORMAT_ERROR'
   | 'RECEIPT_FORMAT_ERROR'
-  | 'BUNDLE_FORMAT_ERROR';
+  | 'BUNDLE_FORMAT_ERROR'
+  | 'BUNDLE_LIMIT_ERROR'
+  | 'POLICY_FORMAT_ERROR';
 
 export class FormatError extends SteleError<FormatErrorCode> {}
 

@@ -17,3 +17,4 @@ export * from './anchor/evm-reader.ts';
 export * from './lifecycle/index.ts';
 export * from './bundle.ts';
 export * from './verify/index.ts';
+export * from './trust/index.ts';

@@ -11,7 +11,7 @@ import { createSoftwareKey, type SoftwareSigner } from '@stele/device';
 import { GatewayAgent } from './agent.ts';
 import { Outbox, type Acquired } from './outbox.ts';
 import { Publisher } from './publisher.ts';
-import { acquired, startBroker, startFakeIngest, waitFor } from './test-helpers.ts';
+import { acquired, startBroker, startFakeIngest, TEST_INGEST, waitFor } from './test-helpers.ts';
 
 const DEVICE = 'gw-slow-1';
 let dir: string;
@@ -84,7 +84,7 @@ describe('GatewayAgent with a slow key', () => {
     cleanups.push(() => broker.close());
     const fake = await startFakeIngest(broker.url, DEVICE);
     cleanups.push(() => fake.stop());
-    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox });
+    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox, ingestKey: TEST_INGEST.publicKey });
     const signer = slowKey(key, 20);
     const agent = new GatewayAgent({ deviceId: DEVICE, signer, outbox, publisher, maxSignBatch: 16 });
     cleanups.push(() => agent.stop());

@@ -7,7 +7,7 @@ import { createSoftwareKey, type SoftwareSigner } from '@stele/device';
 import { GatewayAgent } from './agent.ts';
 import { Outbox, type Acquired } from './outbox.ts';
 import { Publisher } from './publisher.ts';
-import { acquired, startBroker, startFakeIngest, waitFor, type TestBroker } from './test-helpers.ts';
+import { acquired, startBroker, startFakeIngest, TEST_INGEST, waitFor, type TestBroker } from './test-helpers.ts';
 
 const DEVICE = 'gw-agent-1';
 let dir: string;
@@ -53,7 +53,7 @@ describe('GatewayAgent', () => {
     cleanups.push(() => broker.close());
     const fake = await startFakeIngest(broker.url, DEVICE);
     cleanups.push(() => fake.stop());
-    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox });
+    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox, ingestKey: TEST_INGEST.publicKey });
     const agent = new GatewayAgent({ deviceId: DEVICE, signer, outbox, publisher });
     cleanups.push(() => agent.stop());
     await publisher.start();

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSoftwareKey } from '@stele/device';
 import { encodeFrame, MockSerialLine } from '@stele/hardware';
 import { runGateway } from './cli.ts';
-import { collect, startBroker, startFakeIngest, waitFor, type FakeIngest, type TestBroker } from './test-helpers.ts';
+import { toBase64Url } from '@stele/core/bytes.ts';
+import { collect, startBroker, startFakeIngest, TEST_INGEST, waitFor, type FakeIngest, type TestBroker } from './test-helpers.ts';
 
 
 const frame = (i: number) =>
@@ -85,7 +86,7 @@ describe('stele gateway', () => {
       const file = join(dir, 'g.yaml');
       await writeFile(
         file,
-        `gateway:\n  id: gw-cli\n  dataDir: ${dir}/data\n  logLevel: info\nkey:\n  software:\n    path: ${dir}/key.pem\nbroker:\n  url: ${broker.url}\ninstruments:\n  - id: cems-1\n    driver: hj212\n    port: /dev/ttySTELE-CLI0\nhealth:\n  port: 0\n`,
+        `gateway:\n  id: gw-cli\n  dataDir: ${dir}/data\n  logLevel: info\nkey:\n  software:\n    path: ${dir}/key.pem\nbroker:\n  url: ${broker.url}\ningest:\n  publicKey: ${toBase64Url(TEST_INGEST.publicKey)}\ninstruments:\n  - id: cems-1\n    driver: hj212\n    port: /dev/ttySTELE-CLI0\nhealth:\n  port: 0\n`,
       );
       const line = new MockSerialLine('/dev/ttySTELE-CLI0');
       const c = collect();

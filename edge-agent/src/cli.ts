@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { ConfigError, formatIssue } from './config/errors.ts';
 import { loadConfig } from './config/config.ts';
 import { formatDoctorReport, runDoctor, type DoctorOptions } from './doctor/doctor.ts';
+import { isUnhealthy } from './ops/http.ts';
 import { fmtBytes, type GatewayStatus } from './ops/status.ts';
 import { startGateway, type GatewayDeps } from './run/gateway.ts';
 import { keyFix } from './run/signer.ts';
@@ -222,6 +223,12 @@ const age = (now: number, at: number | undefined) => (at === undefined ? 'never'
 export function formatStatus(s: GatewayStatus): string {
   const l: string[] = [];
   l.push(`gateway   ${s.deviceId}  ${s.state}, pid ${s.pid}, up ${Math.round((s.now - s.startedAt) / 1000)} s`);
+  if (s.refusal !== undefined) {
+    l.push(`REFUSED   ${s.refusal.code}: ${s.refusal.message}`, `fix       ${s.refusal.fix}`);
+    return `${l.join('\n')}\n`;
+  }
+  const failing = isUnhealthy(s);
+  l.push(`health    ${failing.length === 0 ? 'ok' : `UNHEALTHY (/healthz 503): ${failing.length} problem(s) stop evidence, listed below`}`);
   l.push(`outbox    depth ${s.outbox.depth} (head seq ${s.outbox.head}, acked up to ${s.outbox.acked})`);
   l.push(`last ack  ${s.lastAck === undefined ? 'none since start' : `up to seq ${s.lastAck.upTo}, ${age(s.now, s.lastAck.at)}`}`);
   l.push(`broker    ${s.broker.connected ? 'connected' : 'NOT connected'} ${s.broker.url} (${s.broker.mode}); sent ${s.broker.sent}, resends ${s.broker.resends}${Object.keys(s.broker.rejected).length > 0 ? `, rejected ${JSON.stringify(s.broker.rejected)}` : ''}`);
@@ -239,9 +246,10 @@ export function formatStatus(s: GatewayStatus): string {
   }
   l.push(`disk      ${s.disk.level}, ${fmtBytes(s.disk.freeBytes)} free (warn below ${fmtBytes(s.disk.warnAtFreeBytes)}, stop below ${fmtBytes(s.disk.stopAtFreeBytes)}, policy ${s.disk.policy})`);
   l.push(`clock     ${s.clock.synced ? 'synchronised' : `NOT synchronised (${s.clock.reason})`}${s.clock.jumps > 0 ? `, ${s.clock.jumps} jump(s), last ${s.clock.lastJumpMs} ms` : ''}`);
-  if (s.problems.length > 0) {
+  const problems = [...new Set([...failing.filter((f) => !f.startsWith('agent ')), ...s.problems])];
+  if (problems.length > 0) {
     l.push('problems');
-    for (const p of s.problems) l.push(`  - ${p}`);
+    for (const p of problems) l.push(`  - ${p}`);
   }
   return `${l.join('\n')}\n`;
 }

@@ -15,12 +15,27 @@
  *                           `{"reading": bstr, "takenAt": uint ms}` while unsigned
  *   `m!head`             -> `{"seq": uint, "digest": bstr(32), "device": tstr}`           (seq 0 = empty chain)
  *   `m!acked`            -> `{"upTo": uint}`  ingest has committed 1..upTo (never goes backwards)
+ * Every value written by this version also carries `"sum": bstr(8)` (FORMAT.md §12.1), checked on every read.
+ *
+ * Refusing to fork (FORMAT.md §12.1). LevelDB as shipped by classic-level neither verifies block checksums on
+ * reads nor runs paranoid checks (its binding sets neither `paranoid_checks` nor `verify_checksums`), and with
+ * `create_if_missing` a deleted `CURRENT` opens as an empty store. So the outbox checks for itself:
+ * - a marker file `STELE-OUTBOX` beside the LevelDB files, written when the outbox is created; afterwards the
+ *   store is opened without create-if-missing (a lost `CURRENT` is `OUTBOX_MISSING`, never an empty outbox);
+ * - the marker holds the high-water seq, fsynced after every take: on open a head below it means synced writes
+ *   were lost (a torn log), and the outbox refuses (`OUTBOX_ROLLED_BACK`) rather than hand out those seqs again;
+ * - every value's `sum`, and every entry read back against its statement (digest, seq, device), and on open the
+ *   unacknowledged part of the chain is walked (contiguous, linked): `OUTBOX_CORRUPT`, `OUTBOX_GAP`.
  */
+import { chmod, mkdir, open as openFile, readdir, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Level } from 'level';
 import { encodeCbor, decodeCbor } from '@stele/core/cbor.ts';
-import { equalBytes } from '@stele/core/bytes.ts';
-import { signBatchedStatements, signStatement } from '@stele/core/cose/index.ts';
-import { encodeReading, GENESIS_PREV, readingDigest, type ClockState, type Measurement, type Reading } from '@stele/core/reading.ts';
+import { concatBytes, equalBytes, utf8 } from '@stele/core/bytes.ts';
+import { checkStatementAgainstReading, parseStatement, signBatchedStatements, signStatement } from '@stele/core/cose/index.ts';
+import { sha256 } from '@stele/core/hash.ts';
+import { parseLifecycleStatement } from '@stele/core/lifecycle/index.ts';
+import { decodeReading, encodeReading, GENESIS_PREV, readingDigest, type ClockState, type Measurement, type Reading } from '@stele/core/reading.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { OutboxError } from './errors.ts';
 
@@ -77,6 +92,11 @@ export const DEFAULT_MAX_SIGN_BATCH = 64;
 export interface OutboxOptions {
   /** Clock for `takenAt`. Default: `Date.now`. */
   now?: () => number;
+  /**
+   * Whether a new outbox may be created when `dir` holds none (no marker, no files). Default true. False: only an
+   * existing outbox opens (`OUTBOX_MISSING` otherwise). An outbox that exists is never recreated either way.
+   */
+  create?: boolean;
 }
 
 const SEQ_DIGITS = 16; // Number.MAX_SAFE_INTEGER has 16 digits
@@ -86,6 +106,8 @@ const ACKED_KEY = 'm!acked';
 const entryKey = (seq: number) => `${ENTRY_PREFIX}${String(seq).padStart(SEQ_DIGITS, '0')}`;
 const FIRST_KEY = entryKey(0);
 const LAST_KEY = entryKey(Number.MAX_SAFE_INTEGER);
+/** The marker file of an outbox, beside the LevelDB files (LevelDB leaves names it does not know alone). */
+export const OUTBOX_MARKER = 'STELE-OUTBOX';
 
 interface Head {
   seq: number;
@@ -110,41 +132,79 @@ export class Outbox {
   readonly #unsignedSigner = new Map<number, Signer>();
   #closing = false;
   #closed: Promise<void> | undefined;
+  readonly #hw: HighWater;
+  #hwFailures = 0;
 
-  private constructor(db: Level<string, Uint8Array>, head: Head, acked: number, now: () => number, unsignedFrom: number | undefined) {
+  private constructor(db: Level<string, Uint8Array>, hw: HighWater, head: Head, acked: number, now: () => number, unsignedFrom: number | undefined) {
     this.#db = db;
+    this.#hw = hw;
     this.#head = head;
     this.#acked = acked;
     this.#now = now;
     this.#unsignedFrom = unsignedFrom;
   }
 
-  /** Opens (creating when missing) the outbox in `dir`, restoring the chain head and the acked mark. */
+  /**
+   * Opens the outbox in `dir`, restoring the chain head and the acked mark. A new outbox is created only when
+   * `dir` holds nothing (and `options.create` is not false); an existing one is opened without create-if-missing,
+   * its marker's high-water seq checked against the head, and its unacknowledged entries walked (FORMAT.md
+   * §12.1). Refusals: `OUTBOX_MISSING`, `OUTBOX_ROLLED_BACK`, `OUTBOX_CORRUPT`, `OUTBOX_GAP`; `OUTBOX_LOCKED` when
+   * another process holds it.
+   */
   static async open(dir: string, options: OutboxOptions = {}): Promise<Outbox> {
     if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
-    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    const markerPath = join(dir, OUTBOX_MARKER);
+    let markerSeq: number | undefined;
+    try {
+      markerSeq = await readMarker(markerPath);
+    } catch (err) {
+      if (err instanceof OutboxError) throw err;
+      throw new OutboxError('OUTBOX_IO', 'cannot read the outbox marker', { cause: err, where: { dir } });
+    }
+    const files = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw new OutboxError('OUTBOX_IO', 'cannot list the outbox folder', { cause: err, where: { dir } });
+    });
+    const fresh = markerSeq === undefined && files.length === 0;
+    if (fresh && options.create === false) throw new OutboxError('OUTBOX_MISSING', 'there is no outbox here (and creating one was not asked for)', { where: { dir } });
+    if (fresh) await mkdir(dir, { recursive: true, mode: 0o700 });
+    else await chmod(dir, 0o700).catch(() => undefined); // evidence: the service user's only
+    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: fresh });
     try {
       await db.open();
     } catch (cause) {
-      const locked = (cause as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
-      throw new OutboxError(locked ? 'OUTBOX_LOCKED' : 'OUTBOX_IO', locked ? 'outbox is held by another process' : 'cannot open outbox', {
-        cause,
-        where: { dir },
-      });
+      const code = levelCode(cause);
+      if (code === 'LEVEL_LOCKED') throw new OutboxError('OUTBOX_LOCKED', 'outbox is held by another process', { cause, where: { dir } });
+      if (code === 'MISSING') {
+        throw new OutboxError('OUTBOX_MISSING', `the outbox store in ${dir} is gone (its LevelDB CURRENT file is missing): refused, an existing outbox is never recreated`, { cause, where: { dir } });
+      }
+      if (code === 'LEVEL_CORRUPTION') throw new OutboxError('OUTBOX_CORRUPT', 'the outbox store is corrupt', { cause, where: { dir } });
+      throw new OutboxError('OUTBOX_IO', 'cannot open outbox', { cause, where: { dir } });
     }
+    let hw: HighWater | undefined;
     try {
       const head = await readHead(db);
       const ackedBytes = await db.get(ACKED_KEY);
       const acked = ackedBytes === undefined ? 0 : uintField(decodeMeta(ackedBytes, ACKED_KEY), 'upTo', ACKED_KEY);
       if (acked > head.seq) throw corrupt('acked mark is above the chain head', { acked, head: head.seq });
+      if (markerSeq !== undefined && markerSeq > head.seq) {
+        throw new OutboxError('OUTBOX_ROLLED_BACK', `the outbox head is seq ${head.seq} but seqs up to ${markerSeq} were taken: synced writes were lost (torn log); refused, so that no seq is handed out twice`, {
+          where: { dir, head: head.seq, highWater: markerSeq },
+        });
+      }
       await checkConsistent(db, head);
+      await checkChain(db, acked, head);
       const unsignedFrom = await findUnsigned(db, head);
       if (unsignedFrom !== undefined && unsignedFrom <= acked) throw corrupt('an acknowledged entry is unsigned', { acked, unsignedFrom });
-      return new Outbox(db, head, acked, options.now ?? Date.now, unsignedFrom);
+      // a new outbox, or one from before markers: the marker is written now (the head is the high water)
+      hw = markerSeq === undefined ? await HighWater.create(dir, head.seq) : await HighWater.open(markerPath);
+      if (markerSeq !== undefined && markerSeq < head.seq) await hw.set(head.seq); // a cut after the take, before its mark
+      return new Outbox(db, hw, head, acked, options.now ?? Date.now, unsignedFrom);
     } catch (err) {
+      await hw?.close().catch(() => undefined);
       await db.close().catch(() => undefined);
       if (err instanceof OutboxError) throw err;
-      throw new OutboxError('OUTBOX_IO', 'cannot read outbox', { cause: err, where: { dir } });
+      throw storeError('cannot read outbox', err, { dir });
     }
   }
 
@@ -206,18 +266,20 @@ export class Outbox {
     try {
       await this.#db.batch(
         [
-          { type: 'put', key: entryKey(seq), value: encodeCbor({ reading: readingBytes, takenAt }) },
-          { type: 'put', key: HEAD_KEY, value: encodeCbor({ seq, digest, device: deviceId }) },
+          { type: 'put', key: entryKey(seq), value: seal({ reading: readingBytes, takenAt }) },
+          { type: 'put', key: HEAD_KEY, value: seal({ seq, digest, device: deviceId }) },
         ],
         { sync: true },
       );
     } catch (cause) {
-      throw new OutboxError('OUTBOX_IO', 'cannot store the reading', { cause, where: { seq } });
+      throw storeError('cannot store the reading', cause, { seq });
     }
-    // Only now is the reading taken.
+    // The reading is stored: the head moves, unsigned (so not publishable) until the signing stage signs it.
     this.#head = { seq, digest, device: deviceId };
     this.#unsignedFrom ??= seq;
     this.#unsignedSigner.set(seq, signer);
+    await this.#markTaken(seq);
+    // Only now is the reading taken.
     return { seq, reading: readingBytes };
   }
 
@@ -283,7 +345,7 @@ export class Outbox {
     try {
       rows = await this.#db.iterator({ gte: entryKey(first), lte: entryKey(last) }).all();
     } catch (cause) {
-      throw new OutboxError('OUTBOX_IO', 'cannot read unsigned entries', { cause, where: { seq: first } });
+      throw storeError('cannot read unsigned entries', cause, { seq: first });
     }
     const stored = rows.map(([key, value]) => decodeStored(key, value));
     if (stored.length !== last - first + 1 || stored.some((e, i) => e.seq !== first + i || e.statement !== undefined)) {
@@ -297,11 +359,11 @@ export class Outbox {
     const signMs = performance.now() - signStarted;
     try {
       await this.#db.batch(
-        stored.map((e, i) => ({ type: 'put' as const, key: entryKey(e.seq), value: encodeCbor({ reading: e.reading, statement: statements[i]!, takenAt: e.takenAt }) })),
+        stored.map((e, i) => ({ type: 'put' as const, key: entryKey(e.seq), value: seal({ reading: e.reading, statement: statements[i]!, takenAt: e.takenAt }) })),
         { sync: true },
       );
     } catch (cause) {
-      throw new OutboxError('OUTBOX_IO', 'cannot store the statements', { cause, where: { from: first, to: last } });
+      throw storeError('cannot store the statements', cause, { from: first, to: last });
     }
     for (let seq = first; seq <= last; seq++) this.#unsignedSigner.delete(seq);
     // Takes during the signature only appended above `last`: they are still unsigned.
@@ -326,16 +388,17 @@ export class Outbox {
     try {
       await this.#db.batch(
         [
-          { type: 'put', key: entryKey(seq), value: encodeCbor({ reading: readingBytes, statement, takenAt }) },
-          { type: 'put', key: HEAD_KEY, value: encodeCbor({ seq, digest, device: deviceId }) },
+          { type: 'put', key: entryKey(seq), value: seal({ reading: readingBytes, statement, takenAt }) },
+          { type: 'put', key: HEAD_KEY, value: seal({ seq, digest, device: deviceId }) },
         ],
         { sync: true },
       );
     } catch (cause) {
-      throw new OutboxError('OUTBOX_IO', 'cannot store the reading', { cause, where: { seq } });
+      throw storeError('cannot store the reading', cause, { seq });
     }
-    // Only now is the reading taken.
     this.#head = { seq, digest, device: deviceId };
+    await this.#markTaken(seq);
+    // Only now is the reading taken.
     return { seq, reading: readingBytes, statement };
   }
 
@@ -398,16 +461,17 @@ export class Outbox {
     const digest = readingDigest(body);
     const takenAt = this.#now();
     const ops: { type: 'put'; key: string; value: Uint8Array }[] = [
-      { type: 'put', key: entryKey(seq), value: encodeCbor({ reading: body, statement, takenAt }) },
-      { type: 'put', key: HEAD_KEY, value: encodeCbor({ seq, digest, device: deviceId }) },
+      { type: 'put', key: entryKey(seq), value: seal({ reading: body, statement, takenAt }) },
+      { type: 'put', key: HEAD_KEY, value: seal({ seq, digest, device: deviceId }) },
     ];
-    if (resync !== undefined && resync.seq > this.#acked) ops.push({ type: 'put', key: ACKED_KEY, value: encodeCbor({ upTo: resync.seq }) });
+    if (resync !== undefined && resync.seq > this.#acked) ops.push({ type: 'put', key: ACKED_KEY, value: seal({ upTo: resync.seq }) });
     try {
       await this.#db.batch(ops, { sync: true });
     } catch (cause) {
-      throw new OutboxError('OUTBOX_IO', 'cannot store the statement', { cause, where: { seq } });
+      throw storeError('cannot store the statement', cause, { seq });
     }
     this.#head = { seq, digest, device: deviceId };
+    await this.#markTaken(seq);
     if (resync !== undefined && resync.seq > this.#acked) this.#acked = resync.seq;
     return { seq, reading: body, statement };
   }
@@ -433,9 +497,41 @@ export class Outbox {
     try {
       rows = await this.#db.iterator({ gte: entryKey(seq), lte: entryKey(headSeq), limit }).all();
     } catch (cause) {
-      throw new OutboxError('OUTBOX_IO', 'cannot read outbox entries', { cause, where: { seq } });
+      throw storeError('cannot read outbox entries', cause, { seq });
     }
-    return rows.map(([key, value]) => decodeEntry(key, value));
+    // Every entry is checked as it is read back (its sum, and its statement against its reading), and the
+    // unacknowledged ones must be the contiguous run asked for: a missing one is a gap, never skipped.
+    const entries = rows.map(([key, value]) => decodeEntry(key, value));
+    let expect = Math.max(seq, this.#acked + 1);
+    for (const e of entries) {
+      if (e.seq < expect) continue;
+      if (e.seq !== expect) break;
+      expect++;
+    }
+    const complete = entries.length === limit ? entries.at(-1)!.seq < expect : expect > headSeq;
+    if (!complete) throw new OutboxError('OUTBOX_GAP', 'an unacknowledged outbox entry is missing', { where: { seq: expect } });
+    return entries;
+  }
+
+  /**
+   * Chain digest of the signed entry `seq` (SHA-256 of its reading or lifecycle body, FORMAT.md §2.1, §13.3), or
+   * undefined when it is not stored (never taken, pruned, or not signed yet). What a confirmation's `head` is
+   * compared with (FORMAT.md §11.1).
+   */
+  async digestAt(seq: number): Promise<Uint8Array | undefined> {
+    if (!Number.isSafeInteger(seq) || seq < 1) throw new RangeError('seq must be a positive integer');
+    this.#assertOpen();
+    if (seq > this.signedUpTo()) return undefined;
+    if (seq === this.#head.seq) return this.#head.digest.slice();
+    let value: Uint8Array | undefined;
+    try {
+      value = await this.#db.get(entryKey(seq));
+    } catch (cause) {
+      throw storeError('cannot read an outbox entry', cause, { seq });
+    }
+    if (value === undefined) return undefined;
+    const e = decodeStored(entryKey(seq), value);
+    return e.statement === undefined ? undefined : readingDigest(e.reading);
   }
 
   /**
@@ -453,7 +549,7 @@ export class Outbox {
     const run = this.#ackQueue.then(async () => {
       if (target < this.#acked) return; // a larger mark is queued behind us and will be written
       try {
-        await this.#db.put(ACKED_KEY, encodeCbor({ upTo: target }));
+        await this.#db.put(ACKED_KEY, seal({ upTo: target }));
       } catch (cause) {
         throw new OutboxError('OUTBOX_IO', 'cannot store the acked mark', { cause, where: { upTo: target } });
       }
@@ -497,8 +593,27 @@ export class Outbox {
       await this.#signQueue;
       await this.#ackQueue;
       await this.#db.close();
+      await this.#hw.close();
     })();
     return this.#closed;
+  }
+
+  /**
+   * Records `seq` as taken in the marker (after the synced batch: on open, a head below it is a lost write). A
+   * failure does not undo the take (the reading is stored): it is counted ({@link highWaterFailures}) and the
+   * next take writes the mark again.
+   */
+  async #markTaken(seq: number): Promise<void> {
+    try {
+      await this.#hw.set(seq);
+    } catch {
+      this.#hwFailures++;
+    }
+  }
+
+  /** Times the high-water mark could not be written since open (the torn-log guard was behind meanwhile). */
+  highWaterFailures(): number {
+    return this.#hwFailures;
   }
 
   #assertOpen(): void {
@@ -510,6 +625,12 @@ function corrupt(message: string, where: Record<string, unknown>, cause?: unknow
   return new OutboxError('OUTBOX_CORRUPT', message, cause === undefined ? { where } : { cause, where });
 }
 
+/** A record's value: deterministic CBOR of `fields` plus `sum`, the first 8 bytes of SHA-256 of the CBOR without it (§12.1). */
+function seal(fields: Record<string, unknown>): Uint8Array {
+  return encodeCbor({ ...fields, sum: sha256(encodeCbor(fields)).subarray(0, SUM_BYTES) });
+}
+const SUM_BYTES = 8;
+
 function decodeMeta(bytes: Uint8Array, key: string): Map<unknown, unknown> {
   let value: unknown;
   try {
@@ -518,6 +639,18 @@ function decodeMeta(bytes: Uint8Array, key: string): Map<unknown, unknown> {
     throw corrupt('outbox record does not decode', { key }, cause);
   }
   if (!(value instanceof Map)) throw corrupt('outbox record is not a map', { key });
+  // Records written before sums existed have none (FORMAT.md §12.1); every record this version writes has one.
+  if (value.has('sum')) {
+    const sum = value.get('sum');
+    const rest: Record<string, unknown> = {};
+    for (const [k, v] of value) {
+      if (typeof k !== 'string') throw corrupt('outbox record has a non-text key', { key });
+      if (k !== 'sum') rest[k] = v;
+    }
+    if (!(sum instanceof Uint8Array) || !equalBytes(sum, sha256(encodeCbor(rest)).subarray(0, SUM_BYTES))) {
+      throw corrupt('outbox record does not match its sum (altered on disk)', { key });
+    }
+  }
   return value;
 }
 
@@ -555,17 +688,86 @@ async function checkConsistent(db: Level<string, Uint8Array>, head: Head): Promi
   }
 }
 
-/** A stored entry, signed or not (`statement` absent while unsigned). */
-function decodeStored(key: string, value: Uint8Array): Omit<OutboxEntry, 'statement'> & { statement: Uint8Array | undefined } {
+/** A stored entry, signed or not (`statement` absent while unsigned), checked against itself (§12.1). */
+function decodeStored(key: string, value: Uint8Array): Omit<OutboxEntry, 'statement'> & { statement: Uint8Array | undefined; prev: Uint8Array } {
   const seq = Number(key.slice(ENTRY_PREFIX.length));
-  if (!Number.isSafeInteger(seq) || seq < 1) throw corrupt('bad outbox key', { key });
+  if (!key.startsWith(ENTRY_PREFIX) || key.length !== ENTRY_PREFIX.length + SEQ_DIGITS || !Number.isSafeInteger(seq) || seq < 1) throw corrupt('bad outbox key', { key });
   const map = decodeMeta(value, key);
-  return {
-    seq,
-    reading: bytesField(map, 'reading', key),
-    statement: map.has('statement') ? bytesField(map, 'statement', key) : undefined,
-    takenAt: uintField(map, 'takenAt', key),
-  };
+  const reading = bytesField(map, 'reading', key);
+  const statement = map.has('statement') ? bytesField(map, 'statement', key) : undefined;
+  const takenAt = uintField(map, 'takenAt', key);
+  return { seq, reading, statement, takenAt, prev: checkEntry(seq, reading, statement, key) };
+}
+
+/**
+ * The stored reading must be the one its stored statement signs (digest, device, seq: what ingest will check), and
+ * sit at its key's seq. A lifecycle entry (§12, rotation or reinstall) holds the body its statement carries.
+ * Returns the prev the entry links to.
+ */
+function checkEntry(seq: number, reading: Uint8Array, statement: Uint8Array | undefined, key: string): Uint8Array {
+  if (statement === undefined) {
+    let r: Reading;
+    try {
+      r = decodeReading(reading);
+    } catch (cause) {
+      throw corrupt('an unsigned outbox entry is not a reading', { key, seq }, cause);
+    }
+    if (r.seq !== seq) throw corrupt('an outbox entry holds another seq than its key', { key, seq, readingSeq: r.seq });
+    return r.prev;
+  }
+  let parsed: ReturnType<typeof parseStatement> | undefined;
+  try {
+    parsed = parseStatement(statement);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed !== undefined) {
+    let check: ReturnType<typeof checkStatementAgainstReading>;
+    try {
+      check = checkStatementAgainstReading(parsed, reading);
+    } catch (cause) {
+      throw corrupt('an outbox entry holds no valid reading', { key, seq }, cause);
+    }
+    if (check !== 'ok') throw corrupt(`an outbox entry's reading does not match its statement (${check})`, { key, seq });
+    if (parsed.seq !== seq) throw corrupt('an outbox entry holds another seq than its key', { key, seq, statementSeq: parsed.seq });
+    return decodeReading(reading).prev;
+  }
+  let lifecycle: ReturnType<typeof parseLifecycleStatement>;
+  try {
+    lifecycle = parseLifecycleStatement(statement);
+  } catch (cause) {
+    throw corrupt('an outbox entry holds no valid statement', { key, seq }, cause);
+  }
+  if (!equalBytes(lifecycle.bodyBytes, reading) || lifecycle.seq !== seq || lifecycle.prev === undefined) {
+    throw corrupt("an outbox entry's body does not match its lifecycle statement", { key, seq });
+  }
+  return lifecycle.prev;
+}
+
+/**
+ * Walks the entries not yet acknowledged (acked + 1 .. head): each present, each checked, each linked to the one
+ * before. They are what will be published; acknowledged ones (kept for retention) are checked when read.
+ */
+async function checkChain(db: Level<string, Uint8Array>, acked: number, head: Head): Promise<void> {
+  if (head.seq <= acked) return;
+  let expect = acked + 1;
+  let prevDigest: Uint8Array | undefined;
+  const it = db.iterator({ gte: entryKey(acked + 1), lte: entryKey(head.seq) });
+  try {
+    for await (const [key, value] of it) {
+      const e = decodeStored(key, value);
+      if (e.seq !== expect) throw new OutboxError('OUTBOX_GAP', 'an unacknowledged outbox entry is missing', { where: { seq: expect } });
+      if (prevDigest !== undefined && !equalBytes(e.prev, prevDigest)) throw corrupt('an outbox entry does not link to the one before', { seq: e.seq });
+      prevDigest = readingDigest(e.reading);
+      expect++;
+    }
+  } catch (err) {
+    if (err instanceof OutboxError) throw err;
+    throw storeError('cannot read the outbox entries', err, { from: acked + 1 });
+  } finally {
+    await it.close().catch(() => undefined);
+  }
+  if (expect !== head.seq + 1) throw new OutboxError('OUTBOX_GAP', 'an unacknowledged outbox entry is missing', { where: { seq: expect } });
 }
 
 function decodeEntry(key: string, value: Uint8Array): OutboxEntry {
@@ -589,4 +791,100 @@ async function findUnsigned(db: Level<string, Uint8Array>, head: Head): Promise<
     await it.close();
   }
   return lowest;
+}
+
+/**
+ * The LevelDB failure behind an error, as far as it matters here: `LEVEL_LOCKED`, `LEVEL_CORRUPTION`, or
+ * `MISSING` (opened without create-if-missing and no CURRENT).
+ */
+function levelCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, i = 0; e !== undefined && e !== null && i < 5; e = e.cause as typeof e, i++) {
+    if (e.code === 'LEVEL_LOCKED' || e.code === 'LEVEL_CORRUPTION') return e.code;
+    const m = String(e.message ?? '');
+    if (/does not exist \(create_if_missing is false\)/.test(m)) return 'MISSING';
+    if (/^Corruption:|corrupt/i.test(m)) return 'LEVEL_CORRUPTION';
+  }
+  return undefined;
+}
+
+/** A store failure: OUTBOX_CORRUPT when LevelDB says its data is corrupt, else OUTBOX_IO. */
+function storeError(message: string, cause: unknown, where: Record<string, unknown>): OutboxError {
+  if (cause instanceof OutboxError) return cause;
+  return new OutboxError(levelCode(cause) === 'LEVEL_CORRUPTION' ? 'OUTBOX_CORRUPT' : 'OUTBOX_IO', message, { cause, where });
+}
+
+/*
+ * The marker file (FORMAT.md §12.1): 8 bytes of magic, then two 16-byte slots, each the high-water seq as a
+ * big-endian uint64 and the first 8 bytes of SHA-256(magic || those 8 bytes). Seq n is written to slot n % 2 and
+ * fdatasynced, so a torn write spoils one slot and the other still holds n - 1.
+ */
+const MARKER_MAGIC = utf8('STELEOB1');
+const MARKER_BYTES = 8 + 2 * 16;
+
+function markerSlot(seq: number): Uint8Array {
+  const n = new Uint8Array(8);
+  new DataView(n.buffer).setBigUint64(0, BigInt(seq));
+  return concatBytes(n, sha256(concatBytes(MARKER_MAGIC, n)).subarray(0, 8));
+}
+
+/** The high-water seq of the marker at `path`, or undefined when there is none. */
+async function readMarker(path: string): Promise<number | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  if (bytes.length !== MARKER_BYTES || !equalBytes(bytes.subarray(0, 8), MARKER_MAGIC)) throw corrupt('the outbox marker is not one', { path });
+  let best: number | undefined;
+  for (const off of [8, 24]) {
+    const slot = bytes.subarray(off, off + 16);
+    const seq = Number(new DataView(slot.buffer, slot.byteOffset, 8).getBigUint64(0));
+    if (Number.isSafeInteger(seq) && equalBytes(slot, markerSlot(seq)) && (best === undefined || seq > best)) best = seq;
+  }
+  if (best === undefined) throw corrupt('the outbox marker holds no valid high-water seq', { path });
+  return best;
+}
+
+class HighWater {
+  readonly #fh: FileHandle;
+  private constructor(fh: FileHandle) {
+    this.#fh = fh;
+  }
+
+  static async open(path: string): Promise<HighWater> {
+    return new HighWater(await openFile(path, 'r+'));
+  }
+
+  /** Writes a new marker at `seq` (temp file, fsync, rename, fsync of the folder). */
+  static async create(dir: string, seq: number): Promise<HighWater> {
+    const path = join(dir, OUTBOX_MARKER);
+    const tmp = `${path}.tmp`;
+    const fh = await openFile(tmp, 'w', 0o600);
+    try {
+      await fh.write(concatBytes(MARKER_MAGIC, markerSlot(seq), markerSlot(seq)));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const d = await openFile(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+    return HighWater.open(path);
+  }
+
+  async set(seq: number): Promise<void> {
+    const slot = markerSlot(seq);
+    await this.#fh.write(slot, 0, slot.length, 8 + (seq % 2) * 16);
+    await this.#fh.datasync();
+  }
+
+  close(): Promise<void> {
+    return this.#fh.close();
+  }
 }

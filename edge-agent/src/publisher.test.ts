@@ -2,7 +2,7 @@ import mqtt from 'mqtt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SoftwareSigner } from '@stele/device';
 import { Publisher, type PublisherOptions } from './publisher.ts';
-import { acquired, createTestKey, sleep, startBroker, startFakeIngest, useBrokerOutbox, waitFor, type FakeIngest } from './test-helpers.ts';
+import { acquired, createTestKey, sleep, startBroker, startFakeIngest, TEST_INGEST, useBrokerOutbox, waitFor, type FakeIngest } from './test-helpers.ts';
 
 const DEVICE = 'gw-test-1';
 const env = useBrokerOutbox('stele-pub-');
@@ -20,7 +20,7 @@ async function ingest(options: { ack?: boolean; committed?: number } = {}): Prom
 }
 
 async function publisher(options: Partial<PublisherOptions> = {}): Promise<Publisher> {
-  const p = new Publisher({ mqttUrl: env.broker.url, deviceId: DEVICE, outbox: env.outbox, reconnectPeriodMs: 100, ...options });
+  const p = new Publisher({ mqttUrl: env.broker.url, deviceId: DEVICE, outbox: env.outbox, reconnectPeriodMs: 100, ingestKey: TEST_INGEST.publicKey, ...options });
   cleanups.push(() => p.stop());
   await p.start();
   return p;
@@ -163,7 +163,7 @@ describe('Publisher', () => {
     cleanups.push(() => c.endAsync(true));
     await c.publishAsync(`stele/v1/${DEVICE}/acks`, Buffer.from([0xff, 0x00]), { qos: 1 });
     await c.publishAsync(`stele/v1/${DEVICE}/acks`, Buffer.from('{"upTo":3}'), { qos: 1 });
-    await waitFor(() => (p.status().problems.PUBLISH_BAD_MESSAGE ?? 0) === 2, 10_000, 'two bad messages counted');
+    await waitFor(() => (p.status().ignored.CONFIRMATION_FORMAT_ERROR ?? 0) === 2, 10_000, 'two bad messages counted');
     expect(env.outbox.ackedUpTo()).toBe(0);
   });
 

@@ -3,18 +3,26 @@
  *
  * Delivery is at-least-once and in seq order: every (re)connection starts again from the acked mark, anything
  * not acknowledged by ingest within `resendAfterMs` is sent again from the acked mark, and ingest acknowledges
- * duplicates idempotently. Only ingest's ack (`stele/v1/<device>/acks`, after it committed) counts; the broker's
- * PUBACK only means the broker has it. mqtt.js's own offline queue and reconnect are not used: each connection is
+ * duplicates idempotently. Only ingest's signed confirmation (`stele/v1/<device>/acks`, FORMAT.md §11.1, after it
+ * committed) counts, and only when it verifies under the ingest key pinned at provisioning (`ingestKey`), names
+ * this device and a head digest this outbox holds; the broker's PUBACK only means the broker has it. mqtt.js's own offline queue and reconnect are not used: each connection is
  * a fresh client with `reconnectPeriod: 0`, and this class reconnects with exponential backoff.
  *
- * Trust boundary: acks and rejects come from the network. Bad ones are counted and logged, never thrown.
+ * Trust boundary: confirmations and rejects come from the network, where any client the broker admits may
+ * publish. A confirmation that does not check is ignored, counted by code (`status().ignored`, the
+ * `stele_confirmations_ignored_total` metric) and logged (at most once per code per 10 s), never thrown.
+ * Without `ingestKey` no confirmation is acted on (PUBLISH_INGEST_KEY_UNPINNED): readings stay unacknowledged.
  */
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
+import { checkConfirmation, ConfirmationError, CONFIRMATION_MAX_BYTES } from '@stele/core/cose/confirmation.ts';
+import { equalBytes } from '@stele/core/bytes.ts';
+import { assertP256PublicKey } from '@stele/core/keys.ts';
 import { checkDeviceId } from '@stele/device';
 import type { PublishErrorCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
+import { compareWithIngest } from './ingest-head.ts';
 import type { Outbox, OutboxEntry } from './outbox.ts';
 
 export interface PublisherOptions {
@@ -47,8 +55,20 @@ export interface PublisherOptions {
   clientId?: string;
   /** Extra mqtt.js options (credentials, TLS). Reconnect, session and subscription handling stay ours. */
   mqttOptions?: IClientOptions;
+  /**
+   * Asked on every connection before anything is sent (ingest-head.ts `checkAgainstIngest`): a refusal stops
+   * publishing with its code (the link stays up, acks are still taken). A check that cannot be made resolves ok.
+   */
+  checkBeforePublishing?: () => Promise<PublishGate>;
+  /**
+   * The ingest public key pinned at provisioning (SEC1 uncompressed P-256, 65 bytes; config `ingest.publicKey`).
+   * Only confirmations signed by it move the acked mark. Without it nothing is acknowledged.
+   */
+  ingestKey?: Uint8Array;
   log?: Logger;
 }
+
+export type PublishGate = { ok: true } | { ok: false; code: PublishErrorCode; message: string };
 
 export interface PublisherStatus {
   connected: boolean;
@@ -67,8 +87,16 @@ export interface PublisherStatus {
   lastReject: { seq: number; code: string; at: number } | undefined;
   /** Bad messages from the network and outbox problems, by code. */
   problems: Partial<Record<PublishErrorCode, number>>;
-  /** Set when publishing stopped because the outbox cannot supply the next entry. */
+  /** Set when publishing stopped: the outbox cannot supply the next entry, or the chain diverges from ingest's. */
   stalled: PublishErrorCode | undefined;
+  /** Why, in a sentence (with the fix), when stalled. */
+  stalledDetail?: string;
+  /** Ingest keeps rejecting the oldest unacknowledged seq: how often in a row, and the last code. */
+  rejectStreak?: { seq: number; code: string; streak: number };
+  /** Confirmations ignored (not acted on), by code: CONFIRMATION_* (core), PUBLISH_CONFIRMATION_HEAD, PUBLISH_INGEST_KEY_UNPINNED. */
+  ignored: Record<string, number>;
+  /** Highest seq a verified `anchored` confirmation covers (0 before the first). */
+  anchoredUpTo: number;
 }
 
 const DEFAULTS = {
@@ -89,7 +117,9 @@ const READ_CHUNK = 64;
  * Events: `connect`, `offline`, `acked` (upTo: number), `rejected` ({ seq, code }). Never emits `error`.
  */
 export class Publisher extends EventEmitter {
-  readonly #o: Required<Omit<PublisherOptions, 'log' | 'mqttOptions' | 'clientId'>> & { clientId: string; mqttOptions: IClientOptions };
+  readonly #o: Required<Omit<PublisherOptions, 'log' | 'mqttOptions' | 'clientId' | 'ingestKey' | 'checkBeforePublishing'>> & { clientId: string; mqttOptions: IClientOptions; ingestKey: Uint8Array | undefined };
+  readonly #gate: (() => Promise<PublishGate>) | undefined;
+  #stalledDetail: string | undefined;
   readonly #log: LogFn;
   readonly #topics: { statements: string; acks: string; rejects: string };
 
@@ -115,10 +145,15 @@ export class Publisher extends EventEmitter {
   #lastReject: PublisherStatus['lastReject'];
   readonly #problems: Partial<Record<PublishErrorCode, number>> = {};
   #stalled: PublishErrorCode | undefined;
+  readonly #ignored: Record<string, number> = {};
+  /** code -> when it was last logged (ignored confirmations are logged at most once per code per 10 s). */
+  readonly #ignoredLoggedAt = new Map<string, number>();
+  #anchoredUpTo = 0;
 
   constructor(options: PublisherOptions) {
     super();
-    const { log, mqttOptions, clientId, ...rest } = options;
+    const { log, mqttOptions, clientId, ingestKey, checkBeforePublishing, ...rest } = options;
+    this.#gate = checkBeforePublishing;
     const o = { ...DEFAULTS, ...stripUndefined(rest) };
     if (typeof o.mqttUrl !== 'string' || o.mqttUrl.length === 0) throw new TypeError('mqttUrl must be a non-empty string');
     checkDeviceId(o.deviceId); // it becomes a topic level
@@ -128,7 +163,14 @@ export class Publisher extends EventEmitter {
     for (const k of ['windowSize', 'resendAfterMs', 'maxResendAfterMs', 'reconnectPeriodMs', 'maxReconnectPeriodMs', 'connectTimeoutMs'] as const) {
       if (!Number.isSafeInteger(o[k]) || o[k] < 1) throw new RangeError(`${k} must be a positive integer`);
     }
-    this.#o = { ...o, clientId: clientId ?? `stele-gw-${o.deviceId}`, mqttOptions: mqttOptions ?? {} };
+    if (ingestKey !== undefined) {
+      try {
+        assertP256PublicKey(ingestKey);
+      } catch (cause) {
+        throw new RangeError('ingestKey must be a P-256 public key (SEC1 uncompressed, 65 bytes)', { cause });
+      }
+    }
+    this.#o = { ...o, clientId: clientId ?? `stele-gw-${o.deviceId}`, mqttOptions: mqttOptions ?? {}, ingestKey: ingestKey?.slice() };
     this.#log = toLogFn(log);
     const base = `stele/v1/${o.deviceId}`;
     this.#topics = { statements: `${base}/statements`, acks: `${base}/acks`, rejects: `${base}/rejects` };
@@ -147,6 +189,9 @@ export class Publisher extends EventEmitter {
     const tickMs = Math.max(10, Math.min(1000, Math.floor(this.#o.resendAfterMs / 4)));
     this.#resendTimer = setInterval(() => this.#checkResend(), tickMs);
     this.#resendTimer.unref();
+    if (this.#o.ingestKey === undefined) {
+      this.#log('warn', 'no ingest key pinned (config ingest.publicKey): no confirmation will be acted on, readings stay unacknowledged', { code: 'PUBLISH_INGEST_KEY_UNPINNED' });
+    }
     this.#connect();
   }
 
@@ -170,6 +215,10 @@ export class Publisher extends EventEmitter {
       lastReject: this.#lastReject,
       problems: { ...this.#problems },
       stalled: this.#stalled,
+      ...(this.#stalledDetail === undefined ? {} : { stalledDetail: this.#stalledDetail }),
+      ...(this.#reject === undefined || this.#lastReject === undefined ? {} : { rejectStreak: { seq: this.#reject.seq, code: this.#lastReject.code, streak: this.#reject.streak } }),
+      ignored: { ...this.#ignored },
+      anchoredUpTo: this.#anchoredUpTo,
     };
   }
 
@@ -245,6 +294,14 @@ export class Publisher extends EventEmitter {
       return;
     }
     if (!current()) return;
+    if (this.#gate !== undefined && this.#stalled === undefined) {
+      const verdict = await this.#gate().catch((err: unknown): PublishGate => {
+        this.#log('warn', 'the head check before publishing failed; publishing anyway', { err: (err as Error).message });
+        return { ok: true };
+      });
+      if (!current()) return;
+      if (!verdict.ok) this.#stall(verdict.code, verdict.message);
+    }
     this.#stats.connects++;
     this.#reconnectDelayMs = this.#o.reconnectPeriodMs;
     this.#ready = true;
@@ -308,12 +365,18 @@ export class Publisher extends EventEmitter {
         // Refill in chunks (a quarter of the window) rather than one read per ack, unless fewer are waiting.
         if (waiting <= 0 || room < Math.min(waiting, Math.ceil(this.#o.windowSize / 4))) break;
         const from = this.#nextSeq;
-        const entries = await outbox.pendingFrom(from, Math.min(room, READ_CHUNK));
+        let entries: OutboxEntry[];
+        try {
+          entries = await outbox.pendingFrom(from, Math.min(room, READ_CHUNK));
+        } catch (err) {
+          const code = (err as { code?: unknown }).code;
+          if (code !== 'OUTBOX_CORRUPT' && code !== 'OUTBOX_GAP') throw err;
+          this.#stall(code === 'OUTBOX_GAP' ? 'PUBLISH_OUTBOX_GAP' : 'PUBLISH_OUTBOX_CORRUPT', `${code}: ${(err as Error).message} at seq ${from}; keep the outbox folder for the evidence and see \`stele gateway doctor\``);
+          return;
+        }
         if (entries[0]?.seq !== from) {
           if (this.#nextSeq !== from) continue; // rewound meanwhile
-          this.#stalled = 'PUBLISH_OUTBOX_GAP';
-          this.#count('PUBLISH_OUTBOX_GAP');
-          this.#log('error', 'outbox entry missing; publishing stopped', { seq: from, code: 'PUBLISH_OUTBOX_GAP' });
+          this.#stall('PUBLISH_OUTBOX_GAP', `outbox entry ${from} is missing`);
           return;
         }
         for (const entry of entries) {
@@ -361,27 +424,60 @@ export class Publisher extends EventEmitter {
     else if (topic === this.#topics.rejects) this.#onReject(payload);
   }
 
+  /**
+   * A confirmation (FORMAT.md §11.1) is acted on only when it verifies under the pinned ingest key, names this
+   * device, and its `head` is the chain digest this outbox holds at `upTo` (so a confirmation of another chain,
+   * a replaced outbox or a head not taken yet moves nothing). A stale one (upTo <= the mark) is a no-op.
+   */
   async #onAck(payload: Buffer): Promise<void> {
-    const upTo = uintIn(decodeMessage(payload), 'upTo');
-    if (upTo === undefined) {
-      this.#bad('ack', payload);
+    const key = this.#o.ingestKey;
+    if (key === undefined) {
+      this.#ignore('PUBLISH_INGEST_KEY_UNPINNED', payload);
+      return;
+    }
+    if (payload.length > CONFIRMATION_MAX_BYTES) {
+      this.#ignore('CONFIRMATION_FORMAT_ERROR', payload);
+      return;
+    }
+    let c;
+    try {
+      c = await checkConfirmation(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), { publicKey: key, device: this.#o.deviceId });
+    } catch (err) {
+      if (!(err instanceof ConfirmationError)) throw err;
+      this.#ignore(err.code, payload);
       return;
     }
     const outbox = this.#o.outbox;
+    // A signed head is ingest's word on this device's chain: one that this outbox does not hold stops publishing
+    // (it would fork the chain). The same comparison as the HTTP head check before publishing (ingest-head.ts).
+    if (this.#stalled === undefined) {
+      const verdict = await compareWithIngest(outbox, { seq: c.upTo, digest: c.head, source: `a signed ${c.type} confirmation` });
+      if (!verdict.ok) this.#stall(verdict.code, verdict.message);
+    }
+    const current = c.type === 'stored' ? outbox.ackedUpTo() : this.#anchoredUpTo;
+    if (c.upTo <= current) return; // stale or repeated: nothing to do
     const head = outbox.head().seq;
-    if (upTo > head) {
+    if (c.upTo > head) {
       this.#count('PUBLISH_ACK_BEYOND_HEAD');
-      this.#log('error', 'ingest acknowledged beyond the chain head (was the outbox replaced?)', {
-        upTo,
-        head,
-        code: 'PUBLISH_ACK_BEYOND_HEAD',
-      });
+      this.#ignore('PUBLISH_CONFIRMATION_HEAD', payload, { upTo: c.upTo, head });
+      return;
+    }
+    const digest = await outbox.digestAt(c.upTo);
+    if (digest === undefined && c.upTo <= outbox.ackedUpTo()) return; // pruned after it was confirmed stored
+    if (digest === undefined || !equalBytes(digest, c.head)) {
+      this.#ignore('PUBLISH_CONFIRMATION_HEAD', payload, { upTo: c.upTo });
+      return;
+    }
+    if (c.type === 'anchored') {
+      this.#anchoredUpTo = c.upTo;
+      this.emit('anchored', c.upTo);
+      // anchored implies stored: fall through with the same upTo
     }
     const before = outbox.ackedUpTo();
     // markAcked moves the in-memory mark at once; its write is not waited for before sending more (a lost
     // write only means a resend, which ingest acknowledges idempotently).
-    outbox.markAcked(Math.min(upTo, head)).catch((err: unknown) => {
-      if (!this.#stopped) this.#log('error', 'cannot record the ack', { upTo, err: (err as Error).message, code: (err as { code?: unknown }).code });
+    outbox.markAcked(c.upTo).catch((err: unknown) => {
+      if (!this.#stopped) this.#log('error', 'cannot record the ack', { upTo: c.upTo, err: (err as Error).message, code: (err as { code?: unknown }).code });
     });
     const acked = outbox.ackedUpTo();
     for (const seq of this.#sentAt.keys()) if (seq <= acked) this.#sentAt.delete(seq);
@@ -390,6 +486,16 @@ export class Publisher extends EventEmitter {
       this.emit('acked', acked);
     }
     this.#pump();
+  }
+
+  /** Counts an ignored confirmation by code; logs it at most once per code per 10 s (a flood must not flood the log). */
+  #ignore(code: string, payload: Buffer, where: Record<string, unknown> = {}): void {
+    const n = (this.#ignored[code] = (this.#ignored[code] ?? 0) + 1);
+    const now = Date.now();
+    const last = this.#ignoredLoggedAt.get(code);
+    if (last !== undefined && now - last < 10_000) return;
+    this.#ignoredLoggedAt.set(code, now);
+    this.#log('warn', 'confirmation ignored', { code, count: n, sizeBytes: payload.length, ...where });
   }
 
   #onReject(payload: Buffer): void {
@@ -412,6 +518,14 @@ export class Publisher extends EventEmitter {
   #bad(what: string, payload: Buffer): void {
     this.#count('PUBLISH_BAD_MESSAGE');
     this.#log('warn', `bad ${what} message ignored`, { code: 'PUBLISH_BAD_MESSAGE', sizeBytes: payload.length });
+  }
+
+  /** Stops publishing for good (this process): the outbox cannot supply what comes next, or must not. */
+  #stall(code: PublishErrorCode, detail: string): void {
+    this.#stalled = code;
+    this.#stalledDetail = detail;
+    this.#count(code);
+    this.#log('error', `publishing stopped: ${detail}`, { code });
   }
 
   #count(code: PublishErrorCode): void {

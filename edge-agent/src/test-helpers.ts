@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
-import { parseStatement } from '@stele/core/cose/index.ts';
+import { parseStatement, signConfirmation, type ConfirmationType } from '@stele/core/cose/index.ts';
+import { createTestSigner } from '@stele/core/cose/test-helpers.ts';
+import type { Signer } from '@stele/core/signer.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { utf8 } from '@stele/core/bytes.ts';
 import { createSoftwareKey, type SoftwareSigner } from '@stele/device';
@@ -74,6 +76,17 @@ export async function startBroker(options: { noDelay?: boolean } = {}): Promise<
   };
 }
 
+/**
+ * The ingest key of the tests: the fake ingest signs its confirmations (FORMAT.md §11.1) with it, and test
+ * publishers pin its public key (`ingestKey: TEST_INGEST.publicKey`).
+ */
+export const TEST_INGEST: Signer = createTestSigner();
+
+/** A signed confirmation of `device`'s chain up to `upTo` with head digest `head` (FORMAT.md §11.1). */
+export function confirmation(device: string, upTo: number, head: Uint8Array, options: { signer?: Signer; type?: ConfirmationType } = {}): Promise<Buffer> {
+  return signConfirmation({ type: options.type ?? 'stored', device, upTo, head, issuedAt: Math.floor(Date.now() / 1000) }, options.signer ?? TEST_INGEST).then((b) => Buffer.from(b));
+}
+
 export interface FakeIngest {
   /** Every statement seq received, in arrival order (duplicates included). */
   received: number[];
@@ -81,6 +94,8 @@ export interface FakeIngest {
   payloads: { seq: number; hasReading: boolean }[];
   /** Highest seq such that 1..seq were all received. */
   committed(): number;
+  /** Head digest of `seq` as received (the statement payload). */
+  digestOf(seq: number): Uint8Array | undefined;
   /** Publishes a reject for `seq`. */
   reject(seq: number, code: string): Promise<void>;
   stop(): Promise<void>;
@@ -88,11 +103,11 @@ export interface FakeIngest {
 
 /**
  * A plain MQTT subscriber standing in for ingest: commits contiguous seqs and, unless `ack` is false, publishes
- * `{upTo}` after every statement (also for duplicates, as ingest does); statements ahead of a gap wait for it.
+ * a confirmation of `upTo` signed by `signer` (default TEST_INGEST) after every statement (also for duplicates, as ingest does); statements ahead of a gap wait for it.
  * With `ackBurst: k`, acks are held until k more statements arrived (or 50 ms passed), then sent one per seq in
  * the same tick. Reconnects every 100 ms while running.
  */
-export async function startFakeIngest(url: string, deviceId: string, options: { ack?: boolean; committed?: number; ackBurst?: number } = {},
+export async function startFakeIngest(url: string, deviceId: string, options: { ack?: boolean; committed?: number; ackBurst?: number; signer?: Signer; mqttOptions?: mqtt.IClientOptions } = {},
 ): Promise<FakeIngest> {
   const ack = options.ack ?? true;
   const received: number[] = [];
@@ -101,11 +116,22 @@ export async function startFakeIngest(url: string, deviceId: string, options: { 
   const seen = new Set<number>();
   let acksSent = committed;
   let flushTimer: NodeJS.Timeout | undefined;
+  const digests = new Map<number, Uint8Array>();
+  // confirmations are signed asynchronously; one chain keeps them in order
+  let sending: Promise<void> = Promise.resolve();
+  const sendAck = (upTo: number) => {
+    const head = digests.get(upTo);
+    if (head === undefined) return;
+    sending = sending
+      .then(() => confirmation(deviceId, upTo, head, options.signer === undefined ? {} : { signer: options.signer }))
+      .then((bytes) => void client.publish(`stele/v1/${deviceId}/acks`, bytes, { qos: 1 }))
+      .catch(() => undefined);
+  };
   const flushAcks = () => {
-    for (let upTo = acksSent + 1; upTo <= committed; upTo++) client.publish(`stele/v1/${deviceId}/acks`, Buffer.from(encodeCbor({ upTo })), { qos: 1 });
+    for (let upTo = acksSent + 1; upTo <= committed; upTo++) sendAck(upTo);
     acksSent = committed;
   };
-  const client: MqttClient = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 100, clientId: `fake-ingest-${deviceId}` });
+  const client: MqttClient = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 100, clientId: `fake-ingest-${deviceId}`, ...options.mqttOptions });
   client.on('error', () => undefined);
   const noDelay = () => (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   noDelay();
@@ -115,12 +141,13 @@ export async function startFakeIngest(url: string, deviceId: string, options: { 
     const map = decodeCbor(new Uint8Array(payload)) as Map<string, Uint8Array>;
     const statement = parseStatement(map.get('statement')!);
     received.push(statement.seq);
+    digests.set(statement.seq, statement.payload);
     payloads.push({ seq: statement.seq, hasReading: map.has('reading') });
     seen.add(statement.seq);
     while (seen.has(committed + 1)) committed++;
     if (!ack || committed === 0) return;
     if (options.ackBurst === undefined) {
-      client.publish(`stele/v1/${deviceId}/acks`, Buffer.from(encodeCbor({ upTo: committed })), { qos: 1 });
+      sendAck(committed);
     } else {
       clearTimeout(flushTimer);
       if (received.length % options.ackBurst === 0) flushAcks();
@@ -132,11 +159,13 @@ export async function startFakeIngest(url: string, deviceId: string, options: { 
     received,
     payloads,
     committed: () => committed,
+    digestOf: (seq) => digests.get(seq),
     async reject(seq, code) {
       await client.publishAsync(`stele/v1/${deviceId}/rejects`, Buffer.from(encodeCbor({ seq, code })), { qos: 1 });
     },
     async stop() {
       clearTimeout(flushTimer);
+      await sending;
       await client.endAsync(true);
     },
   };

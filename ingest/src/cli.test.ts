@@ -6,6 +6,7 @@ import { utf8 } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { GENESIS_PREV } from '@stele/core/reading.ts';
 import { verifyBundle } from '@stele/core/verify/index.ts';
+import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { readAnchor } from './anchor/index.ts';
 import { runIngest, type IngestIo } from './cli.ts';
 import { IngestStore } from './store.ts';
@@ -104,7 +105,9 @@ describe('stele ingest', () => {
       cleanups.push(() => gw.close());
       await gw.publish(r);
       await waitFor(() => gw.ackedUpTo === 1, 'ack');
-      expect((await fetch(`${url}/flush`, { method: 'POST' })).status).toBe(200);
+      expect((await fetch(`${url}/flush`, { method: 'POST' })).status).toBe(401); // the admin token is required
+      const token = (await readFile(join(dir.path, 'admin-token'), 'utf8')).trim();
+      expect((await fetch(`${url}/flush`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
 
       const byBody = (await (await fetch(`${url}/frames`, { method: 'POST', body: Buffer.from(frame) })).json()) as { readings: unknown[]; bundles: unknown[] };
       expect(byBody.readings).toEqual([{ deviceId: 'gw-cli-3', seq: 1 }]);
@@ -112,7 +115,7 @@ describe('stele ingest', () => {
       const noTime = (b: unknown[]) => b.map((x) => ({ ...(x as object), createdAt: undefined }));
       expect(noTime(byHash.bundles)).toEqual(noTime(byBody.bundles));
       const bundle = parseBundle(byBody.bundles[0]);
-      const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId) });
+      const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId), trust: await policyTrustingBundle(bundle) });
       expect(verdict.state).toBe('verified');
       expect((await fetch(`${url}/frames/${'00'.repeat(32)}`)).status).toBe(404);
       const metrics = await (await fetch(`${url}/metrics`)).text();

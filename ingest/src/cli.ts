@@ -22,8 +22,9 @@ import { assertP256PublicKey, keyIdOf } from '@stele/core/keys.ts';
 import { checkDeviceId, loadOrCreateSoftwareSigner, type EnrolmentRecord } from '@stele/device';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from './anchor/index.ts';
 import { IngestError } from './errors.ts';
+import { loadOrCreateAdminToken, readAdminToken } from './http/admin-token.ts';
 import { startIngestHttp, type IngestHttp } from './http/server.ts';
-import { IngestService } from './service.ts';
+import { IngestService, type IngestOptions } from './service.ts';
 import { IngestStore } from './store.ts';
 
 export interface IngestIo {
@@ -35,7 +36,12 @@ export interface IngestIo {
 
 const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
 
-  --mqtt URL              broker (mqtt:// or mqtts://)
+  --mqtt URL              broker (mqtt:// or mqtts://), without credentials
+  --mqtt-username NAME    ingest's broker user (docs/broker.md)
+  --mqtt-password-file F  file holding that user's password (never on the command line)
+  --mqtt-ca F             CA certificate (PEM) of an mqtts:// broker
+  --mqtt-cert F           client certificate (PEM), with --mqtt-key F
+  --mqtt-key F            its private key (PEM)
   --data DIR              store, keys and chain state (created when missing)
   --embedded-chain        run anvil as a child process (dev chain, state in DIR/chain)
   --chain-port N          port of the embedded chain (default: a free one)
@@ -45,23 +51,27 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --key FILE              ingest receipt key, PKCS#8 PEM (default DIR/keys/ingest.pem, created when missing)
   --issuer NAME           iss of every receipt (default stele-ingest)
   --health-port N         serve /health, /metrics, /enrol, /bundle, /frames on 127.0.0.1:N (0: a free port)
+  --admin-token-file F    token for /enrol and /flush (default DIR/admin-token, made with mode 0600 when missing;
+                          refused when others can read it)
   --log-level L           debug | info | warn | error (default info)
 `;
 
-const ENROL_USAGE = `usage: stele ingest enrol FILE --data DIR [--url URL]
+const ENROL_USAGE = `usage: stele ingest enrol FILE --data DIR [--url URL] [--admin-token-file F]
 
   FILE        enrolment record JSON (deviceId, publicKey, kid, keyBackend, enrolledAt, site?)
   --data DIR  the ingest data directory
   --url URL   a running ingest's HTTP endpoint (default: the one in DIR/ingest-http.json, if ingest runs)
+  --admin-token-file F   its admin token (default DIR/admin-token)
 `;
 
-const USAGE = `usage: stele ingest <run|enrol> [options]   (stele ingest <command> --help)\n`;
+const USAGE = `usage: stele ingest <run|enrol|trust export> [options]   (stele ingest <command> --help)\n`;
 
 /** Entry point of `stele ingest`; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function runIngest(argv: string[], io: IngestIo): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'run') return run(rest, io);
   if (sub === 'enrol' || sub === 'enroll') return enrol(rest, io);
+  if (sub === 'trust') return (await import('./trust-export.ts')).runIngestTrust(rest, io);
   if (sub === '--help' || sub === '-h' || sub === 'help') {
     io.stdout.write(`${USAGE}\n${RUN_USAGE}\n${ENROL_USAGE}`);
     return 0;
@@ -104,6 +114,12 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       issuer: { type: 'string' },
       'health-port': { type: 'string' },
       'log-level': { type: 'string' },
+      'mqtt-username': { type: 'string' },
+      'mqtt-password-file': { type: 'string' },
+      'mqtt-ca': { type: 'string' },
+      'mqtt-cert': { type: 'string' },
+      'mqtt-key': { type: 'string' },
+      'admin-token-file': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -124,6 +140,9 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let chainPort: number | undefined;
   try {
     if (mqttUrl === undefined || !/^mqtts?:\/\//.test(mqttUrl)) throw new RangeError('--mqtt mqtt://HOST:PORT is required');
+    if (/^mqtts?:\/\/[^/]*@/.test(mqttUrl)) throw new RangeError('--mqtt must not carry credentials: use --mqtt-username and --mqtt-password-file');
+    if ((v['mqtt-cert'] === undefined) !== (v['mqtt-key'] === undefined)) throw new RangeError('--mqtt-cert and --mqtt-key go together');
+    if (v['mqtt-password-file'] !== undefined && v['mqtt-username'] === undefined) throw new RangeError('--mqtt-password-file needs --mqtt-username');
     if (dataDir === undefined) throw new RangeError('--data DIR is required');
     if (embedded === (rpc !== undefined)) throw new RangeError('give either --embedded-chain or --rpc URL with --anchor-key-file F');
     if (rpc !== undefined && anchorKeyFile === undefined) throw new RangeError('--rpc needs --anchor-key-file F');
@@ -177,6 +196,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           issuer: (v['issuer'] as string | undefined) ?? 'stele-ingest',
           anchorer,
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
+          broker: brokerCredentials(v),
           log: logger,
         });
         break;
@@ -184,14 +204,15 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
         if (stop.signal.aborted) throw err;
         const code = (err as { code?: string }).code;
         // a store held by another process is not going to go away by waiting
-        if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || code === 'LEVEL_DATABASE_NOT_OPEN') throw err;
+        if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'INGEST_BROKER_SECRET') throw err;
         logger.warn({ err: (err as Error).message, code, retryInMs: delayMs }, 'cannot start ingest (broker down?); retrying');
         await Promise.race([new Promise((r) => setTimeout(r, delayMs)), stopped]);
         if (stop.signal.aborted) return 0;
       }
     }
     if (healthPort !== undefined) {
-      httpServer = await startIngestHttp({ service, port: healthPort, log: logger });
+      const adminToken = await loadOrCreateAdminToken((v['admin-token-file'] as string | undefined) ?? join(dataDir, 'admin-token'));
+      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger });
       await writeFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
       logger.info({ url: httpServer.url, port: httpServer.port }, 'http listening');
     }
@@ -215,7 +236,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
 }
 
 async function enrol(argv: string[], io: IngestIo): Promise<number> {
-  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' } }, io, ENROL_USAGE);
+  const args = parse(argv, { data: { type: 'string' }, url: { type: 'string' }, 'admin-token-file': { type: 'string' } }, io, ENROL_USAGE);
   if (args === undefined) return 2;
   if (args.values['help'] === true) {
     io.stdout.write(ENROL_USAGE);
@@ -249,8 +270,11 @@ async function enrol(argv: string[], io: IngestIo): Promise<number> {
     let done = false;
     if (url !== undefined) {
       let res: Response | undefined;
+      const tokenFile = (args.values['admin-token-file'] as string | undefined) ?? (dataDir === undefined ? undefined : join(dataDir, 'admin-token'));
+      if (tokenFile === undefined) throw new RangeError('give --admin-token-file F (the running ingest needs its admin token)');
+      const token = await readAdminToken(tokenFile);
       try {
-        res = await fetch(`${url.replace(/\/$/, '')}/enrol`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+        res = await fetch(`${url.replace(/\/$/, '')}/enrol`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: text });
       } catch (err) {
         // a URL left behind by an ingest that was killed: nobody answers, so the store is free
         if (given !== undefined || dataDir === undefined) throw err;
@@ -308,4 +332,21 @@ async function enrolInStore(storeDir: string, record: EnrolmentRecord): Promise<
   } finally {
     await store.close();
   }
+}
+
+/** `--mqtt-*` options as IngestOptions.broker (paths only: the files are read by the service, never logged). */
+function brokerCredentials(v: Record<string, string | boolean | undefined>): NonNullable<IngestOptions['broker']> {
+  const b: NonNullable<IngestOptions['broker']> = {};
+  const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const username = str('mqtt-username');
+  if (username !== undefined) b.username = username;
+  const passwordFile = str('mqtt-password-file');
+  if (passwordFile !== undefined) b.passwordFile = passwordFile;
+  const ca = str('mqtt-ca');
+  if (ca !== undefined) b.ca = ca;
+  const cert = str('mqtt-cert');
+  if (cert !== undefined) b.cert = cert;
+  const key = str('mqtt-key');
+  if (key !== undefined) b.key = key;
+  return b;
 }

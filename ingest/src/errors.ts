@@ -18,6 +18,7 @@ export type RejectCode =
   | 'HEADER_MISMATCH_ERROR' // reading device/seq/prev differ from the statement's protected header
   | 'FORK_ERROR' // a second, different statement for a seq already taken
   | 'CHAIN_LINK_ERROR' // prev is not the digest of the committed reading seq - 1
+  | 'INGEST_QUEUE_FULL' // the receive queue of the device (or of all devices) is full: shed, resent later by the gateway
   | 'INGEST_REORDER_FULL'; // seq ahead of the head and the per-device reorder buffer is full (resend later)
 
 /** Errors ingest raises to its callers (enrolment, export). */
@@ -29,6 +30,9 @@ export type IngestErrorCode =
   | 'INGEST_ENROL_CONFLICT' // enrol: device id or kid already enrolled with another key / device
   | 'INGEST_REVOKE_ERROR' // revoke: no such key for the device, or nothing left to revoke
   | 'INGEST_STORE_ERROR' // the store holds something it cannot read
-  | 'INGEST_STOPPED'; // the service was stopped
+  | 'INGEST_STOPPED' // the service was stopped
+  | 'INGEST_ADMIN_TOKEN_ERROR' // the admin token file is missing, readable by others, too large or too short
+  | 'INGEST_BROKER_SECRET' // start: a broker password, CA, certificate or key file cannot be read (never its content)
+  | 'INGEST_WINDOW_TOO_LARGE'; // exportBundle: more seqs asked for than the documented maximum (MAX_BUNDLE_WINDOW)
 
 export class IngestError extends SteleError<IngestErrorCode> {}

@@ -8,3 +8,5 @@ export { KeyRegistry, currentKey, lifecycleLogId, isLifecycleLogId, type DeviceK
 export { startIngestHttp, type IngestHttp, type IngestHttpOptions } from './http/server.ts';
 export { runIngest, type IngestIo } from './cli.ts';
 export type { RawRef } from './store.ts';
+export { aedesAccessHooks, BrokerAccess, mayPublish, maySubscribe, mayUseClientId, type BrokerRole, type BrokerUser } from './broker/access.ts';
+export { DEFAULT_MAX_PACKET_BYTES, limitServerSocket } from './broker/packet-limit.ts';

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
 import { parseBundle } from '@stele/core/bundle.ts';
 import { verifyBundle } from '@stele/core/verify/verify.ts';
+import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { equalBytes, fromBase64Url, fromHex, toHex } from '@stele/core/bytes.ts';
 import { encodeCbor } from '@stele/core/cbor.ts';
 import { parseReceipt, verifyReceipt } from '@stele/core/cose/index.ts';
@@ -83,8 +84,10 @@ describe('IngestService', () => {
       expect(equalBytes(parsed.batches[0]!.root, fromHex(batch.root))).toBe(true);
 
       // And the verifier the officer runs accepts it, chain look-up included.
-      const verdict = await verifyBundle(await s.ingest.exportEvidence(s.deviceId, 1, n), {
+      const evidence = await s.ingest.exportEvidence(s.deviceId, 1, n);
+      const verdict = await verifyBundle(evidence, {
         anchorReader: (ref, batchId) => readAnchor(stack.anvil.rpcUrl, ref, batchId),
+        trust: await policyTrustingBundle(evidence),
       });
       expect(verdict.checks.filter((c) => c.status === 'fail').flatMap((c) => c.failures.map((f) => f.code))).toEqual([]);
       expect(verdict.state).toBe('verified');

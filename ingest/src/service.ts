@@ -7,7 +7,10 @@
  * payload, and it extends the device's committed head (seq = head + 1, prev = head digest). Anything else is
  * counted, logged and published on `stele/v1/<device>/rejects`; a fork is recorded and never applied.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import tls from 'node:tls';
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { equalBytes, fromBase64Url, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { parseBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
@@ -15,6 +18,7 @@ import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
 import {
   checkStatementAgainstReading,
   encodeReceipt,
+  signConfirmation,
   parseStatement,
   signBatchRoot,
   verifyStatementSignature,
@@ -44,6 +48,7 @@ import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
 import { currentKey, decodeDeviceKeys, encodeDeviceKeys, isLifecycleLogId, KeyRegistry, lifecycleLogId, registryKey, type DeviceKeys } from './registry/index.ts';
+import { limitedClientStream } from './broker/packet-limit.ts';
 import { IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
 
 /**
@@ -63,8 +68,31 @@ export interface EvidenceBundleJson {
   batches: { batchId: number; size: number; root: string; anchor: AnchorRef }[];
 }
 
+/**
+ * Ingest's own broker credentials (docs/broker.md): files, read at start, never in the URL, never logged.
+ * `passwordFile` holds the password (one trailing newline is dropped); `ca`, `cert`, `key` are PEM files for TLS
+ * (`mqtts://`), `cert` + `key` a client certificate.
+ */
+export interface IngestBrokerCredentials {
+  username?: string;
+  passwordFile?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  /** Default true. */
+  rejectUnauthorized?: boolean;
+}
+
 export interface IngestOptions {
+  /** `mqtt://host:port` or `mqtts://host:port`, without credentials (a URL with user info is refused). */
   mqttUrl: string;
+  /** Broker credentials (files). */
+  broker?: IngestBrokerCredentials;
+  /**
+   * Largest MQTT packet ingest reads from the broker. Larger PUBLISH packets are cut to their topic before any
+   * parser buffers them and rejected as INGEST_OVERSIZE (on mqtt:// and mqtts://). Default maxMessageBytes + 1024.
+   */
+  maxPacketBytes?: number;
   /** LevelDB directory (created when absent). */
   dataDir: string;
   /** The ingest receipt key. */
@@ -152,6 +180,8 @@ interface DeviceQueue {
 }
 
 const TOPIC_FILTER = 'stele/v1/+/statements';
+/** Most seqs one evidence bundle (exportBundle, GET /bundle) covers: about 14 MB of JSON with every body. */
+export const MAX_BUNDLE_WINDOW = 10_000;
 const GROUP_LIMIT = 256;
 
 export class IngestService {
@@ -177,6 +207,7 @@ export class IngestService {
   private lastAnchorError: unknown;
 
   private client: MqttClient | undefined;
+  private oversizePackets = 0;
   private timer: NodeJS.Timeout | undefined;
   private batchChain: Promise<void> = Promise.resolve();
   private tickQueued = false;
@@ -329,6 +360,11 @@ export class IngestService {
     });
   }
 
+  /** The ingest public key and its kid: what gateways pin (FORMAT.md §11.1) and bundles carry. */
+  ingestKey(): { publicKey: Uint8Array; kid: Uint8Array } {
+    return { publicKey: this.options.signer.publicKey.slice(), kid: this.options.signer.keyId.slice() };
+  }
+
   /** The device's key timeline as ingest holds it (FORMAT.md §13.5), or undefined for an unknown device. */
   keys(deviceId: string): Readonly<DeviceKeys> | undefined {
     return this.registry.get(deviceId);
@@ -410,10 +446,17 @@ export class IngestService {
     if (this.unanchored.length > 0) throw this.lastAnchorError ?? new Error('batches left unanchored');
   }
 
-  /** FORMAT.md §7 evidence for seq firstSeq..lastSeq of a device; every entry must be in an anchored batch. */
+  /**
+   * FORMAT.md §7 evidence for seq firstSeq..lastSeq of a device; every entry must be in an anchored batch. At most
+   * {@link MAX_BUNDLE_WINDOW} seqs (INGEST_WINDOW_TOO_LARGE beyond, before anything is read); the store is read
+   * with one bounded iterator, so memory follows the entries stored, not the numbers asked for.
+   */
   async exportBundle(deviceId: string, firstSeq: number, lastSeq: number): Promise<EvidenceBundleJson> {
     if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) throw new RangeError('firstSeq must be an integer >= 1');
     if (!Number.isSafeInteger(lastSeq) || lastSeq < firstSeq) throw new RangeError('lastSeq must be an integer >= firstSeq');
+    if (lastSeq - firstSeq + 1 > MAX_BUNDLE_WINDOW) {
+      throw new IngestError('INGEST_WINDOW_TOO_LARGE', `a bundle holds at most ${MAX_BUNDLE_WINDOW} seqs`, { where: { deviceId, firstSeq, lastSeq, max: MAX_BUNDLE_WINDOW } });
+    }
     const device = this.devicesById.get(deviceId);
     if (device === undefined) throw new IngestError('INGEST_UNKNOWN_DEVICE', 'no such enrolled device', { where: { deviceId } });
     const rows = await this.store.getEntries(deviceId, firstSeq, lastSeq);
@@ -450,14 +493,17 @@ export class IngestService {
     }
     lifecycle.sort((a, b) => a.batchId - b.batchId || a.leafIndex - b.leafIndex);
     const entries: EvidenceBundleJson['entries'] = [];
-    for (const [i, row] of rows.entries()) {
-      const seq = firstSeq + i;
+    let expected = firstSeq;
+    for (const [seq, row] of rows) {
+      if (seq !== expected) throw new IngestError('INGEST_NOT_FOUND', 'entry not committed', { where: { deviceId, seq: expected } });
+      expected = seq + 1;
       if (chained.has(seq)) continue;
       const { batchId, receipt } = await receiptOf(row, { deviceId, seq });
       const entry: EvidenceBundleJson['entries'][number] = { seq, batchId, statement: toBase64Url(row!.statement), receipt: toBase64Url(receipt) };
       if (row!.reading !== undefined) entry.reading = toBase64Url(row!.reading);
       entries.push(entry);
     }
+    if (expected !== lastSeq + 1) throw new IngestError('INGEST_NOT_FOUND', 'entry not committed', { where: { deviceId, seq: expected } });
     return {
       format: 'stele-evidence/1',
       createdAt: new Date().toISOString(),
@@ -554,12 +600,41 @@ export class IngestService {
 
   private async connect(): Promise<void> {
     const clientId = this.options.clientId ?? `stele-ingest-${toHex(crypto.getRandomValues(new Uint8Array(6)))}`;
-    const client = await mqtt.connectAsync(this.options.mqttUrl, {
+    const url = parseBrokerUrl(this.options.mqttUrl);
+    const creds = await readBrokerCredentials(this.options.broker ?? {});
+    const maxPacketBytes = positive(this.options.maxPacketBytes ?? this.maxMessageBytes + 1024, 'maxPacketBytes');
+    const opts: IClientOptions = {
+      ...creds.auth,
       clientId,
       clean: this.options.clientId === undefined,
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
-    });
+      protocolVersion: 4,
+    };
+    let client: MqttClient;
+    if (url.protocol === 'mqtt:' || url.protocol === 'mqtts:') {
+      // Our own stream: the packet limit applies before mqtt.js's parser buffers a packet body (packet-limit.ts).
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      const port = Number(url.port || (url.protocol === 'mqtts:' ? 8883 : 1883));
+      const onOversize = (sizeBytes: number) => this.noteOversizePacket(sizeBytes);
+      client = new MqttClient(() => {
+        const socket = url.protocol === 'mqtts:' ? tls.connect({ host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...creds.tls }) : net.connect({ host, port });
+        return limitedClientStream(socket, maxPacketBytes, onOversize);
+      }, opts);
+      await new Promise<void>((resolve, reject) => {
+        const onError = (e: Error) => {
+          client.end(true);
+          reject(e);
+        };
+        client.once('connect', () => {
+          client.off('error', onError);
+          resolve();
+        });
+        client.once('error', onError);
+      });
+    } else {
+      client = await mqtt.connectAsync(this.options.mqttUrl, { ...opts, ...(creds.tls as IClientOptions) });
+    }
     this.client = client;
     // Small QoS 1 packets both ways: without TCP_NODELAY, delayed ACKs stall each gateway's window refill
     // (~40 ms); see the measurement in edge-agent/src/publisher.ts.
@@ -581,11 +656,22 @@ export class IngestService {
 
   // ---------------------------------------------------------------- receiving
 
+  /** A PUBLISH over maxPacketBytes: its body was dropped unread; mqtt.js sees it with an empty payload. */
+  private noteOversizePacket(sizeBytes: number): void {
+    this.oversizePackets++;
+    this.log('warn', 'oversize MQTT packet dropped before reading its body', { sizeBytes, code: 'INGEST_OVERSIZE' });
+  }
+
   private onMessage(topic: string, payload: Uint8Array): void {
     if (this.stopping) return; // not acked: the gateway resends after our restart
     const parts = topic.split('/');
     const device = parts[2];
     if (parts.length !== 4 || device === undefined || device === '') return;
+    if (payload.byteLength === 0) {
+      // an oversize packet cut to its topic (packet-limit.ts), or an empty message: never a statement
+      this.reject(device, 'INGEST_OVERSIZE', 0, 'empty or oversize message');
+      return;
+    }
     const receivedAt = Date.now(); // ingest clock (FORMAT.md §8)
     let q = this.queues.get(device);
     if (q === undefined) {
@@ -890,16 +976,47 @@ export class IngestService {
     );
   }
 
+  /** The signed `stored` confirmation of the device's committed head (FORMAT.md §11.1). */
   private async sendAck(device: string): Promise<void> {
     const head = this.heads.get(device);
     if (head === undefined || head.seq === 0) return;
-    await this.publish(`stele/v1/${device}/acks`, { upTo: head.seq });
+    await this.sendConfirmation('stored', device, head);
+  }
+
+  private async sendConfirmation(type: 'stored' | 'anchored', device: string, head: Head): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await signConfirmation({ type, device, upTo: head.seq, head: head.digest, issuedAt: Math.floor(Date.now() / 1000) }, this.options.signer);
+    } catch (e) {
+      // the key may be on a token that went away: the gateway resends and we confirm later
+      this.log('error', 'cannot sign a confirmation', { device, type, err: errorText(e) });
+      return;
+    }
+    await this.publishBytes(`stele/v1/${device}/acks`, bytes);
+  }
+
+  /**
+   * After batch `row` is anchored: an `anchored` confirmation for each device with a reading in it, up to its
+   * highest seq there (batches are cut in commit order and anchored in id order, so every lower seq of that
+   * device is in this or an earlier anchored batch).
+   */
+  private async confirmAnchored(row: { leaves: { deviceId: string; seq: number }[] }): Promise<void> {
+    const highest = new Map<string, number>();
+    for (const l of row.leaves) if (!isLifecycleLogId(l.deviceId)) highest.set(l.deviceId, Math.max(highest.get(l.deviceId) ?? 0, l.seq));
+    for (const [device, seq] of highest) {
+      const entry = await this.store.getEntry(device, seq);
+      if (entry === undefined) continue;
+      await this.sendConfirmation('anchored', device, { seq, digest: chainDigestOf(entry.statement) });
+    }
   }
 
   private async publish(topic: string, value: Record<string, unknown>): Promise<void> {
+    await this.publishBytes(topic, encodeCbor(value));
+  }
+
+  private async publishBytes(topic: string, bytes: Uint8Array): Promise<void> {
     const client = this.client;
     if (client === undefined) return;
-    const bytes = encodeCbor(value);
     try {
       await client.publishAsync(topic, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 });
     } catch (e) {
@@ -982,8 +1099,14 @@ export class IngestService {
       this.counters.anchored++;
       this.lastAnchorError = undefined;
       this.log('info', 'batch anchored', { batchId, chainId: ref.chainId, txHash: ref.txHash, blockNumber: ref.blockNumber });
+      await this.confirmAnchored(row);
     }
   }
+}
+
+/** Chain digest of a committed statement: a reading's payload, or SHA-256 of a lifecycle body (FORMAT.md §3, §13.3). */
+function chainDigestOf(statement: Uint8Array): Uint8Array {
+  return isLifecycleStatement(statement) ? parseLifecycleStatement(statement).digest : parseStatement(statement).payload;
 }
 
 function bundleDevice(r: EnrolmentRecord): EvidenceBundleJson['device'] {
@@ -997,6 +1120,37 @@ function plainRecord(r: EnrolmentRecord): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r)) if (v !== undefined) o[k] = v;
   return o;
+}
+
+/** The broker URL, refusing credentials in it (they would end up in logs and process lists). */
+function parseBrokerUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (cause) {
+    throw new RangeError('mqttUrl is not a URL', { cause });
+  }
+  if (url.username !== '' || url.password !== '') throw new RangeError('mqttUrl must not carry credentials: use the broker password file option');
+  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) throw new RangeError('mqttUrl must be mqtt://, mqtts://, ws:// or wss://');
+  return url;
+}
+
+async function readBrokerCredentials(b: IngestBrokerCredentials): Promise<{ auth: IClientOptions; tls: tls.ConnectionOptions }> {
+  const read = async (path: string, what: string) => {
+    try {
+      return await readFile(path);
+    } catch (cause) {
+      throw new IngestError('INGEST_BROKER_SECRET', `cannot read the broker ${what} ${path}`, { cause, where: { what, path } });
+    }
+  };
+  const auth: IClientOptions = {};
+  if (b.username !== undefined) auth.username = b.username;
+  if (b.passwordFile !== undefined) auth.password = (await read(b.passwordFile, 'password file')).toString('utf8').replace(/\r?\n$/, '');
+  const t: tls.ConnectionOptions = { rejectUnauthorized: b.rejectUnauthorized ?? true };
+  if (b.ca !== undefined) t.ca = await read(b.ca, 'CA file');
+  if (b.cert !== undefined) t.cert = await read(b.cert, 'client certificate');
+  if (b.key !== undefined) t.key = await read(b.key, 'client key');
+  return { auth, tls: t };
 }
 
 function positive(n: number, name: string): number {

@@ -213,11 +213,18 @@ export class IngestStore {
     return v === undefined ? undefined : decEntry(v);
   }
 
-  async getEntries(deviceId: string, firstSeq: number, lastSeq: number): Promise<(EntryRow | undefined)[]> {
-    const keys: string[] = [];
-    for (let s = firstSeq; s <= lastSeq; s++) keys.push(`ent!${deviceId}!${pad(s)}`);
-    const values = await this.db.getMany(keys);
-    return values.map((v) => (v === undefined ? undefined : decEntry(v)));
+  /**
+   * The committed entries of seq firstSeq..lastSeq, as [seq, row] in seq order: only those present (a missing seq
+   * is absent). One bounded range iterator (at most lastSeq - firstSeq + 1 rows, and never more than are stored),
+   * so memory follows what is stored in the window, not the numbers asked for.
+   */
+  async getEntries(deviceId: string, firstSeq: number, lastSeq: number): Promise<[number, EntryRow][]> {
+    const out: [number, EntryRow][] = [];
+    const prefix = `ent!${deviceId}!`;
+    for await (const [key, value] of this.db.iterator({ gte: `${prefix}${pad(firstSeq)}`, lte: `${prefix}${pad(lastSeq)}`, limit: lastSeq - firstSeq + 1 })) {
+      out.push([Number(key.slice(prefix.length)), decEntry(value)]);
+    }
+    return out;
   }
 
   /**

@@ -11,7 +11,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
-import { signStatement } from '@stele/core/cose/index.ts';
+import { parseConfirmation, signStatement, type ParsedConfirmation } from '@stele/core/cose/index.ts';
 import { keyIdOf } from '@stele/core/keys.ts';
 import { encodeReading, GENESIS_PREV, readingDigest, type Reading } from '@stele/core/reading.ts';
 import type { Signer } from '@stele/core/signer.ts';
@@ -109,9 +109,14 @@ export function envelope(r: { statement: Uint8Array; reading?: Uint8Array }, mod
   return encodeCbor(mode === 'full' && r.reading !== undefined ? { statement: r.statement, reading: r.reading } : { statement: r.statement });
 }
 
-/** A gateway's side of the MQTT wire: publishes statements, records acks and rejects. */
+/** A gateway's side of the MQTT wire: publishes statements, records confirmations (parsed, not verified) and rejects. */
 export class TestGateway {
+  /** upTo of every `stored` confirmation. */
   acks: number[] = [];
+  /** Every confirmation received, stored and anchored. */
+  confirmations: ParsedConfirmation[] = [];
+  /** Messages on the acks topic that are not confirmations (FORMAT.md §11.1). */
+  badAcks = 0;
   rejects: { seq: number; code: string }[] = [];
 
   private constructor(
@@ -123,9 +128,18 @@ export class TestGateway {
     const client = await mqtt.connectAsync(url, { clientId: `gw-test-${deviceId}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 });
     const gw = new TestGateway(deviceId, client);
     client.on('message', (topic, payload) => {
+      if (topic.endsWith('/acks')) {
+        try {
+          const c = parseConfirmation(new Uint8Array(payload));
+          gw.confirmations.push(c);
+          if (c.type === 'stored') gw.acks.push(c.upTo);
+        } catch {
+          gw.badAcks++;
+        }
+        return;
+      }
       const m = decodeCbor(new Uint8Array(payload)) as Map<string, unknown>;
-      if (topic.endsWith('/acks')) gw.acks.push(m.get('upTo') as number);
-      else if (topic.endsWith('/rejects')) gw.rejects.push({ seq: m.get('seq') as number, code: m.get('code') as string });
+      if (topic.endsWith('/rejects')) gw.rejects.push({ seq: m.get('seq') as number, code: m.get('code') as string });
     });
     await client.subscribeAsync([`stele/v1/${deviceId}/acks`, `stele/v1/${deviceId}/rejects`], { qos: 1 });
     return gw;

@@ -9,17 +9,18 @@
  * Everything it keeps lives under `--out DIR`: keys, the gateway outbox, the ingest store and the chain state,
  * so a second run with the same DIR continues the device's hash chain and keeps earlier anchors verifiable.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Aedes } from 'aedes';
 import { SerialPortMock } from 'serialport';
-import { parseBundle, readAnchor, verifyBundle, type Verdict } from '@stele/core';
+import { completePolicyDraft, draftTrustPolicy, formatFingerprint, loadTrustPolicy, parseBundle, readAnchor, signTrustPolicy, toHex, verifyBundle, type Verdict } from '@stele/core';
 import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
-import { ANVIL_DEV_PRIVATE_KEY, IngestService, connectEvmAnchorer, startAnvil } from '@stele/ingest';
+import { ANVIL_DEV_PRIVATE_KEY, IngestService, aedesAccessHooks, BrokerAccess, connectEvmAnchorer, limitServerSocket, startAnvil } from '@stele/ingest';
 import { formatVerdict } from '@stele/verifier';
 import { CemsSimulator } from './instruments/cems.ts';
 
@@ -51,6 +52,8 @@ export interface DemoSummary {
   transactions: { batchId: number; txHash: string; blockNumber: number; root: string; size: number }[];
   chain: { chainId: number; contract: string; rpc: string };
   evidence: string[];
+  /** The signed trust policy the demo wrote as the authority, and the file with its key fingerprint. */
+  trust: { policy: string; fingerprintFile: string; fingerprint: string };
   verdict: Verdict['state'];
   startedAt: string;
   finishedAt: string;
@@ -120,16 +123,29 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     cleanups.length = 0;
   };
   try {
-    // 1. The MQTT broker, in process.
-    const broker = await Aedes.createBroker();
-    const server = net.createServer({ noDelay: true }, broker.handle);
+    // 1. The MQTT broker, in process, with Stele's access policy (docs/broker.md): one user per client, fresh
+    // passwords each run (ingest's in a 0600 file, as `--mqtt-password-file` reads it), no anonymous clients,
+    // packets over 65 KiB refused at their header.
+    const ingestPassword = randomBytes(24).toString('base64url');
+    const gatewayPassword = randomBytes(24).toString('base64url');
+    const ingestPasswordFile = join(data, 'keys', 'mqtt-ingest.password');
+    await writeFile(ingestPasswordFile, `${ingestPassword}\n`, { mode: 0o600 });
+    const access = new BrokerAccess([
+      { username: 'stele-ingest', password: ingestPassword, role: { kind: 'ingest' } },
+      { username: DEVICE_ID, password: gatewayPassword, role: { kind: 'gateway', device: DEVICE_ID } },
+    ]);
+    const broker = await Aedes.createBroker({ ...aedesAccessHooks(access) });
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      limitServerSocket(socket);
+      broker.handle(socket);
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const mqttUrl = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     cleanups.push(async () => {
       await new Promise<void>((r) => server.close(() => r()));
       await new Promise<void>((r) => broker.close(() => r()));
     });
-    say(`broker   aedes on ${mqttUrl}`);
+    say(`broker   aedes on ${mqttUrl} (access control: ingest and gateway users, no anonymous clients)`);
 
     // 2. The chain: anvil as a child process, its state kept under DIR so a rerun keeps earlier anchors.
     const chain = await startAnvil({ stateDir: join(data, 'chain'), port: o.chainPort });
@@ -150,6 +166,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
       issuer: 'stele-ingest-demo',
       anchorer,
       batchIntervalMs: o.batchMs,
+      broker: { username: 'stele-ingest', passwordFile: ingestPasswordFile },
     });
     cleanups.push(() => ingest.stop());
 
@@ -158,7 +175,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     await ingest.enrol(makeEnrolmentRecord(deviceSigner, DEVICE_ID, 'demo site: stack 2'));
     const outbox = await Outbox.open(join(data, 'gateway'));
     cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl, deviceId: DEVICE_ID, outbox, resendAfterMs: 5000 });
+    const publisher = new Publisher({ mqttUrl, deviceId: DEVICE_ID, outbox, resendAfterMs: 5000, ingestKey: ingestSigner.publicKey, mqttOptions: { username: DEVICE_ID, password: gatewayPassword } });
     const agent = new GatewayAgent({ deviceId: DEVICE_ID, signer: deviceSigner, outbox, publisher });
     await publisher.start();
     cleanups.push(() => agent.stop());
@@ -202,8 +219,31 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     const bundle = await ingest.exportBundle(DEVICE_ID, firstSeq, lastSeq);
     const file = join(o.out, 'evidence', `${DEVICE_ID}-${firstSeq}-${lastSeq}.json`);
     await writeFile(file, `${JSON.stringify(bundle, null, 2)}\n`);
+    // 9. The demo plays the authority (FORMAT.md §14): it signs a trust policy naming this ingest's key and the
+    // chain and contract it anchors on, and writes it with the authority's fingerprint beside the bundles. A real
+    // officer gets the fingerprint by another channel (docs/officer.md); here both come from this run.
+    const authority = await loadOrCreateSoftwareSigner(join(data, 'keys', 'authority.pem'));
+    const draft = draftTrustPolicy({
+      // A fixed, early start: every anchor this demo directory ever made falls inside the key's window.
+      ingest: { publicKey: ingestSigner.publicKey, issuer: 'stele-ingest-demo', validFrom: '2020-01-01T00:00:00Z' },
+      anchors: [{ chainId: chain.chainId, contract: anchorer.contract, startBlock: 0, endpoints: [{ operator: 'demo (local anvil)', url: chain.rpcUrl }] }],
+    });
+    const now = new Date();
+    const policyJson = completePolicyDraft(draft, {
+      authorityName: 'Stele demo authority',
+      authorityPublicKey: authority.publicKey,
+      version: 1,
+      issuedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + 365 * 86_400_000).toISOString(),
+    });
+    const policyFile = join(o.out, 'evidence', 'trust-policy.cose');
+    const fingerprintFile = join(o.out, 'evidence', 'authority.fingerprint');
+    const policyBytes = await signTrustPolicy(policyJson, authority);
+    await writeFile(policyFile, policyBytes);
+    await writeFile(fingerprintFile, `${toHex(authority.keyId)}\n`);
     const verdict = await verifyBundle(parseBundle(bundle), {
       anchorReader: (ref, batchId) => readAnchor(chain.rpcUrl, ref, batchId),
+      trust: await loadTrustPolicy(policyBytes, authority.keyId),
     });
 
     const summary: DemoSummary = {
@@ -221,6 +261,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
       })),
       chain: { chainId: chain.chainId, contract: anchorer.contract, rpc: chain.rpcUrl },
       evidence: [file],
+      trust: { policy: policyFile, fingerprintFile, fingerprint: toHex(authority.keyId) },
       verdict: verdict.state,
       startedAt,
       finishedAt: new Date().toISOString(),
@@ -232,11 +273,13 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     say(`batches   ${summary.batches} anchored on chain ${chain.chainId}:`);
     for (const t of summary.transactions) say(`          batch ${t.batchId}: ${t.size} leaves, root ${t.root.slice(0, 18)}…, tx ${t.txHash} (block ${t.blockNumber})`);
     say(`evidence  ${file}`);
+    say(`policy    ${policyFile} (signed by the demo authority, fingerprint ${formatFingerprint(authority.keyId)})`);
     say('');
     o.io.stdout.write(formatVerdict(verdict, 'en'));
     say('');
     say(`summary   ${join(o.out, 'summary.json')}`);
-    say(`check it  npx stele verify ${file}   (exits 3, not fully checked, once this demo's chain is stopped)`);
+    say(`check it  npx stele verify ${file} --trust ${policyFile} --authority-file ${fingerprintFile}`);
+    say('          (exits 3, not fully checked, once this demo\'s chain is stopped, and without --trust)');
 
     if (o.serve) {
       say(`serving   chain ${chain.rpcUrl} and ingest until Ctrl-C`);

@@ -29,10 +29,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Verifies with the demo authority's policy and pinned fingerprint, as the officer's guide says. */
+let trustArgs: string[] = [];
+
 async function verify(file: string, ...extra: string[]): Promise<{ code: number; json: any }> {
   const stdout = new Sink();
   const stderr = new Sink();
-  const code = await runVerify([file, '--json', ...extra], { stdout, stderr });
+  const code = await runVerify([file, '--json', ...trustArgs, ...extra], { stdout, stderr });
   return { code, json: stdout.text ? JSON.parse(stdout.text) : undefined };
 }
 
@@ -53,6 +56,7 @@ describe('the demo, end to end', () => {
     first = await demo({ seconds: 4, out, intervalMs: 100, batchMs: 1000, chainPort: port, serve: false, io: { stdout: new Sink(), stderr: new Sink() } });
     bundleFile = first.evidence[0]!;
     bundle = JSON.parse(await readFile(bundleFile, 'utf8'));
+    trustArgs = ['--trust', first.trust.policy, '--authority-file', first.trust.fingerprintFile];
   }, 120_000);
 
   afterAll(async () => {
@@ -70,6 +74,11 @@ describe('the demo, end to end', () => {
     expect(bundle.entries).toHaveLength(first.readings);
   });
 
+  it('writes a signed policy and the authority fingerprint beside the bundle', async () => {
+    expect(await readdir(join(out, 'evidence'))).toEqual(expect.arrayContaining(['authority.fingerprint', 'trust-policy.cose']));
+    expect((await readFile(first.trust.fingerprintFile, 'utf8')).trim()).toBe(first.trust.fingerprint);
+  });
+
   it('is not fully checked (exit 3) once the chain is stopped', async () => {
     const r = await verify(bundleFile);
     expect(r.code).toBe(3);
@@ -84,10 +93,26 @@ describe('the demo, end to end', () => {
     }, 60_000);
     afterAll(async () => stop?.());
 
-    it('verifies (exit 0)', async () => {
+    it('verifies (exit 0) with the demo policy, asking the endpoint the policy suggests', async () => {
       const r = await verify(bundleFile);
       expect(r.code).toBe(0);
       expect(r.json.state).toBe('verified');
+      expect(r.json.summary.trust.policy.authorityFingerprint).toBe(first.trust.fingerprint);
+    });
+
+    it('without the policy: not fully checked (exit 3), naming what was taken on the bundle\'s word', async () => {
+      const saved = trustArgs;
+      trustArgs = [];
+      try {
+        const r = await verify(bundleFile, '--use-bundle-rpc');
+        expect(r.code).toBe(3);
+        const trust = r.json.checks.find((c: any) => c.id === 'trust');
+        expect(trust.code).toBe('TRUST_POLICY_MISSING');
+        expect(r.json.headline.en).toContain(r.json.summary.trust.fromBundle.ingestKeyFingerprint);
+        expect(r.json.headline.en).toContain(first.chain.contract.toLowerCase());
+      } finally {
+        trustArgs = saved;
+      }
     });
 
     const tampered = async (name: string, change: (b: any) => void) => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readAnchor, verifyBundle } from '@stele/core';
+import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { loadOrCreateSoftwareSigner, loadSoftwareSigner, provisionGateway } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { ANVIL_DEV_PRIVATE_KEY, IngestService, connectEvmAnchorer, startAnvil } from '@stele/ingest';
@@ -72,7 +73,9 @@ describe('offline provisioning round trip', () => {
     const signer = await loadSoftwareSigner(join(dir, 'gateway.pem'));
     const outbox = await Outbox.open(join(dir, 'outbox'));
     cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl, deviceId, outbox, resendAfterMs: 1000, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500 });
+    // the ingest key is made before the gateway runs: provisioning pins its public key (FORMAT.md §11.1)
+    const ingestSigner = await loadOrCreateSoftwareSigner(join(dir, 'ingest.pem'));
+    const publisher = new Publisher({ mqttUrl, deviceId, outbox, resendAfterMs: 1000, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500, ingestKey: ingestSigner.publicKey });
     const agent = new GatewayAgent({ deviceId, signer, outbox, publisher });
     cleanups.push(() => agent.stop());
     await publisher.start();
@@ -97,7 +100,7 @@ describe('offline provisioning round trip', () => {
     const service = await IngestService.start({
       mqttUrl,
       dataDir: join(dir, 'ingest'),
-      signer: await loadOrCreateSoftwareSigner(join(dir, 'ingest.pem')),
+      signer: ingestSigner,
       issuer: 'stele-ingest-test',
       anchorer,
       batchIntervalMs: 60_000,
@@ -111,7 +114,7 @@ describe('offline provisioning round trip', () => {
     expect(service.stats().rejected).toEqual({});
     await service.flush();
     const bundle = await service.exportEvidence(deviceId, 1, N);
-    const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId) => readAnchor(chain.rpcUrl, ref, batchId) });
+    const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId) => readAnchor(chain.rpcUrl, ref, batchId), trust: await policyTrustingBundle(bundle) });
     expect(verdict.state).toBe('verified');
     expect(verdict.summary.readings).toBe(N);
   }, 90_000);

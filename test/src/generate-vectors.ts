@@ -15,7 +15,12 @@ import { encodeAbiParameters, encodeEventTopics, encodeFunctionData, type Abi, t
 import {
   BUNDLE_FORMAT,
   bundleDigest,
+  completePolicyDraft,
   consistencyProof,
+  draftTrustPolicy,
+  encodeSign1,
+  signTrustPolicy,
+  TRUST_POLICY_CONTENT_TYPE,
   decodeReading,
   encodeBundle,
   encodeCbor,
@@ -35,7 +40,9 @@ import {
   sigStructure1,
   signBatchedStatements,
   signBatchRoot,
+  signConfirmation,
   signLifecycleStatement,
+  decodeSign1,
   signStatement,
   toBase64Url,
   toHex,
@@ -53,6 +60,7 @@ import {
   type VerifyCode,
 } from '@stele/core';
 import artifact from '../../ingest/contracts/SteleAnchor.json' with { type: 'json' };
+import { encodeDeterministic } from '@stele/core/cose/plain-bytes.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixed inputs. These keys are public test keys: never use them for anything else.
@@ -65,6 +73,11 @@ export const INGEST_SECRET_KEY_HEX = '37196203ada786dde9f1bcf95f6a5dde7b2cf165a6
 export const ROTATED_SECRET_KEY_HEX = '0102d8f19b459bdeaceee5d65316a2f01ba9f2289778321df902a8ea1cb29339';
 /** A key ingest never enrolled (lifecycle vectors): SHA-256("stele vector stranger key"). */
 export const STRANGER_SECRET_KEY_HEX = 'e9dde174c5b0fcd731186cb056d43625170dbb2e3d9f2f0b9092015771d8ff82';
+
+/** The authority that signs the vector trust policy (FORMAT.md §14): SHA-256("stele vector authority key"). */
+export const AUTHORITY_SECRET_KEY_HEX = '68af089c3ba0780f8c5baafe579bd2bc1a19e96fd3eb3d243186712062e00e77';
+/** An ingest key the policy of the untrusted-key case lists instead: SHA-256("stele vector other ingest key"). */
+export const OTHER_INGEST_SECRET_KEY_HEX = 'f6e63e871245eaf7a3b1a32ee58c550f6d3b24eec6216f3723f11d95b357f1ad';
 
 const DEVICE_ID = 'gw-0001';
 const SENSOR = '88888880000001';
@@ -559,21 +572,86 @@ function extractProofBytes(receipt: Uint8Array): Uint8Array {
   return receipt.slice(pos, pos + proof.arg);
 }
 
-function mqttFile(w: World): unknown {
+/** iat of the confirmation vectors: 60 s after the device time of seq 6. */
+const CONFIRMATION_IAT = Math.floor(START_MS / 1000) + 5 * 60 + 60;
+
+function mqttFile(w: World, ack: Uint8Array): unknown {
   const s = w.signed[0]!;
   const full = encodeCbor({ statement: s.statement, reading: s.readingBytes });
   const hashOnly = encodeCbor({ statement: s.statement });
-  const ack = encodeCbor({ upTo: 5 });
   const reject = encodeCbor({ seq: 4, code: 'FORK_ERROR' });
   const topic = (leaf: string) => `stele/v1/${DEVICE_ID}/${leaf}`;
   return {
     description:
-      'MQTT messages (FORMAT.md §11) of device gw-0001: the statement envelope of seq 1 in full and hash-only mode, an ack and a reject. ' +
-      'Payloads are deterministic CBOR maps with text keys.',
+      'MQTT messages (FORMAT.md §11) of device gw-0001: the statement envelope of seq 1 in full and hash-only mode, a confirmation ' +
+      '(the `stored` one of confirmation.json, FORMAT.md §11.1) and a reject. Statement envelopes and rejects are deterministic CBOR maps with text keys.',
     statementFull: { topic: topic('statements'), qos: 1, payload: hex(full), annotated: annotateCbor(full, {}, { elideBytesOver: 64 }) },
     statementHashOnly: { topic: topic('statements'), qos: 1, payload: hex(hashOnly) },
-    ack: { topic: topic('acks'), qos: 1, json: { upTo: 5 }, payload: hex(ack), annotated: annotateCbor(ack) },
+    ack: { topic: topic('acks'), qos: 1, payload: hex(ack) },
     reject: { topic: topic('rejects'), qos: 1, json: { seq: 4, code: 'FORK_ERROR' }, payload: hex(reject), annotated: annotateCbor(reject) },
+  };
+}
+
+/**
+ * Confirmations (FORMAT.md §11.1) from the vectors' ingest key to gw-0001, and forgeries a gateway must ignore
+ * with the code it must count. The gateway of these vectors pins the ingest key and holds seq 1..6 of reading.json.
+ */
+async function confirmationFile(w: World): Promise<{ file: unknown; stored: Uint8Array }> {
+  const head = (seq: number) => readingDigest(w.signed[seq - 1]!.readingBytes);
+  const stored = await signConfirmation({ type: 'stored', device: DEVICE_ID, upTo: 5, head: head(5), issuedAt: CONFIRMATION_IAT }, w.ingest);
+  const anchored = await signConfirmation({ type: 'anchored', device: DEVICE_ID, upTo: 6, head: head(6), issuedAt: CONFIRMATION_IAT + 5 }, w.ingest);
+  const stranger = fixedSigner(STRANGER_SECRET_KEY_HEX);
+  const cose = decodeSign1(stored);
+  const resign = async (payload: Uint8Array) => encodeSign1({ ...cose, payload, signature: await w.ingest.sign(sigStructure1(cose.protectedBytes, payload)) });
+  const payloadWith = (edit: (m: Map<string, unknown>) => void) => {
+    const m = new Map<string, unknown>([['v', 1], ['iat', CONFIRMATION_IAT], ['head', head(5)], ['type', 'stored'], ['upTo', 5], ['device', DEVICE_ID]]);
+    edit(m);
+    return encodeCbor(m);
+  };
+  const highS = (sig: Uint8Array) => {
+    const n = p256.Point.Fn.ORDER;
+    let s = 0n;
+    for (const b of sig.subarray(32)) s = (s << 8n) | BigInt(b);
+    let t = n - s;
+    const out = sig.slice();
+    for (let i = 63; i >= 32; i--) {
+      out[i] = Number(t & 0xffn);
+      t >>= 8n;
+    }
+    return out;
+  };
+  const invalid: { name: string; description: string; bytes: Uint8Array; wantErr: string }[] = [
+    { name: 'unsigned-ack', description: 'the v1 unsigned ack {"upTo": 2^53-1} from an anonymous client', bytes: encodeCbor({ upTo: Number.MAX_SAFE_INTEGER }), wantErr: 'CONFIRMATION_FORMAT_ERROR' },
+    { name: 'other-key', description: 'the same confirmation signed by another key (a second ingest on the broker)', bytes: await signConfirmation({ type: 'stored', device: DEVICE_ID, upTo: 5, head: head(5), issuedAt: CONFIRMATION_IAT }, stranger), wantErr: 'CONFIRMATION_KEY_ERROR' },
+    { name: 'bad-signature', description: 'the pinned kid with the last signature byte XOR 0x01', bytes: encodeSign1({ ...cose, signature: cose.signature.map((b, i) => (i === 63 ? b ^ 1 : b)) }), wantErr: 'CONFIRMATION_SIGNATURE_ERROR' },
+    { name: 'other-device', description: 'signed by the pinned key for device gw-0002', bytes: await signConfirmation({ type: 'stored', device: 'gw-0002', upTo: 5, head: head(5), issuedAt: CONFIRMATION_IAT }, w.ingest), wantErr: 'CONFIRMATION_DEVICE_ERROR' },
+    { name: 'extra-key', description: 'a seventh payload key "x" (signed by the pinned key)', bytes: await resign(payloadWith((m) => m.set('x', 0))), wantErr: 'CONFIRMATION_FORMAT_ERROR' },
+    { name: 'upto-zero', description: 'upTo 0 (signed by the pinned key)', bytes: await resign(payloadWith((m) => m.set('upTo', 0))), wantErr: 'CONFIRMATION_FORMAT_ERROR' },
+  ];
+  const gatewayIgnores = [
+    { name: 'head-not-held', description: 'a valid confirmation of seq 5 whose head is the digest of seq 4: the gateway holds another chain', bytes: await signConfirmation({ type: 'stored', device: DEVICE_ID, upTo: 5, head: head(4), issuedAt: CONFIRMATION_IAT }, w.ingest), wantErr: 'PUBLISH_CONFIRMATION_HEAD' },
+    { name: 'beyond-head', description: 'a valid confirmation of seq 7, above the gateway head 6', bytes: await signConfirmation({ type: 'stored', device: DEVICE_ID, upTo: 7, head: head(6), issuedAt: CONFIRMATION_IAT }, w.ingest), wantErr: 'PUBLISH_CONFIRMATION_HEAD' },
+  ];
+  return {
+    stored,
+    file: {
+      description:
+        'Confirmations (FORMAT.md §11.1) on stele/v1/gw-0001/acks, signed by the ingest key of bundle.json (secret key INGEST_SECRET_KEY_HEX of ' +
+        'test/src/generate-vectors.ts). The gateway pins ingestPublicKey and holds seq 1..6 of reading.json. `valid` must verify; `invalid` must be ' +
+        'rejected by the confirmation check with wantErr; `gatewayIgnores` verify but name a head the gateway does not hold at upTo.',
+      ingestPublicKey: hex(w.ingest.publicKey),
+      ingestKid: hex(w.ingest.keyId),
+      device: DEVICE_ID,
+      valid: [
+        { name: 'stored', json: { type: 'stored', device: DEVICE_ID, upTo: 5, head: hex(head(5)), iat: CONFIRMATION_IAT }, cose: hex(stored), annotated: annotateCbor(stored) },
+        { name: 'anchored', json: { type: 'anchored', device: DEVICE_ID, upTo: 6, head: hex(head(6)), iat: CONFIRMATION_IAT + 5 }, cose: hex(anchored) },
+        { name: 'stored-high-s', description: 'the stored confirmation with s replaced by n - s: still valid (FORMAT.md §0)', json: { type: 'stored', device: DEVICE_ID, upTo: 5, head: hex(head(5)), iat: CONFIRMATION_IAT }, cose: hex(encodeSign1({ ...cose, signature: highS(cose.signature) })) },
+      ],
+      payloadAnnotated: annotateCbor(cose.payload!),
+      sigStructure: hex(sigStructure1(cose.protectedBytes, cose.payload!)),
+      invalid: invalid.map((v) => ({ name: v.name, description: v.description, cose: hex(v.bytes), wantErr: v.wantErr })),
+      gatewayIgnores: gatewayIgnores.map((v) => ({ name: v.name, description: v.description, cose: hex(v.bytes), wantErr: v.wantErr })),
+    },
   };
 }
 
@@ -1099,11 +1177,14 @@ export async function generateVectors(): Promise<Map<string, string>> {
   files.set('batch.json', json(batchFile(w)));
   files.set('receipt.json', json(receiptFile(w)));
   files.set('anchor.json', json(anchorFile(w)));
-  files.set('mqtt.json', json(mqttFile(w)));
+  const confirmations = await confirmationFile(w);
+  files.set('confirmation.json', json(confirmations.file));
+  files.set('mqtt.json', json(mqttFile(w, confirmations.stored)));
   files.set('outbox.json', json(outboxFile(w)));
   files.set('lifecycle.json', json(lifecycleFile(w, await lifecycleWorld(w, 'rotated'))));
   const dw = await deviceBatchWorld(w);
   files.set('device-batch.json', json(deviceBatchFile(w, dw)));
+  files.set('trust.json', json(await trustFile(w)));
   for (const c of [...(await bundleCases(w)), ...(await lifecycleCases(w)), ...(await deviceBatchCases(w, dw))]) {
     const bytes = encodeBundle(c.bundle);
     files.set(`bundles/${c.name}.bundle.json`, new TextDecoder().decode(bytes));
@@ -1120,6 +1201,91 @@ export async function generateVectors(): Promise<Map<string, string>> {
     );
   }
   return files;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Trust policy (FORMAT.md §14).
+
+/** The policy JSON of the vectors: the vector ingest key and the anchor target of the bundles, then `edit`. */
+function vectorPolicyJson(w: World, edit: (p: Record<string, unknown>) => void = () => undefined, authority = fixedSigner(AUTHORITY_SECRET_KEY_HEX)): Uint8Array {
+  const draft = draftTrustPolicy({
+    ingest: { publicKey: w.ingest.publicKey, issuer: ISSUER, validFrom: '2026-01-01T00:00:00Z' },
+    anchors: [{ chainId: CHAIN_ID, contract: CONTRACT, startBlock: 0, endpoints: [{ operator: 'vector chain', url: 'http://127.0.0.1:8545' }], quorum: 1 }],
+  });
+  const json = completePolicyDraft(draft, { authorityName: 'Vector authority', authorityPublicKey: authority.publicKey, version: 2, issuedAt: '2026-11-01T00:00:00Z', expiresAt: '2027-11-01T00:00:00Z' });
+  const obj = JSON.parse(new TextDecoder().decode(json)) as Record<string, unknown>;
+  edit(obj);
+  return new TextEncoder().encode(`${JSON.stringify(obj, null, 2)}\n`);
+}
+
+/** Signs policy bytes as they are (no payload check): for vectors a careful signer would refuse. */
+async function signPolicyRaw(payload: Uint8Array, signer: Signer): Promise<Uint8Array> {
+  const protectedBytes = encodeDeterministic(new Map<number, unknown>([[1, -7], [3, TRUST_POLICY_CONTENT_TYPE], [4, signer.keyId]]));
+  return encodeSign1({ protectedBytes, unprotectedHeader: new Map(), payload, signature: await signer.sign(sigStructure1(protectedBytes, payload)) });
+}
+
+async function trustFile(w: World): Promise<Record<string, unknown>> {
+  const authority = fixedSigner(AUTHORITY_SECRET_KEY_HEX);
+  const payload = vectorPolicyJson(w);
+  const policy = await signTrustPolicy(payload, authority);
+  const keyOf = (k: Signer) => ({ alg: 'ES256', publicKey: toBase64Url(k.publicKey), kid: toBase64Url(k.keyId) });
+  const edits: { name: string; description: string; edit?: (p: Record<string, unknown>) => void; raw?: (p: string) => string; authority?: Signer; minVersion?: number; now?: string; expect: Record<string, unknown> }[] = [
+    { name: 'valid', description: 'The policy above: valid.bundle.json verifies with the chain facts of its expected file.', expect: { bundle: 'valid', state: 'verified', codes: [] } },
+    {
+      name: 'untrusted-key',
+      description: 'Lists another ingest key under the same issuer: the bundle fails with UNTRUSTED_INGEST_KEY_ERROR.',
+      edit: (p) => ((p.ingestKeys as Record<string, unknown>[])[0] = { ...keyOf(fixedSigner(OTHER_INGEST_SECRET_KEY_HEX)), issuer: ISSUER, validFrom: '2026-01-01T00:00:00Z', state: 'active' }),
+      expect: { bundle: 'valid', state: 'failed', codes: ['UNTRUSTED_INGEST_KEY_ERROR'] },
+    },
+    {
+      name: 'key-outside-window',
+      description: 'The ingest key retired on 2026-11-01, before the bundle\'s batches were anchored (2026-11-20): INGEST_KEY_WINDOW_ERROR per batch.',
+      edit: (p) => Object.assign((p.ingestKeys as Record<string, unknown>[])[0]!, { validUntil: '2026-11-01T00:00:00Z', state: 'retired' }),
+      expect: { bundle: 'valid', state: 'failed', codes: ['INGEST_KEY_WINDOW_ERROR'] },
+    },
+    {
+      name: 'untrusted-anchor',
+      description: 'Lists another contract on the same chain: UNTRUSTED_ANCHOR_ERROR per batch.',
+      edit: (p) => ((p.anchors as Record<string, unknown>[])[0]!.contract = `0x${'11'.repeat(20)}`),
+      expect: { bundle: 'valid', state: 'failed', codes: ['UNTRUSTED_ANCHOR_ERROR'] },
+    },
+    {
+      name: 'expired',
+      description: 'The valid policy read on 2028-01-01, after its expiresAt: the verdict is partial, check 11 open with TRUST_POLICY_EXPIRED.',
+      now: '2028-01-01T00:00:00Z',
+      expect: { bundle: 'valid', state: 'partial', codes: [], trustCode: 'TRUST_POLICY_EXPIRED' },
+    },
+    { name: 'rolled-back', description: 'Version 2 offered to a verifier that already accepted version 3: POLICY_ROLLBACK_ERROR.', minVersion: 3, expect: { load: 'POLICY_ROLLBACK_ERROR' } },
+    {
+      name: 'unknown-kind',
+      description: 'An extra anchor target of kind "chainmaker": that entry alone is unusable (skipped), the bundle verifies.',
+      edit: (p) => (p.anchors as unknown[]).push({ kind: 'chainmaker', chainId: 'chain1', contract: 'stele_anchor' }),
+      expect: { bundle: 'valid', state: 'verified', codes: [], skipped: ['$.anchors[1]'] },
+    },
+    { name: 'duplicate-names', description: 'A second "version" member, signed by the authority: POLICY_FORMAT_ERROR (duplicate names are refused).', raw: (t) => t.replace('"version": 2,', '"version": 2,\n  "version": 9,'), expect: { load: 'POLICY_FORMAT_ERROR' } },
+    { name: 'other-authority', description: 'The valid policy signed by another key naming itself as authority: POLICY_AUTHORITY_ERROR against the pinned fingerprint.', authority: fixedSigner(OTHER_INGEST_SECRET_KEY_HEX), expect: { load: 'POLICY_AUTHORITY_ERROR' } },
+  ];
+  const cases = [];
+  for (const e of edits) {
+    const signer = e.authority ?? authority;
+    let bytes = vectorPolicyJson(w, e.edit, signer);
+    if (e.raw !== undefined) bytes = new TextEncoder().encode(e.raw(new TextDecoder().decode(bytes)));
+    const cose = e.raw !== undefined ? await signPolicyRaw(bytes, signer) : await signTrustPolicy(bytes, signer);
+    cases.push({ name: e.name, description: e.description, policy: toHex(cose), ...(e.minVersion !== undefined ? { minVersion: e.minVersion } : {}), now: e.now ?? '2026-12-01T00:00:00Z', expect: e.expect });
+  }
+  return {
+    description:
+      'Trust policy vectors (FORMAT.md §14): the authority key, the signed policy (a tagged COSE_Sign1 whose payload is the exact policy JSON) and ' +
+      'cases, each a signed policy (hex) with the verifier clock `now`, and either the error loading it must give (`load`) or the verdict of ' +
+      '`bundles/valid.bundle.json` under it with the chain facts of `bundles/valid.expected.json`.',
+    authority: { secretKey: AUTHORITY_SECRET_KEY_HEX, publicKey: toBase64Url(authority.publicKey), fingerprint: toHex(authority.keyId) },
+    contentType: TRUST_POLICY_CONTENT_TYPE,
+    payload: new TextDecoder().decode(payload),
+    protectedHeader: toHex(encodeDeterministic(new Map<number, unknown>([[1, -7], [3, TRUST_POLICY_CONTENT_TYPE], [4, authority.keyId]]))),
+    policy: toHex(policy),
+    policySha256: toHex(sha256(policy)),
+    cases,
+  };
 }
 
 /** test/vectors/ of this checkout. */

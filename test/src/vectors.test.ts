@@ -8,6 +8,7 @@ import { relative, resolve } from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import { describe, expect, it } from 'vitest';
 import {
+  checkConfirmation,
   ANCHORED_EVENT_TOPIC,
   AnchorError,
   decodeCbor,
@@ -33,6 +34,7 @@ import {
   type Verdict,
   type VerifyCode,
 } from '@stele/core';
+import { loadTrustPolicy, TrustPolicyError, type TrustPolicy } from '@stele/core/trust/policy.ts';
 import { generateVectors, VECTORS_DIR } from './generate-vectors.ts';
 import { repoRoot } from './shared.ts';
 
@@ -88,6 +90,7 @@ describe('test/vectors', () => {
     const outbox = readVector<{ records: { annotated: string[] }[] }>('outbox.json');
     const lifecycle = readVector<{ rotation: { statementAnnotated: string[] } }>('lifecycle.json');
     const deviceBatch = readVector<{ statementOfSeq3Annotated: string[] }>('device-batch.json');
+    const confirmation = readVector<{ valid: { annotated: string[] }[]; payloadAnnotated: string[] }>('confirmation.json');
     for (const [what, lines] of [
       ['reading seq 1', reading.readings[0]!.annotated],
       ['statement', statement.statementAnnotated],
@@ -97,6 +100,8 @@ describe('test/vectors', () => {
       ['outbox entry', outbox.records[0]!.annotated],
       ['lifecycle rotation statement', lifecycle.rotation.statementAnnotated],
       ['device-batch statement of seq 3', deviceBatch.statementOfSeq3Annotated],
+      ['confirmation', confirmation.valid[0]!.annotated],
+      ['confirmation payload', confirmation.payloadAnnotated],
     ] as const) {
       expect(format.includes(lines.join('\n')), what).toBe(true);
     }
@@ -231,11 +236,11 @@ describe('device-level batch vector', () => {
 });
 
 describe('MQTT and outbox vectors', () => {
-  it('the statement envelopes carry the statement (and reading) bytes; acks and rejects decode to their JSON', () => {
+  it('the statement envelopes carry the statement (and reading) bytes; the ack is the stored confirmation; rejects decode to their JSON', () => {
     const m = readVector<{
       statementFull: { payload: string };
       statementHashOnly: { payload: string };
-      ack: { json: unknown; payload: string };
+      ack: { payload: string };
       reject: { json: unknown; payload: string };
     }>('mqtt.json');
     const st = readVector<{ statement: string }>('statement.json').statement;
@@ -246,8 +251,31 @@ describe('MQTT and outbox vectors', () => {
     expect(toHex(full.get('reading')!)).toBe(reading);
     const hashOnly = decodeCbor(fromHex(m.statementHashOnly.payload)) as Map<string, Uint8Array>;
     expect([...hashOnly.keys()]).toEqual(['statement']);
-    expect(Object.fromEntries(decodeCbor(fromHex(m.ack.payload)) as Map<string, unknown>)).toEqual(m.ack.json);
+    expect(m.ack.payload).toBe(readVector<{ valid: { cose: string }[] }>('confirmation.json').valid[0]!.cose);
     expect(Object.fromEntries(decodeCbor(fromHex(m.reject.payload)) as Map<string, unknown>)).toEqual(m.reject.json);
+  });
+
+  it('confirmations: valid ones verify under the pinned key, each invalid one fails with its wantErr, and the gateway ignores the rest', async () => {
+    const c = readVector<{
+      ingestPublicKey: string;
+      device: string;
+      valid: { json: { type: string; device: string; upTo: number; head: string; iat: number }; cose: string }[];
+      invalid: { cose: string; wantErr: string }[];
+      gatewayIgnores: { name: string; cose: string; wantErr: string }[];
+    }>('confirmation.json');
+    const expect_ = { publicKey: fromHex(c.ingestPublicKey), device: c.device };
+    for (const v of c.valid) {
+      const got = await checkConfirmation(fromHex(v.cose), expect_);
+      expect({ type: got.type, device: got.device, upTo: got.upTo, head: toHex(got.head), iat: got.issuedAt }).toEqual(v.json);
+    }
+    for (const v of c.invalid) await expect(checkConfirmation(fromHex(v.cose), expect_)).rejects.toMatchObject({ code: v.wantErr });
+    // the gateway holds seq 1..6 of reading.json: the head check (the outbox's part) refuses these
+    const readings = readVector<{ readings: { json: { seq: number }; digest: string }[] }>('reading.json').readings;
+    for (const v of c.gatewayIgnores) {
+      const got = await checkConfirmation(fromHex(v.cose), expect_);
+      const held = readings.find((r) => r.json.seq === got.upTo)?.digest;
+      expect(held === toHex(got.head), v.name).toBe(false);
+    }
   });
 
   it('the outbox head names the digest of reading seq 6', () => {
@@ -266,6 +294,33 @@ interface Expected {
   expectedOffline: { state: string; codes: VerifyCode[] };
 }
 
+interface TrustVectors {
+  authority: { fingerprint: string };
+  policy: string;
+  cases: { name: string; policy: string; minVersion?: number; now: string; expect: { load?: string; bundle?: string; state?: string; codes?: VerifyCode[]; trustCode?: string; skipped?: string[] } }[];
+}
+const trustVectors = readVector<TrustVectors>('trust.json');
+/** The vector authority's policy: bundle vectors are judged under it (FORMAT.md §14), as an officer would. */
+const vectorPolicy: TrustPolicy = await loadTrustPolicy(fromHex(trustVectors.policy), trustVectors.authority.fingerprint);
+const NOW = Date.parse('2026-12-01T00:00:00Z');
+
+describe.each(trustVectors.cases.map((c) => [c.name, c] as const))('trust policy vector %s', (_name, c) => {
+  it(c.expect.load !== undefined ? `is refused with ${c.expect.load}` : `gives ${c.expect.state} ${(c.expect.codes ?? []).join(', ') || '(no failure)'} for bundle ${c.expect.bundle}`, async () => {
+    const load = loadTrustPolicy(fromHex(c.policy), trustVectors.authority.fingerprint, c.minVersion === undefined ? {} : { minVersion: c.minVersion });
+    if (c.expect.load !== undefined) {
+      await expect(load).rejects.toSatisfy((e: unknown) => e instanceof TrustPolicyError && e.code === c.expect.load);
+      return;
+    }
+    const policy = await load;
+    expect(policy.skipped.map((s) => s.path)).toEqual(c.expect.skipped ?? []);
+    const exp = readVector<Expected>(`bundles/${c.expect.bundle}.expected.json`);
+    const bytes = new Uint8Array(readFileSync(resolve(VECTORS_DIR, 'bundles', exp.bundle)));
+    const verdict = await verifyBundle(parseBundleBytes(bytes), { anchorReader: chainReader(exp.chain), trust: policy, now: Date.parse(c.now) });
+    expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual({ state: c.expect.state, codes: c.expect.codes });
+    if (c.expect.trustCode !== undefined) expect(verdict.checks.find((k) => k.id === 'trust')!.code).toBe(c.expect.trustCode);
+  });
+});
+
 const bundleNames = [...generated.keys()].filter((n) => n.endsWith('.expected.json')).map((n) => n.slice('bundles/'.length, -'.expected.json'.length));
 
 describe.each(bundleNames)('bundle vector %s', (name) => {
@@ -273,12 +328,12 @@ describe.each(bundleNames)('bundle vector %s', (name) => {
   const bytes = new Uint8Array(readFileSync(resolve(VECTORS_DIR, 'bundles', exp.bundle)));
 
   it(`gives ${exp.expected.state} ${exp.expected.codes.join(', ') || '(no failure)'} with the chain's facts`, async () => {
-    const verdict = await verifyBundle(parseBundleBytes(bytes), { anchorReader: chainReader(exp.chain) });
+    const verdict = await verifyBundle(parseBundleBytes(bytes), { anchorReader: chainReader(exp.chain), trust: vectorPolicy, now: NOW });
     expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual(exp.expected);
   });
 
   it(`gives ${exp.expectedOffline.state} ${exp.expectedOffline.codes.join(', ') || '(no failure)'} offline`, async () => {
-    const verdict = await verifyBundle(parseBundleBytes(bytes));
+    const verdict = await verifyBundle(parseBundleBytes(bytes), { trust: vectorPolicy, now: NOW });
     expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual(exp.expectedOffline);
   });
 });

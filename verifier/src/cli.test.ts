@@ -5,12 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBundle } from '@stele/core/bundle.ts';
-import { answerJsonRpc, buildTestBundle, cloneBundle, tamper } from '@stele/core/verify/test-bundle.ts';
+import { answerJsonRpc, buildTestBundle, buildTestPolicy, cloneBundle, tamper, testSigner } from '@stele/core/verify/test-bundle.ts';
+import { toHex } from '@stele/core/bytes.ts';
 import type { Verdict } from '@stele/core/verify/index.ts';
 import { runVerify } from './cli.ts';
 import { formatVerdict } from './format.ts';
 
-const built = await buildTestBundle();
+const built = await buildTestBundle({ lifecycle: true });
+const policy = await buildTestPolicy(built.ingest, 'stele-ingest-test');
+/** What the officer passes: the authority's signed policy and the fingerprint pinned by another channel. */
+let trustArgs: string[];
 let dir: string;
 let server: Server;
 let rpcUrl: string;
@@ -37,8 +41,18 @@ beforeAll(async () => {
   tampered.entries[2]!.statement = tamper.signatureByte(tampered.entries[2]!.statement);
   const withRpc = cloneBundle(built.bundle);
   for (const b of withRpc.batches) b.anchor!.rpc = rpcUrl;
+  const rogue = await buildTestBundle({ lifecycle: true, ingestSigner: testSigner('rogue ingest') });
+  const edited = cloneBundle(built.bundle);
+  edited.device.keyBackend = 'tpm';
+  const huge = cloneBundle(built.bundle);
+  huge.window = { firstSeq: 1, lastSeq: Number.MAX_SAFE_INTEGER };
   const contents: Record<string, Uint8Array> = {
     valid: built.bytes,
+    rogue: rogue.bytes,
+    edited: encodeBundle(edited),
+    huge: encodeBundle(huge),
+    policy: policy.bytes,
+    otherPolicy: (await buildTestPolicy(built.ingest, 'stele-ingest-test', { authority: testSigner('not the authority') })).bytes,
     validRpc: encodeBundle(withRpc),
     tampered: encodeBundle(tampered),
     truncated: built.bytes.subarray(0, 300),
@@ -47,6 +61,9 @@ beforeAll(async () => {
     files[name] = join(dir, `${name}.json`);
     await writeFile(files[name]!, bytes);
   }
+  files.pin = join(dir, 'authority.fingerprint');
+  await writeFile(files.pin, `# the authority's fingerprint, read out over the phone\n${policy.fingerprint}\n`);
+  trustArgs = ['--trust', files.policy!, '--authority', policy.fingerprint];
 });
 
 afterAll(async () => {
@@ -62,15 +79,74 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
 }
 
 describe('stele verify', () => {
-  it('exits 0 for a valid bundle anchored on a chain that answers (--rpc)', async () => {
-    const r = await run(files.valid!, '--rpc', rpcUrl, '--lang', 'en');
+  it('exits 0 for a valid bundle with the authority\'s policy, anchored on a chain that answers (--rpc)', async () => {
+    const r = await run(files.valid!, ...trustArgs, '--rpc', rpcUrl, '--lang', 'en');
     expect(r.code).toBe(0);
     expect(r.out).toContain('Verdict: VERIFIED');
     expect(r.out).toContain('[pass] 7. On-chain anchor');
+    expect(r.out).toContain('[pass] 11. Trust policy');
+    expect(r.out).toContain('declared software, not attested');
   });
 
-  it('uses the rpc recorded in the bundle when no --rpc is given', async () => {
-    const r = await run(files.validRpc!, '--json');
+  it('takes the pinned fingerprint from a file (--authority-file)', async () => {
+    expect((await run(files.valid!, '--trust', files.policy!, '--authority-file', files.pin!, '--rpc', rpcUrl)).code).toBe(0);
+  });
+
+  it('without a policy exits 3, naming in full what was taken on the bundle\'s word', async () => {
+    const r = await run(files.valid!, '--rpc', rpcUrl, '--lang', 'en');
+    expect(r.code).toBe(3);
+    expect(r.out).toContain('Verdict: NOT FULLY CHECKED');
+    expect(r.out).toContain(toHex(built.ingest.keyId));
+    expect(r.out).toContain('chain 31337 contract 0x5fbdb2315678afecb367f032d93f642f64180aa3');
+    const zh = await run(files.valid!, '--rpc', rpcUrl, '--lang', 'zh');
+    expect(zh.out).toContain('未提供信任策略');
+  });
+
+  it('fails a rogue ingest\'s bundle (its own key, same issuer, chain and contract) with UNTRUSTED_INGEST_KEY_ERROR', async () => {
+    const r = await run(files.rogue!, ...trustArgs, '--rpc', rpcUrl, '--json');
+    expect(r.code).toBe(1);
+    const v = JSON.parse(r.out) as Verdict;
+    expect(v.checks.flatMap((c) => c.failures.map((f) => f.code))).toContain('UNTRUSTED_INGEST_KEY_ERROR');
+  });
+
+  it('fails an edited device.keyBackend with DEVICE_RECORD_MISMATCH_ERROR', async () => {
+    const r = await run(files.edited!, ...trustArgs, '--offline', '--json');
+    expect(r.code).toBe(1);
+    const v = JSON.parse(r.out) as Verdict;
+    expect(v.checks.flatMap((c) => c.failures.map((f) => f.code))).toEqual(['DEVICE_RECORD_MISMATCH_ERROR']);
+  });
+
+  it('rejects a bundle declaring lastSeq 2^53 - 1 in under 100 ms', async () => {
+    await run(files.huge!, ...trustArgs, '--offline', '--json'); // warm up (module loading, WebCrypto)
+    const t0 = performance.now();
+    const r = await run(files.huge!, ...trustArgs, '--offline', '--json');
+    const ms = performance.now() - t0;
+    expect(r.code).toBe(1);
+    expect((JSON.parse(r.out) as Verdict).checks[3]!.failures.map((f) => f.code)).toEqual(['SEQUENCE_GAP_ERROR']);
+    expect(ms).toBeLessThan(100);
+  });
+
+  it('refuses a policy not signed by the pinned authority, and a policy without a pin (exit 2)', async () => {
+    const r = await run(files.valid!, '--trust', files.otherPolicy!, '--authority', policy.fingerprint);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('POLICY_AUTHORITY_ERROR');
+    expect((await run(files.valid!, '--trust', files.policy!)).code).toBe(2);
+  });
+
+  it('refuses an older policy version once a newer one was accepted (--policy-state)', async () => {
+    const state = join(dir, 'accepted-policies.json');
+    const v3 = join(dir, 'policy-v3.cose');
+    await writeFile(v3, (await buildTestPolicy(built.ingest, 'stele-ingest-test', { version: 3 })).bytes);
+    expect((await run(files.valid!, '--trust', v3, '--authority', policy.fingerprint, '--policy-state', state, '--rpc', rpcUrl)).code).toBe(0);
+    const older = await run(files.valid!, ...trustArgs, '--policy-state', state, '--rpc', rpcUrl); // version 1
+    expect(older.code).toBe(2);
+    expect(older.err).toContain('POLICY_ROLLBACK_ERROR');
+  });
+
+  it('asks the rpc recorded in the bundle only with --use-bundle-rpc', async () => {
+    const without = await run(files.validRpc!, ...trustArgs, '--json');
+    expect(without.code).toBe(3); // the policy suggests no endpoint and the bundle's is not taken on its word
+    const r = await run(files.validRpc!, ...trustArgs, '--use-bundle-rpc', '--json');
     expect(r.code).toBe(0);
     const v = JSON.parse(r.out) as Verdict;
     expect(v.state).toBe('verified');
@@ -80,7 +156,7 @@ describe('stele verify', () => {
   it('--frame names the reading that came from a raw frame, and fails when none did or it did not verify', async () => {
     const frame = join(dir, 'frame-3.bin');
     await writeFile(frame, new TextEncoder().encode('frame 3 0')); // test-bundle: reading seq 3 lists SHA-256 of these bytes
-    const hit = await run(files.valid!, '--rpc', rpcUrl, '--frame', frame, '--json');
+    const hit = await run(files.valid!, ...trustArgs, '--rpc', rpcUrl, '--frame', frame, '--json');
     expect(hit.code).toBe(0);
     expect((JSON.parse(hit.out) as { frame: unknown }).frame).toMatchObject({ matches: [{ seq: 3, verified: true }] });
     const other = join(dir, 'frame-x.bin');

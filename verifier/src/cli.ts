@@ -1,15 +1,19 @@
 /**
- * `stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en] [--frame FILE]`
+ * `stele verify BUNDLE --trust POLICY --authority FINGERPRINT [--rpc URL]... [--offline] [--json] [--lang zh|en]`
  *
- * Exit codes: 0 verified, 1 failed, 3 partial (not fully checked, e.g. offline), 2 usage or I/O error.
- * The chain is asked through `readAnchor` at the --rpc URLs (all must agree) or, without --rpc, at the RPC
- * recorded in each batch's anchor; nothing else touches the network.
+ * Exit codes: 0 verified, 1 failed, 3 partial (not fully checked: offline, or no trust policy), 2 usage or I/O
+ * error, or a policy that is not the pinned authority's. The chain is asked through `readAnchor` at the --rpc URLs
+ * (all must agree), else at the endpoints the policy suggests (counted per operator against its quorum), else, only
+ * with --use-bundle-rpc, at the RPC recorded in the bundle; nothing else touches the network.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
 import { sha256 } from '@stele/core/hash.ts';
-import { findFrameInBundle, verifyBundleBytes, type FrameQueryResult } from '@stele/core/verify/index.ts';
+import { MAX_BUNDLE_BYTES } from '@stele/core/bundle.ts';
+import { loadTrustPolicy, parseFingerprint, TrustPolicyError, type TrustPolicy } from '@stele/core/trust/policy.ts';
+import { findFrameInBundle, formatErrorVerdict, verifyBundleBytes, type FrameQueryResult } from '@stele/core/verify/index.ts';
+import { FormatError } from '@stele/core/errors.ts';
 import type { AnchorReader, Verdict } from '@stele/core/verify/index.ts';
 import { formatVerdict, type Lang } from './format.ts';
 
@@ -24,13 +28,23 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_PARTIAL = 3;
 
-const USAGE = `usage: stele verify BUNDLE [--rpc URL]... [--offline] [--json] [--lang zh|en] [--frame FILE]
+const USAGE = `usage: stele verify BUNDLE --trust POLICY --authority FINGERPRINT [--rpc URL]... [--offline] [--json] [--lang zh|en]
 
 Verifies an evidence bundle (docs/FORMAT.md §7): signatures, completeness, batch inclusion, receipts offline;
-the on-chain anchor through a JSON-RPC endpoint of the chain.
+the on-chain anchor through a JSON-RPC endpoint of the chain; the ingest key and anchor target against your
+authority's trust policy (§14). Without a policy the best verdict is "not fully checked" (exit 3).
 
+  --trust POLICY         the trust policy your authority signed (e.g. trust-policy.cose)
+  --authority FP         the authority's key fingerprint (64 hex digits), obtained by another channel
+  --authority-file FILE  ... or read from a file you keep (your pinned copy)
+  --min-policy-version N refuse a policy older than version N (the last one you accepted)
+  --policy-state FILE    remember in FILE the highest policy version accepted per authority, and refuse
+                         an older one from then on (a rollback)
   --rpc URL      chain endpoint to ask (repeat to ask several; all must agree).
-                 Default: the rpc recorded in the bundle's anchors.
+                 Default: the endpoints the trust policy suggests.
+  --use-bundle-rpc  when neither --rpc nor the policy names an endpoint, ask the rpc recorded in the bundle
+                    (taken on the bundle's word)
+  --deadline-ms N   one time limit for all chain look-ups together (default 60000)
   --offline      do not ask any chain endpoint (the anchor stays unchecked)
   --json         print the verdict as JSON
   --lang zh|en   language of the text output (default: zh when LANG starts with zh, else en)
@@ -39,7 +53,8 @@ the on-chain anchor through a JSON-RPC endpoint of the chain.
                  names the reading(s) of the bundle that came from it; exit 1 when none did, or when that
                  reading did not verify
 
-exit: 0 verified, 1 failed, 3 not fully checked (e.g. offline), 2 usage or I/O error
+exit: 0 verified, 1 failed, 3 not fully checked (offline, no policy), 2 usage or I/O error or a policy that is
+not the pinned authority's
 `;
 
 interface Args {
@@ -50,6 +65,13 @@ interface Args {
   lang: Lang;
   timeoutMs: number | undefined;
   frame: string | undefined;
+  trust: string | undefined;
+  authority: string | undefined;
+  authorityFile: string | undefined;
+  minPolicyVersion: number | undefined;
+  useBundleRpc: boolean;
+  deadlineMs: number | undefined;
+  policyState: string | undefined;
 }
 
 class UsageError extends Error {}
@@ -60,7 +82,15 @@ function defaultLang(): Lang {
 
 function parseArgs(argv: string[]): Args | 'help' {
   const files: string[] = [];
-  const args: Omit<Args, 'file'> = { rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined, frame: undefined };
+  const args: Omit<Args, 'file'> = {
+    rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined, frame: undefined,
+    trust: undefined, authority: undefined, authorityFile: undefined, minPolicyVersion: undefined, useBundleRpc: false, deadlineMs: undefined, policyState: undefined,
+  };
+  const positive = (name: string, v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${name}: expected a positive integer`);
+    return n;
+  };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i]!;
     const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
@@ -96,6 +126,27 @@ function parseArgs(argv: string[]): Args | 'help' {
       case '--frame':
         args.frame = value();
         break;
+      case '--trust':
+        args.trust = value();
+        break;
+      case '--authority':
+        args.authority = value();
+        break;
+      case '--authority-file':
+        args.authorityFile = value();
+        break;
+      case '--min-policy-version':
+        args.minPolicyVersion = positive(name, value());
+        break;
+      case '--policy-state':
+        args.policyState = value();
+        break;
+      case '--use-bundle-rpc':
+        args.useBundleRpc = true;
+        break;
+      case '--deadline-ms':
+        args.deadlineMs = positive(name, value());
+        break;
       case '--timeout-ms': {
         const n = Number(value());
         if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError('--timeout-ms: expected a positive integer');
@@ -109,6 +160,12 @@ function parseArgs(argv: string[]): Args | 'help' {
   }
   if (files.length !== 1) throw new UsageError(files.length === 0 ? 'no bundle file given' : 'give exactly one bundle file');
   if (args.offline && args.rpcUrls.length > 0) throw new UsageError('--offline and --rpc exclude each other');
+  if (args.authority !== undefined && args.authorityFile !== undefined) throw new UsageError('give --authority or --authority-file, not both');
+  // An unsigned or unpinned policy beside the bundle adds nothing over the bundle's own fields.
+  if (args.trust !== undefined && args.authority === undefined && args.authorityFile === undefined) {
+    throw new UsageError('--trust needs the authority fingerprint you obtained by another channel: --authority FP or --authority-file FILE');
+  }
+  if (args.trust === undefined && (args.authority !== undefined || args.authorityFile !== undefined)) throw new UsageError('--authority needs --trust POLICY');
   return { file: files[0]!, ...args };
 }
 
@@ -139,8 +196,41 @@ export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
     io.stdout.write(USAGE);
     return EXIT_VERIFIED;
   }
+  let trust: TrustPolicy | undefined;
+  if (args.trust !== undefined) {
+    try {
+      const pinText = args.authorityFile !== undefined ? await readFile(args.authorityFile, 'utf8') : args.authority!;
+      const pin = parseFingerprint(pinText.split('\n').find((l) => l.trim() !== '' && !l.trim().startsWith('#')) ?? '');
+      // The highest version accepted before (per authority fingerprint), when the officer keeps that state.
+      let state: Record<string, number> = {};
+      if (args.policyState !== undefined) {
+        try {
+          state = JSON.parse(await readFile(args.policyState, 'utf8')) as Record<string, number>;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read --policy-state ${args.policyState}: ${(err as Error).message}`);
+        }
+      }
+      const pinHex = Buffer.from(pin).toString('hex');
+      const minVersion = Math.max(args.minPolicyVersion ?? 1, typeof state[pinHex] === 'number' ? state[pinHex] : 1);
+      trust = await loadTrustPolicy(new Uint8Array(await readFile(args.trust)), pin, { minVersion });
+      if (args.policyState !== undefined && trust.version > (state[pinHex] ?? 0)) {
+        await writeFile(args.policyState, `${JSON.stringify({ ...state, [pinHex]: trust.version }, null, 2)}\n`);
+      }
+    } catch (err) {
+      const code = err instanceof TrustPolicyError ? `${err.code}: ` : '';
+      io.stderr.write(`stele verify: trust policy ${args.trust} not accepted: ${code}${(err as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+  }
   let bytes: Uint8Array;
   try {
+    // Bounded before reading: a file beyond the limit is not loaded (BUNDLE_LIMIT_ERROR, FORMAT.md §7).
+    const size = (await stat(args.file)).size;
+    if (size > MAX_BUNDLE_BYTES) {
+      const verdict = formatErrorVerdict(new FormatError('BUNDLE_LIMIT_ERROR', `${size} bytes, more than the ${MAX_BUNDLE_BYTES} a verifier reads`, { where: { path: '$' } }));
+      io.stdout.write(args.json ? `${JSON.stringify(verdict, null, 2)}\n` : formatVerdict(verdict, args.lang, { bundleName: basename(args.file) }));
+      return EXIT_FAILED;
+    }
     bytes = new Uint8Array(await readFile(args.file));
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -156,9 +246,20 @@ export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
       return EXIT_USAGE;
     }
   }
+  let lastProgressAt = 0;
   const { verdict, bundle } = await verifyBundleBytes(bytes, {
     ...(args.offline ? {} : { anchorReader: cliAnchorReader(args.timeoutMs) }),
     ...(args.rpcUrls.length > 0 ? { rpcUrls: args.rpcUrls } : {}),
+    ...(trust !== undefined ? { trust } : {}),
+    ...(args.useBundleRpc ? { useBundleRpc: true } : {}),
+    ...(args.deadlineMs !== undefined ? { chainDeadlineMs: args.deadlineMs } : {}),
+    // Progress on stderr (stdout stays the verdict): at most once a second, and the last one.
+    onProgress: ({ done, total }) => {
+      const now = Date.now();
+      if (done < total && now - lastProgressAt < 1000) return;
+      lastProgressAt = now;
+      io.stderr.write(`${args.lang === 'zh' ? '链上核验' : 'chain look-ups'}: ${done}/${total}\n`);
+    },
   });
   const frame: FrameQueryResult | undefined =
     frameDigest === undefined ? undefined : bundle === undefined ? { sha256: '', matches: [] } : findFrameInBundle(bundle, frameDigest, verdict);

@@ -42,7 +42,8 @@ function formatCheck(check: Check, lang: Lang, max: number): string[] {
   const status = STATUS[check.status][lang];
   // A failed check's sentence is its first failure, listed just below: do not print it twice.
   const head = `  [${status}] ${check.number}. ${check.title[lang]}`;
-  const lines = [check.failures.length > 0 ? head : `${head}: ${check.sentence[lang]}`];
+  const code = check.status === 'unchecked' && check.code !== undefined ? ` (${check.code})` : '';
+  const lines = [check.failures.length > 0 ? head : `${head}${code}: ${check.sentence[lang]}`];
   for (const f of check.failures.slice(0, max)) {
     const where = [f.seq !== undefined ? `seq ${f.seq}` : '', f.batchId !== undefined ? `batch ${f.batchId}` : '']
       .filter(Boolean)

@@ -1,2 +1,3 @@
 export { EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, EXIT_VERIFIED, exitCodeOf, runVerify, type VerifyIo } from './cli.ts';
 export { formatVerdict, type FormatOptions, type Lang } from './format.ts';
+export { pemSigner, runTrust } from './trust-cli.ts';

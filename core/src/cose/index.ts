@@ -14,3 +14,12 @@ export {
 export type { ParsedStatement, StatementBatch, StatementHeaderFields } from './statement.ts';
 export { encodeReceipt, encodeReceiptProtectedHeader, parseReceipt, signBatchRoot, verifyReceipt } from './receipt.ts';
 export type { InclusionProof, ParsedReceipt, ReceiptClaims } from './receipt.ts';
+export {
+  checkConfirmation,
+  CONFIRMATION_CONTENT_TYPE,
+  CONFIRMATION_MAX_BYTES,
+  ConfirmationError,
+  parseConfirmation,
+  signConfirmation,
+} from './confirmation.ts';
+export type { ConfirmationBody, ConfirmationErrorCode, ConfirmationType, ParsedConfirmation } from './confirmation.ts';

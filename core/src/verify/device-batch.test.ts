@@ -17,7 +17,7 @@ const RUNS = [
   { first: 7, count: 2 },
 ];
 const base = await buildTestBundle({ deviceBatches: RUNS });
-const online = { anchorReader: base.anchorReader };
+const online = { anchorReader: base.anchorReader, trust: base.trust };
 
 function withEntry(bundle: EvidenceBundle, seq: number, change: (e: EvidenceBundle['entries'][number]) => void): EvidenceBundle {
   const b = cloneBundle(bundle);
@@ -40,15 +40,15 @@ describe('a bundle whose readings were signed in device-level batches', () => {
   });
 
   it('is verified hash-only: inside a batch the signed tree order is the link', async () => {
-    const { bundle, anchorReader } = await buildTestBundle({ deviceBatches: RUNS, hashOnly: true });
-    const v = await verifyBundle(bundle, { anchorReader });
+    const { bundle, anchorReader, trust } = await buildTestBundle({ deviceBatches: RUNS, hashOnly: true });
+    const v = await verifyBundle(bundle, { anchorReader, trust });
     expect(codeSet(v)).toEqual([]);
     expect(v.state).toBe('verified');
   });
 
   it('is verified with a window that starts inside a batch', async () => {
-    const { bundle, anchorReader } = await buildTestBundle({ deviceBatches: RUNS, window: { firstSeq: 4, lastSeq: 10 }, hashOnly: (s) => s % 2 === 0 });
-    const v = await verifyBundle(bundle, { anchorReader });
+    const { bundle, anchorReader, trust } = await buildTestBundle({ deviceBatches: RUNS, window: { firstSeq: 4, lastSeq: 10 }, hashOnly: (s) => s % 2 === 0 });
+    const v = await verifyBundle(bundle, { anchorReader, trust });
     expect(codeSet(v)).toEqual([]);
   });
 
@@ -79,7 +79,7 @@ describe('a bundle whose readings were signed in device-level batches', () => {
       const three = b.entries.find((e) => e.seq === 3)!;
       const foreign = other.bundle.entries.find((e) => e.seq === 3)!;
       three.statement = foreign.statement; // same reading, another (validly signed) batch
-      const v = await verifyBundle(b, { anchorReader: hashOnly.anchorReader });
+      const v = await verifyBundle(b, { anchorReader: hashOnly.anchorReader, trust: hashOnly.trust });
       expect(codeSet(v)).toContain('CHAIN_LINK_ERROR');
       expect(v.checks.find((c) => c.id === 'completeness')!.failures.map((f) => f.seq)).toEqual([4]);
     });
@@ -88,17 +88,17 @@ describe('a bundle whose readings were signed in device-level batches', () => {
   it('a device key that signs a batch with a broken link inside: CHAIN_LINK_ERROR when the body is shown', async () => {
     const broken = { deviceBatches: RUNS, prevOf: (seq: number, real: Uint8Array) => (seq === 4 ? real.map((x) => x ^ 0xff) : undefined) };
     const full = await buildTestBundle(broken);
-    const v = await verifyBundle(full.bundle, { anchorReader: full.anchorReader });
+    const v = await verifyBundle(full.bundle, { anchorReader: full.anchorReader, trust: full.trust });
     expect(codeSet(v)).toEqual(['CHAIN_LINK_ERROR']);
     // hash-only, the device's signed order is all there is to judge: it stands (FORMAT.md §3.1)
     const hashOnly = await buildTestBundle({ ...broken, hashOnly: (s) => s === 4 });
-    expect(codeSet(await verifyBundle(hashOnly.bundle, { anchorReader: hashOnly.anchorReader }))).toEqual([]);
+    expect(codeSet(await verifyBundle(hashOnly.bundle, { anchorReader: hashOnly.anchorReader, trust: hashOnly.trust }))).toEqual([]);
   });
 
   it('a batch signed by a key never enrolled: UNKNOWN_KEY_ERROR and SIGNATURE_ERROR for each of its readings', async () => {
     const stranger = testSigner('stranger');
-    const { bundle, anchorReader } = await buildTestBundle({ deviceBatches: RUNS, signerOf: (s) => (s === 2 ? stranger : undefined) });
-    const v = await verifyBundle(bundle, { anchorReader });
+    const { bundle, anchorReader, trust } = await buildTestBundle({ deviceBatches: RUNS, signerOf: (s) => (s === 2 ? stranger : undefined) });
+    const v = await verifyBundle(bundle, { anchorReader, trust });
     expect(codeSet(v)).toEqual(['SIGNATURE_ERROR', 'UNKNOWN_KEY_ERROR']);
     expect(v.checks.find((c) => c.id === 'signatures')!.failures.map((f) => f.seq)).toEqual([2, 3, 4, 5, 6]);
   });

@@ -1,4 +1,4 @@
-export { VERIFY_CODES, type VerifyCode } from './codes.ts';
+export { OPEN_CODES, VERIFY_CODES, type OpenCode, type VerifyCode } from './codes.ts';
 export { FAIL, formatTime, HEADLINE, NOTE, PASS, shortHex, TITLES } from './messages.ts';
 export type {
   AnchorSummary,
@@ -10,10 +10,12 @@ export type {
   Note,
   Summary,
   Text,
+  TrustSummary,
   Verdict,
   VerdictState,
 } from './verdict.ts';
 export {
+  DEFAULT_CHAIN_DEADLINE_MS,
   DEFAULT_TIME_TOLERANCE_S,
   formatErrorVerdict,
   verifyBundle,

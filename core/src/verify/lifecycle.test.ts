@@ -20,11 +20,11 @@ describe('a bundle with lifecycle data', () => {
   describe('when the device key was only enrolled', () => {
     it('is verified; check 2 names the key and the readings it signed, and revocation is no longer "unchecked"', async () => {
       const built = await buildTestBundle({ lifecycle: true });
-      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
       expect(codes(v)).toEqual([]);
       expect(v.state).toBe('verified');
       expect(v.summary.keys).toEqual([
-        { kid: toBase64Url(device.keyId), backend: 'software', via: 'enrolment', from: 1, signed: [[1, 10]] },
+        { kid: toBase64Url(device.keyId), backend: 'software', attested: false, via: 'enrolment', from: 1, signed: [[1, 10]] },
       ]);
       const ids = v.notes.map((n) => n.id);
       expect(ids).toContain('lifecycle-as-exported');
@@ -42,7 +42,7 @@ describe('a bundle with lifecycle data', () => {
   describe('when the key was rotated at seq 5', () => {
     it('is verified: seq 1-4 under the old key (valid up to 5), 6-10 under the new one, the chain linking through the rotation', async () => {
       const built = await buildTestBundle({ rotations: [{ seq: 5, to: next }] });
-      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
       expect(codes(v)).toEqual([]);
       expect(v.state).toBe('verified');
       expect(v.summary.keys?.map((k) => [k.via, k.from, k.until, k.signed])).toEqual([
@@ -55,13 +55,13 @@ describe('a bundle with lifecycle data', () => {
 
     it('still verifies a window after the rotation (the rotation travels in `lifecycle`)', async () => {
       const built = await buildTestBundle({ rotations: [{ seq: 5, to: next }], window: { firstSeq: 6, lastSeq: 10 } });
-      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
       expect(codes(v)).toEqual([]);
     });
 
     it('fails a reading signed afterwards by the rotated-out key with KEY_ROTATED_ERROR (and nothing else)', async () => {
       const built = await buildTestBundle({ rotations: [{ seq: 5, to: next }], signerOf: (seq) => (seq === 7 ? device : undefined) });
-      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
       expect(codes(v)).toEqual(['KEY_ROTATED_ERROR']);
       expect(failuresOf(v, 'KEY_ROTATED_ERROR')[0]).toMatchObject({ seq: 7, expected: 'seq <= 5' });
       expect(check(v, 'enrolment').status).toBe('fail');
@@ -95,7 +95,7 @@ describe('a bundle with lifecycle data', () => {
   describe('when ingest revoked the device key after seq 6', () => {
     it('fails readings 7-10 with KEY_REVOKED_ERROR and keeps 1-6', async () => {
       const built = await buildTestBundle({ revocations: [{ after: 6 }] });
-      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
       expect([...new Set(codes(v))]).toEqual(['KEY_REVOKED_ERROR']);
       expect(failuresOf(v, 'KEY_REVOKED_ERROR').map((f) => f.seq)).toEqual([7, 8, 9, 10]);
       expect(v.notes.map((n) => n.id)).toContain('key-revoked');
@@ -104,7 +104,7 @@ describe('a bundle with lifecycle data', () => {
 
     it('is verified for the window before the revocation', async () => {
       const built = await buildTestBundle({ count: 10, window: { firstSeq: 1, lastSeq: 6 }, revocations: [{ after: 6 }] });
-      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
       expect(codes(v)).toEqual([]);
     });
   });
@@ -132,7 +132,7 @@ describe('a bundle with lifecycle data', () => {
   describe('when the agent was reinstalled at seq 4', () => {
     it('is verified, with a note', async () => {
       const built = await buildTestBundle({ reinstalls: [4] });
-      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+      const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
       expect(codes(v)).toEqual([]);
       expect(v.notes.map((n) => n.id)).toContain('agent-reinstalled');
     });
@@ -177,9 +177,9 @@ describe('a bundle with lifecycle data', () => {
 describe('a bundle without lifecycle data (made before FORMAT.md §13)', () => {
   it('still verifies by its record alone, with the revocation note', async () => {
     const built = await buildTestBundle();
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(v.state).toBe('verified');
-    expect(v.summary.keys).toEqual([{ kid: toBase64Url(device.keyId), backend: 'software', via: 'record', from: 1, signed: [[1, 10]] }]);
+    expect(v.summary.keys).toEqual([{ kid: toBase64Url(device.keyId), backend: 'software', attested: false, via: 'record', from: 1, signed: [[1, 10]] }]);
     expect(v.notes.map((n) => n.id)).toContain('revocation-unchecked');
   });
 });

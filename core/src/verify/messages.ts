@@ -40,6 +40,11 @@ const BACKEND: Record<KeyBackend, Text> = {
   'secure-element': { zh: '安全芯片', en: 'a secure element' },
 };
 
+/** "declared <backend>, not attested": no key is claimed hardware-backed without proof (FORMAT.md §14.5). */
+export function declared(backend: KeyBackend): Text {
+  return { zh: `声明为${BACKEND[backend].zh}（${backend}），未经证明`, en: `declared ${backend}, not attested` };
+}
+
 const at = (time: number | undefined, zh: boolean): string =>
   time === undefined ? '' : zh ? `（${formatTime(time)}）` : ` (${formatTime(time)})`;
 
@@ -54,6 +59,7 @@ export const TITLES: Record<CheckId, Text> = {
   time: { zh: '时间界', en: 'Time bounds' },
   alert: { zh: '告警复算', en: 'Alert recomputed' },
   flags: { zh: '数据标记', en: 'Data flags' },
+  trust: { zh: '信任策略', en: 'Trust policy' },
 };
 
 /** Verdict headlines (VERIFIER.md §4.3). */
@@ -67,6 +73,8 @@ export const HEADLINE = {
     zh: '未能完全核验：离线核验均通过，链上锚定未核验',
     en: 'Not fully checked: all offline checks pass; the on-chain anchor was not checked',
   }),
+  partialNoPolicy: (trust: Text): Text => ({ zh: `未能完全核验：${trust.zh}`, en: `Not fully checked: ${trust.en}` }),
+  partialExpired: (trust: Text): Text => ({ zh: `未能完全核验：${trust.zh}`, en: `Not fully checked: ${trust.en}` }),
   partialOther: (titles: Text[]): Text => ({
     zh: `未能完全核验：其余各项均通过，${titles.map((t) => t.zh).join('、')}未核验`,
     en: `Not fully checked: everything else passes; not checked: ${titles.map((t) => t.en.toLowerCase()).join(', ')}`,
@@ -77,20 +85,30 @@ export const HEADLINE = {
 export const PASS = {
   format: (): Text => ({ zh: '证据包完整可读（格式 v1）', en: 'Bundle readable, format v1' }),
   formatNotReached: (): Text => ({ zh: '证据包不可读，本项未核验', en: 'Not checked: the bundle is not readable' }),
-  enrolment: (deviceId: string, enrolledIso: string, backend: KeyBackend): Text => {
-    const enrolledAt = Number.isNaN(Date.parse(enrolledIso)) ? enrolledIso : formatTime(Date.parse(enrolledIso));
+  /**
+   * Check 2 passed. Only what signed statements say: the enrolment time from the ingest-signed enrolment statement
+   * (`signed`), the backend as declared in it, never attested in this version (FORMAT.md §14.5).
+   */
+  enrolment: (deviceId: string, enrolledAtMs: number | undefined, backend: KeyBackend, signed: boolean): Text => {
+    const d = declared(backend);
+    if (!signed || enrolledAtMs === undefined) {
+      return {
+        zh: `设备 ${deviceId}：证据包不含接入服务签署的登记声明，登记记录未经签名；密钥${d.zh}；全部签名声明均使用该密钥`,
+        en: `Device ${deviceId}: no enrolment statement signed by ingest in the bundle, the record is unsigned; key ${d.en}; every statement uses this key`,
+      };
+    }
     return {
-    zh: `设备 ${deviceId} 于 ${enrolledAt} 登记，密钥存于${BACKEND[backend].zh}；全部签名声明均使用该登记密钥`,
-    en: `Device ${deviceId} enrolled ${enrolledAt}, key in ${BACKEND[backend].en}; every statement uses this enrolled key`,
+      zh: `设备 ${deviceId} 于 ${formatTime(enrolledAtMs)} 由接入服务签署登记；密钥${d.zh}；全部签名声明均使用该登记密钥`,
+      en: `Device ${deviceId} enrolled ${formatTime(enrolledAtMs)} (statement signed by ingest); key ${d.en}; every statement uses this enrolled key`,
     };
   },
-  enrolmentKeys: (deviceId: string, enrolledIso: string, keys: { kid: string; from: number; until?: number }[]): Text => {
-    const enrolledAt = Number.isNaN(Date.parse(enrolledIso)) ? enrolledIso : formatTime(Date.parse(enrolledIso));
-    const zh = keys.map((k) => `密钥 ${shortHex(k.kid)} 用于序号 ${k.from}${k.until === undefined ? ' 起' : `–${k.until}`}`).join('；');
-    const en = keys.map((k) => `key ${shortHex(k.kid)} for seq ${k.from}${k.until === undefined ? ' on' : `–${k.until}`}`).join('; ');
+  enrolmentKeys: (deviceId: string, enrolledAtMs: number | undefined, keys: { kid: string; from: number; until?: number; backend: KeyBackend }[]): Text => {
+    const zh = keys.map((k) => `密钥 ${shortHex(k.kid)}（${declared(k.backend).zh}）用于序号 ${k.from}${k.until === undefined ? ' 起' : `–${k.until}`}`).join('；');
+    const en = keys.map((k) => `key ${shortHex(k.kid)} (${declared(k.backend).en}) for seq ${k.from}${k.until === undefined ? ' on' : `–${k.until}`}`).join('; ');
+    const when = enrolledAtMs === undefined ? { zh: '（无签名登记时间）', en: '(no signed enrolment time)' } : { zh: `于 ${formatTime(enrolledAtMs)} 登记`, en: `enrolled ${formatTime(enrolledAtMs)}` };
     return {
-      zh: `设备 ${deviceId} 于 ${enrolledAt} 登记；${zh}；每条签名声明均使用其序号时有效的密钥`,
-      en: `Device ${deviceId} enrolled ${enrolledAt}; ${en}; every statement uses the key valid at its seq`,
+      zh: `设备 ${deviceId} ${when.zh}；${zh}；每条签名声明均使用其序号时有效的密钥`,
+      en: `Device ${deviceId} ${when.en}; ${en}; every statement uses the key valid at its seq`,
     };
   },
   signatures: (n: number): Text => ({ zh: `${n} 条读数签名全部有效（ES256）`, en: `All ${n} signatures valid (ES256)` }),
@@ -130,6 +148,10 @@ export const PASS = {
     zh: `节点 ${u1} 与 ${u2} 返回结果不一致。`,
     en: `Nodes ${u1} and ${u2} disagree.`,
   }),
+  anchorQuorum: (batchId: number, operators: number, quorum: number): Text => ({
+    zh: `批次 ${batchId} 仅获 ${operators} 个运营方的节点确认，信任策略要求 ${quorum} 个，链上锚定未核验`,
+    en: `Batch ${batchId} was confirmed by ${operators} operator(s), the policy asks for ${quorum}; the anchor was not checked`,
+  }),
   anchorMissing: (batchId: number): Text => ({
     zh: `批次 ${batchId} 尚未上链锚定，链上锚定未核验`,
     en: `Batch ${batchId} is not anchored yet; the anchor was not checked`,
@@ -146,16 +168,57 @@ export const PASS = {
     zh: '证据包未附读数正文，无设备时间可核对',
     en: 'No reading bodies in the bundle; no device times to check',
   }),
+  timeNoSynced: (bodies: number): Text => ({
+    zh: `${bodies} 条读数正文均产生于设备时钟未同步时，无可核对上界的设备时间`,
+    en: `All ${bodies} reading bodies were made with the device clock not synchronised; no device time to bound`,
+  }),
   alertNone: (): Text => ({ zh: '证据包不含告警', en: 'The bundle carries no alert' }),
   alertUnsupported: (): Text => ({
     zh: '本版本核验器尚不能复算告警，告警值未核验',
     en: 'This verifier version cannot recompute alerts yet; the alert value was not checked',
   }),
   flagsAllN: (n: number): Text => ({ zh: `${n} 项测量的数据标记全部为 N（正常）`, en: `All ${n} measurement flags are N (normal)` }),
+  flagsNoneOtherThanN: (n: number, noFlag: number): Text => ({
+    zh: `${n} 项测量中无非 N 数据标记（其中 ${noFlag} 项未附数据标记）`,
+    en: `No flag other than N among ${n} measurements (${noFlag} carry no flag)`,
+  }),
   flagsListed: (list: string): Text => ({ zh: `存在非 N 数据标记：${list}`, en: `Non-N data flags present: ${list}` }),
   flagsNoBodies: (): Text => ({ zh: '证据包未附读数正文，无数据标记可列出', en: 'No reading bodies in the bundle; no flags to list' }),
   notReached: (): Text => ({ zh: '因证据包不可读，本项未核验', en: 'Not checked: the bundle is not readable' }),
+  trustMissing: (ingestKid: string, issuer: string, targets: { chainId: number; contract: string }[]): Text => {
+    const zh = targets.map((t) => `链 ${t.chainId} 合约 ${t.contract}`).join('、') || '（无锚定）';
+    const en = targets.map((t) => `chain ${t.chainId} contract ${t.contract}`).join(', ') || '(no anchor)';
+    return {
+      zh: `未提供信任策略，以下各项仅依据证据包自身所述，未经核实：接入服务密钥指纹 ${ingestKid}（${issuer}）；${zh}。请向主管部门索取其签署的信任策略并核对其密钥指纹（见 docs/officer.md）。`,
+      en: `No trust policy: taken on the bundle's word, not checked: ingest key fingerprint ${ingestKid} (${issuer}); ${en}. Obtain your authority's signed trust policy and compare its key fingerprint (docs/officer.md).`,
+    };
+  },
+  trust: (p: PolicyText, ingestEntry: string, targets: string[], operators: string[]): Text => ({
+    zh: `接入服务密钥（${ingestEntry}）与锚定目标（链 ${targets.join('、')}）均列于${policyZh(p)}；锚定区块时间在密钥有效期内${operators.length > 0 ? `（确认节点运营方：${operators.join('、')}）` : ''}`,
+    en: `Ingest key (${ingestEntry}) and anchor target (chain ${targets.join(', ')}) are listed in ${policyEn(p)}; anchor block times inside the key's window${operators.length > 0 ? ` (confirmed by operators: ${operators.join(', ')})` : ''}`,
+  }),
+  trustExpired: (p: PolicyText, expiresAt: number): Text => ({
+    zh: `${policyZh(p)}已于 ${formatTime(expiresAt)} 过期，请向主管部门索取新版信任策略`,
+    en: `${capital(policyEn(p))} expired at ${formatTime(expiresAt)}; obtain a current policy from your authority`,
+  }),
+  trustWindowUnchecked: (p: PolicyText): Text => ({
+    zh: `接入服务密钥与锚定目标均列于${policyZh(p)}；锚定区块时间未经链上核实，密钥有效期未核验`,
+    en: `Ingest key and anchor target are listed in ${policyEn(p)}; the anchor block time was not confirmed on chain, so the key's window was not checked`,
+  }),
 };
+
+/** What the verdict says of the policy behind it (TRUST-POLICY.md item 9). */
+export interface PolicyText {
+  sha256: string;
+  version: number;
+  issuedAt: number;
+  authority: string;
+  fingerprint: string;
+}
+const policyZh = (p: PolicyText): string =>
+  `主管部门 ${p.authority}（密钥指纹 ${shortHex(p.fingerprint)}）签署的信任策略第 ${p.version} 版（${formatTime(p.issuedAt)} 签发，SHA-256 ${shortHex(p.sha256)}）`;
+const policyEn = (p: PolicyText): string =>
+  `the trust policy version ${p.version} of ${p.authority} (key fingerprint ${shortHex(p.fingerprint)}, issued ${formatTime(p.issuedAt)}, SHA-256 ${shortHex(p.sha256)})`;
 
 const LIFECYCLE: Record<LifecycleType, Text> = {
   enrolment: { zh: '登记', en: 'enrolment' },
@@ -208,6 +271,44 @@ export const FAIL = {
     zh: `证据包格式错误，无法读取（位置 ${path}）`,
     en: `The bundle is not readable (${path}: ${detail})`,
   }),
+  bundleLimit: (path: string, detail: string): Text => ({
+    zh: `证据包超出核验器的限制，未予读取（位置 ${path}）`,
+    en: `The bundle is beyond the verifier's limits and was not read (${path}: ${detail})`,
+  }),
+  recordMismatch: (field: 'keyBackend', signed: string, record: string): Text => ({
+    zh: `证据包设备记录中的 ${field} 为 ${record}，而接入服务签署的登记声明为 ${signed}：未签名的记录被改动。`,
+    en: `The bundle's device record says ${field} ${record}, but the enrolment statement ingest signed says ${signed}: the unsigned record was edited.`,
+  }),
+  untrustedIngestKey: (kid: string): Text => ({
+    zh: `接入服务密钥 ${shortHex(kid)} 不在信任策略中：回执与登记声明并非由受信任的接入服务签署。`,
+    en: `Ingest key ${shortHex(kid)} is not in the trust policy: the receipts and enrolment were not signed by a trusted ingest service.`,
+  }),
+  untrustedIssuer: (issuer: string, expected: string): Text => ({
+    zh: `证据包的接入服务名称为 ${issuer}，而信任策略中该密钥的名称为 ${expected}。`,
+    en: `The bundle names ingest issuer ${issuer}, but the trust policy lists this key for issuer ${expected}.`,
+  }),
+  untrustedAnchor: (batchId: number, chainId: number, contract: string): Text => ({
+    zh: `批次 ${batchId} 锚定于链 ${chainId} 合约 ${contract}，该锚定目标不在信任策略中。`,
+    en: `Batch ${batchId} is anchored on chain ${chainId}, contract ${contract}, which is not an anchor target of the trust policy.`,
+  }),
+  anchorOutsideBlocks: (batchId: number, block: number, start: number, end?: number): Text => ({
+    zh: `批次 ${batchId} 锚定于区块 ${block}，不在信任策略允许的区块范围 ${start}–${end ?? ''} 内。`,
+    en: `Batch ${batchId} is anchored in block ${block}, outside the blocks ${start}–${end ?? ''} the trust policy allows.`,
+  }),
+  ingestKeyWindow: (batchId: number, blockTime: number, why: 'before' | 'after' | 'compromised', key: { validFrom: number; validUntil?: number; compromisedAt?: number }): Text => {
+    const t = formatTime(blockTime * 1000);
+    if (why === 'compromised') {
+      return {
+        zh: `批次 ${batchId} 于 ${t} 锚定，晚于接入服务密钥被认定泄露的时间 ${formatTime(key.compromisedAt!)}：其回执不可信。`,
+        en: `Batch ${batchId} was anchored at ${t}, after the ingest key was compromised (${formatTime(key.compromisedAt!)}): its receipts cannot be trusted.`,
+      };
+    }
+    const window = `${formatTime(key.validFrom)} – ${key.validUntil === undefined ? '' : formatTime(key.validUntil)}`;
+    return {
+      zh: `批次 ${batchId} 于 ${t} 锚定，不在接入服务密钥的有效期（${window}）内。`,
+      en: `Batch ${batchId} was anchored at ${t}, outside the ingest key's window (${window}).`,
+    };
+  },
   entryFormat: (seq: number, part: EntryPart, path: string): Text => ({
     zh: `第 ${seq} 号读数的${PART[part].zh}无法解码（位置 ${path}）`,
     en: `The ${PART[part].en} of reading ${seq} does not decode (${path})`,
@@ -385,8 +486,13 @@ export const NOTE = {
     zh: `批次 ${batchId} 尚未上链锚定。`,
     en: `Batch ${batchId} is not anchored yet.`,
   }),
-  duplicateEntry: (seq: number): Text => ({
-    zh: `第 ${seq} 号读数在证据包中重复出现（内容相同）。`,
-    en: `Reading ${seq} appears more than once in the bundle (identical).`,
+  duplicateEntries: (n: number, first: number[]): Text => ({
+    zh: `${n} 个条目与前面的条目完全相同（首批序号 ${first.join(', ')}${n > first.length ? ' 等' : ''}），各只核验一次。`,
+    en: `${n} entries repeat an earlier entry exactly (seq ${first.join(', ')}${n > first.length ? ', …' : ''}); each was checked once.`,
   }),
+  policyEntrySkipped: (path: string, reason: string): Text => ({
+    zh: `信任策略条目 ${path} 无法使用，已忽略（${reason}）；其余条目照常适用。`,
+    en: `Trust policy entry ${path} is unusable and was ignored (${reason}); the other entries apply.`,
+  }),
+  more: (n: number): Text => ({ zh: `…… 另有 ${n} 条同类说明（--json 可查看计数）`, en: `… and ${n} more notes of this kind` }),
 };

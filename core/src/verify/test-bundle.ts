@@ -10,7 +10,7 @@ import { p256 } from '@noble/curves/nist.js';
 import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
 import { ANCHORED_EVENT_TOPIC, AnchorError } from '../anchor/evm-reader.ts';
 import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
-import { BUNDLE_FORMAT, encodeBundle } from '../bundle.ts';
+import { BUNDLE_FORMAT, encodeBundle, parseBundle } from '../bundle.ts';
 import { toHex, utf8 } from '../bytes.ts';
 import {
   encodeReceipt,
@@ -31,6 +31,8 @@ import type { Reading } from '../reading.ts';
 import { decodeReading, encodeReading, GENESIS_PREV, readingDigest } from '../reading.ts';
 import { hashLeaf, inclusionProof, rootFromLeafHashes } from '../rfc9162/index.ts';
 import type { KeyBackend, Signer } from '../signer.ts';
+import { completePolicyDraft, draftTrustPolicy } from '../trust/draft.ts';
+import { loadTrustPolicy, signTrustPolicy, type TrustPolicy } from '../trust/policy.ts';
 import type { AnchorReader } from './verify.ts';
 
 /** A deterministic in-memory ES256 signer: secret key = SHA-256(seed) (reduced into range by noble). */
@@ -63,7 +65,7 @@ export interface TestBundleOptions {
   timeOf?: (seq: number) => number | undefined;
   /** Clock state of every reading. Default `{synced: true, source: 'sim'}`. */
   clockSynced?: boolean;
-  /** Data flag of the measurement of `seq`. Default 'N'. */
+  /** Data flag of the measurement of `seq`; undefined leaves the measurement without a flag. Default: 'N' for all. */
   flagOf?: (seq: number) => string | undefined;
   /** Readings whose body is left out (hash-only). */
   hashOnly?: boolean | ((seq: number) => boolean);
@@ -127,6 +129,53 @@ export interface TestBundle {
   chain: Map<number, AnchorFacts>;
   /** A chain double answering from `chain` (ANCHOR_NOT_FOUND for unknown batches). */
   anchorReader: AnchorReader;
+  /** A trust policy of the test authority listing this bundle's ingest key and anchor target (FORMAT.md §14). */
+  trust: TrustPolicy;
+}
+
+export interface TestPolicyOptions {
+  /** Default testSigner('authority'). */
+  authority?: Signer;
+  /** Ingest keys to list (default: the bundle's), each with optional window and state members (ISO text). */
+  ingestKeys?: { signer: Signer; issuer?: string; validFrom?: string; validUntil?: string; state?: string; compromisedAt?: string }[];
+  /** Anchor targets (default: chain 31337, TEST_CONTRACT, start block 0). */
+  anchors?: Record<string, unknown>[];
+  version?: number;
+  issuedAt?: string;
+  expiresAt?: string;
+  /** Change the JSON before signing (raw tests: unknown kinds, extra members). */
+  edit?: (policy: Record<string, unknown>) => void;
+}
+
+/** A signed policy file of the test authority (bytes), its loaded form and the pinned fingerprint (hex). */
+export async function buildTestPolicy(ingest: Signer, issuer: string, o: TestPolicyOptions = {}): Promise<{ bytes: Uint8Array; policy: TrustPolicy; fingerprint: string; authority: Signer }> {
+  const authority = o.authority ?? testSigner('authority');
+  const draft = draftTrustPolicy({ ingest: { publicKey: ingest.publicKey, issuer, validFrom: '2026-01-01T00:00:00Z' }, anchors: [{ chainId: 31337, contract: TEST_CONTRACT, startBlock: 0 }] });
+  if (o.ingestKeys !== undefined) {
+    draft.ingestKeys = o.ingestKeys.map((k) => {
+      const entry = (draftTrustPolicy({ ingest: { publicKey: k.signer.publicKey, issuer: k.issuer ?? issuer, validFrom: k.validFrom ?? '2026-01-01T00:00:00Z' }, anchors: [] }).ingestKeys as Record<string, unknown>[])[0]!;
+      if (k.validUntil !== undefined) entry.validUntil = k.validUntil;
+      if (k.state !== undefined) entry.state = k.state;
+      if (k.compromisedAt !== undefined) entry.compromisedAt = k.compromisedAt;
+      return entry;
+    });
+  }
+  if (o.anchors !== undefined) draft.anchors = o.anchors;
+  let json = completePolicyDraft(draft, {
+    authorityName: 'Test authority',
+    authorityPublicKey: authority.publicKey,
+    version: o.version ?? 1,
+    issuedAt: o.issuedAt ?? '2026-01-01T00:00:00Z',
+    expiresAt: o.expiresAt ?? '2099-01-01T00:00:00Z',
+  });
+  if (o.edit !== undefined) {
+    const obj = JSON.parse(new TextDecoder().decode(json)) as Record<string, unknown>;
+    o.edit(obj);
+    json = new TextEncoder().encode(`${JSON.stringify(obj, null, 2)}\n`);
+  }
+  const bytes = await signTrustPolicy(json, authority);
+  const fingerprint = toHex(authority.keyId);
+  return { bytes, policy: await loadTrustPolicy(bytes, fingerprint), fingerprint, authority };
 }
 
 export const TEST_CONTRACT = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
@@ -171,7 +220,7 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
     let digest: Uint8Array = prev;
     for (let v = 0; v < variants; v++) {
       const time = options.timeOf?.(seq) ?? start + (seq - 1) * interval;
-      const flag = options.flagOf?.(seq) ?? 'N';
+      const flag = options.flagOf === undefined ? 'N' : options.flagOf(seq);
       const value = (30 + ((seq * 7) % 50) / 10 + v).toFixed(1); // a fork differs in its value
       const reading: Reading = {
         v: 1,
@@ -307,7 +356,8 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
     batches,
   };
   if (withLifecycle) bundle.lifecycle = lifecycle;
-  return { bundle, bytes: encodeBundle(bundle), device, ingest, readings, chain, anchorReader: chainReader(chain) };
+  const { policy: trust } = await buildTestPolicy(ingest, issuer, options.chainId !== undefined && options.chainId !== 31337 ? { anchors: [{ kind: 'evm', chainId: options.chainId, contract: TEST_CONTRACT, startBlock: 0 }] } : {});
+  return { bundle, bytes: encodeBundle(bundle), device, ingest, readings, chain, anchorReader: chainReader(chain), trust };
 }
 
 /**
@@ -420,4 +470,25 @@ export function answerJsonRpc(built: Pick<TestBundle, 'bundle' | 'chain'>, reque
     default:
       return { jsonrpc: '2.0', id: req.id, error: { code: -32601, message: 'method not found' } };
   }
+}
+
+/**
+ * For tests of other components (ingest, gateway, chaos) that check their bundles verify: a policy of the test
+ * authority trusting exactly the ingest key, issuer and anchor targets the bundle names. Never what a verifier
+ * does (that would take trust from the artefact, FORMAT.md §14); the trust check itself is tested with
+ * `buildTestPolicy` against bundles made elsewhere.
+ */
+export async function policyTrustingBundle(bundle: EvidenceBundle | Record<string, unknown>): Promise<TrustPolicy> {
+  return (await policyFileTrustingBundle(bundle)).policy;
+}
+
+/** As {@link policyTrustingBundle}, with the signed file and the authority fingerprint (hex) for CLI tests. */
+export async function policyFileTrustingBundle(bundle: EvidenceBundle | Record<string, unknown>): Promise<{ bytes: Uint8Array; fingerprint: string; policy: TrustPolicy }> {
+  const b = (bundle as { ingest: { publicKey: unknown } }).ingest.publicKey instanceof Uint8Array ? (bundle as EvidenceBundle) : parseBundle(bundle);
+  const ingest: Signer = { algorithm: 'ES256', keyId: keyIdOf(b.ingest.publicKey), publicKey: b.ingest.publicKey, backend: 'software', sign: async () => new Uint8Array(64) };
+  const targets = [...new Map(b.batches.filter((x) => x.anchor !== undefined).map((x) => [`${x.anchor!.chainId}|${x.anchor!.contract}`, x.anchor!])).values()];
+  return buildTestPolicy(ingest, b.ingest.issuer, {
+    ingestKeys: [{ signer: ingest, validFrom: '2020-01-01T00:00:00Z' }],
+    anchors: targets.map((t) => ({ kind: 'evm', chainId: t.chainId, contract: t.contract, startBlock: 0 })),
+  });
 }

@@ -3,7 +3,7 @@
  * test T9 compares between the two. Plain JSON data only (strings, numbers, arrays), so that
  * `JSON.stringify(verdict)` is the CLI's `--json` output.
  */
-import type { VerifyCode } from './codes.ts';
+import type { OpenCode, VerifyCode } from './codes.ts';
 
 /** A sentence in both languages of the verifier. */
 export interface Text {
@@ -32,7 +32,8 @@ export type CheckId =
   | 'anchor'
   | 'time'
   | 'alert'
-  | 'flags';
+  | 'flags'
+  | 'trust';
 
 export interface Failure {
   code: VerifyCode;
@@ -56,6 +57,8 @@ export interface Check {
   /** The one plain sentence shown next to the status. */
   sentence: Text;
   failures: Failure[];
+  /** Why an `unchecked` check is open, when it is a matter of trust (FORMAT.md §14.4). */
+  code?: OpenCode;
 }
 
 /** Informational remarks that are not failures (software key, clock not synced, hash-only, flags...). */
@@ -72,7 +75,8 @@ export interface Note {
     | 'key-rotated'
     | 'key-revoked'
     | 'agent-reinstalled'
-    | 'lifecycle-as-exported';
+    | 'lifecycle-as-exported'
+    | 'policy-entry-skipped';
   sentence: Text;
 }
 
@@ -81,6 +85,8 @@ export interface KeySummary {
   /** base64url key id. */
   kid: string;
   backend: 'software' | 'pkcs11' | 'tpm' | 'secure-element';
+  /** True only with attestation proof (FORMAT.md §14.5); none is checked in this version, so always false. */
+  attested: boolean;
   /** How it came in: enrolment statement, rotation statement, or the bundle's record (no lifecycle data). */
   via: 'enrolment' | 'rotation' | 'record';
   /** First seq it may sign. */
@@ -128,6 +134,28 @@ export interface Summary {
   anchors: AnchorSummary[];
   /** SHA-256 (hex) of the bundle file, when verified from its bytes (`verifyBundleBytes`). */
   bundleSha256?: string;
+  /** Which policy the trust came from, and what the bundle itself named (absent for unreadable bundles). */
+  trust?: TrustSummary;
+}
+
+/** Check 11's facts: the policy used (null: none) and, in full, what the bundle names as its roots of trust. */
+export interface TrustSummary {
+  policy: {
+    /** SHA-256 (hex) of the signed policy file. */
+    sha256: string;
+    version: number;
+    issuedAt: string;
+    expiresAt: string;
+    authority: string;
+    /** Hex SHA-256 of the authority's public key, as pinned by the officer. */
+    authorityFingerprint: string;
+    /** The policy entry of the ingest key, e.g. `$.ingestKeys[0] (active)`. */
+    ingestKey?: string;
+    /** Policy entries of the anchor targets used. */
+    anchorTargets: string[];
+  } | null;
+  /** What the bundle names: with no policy, all of it was taken on the bundle's word. */
+  fromBundle: { ingestKeyFingerprint: string; issuer: string; chainIds: number[]; contracts: string[] };
 }
 
 export interface Verdict {

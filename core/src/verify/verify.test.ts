@@ -18,7 +18,7 @@ const firstCode = (v: Verdict): VerifyCode | undefined => v.checks.find((c) => c
 
 /** The valid 10-reading bundle in 2 batches (6 + 4), shared read-only; tamper on clones. */
 const base = await buildTestBundle();
-const online = { anchorReader: base.anchorReader };
+const online = { anchorReader: base.anchorReader, trust: base.trust };
 
 /** Tamper one entry (by seq) of a clone of the base bundle. */
 function withEntry(seq: number, change: (e: EvidenceBundle['entries'][number]) => void): EvidenceBundle {
@@ -44,10 +44,12 @@ describe('a valid bundle of 10 readings in 2 batches', () => {
       ['time', 'pass'],
       ['alert', 'not-applicable'],
       ['flags', 'pass'],
+      ['trust', 'pass'],
     ]);
-    expect(v.checks.map((c) => c.number)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(v.checks.map((c) => c.number)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     expect(v.summary).toMatchObject({ readings: 10, bodies: 10, firstSeq: 1, lastSeq: 10, batches: 2, devices: ['gw-test-0001'] });
-    expect(v.summary.anchors.map((a) => a.confirmedBy)).toEqual([['http://127.0.0.1:8545'], ['http://127.0.0.1:8545']]);
+    // The bundle's own rpc is not asked unless the officer says so (useBundleRpc): the reader answered alone.
+    expect(v.summary.anchors.map((a) => a.confirmedBy)).toEqual([['(anchor reader)'], ['(anchor reader)']]);
     expect(v.notes.map((n) => n.id)).toEqual(['software-key', 'revocation-unchecked']);
   });
 
@@ -66,10 +68,11 @@ describe('a valid bundle of 10 readings in 2 batches', () => {
   });
 
   it('is partial offline: anchor and time bound unchecked', async () => {
-    const v = await verifyBundle(base.bundle);
+    const v = await verifyBundle(base.bundle, { trust: base.trust });
     expect(v.state).toBe('partial');
     expect(check(v, 'anchor').status).toBe('unchecked');
     expect(check(v, 'time').status).toBe('unchecked');
+    expect(check(v, 'trust')).toMatchObject({ status: 'unchecked', code: 'KEY_WINDOW_UNCHECKED' });
     expect(v.headline.en).toMatch(/anchor was not checked/);
   });
 
@@ -84,7 +87,7 @@ describe('a valid bundle of 10 readings in 2 batches', () => {
 
   it('is verified when one of two endpoints is unreachable and the other confirms', async () => {
     const reader: AnchorReader = (ref, id, url) => (url === 'http://a' ? unreachableReader(ref, id, url) : base.anchorReader(ref, id, url));
-    const v = await verifyBundle(base.bundle, { anchorReader: reader, rpcUrls: ['http://a', 'http://b'] });
+    const v = await verifyBundle(base.bundle, { anchorReader: reader, rpcUrls: ['http://a', 'http://b'], trust: base.trust });
     expect(v.state).toBe('verified');
     expect(v.notes.some((n) => n.id === 'rpc-unreachable')).toBe(true);
   });
@@ -94,7 +97,7 @@ describe('a valid bundle of 10 readings in 2 batches', () => {
       const facts = await base.anchorReader(ref, id, url);
       return url === 'http://b' ? { ...facts, root: `0x${'ab'.repeat(32)}` } : facts;
     };
-    const v = await verifyBundle(base.bundle, { anchorReader: reader, rpcUrls: ['http://a', 'http://b'] });
+    const v = await verifyBundle(base.bundle, { anchorReader: reader, rpcUrls: ['http://a', 'http://b'], trust: base.trust });
     expect(v.state).toBe('partial');
     expect(check(v, 'anchor').sentence.en).toMatch(/http:\/\/a.*http:\/\/b/);
   });
@@ -178,7 +181,7 @@ describe('the tamper matrix', () => {
         return seq === 6 ? digest4 : undefined;
       },
     });
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(codeSet(v)).toEqual(['CHAIN_LINK_ERROR']);
     expect(check(v, 'completeness').failures).toMatchObject([{ seq: 6 }]);
   });
@@ -188,21 +191,21 @@ describe('the tamper matrix', () => {
       prevOf: (seq) => (seq === 4 ? new Uint8Array(32).fill(9) : undefined),
       headerPrevOf: (seq, real) => (seq === 4 ? real : undefined),
     });
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(codeSet(v)).toEqual(['HEADER_MISMATCH_ERROR']);
     expect(check(v, 'signatures').failures[0]!.sentence.en).toBe("Reading 4's previous digest differs from its signed statement.");
   });
 
   it('a first reading that does not start from the genesis prev -> CHAIN_LINK_ERROR', async () => {
     const built = await buildTestBundle({ prevOf: (seq) => (seq === 1 ? new Uint8Array(32).fill(7) : undefined) });
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(codeSet(v)).toEqual(['CHAIN_LINK_ERROR']);
   });
 
   it('two statements with one seq -> FORK_ERROR', async () => {
     const built = await buildTestBundle({ forks: [5] });
     expect(built.bundle.entries).toHaveLength(11);
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(codeSet(v)).toEqual(['FORK_ERROR']);
     expect(check(v, 'completeness').failures).toMatchObject([{ seq: 5 }]);
   });
@@ -210,7 +213,7 @@ describe('the tamper matrix', () => {
   it('a statement signed under an unknown kid -> UNKNOWN_KEY_ERROR first', async () => {
     const stranger = testSigner('stranger');
     const built = await buildTestBundle({ signerOf: (seq) => (seq === 4 ? stranger : undefined) });
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(firstCode(v)).toBe('UNKNOWN_KEY_ERROR');
     expect(codeSet(v)).toEqual(['SIGNATURE_ERROR', 'UNKNOWN_KEY_ERROR']);
     expect(check(v, 'enrolment').failures).toMatchObject([{ seq: 4, actual: toHex(stranger.keyId) }]);
@@ -264,7 +267,7 @@ describe('the tamper matrix', () => {
     const built = await buildTestBundle({ ingestSigner: testSigner('rogue ingest') });
     const b = cloneBundle(built.bundle);
     b.ingest = { ...base.bundle.ingest };
-    const v = await verifyBundle(b, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(b, { anchorReader: built.anchorReader, trust: base.trust });
     expect(codeSet(v)).toEqual(['RECEIPT_SIGNATURE_ERROR']);
   });
 });
@@ -287,7 +290,7 @@ describe('the on-chain anchor', () => {
 
   it('an unanchored batch -> partial', async () => {
     const built = await buildTestBundle({ unanchored: [2] });
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(v.state).toBe('partial');
     expect(v.notes.some((n) => n.id === 'not-anchored')).toBe(true);
   });
@@ -304,7 +307,7 @@ describe('the on-chain anchor', () => {
 describe('time bounds, flags, hash-only', () => {
   it('a synced reading later than its block time + 300 s -> TIME_BOUND_ERROR', async () => {
     const built = await buildTestBundle({ timeOf: (seq) => (seq === 9 ? Date.UTC(2027, 0, 1) : undefined) });
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     // Block time of batch 2 follows its latest reading, so make the chain say the block came earlier.
     expect(check(v, 'time').status).toBe('pass');
     const early = new Map([...built.chain].map(([id, f]) => [id, { ...f, blockTime: Date.UTC(2026, 10, 20, 7) / 1000 }]));
@@ -324,7 +327,7 @@ describe('time bounds, flags, hash-only', () => {
 
   it('non-N data flags are listed as a note, not a failure', async () => {
     const built = await buildTestBundle({ flagOf: (seq) => (seq === 3 || seq === 7 ? 'C' : seq === 8 ? 'M' : 'N') });
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(v.state).toBe('verified');
     expect(check(v, 'flags').sentence.en).toBe('Non-N data flags present: C × 2 (seq 3, 7); M × 1 (seq 8)');
     expect(v.notes.some((n) => n.id === 'data-flags')).toBe(true);
@@ -332,7 +335,7 @@ describe('time bounds, flags, hash-only', () => {
 
   it('a hash-only bundle verifies, with a note that bodies are absent', async () => {
     const built = await buildTestBundle({ hashOnly: true });
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(v.state).toBe('verified');
     expect(check(v, 'flags').status).toBe('not-applicable');
     expect(check(v, 'time').status).toBe('not-applicable');
@@ -348,7 +351,7 @@ describe('time bounds, flags, hash-only', () => {
         return seq === 6 ? digest4 : undefined;
       },
     });
-    expect(codeSet(await verifyBundle(built.bundle, { anchorReader: built.anchorReader }))).toEqual(['CHAIN_LINK_ERROR']);
+    expect(codeSet(await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust }))).toEqual(['CHAIN_LINK_ERROR']);
   });
 
   it('an alert in the bundle that nothing recomputes yet leaves check 9 unchecked and the verdict partial', async () => {
@@ -363,7 +366,7 @@ describe('time bounds, flags, hash-only', () => {
 describe('a window that starts later than seq 1', () => {
   it('verifies without needing the reading before the window', async () => {
     const built = await buildTestBundle({ count: 12, window: { firstSeq: 3, lastSeq: 12 } });
-    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader });
+    const v = await verifyBundle(built.bundle, { anchorReader: built.anchorReader, trust: built.trust });
     expect(v.state).toBe('verified');
     expect(v.summary).toMatchObject({ firstSeq: 3, lastSeq: 12, readings: 10 });
   });
@@ -372,7 +375,7 @@ describe('a window that starts later than seq 1', () => {
 describe('codes', () => {
   it('lists each code once', () => {
     expect(new Set(VERIFY_CODES).size).toBe(VERIFY_CODES.length);
-    expect(VERIFY_CODES).toHaveLength(16);
+    expect(VERIFY_CODES).toHaveLength(21);
   });
 });
 

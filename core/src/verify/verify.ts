@@ -1,19 +1,29 @@
 /**
- * verifyBundle: the ten checks of VERIFIER.md §4.4 over a parsed evidence bundle, producing a Verdict.
+ * verifyBundle: the eleven checks of docs/FORMAT.md §9 over a parsed evidence bundle, producing a Verdict. One
+ * function per check below (`checkFormat` ... `checkTrust`), in the order of §9, each readable beside its
+ * paragraph of the spec; `verifyBundle` only runs them in order over one shared context.
  *
  * No network code here: the on-chain check goes through the `anchorReader` the caller passes (the CLI and the web
  * page pass `readAnchor` from anchor/evm-reader.ts; tests pass a double). Without one, that check stays
  * `unchecked` and the verdict is at best `partial`.
  *
+ * Trust (check 11, FORMAT.md §14): the ingest key, issuer, chain and contract are trusted only when the officer's
+ * trust policy (`options.trust`, signed by the pinned authority) lists them; without a policy the verdict is at
+ * best `partial` and names in full what was taken on the bundle's word. The bundle's own `rpc` is asked only when
+ * the caller says so (`useBundleRpc`).
+ *
  * Every check runs even when an earlier one fails, on whatever entries could be decoded, so that the officer
  * sees every problem, not only the first. The state is: any `fail` -> failed (headline = the first failure in
  * check order); else any `unchecked` check -> partial; else verified.
+ *
+ * Work is bounded by the bytes given (FORMAT.md §9 "Bounded work"): loops run over the entries present, never
+ * over the seq numbers a bundle declares, so a window of 2^53 - 1 costs what its entries cost.
  *
  * ## Batch inclusion (5), receipt (6) and anchor (7): the decision table
  *
  * Per entry: L = hashLeaf(statement bytes); R = root computed from L and the receipt's proof (RFC 9162
  * §2.1.3.2); B = `batches[].root`, the root the bundle records as anchored; S(x) = the receipt signature verifies
- * with the bundle's ingest key over the detached payload x (FORMAT.md §5). The receipt kid must be the ingest kid.
+ * with the ingest key over the detached payload x (FORMAT.md §5). The receipt kid must be the ingest kid.
  *
  * | proof      | R == B | S(R)  | S(B)  | 5 inclusion           | 6 receipt               | 7 anchor (offline)          |
  * |------------|--------|-------|-------|-----------------------|-------------------------|-----------------------------|
@@ -37,11 +47,14 @@
  * R == B. A receipt for another batch id than its entry's -> INCLUSION_PROOF_ERROR.
  *
  * ## On-chain anchor (7) with a reader
- * Per anchored batch, per endpoint (`rpcUrls`, else the bundle's `anchor.rpc`, else the reader alone): the facts
- * (chainId, contract, batchId, root, size) must equal the bundle's. AnchorError ANCHOR_RPC_ERROR (or any
- * unexpected error) -> that endpoint did not answer; ANCHOR_NOT_FOUND -> ANCHOR_NOT_FOUND_ERROR; a differing fact
- * or ANCHOR_MISMATCH_ERROR from the reader -> ANCHOR_MISMATCH_ERROR. Endpoints that answered must agree, else the
- * batch stays unchecked ("nodes disagree"); no endpoint answering -> unchecked ("could not reach {url}").
+ * Per anchored batch, per endpoint: the officer's (`rpcUrls`, one operator each), else the policy's endpoints for
+ * the batch's anchor target (counted per operator against its quorum), else the bundle's `anchor.rpc` when
+ * `useBundleRpc`, else the reader alone. The facts (chainId, contract, batchId, root, size) must equal the
+ * bundle's. AnchorError ANCHOR_RPC_ERROR (or any unexpected error, or the overall deadline) -> that endpoint did
+ * not answer; ANCHOR_NOT_FOUND -> ANCHOR_NOT_FOUND_ERROR; a differing fact or ANCHOR_MISMATCH_ERROR from the
+ * reader -> ANCHOR_MISMATCH_ERROR. Endpoints that answered must agree, else the batch stays unchecked ("nodes
+ * disagree"); no endpoint answering -> unchecked ("could not reach {url}"); fewer operators than the quorum
+ * confirming -> unchecked. Batches are looked up concurrently under one deadline.
  *
  * ## Time bounds (8)
  * Device time is untrusted (FORMAT.md §8). A reading whose clock was synced must not claim a time later than its
@@ -62,30 +75,48 @@ import { buildKeyTimeline, findSpan, keyStatusAt, parseLifecycleStatement, type 
 import { decodeReading, GENESIS_PREV } from '../reading.ts';
 import type { Reading } from '../reading.ts';
 import { hashLeaf, rootFromInclusionProof } from '../rfc9162/index.ts';
-import type { VerifyCode } from './codes.ts';
+import type { KeyBackend } from '../signer.ts';
+import { keyValidAt, type EvmAnchorTarget, type IngestKeyEntry, type TrustPolicy } from '../trust/policy.ts';
+import type { OpenCode, VerifyCode } from './codes.ts';
 import type { AnchorField, HeaderField, Subject } from './messages.ts';
 import { FAIL, HEADLINE, NOTE, PASS, TITLES } from './messages.ts';
-import type { AnchorSummary, Check, CheckId, CheckStatus, Failure, KeySummary, Note, Summary, Text, Verdict } from './verdict.ts';
+import type { AnchorSummary, Check, CheckId, CheckStatus, Failure, KeySummary, Note, Summary, Text, TrustSummary, Verdict } from './verdict.ts';
 
 /**
- * Reads what the chain holds for one anchored batch. `rpcUrl` is the endpoint to ask (undefined when the bundle
- * names none and the caller gave none: the reader then uses its own). Throws AnchorError (evm-reader.ts).
+ * Reads what the chain holds for one anchored batch. `rpcUrl` is the endpoint to ask (undefined when nobody named
+ * one: the reader then uses its own). Throws AnchorError (evm-reader.ts).
  */
 export type AnchorReader = (ref: AnchorRef, batchId: number, rpcUrl: string | undefined) => Promise<AnchorFacts>;
 
 export interface VerifyOptions {
   /** Chain access for check 7. Default: none, the anchor stays unchecked (verdict at best `partial`). */
   anchorReader?: AnchorReader;
-  /** Endpoints to ask, each must agree. Default: the `rpc` recorded in each batch's anchor, if any. */
+  /** The officer's endpoints, each its own operator; those that answer must agree. Default: the policy's. */
   rpcUrls?: readonly string[];
+  /** Also ask the `rpc` each batch's anchor records (the officer asked for it). Default false. */
+  useBundleRpc?: boolean;
+  /** The officer's trust policy, from `loadTrustPolicy` (signature and pin checked). Default: none (partial). */
+  trust?: TrustPolicy;
+  /** The verifier's clock for the policy's expiry, ms since the epoch. Default `Date.now()`. */
+  now?: number;
   /** Allowed lead of device time over the anchor block time, seconds. Default 300 (clock skew, block time). */
   timeToleranceS?: number;
+  /** One deadline for every chain look-up together, ms. Default 60 000. */
+  chainDeadlineMs?: number;
+  /** Chain look-ups in flight at once. Default 4. */
+  chainConcurrency?: number;
+  /** Called after each batch's chain look-up (for a progress line). */
+  onProgress?: (progress: { done: number; total: number }) => void;
 }
 
 /** Default of `VerifyOptions.timeToleranceS`. */
 export const DEFAULT_TIME_TOLERANCE_S = 300;
+/** Default of `VerifyOptions.chainDeadlineMs`. */
+export const DEFAULT_CHAIN_DEADLINE_MS = 60_000;
+/** Notes of one kind shown before the rest are folded into one "and N more" note. */
+const NOTES_PER_KIND = 3;
 
-const ORDER: CheckId[] = ['format', 'enrolment', 'signatures', 'completeness', 'inclusion', 'receipt', 'anchor', 'time', 'alert', 'flags'];
+const ORDER: CheckId[] = ['format', 'enrolment', 'signatures', 'completeness', 'inclusion', 'receipt', 'anchor', 'time', 'alert', 'flags', 'trust'];
 
 /** One entry of the bundle and what could be decoded from it. */
 interface Item {
@@ -100,6 +131,7 @@ interface Item {
   /** True when an identical statement appeared earlier in the bundle (checked once). */
   duplicate: boolean;
 }
+type UsableItem = Item & { statement: ParsedStatement };
 
 /** One lifecycle statement of the bundle (FORMAT.md §13) and what could be decoded from it. */
 interface LifecycleItem {
@@ -135,13 +167,21 @@ class CheckBuilder {
   readonly failures: Failure[] = [];
   status: CheckStatus | undefined;
   sentence: Text | undefined;
+  code: OpenCode | undefined;
   constructor(readonly id: CheckId) {}
   fail(code: VerifyCode, sentence: Text, detail: Omit<Failure, 'code' | 'sentence'> = {}): void {
     this.failures.push({ code, sentence, ...detail });
   }
+  /** Leaves the check open (unless it fails): not checked here, for `sentence`. */
+  open(sentence: Text, code?: OpenCode): void {
+    if (this.status === 'unchecked') return; // the first reason stands
+    this.status = 'unchecked';
+    this.sentence = sentence;
+    this.code = code;
+  }
   build(): Check {
     const status: CheckStatus = this.failures.length > 0 ? 'fail' : (this.status ?? 'pass');
-    return {
+    const check: Check = {
       id: this.id,
       number: ORDER.indexOf(this.id) + 1,
       status,
@@ -149,7 +189,38 @@ class CheckBuilder {
       sentence: this.failures[0]?.sentence ?? this.sentence ?? PASS.notReached(),
       failures: this.failures,
     };
+    if (status === 'unchecked' && this.code !== undefined) check.code = this.code;
+    return check;
   }
+}
+
+/** What every check reads and adds to. */
+interface Ctx {
+  bundle: EvidenceBundle;
+  options: VerifyOptions;
+  c: Record<CheckId, CheckBuilder>;
+  notes: Note[];
+  batchById: Map<number, BundleBatch>;
+  items: Item[];
+  lifecycleItems: LifecycleItem[];
+  /** Items with a usable statement, and those of them that are not duplicates. */
+  usable: UsableItem[];
+  unique: UsableItem[];
+  deviceKeyOk: boolean;
+  deviceKid: Uint8Array;
+  spans: KeySpan[];
+  keys: KeySummary[];
+  keyIds: string[];
+  otherDevices: string[];
+  /** The ingest key the receipts and ingest-signed lifecycle statements are judged with (the policy's when listed). */
+  ingest: { publicKey: Uint8Array; kid: Uint8Array; ok: boolean; entry?: IngestKeyEntry };
+  /** Batch ids named by entries or lifecycle items, ascending. */
+  usedBatchIds: number[];
+  anchors: AnchorSummary[];
+  /** Block time (s) and number per batch, as confirmed on chain in check 7. */
+  confirmed: Map<number, { blockTime: number; blockNumber: number; operators: string[] }>;
+  /** Anchor target of the policy per batch (check 7 picks it; check 11 reports it). */
+  targets: Map<number, EvmAnchorTarget | undefined>;
 }
 
 const hex0x = (b: Uint8Array): string => `0x${toHex(b)}`;
@@ -175,20 +246,79 @@ function validKey(publicKey: Uint8Array): boolean {
   }
 }
 
-/** Runs every check of VERIFIER.md §4.4 on a bundle that passed `parseBundle`. Never throws on bad evidence. */
+/** Runs every check of FORMAT.md §9 on a bundle that passed `parseBundle`. Never throws on bad evidence. */
 export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOptions = {}): Promise<Verdict> {
-  const tolS = options.timeToleranceS ?? DEFAULT_TIME_TOLERANCE_S;
-  const notes: Note[] = [];
-  const c = Object.fromEntries(ORDER.map((id) => [id, new CheckBuilder(id)])) as Record<CheckId, CheckBuilder>;
-  const batchById = new Map<number, BundleBatch>(bundle.batches.map((b) => [b.batchId, b]));
+  const deviceKeyOk = validKey(bundle.device.publicKey);
+  const ctx: Ctx = {
+    bundle,
+    options,
+    c: Object.fromEntries(ORDER.map((id) => [id, new CheckBuilder(id)])) as Record<CheckId, CheckBuilder>,
+    notes: [],
+    batchById: new Map(bundle.batches.map((b) => [b.batchId, b])),
+    items: [],
+    lifecycleItems: [],
+    usable: [],
+    unique: [],
+    deviceKeyOk,
+    // keyIdOf validates the key; for an invalid one (reported in check 2) use the plain digest so checks go on.
+    deviceKid: deviceKeyOk ? keyIdOf(bundle.device.publicKey) : sha256(bundle.device.publicKey),
+    spans: [],
+    keys: [],
+    keyIds: [],
+    otherDevices: [],
+    ingest: ingestKeyOf(bundle, options.trust),
+    usedBatchIds: [],
+    anchors: [],
+    confirmed: new Map(),
+    targets: new Map(),
+  };
+  checkFormat(ctx);
+  await checkEnrolment(ctx);
+  await checkSignatures(ctx);
+  checkCompleteness(ctx);
+  await checkInclusionReceiptRecordedRoot(ctx);
+  await checkAnchor(ctx);
+  checkTime(ctx);
+  checkAlert(ctx);
+  checkFlags(ctx);
+  checkTrust(ctx);
 
-  // ---- 1. Bundle format: decode every statement, receipt and reading. ---------------------------------------
-  const items: Item[] = [];
+  const summary: Summary = {
+    readings: bundle.entries.length,
+    bodies: bundle.entries.filter((e) => e.reading !== undefined).length,
+    firstSeq: bundle.window.firstSeq,
+    lastSeq: bundle.window.lastSeq,
+    batches: bundle.batches.length,
+    devices: [bundle.device.deviceId, ...ctx.otherDevices],
+    keyIds: ctx.keyIds,
+    keys: ctx.keys,
+    ingestKeyId: toBase64Url(bundle.ingest.kid),
+    anchors: ctx.anchors,
+    trust: trustSummary(ctx),
+  };
+  return assemble(ORDER.map((id) => ctx.c[id].build()), foldNotes(ctx.notes), summary);
+}
+
+/** The ingest key to judge with: the policy's entry for the bundle's key id when it has one. */
+function ingestKeyOf(bundle: EvidenceBundle, trust: TrustPolicy | undefined): Ctx['ingest'] {
+  const ok = validKey(bundle.ingest.publicKey);
+  const kid = ok ? keyIdOf(bundle.ingest.publicKey) : sha256(bundle.ingest.publicKey);
+  const entry = trust?.ingestKeys.find((k) => equalBytes(k.kid, kid));
+  if (entry !== undefined) return { publicKey: entry.publicKey, kid: entry.kid, ok: true, entry };
+  return { publicKey: bundle.ingest.publicKey, kid, ok };
+}
+
+// ---- 1. Bundle format (FORMAT.md §9 check 1) ------------------------------------------------------------------
+
+/** Decodes every statement and receipt (entries and lifecycle items); marks duplicates. */
+function checkFormat(ctx: Ctx): void {
+  const { c, bundle } = ctx;
   const seenStatements = new Set<string>();
+  const duplicates: number[] = [];
   for (const [index, entry] of bundle.entries.entries()) {
     const path = `$.entries[${index}]`;
     const item: Item = { index, entry, path, duplicate: false };
-    items.push(item);
+    ctx.items.push(item);
     try {
       const st = parseStatement(entry.statement);
       if (st.seq !== entry.seq) {
@@ -200,7 +330,7 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
         const key = toHex(sha256(entry.statement));
         item.duplicate = seenStatements.has(key);
         seenStatements.add(key);
-        if (item.duplicate) notes.push({ id: 'duplicate-entry', sentence: NOTE.duplicateEntry(entry.seq) });
+        if (item.duplicate) duplicates.push(entry.seq);
       }
     } catch (err) {
       c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.entryFormat(entry.seq, 'statement', `${path}.statement`), {
@@ -215,11 +345,12 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
       });
     }
   }
-  const lifecycleItems: LifecycleItem[] = [];
+  // One note for all duplicates (a bundle of 57,000 copies must not print 57,000 lines).
+  if (duplicates.length > 0) ctx.notes.push({ id: 'duplicate-entry', sentence: NOTE.duplicateEntries(duplicates.length, duplicates.slice(0, 5)) });
   for (const [index, entry] of (bundle.lifecycle ?? []).entries()) {
     const path = `$.lifecycle[${index}]`;
     const item: LifecycleItem = { index, entry, path };
-    lifecycleItems.push(item);
+    ctx.lifecycleItems.push(item);
     try {
       item.statement = parseLifecycleStatement(entry.statement);
     } catch (err) {
@@ -235,47 +366,54 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
       });
     }
   }
+  ctx.usable = ctx.items.filter((i): i is UsableItem => i.statement !== undefined);
+  ctx.unique = ctx.usable.filter((i) => !i.duplicate);
+  ctx.usedBatchIds = [...new Set([...ctx.items.map((i) => i.entry.batchId), ...ctx.lifecycleItems.map((i) => i.entry.batchId)])].sort((a, b) => a - b);
   c.format.sentence = PASS.format();
+}
 
-  // ---- 2. Device enrolment. ---------------------------------------------------------------------------------
-  const deviceKeyOk = validKey(bundle.device.publicKey);
-  // keyIdOf validates the key; for an invalid one (reported just below) use the plain digest so checks go on.
-  const deviceKid = deviceKeyOk ? keyIdOf(bundle.device.publicKey) : sha256(bundle.device.publicKey);
-  if (!deviceKeyOk) c.enrolment.fail('UNKNOWN_KEY_ERROR', FAIL.badPublicKey('device'));
+// ---- 2. Device enrolment and key validity (§9 check 2, §13.5) -------------------------------------------------
+
+async function checkEnrolment(ctx: Ctx): Promise<void> {
+  const { c, bundle, notes, deviceKid } = ctx;
+  if (!ctx.deviceKeyOk) c.enrolment.fail('UNKNOWN_KEY_ERROR', FAIL.badPublicKey('device'));
   else if (!equalBytes(deviceKid, bundle.device.kid)) {
-    c.enrolment.fail('UNKNOWN_KEY_ERROR', FAIL.keyIdNotOfKey('device'), {
-      expected: toHex(deviceKid), actual: toHex(bundle.device.kid),
-    });
+    c.enrolment.fail('UNKNOWN_KEY_ERROR', FAIL.keyIdNotOfKey('device'), { expected: toHex(deviceKid), actual: toHex(bundle.device.kid) });
   }
   // The key timeline (FORMAT.md §13.5). Without lifecycle data (bundles made before it existed) the record's key
   // is the only key, valid from seq 1 and never revoked as far as the bundle can tell (a note says so).
-  let spans: KeySpan[];
+  let enrolment: ParsedLifecycle | undefined;
   if (bundle.lifecycle === undefined) {
-    spans = [{ kid: deviceKid, publicKey: bundle.device.publicKey, backend: bundle.device.keyBackend, from: 1, via: 'record' }];
+    ctx.spans = [{ kid: deviceKid, publicKey: bundle.device.publicKey, backend: bundle.device.keyBackend, from: 1, via: 'record' }];
   } else {
-    const timeline = await buildKeyTimeline(bundle.device.deviceId, bundle.ingest.publicKey, lifecycleItems.map((i) => i.statement));
-    spans = timeline.spans;
+    const timeline = await buildKeyTimeline(bundle.device.deviceId, ctx.ingest.publicKey, ctx.lifecycleItems.map((i) => i.statement));
+    ctx.spans = timeline.spans;
     for (const p of timeline.problems) {
       c.enrolment.fail(p.code, FAIL.lifecycleRejected(p.index + 1, p.type, p.reason, p.code, p.seq), {
         path: `$.lifecycle[${p.index}]`, ...(p.seq !== undefined ? { seq: p.seq } : {}), actual: p.kid,
       });
     }
     // The record in `device` must be one that ingest logged an enrolment statement for.
-    if (!spans.some((sp) => sp.via === 'enrolment' && equalBytes(sp.kid, deviceKid))) {
-      c.enrolment.fail('UNKNOWN_KEY_ERROR', FAIL.recordNotEnrolled(), { expected: toHex(deviceKid) });
+    const span = ctx.spans.find((sp) => sp.via === 'enrolment' && equalBytes(sp.kid, deviceKid));
+    if (span === undefined) c.enrolment.fail('UNKNOWN_KEY_ERROR', FAIL.recordNotEnrolled(), { expected: toHex(deviceKid) });
+    else {
+      enrolment = ctx.lifecycleItems.find(
+        (li, i) => timeline.applied[i] === true && li.statement?.body.type === 'enrolment' && equalBytes(li.statement.body.kid, deviceKid),
+      )?.statement;
+      // Everything said about the device comes from the signed statement; an unsigned field that differs is an edit.
+      if (span.backend !== bundle.device.keyBackend) {
+        c.enrolment.fail('DEVICE_RECORD_MISMATCH_ERROR', FAIL.recordMismatch('keyBackend', span.backend, bundle.device.keyBackend), {
+          path: '$.device.keyBackend', expected: span.backend, actual: bundle.device.keyBackend,
+        });
+      }
     }
   }
-  const usable = items.filter((i): i is Item & { statement: ParsedStatement } => i.statement !== undefined);
-  const unique = usable.filter((i) => !i.duplicate);
-  const otherDevices: string[] = [];
-  const keyIds: string[] = [];
-  /** Per kid (hex): the seqs it signed, for the summary. */
   const signedBy = new Map<string, number[]>();
-  for (const item of unique) {
+  for (const item of ctx.unique) {
     const st = item.statement;
     const kid = toBase64Url(st.kid);
-    if (!keyIds.includes(kid)) keyIds.push(kid);
-    const span = findSpan(spans, st.kid);
+    if (!ctx.keyIds.includes(kid)) ctx.keyIds.push(kid);
+    const span = findSpan(ctx.spans, st.kid);
     const status = keyStatusAt(span, st.seq);
     const seqs = signedBy.get(toHex(st.kid)) ?? [];
     seqs.push(st.seq);
@@ -296,57 +434,66 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
       });
     }
     if (st.device !== bundle.device.deviceId) {
-      if (!otherDevices.includes(st.device)) otherDevices.push(st.device);
+      if (!ctx.otherDevices.includes(st.device)) ctx.otherDevices.push(st.device);
       c.enrolment.fail('UNKNOWN_KEY_ERROR', FAIL.otherDevice(st.seq, st.device, bundle.device.deviceId), {
         seq: st.seq, expected: bundle.device.deviceId, actual: st.device,
       });
     }
   }
-  const keys: KeySummary[] = spans.map((sp) => {
-    const k: KeySummary = { kid: toBase64Url(sp.kid), backend: sp.backend, via: sp.via, from: sp.from, signed: runsOf(signedBy.get(toHex(sp.kid)) ?? []) };
+  ctx.keys = ctx.spans.map((sp) => {
+    const k: KeySummary = { kid: toBase64Url(sp.kid), backend: sp.backend, attested: false, via: sp.via, from: sp.from, signed: runsOf(signedBy.get(toHex(sp.kid)) ?? []) };
     if (sp.until !== undefined) k.until = sp.until;
     if (sp.revokedAfter !== undefined) k.revokedAfter = sp.revokedAfter;
     return k;
   });
+  // The sentence says only what signed statements say: device id (sub), enrolment time and backend from the
+  // enrolment statement. No key is attested yet (FORMAT.md §14.5): every backend is "declared".
+  const backend: KeyBackend = ctx.spans.find((sp) => equalBytes(sp.kid, deviceKid))?.backend ?? bundle.device.keyBackend;
+  const enrolledAt = enrolment?.body.type === 'enrolment' ? enrolment.body.time : undefined;
   c.enrolment.sentence =
-    spans.length <= 1
-      ? PASS.enrolment(bundle.device.deviceId, bundle.device.enrolledAt, bundle.device.keyBackend)
-      : PASS.enrolmentKeys(bundle.device.deviceId, bundle.device.enrolledAt, spans.map((sp) => ({ kid: toHex(sp.kid), from: sp.from, ...(sp.until !== undefined ? { until: sp.until } : {}) })));
-  if (bundle.device.keyBackend === 'software' || spans.some((sp) => sp.backend === 'software' && sp.via === 'rotation')) {
+    ctx.spans.length <= 1
+      ? PASS.enrolment(bundle.device.deviceId, enrolledAt, backend, bundle.lifecycle !== undefined)
+      : PASS.enrolmentKeys(bundle.device.deviceId, enrolledAt, ctx.spans.map((sp) => ({ kid: toHex(sp.kid), from: sp.from, backend: sp.backend, ...(sp.until !== undefined ? { until: sp.until } : {}) })));
+  if (backend === 'software' || ctx.spans.some((sp) => sp.backend === 'software' && sp.via === 'rotation')) {
     notes.push({ id: 'software-key', sentence: NOTE.softwareKey() });
   }
   if (bundle.lifecycle === undefined) notes.push({ id: 'revocation-unchecked', sentence: NOTE.revocationUnchecked() });
   else {
-    for (const sp of spans) {
+    for (const sp of ctx.spans) {
       if (sp.via === 'rotation') notes.push({ id: 'key-rotated', sentence: NOTE.keyRotated(toHex(sp.kid), sp.from - 1) });
       if (sp.revokedAfter !== undefined) notes.push({ id: 'key-revoked', sentence: NOTE.keyRevoked(toHex(sp.kid), sp.revokedAfter) });
     }
-    for (const li of lifecycleItems) {
+    for (const li of ctx.lifecycleItems) {
       if (li.statement?.body.type === 'reinstall') notes.push({ id: 'agent-reinstalled', sentence: NOTE.reinstalled(li.statement.seq!) });
     }
     notes.push({ id: 'lifecycle-as-exported', sentence: NOTE.lifecycleAsExported(bundle.createdAt) });
   }
+}
 
-  // ---- 3. Signatures, and each body against its statement. --------------------------------------------------
+// ---- 3. Signatures, and each body against its statement (§9 check 3) ------------------------------------------
+
+async function checkSignatures(ctx: Ctx): Promise<void> {
+  const { c, bundle, spans } = ctx;
   let hashOnly = 0;
   // Start every signature check at once: WebCrypto works them off in parallel (3,600 statements: 0.67 s awaited
   // one by one, 0.36 s together, Node 20 on the 2-core CI machine).
   const usableKey = new Map<KeySpan, boolean>(spans.map((sp) => [sp, validKey(sp.publicKey)]));
-  const signatureChecks = unique.map(async (item) => {
-    // The key the statement names, when the timeline knows it; else the record's key (which then fails).
-    const span = findSpan(spans, item.statement.kid);
-    const key = span?.publicKey ?? bundle.device.publicKey;
-    const keyOk = span === undefined ? deviceKeyOk : usableKey.get(span) === true;
-    try {
-      return keyOk && (await verifyStatementSignature(item.statement, key));
-    } catch {
-      return false;
-    }
-  });
-  const signatureResults = await Promise.all(signatureChecks);
+  const signatureResults = await Promise.all(
+    ctx.unique.map(async (item) => {
+      // The key the statement names, when the timeline knows it; else the record's key (which then fails).
+      const span = findSpan(spans, item.statement.kid);
+      const key = span?.publicKey ?? bundle.device.publicKey;
+      const keyOk = span === undefined ? ctx.deviceKeyOk : usableKey.get(span) === true;
+      try {
+        return keyOk && (await verifyStatementSignature(item.statement, key));
+      } catch {
+        return false;
+      }
+    }),
+  );
   // Bodies of duplicate entries are checked too: an identical statement must not smuggle in another body.
-  const signatureOk = new Map(unique.map((u, i) => [u, signatureResults[i] === true]));
-  for (const item of usable) {
+  const signatureOk = new Map(ctx.unique.map((u, i) => [u, signatureResults[i] === true]));
+  for (const item of ctx.usable) {
     const st = item.statement;
     const body = item.entry.reading;
     let time: number | undefined;
@@ -354,9 +501,7 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
       if (!item.duplicate) hashOnly++;
     } else if (!equalBytes(sha256(body), st.payload)) {
       // A changed body: say so even when it no longer decodes (that is what the change did).
-      c.signatures.fail('DIGEST_MISMATCH_ERROR', FAIL.digest(st.seq), {
-        seq: st.seq, expected: toHex(st.payload), actual: toHex(sha256(body)),
-      });
+      c.signatures.fail('DIGEST_MISMATCH_ERROR', FAIL.digest(st.seq), { seq: st.seq, expected: toHex(st.payload), actual: toHex(sha256(body)) });
     } else {
       try {
         item.reading = decodeReading(body);
@@ -383,11 +528,15 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
   }
   // Signature failures first in this check: they are what §4.5 leads with.
   c.signatures.failures.sort((a, b) => rank(a.code) - rank(b.code) || (a.seq ?? 0) - (b.seq ?? 0));
-  c.signatures.sentence = PASS.signatures(unique.length);
-  if (hashOnly > 0) notes.push({ id: 'hash-only', sentence: NOTE.hashOnly(hashOnly) });
+  c.signatures.sentence = PASS.signatures(ctx.unique.length);
+  if (hashOnly > 0) ctx.notes.push({ id: 'hash-only', sentence: NOTE.hashOnly(hashOnly) });
+}
 
-  // ---- 4. Completeness: gaps, forks, chain links. ------------------------------------------------------------
-  const { firstSeq, lastSeq } = bundle.window;
+// ---- 4. Completeness: gaps, forks, chain links (§9 check 4) ---------------------------------------------------
+
+function checkCompleteness(ctx: Ctx): void {
+  const { c } = ctx;
+  const { firstSeq, lastSeq } = ctx.bundle.window;
   // Chained lifecycle statements (rotation, reinstall) hold a seq of the chain like readings do (FORMAT.md §13.3).
   const bySeq = new Map<number, Link[]>();
   const addLink = (seq: number, link: Link): void => {
@@ -395,7 +544,7 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
     if (!variants.some((v) => equalBytes(v.digest, link.digest))) variants.push(link);
     bySeq.set(seq, variants);
   };
-  for (const item of unique) {
+  for (const item of ctx.unique) {
     const st = item.statement;
     // Inside a device-level batch (index > 0) the statement carries no prev: the body's prev is the link when the
     // body is here and matches the signed digest (check 3 decoded it); hash-only, the signed tree order is.
@@ -403,30 +552,31 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
     if (st.batch !== undefined) link.batch = { root: st.batch.root, index: st.batch.index };
     addLink(st.seq, link);
   }
-  const labelled = new Set(items.map((i) => i.entry.seq)); // undecodable entries were reported in check 1
-  for (const li of lifecycleItems) {
+  const labelled = new Set(ctx.items.map((i) => i.entry.seq)); // undecodable entries were reported in check 1
+  for (const li of ctx.lifecycleItems) {
     const st = li.statement;
     if (st?.seq === undefined) continue;
     addLink(st.seq, { digest: st.digest, prev: st.prev! });
     labelled.add(st.seq);
   }
   const timeOf = (seq: number): number | undefined => bySeq.get(seq)?.find((v) => v.item?.reading)?.item?.reading?.time;
-  for (let seq = firstSeq; seq <= lastSeq; seq++) {
-    if (labelled.has(seq)) continue;
-    let end = seq;
-    while (end + 1 <= lastSeq && !labelled.has(end + 1)) end++;
-    c.completeness.fail('SEQUENCE_GAP_ERROR', FAIL.gap(seq, end, timeOf(seq - 1), timeOf(end + 1)), {
-      seq, expected: seq === end ? `${seq}` : `${seq}-${end}`, actual: 'missing',
-    });
-    seq = end;
+  // (a) Gaps: walk the seqs present, in order; the runs between them are missing. Cost: the entries, not the window.
+  const present = [...labelled].filter((s) => s >= firstSeq && s <= lastSeq).sort((a, b) => a - b);
+  const gap = (a: number, b: number): void => {
+    c.completeness.fail('SEQUENCE_GAP_ERROR', FAIL.gap(a, b, timeOf(a - 1), timeOf(b + 1)), { seq: a, expected: a === b ? `${a}` : `${a}-${b}`, actual: 'missing' });
+  };
+  let next = firstSeq;
+  for (const seq of present) {
+    if (seq > next) gap(next, seq - 1);
+    next = seq + 1;
   }
-  for (let seq = firstSeq; seq <= lastSeq; seq++) {
-    const variants = bySeq.get(seq);
-    if (variants === undefined) continue;
+  if (next <= lastSeq) gap(next, lastSeq);
+  // (b) forks and (c) links, over the seqs that have statements.
+  const withStatements = [...bySeq.keys()].filter((s) => s >= firstSeq && s <= lastSeq).sort((a, b) => a - b);
+  for (const seq of withStatements) {
+    const variants = bySeq.get(seq)!;
     if (variants.length > 1) {
-      c.completeness.fail('FORK_ERROR', FAIL.fork(seq, variants.length), {
-        seq, expected: toHex(variants[0]!.digest), actual: toHex(variants[1]!.digest),
-      });
+      c.completeness.fail('FORK_ERROR', FAIL.fork(seq, variants.length), { seq, expected: toHex(variants[0]!.digest), actual: toHex(variants[1]!.digest) });
     }
     const before = seq === 1 ? [GENESIS_PREV] : bySeq.get(seq - 1)?.map((v) => v.digest);
     if (before === undefined) continue; // seq - 1 outside the window or missing (reported as a gap)
@@ -447,23 +597,24 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
     }
   }
   c.completeness.sentence = PASS.completeness(firstSeq, lastSeq);
+}
 
-  // ---- 5, 6, 7 offline: inclusion, receipt, signed root vs recorded root (decision table above). -------------
-  const ingestKeyOk = validKey(bundle.ingest.publicKey);
-  const ingestKid = ingestKeyOk ? keyIdOf(bundle.ingest.publicKey) : sha256(bundle.ingest.publicKey);
-  if (!ingestKeyOk) c.receipt.fail('UNKNOWN_KEY_ERROR', FAIL.badPublicKey('ingest'));
+// ---- 5, 6, 7 offline: inclusion, receipt, signed root vs recorded root (the decision table) --------------------
+
+async function checkInclusionReceiptRecordedRoot(ctx: Ctx): Promise<void> {
+  const { c, bundle, batchById } = ctx;
+  const ingestKid = ctx.ingest.kid;
+  if (!ctx.ingest.ok) c.receipt.fail('UNKNOWN_KEY_ERROR', FAIL.badPublicKey('ingest'));
   else if (!equalBytes(ingestKid, bundle.ingest.kid)) {
-    c.receipt.fail('UNKNOWN_KEY_ERROR', FAIL.keyIdNotOfKey('ingest'), {
-      expected: toHex(ingestKid), actual: toHex(bundle.ingest.kid),
-    });
+    c.receipt.fail('UNKNOWN_KEY_ERROR', FAIL.keyIdNotOfKey('ingest'), { expected: toHex(ingestKid), actual: toHex(bundle.ingest.kid) });
   }
   const sigCache = new Map<string, Promise<boolean>>();
   const receiptSigOver = (r: ParsedReceipt, root: Uint8Array): Promise<boolean> => {
-    if (!ingestKeyOk) return Promise.resolve(false);
+    if (!ctx.ingest.ok) return Promise.resolve(false);
     const key = `${toHex(r.protectedBytes)}|${toHex(r.signature)}|${toHex(root)}`;
     let p = sigCache.get(key);
     if (p === undefined) {
-      p = safeVerify(bundle.ingest.publicKey, sigStructure1(r.protectedBytes, root), r.signature);
+      p = safeVerify(ctx.ingest.publicKey, sigStructure1(r.protectedBytes, root), r.signature);
       sigCache.set(key, p);
     }
     return p;
@@ -471,16 +622,18 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
   const anchorMismatchOffline = new Set<number>();
   let receiptUnassessed = 0;
   const leaves: Leaf[] = [];
-  for (const item of items) {
+  for (const item of ctx.items) {
     if (item.statement === undefined || item.receipt === undefined) continue;
     leaves.push({ subject: item.statement.seq, seq: item.statement.seq, batchId: item.entry.batchId, statementBytes: item.entry.statement, receipt: item.receipt });
   }
-  for (const li of lifecycleItems) {
+  for (const li of ctx.lifecycleItems) {
     if (li.statement === undefined || li.receipt === undefined) continue;
     const leaf: Leaf = { subject: { lifecycle: li.index + 1, type: li.statement.body.type }, batchId: li.entry.batchId, statementBytes: li.entry.statement, receipt: li.receipt };
     if (li.statement.seq !== undefined) leaf.seq = li.statement.seq;
     leaves.push(leaf);
   }
+  // The receipts must name the bundle's issuer; check 11 then matches (issuer, key id) with the policy as one entry.
+  const issuer = bundle.ingest.issuer;
   for (const leaf of leaves) {
     const r = leaf.receipt;
     const subject = leaf.subject;
@@ -502,15 +655,12 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
       continue;
     }
     const atRecorded = equalBytes(root, batch.root);
-    const kidOk = equalBytes(r.kid, ingestKid);
-    if (!kidOk) {
+    if (!equalBytes(r.kid, ingestKid)) {
       c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptOtherKey(subject, toHex(r.kid)), {
         ...at, batchId: batch.batchId, expected: toHex(ingestKid), actual: toHex(r.kid),
       });
       if (!atRecorded) {
-        c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusion(subject, batch.batchId), {
-          ...at, batchId: batch.batchId, expected: toHex(batch.root), actual: toHex(root),
-        });
+        c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusion(subject, batch.batchId), { ...at, batchId: batch.batchId, expected: toHex(batch.root), actual: toHex(root) });
       }
       continue;
     }
@@ -520,104 +670,147 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
         c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptSignature(subject, toHex(ingestKid)), { ...at, batchId: batch.batchId });
       } else if (r.proof.treeSize !== batch.size && !anchorMismatchOffline.has(batch.batchId)) {
         anchorMismatchOffline.add(batch.batchId);
-        c.anchor.fail('ANCHOR_MISMATCH_ERROR', FAIL.anchorSigned(batch.batchId), {
-          batchId: batch.batchId, expected: String(r.proof.treeSize), actual: String(batch.size),
-        });
+        c.anchor.fail('ANCHOR_MISMATCH_ERROR', FAIL.anchorSigned(batch.batchId), { batchId: batch.batchId, expected: String(r.proof.treeSize), actual: String(batch.size) });
       }
     } else if (signedR) {
       if (!anchorMismatchOffline.has(batch.batchId)) {
         anchorMismatchOffline.add(batch.batchId);
-        c.anchor.fail('ANCHOR_MISMATCH_ERROR', FAIL.anchorSigned(batch.batchId), {
-          batchId: batch.batchId, expected: toHex(root), actual: toHex(batch.root),
-        });
+        c.anchor.fail('ANCHOR_MISMATCH_ERROR', FAIL.anchorSigned(batch.batchId), { batchId: batch.batchId, expected: toHex(root), actual: toHex(batch.root) });
       }
     } else {
-      c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusion(subject, batch.batchId), {
-        ...at, batchId: batch.batchId, expected: toHex(batch.root), actual: toHex(root),
-      });
+      c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusion(subject, batch.batchId), { ...at, batchId: batch.batchId, expected: toHex(batch.root), actual: toHex(root) });
       if (!(await receiptSigOver(r, batch.root))) receiptUnassessed++;
     }
-    if (signedR && r.issuer !== bundle.ingest.issuer) {
-      c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptOtherIssuer(subject, r.issuer), {
-        ...at, batchId: batch.batchId, expected: bundle.ingest.issuer, actual: r.issuer,
-      });
+    if (signedR && r.issuer !== issuer) {
+      c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptOtherIssuer(subject, r.issuer), { ...at, batchId: batch.batchId, expected: issuer, actual: r.issuer });
     }
   }
-  const usedBatchIds = [...new Set([...items.map((i) => i.entry.batchId), ...lifecycleItems.map((i) => i.entry.batchId)])].sort((a, b) => a - b);
-  c.inclusion.sentence = PASS.inclusion(unique.length, usedBatchIds.length);
-  c.receipt.sentence = PASS.receipt(bundle.ingest.issuer, toHex(bundle.ingest.kid));
-  if (receiptUnassessed > 0) {
-    c.receipt.status = 'unchecked';
-    c.receipt.sentence = PASS.receiptNotReached();
-  }
+  c.inclusion.sentence = PASS.inclusion(ctx.unique.length, ctx.usedBatchIds.length);
+  c.receipt.sentence = PASS.receipt(issuer, toHex(ingestKid));
+  if (receiptUnassessed > 0) c.receipt.open(PASS.receiptNotReached());
+}
 
-  // ---- 7. On-chain anchor. ----------------------------------------------------------------------------------
-  const anchors: AnchorSummary[] = [];
-  const confirmedTime = new Map<number, number>();
-  let anchorUnchecked: Text | undefined;
-  for (const batchId of usedBatchIds) {
-    const batch = batchById.get(batchId)!;
+// ---- 7. On-chain anchor (§9 check 7) ---------------------------------------------------------------------------
+
+/** One endpoint to ask for a batch, and the operator it counts for. */
+interface Endpoint {
+  url: string | undefined;
+  operator: string;
+}
+
+/** The endpoints for a batch, and the quorum of operators (see the file comment). */
+function endpointsFor(ctx: Ctx, ref: AnchorRef, target: EvmAnchorTarget | undefined): { endpoints: Endpoint[]; quorum: number } {
+  const officer = ctx.options.rpcUrls ?? [];
+  if (officer.length > 0) return { endpoints: officer.map((url) => ({ url, operator: url })), quorum: 1 };
+  if (target !== undefined && target.endpoints.length > 0) return { endpoints: target.endpoints.map((e) => ({ url: e.url, operator: e.operator })), quorum: target.quorum };
+  if (ctx.options.useBundleRpc === true && ref.rpc !== undefined) return { endpoints: [{ url: ref.rpc, operator: ref.rpc }], quorum: 1 };
+  return { endpoints: [{ url: undefined, operator: '(anchor reader)' }], quorum: 1 };
+}
+
+async function checkAnchor(ctx: Ctx): Promise<void> {
+  const { c, options, notes } = ctx;
+  const jobs: { batchId: number; batch: BundleBatch; ref: AnchorRef; endpoints: Endpoint[]; quorum: number; summary: AnchorSummary }[] = [];
+  for (const batchId of ctx.usedBatchIds) {
+    const batch = ctx.batchById.get(batchId)!;
     const summary: AnchorSummary = { batchId, size: batch.size, root: hex0x(batch.root), confirmedBy: [] };
-    anchors.push(summary);
+    ctx.anchors.push(summary);
     const ref = batch.anchor;
     if (ref === undefined) {
       notes.push({ id: 'not-anchored', sentence: NOTE.notAnchored(batchId) });
-      anchorUnchecked ??= PASS.anchorMissing(batchId);
+      c.anchor.open(PASS.anchorMissing(batchId));
       continue;
     }
     Object.assign(summary, { chainId: ref.chainId, contract: ref.contract, txHash: ref.txHash, blockNumber: ref.blockNumber, blockTime: ref.blockTime });
+    // The policy's target for this chain and contract (check 11 fails the batch when there is none).
+    const target = options.trust?.anchors.find((t) => t.chainId === ref.chainId && t.contract === ref.contract.toLowerCase());
+    ctx.targets.set(batchId, target);
     if (options.anchorReader === undefined) {
-      anchorUnchecked ??= PASS.anchorOffline();
+      c.anchor.open(PASS.anchorOffline());
       continue;
     }
-    const urls: (string | undefined)[] =
-      options.rpcUrls !== undefined && options.rpcUrls.length > 0 ? [...options.rpcUrls] : [ref.rpc];
-    const answers = await askAll(options.anchorReader, ref, batch, urls);
+    jobs.push({ batchId, batch, ref, ...endpointsFor(ctx, ref, target), summary });
+  }
+  if (options.anchorReader === undefined || jobs.length === 0) {
+    finishAnchorSentence(ctx);
+    return;
+  }
+  // All batches at once (up to `chainConcurrency` in flight), under one deadline for the lot.
+  const reader = options.anchorReader;
+  const deadline = new Promise<'deadline'>((resolve) => {
+    const t = setTimeout(() => resolve('deadline'), options.chainDeadlineMs ?? DEFAULT_CHAIN_DEADLINE_MS);
+    (t as { unref?: () => void }).unref?.();
+  });
+  const results: Answer[][] = new Array(jobs.length);
+  let nextJob = 0;
+  let done = 0;
+  const worker = async (): Promise<void> => {
+    while (nextJob < jobs.length) {
+      const i = nextJob++;
+      const job = jobs[i]!;
+      results[i] = await askAll(reader, job.ref, job.batch, job.endpoints, deadline);
+      options.onProgress?.({ done: ++done, total: jobs.length });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.chainConcurrency ?? 4, jobs.length)) }, worker));
+  // Judged in batch order, so the verdict does not depend on which answer came first.
+  jobs.forEach((job, i) => {
+    const answers = results[i]!;
     const answered = answers.filter((a) => a.kind !== 'unreachable');
     if (answered.length === 0) {
       // No endpoint named anywhere and the reader could not find one itself: that is "offline", not "unreachable".
-      anchorUnchecked ??= urls.length === 1 && urls[0] === undefined ? PASS.anchorOffline() : PASS.anchorUnreachable(answers[0]!.url);
-      continue;
+      c.anchor.open(job.endpoints.length === 1 && job.endpoints[0]!.url === undefined ? PASS.anchorOffline() : PASS.anchorUnreachable(answers[0]!.url));
+      return;
     }
     const first = answered[0]!;
     const other = answered.find((a) => a.fingerprint !== first.fingerprint);
     if (other !== undefined) {
-      anchorUnchecked ??= PASS.anchorDisagree(first.url, other.url);
-      continue;
+      c.anchor.open(PASS.anchorDisagree(first.url, other.url));
+      return;
     }
     for (const a of answers) if (a.kind === 'unreachable') notes.push({ id: 'rpc-unreachable', sentence: NOTE.rpcUnreachable(a.url) });
     if (first.kind === 'match') {
-      summary.confirmedBy = answered.map((a) => a.url);
-      summary.blockNumber = first.facts!.blockNumber;
-      summary.blockTime = first.facts!.blockTime;
-      confirmedTime.set(batchId, first.facts!.blockTime);
+      const operators = [...new Set(answered.map((a) => a.operator))];
+      if (operators.length < job.quorum) {
+        c.anchor.open(PASS.anchorQuorum(job.batchId, operators.length, job.quorum));
+        return;
+      }
+      job.summary.confirmedBy = answered.map((a) => a.url);
+      job.summary.blockNumber = first.facts!.blockNumber;
+      job.summary.blockTime = first.facts!.blockTime;
+      ctx.confirmed.set(job.batchId, { blockTime: first.facts!.blockTime, blockNumber: first.facts!.blockNumber, operators });
     } else if (first.kind === 'notfound') {
-      c.anchor.fail('ANCHOR_NOT_FOUND_ERROR', FAIL.anchorNotFound(batchId, ref.txHash, first.url), { batchId, expected: ref.txHash });
+      c.anchor.fail('ANCHOR_NOT_FOUND_ERROR', FAIL.anchorNotFound(job.batchId, job.ref.txHash, first.url), { batchId: job.batchId, expected: job.ref.txHash });
     } else {
-      c.anchor.fail('ANCHOR_MISMATCH_ERROR', FAIL.anchorChain(batchId, first.field ?? 'chainId', ref.chainId), {
-        batchId, ...(first.expected !== undefined ? { expected: first.expected } : {}), ...(first.actual !== undefined ? { actual: first.actual } : {}),
+      c.anchor.fail('ANCHOR_MISMATCH_ERROR', FAIL.anchorChain(job.batchId, first.field ?? 'chainId', job.ref.chainId), {
+        batchId: job.batchId, ...(first.expected !== undefined ? { expected: first.expected } : {}), ...(first.actual !== undefined ? { actual: first.actual } : {}),
       });
     }
-  }
-  if (anchorUnchecked !== undefined) {
-    c.anchor.status = 'unchecked';
-    c.anchor.sentence = anchorUnchecked;
-  } else {
-    const only = anchors.length === 1 ? anchors[0] : undefined;
-    c.anchor.sentence =
-      only !== undefined && only.txHash !== undefined
-        ? PASS.anchorOne(only.chainId!, only.txHash, only.blockNumber!, only.blockTime!)
-        : PASS.anchorMany(anchors.length, anchors[0]?.chainId ?? 0);
-  }
+  });
+  finishAnchorSentence(ctx);
+}
 
-  // ---- 8. Time bounds. ---------------------------------------------------------------------------------------
-  const bodies = unique.filter((i) => i.reading !== undefined);
+function finishAnchorSentence(ctx: Ctx): void {
+  const { c, anchors } = ctx;
+  if (c.anchor.status === 'unchecked') return;
+  const only = anchors.length === 1 ? anchors[0] : undefined;
+  c.anchor.sentence =
+    only !== undefined && only.txHash !== undefined
+      ? PASS.anchorOne(only.chainId!, only.txHash, only.blockNumber!, only.blockTime!)
+      : PASS.anchorMany(anchors.length, anchors[0]?.chainId ?? 0);
+}
+
+// ---- 8. Time bounds (§9 check 8, §8) ---------------------------------------------------------------------------
+
+function checkTime(ctx: Ctx): void {
+  const { c } = ctx;
+  const tolS = ctx.options.timeToleranceS ?? DEFAULT_TIME_TOLERANCE_S;
+  const bodies = ctx.unique.filter((i) => i.reading !== undefined);
   const unsynced = bodies.filter((i) => !i.reading!.clock.synced);
   const bounded = bodies.filter((i) => i.reading!.clock.synced);
   let unconfirmed = false;
   let latest = 0;
   for (const item of bounded) {
-    const blockTime = confirmedTime.get(item.entry.batchId);
+    const blockTime = ctx.confirmed.get(item.entry.batchId)?.blockTime;
     if (blockTime === undefined) {
       unconfirmed = true;
       continue;
@@ -630,70 +823,151 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
       });
     }
   }
-  if (unsynced.length > 0) {
-    notes.push({ id: 'clock-unsynced', sentence: NOTE.clockUnsynced(unsynced.length, unsynced[0]!.statement.seq) });
-  }
+  if (unsynced.length > 0) ctx.notes.push({ id: 'clock-unsynced', sentence: NOTE.clockUnsynced(unsynced.length, unsynced[0]!.statement.seq) });
   if (bounded.length === 0) {
     c.time.status = 'not-applicable';
-    c.time.sentence = PASS.timeNoBodies();
-  } else if (unconfirmed) {
-    c.time.status = 'unchecked';
-    c.time.sentence = PASS.timeUnconfirmed();
-  } else {
-    c.time.sentence = PASS.time(latest);
-  }
+    // Every sentence must be true of the bundle: bodies present but none from a synced clock is not "no bodies".
+    c.time.sentence = bodies.length === 0 ? PASS.timeNoBodies() : PASS.timeNoSynced(bodies.length);
+  } else if (unconfirmed) c.time.open(PASS.timeUnconfirmed());
+  else c.time.sentence = PASS.time(latest);
+}
 
-  // ---- 9. Alert. ---------------------------------------------------------------------------------------------
-  if (bundle.alert === undefined) {
-    c.alert.status = 'not-applicable';
-    c.alert.sentence = PASS.alertNone();
-  } else {
-    c.alert.status = 'unchecked';
-    c.alert.sentence = PASS.alertUnsupported();
-  }
+// ---- 9. Alert (§9 check 9) ------------------------------------------------------------------------------------
 
-  // ---- 10. Data flags (informational). -----------------------------------------------------------------------
+function checkAlert(ctx: Ctx): void {
+  if (ctx.bundle.alert === undefined) {
+    ctx.c.alert.status = 'not-applicable';
+    ctx.c.alert.sentence = PASS.alertNone();
+  } else ctx.c.alert.open(PASS.alertUnsupported());
+}
+
+// ---- 10. Data flags, informational (§9 check 10) --------------------------------------------------------------
+
+function checkFlags(ctx: Ctx): void {
+  const { c } = ctx;
+  const bodies = ctx.unique.filter((i) => i.reading !== undefined);
   if (bodies.length === 0) {
     c.flags.status = 'not-applicable';
     c.flags.sentence = PASS.flagsNoBodies();
-  } else {
-    const flagged = new Map<string, number[]>();
-    let measurements = 0;
-    for (const item of bodies) {
-      for (const m of item.reading!.meas) {
-        measurements++;
-        if (m.flag !== undefined && m.flag !== 'N') {
-          const seqs = flagged.get(m.flag) ?? [];
-          if (!seqs.includes(item.statement.seq)) seqs.push(item.statement.seq);
-          flagged.set(m.flag, seqs);
-        }
+    return;
+  }
+  const flagged = new Map<string, number[]>();
+  let measurements = 0;
+  let noFlag = 0;
+  for (const item of bodies) {
+    for (const m of item.reading!.meas) {
+      measurements++;
+      if (m.flag === undefined) noFlag++;
+      if (m.flag !== undefined && m.flag !== 'N') {
+        const seqs = flagged.get(m.flag) ?? [];
+        if (seqs[seqs.length - 1] !== item.statement.seq) seqs.push(item.statement.seq);
+        flagged.set(m.flag, seqs);
       }
     }
-    if (flagged.size === 0) c.flags.sentence = PASS.flagsAllN(measurements);
-    else {
-      const list = [...flagged.entries()]
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([flag, seqs]) => `${flag} × ${seqs.length} (seq ${seqs.slice(0, 5).join(', ')}${seqs.length > 5 ? ', …' : ''})`)
-        .join('; ');
-      c.flags.sentence = PASS.flagsListed(list);
-      notes.push({ id: 'data-flags', sentence: NOTE.dataFlags(list) });
+  }
+  // "All N" only when every measurement carries the flag N; a measurement without a flag is said to have none.
+  if (flagged.size === 0) c.flags.sentence = noFlag === 0 ? PASS.flagsAllN(measurements) : PASS.flagsNoneOtherThanN(measurements, noFlag);
+  else {
+    const list = [...flagged.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, 20)
+      .map(([flag, seqs]) => `${flag} × ${seqs.length} (seq ${seqs.slice(0, 5).join(', ')}${seqs.length > 5 ? ', …' : ''})`)
+      .join('; ');
+    c.flags.sentence = PASS.flagsListed(list);
+    ctx.notes.push({ id: 'data-flags', sentence: NOTE.dataFlags(list) });
+  }
+}
+
+// ---- 11. Trust policy (§9 check 11, §14) ----------------------------------------------------------------------
+
+/**
+ * With a policy: the ingest key (with its issuer) and every anchor target must be listed; each batch's confirmed
+ * block time must lie in the key's window (and before a compromise); an expired policy leaves the check open.
+ * Without one: open, naming in full what was taken on the bundle's word.
+ */
+function checkTrust(ctx: Ctx): void {
+  const { c, bundle } = ctx;
+  const trust = ctx.options.trust;
+  const anchored = ctx.usedBatchIds.map((id) => ctx.batchById.get(id)!).filter((b) => b.anchor !== undefined);
+  const targets = [...new Map(anchored.map((b) => [`${b.anchor!.chainId}|${b.anchor!.contract}`, b.anchor!])).values()];
+  if (trust === undefined) {
+    c.trust.open(PASS.trustMissing(toHex(ctx.ingest.kid), bundle.ingest.issuer, targets.map((t) => ({ chainId: t.chainId, contract: t.contract }))), 'TRUST_POLICY_MISSING');
+    return;
+  }
+  for (const s of trust.skipped) ctx.notes.push({ id: 'policy-entry-skipped', sentence: NOTE.policyEntrySkipped(s.path, s.reason) });
+  const entry = ctx.ingest.entry;
+  if (entry === undefined) {
+    c.trust.fail('UNTRUSTED_INGEST_KEY_ERROR', FAIL.untrustedIngestKey(toHex(ctx.ingest.kid)), { expected: 'a key of $.ingestKeys', actual: toHex(ctx.ingest.kid) });
+  } else if (entry.issuer !== bundle.ingest.issuer) {
+    c.trust.fail('UNTRUSTED_INGEST_KEY_ERROR', FAIL.untrustedIssuer(bundle.ingest.issuer, entry.issuer), { path: '$.ingest.issuer', expected: entry.issuer, actual: bundle.ingest.issuer });
+  }
+  let windowOpen = false;
+  for (const batch of anchored) {
+    const ref = batch.anchor!;
+    const target = ctx.targets.get(batch.batchId);
+    const confirmed = ctx.confirmed.get(batch.batchId);
+    if (target === undefined) {
+      c.trust.fail('UNTRUSTED_ANCHOR_ERROR', FAIL.untrustedAnchor(batch.batchId, ref.chainId, ref.contract), {
+        batchId: batch.batchId, expected: 'a target of $.anchors', actual: `evm ${ref.chainId} ${ref.contract}`,
+      });
+      continue;
+    }
+    if (confirmed === undefined) {
+      windowOpen = true;
+      continue;
+    }
+    if (confirmed.blockNumber < target.startBlock || (target.endBlock !== undefined && confirmed.blockNumber > target.endBlock)) {
+      c.trust.fail('UNTRUSTED_ANCHOR_ERROR', FAIL.anchorOutsideBlocks(batch.batchId, confirmed.blockNumber, target.startBlock, target.endBlock), {
+        batchId: batch.batchId, expected: `${target.startBlock}..${target.endBlock ?? ''}`, actual: String(confirmed.blockNumber),
+      });
+    }
+    if (entry !== undefined) {
+      const at = keyValidAt(entry, confirmed.blockTime * 1000);
+      if (at !== 'valid') {
+        c.trust.fail('INGEST_KEY_WINDOW_ERROR', FAIL.ingestKeyWindow(batch.batchId, confirmed.blockTime, at, entry), {
+          batchId: batch.batchId,
+          expected: at === 'compromised' ? `before ${new Date(entry.compromisedAt!).toISOString()}` : `${new Date(entry.validFrom).toISOString()}..${entry.validUntil === undefined ? '' : new Date(entry.validUntil).toISOString()}`,
+          actual: new Date(confirmed.blockTime * 1000).toISOString(),
+        });
+      }
     }
   }
-
-  const summary: Summary = {
-    readings: bundle.entries.length,
-    bodies: bundle.entries.filter((e) => e.reading !== undefined).length,
-    firstSeq,
-    lastSeq,
-    batches: bundle.batches.length,
-    devices: [bundle.device.deviceId, ...otherDevices],
-    keyIds,
-    keys,
-    ingestKeyId: toBase64Url(bundle.ingest.kid),
-    anchors,
-  };
-  return assemble(ORDER.map((id) => c[id].build()), notes, summary);
+  const now = ctx.options.now ?? Date.now();
+  const policyText = { sha256: trust.sha256, version: trust.version, issuedAt: trust.issuedAt, authority: trust.authority.name, fingerprint: trust.authorityFingerprint };
+  if (now >= trust.expiresAt) c.trust.open(PASS.trustExpired(policyText, trust.expiresAt), 'TRUST_POLICY_EXPIRED');
+  else if (windowOpen || ctx.usedBatchIds.length > anchored.length) c.trust.open(PASS.trustWindowUnchecked(policyText), 'KEY_WINDOW_UNCHECKED');
+  else {
+    const operators = [...new Set([...ctx.confirmed.values()].flatMap((x) => x.operators))];
+    c.trust.sentence = PASS.trust(policyText, entry === undefined ? '' : `${entry.path} (${entry.state})`, targets.map((t) => `${t.chainId} ${t.contract}`), operators);
+  }
 }
+
+function trustSummary(ctx: Ctx): TrustSummary {
+  const trust = ctx.options.trust;
+  const anchored = ctx.usedBatchIds.map((id) => ctx.batchById.get(id)!.anchor).filter((a): a is AnchorRef => a !== undefined);
+  const takenOnTrust = {
+    ingestKeyFingerprint: toHex(ctx.ingest.kid),
+    issuer: ctx.bundle.ingest.issuer,
+    chainIds: [...new Set(anchored.map((a) => a.chainId))],
+    contracts: [...new Set(anchored.map((a) => a.contract))],
+  };
+  if (trust === undefined) return { policy: null, fromBundle: takenOnTrust };
+  return {
+    policy: {
+      sha256: trust.sha256,
+      version: trust.version,
+      issuedAt: new Date(trust.issuedAt).toISOString(),
+      expiresAt: new Date(trust.expiresAt).toISOString(),
+      authority: trust.authority.name,
+      authorityFingerprint: trust.authorityFingerprint,
+      ...(ctx.ingest.entry !== undefined ? { ingestKey: `${ctx.ingest.entry.path} (${ctx.ingest.entry.state})` } : {}),
+      anchorTargets: [...new Set([...ctx.targets.values()].filter((t): t is EvmAnchorTarget => t !== undefined).map((t) => t.path))],
+    },
+    fromBundle: takenOnTrust,
+  };
+}
+
+// ---- helpers --------------------------------------------------------------------------------------------------
 
 /** Runs of consecutive seqs, `[first, last]`, of an unsorted list. */
 function runsOf(seqs: number[]): [number, number][] {
@@ -720,8 +994,24 @@ function headerMismatch(st: ParsedStatement, reading: Reading): HeaderField | un
   return undefined;
 }
 
+/** Notes of one kind beyond NOTES_PER_KIND fold into one "and N more" note, in the order they came. */
+function foldNotes(notes: Note[]): Note[] {
+  const seen = new Map<Note['id'], number>();
+  const out: Note[] = [];
+  for (const n of notes) seen.set(n.id, (seen.get(n.id) ?? 0) + 1);
+  const shown = new Map<Note['id'], number>();
+  for (const n of notes) {
+    const k = (shown.get(n.id) ?? 0) + 1;
+    shown.set(n.id, k);
+    if (k <= NOTES_PER_KIND) out.push(n);
+    else if (k === NOTES_PER_KIND + 1) out.push({ id: n.id, sentence: NOTE.more(seen.get(n.id)! - NOTES_PER_KIND) });
+  }
+  return out;
+}
+
 interface Answer {
   url: string;
+  operator: string;
   kind: 'match' | 'mismatch' | 'notfound' | 'unreachable';
   facts?: AnchorFacts;
   field?: AnchorField;
@@ -731,34 +1021,36 @@ interface Answer {
   fingerprint: string;
 }
 
-async function askAll(reader: AnchorReader, ref: AnchorRef, batch: BundleBatch, urls: (string | undefined)[]): Promise<Answer[]> {
-  const answers: Answer[] = [];
-  for (const rpcUrl of urls) {
-    const url = rpcUrl ?? '(anchor reader)';
-    try {
-      const facts = await reader(ref, batch.batchId, rpcUrl);
-      const fingerprint = JSON.stringify([facts.chainId, facts.contract.toLowerCase(), facts.batchId, facts.root.toLowerCase(), facts.size, facts.blockNumber, facts.blockTime]);
-      const diff = compareFacts(facts, ref, batch);
-      answers.push(diff === undefined ? { url, kind: 'match', facts, fingerprint } : { url, kind: 'mismatch', facts, ...diff, fingerprint });
-    } catch (err) {
-      const code = codeOf(err);
-      if (code === 'ANCHOR_NOT_FOUND') answers.push({ url, kind: 'notfound', fingerprint: 'notfound' });
-      else if (code === 'ANCHOR_MISMATCH_ERROR') {
-        // The reader's own mismatches: another chain (where.expected/actual are chain ids) or block data that does not fit.
-        const where = (err as SteleError).where ?? {};
-        const isChain = typeof where.expected === 'number' && typeof where.actual === 'number';
-        answers.push({
-          url,
-          kind: 'mismatch',
-          field: isChain ? 'chainId' : 'block',
-          ...(isChain ? { expected: String(where.expected), actual: String(where.actual) } : {}),
-          fingerprint: `mismatch:${(err as Error).message}`,
-        });
+async function askAll(reader: AnchorReader, ref: AnchorRef, batch: BundleBatch, endpoints: Endpoint[], deadline: Promise<'deadline'>): Promise<Answer[]> {
+  return Promise.all(
+    endpoints.map(async ({ url: rpcUrl, operator }): Promise<Answer> => {
+      const url = rpcUrl ?? '(anchor reader)';
+      try {
+        const facts = await Promise.race([reader(ref, batch.batchId, rpcUrl), deadline]);
+        if (facts === 'deadline') return { url, operator, kind: 'unreachable', fingerprint: 'unreachable' };
+        const fingerprint = JSON.stringify([facts.chainId, facts.contract.toLowerCase(), facts.batchId, facts.root.toLowerCase(), facts.size, facts.blockNumber, facts.blockTime]);
+        const diff = compareFacts(facts, ref, batch);
+        return diff === undefined ? { url, operator, kind: 'match', facts, fingerprint } : { url, operator, kind: 'mismatch', facts, ...diff, fingerprint };
+      } catch (err) {
+        const code = codeOf(err);
+        if (code === 'ANCHOR_NOT_FOUND') return { url, operator, kind: 'notfound', fingerprint: 'notfound' };
+        if (code === 'ANCHOR_MISMATCH_ERROR') {
+          // The reader's own mismatches: another chain (where.expected/actual are chain ids) or block data that does not fit.
+          const where = (err as SteleError).where ?? {};
+          const isChain = typeof where.expected === 'number' && typeof where.actual === 'number';
+          return {
+            url,
+            operator,
+            kind: 'mismatch',
+            field: isChain ? 'chainId' : 'block',
+            ...(isChain ? { expected: String(where.expected), actual: String(where.actual) } : {}),
+            fingerprint: `mismatch:${(err as Error).message}`,
+          };
+        }
+        return { url, operator, kind: 'unreachable', fingerprint: 'unreachable' };
       }
-      else answers.push({ url, kind: 'unreachable', fingerprint: 'unreachable' });
-    }
-  }
-  return answers;
+    }),
+  );
 }
 
 function compareFacts(facts: AnchorFacts, ref: AnchorRef, batch: BundleBatch): { field: AnchorField; expected: string; actual: string } | undefined {
@@ -770,7 +1062,7 @@ function compareFacts(facts: AnchorFacts, ref: AnchorRef, batch: BundleBatch): {
   return undefined;
 }
 
-/** State and headline from the checks (VERIFIER.md §4.3). */
+/** State and headline from the checks (FORMAT.md §9 "Check status and verdict"). */
 function assemble(checks: Check[], notes: Note[], summary: Summary): Verdict {
   const firstFailure = checks.find((k) => k.status === 'fail')?.failures[0];
   if (firstFailure !== undefined) {
@@ -780,26 +1072,32 @@ function assemble(checks: Check[], notes: Note[], summary: Summary): Verdict {
   // pass means every check passes).
   const open = checks.filter((k) => k.status === 'unchecked');
   if (open.length > 0) {
-    const headline = open.some((k) => k.id === 'anchor') ? HEADLINE.partialAnchor() : HEADLINE.partialOther(open.map((k) => k.title));
+    const trust = open.find((k) => k.id === 'trust');
+    const headline =
+      trust?.code === 'TRUST_POLICY_MISSING'
+        ? HEADLINE.partialNoPolicy(trust.sentence)
+        : open.some((k) => k.id === 'anchor')
+          ? HEADLINE.partialAnchor()
+          : trust?.code === 'TRUST_POLICY_EXPIRED'
+            ? HEADLINE.partialExpired(trust.sentence)
+            : HEADLINE.partialOther(open.map((k) => k.title));
     return { state: 'partial', headline, checks, notes, summary };
   }
   return { state: 'verified', headline: HEADLINE.verified(), checks, notes, summary };
 }
 
 /**
- * The verdict for a bundle that could not be parsed: check 1 fails with the format error and its JSON path;
- * every other check is unchecked.
+ * The verdict for a bundle that could not be parsed: check 1 fails with the format error (or the limit error) and
+ * its JSON path; every other check is unchecked.
  */
 export function formatErrorVerdict(err: unknown): Verdict {
   const path = err instanceof SteleError && typeof err.where?.path === 'string' ? err.where.path : '$';
   const detail = err instanceof Error ? err.message : String(err);
+  const code: VerifyCode = codeOf(err) === 'BUNDLE_LIMIT_ERROR' ? 'BUNDLE_LIMIT_ERROR' : 'BUNDLE_FORMAT_ERROR';
   const checks = ORDER.map((id) => {
     const b = new CheckBuilder(id);
-    if (id === 'format') b.fail('BUNDLE_FORMAT_ERROR', FAIL.bundleFormat(path, detail), { path });
-    else {
-      b.status = 'unchecked';
-      b.sentence = PASS.notReached();
-    }
+    if (id === 'format') b.fail(code, code === 'BUNDLE_LIMIT_ERROR' ? FAIL.bundleLimit(path, detail) : FAIL.bundleFormat(path, detail), { path });
+    else b.open(PASS.notReached());
     return b.build();
   });
   const summary: Summary = { readings: 0, bodies: 0, firstSeq: 0, lastSeq: 0, batches: 0, devices: [], keyIds: [], ingestKeyId: '', anchors: [] };
@@ -807,15 +1105,17 @@ export function formatErrorVerdict(err: unknown): Verdict {
 }
 
 /**
- * Parses and verifies bundle file bytes: what the CLI and the web page call. A file that is not a bundle gives
- * a `failed` verdict with BUNDLE_FORMAT_ERROR (never a throw). `options.rpcUrls` default: each batch's `anchor.rpc`.
+ * Parses and verifies bundle file bytes: what the CLI and the web page call. A file that is not a bundle, or is
+ * beyond the limits of FORMAT.md §7, gives a `failed` verdict with BUNDLE_FORMAT_ERROR or BUNDLE_LIMIT_ERROR
+ * (never a throw).
  */
 export async function verifyBundleBytes(bytes: Uint8Array, options: VerifyOptions = {}): Promise<{ verdict: Verdict; bundle?: EvidenceBundle }> {
   let bundle: EvidenceBundle;
   try {
     bundle = parseBundleBytes(bytes);
   } catch (err) {
-    if (codeOf(err) === 'BUNDLE_FORMAT_ERROR') {
+    const code = codeOf(err);
+    if (code === 'BUNDLE_FORMAT_ERROR' || code === 'BUNDLE_LIMIT_ERROR') {
       const verdict = formatErrorVerdict(err);
       verdict.summary.bundleSha256 = bundleDigest(bytes);
       return { verdict };

@@ -68,6 +68,19 @@ describe('parseConfig', () => {
     const file = fileURLToPath(new URL('../../systemd/gateway.example.yaml', import.meta.url));
     const c = parseConfig(await readFile(file, 'utf8'), file);
     expect(c.key.backend).toBe('pkcs11');
+    expect(c.ingest?.publicKey).toHaveLength(65);
+  });
+
+  it('reads the pinned ingest key, and refuses one that is not a P-256 point', () => {
+    const key = 'BObum0gTtzsvcSFTQA2LgijO4h2UgKdFKM8u4oWircjbYeD0fYe8JneuFS68LwlZubYmvTxlUzKKEZMzTm0bKJo';
+    expect(parseConfig(GOOD, '/etc/stele/gateway.yaml').ingest).toBeUndefined();
+    expect(parseConfig(`${GOOD}ingest:\n  publicKey: ${key}\n`, '/etc/stele/gateway.yaml').ingest?.publicKey?.[0]).toBe(4);
+    const err = invalid(`${GOOD}ingest:\n  publicKey: ${key.slice(0, -1)}A\n`);
+    expect(err.message).toMatch(/ingest\.publicKey/);
+    invalid(`${GOOD}ingest:\n  publicKey: abc\n`);
+    // ingest's HTTP API beside it (head check, doctor's enrolment check); a trailing slash is dropped
+    expect(parseConfig(`${GOOD}ingest:\n  publicKey: ${key}\n  url: https://ingest.example.org:8080/\n`, '/etc/stele/gateway.yaml').ingest?.url).toBe('https://ingest.example.org:8080');
+    expect(invalid(`${GOOD}ingest:\n  url: ftp://x\n`).message).toMatch(/ingest\.url/);
   });
 
   describe('when one line is broken', () => {

@@ -6,6 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, type YAMLMap, type YAMLSeq } from 'yaml';
+import { fromBase64Url } from '@stele/core/bytes.ts';
+import { assertP256PublicKey } from '@stele/core/keys.ts';
 import { HJ212_CRC_VARIANTS } from '@stele/hardware/hj212/crc.ts';
 import { REGISTER_PROFILES } from '@stele/hardware/modbus/profile.ts';
 import { ConfigError, formatIssue, type ConfigIssue } from './errors.ts';
@@ -86,6 +88,13 @@ export interface GatewayConfig {
   gateway: { id: string; dataDir: string; logLevel: LogLevelName };
   key: KeyConfig;
   broker: BrokerConfig;
+  /**
+   * `publicKey`: the ingest key pinned at provisioning: only confirmations it signed move the acked mark (FORMAT.md
+   * §11.1). Absent: nothing is acknowledged (and doctor says so).
+   * `url`: ingest's HTTP API (optional): on each broker connection the agent compares its chain head with ingest's
+   * before publishing, and `doctor` asks whether this device is enrolled with this key. Absent: neither is checked.
+   */
+  ingest: { publicKey?: Uint8Array; url?: string } | undefined;
   instruments: InstrumentConfig[];
   relays: RelayConfig[];
   /** How long acknowledged readings stay on the gateway (evidence hand-over), in agent uptime. Default 30 days; and at least the newest `keepReadings` (default 0). */
@@ -279,6 +288,24 @@ function rootRule(drivers: readonly string[]): Rule<Record<string, unknown>> {
       },
       key: { rule: keyRule(), required: true },
       broker: { rule: brokerRule(), required: true },
+      ingest: {
+        rule: object({
+          publicKey: {
+            rule: (at, ctx) => {
+              const v = string({ pattern: /^[A-Za-z0-9_-]{87}$/, expected: "the ingest public key: 87 base64url characters (SEC1 uncompressed P-256, as `stele ingest key` prints it)" })(at, ctx);
+              if (v === INVALID) return v;
+              try {
+                const key = fromBase64Url(v);
+                assertP256PublicKey(key);
+                return key;
+              } catch {
+                return report(ctx, at, 'expected a P-256 public key (SEC1 uncompressed, 65 bytes, base64url); this one is not on the curve or not canonical');
+              }
+            },
+          },
+          url: { rule: string({ pattern: /^https?:\/\/[^\s/]+(\/[^\s]*)?$/, expected: "ingest's HTTP API, e.g. https://ingest.example.org:8080", maxLength: 2048 }) },
+        }),
+      },
       instruments: {
         rule: instrumentsRule(drivers),
         default: [],
@@ -457,6 +484,7 @@ function toConfig(v: Record<string, unknown>, file: string): GatewayConfig {
         ? { backend: 'software', path: abs(key.path) }
         : { ...key, module: key.module, pin: 'file' in key.pin ? { file: abs(key.pin.file) } : key.pin },
     broker,
+    ingest: v.ingest === undefined ? undefined : ingestOf(v.ingest as { publicKey?: Uint8Array; url?: string }),
     instruments: v.instruments as InstrumentConfig[],
     relays: v.relays as RelayConfig[],
     retention: { keepAckedMs: (v.retention as { keepAcked: number }).keepAcked, keepReadings: (v.retention as { keepReadings: number }).keepReadings },
@@ -469,4 +497,8 @@ function toConfig(v: Record<string, unknown>, file: string): GatewayConfig {
     health: { port: health.port as number, host: health.host as string, publishEveryMs: health.publishEvery as number },
     clock: { checkEveryMs: clock.checkEvery as number, jumpThresholdMs: clock.jumpThreshold as number },
   };
+}
+
+function ingestOf(i: { publicKey?: Uint8Array; url?: string }): NonNullable<GatewayConfig['ingest']> {
+  return { ...(i.publicKey === undefined ? {} : { publicKey: i.publicKey }), ...(i.url === undefined ? {} : { url: i.url.replace(/\/+$/, '') }) };
 }

@@ -18,7 +18,10 @@ import { Outbox } from '../outbox.ts';
 import { ClockMonitor, type ClockProbe } from '../ops/clock.ts';
 import { DiskMonitor, type StatfsFn } from '../ops/disk.ts';
 import { fmtBytes, type GatewayStatus } from '../ops/status.ts';
-import { describePortProblem, InstrumentRunner, portErrorCode } from '../run/instrument.ts';
+import { describePortProblem, expectedSensors, InstrumentRunner, portErrorCode } from '../run/instrument.ts';
+import { isUnhealthy } from '../ops/http.ts';
+import { outboxFix } from '../run/gateway.ts';
+import type { InstrumentStatus } from '../ops/status.ts';
 import { mqttOptionsFor } from '../run/mqtt-options.ts';
 import { keyFix, openSigner, type OpenSignerOptions } from '../run/signer.ts';
 import { checkBroker } from './broker.ts';
@@ -26,7 +29,7 @@ import { checkBroker } from './broker.ts';
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
 export interface DoctorCheck {
-  /** `config`, `port:<instrument>`, `frames:<instrument>`, `key`, `clock`, `broker`, `disk`, `outbox`, `agent`. */
+  /** `config`, `port:<instrument>`, `frames:<instrument>`, `key`, `enrolment`, `clock`, `broker`, `disk`, `outbox`, `agent`, `health`. */
   name: string;
   status: CheckStatus;
   message: string;
@@ -55,6 +58,8 @@ export interface DoctorOptions {
   bindingFor?: (instrument: InstrumentConfig) => typeof SerialPortMock.binding | undefined;
   /** Asks the running agent; default GET http://<health.host>:<health.port>/status. */
   fetchStatus?: (config: GatewayConfig) => Promise<GatewayStatus | undefined>;
+  /** HTTP client for ingest's API (test seam). Default global fetch. */
+  fetch?: typeof fetch;
 }
 
 export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
@@ -92,11 +97,25 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
     else if (port.status !== 'fail' && (o.listenMs ?? 0) > 0) add(await listenFrames(ins, o.listenMs!, o.bindingFor?.(ins)));
   }
 
-  add(await checkKey(config, o));
+  const key = await checkKey(config, o);
+  const { kid, ...keyCheck } = key;
+  add(keyCheck);
+  add(await checkEnrolment(config, kid, o));
   add(await checkClock(o.clockProbe));
   add(await checkBrokerOf(config, o));
   add(await checkDisk(config, o.statfs));
-  add(running === undefined ? await checkOutbox(config) : { name: 'outbox', status: 'ok', message: `head seq ${running.outbox.head}, acked up to ${running.outbox.acked} (from the running agent)` });
+  if (running === undefined) add(await checkOutbox(config));
+  else if (running.refusal !== undefined) add({ name: 'outbox', status: 'fail', code: running.refusal.code, message: `the running agent refused its outbox: ${running.refusal.message}`, fix: running.refusal.fix });
+  else add({ name: 'outbox', status: 'ok', message: `head seq ${running.outbox.head}, acked up to ${running.outbox.acked} (from the running agent)` });
+  if (running !== undefined && running.refusal === undefined) {
+    // what the agent's /healthz says stops evidence: failed takes, rejects, a stalled publisher
+    const failing = isUnhealthy(running).filter((f) => !f.startsWith('disk full'));
+    add(
+      failing.length === 0
+        ? { name: 'health', status: 'ok', message: 'the running agent reports nothing that stops evidence (/healthz 200)' }
+        : { name: 'health', status: 'fail', code: 'AGENT_UNHEALTHY', message: `the running agent is unhealthy (/healthz 503):\n${failing.map((f) => `    - ${f}`).join('\n')}`, fix: 'act on each line above; `stele gateway status` shows them live' },
+    );
+  }
 
   return { ok: checks.every((c) => c.status !== 'fail'), config: config.file, checks };
 }
@@ -193,6 +212,8 @@ function framesFromAgent(ins: InstrumentConfig, s: GatewayStatus, listenMs: numb
       fix: 'check baud, parity and stop bits against the instrument, and the wiring (TX/RX crossed for RS-232, A/B for RS-485)',
     };
   }
+  const silent = silentSensors(ins, i);
+  if (silent !== undefined) return { name, status: 'fail', code: 'INSTRUMENT_PROBE_SILENT', message: `instrument ${ins.id}: ${silent} (the others did)`, fix: PROBE_FIX };
   const ageS = Math.round((s.now - i.lastReadingAt) / 1000);
   const limitS = listenMs !== undefined && listenMs > 0 ? listenMs / 1000 : 600;
   return {
@@ -224,6 +245,8 @@ async function listenFrames(ins: InstrumentConfig, ms: number, binding: typeof S
   if (s.opens === 0 && s.lastError !== undefined) {
     return { name, status: 'fail', code: s.lastError.code, message: s.lastError.message, fix: describePortProblem(s.lastError.code as never, ins.id, ins.port).fix };
   }
+  const silent = silentSensors(ins, s);
+  if (readings > 0 && silent !== undefined) return { name, status: 'fail', code: 'INSTRUMENT_PROBE_SILENT', message: `instrument ${ins.id}: ${silent} in ${ms / 1000} s (the others did)`, fix: PROBE_FIX };
   if (readings > 0) return { name, status: 'ok', message: `instrument ${ins.id}: ${readings} reading(s) in ${ms / 1000} s${rejected === '' ? '' : `; rejected: ${rejected}`}` };
   return {
     name,
@@ -237,7 +260,16 @@ async function listenFrames(ins: InstrumentConfig, ms: number, binding: typeof S
   };
 }
 
-async function checkKey(config: GatewayConfig, o: DoctorOptions): Promise<DoctorCheck> {
+const PROBE_FIX = "check that probe's slave address and its wiring on the RS-485 bus (A/B, termination), and listen longer with --listen when it polls slowly";
+
+/** Which configured probes of an instrument never delivered a reading (undefined: all did, or none expected). */
+function silentSensors(ins: InstrumentConfig, s: Pick<InstrumentStatus, 'sensors'>): string | undefined {
+  const silent = expectedSensors(ins).filter((e) => (s.sensors?.[e.sensor]?.readings ?? 0) === 0);
+  if (silent.length === 0) return undefined;
+  return `${silent.map((e) => e.what).join(', ')} never answered`;
+}
+
+async function checkKey(config: GatewayConfig, o: DoctorOptions): Promise<DoctorCheck & { kid?: string }> {
   const what = config.key.backend === 'software' ? `software key ${config.key.path}` : `${config.key.kind} key on token ${JSON.stringify(config.key.token)} (${config.key.module})`;
   let warning: string | undefined;
   try {
@@ -249,8 +281,8 @@ async function checkKey(config: GatewayConfig, o: DoctorOptions): Promise<Doctor
         return { name: 'key', status: 'fail', code: 'KEY_SIGNATURE_INVALID', message: `${what}: the test signature does not verify`, fix: 'the token is misbehaving: re-provision the key' };
       }
       const kid = Buffer.from(signer.keyId).toString('base64url');
-      if (warning !== undefined) return { name: 'key', status: 'warn', code: 'KEY_FILE_MODE', message: `${what}: signs (kid ${kid}), but ${warning}`, fix: `chmod 600 the key file` };
-      return { name: 'key', status: config.key.backend === 'software' ? 'warn' : 'ok', message: `${what}: loads and signs (kid ${kid})`, ...(config.key.backend === 'software' ? { fix: 'a software key is for bench setups: verifiers flag it; provision a TPM or secure-element key for the field' } : {}) };
+      if (warning !== undefined) return { kid, name: 'key', status: 'warn', code: 'KEY_FILE_MODE', message: `${what}: signs (kid ${kid}), but ${warning}`, fix: `chmod 600 the key file` };
+      return { kid, name: 'key', status: config.key.backend === 'software' ? 'warn' : 'ok', message: `${what}: loads and signs (kid ${kid})`, ...(config.key.backend === 'software' ? { fix: 'a software key is for bench setups: verifiers flag it; provision a TPM or secure-element key for the field' } : {}) };
     } finally {
       await signer.close?.();
     }
@@ -258,6 +290,40 @@ async function checkKey(config: GatewayConfig, o: DoctorOptions): Promise<Doctor
     const code = (err as { code?: string }).code;
     return { name: 'key', status: 'fail', ...(code === undefined ? {} : { code }), message: `${what}: ${(err as Error).message}`, fix: keyFix(code) };
   }
+}
+
+/**
+ * Asks ingest (config `ingest.url`, `GET /devices/<id>/keys`) whether this device is enrolled with this key and the
+ * key may sign now: an unenrolled gateway has every reading rejected (UNKNOWN_KEY_ERROR).
+ */
+async function checkEnrolment(config: GatewayConfig, kid: string | undefined, o: DoctorOptions): Promise<DoctorCheck> {
+  const name = 'enrolment';
+  const id = config.gateway.id;
+  if (config.ingest === undefined) {
+    return { name, status: 'warn', code: 'INGEST_URL_UNSET', message: 'cannot ask ingest whether this device is enrolled: no ingest.url in the config', fix: "set ingest.url to ingest's HTTP API (docs/gateway-install.md)" };
+  }
+  if (kid === undefined) return { name, status: 'skip', message: 'the key did not load (see the key check)' };
+  const url = `${config.ingest.url}/devices/${encodeURIComponent(id)}/keys`;
+  let res: Response;
+  let body: { keys?: { kid?: unknown; until?: unknown; revokedAfter?: unknown }[] };
+  try {
+    res = await (o.fetch ?? fetch)(url, { signal: AbortSignal.timeout(o.brokerTimeoutMs ?? 5000) });
+    const text = await res.text();
+    if (text.length > 1_000_000) throw new Error('answer too large');
+    body = res.status === 404 ? {} : (JSON.parse(text) as typeof body);
+  } catch (err) {
+    return { name, status: 'warn', code: 'INGEST_UNREACHABLE', message: `cannot ask ingest at ${config.ingest.url}: ${(err as Error).message}`, fix: 'check ingest.url and that ingest runs (`curl URL/health`)' };
+  }
+  const enrolFix = `enrol this gateway at ingest: \`stele ingest enrol ${id}.enrol.cose\` (the file \`stele gateway provision\` wrote; docs/installer.md)`;
+  if (res.status === 404) return { name, status: 'fail', code: 'DEVICE_NOT_ENROLLED', message: `ingest does not know device ${id}: every reading would be rejected (UNKNOWN_KEY_ERROR)`, fix: enrolFix };
+  if (!res.ok || !Array.isArray(body.keys)) return { name, status: 'warn', code: 'INGEST_UNREACHABLE', message: `ingest answered HTTP ${res.status} for ${url}`, fix: 'check ingest.url' };
+  const span = body.keys.find((k) => k.kid === kid);
+  if (span === undefined) {
+    return { name, status: 'fail', code: 'KEY_NOT_ENROLLED', message: `device ${id} is enrolled at ingest with another key (${body.keys.map((k) => String(k.kid)).join(', ')}), not with this one (kid ${kid}): every reading would be rejected (UNKNOWN_KEY_ERROR)`, fix: `${enrolFix}; or point key: at the key that was enrolled` };
+  }
+  if (span.revokedAfter !== undefined) return { name, status: 'fail', code: 'KEY_REVOKED', message: `this key (kid ${kid}) was revoked at ingest after seq ${String(span.revokedAfter)}`, fix: 'a revoked key never signs again: provision a new key and enrol it (docs/keys.md)' };
+  if (span.until !== undefined) return { name, status: 'fail', code: 'KEY_ROTATED_OUT', message: `this key (kid ${kid}) was rotated out at seq ${String(span.until)}`, fix: 'point key: at the current key of this device (docs/keys.md, rotation)' };
+  return { name, status: 'ok', message: `ingest has device ${id} enrolled with this key (kid ${kid})` };
 }
 
 async function checkClock(probe: ClockProbe | undefined): Promise<DoctorCheck> {
@@ -322,7 +388,7 @@ async function checkOutbox(config: GatewayConfig): Promise<DoctorCheck> {
     return { name: 'outbox', status: 'ok', message: `${dir} does not exist yet (created at the first run)` };
   }
   try {
-    const outbox = await Outbox.open(dir);
+    const outbox = await Outbox.open(dir, { create: false });
     try {
       return { name: 'outbox', status: 'ok', message: `head seq ${outbox.head().seq}, acked up to ${outbox.ackedUpTo()}, ${outbox.pendingCount()} waiting` };
     } finally {
@@ -336,7 +402,7 @@ async function checkOutbox(config: GatewayConfig): Promise<DoctorCheck> {
       status: 'fail',
       ...(code === undefined ? {} : { code }),
       message: `${dir}: ${(err as Error).message}`,
-      fix: code === 'OUTBOX_CORRUPT' ? 'keep a copy of the folder for the evidence; do not delete it; report it with `stele gateway doctor --json`' : 'check the folder permissions (`sudo chown -R stele: DATA_DIR`)',
+      fix: code !== undefined && ['OUTBOX_MISSING', 'OUTBOX_ROLLED_BACK', 'OUTBOX_CORRUPT', 'OUTBOX_GAP'].includes(code) ? outboxFix(code) : 'check the folder permissions (`sudo chown -R stele: DATA_DIR`)',
     };
   }
 }

@@ -10,7 +10,7 @@ import { encodeFrame, encodeRequestAnswer } from '@stele/hardware';
 import { GatewayAgent } from '../agent.ts';
 import { Outbox } from '../outbox.ts';
 import { Publisher } from '../publisher.ts';
-import { startBroker, startFakeIngest, waitFor } from '../test-helpers.ts';
+import { startBroker, startFakeIngest, TEST_INGEST, waitFor } from '../test-helpers.ts';
 import { Hj212Relay, type Hj212RelayOptions } from './hj212-relay.ts';
 import { findReadingsByFrame } from './lookup.ts';
 import { connectLogger, startPlatform, upload, type Platform } from './test-platform.ts';
@@ -56,7 +56,7 @@ describe('Hj212Relay', () => {
     cleanups.push(() => fake.stop());
     const outbox = await Outbox.open(join(dir, 'outbox'));
     cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox, reconnectPeriodMs: 100, maxReconnectPeriodMs: 200 });
+    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: DEVICE, outbox, reconnectPeriodMs: 100, maxReconnectPeriodMs: 200, ingestKey: TEST_INGEST.publicKey });
     const agent = new GatewayAgent({ deviceId: DEVICE, signer, outbox, publisher });
     cleanups.push(() => agent.stop());
     await publisher.start();

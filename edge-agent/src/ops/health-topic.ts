@@ -10,6 +10,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { toLogFn, type Logger } from '../log.ts';
 import type { GatewayStatus } from './status.ts';
+import { evidenceProblems } from './status.ts';
 
 export type HealthState = 'ok' | 'warn' | 'alarm' | 'offline';
 
@@ -18,7 +19,8 @@ export function healthTopic(deviceId: string): string {
 }
 
 export function healthOf(s: GatewayStatus): { state: HealthState; problems: string[] } {
-  const alarm = s.disk.level === 'stop' || s.broker.stalled !== undefined;
+  // alarm exactly when /healthz is 503 for a reason other than the agent's own state
+  const alarm = evidenceProblems(s).length > 0;
   return { state: alarm ? 'alarm' : s.problems.length > 0 ? 'warn' : 'ok', problems: s.problems };
 }
 

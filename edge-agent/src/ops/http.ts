@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { renderMetrics, type GatewayStatus } from './status.ts';
+import { evidenceProblems, renderMetrics, type GatewayStatus } from './status.ts';
 
 export interface OpsServer {
   url: string;
@@ -18,8 +18,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 export function isUnhealthy(s: GatewayStatus): string[] {
   const bad: string[] = [];
   if (s.state !== 'running') bad.push(`agent ${s.state}`);
-  if (s.disk.level === 'stop') bad.push('disk full: new readings refused');
-  if (s.broker.stalled !== undefined) bad.push(`publishing stopped: ${s.broker.stalled}`);
+  bad.push(...evidenceProblems(s));
   return bad;
 }
 

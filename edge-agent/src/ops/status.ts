@@ -27,6 +27,8 @@ export interface InstrumentStatus {
   refused: number;
   /** Gateway clock when the last reading from it was acquired. */
   lastReadingAt: number | undefined;
+  /** Per sensor of the instrument (a Modbus bus has one per probe): readings and when the last came. */
+  sensors?: Record<string, { readings: number; lastReadingAt: number }>;
 }
 
 export interface GatewayStatus {
@@ -34,7 +36,10 @@ export interface GatewayStatus {
   pid: number;
   startedAt: number;
   now: number;
-  state: 'starting' | 'running' | 'stopping';
+  /** `refused`: the agent would not open its outbox (see `refusal`); it takes and publishes nothing. */
+  state: 'starting' | 'running' | 'stopping' | 'refused';
+  /** Why the agent refused to run, with the fix (state `refused`). */
+  refusal?: { code: string; message: string; fix: string };
   outbox: { head: number; acked: number; depth: number };
   lastAck: { upTo: number; at: number } | undefined;
   taken: number;
@@ -52,7 +57,21 @@ export interface GatewayStatus {
     resends: number;
     rejected: Record<string, number>;
     stalled: string | undefined;
+    /** Why publishing stopped, with the fix. */
+    stalledDetail?: string;
+    /** Ingest keeps rejecting the oldest unacknowledged seq. */
+    rejectStreak?: { seq: number; code: string; streak: number };
+    /** Times ingest acknowledged a seq above this outbox's head (a replaced or rolled-back outbox). */
+    ackBeyondHead?: number;
+    /** Connected with readings waiting, and no ack for this long (ms); 0 otherwise. */
+    noAckForMs?: number;
+    /** Confirmations not acted on, by code (forged, another device, a head not held: FORMAT.md §11.1). */
+    ignored?: Record<string, number>;
+    /** False when the config pins no ingest key: nothing is ever acknowledged. */
+    ingestKeyPinned?: boolean;
   };
+  /** The last take that failed (a reading lost), and how many failed since start. */
+  lastFailedTake?: { code: string; message: string; at: number };
   instruments: InstrumentStatus[];
   /** HJ 212 relays to the authority's platform, by id. */
   relays: Record<string, RelayStatus>;
@@ -65,14 +84,51 @@ export interface GatewayStatus {
   agent: AgentStatus;
 }
 
+/** Reject codes that say this gateway's chain or key is not what ingest accepts: one is enough to be unhealthy. */
+export const FATAL_REJECTS = new Set(['FORK_ERROR', 'CHAIN_LINK_ERROR', 'UNKNOWN_KEY_ERROR', 'KEY_REVOKED_ERROR', 'SIGNATURE_ERROR']);
+/** Rejections of the same oldest seq in a row that make the gateway unhealthy whatever the code (reorder full, ...). */
+export const REJECT_STREAK_UNHEALTHY = 3;
+/** Connected with readings waiting and no ack for this long: publishing is stalled. */
+export const NO_ACK_STALL_MS = 120_000;
+/** A failed take within this window keeps the gateway unhealthy (a reading was lost). */
+export const FAILED_TAKE_WINDOW_MS = 300_000;
+
+/**
+ * What stops evidence now: a refused outbox, failed takes, a publisher stopped or stalled, ingest rejecting this
+ * chain, a full disk. Each a line for /healthz, `stele gateway status` and `doctor`. Empty: healthy.
+ */
+export function evidenceProblems(s: Omit<GatewayStatus, 'problems'>): string[] {
+  const out: string[] = [];
+  if (s.refusal !== undefined) out.push(`outbox refused: ${s.refusal.code}: ${s.refusal.message}; fix: ${s.refusal.fix}`);
+  if (s.lastFailedTake !== undefined && s.now - s.lastFailedTake.at <= FAILED_TAKE_WINDOW_MS) {
+    out.push(`readings not taken: ${s.failed} failed since start, the last ${Math.round((s.now - s.lastFailedTake.at) / 1000)} s ago: ${s.lastFailedTake.code}: ${s.lastFailedTake.message}`);
+  }
+  if (s.disk.level === 'stop') out.push('disk full: new readings refused');
+  if (s.broker.stalled !== undefined) out.push(`publishing stopped: ${s.broker.stalled}${s.broker.stalledDetail === undefined ? '' : `: ${s.broker.stalledDetail}`}`);
+  else if ((s.broker.noAckForMs ?? 0) >= NO_ACK_STALL_MS) out.push(`publishing stalled: connected, ${s.outbox.depth} reading(s) waiting, no ack from ingest for ${Math.round(s.broker.noAckForMs! / 1000)} s`);
+  const r = s.broker.rejectStreak;
+  if (r !== undefined && (FATAL_REJECTS.has(r.code) || r.streak >= REJECT_STREAK_UNHEALTHY)) {
+    const why =
+      r.code === 'UNKNOWN_KEY_ERROR'
+        ? 'ingest does not know this key for this device: enrol it (`stele ingest enrol DEVICE.enrol.cose`)'
+        : r.code === 'FORK_ERROR' || r.code === 'CHAIN_LINK_ERROR'
+          ? 'this chain diverges from the one ingest holds: see the reinstall procedure (`stele gateway reinstall`, docs/keys.md)'
+          : 'publishing cannot go past it';
+    out.push(`ingest rejects seq ${r.seq}: ${r.code} ×${r.streak}; ${why}`);
+  }
+  if ((s.broker.ackBeyondHead ?? 0) > 0) out.push(`ingest acknowledged seqs above this outbox's head (${s.broker.ackBeyondHead} time(s)): the outbox was replaced or rolled back; see \`stele gateway reinstall\` (docs/keys.md)`);
+  return out;
+}
+
 /** Problems derived from a status: what /healthz and the health topic say is wrong. */
 export function problemsOf(s: Omit<GatewayStatus, 'problems'>): string[] {
-  const out: string[] = [];
+  // the disk line below says more than evidenceProblems' one
+  const out: string[] = evidenceProblems(s).filter((p) => !p.startsWith('disk full'));
   if (s.disk.level === 'stop') out.push(`disk full: ${fmtBytes(s.disk.freeBytes)} free, below ${fmtBytes(s.disk.stopAtFreeBytes)}; new readings are refused (${s.disk.refused} so far)`);
   else if (s.disk.level === 'warn') out.push(`disk low: ${fmtBytes(s.disk.freeBytes)} free, below ${fmtBytes(s.disk.warnAtFreeBytes)}`);
   if (!s.clock.synced) out.push(`clock not synchronised (${s.clock.reason})`);
-  if (s.broker.stalled !== undefined) out.push(`publishing stopped: ${s.broker.stalled}`);
-  else if (!s.broker.connected) out.push('broker not connected; readings wait in the outbox');
+  if (s.broker.ingestKeyPinned === false) out.push('no ingest key pinned (config ingest.publicKey): no reading will be acknowledged or pruned');
+  if (s.broker.stalled === undefined && !s.broker.connected && s.state !== 'refused') out.push('broker not connected; readings wait in the outbox');
   for (const i of s.instruments) {
     if (i.state !== 'open') out.push(`instrument ${i.id} (${i.port}) ${i.state}${i.lastError ? `: ${i.lastError.code} ${i.lastError.message}` : ''}`);
   }
@@ -130,6 +186,12 @@ export function renderMetrics(s: GatewayStatus): string {
     'counter',
     'Statements rejected by ingest, by code.',
     Object.entries(s.broker.rejected).map(([code, n]) => [{ code }, n]),
+  );
+  metric(
+    'stele_confirmations_ignored_total',
+    'counter',
+    'Confirmations on the acks topic not acted on, by code (unsigned, another key, another device, a head not held).',
+    Object.entries(s.broker.ignored ?? {}).map(([code, n]) => [{ code }, n]),
   );
   metric(
     'stele_instrument_up',

@@ -6,10 +6,9 @@
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encodeCbor } from '@stele/core/cbor.ts';
 import type { SoftwareSigner } from '@stele/device';
 import { Publisher } from '../publisher.ts';
-import { acquired, createTestKey, sleep, startFakeIngest, useBrokerOutbox, waitFor } from '../test-helpers.ts';
+import { acquired, confirmation, createTestKey, sleep, startFakeIngest, TEST_INGEST, useBrokerOutbox, waitFor } from '../test-helpers.ts';
 import { Retention } from './retention.ts';
 
 const DEVICE = 'gw-rcpt-1';
@@ -26,7 +25,7 @@ describe('receipts', () => {
     for (let i = 1; i <= 10; i++) await env.outbox.take(acquired(i), signer, DEVICE);
     const fake = await startFakeIngest(env.broker.url, DEVICE, { ack: false });
     cleanups.push(() => fake.stop());
-    const p = new Publisher({ mqttUrl: env.broker.url, deviceId: DEVICE, outbox: env.outbox, reconnectPeriodMs: 100, resendAfterMs: 60_000 });
+    const p = new Publisher({ mqttUrl: env.broker.url, deviceId: DEVICE, outbox: env.outbox, ingestKey: TEST_INGEST.publicKey, reconnectPeriodMs: 100, resendAfterMs: 60_000 });
     cleanups.push(() => p.stop());
     const marks: number[] = [];
     p.on('acked', (upTo: number) => marks.push(upTo));
@@ -34,7 +33,7 @@ describe('receipts', () => {
     await waitFor(() => fake.received.length === 10, 10_000, 'ten statements');
     const c = await mqtt.connectAsync(env.broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
     cleanups.push(() => c.endAsync(true));
-    const ack = (upTo: number) => c.publishAsync(`stele/v1/${DEVICE}/acks`, Buffer.from(encodeCbor({ upTo })), { qos: 1 });
+    const ack = async (upTo: number) => c.publishAsync(`stele/v1/${DEVICE}/acks`, await confirmation(DEVICE, upTo, (await env.outbox.digestAt(upTo))!), { qos: 1 });
     for (const upTo of [5, 5, 5, 3, 8, 5, 8, 1, 10, 10, 7]) await ack(upTo);
     await waitFor(() => env.outbox.ackedUpTo() === 10, 10_000, 'mark at 10');
     await sleep(100); // the last (stale) acks are handled too
@@ -45,23 +44,24 @@ describe('receipts', () => {
     expect(p.status().problems).toEqual({});
   });
 
-  it('an ack beyond the head is clamped and counted, never trusted', async () => {
+  it('a confirmation beyond the head is counted and ignored, never trusted', async () => {
     for (let i = 1; i <= 3; i++) await env.outbox.take(acquired(i), signer, DEVICE);
-    const p = new Publisher({ mqttUrl: env.broker.url, deviceId: DEVICE, outbox: env.outbox, reconnectPeriodMs: 100, resendAfterMs: 60_000 });
+    const p = new Publisher({ mqttUrl: env.broker.url, deviceId: DEVICE, outbox: env.outbox, ingestKey: TEST_INGEST.publicKey, reconnectPeriodMs: 100, resendAfterMs: 60_000 });
     cleanups.push(() => p.stop());
     await p.start();
     await waitFor(() => p.connected, 10_000, 'connected');
     const c = await mqtt.connectAsync(env.broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
     cleanups.push(() => c.endAsync(true));
-    await c.publishAsync(`stele/v1/${DEVICE}/acks`, Buffer.from(encodeCbor({ upTo: 99 })), { qos: 1 });
+    await c.publishAsync(`stele/v1/${DEVICE}/acks`, await confirmation(DEVICE, 99, new Uint8Array(32)), { qos: 1 });
     await waitFor(() => (p.status().problems.PUBLISH_ACK_BEYOND_HEAD ?? 0) === 1, 10_000, 'counted');
-    expect(env.outbox.ackedUpTo()).toBe(3);
+    expect(p.status().ignored).toEqual({ PUBLISH_CONFIRMATION_HEAD: 1 });
+    expect(env.outbox.ackedUpTo()).toBe(0);
   });
 
   it('the retention prunes only what ingest confirmed, while the publisher goes on', async () => {
     const fake = await startFakeIngest(env.broker.url, DEVICE);
     cleanups.push(() => fake.stop());
-    const p = new Publisher({ mqttUrl: env.broker.url, deviceId: DEVICE, outbox: env.outbox, reconnectPeriodMs: 100 });
+    const p = new Publisher({ mqttUrl: env.broker.url, deviceId: DEVICE, outbox: env.outbox, ingestKey: TEST_INGEST.publicKey, reconnectPeriodMs: 100 });
     cleanups.push(() => p.stop());
     const r = new Retention({ outbox: env.outbox, stateFile: join(env.dir, 'retention.json'), keepForMs: 0, keepReadings: 10, intervalMs: 3_600_000, batchSize: 16 });
     cleanups.push(() => r.stop());

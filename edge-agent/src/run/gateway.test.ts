@@ -7,7 +7,8 @@ import { createSoftwareKey } from '@stele/device';
 import { encodeFrame, MockSerialLine } from '@stele/hardware';
 import { parseConfig } from '../config/config.ts';
 import { Outbox } from '../outbox.ts';
-import { startBroker, startFakeIngest, waitFor, type FakeIngest, type TestBroker } from '../test-helpers.ts';
+import { toBase64Url } from '@stele/core/bytes.ts';
+import { startBroker, startFakeIngest, TEST_INGEST, waitFor, type FakeIngest, type TestBroker } from '../test-helpers.ts';
 import { startGateway, type RunningGateway } from './gateway.ts';
 
 const frame = (i: number) =>
@@ -25,6 +26,8 @@ key:
 broker:
   url: ${url}
   resendAfter: 2s
+ingest:
+  publicKey: ${toBase64Url(TEST_INGEST.publicKey)}
 instruments:
   - id: cems-1
     driver: hj212

@@ -6,7 +6,7 @@
  * (each is on disk when it completes) and stop publishing, then close the outbox, the signer and the endpoints.
  * Unacknowledged readings stay in the outbox and are sent again at the next start.
  */
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GatewayAgent } from '../agent.ts';
 import type { GatewayConfig, InstrumentConfig } from '../config/config.ts';
@@ -23,6 +23,7 @@ import { HealthPublisher } from '../ops/health-topic.ts';
 import { startOpsServer, type OpsServer } from '../ops/http.ts';
 import { createNotifier, type Notifier } from '../ops/notify.ts';
 import { problemsOf, type GatewayStatus } from '../ops/status.ts';
+import { headCheck, REINSTALL_FIX } from '../ingest-head.ts';
 import { InstrumentRunner, type InstrumentDeps } from './instrument.ts';
 import { mqttOptionsFor } from './mqtt-options.ts';
 import { openSigner, type ClosableSigner, type OpenSignerOptions } from './signer.ts';
@@ -63,7 +64,11 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   };
 
   try {
-    await mkdir(config.gateway.dataDir, { recursive: true, mode: 0o750 });
+    // Evidence and secrets: everything the agent creates is its user's only (files 0600, folders 0700), LevelDB's
+    // files included (LevelDB creates them with the process umask).
+    process.umask(0o077);
+    await mkdir(config.gateway.dataDir, { recursive: true, mode: 0o700 });
+    await chmod(config.gateway.dataDir, 0o700);
 
     const signer: ClosableSigner = await openSigner(config.key, {
       ...deps.signer,
@@ -83,6 +88,13 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
           cause: err,
           where: { dir: outboxDir },
         });
+      }
+      if (err instanceof OutboxError && REFUSALS.has(err.code)) {
+        // Refused, not crashed: the ops endpoint says why (unhealthy) until an operator acts; nothing is taken.
+        const refusal = { code: err.code, message: `${outboxDir}: ${err.message}`, fix: outboxFix(err.code) };
+        log('error', 'the outbox is refused: nothing is taken or published', { ...refusal });
+        await cleanup();
+        return startRefused(config, deps, refusal, startedAt);
       }
       throw err;
     }
@@ -131,7 +143,11 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
 
     const mqttOptions = await mqttOptionsFor(config.broker);
     const clientId = config.broker.clientId ?? `stele-gw-${deviceId}`;
+    const ingestUrl = config.ingest?.url;
     const publisher = new Publisher({
+      ...(ingestUrl === undefined
+        ? {}
+        : { checkBeforePublishing: headCheck(outbox, ingestUrl, deviceId, (err) => log('warn', "cannot ask ingest for this device's head; publishing (acks and rejects still guard the chain)", { url: ingestUrl, err: err.message })) }),
       mqttUrl: config.broker.url,
       deviceId,
       outbox,
@@ -140,12 +156,16 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
       resendAfterMs: config.broker.resendAfterMs,
       clientId,
       mqttOptions,
+      ...(config.ingest?.publicKey === undefined ? {} : { ingestKey: config.ingest.publicKey }),
       ...(deps.log === undefined ? {} : { log: deps.log }),
     });
     let lastAck: GatewayStatus['lastAck'];
     publisher.on('acked', (upTo: number) => {
       lastAck = { upTo, at: Date.now() };
     });
+    let connectedAt: number | undefined;
+    publisher.on('connect', () => (connectedAt = Date.now()));
+    publisher.on('offline', () => (connectedAt = undefined));
     const agent = new GatewayAgent({ deviceId, signer, outbox, publisher, ...(deps.log === undefined ? {} : { log: deps.log }) });
     cleanups.push(() => agent.stop());
 
@@ -206,7 +226,15 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
           resends: p?.resends ?? 0,
           rejected: p?.rejected ?? {},
           stalled: p?.stalled,
+          ...(p?.stalledDetail === undefined ? {} : { stalledDetail: p.stalledDetail }),
+          ...(p?.rejectStreak === undefined ? {} : { rejectStreak: p.rejectStreak }),
+          ackBeyondHead: p?.problems.PUBLISH_ACK_BEYOND_HEAD ?? 0,
+          // progress is an ack, or nothing waiting; the clock starts at the connection
+          noAckForMs: p?.connected && a.pending > 0 && connectedAt !== undefined ? Date.now() - Math.max(connectedAt, lastAck?.at ?? 0) : 0,
+          ignored: p?.ignored ?? {},
+          ingestKeyPinned: config.ingest?.publicKey !== undefined,
         },
+        ...(a.lastError === undefined ? {} : { lastFailedTake: { code: a.lastError.code, message: a.lastError.message, at: a.lastError.at } }),
         instruments: instruments.map((i) => i.status()),
         relays: Object.fromEntries(relays.map((r) => [r.id, r.relay.status()])),
         disk: disk.status(),
@@ -270,6 +298,60 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     await cleanup();
     throw err;
   }
+}
+
+/** Outbox refusals the agent reports on its ops endpoint instead of exiting (issue #9). */
+const REFUSALS = new Set(['OUTBOX_MISSING', 'OUTBOX_ROLLED_BACK', 'OUTBOX_CORRUPT', 'OUTBOX_GAP']);
+
+export function outboxFix(code: string): string {
+  switch (code) {
+    case 'OUTBOX_MISSING':
+      return `do not let the agent start a new chain: if the files can be restored, restore them; else ${REINSTALL_FIX}`;
+    case 'OUTBOX_ROLLED_BACK':
+      return `the disk lost writes it had confirmed (check the SD card: \`dmesg\`, \`smartctl\`); ${REINSTALL_FIX}`;
+    default:
+      return `copy the data folder aside for the evidence (\`sudo cp -a DATA_DIR DATA_DIR.damaged\`), report it with \`stele gateway doctor --json\`, then ${REINSTALL_FIX}`;
+  }
+}
+
+/** The agent with a refused outbox: only the ops endpoint, unhealthy, saying why and what to do. */
+async function startRefused(config: GatewayConfig, deps: GatewayDeps, refusal: NonNullable<GatewayStatus['refusal']>, startedAt: number): Promise<RunningGateway> {
+  const status = (): GatewayStatus => {
+    const base: Omit<GatewayStatus, 'problems'> = {
+      deviceId: config.gateway.id,
+      pid: process.pid,
+      startedAt,
+      now: Date.now(),
+      state: 'refused',
+      refusal,
+      outbox: { head: 0, acked: 0, depth: 0 },
+      lastAck: undefined,
+      taken: 0,
+      failed: 0,
+      refused: 0,
+      signingRatePerSec: 0,
+      takeMsAvg: 0,
+      broker: { url: config.broker.url, connected: false, mode: config.broker.mode, sent: 0, resends: 0, rejected: {}, stalled: undefined },
+      instruments: config.instruments.map((c) => ({ id: c.id, driver: c.driver, port: c.port, state: 'stopped', lastError: undefined, opens: 0, frames: 0, rejections: {}, refused: 0, lastReadingAt: undefined })),
+      relays: {},
+      disk: { level: 'unknown', freeBytes: undefined, warnAtFreeBytes: config.disk.warnAtFreeBytes, stopAtFreeBytes: config.disk.stopAtFreeBytes, policy: config.disk.policy, refused: 0, checkedAt: undefined, error: undefined },
+      clock: { synced: false, source: 'none', reason: 'unknown', via: 'not checked (outbox refused)', jumps: 0, lastJumpMs: undefined, checkedAt: undefined },
+      retention: { uptimeMs: 0, oldestSeq: undefined, retained: 0, pruned: 0, prunableUpTo: 0 } as GatewayStatus['retention'],
+      agent: undefined as unknown as GatewayStatus['agent'],
+    };
+    return { ...base, problems: problemsOf(base) };
+  };
+  const ops = await startOpsServer({ host: config.health.host, port: deps.healthPort ?? config.health.port, status });
+  let stopping: Promise<void> | undefined;
+  return {
+    deviceId: config.gateway.id,
+    opsUrl: ops.url,
+    status,
+    stop() {
+      stopping ??= ops.close();
+      return stopping;
+    },
+  };
 }
 
 /** The full-disk policy for a source that is not an InstrumentRunner (relays): refused items are counted. */

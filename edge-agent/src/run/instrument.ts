@@ -53,6 +53,12 @@ export function portErrorCode(err: unknown): PortErrorCode {
   return 'INSTRUMENT_PORT_FAILED';
 }
 
+/** The sensors an instrument must deliver: each Modbus probe of its bus (doctor checks every one answered). */
+export function expectedSensors(c: InstrumentConfig): { sensor: string; what: string }[] {
+  if (c.driver !== 'modbus-th' && c.driver !== 'modbus-rtu') return [];
+  return ((c.options.devices ?? []) as { sensor: string; slave: number }[]).map((d) => ({ sensor: d.sensor, what: `probe ${d.sensor} (slave ${d.slave})` }));
+}
+
 export interface InstrumentDeps {
   clock: () => ClockState;
   disk?: DiskMonitor;
@@ -88,11 +94,19 @@ export class InstrumentRunner {
       rejections: {},
       refused: 0,
       lastReadingAt: undefined,
+      sensors: {},
     };
   }
 
+
+
   status(): InstrumentStatus {
-    return { ...this.#status, rejections: { ...this.#status.rejections }, lastError: this.#status.lastError && { ...this.#status.lastError } };
+    return {
+      ...this.#status,
+      rejections: { ...this.#status.rejections },
+      lastError: this.#status.lastError && { ...this.#status.lastError },
+      sensors: Object.fromEntries(Object.entries(this.#status.sensors ?? {}).map(([k, v]) => [k, { ...v }])),
+    };
   }
 
   /** The readings to take, until {@link stop}. Reopens the port and restarts the session on failure. */
@@ -169,6 +183,10 @@ export class InstrumentRunner {
     for await (const r of session.readings(signal)) {
       this.#status.frames++;
       this.#status.lastReadingAt = (this.#deps.now ?? Date.now)();
+      const per = (this.#status.sensors ??= {});
+      const one = (per[r.sensor] ??= { readings: 0, lastReadingAt: 0 });
+      one.readings++;
+      one.lastReadingAt = this.#status.lastReadingAt;
       const disk = this.#deps.disk;
       if (disk !== undefined && !disk.admits()) {
         disk.refuse();

@@ -1,6 +1,7 @@
 /** The signer named by the config's `key`: a software key file, or a key on a PKCS#11 token (TPM, SE, HSM). */
+import { stat } from 'node:fs/promises';
 import type { Signer } from '@stele/core/signer.ts';
-import { loadSoftwareSigner, Pkcs11Signer, type Pkcs11SignerOptions } from '@stele/device';
+import { KeyError, loadSoftwareSigner, Pkcs11Signer, type Pkcs11SignerOptions } from '@stele/device';
 import type { KeyConfig } from '../config/config.ts';
 
 export type ClosableSigner = Signer & { close?: () => Promise<void> };
@@ -20,6 +21,9 @@ export interface OpenSignerOptions {
  * TokenError codes (KEY_FILE_MISSING, KEY_PIN_INCORRECT, KEY_TOKEN_MISSING, ...), passed through.
  */
 export async function openSigner(key: KeyConfig, options: OpenSignerOptions = {}): Promise<ClosableSigner> {
+  // A secret readable by any user of the machine is refused, not warned about (issue #9): the fix is one chmod.
+  if (key.backend === 'software') await refuseOpenToOthers(key.path, 'key file');
+  else if ('file' in key.pin) await refuseOpenToOthers(key.pin.file, 'PIN file');
   if (key.backend === 'software') {
     return loadSoftwareSigner(key.path, options.onWarning === undefined ? {} : { onWarning: options.onWarning });
   }
@@ -36,6 +40,22 @@ export async function openSigner(key: KeyConfig, options: OpenSignerOptions = {}
   );
 }
 
+/** KEY_FILE_MODE when `path` grants anything to others (mode & 0o007); a missing file is left to the loader. */
+async function refuseOpenToOthers(path: string, what: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  let mode: number;
+  try {
+    mode = (await stat(path)).mode & 0o777;
+  } catch {
+    return;
+  }
+  if ((mode & 0o007) !== 0) {
+    throw new KeyError('KEY_FILE_MODE', `the ${what} ${path} is open to every user of this machine (mode ${mode.toString(8).padStart(3, '0')}): refused; fix: \`chmod o-rwx ${path}\` (0600, or 0640 root:stele)`, {
+      where: { path, mode },
+    });
+  }
+}
+
 /** Fix to try for a key error code (doctor and `gateway run` print it). */
 export function keyFix(code: string | undefined): string {
   switch (code) {
@@ -43,6 +63,8 @@ export function keyFix(code: string | undefined): string {
       return 'no key yet: run `stele gateway provision` (and enrol the gateway), or correct key.software.path';
     case 'KEY_FILE_INVALID':
       return 'the key file is not a P-256 PKCS#8 PEM key: restore the provisioned key file';
+    case 'KEY_FILE_MODE':
+      return 'the key or PIN file is readable by other users: `sudo chmod 600 FILE` (or 0640 with owner root, group stele); a key that was exposed should be rotated (docs/keys.md)';
     case 'KEY_FILE_IO':
       return 'the service user cannot read the key file: `sudo chown stele: FILE && sudo chmod 600 FILE`';
     case 'KEY_BACKEND_UNAVAILABLE':

@@ -4,25 +4,39 @@
  *
  *   GET  /health                          200 {status:"ok", ...stats}
  *   GET  /metrics                         Prometheus text format 0.0.4
- *   POST /enrol          body: enrolment record JSON        200 {enrolled: deviceId} | 400/409 {code, error}
+ *   POST /enrol  [admin] body: enrolment record JSON        200 {enrolled: deviceId} | 400/409 {code, error}
  *   GET  /devices/<id>/head               {deviceId, seq, digest (hex)}
  *   GET  /devices/<id>/forks              {deviceId, forks: [{seq, receivedAt}]}
- *   GET  /bundle?device=ID&first=N&last=M FORMAT.md §7 evidence bundle | 404/409 {code, error}
+ *   GET  /devices/<id>/keys               {deviceId, keys: [{kid (base64url), backend, from, until?, revokedAfter?}]} | 404
+ *                                         (read-only: which keys may sign for the device; `stele gateway doctor` asks)
+ *   GET  /bundle?device=ID&first=N&last=M FORMAT.md §7 evidence bundle | 404/409 {code, error}; at most
+ *                                         MAX_BUNDLE_WINDOW (10 000) seqs, 413 HTTP_WINDOW_TOO_LARGE beyond
  *   GET  /frames/<sha256 hex>             {frameSha256, readings: [{deviceId, seq}], bundles: [...]}
  *   POST /frames         body: the raw frame bytes           same, for SHA-256(body)
- *   POST /flush                           cuts and anchors every pending leaf now; {batches, anchored}
+ *   POST /flush  [admin]                  cuts and anchors every pending leaf now; {batches, anchored}
  *
- * No authentication: it binds to 127.0.0.1 and is for the operator on the same host (as a LevelDB store can be
- * opened by one process only, this is how other local tools reach a running ingest). Bodies are capped at 64 KiB.
+ * Trust boundary: loopback is not trusted. Any local process, and any web page the operator's browser opens, can
+ * send requests to 127.0.0.1 (a DNS-rebinding page even with its own Host name). So:
+ *  - the `Host` header must name this endpoint (127.0.0.1, localhost or [::1] with its port, or `allowedHosts`):
+ *    421 HTTP_HOST_REFUSED otherwise;
+ *  - a request with an `Origin` header (a browser) must come from this endpoint's own origin, and one marked
+ *    `Sec-Fetch-Site: cross-site` is refused: 403 HTTP_ORIGIN_REFUSED;
+ *  - [admin] endpoints (every state-changing one) need `Authorization: Bearer <admin token>` (a 0600 file,
+ *    admin-token.ts): 401 HTTP_UNAUTHORIZED; without a token configured they are disabled (403 HTTP_ADMIN_DISABLED);
+ *  - JSON bodies need `Content-Type: application/json`: 415 HTTP_UNSUPPORTED_MEDIA_TYPE (a cross-origin form or
+ *    `text/plain` POST cannot be one without a CORS preflight, which this server never grants);
+ *  - malformed input is 400 with a code (HTTP_BAD_JSON, HTTP_BAD_REQUEST), never 500; bodies are capped at 64 KiB
+ *    (413 HTTP_TOO_LARGE) and every window is bounded (413 HTTP_WINDOW_TOO_LARGE).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fromHex, toHex } from '@stele/core/bytes.ts';
+import { fromHex, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { SteleError } from '@stele/core/errors.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import type { EnrolmentRecord } from '@stele/device';
 import { toLogFn, type Logger } from '../log.ts';
-import type { IngestService } from '../service.ts';
+import { MAX_BUNDLE_WINDOW, type IngestService } from '../service.ts';
+import { checkBearer } from './admin-token.ts';
 
 export interface IngestHttpOptions {
   service: IngestService;
@@ -30,6 +44,10 @@ export interface IngestHttpOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
+  /** The admin token (from a 0600 file, loadOrCreateAdminToken). Without it, admin endpoints are disabled. */
+  adminToken?: string;
+  /** More `Host` header values accepted besides 127.0.0.1:PORT, localhost:PORT and [::1]:PORT (e.g. `ingest.lan:9100`). */
+  allowedHosts?: readonly string[];
   log?: Logger;
 }
 
@@ -58,7 +76,12 @@ const STATUS_OF_CODE: Record<string, number> = {
   INGEST_ENROL_ERROR: 400,
   INGEST_ENROL_CONFLICT: 409,
   INGEST_STOPPED: 503,
+  INGEST_WINDOW_TOO_LARGE: 413,
+  INGEST_REVOKE_ERROR: 400,
 };
+
+/** Request paths that change state: only with the admin token. */
+const ADMIN_ROUTES = new Set(['POST /enrol', 'POST /flush']);
 
 export async function startIngestHttp(options: IngestHttpOptions): Promise<IngestHttp> {
   const { service } = options;
@@ -75,7 +98,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
           err instanceof HttpProblem
             ? err
             : err instanceof SteleError
-              ? new HttpProblem(STATUS_OF_CODE[err.code] ?? 500, err.code, err.message)
+              ? new HttpProblem(STATUS_OF_CODE[err.code] ?? (err.code === 'INGEST_STORE_ERROR' ? 500 : err.code.startsWith('ANCHOR_') ? 503 : 400), err.code, err.message)
               : err instanceof RangeError || err instanceof TypeError
                 ? new HttpProblem(400, 'HTTP_BAD_REQUEST', err.message)
                 : new HttpProblem(500, 'HTTP_INTERNAL', (err as Error)?.message ?? String(err));
@@ -85,16 +108,40 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       });
   });
 
+  let allowedHosts = new Set<string>();
+  const checkRequest = (req: http.IncomingMessage, method: string, path: string): void => {
+    const host = req.headers.host;
+    if (host === undefined || !allowedHosts.has(host.toLowerCase())) throw new HttpProblem(421, 'HTTP_HOST_REFUSED', 'the Host header does not name this endpoint');
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== `http://${host.toLowerCase()}`) throw new HttpProblem(403, 'HTTP_ORIGIN_REFUSED', 'cross-origin requests are refused');
+    if (req.headers['sec-fetch-site'] === 'cross-site') throw new HttpProblem(403, 'HTTP_ORIGIN_REFUSED', 'cross-site requests are refused');
+    if (ADMIN_ROUTES.has(`${method} ${path}`)) {
+      if (options.adminToken === undefined) throw new HttpProblem(403, 'HTTP_ADMIN_DISABLED', 'no admin token is configured: state-changing endpoints are disabled');
+      if (!checkBearer(req.headers.authorization, options.adminToken)) throw new HttpProblem(401, 'HTTP_UNAUTHORIZED', 'this endpoint needs Authorization: Bearer <admin token>');
+    }
+  };
+
   async function handle(req: http.IncomingMessage): Promise<{ status: number; body: unknown; type?: string }> {
-    const url = new URL(req.url ?? '/', 'http://local');
-    const parts = url.pathname.split('/').filter((x) => x !== '').map(decodeURIComponent);
+    let url: URL;
+    let parts: string[];
+    try {
+      url = new URL(req.url ?? '/', 'http://local');
+      parts = url.pathname.split('/').filter((x) => x !== '').map(decodeURIComponent);
+    } catch {
+      throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'the request path does not decode');
+    }
     const method = req.method ?? 'GET';
+    checkRequest(req, method, url.pathname);
     if (method === 'GET' && url.pathname === '/health') {
-      return { status: 200, body: { status: 'ok', uptimeS: Math.round((Date.now() - started) / 1000), ...service.stats() } };
+      const key = service.ingestKey();
+      return {
+        status: 200,
+        body: { status: 'ok', uptimeS: Math.round((Date.now() - started) / 1000), ingestKey: { publicKey: toBase64Url(key.publicKey), kid: toBase64Url(key.kid) }, ...service.stats() },
+      };
     }
     if (method === 'GET' && url.pathname === '/metrics') return { status: 200, body: metrics(service), type: 'text/plain; version=0.0.4' };
     if (method === 'POST' && url.pathname === '/enrol') {
-      const record = JSON.parse(new TextDecoder().decode(await readBody(req))) as EnrolmentRecord;
+      const record = enrolmentRecordOf(await readJson(req));
       await service.enrol(record);
       return { status: 200, body: { enrolled: record.deviceId } };
     }
@@ -107,15 +154,35 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       const head = service.head(parts[1]!);
       return { status: 200, body: { deviceId: parts[1], seq: head.seq, digest: toHex(head.digest) } };
     }
+    if (method === 'GET' && parts[0] === 'devices' && parts.length === 3 && parts[2] === 'keys') {
+      const keys = service.keys(parts[1]!);
+      if (keys === undefined) throw new HttpProblem(404, 'INGEST_UNKNOWN_DEVICE', 'no such enrolled device');
+      return {
+        status: 200,
+        body: {
+          deviceId: keys.deviceId,
+          keys: keys.keys.map((k) => ({
+            kid: toBase64Url(k.kid),
+            backend: k.backend,
+            from: k.from,
+            ...(k.until === undefined ? {} : { until: k.until }),
+            ...(k.revokedAfter === undefined ? {} : { revokedAfter: k.revokedAfter }),
+          })),
+        },
+      };
+    }
     if (method === 'GET' && parts[0] === 'devices' && parts.length === 3 && parts[2] === 'forks') {
       const forks = await service.forks(parts[1]!);
       return { status: 200, body: { deviceId: parts[1], forks: forks.map((f) => ({ seq: f.seq, receivedAt: f.receivedAt })) } };
     }
     if (method === 'GET' && url.pathname === '/bundle') {
       const device = url.searchParams.get('device');
-      const first = Number(url.searchParams.get('first'));
-      const last = Number(url.searchParams.get('last') ?? first);
       if (device === null || device === '') throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'device is required');
+      const first = seqParam(url.searchParams.get('first'), 'first');
+      const last = url.searchParams.has('last') ? seqParam(url.searchParams.get('last'), 'last') : first;
+      if (last < first) throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'last must be >= first');
+      // refused before anything is read or allocated: the window is a number the client wrote
+      if (last - first + 1 > MAX_BUNDLE_WINDOW) throw new HttpProblem(413, 'HTTP_WINDOW_TOO_LARGE', `a bundle holds at most ${MAX_BUNDLE_WINDOW} seqs; ask for several windows`);
       return { status: 200, body: await service.exportBundle(device, first, last) };
     }
     if (parts[0] === 'frames' && ((method === 'GET' && parts.length === 2) || (method === 'POST' && parts.length === 1))) {
@@ -146,6 +213,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  allowedHosts = new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, ...(options.allowedHosts ?? []).map((h) => h.toLowerCase())]);
   return {
     port,
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
@@ -157,7 +225,41 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
   };
 }
 
+/** A seq from the query: decimal digits only, 1..2^53-1 (400 HTTP_BAD_REQUEST otherwise). */
+function seqParam(text: string | null, name: string): number {
+  if (text === null || !/^[1-9][0-9]{0,15}$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new HttpProblem(400, 'HTTP_BAD_REQUEST', `${name} must be an integer in 1..2^53-1`);
+  }
+  return Number(text);
+}
+
+/** The JSON body of a request that must be `application/json` (415 otherwise, 400 HTTP_BAD_JSON when it does not parse). */
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') throw new HttpProblem(415, 'HTTP_UNSUPPORTED_MEDIA_TYPE', 'the body must be Content-Type: application/json');
+  const text = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return JSON.parse(text.decode(await readBody(req)));
+  } catch (e) {
+    if (e instanceof HttpProblem) throw e;
+    throw new HttpProblem(400, 'HTTP_BAD_JSON', 'the body is not JSON (UTF-8)');
+  }
+}
+
+/** The fields of an enrolment record, typed (their content is checked by ingest: INGEST_ENROL_ERROR). */
+function enrolmentRecordOf(v: unknown): EnrolmentRecord {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'the body must be an enrolment record object');
+  const o = v as Record<string, unknown>;
+  for (const k of ['deviceId', 'publicKey', 'kid', 'keyBackend', 'enrolledAt']) {
+    if (typeof o[k] !== 'string') throw new HttpProblem(400, 'HTTP_BAD_REQUEST', `enrolment record field ${k} must be a string`);
+  }
+  if (o['site'] !== undefined && typeof o['site'] !== 'string') throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'enrolment record field site must be a string');
+  return o as unknown as EnrolmentRecord;
+}
+
 async function readBody(req: http.IncomingMessage): Promise<Uint8Array> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new HttpProblem(413, 'HTTP_TOO_LARGE', `body over ${MAX_BODY_BYTES} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {

@@ -10,6 +10,7 @@ import { sha256 } from '@stele/core/hash.ts';
 import { encodeLifecycleBody, parseLifecycleStatement, signLifecycleStatement, type LifecycleBody } from '@stele/core/lifecycle/index.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { verifyBundle } from '@stele/core/verify/verify.ts';
+import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { signEnrolmentRequest, type EnrolmentRequest } from '@stele/device/provision/request.ts';
 import { enrolmentOf, makeChain, testSigner, TestGateway, useIngestStack, waitFor, type IngestSetup, type SignedReading } from '../test-helpers.ts';
 
@@ -35,6 +36,8 @@ async function expectReject(s: Setup, code: string, seq: number): Promise<void> 
 }
 
 const online = { anchorReader: (ref: Parameters<typeof readAnchor>[1], batchId: number) => readAnchor(stack.anvil.rpcUrl, ref, batchId) };
+/** Verified online, under a policy trusting this test's ingest (the trust check is core's, tested there). */
+const verifyOnline = async (bundle: Parameters<typeof verifyBundle>[0]) => verifyBundle(bundle, { ...online, trust: await policyTrustingBundle(bundle) });
 const failureCodes = (v: Awaited<ReturnType<typeof verifyBundle>>): string[] => v.checks.flatMap((c) => c.failures.map((f) => f.code));
 
 describe('device lifecycle at ingest', () => {
@@ -75,7 +78,7 @@ describe('device lifecycle at ingest', () => {
       await s.ingest.flush();
       const bundle = await s.ingest.exportEvidence(s.deviceId, 1, 3);
       expect(bundle.lifecycle?.map((l) => parseLifecycleStatement(l.statement).body.type)).toEqual(['enrolment', 'revocation']);
-      const v = await verifyBundle(bundle, online);
+      const v = await verifyOnline(bundle);
       expect(failureCodes(v)).toEqual([]);
       expect(v.state).toBe('verified');
       expect(v.summary.keys?.[0]).toMatchObject({ revokedAfter: 3, signed: [[1, 3]] });
@@ -99,7 +102,7 @@ describe('device lifecycle at ingest', () => {
       await waitFor(() => s.gw.ackedUpTo === 3, 'ack upTo 3');
 
       await s.ingest.flush();
-      const v = await verifyBundle(await s.ingest.exportEvidence(s.deviceId, 1, 3), online);
+      const v = await verifyOnline(await s.ingest.exportEvidence(s.deviceId, 1, 3));
       expect(failureCodes(v)).toEqual([]);
       expect(v.summary.keys?.map((k) => k.signed)).toEqual([[[1, 2]], [[3, 3]]]);
     });
@@ -146,7 +149,7 @@ describe('device lifecycle at ingest', () => {
       const json = await s.ingest.exportBundle(s.deviceId, 1, 6);
       expect(json.entries.map((e) => e.seq)).toEqual([1, 2, 3, 5, 6]); // seq 4 travels in `lifecycle`
       expect(json.lifecycle).toHaveLength(2);
-      const v = await verifyBundle(await s.ingest.exportEvidence(s.deviceId, 1, 6), online);
+      const v = await verifyOnline(await s.ingest.exportEvidence(s.deviceId, 1, 6));
       expect(failureCodes(v)).toEqual([]);
       expect(v.state).toBe('verified');
       expect(v.summary.keys?.map((k) => [toBase64Url(fromBase64Url(k.kid)), k.signed])).toEqual([
@@ -178,7 +181,7 @@ describe('device lifecycle at ingest', () => {
       await s.gw.publish(fresh!);
       await waitFor(() => s.gw.ackedUpTo === 3, 'ack upTo 3');
       await again.flush();
-      const v = await verifyBundle(await again.exportEvidence(s.deviceId, 1, 3), online);
+      const v = await verifyOnline(await again.exportEvidence(s.deviceId, 1, 3));
       expect(failureCodes(v)).toEqual([]);
     });
 
@@ -210,7 +213,7 @@ describe('device lifecycle at ingest', () => {
       await s.gw.publish(next!);
       await waitFor(() => s.gw.ackedUpTo === 4, 'ack upTo 4');
       await s.ingest.flush();
-      const v = await verifyBundle(await s.ingest.exportEvidence(s.deviceId, 1, 4), online);
+      const v = await verifyOnline(await s.ingest.exportEvidence(s.deviceId, 1, 4));
       expect(failureCodes(v)).toEqual([]);
       expect(v.notes.map((n) => n.id)).toContain('agent-reinstalled');
     });
@@ -259,7 +262,7 @@ describe('device lifecycle at ingest', () => {
       const enrolment = parseLifecycleStatement(bundle.lifecycle![0]!.statement).body;
       expect(enrolment.type).toBe('enrolment');
       expect(enrolment.type === 'enrolment' && equalBytes(enrolment.request, sha256(file))).toBe(true);
-      expect((await verifyBundle(bundle, online)).state).toBe('verified');
+      expect((await verifyOnline(bundle)).state).toBe('verified');
     });
   });
 });

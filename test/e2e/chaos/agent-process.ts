@@ -4,17 +4,21 @@
  * ingest, not on a serial line). Built from the library parts rather than `stele gateway run` because that
  * command was being written at the same time; the parts are the ones `stele gateway run` uses.
  *
- *   node --import tsx test/e2e/chaos/agent-process.ts --data DIR --mqtt URL --device ID --key FILE
- *        [--rate 50] [--stop-file F]
+ *   node --import tsx test/e2e/chaos/agent-process.ts --data DIR --mqtt URL --device ID --key FILE --ingest-key B64URL
+ *        [--rate 50] [--stop-file F] [--frames-log F]
+ *
+ * --frames-log: the instrument's own count. The timer source stands for an instrument on a serial line: before
+ * it hands a frame over it appends `<pid> <SHA-256 of the frame, hex>` to this file (synchronously), so the test
+ * can match ingest's store against what the instrument sent, not against the gateway's outbox.
  *
  * Prints one JSON line per 250 ms on stdout: {"head", "acked", "connected", "resends"}. When --stop-file exists
  * it stops taking, waits until ingest acknowledged the whole chain, prints {"drained": true, ...} and exits 0.
  * SIGTERM stops gracefully (exit 0). SIGKILL is what the test sends; nothing here may depend on a clean exit.
  */
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { utf8 } from '@stele/core/bytes.ts';
+import { fromBase64Url, toHex, utf8 } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { loadSoftwareSigner } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
@@ -26,10 +30,13 @@ const { values } = parseArgs({
     mqtt: { type: 'string' },
     device: { type: 'string' },
     key: { type: 'string' },
+    'ingest-key': { type: 'string' },
     rate: { type: 'string', default: '50' },
     'stop-file': { type: 'string' },
+    'frames-log': { type: 'string' },
   },
 });
+const framesLog = values['frames-log'];
 const dataDir = values.data!;
 const deviceId = values.device!;
 const rate = Number(values.rate);
@@ -52,6 +59,7 @@ const publisher = new Publisher({
   reconnectPeriodMs: 250,
   maxReconnectPeriodMs: 2000,
   connectTimeoutMs: 3000,
+  ingestKey: fromBase64Url(values['ingest-key']!),
   log,
 });
 const agent = new GatewayAgent({ deviceId, signer, outbox, publisher, log });
@@ -69,12 +77,14 @@ async function* timerSource(): AsyncGenerator<Acquired> {
     next += periodMs;
     n++;
     const frame = utf8(`##chaos pid=${process.pid} n=${n} t=${Date.now()}\r\n`);
+    const digest = sha256(frame);
+    if (framesLog !== undefined) appendFileSync(framesLog, `${process.pid} ${toHex(digest)}\n`);
     yield {
       sensor: 'chaos-timer',
       time: Date.now(),
       clock: { synced: false, source: 'sim' },
       meas: [{ code: 'a21026', kind: 'Rtd', value: `${(n % 100) + 0.5}`, unit: 'mg/m3', flag: 'N' }],
-      raw: [sha256(frame)],
+      raw: [digest],
     };
   }
 }

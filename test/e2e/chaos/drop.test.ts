@@ -76,7 +76,7 @@ describe('a broker that silently drops statements meant for ingest', () => {
 
     const outbox = await Outbox.open(join(dir, 'outbox'));
     cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl: url, deviceId: DEVICE, outbox, resendAfterMs: 300, reconnectPeriodMs: 100 });
+    const publisher = new Publisher({ mqttUrl: url, deviceId: DEVICE, outbox, resendAfterMs: 300, reconnectPeriodMs: 100, ingestKey: ingestKey.publicKey });
     const agent = new GatewayAgent({ deviceId: DEVICE, signer, outbox, publisher });
     cleanups.push(() => agent.stop());
     await publisher.start();

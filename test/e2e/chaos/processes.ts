@@ -53,15 +53,24 @@ export interface Child {
   errTail: string[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILLs the child's whole process group (it and what it started, e.g. ingest and its anvil); needs `group`. */
+  killGroup(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** Spawns `node --import tsx SCRIPT ARGS` from the repo root. */
-export function spawnTs(script: string, args: string[], options: { onLine?: (line: string) => void; keepLines?: number } = {}): Child {
+export interface SpawnOptions {
+  onLine?: (line: string) => void;
+  keepLines?: number;
+  /** Start it as the leader of its own process group, so that {@link Child.killGroup} reaches its children too. */
+  group?: boolean;
+}
+
+export function spawnTs(script: string, args: string[], options: SpawnOptions = {}): Child {
   return spawnChild(process.execPath, ['--import', 'tsx', script, ...args], options);
 }
 
-export function spawnChild(cmd: string, args: string[], options: { onLine?: (line: string) => void; keepLines?: number } = {}): Child {
-  const proc = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+export function spawnChild(cmd: string, args: string[], options: SpawnOptions = {}): Child {
+  const proc = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env }, detached: options.group === true });
   const lines: string[] = [];
   const errTail: string[] = [];
   const keep = options.keepLines ?? 2000;
@@ -91,6 +100,15 @@ export function spawnChild(cmd: string, args: string[], options: { onLine?: (lin
       });
       await Promise.race([exited, forced]);
       clearTimeout(timer);
+      return exited;
+    },
+    async killGroup() {
+      if (options.group !== true || proc.pid === undefined) throw new Error('killGroup needs a child spawned with group: true');
+      try {
+        process.kill(-proc.pid, 'SIGKILL');
+      } catch {
+        /* the group is gone already */
+      }
       return exited;
     },
   };

@@ -19,6 +19,7 @@ import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
 import { PtyPair } from '@stele/simulator/pty.ts';
 import { CemsSimulator } from '@stele/simulator/instruments/cems.ts';
 import { runVerify } from '@stele/verifier/cli.ts';
+import { policyFileTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { freePort, INGEST_SCRIPT, REPO_ROOT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../chaos/processes.ts';
 import { gatewayArchive, installVerifyPackage, RELEASE_TESTS, runCmd, unpack } from './release-files.ts';
 
@@ -246,13 +247,18 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
     const steleVerify = installVerifyPackage(prefix);
     for (const [i, s] of specs.entries()) {
       const file = files[i]!;
+      // The test plays the authority: a policy trusting this ingest (FORMAT.md §14); the bundle's rpc on request.
+      const trust = await policyFileTrustingBundle(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>);
+      const policyFile = join(dir, `${s.id}.trust-policy.cose`);
+      writeFileSync(policyFile, trust.bytes);
+      const args = [file, '--json', '--trust', policyFile, '--authority', trust.fingerprint, '--use-bundle-rpc'];
       let out = '';
-      const code = await runVerify([file, '--json'], { stdout: { write: (c: string) => (out += c) }, stderr: { write: () => true } });
+      const code = await runVerify(args, { stdout: { write: (c: string) => (out += c) }, stderr: { write: () => true } });
       const verdict = JSON.parse(out) as { state: string; summary: { readings: number; batches: number } };
       expect(verdict.state, out).toBe('verified');
       expect(code).toBe(0);
       expect(verdict.summary.readings).toBe(acked[i]);
-      const pkg = runCmd(steleVerify, [file, '--json']);
+      const pkg = runCmd(steleVerify, args);
       expect(pkg.status).toBe(code);
       expect(JSON.parse(pkg.stdout)).toEqual(verdict);
       say(`${s.id}: ${verdict.summary.readings} readings in ${verdict.summary.batches} batch(es) anchored and verified (stele verify and stele-verify agree)`);

@@ -1,0 +1,164 @@
+/**
+ * MQTT packet size limits applied to a byte stream before any MQTT parser sees it (issue #8: ingest copied a
+ * 250 MB message, 857 MB RSS, before its 64 KiB check). The scanner reads only fixed headers (MQTT 3.1.1 §2.2,
+ * MQTT 5 §2.1.1: one type byte and a 1..4 byte variable-length "remaining length"), so no packet body is ever
+ * buffered here.
+ *
+ * - {@link limitServerSocket}: for a broker (the embedded aedes): a client that sends a larger packet is
+ *   disconnected at its fixed header, before its body is read.
+ * - {@link limitedClientStream}: for ingest's MQTT client (3.1.1): a larger PUBLISH from the broker is cut down
+ *   to its topic and packet id with an empty payload, which mqtt.js parses and acknowledges as usual (so QoS 1
+ *   flow goes on) and ingest rejects as oversize; its body bytes are dropped as they stream past.
+ */
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+
+/** Default limit: a statement message is at most 64 KiB (FORMAT.md §11) plus topic and headers. */
+export const DEFAULT_MAX_PACKET_BYTES = 64 * 1024 + 1024;
+
+/** Splits a byte stream into packet pieces; calls back on every fixed header whose packet is over `maxBytes`. */
+class HeaderScanner {
+  #header: number[] = [];
+  /** Bytes of the current packet body still to pass (or to drop). */
+  #left = 0;
+  #dropping = false;
+  /** Collecting the topic and packet id of an oversize PUBLISH (client side). */
+  #collect: { need: number; got: number[]; flags: number; qos: number } | undefined;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly onOversize: (info: { type: number; sizeBytes: number }) => 'rewrite' | 'close',
+  ) {}
+
+  /** Returns the bytes to forward for this chunk, or 'close'. */
+  feed(chunk: Uint8Array): Uint8Array[] | 'close' {
+    const out: Uint8Array[] = [];
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.#collect !== undefined) {
+        const c = this.#collect;
+        while (i < chunk.length && c.got.length < c.need && this.#left > 0) {
+          c.got.push(chunk[i]!);
+          i++;
+          this.#left--;
+          if (c.got.length === 2) c.need = 2 + ((c.got[0]! << 8) | c.got[1]!) + (c.qos > 0 ? 2 : 0);
+        }
+        if (c.got.length < c.need && this.#left > 0) break;
+        if (c.got.length < c.need) return 'close'; // a topic longer than the packet: malformed
+        // a PUBLISH of the same topic and id, with an empty payload
+        const body = Uint8Array.from(c.got);
+        out.push(Uint8Array.from([0x30 | c.flags, ...encodeLength(body.length)]), body);
+        this.#collect = undefined;
+        this.#dropping = true;
+        continue;
+      }
+      if (this.#left > 0) {
+        const n = Math.min(this.#left, chunk.length - i);
+        if (!this.#dropping) out.push(chunk.subarray(i, i + n));
+        this.#left -= n;
+        i += n;
+        continue;
+      }
+      this.#dropping = false;
+      // fixed header: type byte, then remaining length (7 bits per byte, continuation bit 0x80, at most 4 bytes)
+      this.#header.push(chunk[i]!);
+      i++;
+      const h = this.#header;
+      if (h.length === 1) continue;
+      const last = h[h.length - 1]!;
+      if ((last & 0x80) !== 0) {
+        if (h.length === 5) return 'close'; // a fifth length byte: malformed (MQTT §2.2.3)
+        continue;
+      }
+      let remaining = 0;
+      for (let k = h.length - 1; k >= 1; k--) remaining = remaining * 128 + (h[k]! & 0x7f);
+      const headerBytes = Uint8Array.from(h);
+      this.#header = [];
+      const type = headerBytes[0]! >> 4;
+      if (headerBytes.length + remaining <= this.maxBytes) {
+        out.push(headerBytes);
+        this.#left = remaining;
+        continue;
+      }
+      const action = this.onOversize({ type, sizeBytes: headerBytes.length + remaining });
+      if (action === 'close' || (action === 'rewrite' && type !== 3)) return 'close';
+      this.#left = remaining;
+      const flags = headerBytes[0]! & 0x0f;
+      this.#collect = { need: 2, got: [], flags, qos: (flags >> 1) & 3 };
+    }
+    return out;
+  }
+}
+
+function encodeLength(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+
+/**
+ * Broker side: disconnects a client at the fixed header of a packet larger than `maxBytes`. Call before handing
+ * the socket to the broker (`net.createServer((s) => { limitServerSocket(s, max); broker.handle(s) })`).
+ * The broker still reads from the socket itself; this listener only watches the same bytes.
+ */
+export function limitServerSocket(socket: Socket, maxBytes = DEFAULT_MAX_PACKET_BYTES, onOversize?: (sizeBytes: number) => void): void {
+  const scanner = new HeaderScanner(maxBytes, ({ sizeBytes }) => {
+    onOversize?.(sizeBytes);
+    return 'close';
+  });
+  socket.on('data', (chunk: Buffer) => {
+    if (socket.destroyed) return;
+    if (scanner.feed(chunk) === 'close') socket.destroy();
+  });
+}
+
+/**
+ * Client side: wraps a connected socket as the duplex mqtt.js reads (its `streamBuilder`). Incoming PUBLISH
+ * packets over `maxBytes` reach mqtt.js as the same PUBLISH with an empty payload (`onOversize` is told the topic
+ * is coming and the size); any other oversize packet closes the connection.
+ */
+export function limitedClientStream(socket: Socket, maxBytes: number, onOversize: (sizeBytes: number) => void): Duplex {
+  const scanner = new HeaderScanner(maxBytes, ({ sizeBytes }) => {
+    onOversize(sizeBytes);
+    return 'rewrite';
+  });
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end();
+      cb();
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  socket.on('data', (chunk: Buffer) => {
+    const parts = scanner.feed(chunk);
+    if (parts === 'close') {
+      socket.destroy();
+      return;
+    }
+    let more = true;
+    for (const p of parts) more = duplex.push(Buffer.from(p.buffer, p.byteOffset, p.byteLength)) && more;
+    if (!more) socket.pause();
+  });
+  socket.on('end', () => duplex.push(null));
+  socket.on('error', (e) => duplex.destroy(e));
+  socket.on('close', () => duplex.destroy());
+  socket.on('connect', () => duplex.emit('connect'));
+  socket.on('secureConnect', () => duplex.emit('secureConnect'));
+  (duplex as Duplex & { setNoDelay: (on?: boolean) => void }).setNoDelay = (on?: boolean) => void socket.setNoDelay(on);
+  return duplex;
+}
+
