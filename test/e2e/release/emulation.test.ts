@@ -139,11 +139,13 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
       if (Date.now() > until) throw new Error('ingest did not come up');
       await sleep(200);
     }
+    // ingest's admin token (/enrol, /flush), which it wrote into its data folder
+    const adminToken = () => readFileSync(join(dir, 'ingest', 'admin-token'), 'utf8').trim();
     for (const s of specs) {
       const { record } = await verifyEnrolmentRequest(new Uint8Array(readFileSync(join(dir, 'usb', `${s.id}.enrol.cose`))));
       expect(record.deviceId).toBe(s.id);
       expect(record.keyBackend).toBe(s.backend);
-      const res = await fetch(`${api}/enrol`, { method: 'POST', body: JSON.stringify(record) });
+      const res = await fetch(`${api}/enrol`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken()}` }, body: JSON.stringify(record) });
       expect(res.status, await res.clone().text()).toBe(200);
     }
 
@@ -234,7 +236,7 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
     say(`confirmed: ${specs.map((s, i) => `${s.id} ${acked[i]} readings, RSS ${rss[i]!.rssMb} MB (peak ${rss[i]!.peakMb} MB)`).join('; ')}`);
 
     // ---- anchored and verified: the repository's `stele verify`, then the verifier package, on the same bundles
-    expect((await fetch(`${api}/flush`, { method: 'POST' })).status).toBe(200);
+    expect((await fetch(`${api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${adminToken()}` } })).status).toBe(200);
     const prefix = join(dir, 'officer');
     mkdirSync(prefix);
     const files: string[] = [];
