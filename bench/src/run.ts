@@ -8,6 +8,7 @@
  *   npm run bench -- slow-key [...]   the slow-key scenario instead (bench/src/slow-key.ts; `--write` rewrites the
  *                                     "Slow keys" section; about 75 s)
  *   npm run bench -- gateway-replay   100k buffered readings replayed to real ingest (gateway-replay.ts)
+ *   npm run bench -- hj212-resync     HJ 212 decoder on valid, noisy and hostile streams (hj212-resync.ts)
  *   npm run bench -- gateway-soak     16 instruments at 1 Hz for 10 minutes, max RSS per minute (gateway-soak.ts)
  *
  * Progress goes to stderr, the markdown table to stdout. The whole run takes about 40 s with the defaults.
@@ -242,6 +243,11 @@ async function main(): Promise<void> {
     // A scenario, not a micro-benchmark: it runs the real outbox, agent, publisher and ingest for a minute.
     const { runSlowKey } = await import('./slow-key.ts');
     await runSlowKey(process.argv.slice(3));
+    return;
+  }
+  if (process.argv[2] === 'hj212-resync') {
+    const { main } = await import('./hj212-resync.ts');
+    await main(process.argv.slice(3));
     return;
   }
   if (process.argv[2] === 'gateway-replay' || process.argv[2] === 'gateway-soak') {

@@ -22,6 +22,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'verify an evidence bundle offline and, where a chain endpoint answers, its on-chain anchor',
     run: async (argv, io) => (await import('@stele/verifier/cli.ts')).runVerify(argv, io),
   },
+  alerts: {
+    summary: 'evaluate alert rules over readings: `stele alerts eval --rules FILE --readings FILE.jsonl [--json]`',
+    run: async (argv, io) => (await import('@stele/verifier/alerts-cli.ts')).runAlerts(argv, io),
+  },
   trust: {
     summary: 'the authority\'s trust policy: `stele trust keygen | fingerprint | sign | show`',
     run: async (argv, io) => (await import('@stele/verifier/trust-cli.ts')).runTrust(argv, io),

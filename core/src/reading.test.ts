@@ -37,8 +37,15 @@ const expectReject = (bytes: Uint8Array, field?: string): void => {
 
 describe('encodeReading / decodeReading', () => {
   it('round-trips a reading with every optional key', () => {
-    const r = sampleReading({ anchor: d(0x11), seq: 7, prev: d(0x22) });
+    const r = sampleReading({ anchor: d(0x11), seq: 7, prev: d(0x22), itime: '20261120140100', rtype: '2051' });
     expect(decodeReading(encodeReading(r))).toEqual(r);
+  });
+
+  it('keeps a reading without itime and rtype byte-identical to the encoding before they existed (FORMAT.md §2.3)', () => {
+    const r = sampleReading();
+    expect(entriesOf(r).map(([k]) => k)).not.toContain('itime');
+    const withTime = entriesOf(sampleReading({ itime: '20261120140100123', rtype: '2011' })).map(([k]) => k);
+    expect(withTime).toEqual(['v', 'raw', 'seq', 'meas', 'prev', 'time', 'clock', 'itime', 'rtype', 'device', 'sensor']);
   });
 
   it('round-trips a reading without optional keys, leaving them out rather than null', () => {
@@ -140,6 +147,19 @@ describe('decodeReading rejects with READING_FORMAT_ERROR', () => {
     ['raw', new Uint8Array(32), 'reading.raw'],
     ['anchor', new Uint8Array(31), 'reading.anchor'],
     ['anchor', null, 'reading.anchor'],
+    ['itime', 20261120140100, 'reading.itime'],
+    ['itime', '2026112014010', 'reading.itime'],
+    ['itime', '202611201401001', 'reading.itime'],
+    ['itime', '20261320140100', 'reading.itime'],
+    ['itime', '20260230140100', 'reading.itime'],
+    ['itime', '20261120240100', 'reading.itime'],
+    ['itime', '20261120146000', 'reading.itime'],
+    ['itime', '20261120140160', 'reading.itime'],
+    ['itime', '2026-11-20T14:01', 'reading.itime'],
+    ['rtype', '', 'reading.rtype'],
+    ['rtype', '20-51', 'reading.rtype'],
+    ['rtype', 'x'.repeat(17), 'reading.rtype'],
+    ['rtype', 2051, 'reading.rtype'],
   ] as [string, unknown, string][])('when "%s" is %o', (key, value, field) => {
     expectReject(edited((m) => m.set(key, value)), field);
   });

@@ -35,6 +35,13 @@ export interface Reading {
   raw: Uint8Array[];
   /** Last anchored batch root the gateway had seen (a not-before bound). */
   anchor?: Uint8Array;
+  /**
+   * The instrument's own time for this record, FORMAT.md §2.3: `YYYYMMDDhhmmss` or `YYYYMMDDhhmmsszzz` digits in
+   * the instrument's local civil time, exactly as it sent them (HJ 212 `DataTime`). Untrusted like `time`.
+   */
+  itime?: string;
+  /** The instrument's record type, FORMAT.md §2.3 (HJ 212: the `CN`, e.g. `2051` minute data). */
+  rtype?: string;
 }
 
 /** Format version of FORMAT.md §2. */
@@ -45,7 +52,7 @@ export const DIGEST_LENGTH = 32;
 export const GENESIS_PREV: Uint8Array = new Uint8Array(DIGEST_LENGTH);
 
 const READING_REQUIRED = ['v', 'device', 'sensor', 'seq', 'prev', 'time', 'clock', 'meas', 'raw'] as const;
-const READING_OPTIONAL = ['anchor'] as const;
+const READING_OPTIONAL = ['anchor', 'itime', 'rtype'] as const;
 const CLOCK_KEYS = ['synced', 'source'] as const;
 const MEAS_REQUIRED = ['code', 'kind', 'value'] as const;
 const MEAS_OPTIONAL = ['unit', 'flag'] as const;
@@ -75,6 +82,8 @@ function toCborModel(reading: Reading): Record<string, unknown> {
     raw: reading.raw,
   };
   if (reading.anchor !== undefined) out.anchor = reading.anchor;
+  if (reading.itime !== undefined) out.itime = reading.itime;
+  if (reading.rtype !== undefined) out.rtype = reading.rtype;
   return out;
 }
 
@@ -97,6 +106,27 @@ export function encodeReading(reading: Reading): Uint8Array {
     throw new TypeError(`reading is not valid per FORMAT.md §2${where ? ` (${JSON.stringify(where)})` : ''}`, { cause });
   }
   return bytes;
+}
+
+/** FORMAT.md §2.3: `rtype` is 1 to 16 ASCII letters or digits. */
+export const RTYPE_PATTERN = /^[0-9A-Za-z]{1,16}$/;
+const ITIME_PATTERN = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{3})?$/;
+
+/** Days in `month` (1..12) of the proleptic Gregorian `year`. */
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/**
+ * Whether `text` is an instrument time of FORMAT.md §2.3: 14 or 17 ASCII digits `YYYYMMDDhhmmss[zzz]`, month
+ * 01..12, day 01..days of that month (Gregorian), hour 00..23, minute and second 00..59 (no leap second).
+ */
+export function isInstrumentTime(text: string): boolean {
+  const m = ITIME_PATTERN.exec(text);
+  if (m === null) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month) && hour <= 23 && minute <= 59 && second <= 59;
 }
 
 function fail(message: string, where: Record<string, unknown>): never {
@@ -188,6 +218,16 @@ export function decodeReading(bytes: Uint8Array): Reading {
     raw: expectArray(map.get('raw'), 'reading.raw').map((d, i) => expectDigest(d, `reading.raw[${i}]`)),
   };
   if (map.has('anchor')) reading.anchor = expectDigest(map.get('anchor'), 'reading.anchor');
+  if (map.has('itime')) {
+    const itime = expectText(map.get('itime'), 'reading.itime');
+    if (!isInstrumentTime(itime)) fail('reading.itime is not YYYYMMDDhhmmss[zzz] with a valid date and time', { field: 'reading.itime' });
+    reading.itime = itime;
+  }
+  if (map.has('rtype')) {
+    const rtype = expectText(map.get('rtype'), 'reading.rtype');
+    if (!RTYPE_PATTERN.test(rtype)) fail('reading.rtype is not 1 to 16 ASCII letters or digits', { field: 'reading.rtype' });
+    reading.rtype = rtype;
+  }
 
   // Deterministic encoding (RFC 8949 §4.2.1): one reading, one byte string, one digest. This also rejects
   // floating-point encodings of integers, which the CBOR decoder turns into plain numbers.

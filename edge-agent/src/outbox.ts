@@ -50,6 +50,10 @@ export interface Acquired {
   raw: Uint8Array[];
   /** Optional: last anchored batch root the gateway had seen. */
   anchor?: Uint8Array;
+  /** Optional: the instrument's own time of the record (FORMAT.md §2.3). */
+  itime?: string;
+  /** Optional: the instrument's record type (FORMAT.md §2.3, HJ 212 CN). */
+  rtype?: string;
 }
 
 export interface OutboxEntry {
@@ -306,6 +310,8 @@ export class Outbox {
       raw: a.raw,
     };
     if (a.anchor !== undefined) reading.anchor = a.anchor;
+    if (a.itime !== undefined) reading.itime = a.itime;
+    if (a.rtype !== undefined) reading.rtype = a.rtype;
     const readingBytes = encodeReading(reading);
     return { seq, readingBytes, digest: readingDigest(readingBytes) };
   }

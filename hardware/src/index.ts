@@ -41,7 +41,7 @@ export {
   formatHj212Time,
   frameDataSegment,
 } from './hj212/encoder.ts';
-export { HJ212_2005_TO_2017, HJ212_CEMS_CODES, measurementsFromCp, measurementsFromFrame, unitOf } from './hj212/measurements.ts';
+export { HJ212_2005_TO_2017, HJ212_CEMS_CODES, measurementsFromCp, measurementsFromFrame, recordFieldsOf, unitOf } from './hj212/measurements.ts';
 export {
   type Hj212Message,
   type Hj212MessageKey,

@@ -17,6 +17,7 @@ import { parseBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
 import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
 import {
   checkStatementAgainstReading,
+  decodeSign1,
   encodeReceipt,
   signConfirmation,
   parseStatement,
@@ -108,6 +109,16 @@ export interface IngestOptions {
   maxMessageBytes?: number;
   /** Statements ahead of a device's head kept while waiting for the gap to fill. Default 1024 per device. */
   reorderLimit?: number;
+  /**
+   * Messages received but not processed yet, per device and over all devices. Beyond either, a message is shed
+   * (counted in `stats().shed`, rejected as INGEST_QUEUE_FULL, not acknowledged: the gateway resends it).
+   * Defaults 4096 per device (8 gateway windows) and 65 536 in all (at most 64 KiB each: ~4 GiB worst case; set
+   * lower on small hosts).
+   */
+  maxQueuedPerDevice?: number;
+  maxQueuedTotal?: number;
+  /** Rejections logged and published per device per second; beyond, they are counted only. Default 20. */
+  rejectsPerDevicePerSecond?: number;
   /** Acks of one device are coalesced over this window. Default 5. */
   ackDelayMs?: number;
   /** MQTT client id. Default: random, with a clean session; when given, a persistent session (clean: false). */
@@ -132,6 +143,12 @@ export interface IngestStats {
   buffered: number;
   /** Failed anchor attempts (each retried on the next tick), since this process started. */
   anchorFailures: number;
+  /** Messages shed because a receive queue was full (INGEST_QUEUE_FULL), since this process started. */
+  shed: number;
+  /** Rejections counted but neither logged nor published (rate limit), since this process started. */
+  rejectsSuppressed: number;
+  /** Messages queued for processing now. */
+  queued: number;
 }
 
 interface Incoming {
@@ -191,6 +208,12 @@ export class IngestService {
   private readonly maxMessageBytes: number;
   private readonly reorderLimit: number;
   private readonly ackDelayMs: number;
+  private readonly maxQueuedPerDevice: number;
+  private readonly maxQueuedTotal: number;
+  private readonly rejectsPerDevicePerSecond: number;
+  private queuedTotal = 0;
+  /** Per device: the second and the rejections logged in it (rate limit). */
+  private readonly rejectWindows = new Map<string, { second: number; n: number; suppressed: number }>();
 
   private readonly registry = new KeyRegistry();
   private readonly devicesById = new Map<string, DeviceRow>();
@@ -219,6 +242,8 @@ export class IngestService {
     anchored: 0,
     duplicates: 0,
     anchorFailures: 0,
+    shed: 0,
+    rejectsSuppressed: 0,
     rejected: {} as Record<string, number>,
   };
 
@@ -232,6 +257,9 @@ export class IngestService {
     this.maxMessageBytes = positive(options.maxMessageBytes ?? 65536, 'maxMessageBytes');
     this.reorderLimit = positive(options.reorderLimit ?? 1024, 'reorderLimit');
     this.ackDelayMs = options.ackDelayMs ?? 5;
+    this.maxQueuedPerDevice = positive(options.maxQueuedPerDevice ?? 4096, 'maxQueuedPerDevice');
+    this.maxQueuedTotal = positive(options.maxQueuedTotal ?? 65_536, 'maxQueuedTotal');
+    this.rejectsPerDevicePerSecond = positive(options.rejectsPerDevicePerSecond ?? 20, 'rejectsPerDevicePerSecond');
   }
 
   static async start(options: IngestOptions): Promise<IngestService> {
@@ -423,6 +451,9 @@ export class IngestService {
       pending: this.pending.length,
       buffered,
       anchorFailures: this.counters.anchorFailures,
+      shed: this.counters.shed,
+      rejectsSuppressed: this.counters.rejectsSuppressed,
+      queued: this.queuedTotal,
     };
   }
 
@@ -673,13 +704,26 @@ export class IngestService {
       return;
     }
     const receivedAt = Date.now(); // ingest clock (FORMAT.md §8)
+    // refused before it is copied or queued
+    if (payload.byteLength > this.maxMessageBytes) {
+      this.reject(device, 'INGEST_OVERSIZE', 0, `${payload.byteLength} bytes`);
+      return;
+    }
     let q = this.queues.get(device);
     if (q === undefined) {
       q = { items: [], running: undefined };
       this.queues.set(device, q);
     }
+    if (q.items.length >= this.maxQueuedPerDevice || this.queuedTotal >= this.maxQueuedTotal) {
+      // shed, not acked: the gateway resends from its acked mark
+      this.counters.shed++;
+      this.reject(device, 'INGEST_QUEUE_FULL', 0, `receive queue full (${q.items.length} for this device, ${this.queuedTotal} in all)`);
+      if (q.items.length === 0 && q.running === undefined) this.queues.delete(device);
+      return;
+    }
     // A copy: held statements may outlive the socket buffer the payload was sliced from.
     q.items.push({ payload: new Uint8Array(payload), receivedAt });
+    this.queuedTotal++;
     if (q.running === undefined) q.running = this.drain(device, q);
   }
 
@@ -688,6 +732,7 @@ export class IngestService {
     try {
       while (q.items.length > 0) {
         const group = q.items.splice(0, GROUP_LIMIT);
+        this.queuedTotal -= group.length;
         try {
           await this.withDeviceLock(device, () => this.processGroup(device, group));
         } catch (e) {
@@ -802,7 +847,7 @@ export class IngestService {
       if (!(await keyCheck(c))) continue;
       if (seq <= head.seq) {
         const existing = committedHere.get(seq) ?? (await this.store.getEntry(device, seq))?.statement;
-        if (existing !== undefined && equalBytes(existing, c.statement)) {
+        if (existing !== undefined && sameStatement(existing, c.statement)) {
           this.counters.duplicates++;
           reAck = true;
         } else {
@@ -819,7 +864,7 @@ export class IngestService {
       } else {
         const held = buffer.get(seq);
         if (held !== undefined) {
-          if (equalBytes(held.statement, c.statement)) this.counters.duplicates++;
+          if (sameStatement(held.statement, c.statement)) this.counters.duplicates++;
           else await this.recordFork(device, c);
         } else if (buffer.size >= this.reorderLimit) {
           this.reject(device, 'INGEST_REORDER_FULL', seq, `seq is ahead of head ${head.seq} and the reorder buffer is full`);
@@ -959,6 +1004,20 @@ export class IngestService {
 
   private reject(device: string, code: RejectCode, seq: number, detail?: string): void {
     this.counters.rejected[code] = (this.counters.rejected[code] ?? 0) + 1;
+    // Rate limit per device: a flood of bad messages must not become a flood of log lines and broker traffic.
+    const second = Math.floor(Date.now() / 1000);
+    let w = this.rejectWindows.get(device);
+    if (w === undefined || w.second !== second) {
+      if (w !== undefined && w.suppressed > 0) this.log('warn', 'statement rejections suppressed (rate limit)', { device, suppressed: w.suppressed });
+      if (this.rejectWindows.size > 10_000) this.rejectWindows.clear(); // bounded: device ids come from the network
+      w = { second, n: 0, suppressed: 0 };
+      this.rejectWindows.set(device, w);
+    }
+    if (++w.n > this.rejectsPerDevicePerSecond) {
+      w.suppressed++;
+      this.counters.rejectsSuppressed++;
+      return;
+    }
     const fields: Record<string, unknown> = { device, seq, code };
     if (detail !== undefined) fields['detail'] = detail;
     this.log('warn', 'statement rejected', fields);
@@ -1101,6 +1160,23 @@ export class IngestService {
       this.log('info', 'batch anchored', { batchId, chainId: ref.chainId, txHash: ref.txHash, blockNumber: ref.blockNumber });
       await this.confirmAnchored(row);
     }
+  }
+}
+
+/**
+ * Statement identity at ingest (issue #8): the protected header and the payload, what the signature covers. ECDSA
+ * signatures are malleable (s -> n - s verifies too, and FORMAT.md §0 requires accepting high S), so anyone who saw
+ * a statement can make a second, valid one with other bytes: that is the same statement again (a duplicate),
+ * never a fork of the device's chain.
+ */
+function sameStatement(a: Uint8Array, b: Uint8Array): boolean {
+  if (equalBytes(a, b)) return true;
+  try {
+    const x = decodeSign1(a);
+    const y = decodeSign1(b);
+    return equalBytes(x.protectedBytes, y.protectedBytes) && x.payload !== null && y.payload !== null && equalBytes(x.payload, y.payload);
+  } catch {
+    return false;
   }
 }
 

@@ -4,8 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { equalBytes } from '@stele/core/bytes.ts';
-import { checkConfirmation, encodeSign1, type ParsedConfirmation } from '@stele/core/cose/index.ts';
-import { makeChain, useIngestStack, waitFor } from './test-helpers.ts';
+import { checkConfirmation, decodeSign1, encodeSign1, type ParsedConfirmation } from '@stele/core/cose/index.ts';
+import { toHighS } from '@stele/core/cose/test-helpers.ts';
+import { envelope, makeChain, useIngestStack, waitFor } from './test-helpers.ts';
 
 const stack = useIngestStack('ingest-wire');
 let devices = 0;
@@ -27,6 +28,51 @@ describe('confirmations', () => {
     const anchored = s.gw.confirmations.find((c) => c.type === 'anchored')!;
     expect(anchored.upTo).toBe(6);
     expect(equalBytes(anchored.head, chain[5]!.digest)).toBe(true);
+  });
+});
+
+describe('statement identity', () => {
+  it('counts the high-S twin of a committed or held statement as a duplicate, never a fork', async () => {
+    const s = await stack.setup({ deviceId: nextId(), dirPrefix: 'ingest-wire' });
+    const chain = await makeChain(s.device, s.deviceId, 4);
+    const twin = (st: Uint8Array) => {
+      const c = decodeSign1(st);
+      return encodeSign1({ ...c, signature: toHighS(c.signature) });
+    };
+    await s.gw.publish(chain[0]!);
+    await waitFor(() => s.gw.ackedUpTo === 1, 'stored 1');
+    // the twin of a committed statement (seq 1) and of a held one (seq 3, ahead of the head)
+    await s.gw.publish({ statement: twin(chain[0]!.statement), reading: chain[0]!.reading });
+    await s.gw.publish(chain[2]!);
+    await s.gw.publish({ statement: twin(chain[2]!.statement), reading: chain[2]!.reading });
+    await waitFor(() => s.ingest.stats().duplicates === 2, 'two duplicates');
+    await s.gw.publish(chain[1]!);
+    await s.gw.publish(chain[3]!);
+    await waitFor(() => s.gw.ackedUpTo === 4, 'stored 4');
+    expect(s.ingest.stats().rejected).toEqual({});
+    expect(await s.ingest.forks(s.deviceId)).toEqual([]);
+  });
+});
+
+describe('bounded receiving', () => {
+  it('sheds beyond the receive queue bound (counted, INGEST_QUEUE_FULL) and rate-limits reject logs and messages', async () => {
+    const lines: string[] = [];
+    const s = await stack.setup({
+      deviceId: nextId(),
+      dirPrefix: 'ingest-wire',
+      options: { maxQueuedPerDevice: 2, rejectsPerDevicePerSecond: 3, log: (level, msg) => void (msg === 'statement rejected' && lines.push(level)) },
+    });
+    const chain = await makeChain(s.device, s.deviceId, 1);
+    const bytes = envelope(chain[0]!);
+    // 300 copies in one burst: they arrive faster than a group is verified
+    await Promise.all(Array.from({ length: 300 }, () => s.gw.publishRaw(bytes)));
+    await waitFor(() => s.ingest.stats().shed > 0 && s.ingest.stats().queued === 0, 'shed and drained');
+    const st = s.ingest.stats();
+    expect(st.rejected['INGEST_QUEUE_FULL']).toBe(st.shed);
+    expect(st.rejectsSuppressed).toBeGreaterThan(0);
+    // at most 3 per second were logged (the burst spans a second boundary at most a few times)
+    expect(lines.length).toBeLessThanOrEqual(3 * 4);
+    expect(s.ingest.head(s.deviceId).seq).toBe(1);
   });
 });
 

@@ -19,7 +19,7 @@ import { SerialPortMock } from 'serialport';
 import { completePolicyDraft, draftTrustPolicy, formatFingerprint, loadTrustPolicy, parseBundle, readAnchor, signTrustPolicy, toHex, verifyBundle, type Verdict } from '@stele/core';
 import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
-import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
+import { Hj212SerialSession, measurementsFromFrame, recordFieldsOf } from '@stele/hardware';
 import { ANVIL_DEV_PRIVATE_KEY, IngestService, aedesAccessHooks, BrokerAccess, connectEvmAnchorer, limitServerSocket, startAnvil } from '@stele/ingest';
 import { formatVerdict } from '@stele/verifier';
 import { CemsSimulator } from './instruments/cems.ts';
@@ -297,12 +297,15 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
 
 async function* acquire(session: Hj212SerialSession, signal: AbortSignal): AsyncIterable<Acquired> {
   for await (const frame of session.readings(signal)) {
+    const { itime, rtype } = recordFieldsOf(frame.parsed.cp, frame.parsed.header.CN);
     yield {
       sensor: frame.parsed.header.MN ?? 'unknown',
       time: Date.now(),
       clock: { synced: false, source: 'sim' },
       meas: measurementsFromFrame(frame),
       raw: [frame.sha256],
+      ...(itime === undefined ? {} : { itime }),
+      ...(rtype === undefined ? {} : { rtype }),
     };
   }
 }

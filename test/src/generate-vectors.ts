@@ -8,6 +8,7 @@
  * compares it with the checked-in files byte for byte. test/vectors/SOURCE.md says how each file was made.
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { evalReading, evaluateRuleSet, parseRuleSet, readingJsonView, type EvalReading } from '@stele/core/alerts/index.ts';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { p256 } from '@noble/curves/nist.js';
@@ -291,6 +292,8 @@ function readingView(r: Reading): Record<string, unknown> {
     raw: r.raw.map(hex),
   };
   if (r.anchor !== undefined) out.anchor = hex(r.anchor);
+  if (r.itime !== undefined) out.itime = r.itime;
+  if (r.rtype !== undefined) out.rtype = r.rtype;
   return out;
 }
 
@@ -443,6 +446,34 @@ function readingFile(w: World): unknown {
       'Readings (FORMAT.md §2): the JSON view (bytes as hex), the deterministic CBOR and the reading digest SHA-256(cbor). ' +
       'seq 1 starts the chain (prev = 32 zero bytes); seq 6 carries the optional "anchor" (the root of batch 1).',
     readings: [entry(w.signed[0]!), entry(w.signed[5]!)],
+    instrumentTime: (() => {
+      // FORMAT.md §2.3: an HJ 212 minute record (CN 2051) of the interval starting 14:00 logger time, taken by the
+      // gateway at 06:01:02.250Z. Not part of the chain above (seq 1 of another device).
+      const reading: Reading = {
+        v: 1,
+        device: 'gw-0002',
+        sensor: SENSOR,
+        seq: 1,
+        prev: GENESIS_PREV,
+        time: START_MS + 62_250,
+        clock: { synced: true, source: 'ntp' },
+        meas: [
+          { code: 'a21026', kind: 'Avg', value: '31.4', unit: 'mg/m3', flag: 'N' },
+          { code: 'a19001', kind: 'Avg', value: '7.2', unit: '%', flag: 'N' },
+        ],
+        raw: [sha256(utf8('hj212 minute frame 20261120140000'))],
+        itime: '20261120140000',
+        rtype: '2051',
+      };
+      const readingBytes = encodeReading(reading);
+      return {
+        json: readingView(reading),
+        timeIso: new Date(reading.time).toISOString(),
+        cbor: hex(readingBytes),
+        digest: hex(readingDigest(readingBytes)),
+        annotated: annotateCbor(readingBytes),
+      };
+    })(),
   };
 }
 
@@ -1167,6 +1198,53 @@ async function deviceBatchCases(w: World, dw: { signed: Signed[]; batches: Batch
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/**
+ * FORMAT.md §15: a rule set, readings (JSON lines of the §2 reading shape) and everything the engine computes
+ * from them at a fixed evaluation time. One hour of HJ 212 minute records (SO2 and O2 with varied decimals, two
+ * minutes flagged C, one with O2 above the policy limit) and a probe with a 2-sample excursion.
+ */
+function alertsFile(): unknown {
+  const ruleSet = {
+    format: 'stele-rules/1',
+    name: 'vectors',
+    utcOffset: '+08:00',
+    rules: [
+      { id: 'so2-ultra-low', type: 'emission-hourly', standard: 'ultra-low', version: '2015-12-11', params: { pollutants: [{ code: 'a21026', limit: '35', unit: 'mg/m³' }], referenceO2: '6', o2Policy: { maxO2: '19', action: 'exclude' } } },
+      { id: 'cold-2-8', type: 'cold-chain', standard: 'GSP', version: '1', params: { profile: '2-8 C', low: '2', high: '8', maxContinuousMs: 300_000 } },
+    ],
+  };
+  const minute = (i: number) => {
+    const so2 = `${30 + ((i * 7) % 13)}.${(i * 3) % 10}`;
+    const o2 = i === 30 ? '19.5' : `${8 + ((i * 5) % 7)}.${(i * 7) % 10}`;
+    const d = new Date(Date.UTC(2026, 10, 20, 14, i));
+    const itime = `${d.toISOString().slice(0, 10).replace(/-/g, '')}${d.toISOString().slice(11, 16).replace(':', '')}00`;
+    return { sensor: 'MN-0001', time: START_MS + (i + 1) * 60_000 + 250, clock: { synced: true, source: 'ntp' }, itime, rtype: '2051', raw: [sha256(utf8(`minute ${i}`))],
+      meas: [{ code: 'a21026', kind: 'Avg', value: so2, unit: 'mg/m3', flag: i === 12 || i === 13 ? 'C' : 'N' }, { code: 'a19001', kind: 'Avg', value: o2, unit: '%', flag: 'N' }] };
+  };
+  const probe = ['5.1', '6.0', '8.4', '8.9', '7.5', '5.0'].map((v, i) => ({ sensor: 'room-1', time: START_MS + i * 300_000, clock: { synced: true, source: 'ntp' }, raw: [], meas: [{ code: '28-0316a2795cff', kind: 'temperature', value: v, unit: '°C' }] }));
+  const lines: string[] = [];
+  const evals: EvalReading[] = [];
+  for (const [device, items] of [['gw-cems', Array.from({ length: 50 }, (_, i) => minute(i))], ['gw-cold', probe]] as const) {
+    let prev = GENESIS_PREV;
+    items.forEach((it, i) => {
+      const e = evalReading({ v: 1, device, seq: i + 1, prev, ...(it as Omit<Reading, 'v' | 'device' | 'seq' | 'prev'>) });
+      prev = fromHex(e.digest);
+      evals.push(e);
+      lines.push(JSON.stringify(readingJsonView(e.reading)));
+    });
+  }
+  const at = START_MS + 3_600_000;
+  return {
+    description:
+      'FORMAT.md §15: `stele alerts eval --rules <ruleSet> --readings <readings, one per line> --at <atIso>` prints `expected` with --json. ' +
+      'Minute values are decimal text with varied digits; corrected values are rounded half to even to 6 decimals, means to 4; exceedance compares exact values.',
+    ruleSet,
+    readings: lines,
+    atIso: new Date(at).toISOString(),
+    expected: evaluateRuleSet(parseRuleSet(ruleSet), evals, { at }),
+  };
+}
+
 /** Every vector file: path relative to test/vectors/ -> contents. Deterministic. */
 export async function generateVectors(): Promise<Map<string, string>> {
   const w = await buildWorld();
@@ -1184,6 +1262,7 @@ export async function generateVectors(): Promise<Map<string, string>> {
   files.set('lifecycle.json', json(lifecycleFile(w, await lifecycleWorld(w, 'rotated'))));
   const dw = await deviceBatchWorld(w);
   files.set('device-batch.json', json(deviceBatchFile(w, dw)));
+  files.set('alerts.json', json(alertsFile()));
   files.set('trust.json', json(await trustFile(w)));
   for (const c of [...(await bundleCases(w)), ...(await lifecycleCases(w)), ...(await deviceBatchCases(w, dw))]) {
     const bytes = encodeBundle(c.bundle);

@@ -36,6 +36,7 @@ import {
 } from '@stele/core';
 import { loadTrustPolicy, TrustPolicyError, type TrustPolicy } from '@stele/core/trust/policy.ts';
 import { generateVectors, VECTORS_DIR } from './generate-vectors.ts';
+import { evaluateRuleSet, parseReadingLines, parseRuleSet } from '@stele/core/alerts/index.ts';
 import { repoRoot } from './shared.ts';
 
 const generated = await generateVectors();
@@ -133,6 +134,12 @@ describe('reading, statement, batch, receipt and anchor vectors', () => {
       expect(reading.meas).toEqual(r.json.meas);
       expect(toHex(readingDigest(fromHex(r.cbor)))).toBe(r.digest);
     }
+    // FORMAT.md §2.3: the instrument's time and record type travel beside the gateway time
+    const it = readVector<{ instrumentTime: { json: { itime: string; rtype: string }; cbor: string; digest: string; annotated: string[] } }>('reading.json').instrumentTime;
+    const withTime = decodeReading(fromHex(it.cbor));
+    expect([withTime.itime, withTime.rtype]).toEqual([it.json.itime, it.json.rtype]);
+    expect(toHex(readingDigest(fromHex(it.cbor)))).toBe(it.digest);
+    expect(readFileSync(resolve(repoRoot, 'docs', 'FORMAT.md'), 'utf8').includes(it.annotated.join('\n'))).toBe(true);
   });
 
   it('the statement parses, verifies, and its leaf hash is SHA-256(0x00 || statement)', async () => {
@@ -335,5 +342,35 @@ describe.each(bundleNames)('bundle vector %s', (name) => {
   it(`gives ${exp.expectedOffline.state} ${exp.expectedOffline.codes.join(', ') || '(no failure)'} offline`, async () => {
     const verdict = await verifyBundle(parseBundleBytes(bytes), { trust: vectorPolicy, now: NOW });
     expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual(exp.expectedOffline);
+  });
+});
+
+describe('alert vectors (FORMAT.md §15, alerts.json)', () => {
+  const v = readVector<{ ruleSet: unknown; readings: string[]; atIso: string; expected: { alerts: { kind: string; values: Record<string, unknown>; inputs: { corrected?: string; value?: string; o2Used?: string }[] }[] } }>('alerts.json');
+
+  it('the engine gives exactly the expected aggregates and alerts from the JSON lines', () => {
+    const readings = parseReadingLines(v.readings.join('\n'));
+    expect(JSON.parse(JSON.stringify(evaluateRuleSet(parseRuleSet(v.ruleSet), readings, { at: Date.parse(v.atIso) })))).toEqual(v.expected);
+  });
+
+  it('the hourly mean follows from the listed inputs by integer arithmetic (an independent recomputation)', () => {
+    const a = v.expected.alerts.find((x) => x.kind === 'emission-exceedance')!;
+    // each corrected value: C × 15 / (21 − O2) rounded half to even to 6 decimals, redone in integers of 10^-6
+    for (const i of a.inputs) {
+      const scaled = (t: string) => BigInt(t.replace('.', '')) * 10n ** BigInt(6 - (t.split('.')[1]?.length ?? 0));
+      const num = scaled(i.value!) * 15n * 10n ** 6n; // C × 15, in 10^-12
+      const den = 21n * 10n ** 6n - scaled(i.o2Used!); // (21 − O2), in 10^-6
+      let q = num / den;
+      const r = (num % den) * 2n;
+      if (r > den || (r === den && q % 2n === 1n)) q += 1n;
+      expect(q.toString().replace(/(\d{6})$/, '.$1')).toBe(i.corrected);
+    }
+    const sum = a.inputs.reduce((s, i) => s + BigInt(i.corrected!.replace('.', '')), 0n); // 10^-6
+    const k = BigInt(a.inputs.length);
+    const den = k * 100n; // mean in 10^-4: sum / (k × 100)
+    let q = sum / den;
+    const r = (sum % den) * 2n;
+    if (r > den || (r === den && q % 2n === 1n)) q += 1n;
+    expect(q.toString().replace(/(\d{4})$/, '.$1')).toBe(a.values.mean);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * `stele verify BUNDLE --trust POLICY --authority FINGERPRINT [--rpc URL]... [--offline] [--json] [--lang zh|en]`
+ * `stele verify BUNDLE --trust POLICY --authority FINGERPRINT [--rpc URL]... [--offline] [--json] [--lang zh|en]
+ *                     [--report FILE.pdf [--page FILE]]`
  *
  * Exit codes: 0 verified, 1 failed, 3 partial (not fully checked: offline, or no trust policy), 2 usage or I/O
  * error, or a policy that is not the pinned authority's. The chain is asked through `readAnchor` at the --rpc URLs
@@ -29,6 +30,7 @@ export const EXIT_USAGE = 2;
 export const EXIT_PARTIAL = 3;
 
 const USAGE = `usage: stele verify BUNDLE --trust POLICY --authority FINGERPRINT [--rpc URL]... [--offline] [--json] [--lang zh|en]
+                    [--report FILE.pdf [--page stele-verify.html]]
 
 Verifies an evidence bundle (docs/FORMAT.md §7): signatures, completeness, batch inclusion, receipts offline;
 the on-chain anchor through a JSON-RPC endpoint of the chain; the ingest key and anchor target against your
@@ -52,6 +54,10 @@ authority's trust policy (§14). Without a policy the best verdict is "not fully
   --frame FILE   a raw frame as the authority's platform received it (e.g. one HJ 212 frame, byte for byte):
                  names the reading(s) of the bundle that came from it; exit 1 when none did, or when that
                  reading did not verify
+  --report FILE  also write the officer's printable report (PDF) as the verifier page makes it, through
+                 headless Chromium (Debian chromium, or STELE_CHROMIUM); the page verifies again with the same code
+                 and must agree with this command
+  --page FILE    the verifier page to print with (default: dist/stele-verify.html from npm run build:web)
 
 exit: 0 verified, 1 failed, 3 not fully checked (offline, no policy), 2 usage or I/O error or a policy that is
 not the pinned authority's
@@ -65,6 +71,8 @@ interface Args {
   lang: Lang;
   timeoutMs: number | undefined;
   frame: string | undefined;
+  report: string | undefined;
+  page: string | undefined;
   trust: string | undefined;
   authority: string | undefined;
   authorityFile: string | undefined;
@@ -85,6 +93,7 @@ function parseArgs(argv: string[]): Args | 'help' {
   const args: Omit<Args, 'file'> = {
     rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined, frame: undefined,
     trust: undefined, authority: undefined, authorityFile: undefined, minPolicyVersion: undefined, useBundleRpc: false, deadlineMs: undefined, policyState: undefined,
+    report: undefined, page: undefined,
   };
   const positive = (name: string, v: string): number => {
     const n = Number(v);
@@ -126,6 +135,12 @@ function parseArgs(argv: string[]): Args | 'help' {
       case '--frame':
         args.frame = value();
         break;
+      case '--report':
+        args.report = value();
+        break;
+      case '--page':
+        args.page = value();
+        break;
       case '--trust':
         args.trust = value();
         break;
@@ -160,6 +175,7 @@ function parseArgs(argv: string[]): Args | 'help' {
   }
   if (files.length !== 1) throw new UsageError(files.length === 0 ? 'no bundle file given' : 'give exactly one bundle file');
   if (args.offline && args.rpcUrls.length > 0) throw new UsageError('--offline and --rpc exclude each other');
+  if (args.page !== undefined && args.report === undefined) throw new UsageError('--page needs --report');
   if (args.authority !== undefined && args.authorityFile !== undefined) throw new UsageError('give --authority or --authority-file, not both');
   // An unsigned or unpinned policy beside the bundle adds nothing over the bundle's own fields.
   if (args.trust !== undefined && args.authority === undefined && args.authorityFile === undefined) {
@@ -269,9 +285,49 @@ export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
     io.stdout.write(formatVerdict(verdict, args.lang, { bundleName: basename(args.file) }));
     if (frame !== undefined) io.stdout.write(formatFrame(frame, args.lang));
   }
+  if (args.report !== undefined) {
+    const code = await writeReportFile(args, bytes, verdict, trust, io);
+    if (code !== undefined) return code;
+  }
   // A frame query answers "is this record's reading in the evidence, and does it hold?": no match is a failure.
   if (frame !== undefined && !frame.matches.some((m) => m.verified)) return EXIT_FAILED;
   return exitCodeOf(verdict);
+}
+
+/** `--report`: the page's PDF. Returns an exit code when it failed, undefined when the report was written. */
+async function writeReportFile(args: Args, bytes: Uint8Array, verdict: Verdict, trust: TrustPolicy | undefined, io: VerifyIo): Promise<number | undefined> {
+  // The page asks what this command asked: --rpc, else the policy's endpoints (core's default), none offline.
+  // (--use-bundle-rpc has no page equivalent: the page never takes an endpoint on the bundle's word.)
+  const policyUrls = (trust?.anchors ?? []).flatMap((a) => (a.endpoints ?? []).map((e) => e.url));
+  const policy = trust === undefined || args.trust === undefined ? undefined : { bytes: new Uint8Array(await readFile(args.trust)), authority: trust.authorityFingerprint };
+  const { writeReport, verdictCodes, ReportError } = await import('./report.ts');
+  try {
+    const made = await writeReport({
+      pdfPath: args.report!,
+      bundleBytes: bytes,
+      bundleName: basename(args.file),
+      rpcUrls: args.offline ? [] : args.rpcUrls,
+      allowUrls: policyUrls,
+      offline: args.offline,
+      ...(policy !== undefined ? { policy } : {}),
+      lang: args.lang,
+      ...(args.page !== undefined ? { pagePath: args.page } : {}),
+    });
+    if (verdictCodes(made.verdict) !== verdictCodes(verdict)) {
+      io.stderr.write(
+        `stele verify: the page's verdict differs from this command's (${verdictCodes(made.verdict)} vs ${verdictCodes(verdict)}); the report was written but do not rely on it\n`,
+      );
+      return EXIT_USAGE;
+    }
+    io.stderr.write(`stele verify: report written to ${made.pdfPath} (verifier page SHA-256 ${made.pageSha256})\n`);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ReportError) {
+      io.stderr.write(`stele verify: --report: ${err.code}: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
 }
 
 function formatFrame(frame: FrameQueryResult, lang: Lang): string {

@@ -53,6 +53,16 @@ describe('readAnchor', () => {
     expect(ANCHORED_EVENT_TOPIC).toBe(expected);
   });
 
+  it('calls fetch as a plain function, as a browser fetch requires (no "Illegal invocation")', async () => {
+    const inner = fetchFor(goodChain());
+    const strictFetch = function (this: unknown, url: RequestInfo | URL, init?: RequestInit) {
+      // A browser's fetch throws TypeError "Illegal invocation" when `this` is another object.
+      if (this !== undefined && this !== globalThis) throw new TypeError('Illegal invocation');
+      return inner(url, init);
+    } as typeof fetch;
+    expect((await readAnchor('http://127.0.0.1:1', ref, 1, { fetch: strictFetch })).batchId).toBe(1);
+  });
+
   it('decodes the Anchored log and the block time', async () => {
     expect(await readAnchor('http://127.0.0.1:1', ref, 1, { fetch: fetchFor(goodChain()) })).toEqual({
       chainId: 31337,

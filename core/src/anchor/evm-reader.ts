@@ -88,8 +88,11 @@ export async function readAnchor(
   checkArguments(rpcUrl, ref, batchId);
   const timeoutMs = options?.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError('options.timeoutMs must be > 0');
-  const fetchFn = options?.fetch ?? globalThis.fetch;
-  if (typeof fetchFn !== 'function') throw new TypeError('no fetch available: pass options.fetch');
+  const givenFetch = options?.fetch ?? globalThis.fetch;
+  if (typeof givenFetch !== 'function') throw new TypeError('no fetch available: pass options.fetch');
+  // Called as a plain function: a browser's fetch throws "Illegal invocation" when called as a method of another
+  // object (here it would be JsonRpc's `this.fetchFn(...)`); Node's does not care, so only the page showed it.
+  const fetchFn: typeof fetch = (input, init) => givenFetch(input, init);
 
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);

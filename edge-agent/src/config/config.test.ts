@@ -167,6 +167,16 @@ describe('loadConfig', () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
+  it('refuses a 100 MB junk file with CONFIG_TOO_LARGE without reading it', async () => {
+    const file = join(dir, 'junk.yaml');
+    const { truncate } = await import('node:fs/promises');
+    await writeFile(file, 'x');
+    await truncate(file, 100 * 1024 * 1024); // sparse: no disk, same size
+    const rss = process.memoryUsage().rss;
+    await expect(loadConfig(file)).rejects.toMatchObject({ code: 'CONFIG_TOO_LARGE' });
+    expect(process.memoryUsage().rss - rss).toBeLessThan(50 * 1024 * 1024);
+  });
+
   it('rejects a missing file with CONFIG_UNREADABLE', async () => {
     await expect(loadConfig(join(dir, 'nope.yaml'))).rejects.toMatchObject({ code: 'CONFIG_UNREADABLE' });
   });

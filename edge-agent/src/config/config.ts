@@ -3,9 +3,9 @@
  * below, every problem reported at once as `file:line:column field: what is expected`.
  * Relative paths in the file resolve against the file's folder.
  */
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument, type YAMLMap, type YAMLSeq } from 'yaml';
+import { LineCounter, parseDocument, YAMLMap as YAMLMapClass, type YAMLMap, type YAMLSeq } from 'yaml';
 import { fromBase64Url } from '@stele/core/bytes.ts';
 import { assertP256PublicKey } from '@stele/core/keys.ts';
 import { HJ212_CRC_VARIANTS } from '@stele/hardware/hj212/crc.ts';
@@ -104,8 +104,15 @@ export interface GatewayConfig {
   clock: { checkEveryMs: number; jumpThresholdMs: number };
 }
 
-/** Drivers the config accepts; the runner says so clearly when one of them is not available in this build. */
-export const KNOWN_DRIVERS = ['hj212', 'modbus-th', 'modbus-rtu'] as const;
+/** Drivers that read a serial port (`port` required). */
+export const SERIAL_DRIVERS = ['hj212', 'modbus-th', 'modbus-rtu', 'cal3k'] as const;
+/**
+ * Drivers the config accepts; the runner says so clearly when one of them is not available in this build.
+ * `parr-csv` and `custody-folder` poll a folder (`options.dir`); `cold-room` (alias `ds18b20`) reads DS18B20
+ * probes from sysfs, door contacts from GPIO and drives the alarm output. Those have no `port`: their source is it.
+ */
+export const KNOWN_DRIVERS = [...SERIAL_DRIVERS, 'parr-csv', 'custody-folder', 'cold-room', 'ds18b20'] as const;
+const GPIO_DIALECTS = ['v1', 'v2'] as const;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const DEVICE_ID = /^[^/+#\u0000-\u001f\u007f]{1,128}$/;
@@ -149,12 +156,89 @@ function modbusOptions(): Rule<Record<string, unknown>> {
   });
 }
 
+/** CAL3K calorimeter on RS-232 (PROTOCOLS.md §3.1): which Status values mean final must come from the unit's manual. */
+function cal3kOptions(): Rule<Record<string, unknown>> {
+  return object({
+    finalStatuses: { rule: list(string({ expected: 'a Status value such as "4"' }), { min: 1 }), required: true },
+    sensor: { rule: string({ pattern: NAME, expected: 'a sensor name' }) },
+    silenceTimeout: { rule: duration({ minMs: 1000 }) },
+  });
+}
+
+/** A folder the instrument PC (Parr run files) or a custody terminal (JSON events) writes to. */
+function folderOptions(extra: Record<string, { rule: Rule<unknown>; default?: unknown; required?: boolean }> = {}): Rule<Record<string, unknown>> {
+  return object({
+    dir: { rule: path('the folder to poll (a local folder or a mounted share)'), required: true },
+    interval: { rule: duration({ minMs: 100 }), default: 10_000 },
+    settle: { rule: duration(), default: 2000 },
+    writerRenames: { rule: boolean(), default: false },
+    ...extra,
+  });
+}
+
+const gpioLine = () =>
+  object({
+    chip: { rule: string({ pattern: /^[A-Za-z0-9_./-]{1,64}$/, expected: 'a GPIO chip such as gpiochip0' }), required: true },
+    line: { rule: integer({ min: 0, max: 1023 }), required: true },
+    activeLow: { rule: boolean(), default: false },
+  });
+
+/** DS18B20 probes (sysfs), door contacts and the alarm output (GPIO through libgpiod tools), PROTOCOLS.md §4.3. */
+function coldRoomOptions(): Rule<Record<string, unknown>> {
+  return object(
+    {
+      root: { rule: path('the 1-Wire devices folder'), default: '/sys/bus/w1/devices' },
+      probes: { rule: list(string({ pattern: /^[0-9a-f]{2}-[0-9a-f]{12}$/, expected: 'a 1-Wire id such as 28-0316a2795cff' }), { min: 1 }) },
+      interval: { rule: duration({ minMs: 1000 }), default: 60_000 },
+      gpio: { rule: oneOf(GPIO_DIALECTS), default: 'v1' },
+      doors: {
+        rule: list(
+          object({
+            id: { rule: string({ pattern: NAME, expected: 'a door name' }), required: true },
+            chip: { rule: string({ pattern: /^[A-Za-z0-9_./-]{1,64}$/, expected: 'a GPIO chip such as gpiochip0' }), required: true },
+            line: { rule: integer({ min: 0, max: 1023 }), required: true },
+            activeLow: { rule: boolean(), default: false },
+            openLevel: { rule: oneOfNumbers([0, 1]), default: 1 },
+          }),
+        ),
+        default: [],
+      },
+      alarm: { rule: gpioLine() },
+      rule: {
+        rule: object({
+          low: { rule: celsius(), required: true },
+          high: { rule: celsius(), required: true },
+          hysteresis: { rule: celsius(), default: 0.5 },
+          outOfRange: { rule: duration(), required: true },
+          doorOpen: { rule: duration(), required: true },
+          doorClosed: { rule: duration(), default: 0 },
+          probeFault: { rule: duration() },
+        }),
+      },
+    },
+    {
+      refine(v, f, ctx) {
+        if (v.alarm !== undefined && v.rule === undefined) report(ctx, f.at('rule'), 'required when alarm is set (when does the alarm come on?)');
+      },
+    },
+  );
+}
+
+function celsius(): Rule<number> {
+  return (at, ctx) => {
+    const node = at.node as { value?: unknown } | undefined;
+    const v = node?.value;
+    if (typeof v === 'number' && Number.isFinite(v) && v >= -80 && v <= 125) return v;
+    return report(ctx, at, `expected a temperature in °C from -80 to 125, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
+  };
+}
+
 function instrument(drivers: readonly string[]): Rule<Record<string, unknown>> {
   const base = object(
     {
       id: { rule: string({ pattern: NAME, expected: 'a name of letters, digits, ".", "_" or "-" (at most 64)' }), required: true },
       driver: { rule: oneOf(drivers), required: true },
-      port: { rule: string({ pattern: DEVICE_PATH, expected: 'a device path such as /dev/serial/by-id/usb-FTDI_...-if00-port0' }), required: true },
+      port: { rule: string({ pattern: DEVICE_PATH, expected: 'a device path such as /dev/serial/by-id/usb-FTDI_...-if00-port0' }) },
       baud: {
         rule: (at, ctx) => {
           const v = integer({ min: 50, max: 4_000_000 })(at, ctx);
@@ -183,7 +267,17 @@ function instrument(drivers: readonly string[]): Rule<Record<string, unknown>> {
         } else if (String(v.driver).startsWith('modbus')) {
           const checked = modbusOptions()(f.at('options'), ctx);
           if (checked !== INVALID) v.options = checked;
+        } else {
+          const rule = v.driver === 'cal3k' ? cal3kOptions() : v.driver === 'parr-csv' ? folderOptions({ utcOffsetMinutes: { rule: integer({ min: 0, max: 24 * 60 }), default: 480 } }) : v.driver === 'custody-folder' ? folderOptions() : coldRoomOptions();
+          const at = f.at('options');
+          const checked = rule(at.node === undefined ? { ...at, node: new YAMLMapClass() } : at, ctx);
+          if (checked !== INVALID) v.options = checked;
         }
+        const serial = (SERIAL_DRIVERS as readonly string[]).includes(v.driver as string);
+        if (serial && v.port === undefined) report(ctx, f.at('port'), 'required field is missing');
+        if (!serial && v.port !== undefined) report(ctx, f.at('port'), `not used by driver ${String(v.driver)} (its source is in options: ${v.driver === 'cold-room' || v.driver === 'ds18b20' ? 'root, doors, alarm' : 'dir'})`);
+        // the source of a non-serial instrument stands where a port would, in status, logs and doctor
+        if (!serial && v.options !== undefined) v.port = String((v.options as Record<string, unknown>).dir ?? (v.options as Record<string, unknown>).root ?? '');
       },
     },
   );
@@ -387,6 +481,7 @@ function instrumentsRule(drivers: readonly string[]): Rule<Record<string, unknow
       if (ids.has(id)) report(ctx, fieldAt('id'), `duplicate instrument id ${JSON.stringify(id)} (also instruments[${ids.get(id)}])`);
       else ids.set(id, i);
       const port = ins.port as string;
+      if (ins.driver === 'cold-room' || ins.driver === 'ds18b20') return; // several rooms share the 1-Wire folder
       // one instrument owns a port (several Modbus slaves on one bus are one instrument's `devices`)
       if (ports.has(port)) report(ctx, fieldAt('port'), `port ${port} is already used by instruments[${ports.get(port)}] (put Modbus slaves of one bus in one instrument's options.devices)`);
       else ports.set(port, i);
@@ -422,12 +517,31 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
   throw configInvalid(issues);
 }
 
-/** Reads and checks a config file. CONFIG_UNREADABLE when it cannot be read; CONFIG_INVALID as {@link parseConfig}. */
+/** Largest config file read (a real one is a few KiB): a 100 MB junk file must not cost gigabytes to parse. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * Reads and checks a config file. CONFIG_UNREADABLE when it cannot be read; CONFIG_TOO_LARGE over
+ * MAX_CONFIG_BYTES (checked before reading, and again on what was read); CONFIG_INVALID as {@link parseConfig}.
+ */
 export async function loadConfig(file: string, options: ParseConfigOptions = {}): Promise<GatewayConfig> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    const fh = await open(file, 'r');
+    try {
+      const size = (await fh.stat()).size;
+      if (size > MAX_CONFIG_BYTES) {
+        throw new ConfigError('CONFIG_TOO_LARGE', `the config file ${file} has ${size} bytes; at most ${MAX_CONFIG_BYTES} are read`, { where: { file: resolve(file), sizeBytes: size } });
+      }
+      const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      if (bytesRead > MAX_CONFIG_BYTES) throw new ConfigError('CONFIG_TOO_LARGE', `the config file ${file} grew past ${MAX_CONFIG_BYTES} bytes`, { where: { file: resolve(file) } });
+      text = buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch (cause) {
+    if (cause instanceof ConfigError) throw cause;
     const code = (cause as NodeJS.ErrnoException).code;
     throw new ConfigError('CONFIG_UNREADABLE', `cannot read the config file ${file}${code === 'ENOENT' ? ' (no such file)' : code === 'EACCES' ? ' (permission denied)' : ''}`, {
       cause,

@@ -15,8 +15,9 @@ export interface ConfigIssue {
  * - `CONFIG_INVALID`: the file is not valid YAML, or a field does not match the schema. `where` is the first
  *   issue's `{file, line, column, path}`; `issues` lists every problem found (they are all reported at once).
  * - `CONFIG_UNREADABLE`: the file cannot be read (missing, permissions); the cause is attached.
+ * - `CONFIG_TOO_LARGE`: the file is larger than MAX_CONFIG_BYTES (1 MiB); it is not read.
  */
-export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_UNREADABLE';
+export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_UNREADABLE' | 'CONFIG_TOO_LARGE';
 
 export class ConfigError extends SteleError<ConfigErrorCode> {
   readonly issues: readonly ConfigIssue[];

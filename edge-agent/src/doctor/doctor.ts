@@ -12,7 +12,8 @@ import { dirname, join } from 'node:path';
 import { verifyEs256 } from '@stele/core/ecdsa.ts';
 import { utf8 } from '@stele/core/bytes.ts';
 import { SerialPortMock } from 'serialport';
-import { loadConfig, type GatewayConfig, type InstrumentConfig } from '../config/config.ts';
+import { listW1Thermometers } from '@stele/hardware';
+import { loadConfig, SERIAL_DRIVERS, type GatewayConfig, type InstrumentConfig } from '../config/config.ts';
 import { ConfigError, formatIssue } from '../config/errors.ts';
 import { Outbox } from '../outbox.ts';
 import { ClockMonitor, type ClockProbe } from '../ops/clock.ts';
@@ -91,6 +92,11 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
   );
 
   for (const ins of config.instruments) {
+    if (!(SERIAL_DRIVERS as readonly string[]).includes(ins.driver)) {
+      for (const c of await checkLocalSource(ins, (o.env ?? process.env).PATH)) add(c);
+      if (running !== undefined) add(framesFromAgent(ins, running, o.listenMs));
+      continue;
+    }
     const port = await checkPort(ins);
     add(port);
     if (running !== undefined) add(framesFromAgent(ins, running, o.listenMs));
@@ -128,6 +134,55 @@ async function fetchAgentStatus(config: GatewayConfig): Promise<GatewayStatus | 
 }
 
 /** Present, a character device, readable and writable by this user (with the dialout hint). */
+/**
+ * The source of an instrument that is not a serial line: an export folder must exist and be readable; the cold
+ * room's 1-Wire folder must list the configured probes (or at least one), and libgpiod's tools must be installed
+ * when doors or an alarm output are configured.
+ */
+export async function checkLocalSource(ins: InstrumentConfig, pathEnv: string | undefined = process.env.PATH): Promise<DoctorCheck[]> {
+  const name = `source:${ins.id}`;
+  const o = ins.options as { dir?: string; root?: string; probes?: string[]; doors?: unknown[]; alarm?: unknown };
+  if (ins.driver === 'parr-csv' || ins.driver === 'custody-folder') {
+    const dir = o.dir!;
+    try {
+      if (!(await stat(dir)).isDirectory()) return [{ name, status: 'fail', code: 'INSTRUMENT_SOURCE_MISSING', message: `instrument ${ins.id}: ${dir} is not a folder`, fix: 'point options.dir at the export folder (mount the share first)' }];
+      await access(dir, fsConstants.R_OK | fsConstants.X_OK);
+    } catch (err) {
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      return [
+        {
+          name,
+          status: 'fail',
+          code: missing ? 'INSTRUMENT_SOURCE_MISSING' : 'INSTRUMENT_SOURCE_DENIED',
+          message: `instrument ${ins.id}: ${missing ? `folder ${dir} does not exist` : `no permission to read ${dir}`}`,
+          fix: missing ? 'mount the instrument PC share (see docs/installer.md) or fix options.dir' : 'give the service user read access to the folder (or mount the share with its uid)',
+        },
+      ];
+    }
+    const files = (await readdir(dir)).length;
+    return [{ name, status: 'ok', message: `instrument ${ins.id}: folder ${dir} readable (${files} entries)` }];
+  }
+  const out: DoctorCheck[] = [];
+  const root = o.root ?? '/sys/bus/w1/devices';
+  const present = await listW1Thermometers(root).catch(() => [] as string[]);
+  const wanted = o.probes ?? [];
+  const absent = wanted.filter((p) => !present.includes(p));
+  if (present.length === 0) {
+    out.push({ name, status: 'fail', code: 'INSTRUMENT_SOURCE_MISSING', message: `instrument ${ins.id}: no DS18B20 probe under ${root}`, fix: 'enable 1-Wire (dtoverlay=w1-gpio in /boot/firmware/config.txt, reboot) and check the probe wiring and its 4.7 kΩ pull-up' });
+  } else if (absent.length > 0) {
+    out.push({ name, status: 'fail', code: 'INSTRUMENT_SOURCE_MISSING', message: `instrument ${ins.id}: probe(s) ${absent.join(', ')} not found under ${root}`, fix: `present: ${present.join(', ')}; fix options.probes or the wiring` });
+  } else {
+    out.push({ name, status: 'ok', message: `instrument ${ins.id}: ${wanted.length > 0 ? wanted.length : present.length} probe(s) present under ${root}` });
+  }
+  if ((o.doors?.length ?? 0) > 0 || o.alarm !== undefined) {
+    const dirs = (pathEnv ?? '').split(':').filter((d) => d !== '');
+    const found = await Promise.all(['gpioget', 'gpioset'].map(async (t) => (await Promise.all(dirs.map((d) => access(join(d, t), fsConstants.X_OK).then(() => true, () => false)))).some(Boolean)));
+    if (found.every(Boolean)) out.push({ name: `gpio:${ins.id}`, status: 'ok', message: `instrument ${ins.id}: gpioget and gpioset found` });
+    else out.push({ name: `gpio:${ins.id}`, status: 'fail', code: 'GPIO_COMMAND_MISSING', message: `instrument ${ins.id}: libgpiod tools (gpioget, gpioset) are not installed`, fix: 'sudo apt-get install gpiod' });
+  }
+  return out;
+}
+
 export async function checkPort(ins: InstrumentConfig): Promise<DoctorCheck> {
   const name = `port:${ins.id}`;
   let info;

@@ -204,3 +204,33 @@ describe('Hj212Relay', () => {
     expect(r.status()).toMatchObject({ readings: 1, rejected: { HJ212_BAD_CRC: 1 } });
   });
 });
+
+describe('relay limits (issue #8: the LAN is untrusted)', () => {
+  it('closes connections beyond maxConnections and counts them', async () => {
+    const p = await platform();
+    const r = await relay(p, { maxConnections: 1 });
+    const net = await import('node:net');
+    const a = net.connect({ host: '127.0.0.1', port: r.port! });
+    cleanups.push(async () => void a.destroy());
+    await waitFor(() => r.status().loggers === 1, 5000, 'first logger');
+    const b = net.connect({ host: '127.0.0.1', port: r.port! });
+    await new Promise<void>((resolve) => b.once('close', () => resolve()));
+    expect(r.status().refusedConnections).toBe(1);
+    expect(r.status().loggers).toBe(1);
+  });
+
+  it('decodes a burst in slices (the event loop keeps turning) and throttles beyond maxBytesPerSecond', async () => {
+    const p = await platform();
+    const r = await relay(p, { maxBytesPerSecond: 256 * 1024 });
+    const net = await import('node:net');
+    const a = net.connect({ host: '127.0.0.1', port: r.port! });
+    cleanups.push(async () => void a.destroy());
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    cleanups.push(async () => clearInterval(timer));
+    a.write(Buffer.alloc(600_000, 'A')); // 600 KB of junk in one burst
+    await waitFor(() => r.status().noiseBytes >= 600_000 - 4096, 20_000, 'all decoded');
+    expect(r.status().throttled).toBeGreaterThan(0);
+    expect(ticks).toBeGreaterThan(10);
+  });
+});

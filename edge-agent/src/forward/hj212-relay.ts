@@ -30,7 +30,7 @@ import net from 'node:net';
 import type { ClockState } from '@stele/core/reading.ts';
 import { toHex } from '@stele/core/bytes.ts';
 import { sha256 } from '@stele/core/hash.ts';
-import { Hj212StreamDecoder, measurementsFromFrame, type Hj212DecoderOptions, type Hj212DecodeResult, type Hj212Frame } from '@stele/hardware';
+import { Hj212StreamDecoder, measurementsFromFrame, recordFieldsOf, type Hj212DecoderOptions, type Hj212DecodeResult, type Hj212Frame } from '@stele/hardware';
 import { toLogFn, type LogFn, type Logger } from '../log.ts';
 import type { Acquired } from '../outbox.ts';
 
@@ -57,6 +57,14 @@ export interface Hj212RelayOptions {
   sensorOf?: (frame: Hj212Frame) => string;
   /** Recently seen frames remembered for `lookupFrame`. Default 10 000. */
   recentFrames?: number;
+  /** Data logger connections at once (the LAN is untrusted); more are closed at accept and counted. Default 16. */
+  maxConnections?: number;
+  /**
+   * Bytes per second read from one logger connection (a logger sends a few KiB a minute); beyond, its socket is
+   * paused until the next second. Input is decoded in slices of 16 KiB with a turn of the event loop between
+   * them, so a burst never holds the loop. Default 64 KiB/s.
+   */
+  maxBytesPerSecond?: number;
   log?: Logger;
 }
 
@@ -88,6 +96,10 @@ export interface RelayStatus {
   /** Readings offered to the agent / dropped because the agent did not keep up. */
   readings: number;
   readingsDropped: number;
+  /** Logger connections closed at accept because maxConnections were open. */
+  refusedConnections?: number;
+  /** Times a logger connection was paused for going over maxBytesPerSecond. */
+  throttled?: number;
 }
 
 export interface RecentFrame {
@@ -108,7 +120,17 @@ interface LoggerConn {
   socket: net.Socket;
   decoder: Hj212StreamDecoder;
   mns: Set<string>;
+  /** Chunks read and not decoded yet; decoding drains them slice by slice. */
+  pending: Buffer[];
+  draining: boolean;
+  closed: boolean;
+  /** The current second and the bytes decoded in it (rate limit). */
+  second: number;
+  bytesThisSecond: number;
 }
+
+/** Largest slice decoded in one turn of the event loop. */
+const DECODE_SLICE_BYTES = 16 * 1024;
 
 const DEFAULTS = {
   reconnectPeriodMs: 1000,
@@ -117,6 +139,8 @@ const DEFAULTS = {
   maxBufferedBytes: 1 << 20,
   maxQueuedReadings: 10_000,
   recentFrames: 10_000,
+  maxConnections: 16,
+  maxBytesPerSecond: 64 * 1024,
 } as const;
 
 /** Events: `upstream-connect`, `upstream-close`, `frame` (RecentFrame), `reply` (Uint8Array). Never `error`. */
@@ -141,6 +165,7 @@ export class Hj212Relay extends EventEmitter {
   readonly #recent = new Map<string, RecentFrame>();
   readonly #readings: Acquired[] = [];
   #wake: (() => void) | undefined;
+  readonly #limits = { refusedConnections: 0, throttled: 0 };
   readonly #stats = {
     upstreamConnects: 0,
     framesIn: 0,
@@ -226,6 +251,7 @@ export class Hj212Relay extends EventEmitter {
       listening: this.port,
       upstreamConnected: this.#upstreamReady,
       loggers: this.#loggers.size,
+      ...this.#limits,
       bufferedFrames: this.#queue.length,
       bufferedBytes: this.#queuedBytes,
       ...this.#stats,
@@ -254,17 +280,61 @@ export class Hj212Relay extends EventEmitter {
       socket.destroy();
       return;
     }
-    const conn: LoggerConn = { socket, decoder: new Hj212StreamDecoder(this.#o.decoder), mns: new Set() };
+    if (this.#loggers.size >= this.#o.maxConnections) {
+      this.#limits.refusedConnections++;
+      this.#log('warn', 'data logger connection refused: too many open', { remote: `${socket.remoteAddress}:${socket.remotePort}`, max: this.#o.maxConnections });
+      socket.destroy();
+      return;
+    }
+    const conn: LoggerConn = { socket, decoder: new Hj212StreamDecoder(this.#o.decoder), mns: new Set(), pending: [], draining: false, closed: false, second: 0, bytesThisSecond: 0 };
     this.#loggers.add(conn);
     if (this.#paused) socket.pause();
     this.#log('info', 'data logger connected', { remote: `${socket.remoteAddress}:${socket.remotePort}` });
-    socket.on('data', (chunk: Buffer) => this.#onLoggerResults(conn, conn.decoder.push(chunk)));
+    socket.on('data', (chunk: Buffer) => {
+      conn.pending.push(chunk);
+      if (conn.draining) socket.pause(); // (resumed for backpressure elsewhere: hold it while this drains)
+      else void this.#drainLogger(conn);
+    });
     socket.on('error', (err) => this.#log('warn', 'data logger connection error', { err: err.message }));
     socket.on('close', () => {
       this.#loggers.delete(conn);
-      this.#onLoggerResults(conn, conn.decoder.end());
+      conn.closed = true;
+      // what it sent before closing is still decoded (and forwarded); the end comes after it
+      if (!conn.draining) this.#onLoggerResults(conn, conn.decoder.end());
       this.#log('info', 'data logger disconnected', {});
     });
+  }
+
+  /** Decodes what a logger sent, a slice per turn of the event loop, within its byte rate. */
+  async #drainLogger(conn: LoggerConn): Promise<void> {
+    conn.draining = true;
+    conn.socket.pause();
+    try {
+      while (conn.pending.length > 0 && !this.#stopped) {
+        const now = Date.now();
+        const second = Math.floor(now / 1000);
+        if (second !== conn.second) {
+          conn.second = second;
+          conn.bytesThisSecond = 0;
+        }
+        if (conn.bytesThisSecond >= this.#o.maxBytesPerSecond) {
+          this.#limits.throttled++;
+          await new Promise((r) => setTimeout(r, (second + 1) * 1000 - now));
+          continue;
+        }
+        const head = conn.pending[0]!;
+        const n = Math.min(head.length, DECODE_SLICE_BYTES, this.#o.maxBytesPerSecond - conn.bytesThisSecond);
+        if (n === head.length) conn.pending.shift();
+        else conn.pending[0] = head.subarray(n);
+        conn.bytesThisSecond += n;
+        this.#onLoggerResults(conn, conn.decoder.push(head.subarray(0, n)));
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      conn.draining = false;
+      if (conn.closed) this.#onLoggerResults(conn, conn.decoder.end());
+      else if (!this.#paused && !conn.socket.destroyed) conn.socket.resume();
+    }
   }
 
   #onLoggerResults(conn: LoggerConn, results: Hj212DecodeResult[]): void {
@@ -303,7 +373,16 @@ export class Hj212Relay extends EventEmitter {
       this.#stats.readingsDropped++;
       this.#log('error', 'agent does not keep up with the relay; oldest reading dropped', { queued: this.#readings.length });
     }
-    this.#readings.push({ sensor: this.#sensorOf(frame), time: Date.now(), clock: this.#clock(), meas, raw: [frame.sha256] });
+    const { itime, rtype } = recordFieldsOf(frame.parsed.cp, frame.parsed.header.CN);
+    this.#readings.push({
+      sensor: this.#sensorOf(frame),
+      time: Date.now(),
+      clock: this.#clock(),
+      meas,
+      raw: [frame.sha256],
+      ...(itime === undefined ? {} : { itime }),
+      ...(rtype === undefined ? {} : { rtype }),
+    });
     this.#stats.readings++;
     this.#wake?.();
     return true;

@@ -1,3 +1,4 @@
+import { decodeReading } from '@stele/core/reading.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +120,9 @@ describe('gateway run', () => {
       expect(outbox.head().seq).toBe(30);
       const entries = await outbox.pendingFrom(1, 100);
       expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      // the logger's own DataTime and CN travel beside the gateway time (FORMAT.md §2.3)
+      const first = decodeReading(entries[0]!.reading);
+      expect([first.itime, first.rtype]).toEqual(['20240101120000', '2011']);
     } finally {
       await outbox.close();
     }

@@ -172,7 +172,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     const instruments = config.instruments.map(
       (c) => {
         const binding = deps.bindingFor?.(c);
-        return new InstrumentRunner(c, { clock: () => clock.state(), disk, log, ...(binding === undefined ? {} : { binding }) });
+        return new InstrumentRunner(c, { clock: () => clock.state(), disk, log, stateDir: join(config.gateway.dataDir, 'instruments'), ...(binding === undefined ? {} : { binding }) });
       },
     );
     // HJ 212 relays to the authority's platform: they forward whatever happens to Stele's broker

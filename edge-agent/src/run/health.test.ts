@@ -128,6 +128,7 @@ describe('gateway health', () => {
     expect(h.status).toBe(503);
     expect(h.body.failing.join('\n')).toContain('OUTBOX_MISSING');
     expect(h.body.failing.join('\n')).toContain('stele gateway reinstall');
+    expect((await fetch(`${gw!.opsUrl}/metrics`)).status).toBe(200);
 
     const out = collect();
     expect(await runGateway(['status', '--url', gw!.opsUrl], out.io)).toBe(0);

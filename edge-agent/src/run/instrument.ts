@@ -7,8 +7,12 @@
  * stays drained and counted) but not taken, and counted as refused.
  */
 import type { ClockState } from '@stele/core/reading.ts';
-import { hj212Driver, modbusDriver, REGISTER_PROFILES, SerialTransport, type SensorSession, type SerialStatus, type SerialTransportOptions } from '@stele/hardware';
+import { cal3kDriver, hj212Driver, modbusDriver, REGISTER_PROFILES, SerialTransport, type SensorSession, type SerialStatus, type SerialTransportOptions } from '@stele/hardware';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { InstrumentConfig } from '../config/config.ts';
+import { coldRoomSource, custodyFolderSource, parrCsvSource, type LocalSourceDeps } from './local-sources.ts';
 import type { LogFn } from '../log.ts';
 import type { Acquired } from '../outbox.ts';
 import type { DiskMonitor } from '../ops/disk.ts';
@@ -66,10 +70,16 @@ export interface InstrumentDeps {
   /** serialport's mock binding (tests, demos). Default: the native binding. */
   binding?: SerialTransportOptions['binding'];
   now?: () => number;
+  /** Where folder pollers keep their state. Default: the OS temp folder (the gateway passes its data dir). */
+  stateDir?: string;
+  /** libgpiod tools runner for the cold room (tests). */
+  commands?: LocalSourceDeps['commands'];
 }
 
 /** Supported driver names (config `instruments[].driver`). */
-export const DRIVERS = ['hj212', 'modbus-th', 'modbus-rtu'] as const;
+export const DRIVERS = ['hj212', 'modbus-th', 'modbus-rtu', 'cal3k', 'parr-csv', 'custody-folder', 'cold-room', 'ds18b20'] as const;
+/** Drivers that do not read a serial port (their source is a folder, sysfs and GPIO). */
+const LOCAL_DRIVERS = new Set(['parr-csv', 'custody-folder', 'cold-room', 'ds18b20']);
 
 export class InstrumentRunner {
   readonly config: InstrumentConfig;
@@ -130,6 +140,10 @@ export class InstrumentRunner {
   }
 
   async *#runSession(signal: AbortSignal): AsyncGenerator<Acquired, void, undefined> {
+    if (LOCAL_DRIVERS.has(this.config.driver)) {
+      yield* this.#runLocal(signal);
+      return;
+    }
     const c = this.config;
     const log = this.#deps.log;
     const transport = new SerialTransport({
@@ -176,6 +190,17 @@ export class InstrumentRunner {
         offsetMs: d.offset,
       }));
       session = await modbusDriver.open({ devices, timeoutMs: o.timeout as number, onIssue, ...(this.#deps.now === undefined ? {} : { now: this.#deps.now }) }, transport);
+    } else if (c.driver === 'cal3k') {
+      session = await cal3kDriver.open(
+        {
+          sensor: typeof o.sensor === 'string' ? o.sensor : c.id,
+          finalStatuses: o.finalStatuses as string[],
+          ...(typeof o.silenceTimeout === 'number' ? { silenceTimeoutMs: o.silenceTimeout } : {}),
+          onIssue,
+          ...(this.#deps.now === undefined ? {} : { now: this.#deps.now }),
+        },
+        transport,
+      );
     } else {
       throw Object.assign(new Error(`driver ${c.driver} is not available`), { code: 'INSTRUMENT_DRIVER_UNAVAILABLE' });
     }
@@ -194,6 +219,46 @@ export class InstrumentRunner {
         if (this.#status.refused === 1 || this.#status.refused % 100 === 0) {
           log('error', 'disk full: reading refused (policy refuse-new); unsent readings are kept', { instrument: c.id, refused: this.#status.refused, code: 'DISK_FULL_REFUSED' });
         }
+        continue;
+      }
+      yield {
+        sensor: r.sensor,
+        time: r.time,
+        clock: this.#deps.clock(),
+        meas: r.meas,
+        raw: r.raw,
+        ...(r.itime === undefined ? {} : { itime: r.itime }),
+        ...(r.rtype === undefined ? {} : { rtype: r.rtype }),
+      };
+    }
+  }
+
+  /** A folder or cold-room source: no port to open; failures restart it like a session. */
+  async *#runLocal(signal: AbortSignal): AsyncGenerator<Acquired, void, undefined> {
+    const c = this.config;
+    const log = this.#deps.log;
+    const now = this.#deps.now ?? Date.now;
+    const deps: LocalSourceDeps = {
+      stateDir: this.#deps.stateDir ?? join(tmpdir(), 'stele-instruments'),
+      now,
+      onIssue: (issue) => {
+        const first = this.#status.rejections[issue.code] === undefined;
+        this.#status.rejections[issue.code] = (this.#status.rejections[issue.code] ?? 0) + 1;
+        log(first ? 'warn' : 'debug', 'instrument data rejected', { instrument: c.id, code: issue.code, err: issue.error.message, count: this.#status.rejections[issue.code] });
+      },
+      ...(this.#deps.commands === undefined ? {} : { commands: this.#deps.commands }),
+    };
+    await mkdir(deps.stateDir, { recursive: true, mode: 0o750 });
+    const source = c.driver === 'parr-csv' ? parrCsvSource(c, deps, signal) : c.driver === 'custody-folder' ? custodyFolderSource(c, deps, signal) : coldRoomSource(c, deps, signal);
+    this.#status.state = 'open';
+    this.#status.opens++;
+    for await (const r of source) {
+      this.#status.frames++;
+      this.#status.lastReadingAt = now();
+      const disk = this.#deps.disk;
+      if (disk !== undefined && !disk.admits()) {
+        disk.refuse();
+        this.#status.refused++;
         continue;
       }
       yield { sensor: r.sensor, time: r.time, clock: this.#deps.clock(), meas: r.meas, raw: r.raw };

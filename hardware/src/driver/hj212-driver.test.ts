@@ -44,6 +44,8 @@ describe('hj212Driver', () => {
     const r = (await it.next()).value as SensorReading;
     expect(r.sensor).toBe(MN);
     expect(r.time).toBe(1234);
+    expect(r.itime).toBe('20240101120000');
+    expect(r.rtype).toBe('2011');
     expect(r.frames[0]).toEqual(f);
     expect(r.meas).toEqual([
       { code: 'a21026', kind: 'Rtd', value: '12.5', unit: 'mg/m³', flag: 'N' },
@@ -93,9 +95,29 @@ describe('hj212Driver', () => {
     const it = session.readings()[Symbol.asyncIterator]();
     const r = (await it.next()).value as SensorReading;
     expect(r.frames).toEqual([p1, p2]);
+    expect([r.itime, r.rtype]).toEqual(['20240101120000', '2051']);
     expect(r.raw).toHaveLength(2);
     expect(r.meas.map((m) => `${m.code}-${m.kind}=${m.value}`)).toEqual(['a21026-Avg=12.5', 'a19001-Avg=6.8']);
     expect(session.stats().readings).toBe(1);
+    await session.close();
+    await transport.close();
+  });
+
+  it('leaves itime out and reports BAD_DATATIME when the DataTime is not a valid instrument time', async () => {
+    const line = new MockSerialLine('/dev/ttyMOCK-hj212-dt');
+    const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: false });
+    const session = await hj212Driver.open({ now: () => 5 }, transport);
+    line.device.write(
+      encodeFrame({
+        header: { QN: '20240101120000000', ST: '31', CN: '2061', PW: '123456', MN, Flag: 4 },
+        cp: { params: { DataTime: '20241301120000' }, items: { a21026: { Avg: '12.5', Flag: 'N' } } },
+      }),
+    );
+    const it = session.readings()[Symbol.asyncIterator]();
+    const r = (await it.next()).value as SensorReading;
+    expect(r.itime).toBeUndefined();
+    expect(r.rtype).toBe('2061');
+    expect(r.anomalies?.map((a) => a.code)).toContain('BAD_DATATIME');
     await session.close();
     await transport.close();
   });

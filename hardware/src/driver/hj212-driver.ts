@@ -8,7 +8,7 @@
 import { concatBytes } from '@stele/core/bytes.ts';
 import { Hj212StreamDecoder, type Hj212DecoderOptions } from '../hj212/decoder.ts';
 import { encodeDataAnswer } from '../hj212/encoder.ts';
-import { measurementsFromFrame } from '../hj212/measurements.ts';
+import { measurementsFromFrame, recordFieldsOf } from '../hj212/measurements.ts';
 import { Hj212Reassembler } from '../hj212/reassembler.ts';
 import type { Hj212DecodeResult, Hj212Frame } from '../hj212/types.ts';
 import type { SerialTransport } from '../transport/serial-transport.ts';
@@ -45,9 +45,18 @@ class Hj212Session extends StreamSession<Hj212DecodeResult, Hj212StreamDecoder, 
             const frames = e.message.frames;
             const first = frames[0]!;
             const anomalies = frames.flatMap((f) => f.anomalies.map((a) => ({ code: a.code, message: a.message })));
+            // The logger's DataTime (interval start for 2051/2061/2031, sampling moment for 2011) and CN travel
+            // in the signed reading (FORMAT.md §2.3) so rules can build clock hours; a DataTime that is not a
+            // valid YYYYMMDDhhmmss[zzz] is left out (it stays in the signed frame) and reported as an anomaly.
+            const { itime, rtype, badDataTime } = recordFieldsOf(e.message.cp, first.parsed.header.CN);
+            if (badDataTime !== undefined) {
+              anomalies.push({ code: 'BAD_DATATIME', message: `DataTime ${JSON.stringify(badDataTime.slice(0, 40))} is not YYYYMMDDhhmmss[zzz]; reading has no itime` });
+            }
             this.core.push({
               sensor: this.options.sensor ?? first.parsed.header.MN ?? 'hj212',
               time: now,
+              ...(itime === undefined ? {} : { itime }),
+              ...(rtype === undefined ? {} : { rtype }),
               meas: measurementsFromFrame({ cp: e.message.cp }),
               raw: frames.map((f) => f.sha256),
               frames: frames.map((f) => f.raw),

@@ -20,6 +20,10 @@ export interface SensorReading {
   raw: Uint8Array[];
   /** The exact frames received. */
   frames: Uint8Array[];
+  /** The instrument's own time of the record (FORMAT.md §2.3 `itime`: HJ 212 DataTime), when it sent a valid one. */
+  itime?: string;
+  /** The instrument's record type (FORMAT.md §2.3 `rtype`: HJ 212 CN). */
+  rtype?: string;
   /** What was off but accepted (HJ 212 lenient mode). */
   anomalies?: { code: string; message: string }[];
 }

@@ -443,3 +443,20 @@ describe('misuse', () => {
     expect(!two.ok && two.error.code).toBe('HJ212_NOISE');
   });
 });
+
+describe('when the input is built to make the decoder rescan (issue #8)', () => {
+  it('decodes `##9999` repeated in time linear in its size, one HJ212_TRUNCATED per candidate', () => {
+    const unit = new TextEncoder().encode('##9999');
+    const bytes = new Uint8Array(6 * 20_000);
+    for (let i = 0; i < bytes.length; i += 6) bytes.set(unit, i);
+    const t0 = performance.now();
+    const d = new Hj212StreamDecoder({ mode: 'lenient' });
+    const results = [];
+    for (let off = 0; off < bytes.length; off += 4096) results.push(...d.push(bytes.subarray(off, off + 4096)));
+    results.push(...d.end());
+    // before the fix this took ~10 KB of scanning per candidate (minutes on a loaded machine); now about a second
+    expect(performance.now() - t0).toBeLessThan(15_000);
+    expect(results.length).toBe(20_000);
+    expect(results.every((r) => !r.ok && r.error.code === 'HJ212_TRUNCATED')).toBe(true);
+  });
+});

@@ -68,6 +68,13 @@ export class Hj212StreamDecoder {
   private scan = 0; // next index to examine
   private nextStart = -1; // index of a `##LLLL` seen before its end
 
+  // Bytes already known to hold no LF: [lfFreeFrom, lfFreeTo) (buffer indices). A candidate cut short by the next
+  // `##LLLL` has scanned up to its own declared end for an LF; the next candidate starts inside that span and
+  // skips it instead of scanning it again. Without this, `##9999` repeated cost ~10 KB of scanning per 6 input
+  // bytes (0.03-0.15 MB/s; docs/BENCHMARKS.md, HJ 212 resynchronisation).
+  private lfFreeFrom = -1;
+  private lfFreeTo = -1;
+
   // The current noise run.
   private noiseFrom = -1; // stream offset, -1 when none
   private noiseLen = 0;
@@ -138,6 +145,9 @@ export class Hj212StreamDecoder {
         this.scan -= shift;
         if (this.nextStart >= 0) this.nextStart -= shift;
       }
+      this.lfFreeFrom = Math.max(0, this.lfFreeFrom - shift);
+      this.lfFreeTo -= shift;
+      if (this.lfFreeTo <= this.lfFreeFrom) this.lfFreeFrom = this.lfFreeTo = -1;
     }
     this.buf.set(bytes, this.stop);
     this.stop += bytes.length;
@@ -195,18 +205,25 @@ export class Hj212StreamDecoder {
     const crcAt = p + 6 + this.declared; // where LLLL says the CRC starts
     const limit = p + HJ212_MAX_FRAME_BYTES;
     let i = this.scan;
+    const scanFrom = i;
     let lf = -1;
     let waiting = false;
     while (i < this.stop && i < limit) {
+      if (this.nextStart >= 0) {
+        // After a `##LLLL` inside the candidate, it is only still whole if its CR LF is where LLLL says.
+        if (i >= crcAt + 6) break;
+        // only an LF matters now: jump over bytes an earlier candidate already found free of LF
+        if (i >= this.lfFreeFrom && i < this.lfFreeTo) {
+          i = Math.min(this.lfFreeTo, crcAt + 6, limit, this.stop);
+          continue;
+        }
+      }
       const c = b[i]!;
       if (c === LF) {
         lf = i;
         break;
       }
-      if (this.nextStart >= 0) {
-        // After a `##LLLL` inside the candidate, it is only still whole if its CR LF is where LLLL says.
-        if (i >= crcAt + 6) break;
-      } else if (c === HASH && b[i + 1] === HASH) {
+      if (this.nextStart < 0 && c === HASH && b[i + 1] === HASH) {
         if (i + 5 >= this.stop) {
           if (!final) waiting = true; // cannot tell yet whether `##` starts a frame
           if (waiting) break;
@@ -217,6 +234,14 @@ export class Hj212StreamDecoder {
       i++;
     }
     this.scan = i;
+    if (lf < 0 && i > scanFrom) {
+      // [scanFrom, i) holds no LF: extend the known span when it touches it, else start a new one
+      if (this.lfFreeTo >= scanFrom && this.lfFreeFrom <= scanFrom && this.lfFreeFrom >= 0) this.lfFreeTo = Math.max(this.lfFreeTo, i);
+      else {
+        this.lfFreeFrom = scanFrom;
+        this.lfFreeTo = i;
+      }
+    }
 
     const q = this.nextStart;
     if (lf >= 0) {

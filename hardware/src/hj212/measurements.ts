@@ -4,7 +4,7 @@
  * and units come from HJ 212-2017 table B.2 / HJ/T 212-2005 appendix B for the common CEMS codes
  * (PROTOCOLS.md §1.10). Params (DataTime, …) are not measurements; they stay in the signed raw frame.
  */
-import type { Measurement } from '@stele/core/reading.ts';
+import { isInstrumentTime, RTYPE_PATTERN, type Measurement } from '@stele/core/reading.ts';
 import type { Hj212Cp, Hj212Parsed } from './types.ts';
 
 interface CodeInfo {
@@ -109,4 +109,20 @@ export function measurementsFromCp(cp: Hj212Cp): Measurement[] {
 /** Measurements of a decoded frame (or of a reassembled message: anything with `parsed.cp` or `cp`). */
 export function measurementsFromFrame(frame: { parsed: Pick<Hj212Parsed, 'cp'> } | { cp: Hj212Cp }): Measurement[] {
   return measurementsFromCp('cp' in frame ? frame.cp : frame.parsed.cp);
+}
+
+/**
+ * The reading's instrument time and record type (FORMAT.md §2.3) of an HJ 212 message: `itime` = the CP's
+ * `DataTime` when it is a valid `YYYYMMDDhhmmss[zzz]`, `rtype` = the header's `CN`. Either is left out when the
+ * frame has none or an unusable one (the signed frame keeps the text either way); `badDataTime` says so.
+ */
+export function recordFieldsOf(cp: Hj212Cp, cn: string | undefined): { itime?: string; rtype?: string; badDataTime?: string } {
+  const out: { itime?: string; rtype?: string; badDataTime?: string } = {};
+  const dataTime = cp.params.DataTime;
+  if (dataTime !== undefined) {
+    if (isInstrumentTime(dataTime)) out.itime = dataTime;
+    else out.badDataTime = dataTime;
+  }
+  if (cn !== undefined && RTYPE_PATTERN.test(cn)) out.rtype = cn;
+  return out;
 }

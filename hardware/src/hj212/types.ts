@@ -66,7 +66,9 @@ export type Hj212AnomalyCode =
   | 'BAD_FLAG'
   | 'BAD_PACKET_NUMBER'
   | 'FLAG_SPLIT_MISMATCH'
-  | 'NON_UTF8';
+  | 'NON_UTF8'
+  /** DataTime is not YYYYMMDDhhmmss[zzz]: the reading carries no itime (FORMAT.md §2.3). */
+  | 'BAD_DATATIME';
 
 /** Something off that was accepted (lenient mode), or noted without consequence (both modes). */
 export interface Hj212Anomaly {

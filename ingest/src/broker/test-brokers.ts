@@ -53,7 +53,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** mosquitto with ingest/broker/mosquitto/stele.conf and stele.acl as shipped; users by mosquitto_passwd. */
+/**
+ * mosquitto with ingest/broker/mosquitto/stele.conf and stele.acl as shipped; users by mosquitto_passwd. Users with
+ * the ingest role other than `stele-ingest` get a copy of its ACL block (a second ingest on the same broker).
+ */
 export async function startPolicyMosquitto(dir: string, users: readonly BrokerUser[]): Promise<PolicyBroker> {
   const port = await freePort();
   const passwordFile = join(dir, 'stele.passwd');
@@ -62,9 +65,15 @@ export async function startPolicyMosquitto(dir: string, users: readonly BrokerUs
     const r = spawnSync('mosquitto_passwd', ['-b', passwordFile, u.username, u.password]);
     if (r.status !== 0) throw new Error(`mosquitto_passwd failed: ${r.stderr.toString()}`);
   }
+  let acl = await readFile(join(TEMPLATE_DIR, 'stele.acl'), 'utf8');
+  const ingestBlock = /^user stele-ingest\n(?:topic .*\n)+/m.exec(acl)?.[0];
+  if (ingestBlock === undefined) throw new Error('stele.acl has no stele-ingest block');
+  for (const u of users) if (u.role.kind === 'ingest' && u.username !== 'stele-ingest') acl = `${ingestBlock.replace('user stele-ingest', `user ${u.username}`)}\n${acl}`;
+  const aclFile = join(dir, 'stele.acl');
+  await writeFile(aclFile, acl);
   const conf = (await readFile(join(TEMPLATE_DIR, 'stele.conf'), 'utf8'))
     .replace('@PASSWORD_FILE@', passwordFile)
-    .replace('@ACL_FILE@', join(TEMPLATE_DIR, 'stele.acl'))
+    .replace('@ACL_FILE@', aclFile)
     .replace('@PORT@', String(port))
     .replace('@BIND_ADDRESS@', '127.0.0.1');
   const confFile = join(dir, 'mosquitto.conf');

@@ -14,6 +14,7 @@
  *   GET  /frames/<sha256 hex>             {frameSha256, readings: [{deviceId, seq}], bundles: [...]}
  *   POST /frames         body: the raw frame bytes           same, for SHA-256(body)
  *   POST /flush  [admin]                  cuts and anchors every pending leaf now; {batches, anchored}
+ *   GET  /verify                          the officer's verifier page (dist/stele-verify.html, npm run build:web)
  *
  * Trust boundary: loopback is not trusted. Any local process, and any web page the operator's browser opens, can
  * send requests to 127.0.0.1 (a DNS-rebinding page even with its own Host name). So:
@@ -28,8 +29,11 @@
  *  - malformed input is 400 with a code (HTTP_BAD_JSON, HTTP_BAD_REQUEST), never 500; bodies are capped at 64 KiB
  *    (413 HTTP_TOO_LARGE) and every window is bounded (413 HTTP_WINDOW_TOO_LARGE).
  */
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { fromHex, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { SteleError } from '@stele/core/errors.ts';
 import { sha256 } from '@stele/core/hash.ts';
@@ -49,7 +53,12 @@ export interface IngestHttpOptions {
   /** More `Host` header values accepted besides 127.0.0.1:PORT, localhost:PORT and [::1]:PORT (e.g. `ingest.lan:9100`). */
   allowedHosts?: readonly string[];
   log?: Logger;
+  /** The verifier page served at GET /verify. Default: dist/stele-verify.html of this checkout. */
+  verifierPagePath?: string;
 }
+
+/** Where `npm run build:web` writes the verifier page. */
+export const DEFAULT_VERIFIER_PAGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../dist/stele-verify.html');
 
 export interface IngestHttp {
   port: number;
@@ -90,7 +99,8 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
   const server = http.createServer((req, res) => {
     handle(req)
       .then(({ status, body, type }) => {
-        res.writeHead(status, { 'content-type': type ?? 'application/json', 'cache-control': 'no-store' });
+        // nosniff: the page is served as what it is; its own CSP meta limits it to the officer's RPC look-up.
+        res.writeHead(status, { 'content-type': type ?? 'application/json', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
         res.end(typeof body === 'string' ? body : `${JSON.stringify(body)}\n`);
       })
       .catch((err: unknown) => {
@@ -107,6 +117,15 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
         res.end(`${JSON.stringify({ code: p.code, error: p.message })}\n`);
       });
   });
+
+  const pagePath = options.verifierPagePath ?? DEFAULT_VERIFIER_PAGE;
+  async function verifierPage(): Promise<string> {
+    try {
+      return await readFile(pagePath, 'utf8');
+    } catch {
+      throw new HttpProblem(404, 'HTTP_NOT_FOUND', `the verifier page is not built (${pagePath}): run npm run build:web`);
+    }
+  }
 
   let allowedHosts = new Set<string>();
   const checkRequest = (req: http.IncomingMessage, method: string, path: string): void => {
@@ -139,6 +158,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
         body: { status: 'ok', uptimeS: Math.round((Date.now() - started) / 1000), ingestKey: { publicKey: toBase64Url(key.publicKey), kid: toBase64Url(key.kid) }, ...service.stats() },
       };
     }
+    if (method === 'GET' && url.pathname === '/verify') return { status: 200, body: await verifierPage(), type: 'text/html; charset=utf-8' };
     if (method === 'GET' && url.pathname === '/metrics') return { status: 200, body: metrics(service), type: 'text/plain; version=0.0.4' };
     if (method === 'POST' && url.pathname === '/enrol') {
       const record = enrolmentRecordOf(await readJson(req));
@@ -294,6 +314,15 @@ function metrics(service: IngestService): string {
     '# HELP stele_ingest_anchor_failures_total Failed anchor attempts (this process).',
     '# TYPE stele_ingest_anchor_failures_total counter',
     `stele_ingest_anchor_failures_total ${s.anchorFailures}`,
+    '# HELP stele_ingest_shed_total Messages shed because a receive queue was full (this process).',
+    '# TYPE stele_ingest_shed_total counter',
+    `stele_ingest_shed_total ${s.shed}`,
+    '# HELP stele_ingest_rejects_suppressed_total Rejections counted but not logged or published (rate limit, this process).',
+    '# TYPE stele_ingest_rejects_suppressed_total counter',
+    `stele_ingest_rejects_suppressed_total ${s.rejectsSuppressed}`,
+    '# HELP stele_ingest_queued Messages received and not processed yet.',
+    '# TYPE stele_ingest_queued gauge',
+    `stele_ingest_queued ${s.queued}`,
     '# HELP stele_ingest_rejected_total Rejected statements by code (this process).',
     '# TYPE stele_ingest_rejected_total counter',
     ...Object.entries(s.rejected).map(([code, n]) => `stele_ingest_rejected_total{code="${code}"} ${n}`),

@@ -15,6 +15,8 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { toBase64Url } from '@stele/core/bytes.ts';
+import { createSoftwareKey } from '@stele/device';
 import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
 import { PtyPair } from '@stele/simulator/pty.ts';
 import { CemsSimulator } from '@stele/simulator/instruments/cems.ts';
@@ -108,6 +110,9 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
     // ---- x64 side: broker, ingest with its embedded chain
     const broker = await startMosquitto(dir);
     cleanups.push(() => broker.stop());
+    // the ingest key made here, so each gateway can pin its public key (FORMAT.md §11.1, config ingest.publicKey)
+    mkdirSync(join(dir, 'ingest', 'keys'), { recursive: true });
+    const ingestKey = await createSoftwareKey(join(dir, 'ingest', 'keys', 'ingest.pem'));
     const api = `http://127.0.0.1:${await freePort()}`;
     const ingest = spawnTs(INGEST_SCRIPT, ['run', '--mqtt', broker.url, '--data', join(dir, 'ingest'), '--embedded-chain', '--batch-ms', '1000', '--health-port', new URL(api).port, '--log-level', 'warn']);
     cleanups.push(() => ingest.kill('SIGTERM'));
@@ -170,6 +175,7 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
           'gateway:', `  id: ${s.id}`, `  dataDir: ${join(dir, `data-${s.id}`)}`, '  logLevel: info',
           'key:', ...key,
           'broker:', `  url: ${broker.url}`, '  resendAfter: 2s',
+          'ingest:', `  publicKey: ${toBase64Url(ingestKey.publicKey)}`,
           'instruments:', '  - id: cems-1', '    driver: hj212', `    port: ${pair.pathA}`, '    baud: 9600',
           'health:', `  port: ${port}`,
           '',

@@ -1,0 +1,158 @@
+/**
+ * Bundles for the verifier page's browser tests and benchmarks: a valid bundle from core's test-bundle helper
+ * whose batch roots are anchored for real on a local anvil (so the page's chain look-up is the real
+ * `readAnchor` over HTTP), and tampered variants of it, each with the failure code core must report.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
+import { toHex, utf8 } from '@stele/core/bytes.ts';
+import { keyIdOf } from '@stele/core/keys.ts';
+import { decodeReading, encodeReading } from '@stele/core/reading.ts';
+import type { VerifyCode } from '@stele/core/verify/index.ts';
+import { buildTestBundle, cloneBundle, flipByte, tamper, testSigner, type TestBundleOptions } from '@stele/core/verify/test-bundle.ts';
+import { completePolicyDraft, draftTrustPolicy } from '@stele/core/trust/draft.ts';
+import { signTrustPolicy } from '@stele/core/trust/policy.ts';
+import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from '@stele/ingest/anchor/index.ts';
+
+export interface Chain {
+  rpcUrl: string;
+  anvil: AnvilNode;
+  anchor(bundle: EvidenceBundle): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A local anvil with the SteleAnchor contract deployed; `anchor` records every batch of a bundle on it. */
+export async function startChain(): Promise<Chain> {
+  const dir = mkdtempSync(join(tmpdir(), 'stele-web-chain-'));
+  const anvil = await startAnvil({ stateDir: join(dir, 'chain') });
+  try {
+    const anchorer = await connectEvmAnchorer({ rpcUrl: anvil.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(dir, 'anchor.json') });
+    return {
+      rpcUrl: anvil.rpcUrl,
+      anvil,
+      anchor: async (bundle) => {
+        for (const b of bundle.batches) {
+          const ref = await anchorer.anchor(b.batchId, b.root, b.size);
+          const { rpc: _rpc, ...withoutRpc } = ref;
+          b.anchor = withoutRpc;
+        }
+      },
+      stop: async () => {
+        await anvil.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await anvil.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** A valid bundle anchored on `chain`. Batch ids start at 1: use one chain per bundle built. */
+export async function anchoredBundle(chain: Chain, options: TestBundleOptions = {}): Promise<EvidenceBundle> {
+  const built = await buildTestBundle({ count: 24, intervalMs: 60_000, rpc: null, chainId: 31337, ...options });
+  const bundle = cloneBundle(built.bundle);
+  await chain.anchor(bundle);
+  return bundle;
+}
+
+export interface Variant {
+  name: string;
+  /** The code the verdict must carry (in a failed check); with several, one of them. */
+  code: VerifyCode | VerifyCode[];
+  bytes: Uint8Array;
+}
+
+/**
+ * A trust policy signed by a test authority (FORMAT.md §14) listing the bundle's ingest key and anchor target,
+ * and the authority's fingerprint (hex) that the officer pins.
+ */
+export async function signedPolicy(valid: EvidenceBundle): Promise<{ bytes: Uint8Array; authority: string }> {
+  const authority = testSigner('authority');
+  const a = valid.batches[0]!.anchor!;
+  const draft = draftTrustPolicy({
+    ingest: { publicKey: valid.ingest.publicKey, issuer: valid.ingest.issuer, validFrom: '2026-01-01T00:00:00Z' },
+    anchors: [{ chainId: a.chainId, contract: a.contract, startBlock: 0 }],
+  });
+  const json = completePolicyDraft(draft, {
+    authorityName: 'Test Environmental Protection Bureau',
+    authorityPublicKey: authority.publicKey,
+    version: 1,
+    issuedAt: '2026-11-01T00:00:00Z',
+    expiresAt: '2027-11-01T00:00:00Z',
+  });
+  return { bytes: await signTrustPolicy(json, authority), authority: toHex(authority.keyId) };
+}
+
+const entryOf = (b: EvidenceBundle, seq: number) => {
+  const e = b.entries.find((x) => x.seq === seq);
+  if (e === undefined) throw new Error(`no entry ${seq}`);
+  return e;
+};
+
+/** Tampered copies of a valid anchored bundle, one per kind of attack the page must catch. */
+export function tamperedVariants(valid: EvidenceBundle): Variant[] {
+  const out: Variant[] = [];
+  const add = (name: string, code: VerifyCode | VerifyCode[], edit: (b: EvidenceBundle) => void): void => {
+    const b = cloneBundle(valid);
+    edit(b);
+    out.push({ name, code, bytes: encodeBundle(b) });
+  };
+  add('altered value', 'DIGEST_MISMATCH_ERROR', (b) => {
+    const e = entryOf(b, 5);
+    const r = decodeReading(e.reading!);
+    r.meas[0]!.value = String(Number(r.meas[0]!.value) + 10);
+    e.reading = encodeReading(r);
+  });
+  add('removed reading', 'SEQUENCE_GAP_ERROR', (b) => {
+    b.entries = b.entries.filter((e) => e.seq !== 7);
+  });
+  add('forged signature', 'SIGNATURE_ERROR', (b) => {
+    const e = entryOf(b, 3);
+    e.statement = tamper.signatureByte(e.statement);
+  });
+  add('altered proof', 'INCLUSION_PROOF_ERROR', (b) => {
+    const e = entryOf(b, 4);
+    e.receipt = tamper.proofNode(e.receipt);
+  });
+  add('altered root', 'ANCHOR_MISMATCH_ERROR', (b) => {
+    b.batches[0]!.root = flipByte(b.batches[0]!.root, 0);
+  });
+  add('forged receipt signature', 'RECEIPT_SIGNATURE_ERROR', (b) => {
+    const e = entryOf(b, 2);
+    e.receipt = tamper.signatureByte(e.receipt);
+  });
+  add('rogue ingest key (receipts not re-signed)', ['UNTRUSTED_INGEST_KEY_ERROR', 'RECEIPT_SIGNATURE_ERROR'], (b) => {
+    const rogue = testSigner('rogue-ingest');
+    b.ingest = { ...b.ingest, publicKey: rogue.publicKey, kid: keyIdOf(rogue.publicKey) };
+  });
+  add('edited device record (another key)', ['DEVICE_RECORD_MISMATCH_ERROR', 'UNKNOWN_KEY_ERROR'], (b) => {
+    const other = testSigner('other-device');
+    b.device = { ...b.device, publicKey: other.publicKey, kid: keyIdOf(other.publicKey) };
+  });
+  add('edited device record (key id)', ['DEVICE_RECORD_MISMATCH_ERROR', 'UNKNOWN_KEY_ERROR'], (b) => {
+    b.device = { ...b.device, kid: flipByte(b.device.kid, 0) };
+  });
+  add('untrusted anchor (another contract)', 'UNTRUSTED_ANCHOR_ERROR', (b) => {
+    for (const batch of b.batches) batch.anchor = { ...batch.anchor!, contract: `0x${'42'.repeat(20)}` };
+  });
+  add('altered transaction hash', 'ANCHOR_NOT_FOUND_ERROR', (b) => {
+    const a = b.batches[0]!.anchor!;
+    b.batches[0]!.anchor = { ...a, txHash: `0x${toHex(flipByte(Uint8Array.from(Buffer.from(a.txHash.slice(2), 'hex')), 31))}` };
+  });
+  const bytes = encodeBundle(valid);
+  out.push({ name: 'truncated file', code: 'BUNDLE_FORMAT_ERROR', bytes: bytes.slice(0, Math.floor(bytes.length / 2)) });
+  return out;
+}
+
+/** A bundle whose free-text fields carry markup: the page must show it as text. */
+export const HOSTILE_TEXT = {
+  deviceId: 'gw-<img src=x id=pwn-img onerror="window.__pwned=1">',
+  issuer: 'ingest-<script id="pwn-script">window.__pwned=2</script>',
+  site: '<svg onload="window.__pwned=3"><a href="javascript:window.__pwned=4">site</a></svg>',
+};
+
+export { utf8 };

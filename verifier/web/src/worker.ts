@@ -1,0 +1,100 @@
+/**
+ * The verification worker: runs core's `verifyBundleBytes` (the CLI's very code) off the page's thread, so the
+ * page stays responsive on a day of readings, and reports progress.
+ *
+ * Progress: core's verifier has no progress callback (yet), so the worker counts the signature checks it makes
+ * through WebCrypto (`SubtleCrypto.prototype.verify`, wrapped in this worker only): one per statement and one per
+ * batch receipt signature. A finer callback would belong in core's VerifyOptions.
+ */
+import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
+import { parseBundleBytes } from '@stele/core/bundle.ts';
+import type { AnchorReader } from '@stele/core/verify/index.ts';
+import { verifyBundleBytes } from '@stele/core/verify/index.ts';
+import { policyVerifyOptions } from './policy.ts';
+import type { VerifyRequest, WorkerMessage } from './protocol.ts';
+import { describeBundle } from './series.ts';
+
+interface WorkerScope {
+  postMessage(message: WorkerMessage): void;
+  onmessage: ((event: MessageEvent<VerifyRequest>) => void) | null;
+}
+const scope = self as unknown as WorkerScope;
+
+let signatureChecks = 0;
+let expectedChecks = 1;
+/** Progress is posted every this many signature checks (and by a timer, for the phases without any). */
+const PROGRESS_EVERY = 500;
+const originalVerify = SubtleCrypto.prototype.verify;
+SubtleCrypto.prototype.verify = function countedVerify(this: SubtleCrypto, ...args: Parameters<SubtleCrypto['verify']>) {
+  signatureChecks++;
+  if (signatureChecks % PROGRESS_EVERY === 0) {
+    scope.postMessage({ type: 'progress', phase: 'signatures', done: Math.min(signatureChecks, expectedChecks), total: expectedChecks });
+  }
+  return originalVerify.apply(this, args);
+};
+
+/**
+ * Rough count of signature checks from the file size, before parsing: one per entry (about 1.25 KB of JSON each,
+ * bench/src/verifier-page.ts) plus one receipt signature per batch. An estimate: the bar is capped at it.
+ */
+function estimateChecks(sizeBytes: number): number {
+  return Math.max(1, Math.round(sizeBytes / 1250));
+}
+
+async function verify(req: VerifyRequest): Promise<void> {
+  const t0 = performance.now();
+  const bytes = new Uint8Array(req.bytes);
+  scope.postMessage({ type: 'progress', phase: 'read', done: 0, total: 1 });
+  signatureChecks = 0;
+  expectedChecks = estimateChecks(bytes.length);
+  const timer = setInterval(() => {
+    scope.postMessage({ type: 'progress', phase: 'signatures', done: Math.min(signatureChecks, expectedChecks), total: expectedChecks });
+  }, 250);
+  const reader: AnchorReader = async (ref, batchId, rpcUrl) => {
+    if (rpcUrl === undefined) throw new AnchorError('ANCHOR_RPC_ERROR', 'no chain endpoint given');
+    scope.postMessage({ type: 'progress', phase: 'anchor', done: 0, total: 1 });
+    return readAnchor(rpcUrl, ref, batchId, { timeoutMs: req.timeoutMs ?? 10_000 });
+  };
+  const policyOptions = await policyVerifyOptions(req.policy === undefined ? undefined : new Uint8Array(req.policy), req.authority);
+  // Endpoints: the officer's, else (core's default) those the policy suggests; none when told offline.
+  const online = req.offline !== true && (req.rpcUrls.length > 0 || policyOptions.trust !== undefined);
+  const options = {
+    ...(online ? { anchorReader: reader } : {}),
+    ...(online && req.rpcUrls.length > 0 ? { rpcUrls: req.rpcUrls } : {}),
+    ...policyOptions,
+  };
+  let result: Awaited<ReturnType<typeof verifyBundleBytes>>;
+  try {
+    result = await verifyBundleBytes(bytes, options);
+  } finally {
+    clearInterval(timer);
+  }
+  const total = signatureChecks;
+  const t1 = performance.now();
+  scope.postMessage({ type: 'progress', phase: 'chart', done: 0, total: 1 });
+  // verifyBundleBytes keeps the parsed bundle; when it could not parse, there is nothing to draw.
+  const bundle = result.bundle ?? tryParse(bytes);
+  const info = bundle === undefined ? undefined : describeBundle(bundle, result.verdict);
+  const t2 = performance.now();
+  scope.postMessage({
+    type: 'result',
+    verdict: result.verdict,
+    info,
+    timings: { parseAndVerifyMs: t1 - t0, chartMs: t2 - t1, totalMs: t2 - t0, signatureChecks: total },
+  });
+}
+
+function tryParse(bytes: Uint8Array) {
+  try {
+    return parseBundleBytes(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+scope.onmessage = (event) => {
+  if (event.data?.type !== 'verify') return;
+  verify(event.data).catch((err: unknown) => {
+    scope.postMessage({ type: 'error', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  });
+};
