@@ -287,6 +287,9 @@ async function buildVerifyPackage(): Promise<{ file: string; sha256: string }> {
     target: 'node20',
     outfile: join(dir, 'bin', 'stele-verify.mjs'),
     define: { STELE_VERIFY_VERSION: JSON.stringify(VERSION) },
+    // `--report` drives Chromium through playwright-core, loaded only then: not bundled (the package stays small and
+    // dependency-free; `--report` needs playwright-core installed beside it, or the repository's `stele verify`)
+    external: ['playwright-core'],
     banner: { js: "import { createRequire as __steleRequire } from 'node:module'; const require = __steleRequire(import.meta.url);" },
     legalComments: 'eof',
     logLevel: 'warning',
