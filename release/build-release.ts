@@ -2,7 +2,7 @@
  * `npm run release`: the gateway release for linux-arm64 and linux-x64, the officers' verifier package and, when
  * the repository has `npm run build:web`, the single-file verifier page, all under dist/release/ with SHA256SUMS.
  *
- *   npm run release [-- --arch linux-arm64|linux-x64]... [--no-verify-package] [--no-web] [--out DIR] [--work DIR]
+ *   npm run release [-- --arch linux-arm64|linux-x64]... [--no-gateway] [--no-verify-package] [--no-web] [--out DIR] [--work DIR]
  *
  * Reproducible: the same sources, lock file and toolchain give the same bytes. Every archive entry has the source
  * commit's time as mtime (or SOURCE_DATE_EPOCH), owner 0:0, normalised modes, and entries are sorted; gzip runs
@@ -287,6 +287,9 @@ async function buildVerifyPackage(): Promise<{ file: string; sha256: string }> {
     target: 'node20',
     outfile: join(dir, 'bin', 'stele-verify.mjs'),
     define: { STELE_VERIFY_VERSION: JSON.stringify(VERSION) },
+    // `--report` drives Chromium through playwright-core, loaded only then: not bundled (the package stays small and
+    // dependency-free; `--report` needs playwright-core installed beside it, or the repository's `stele verify`)
+    external: ['playwright-core'],
     banner: { js: "import { createRequire as __steleRequire } from 'node:module'; const require = __steleRequire(import.meta.url);" },
     legalComments: 'eof',
     logLevel: 'warning',
@@ -340,19 +343,19 @@ function buildWebPage(): { file: string; sha256: string } | 'no build:web script
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { arch: { type: 'string', multiple: true }, 'no-verify-package': { type: 'boolean' }, 'no-web': { type: 'boolean' }, out: { type: 'string' }, work: { type: 'string' } },
+    options: { arch: { type: 'string', multiple: true }, 'no-gateway': { type: 'boolean' }, 'no-verify-package': { type: 'boolean' }, 'no-web': { type: 'boolean' }, out: { type: 'string' }, work: { type: 'string' } },
   });
   // --out and --work (absolute paths): another output and build folder, e.g. to check that a second build in
   // another place gives the same bytes (test/e2e/release/reproducible.test.ts)
   if (values.out !== undefined) OUT = values.out;
   if (values.work !== undefined) WORK = values.work;
-  const arches = (values.arch ?? [...ARCHES]) as Arch[];
+  const arches = values['no-gateway'] === true ? [] : ((values.arch ?? [...ARCHES]) as Arch[]);
   for (const a of arches) if (!ARCHES.includes(a)) throw new Error(`--arch: expected one of ${ARCHES.join(', ')}, got ${a}`);
   const epoch = sourceEpoch();
   const commit = sourceCommit();
   mkdirSync(WORK, { recursive: true });
   // a whole release starts from an empty dist/release; a partial one (--arch, --no-...) replaces only its files
-  const whole = values.arch === undefined && values['no-verify-package'] !== true && values['no-web'] !== true && values.out === undefined;
+  const whole = values.arch === undefined && values['no-gateway'] !== true && values['no-verify-package'] !== true && values['no-web'] !== true && values.out === undefined;
   if (whole) rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
 

@@ -15,6 +15,8 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { toBase64Url } from '@stele/core/bytes.ts';
+import { createSoftwareKey } from '@stele/device';
 import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
 import { PtyPair } from '@stele/simulator/pty.ts';
 import { CemsSimulator } from '@stele/simulator/instruments/cems.ts';
@@ -79,6 +81,26 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
       join(rel, 'node', 'bin', 'node'), join(rel, 'lib', 'stele.mjs'), 'gateway', ...args,
     ];
     const gateway = (args: string[]) => spawnChild(QEMU, qemuArgs(args));
+    /** `run` with the V8 flags of the systemd unit (what ships: RSS is measured on that). */
+    const UNIT_FLAGS = ['--max-semi-space-size=1', '--optimize-for-size'];
+    const runGatewayAsUnit = (config: string) => {
+      const a = qemuArgs(['run', '--config', config]);
+      const node = a.indexOf(join(rel, 'node', 'bin', 'node'));
+      a.splice(node + 1, 0, ...UNIT_FLAGS);
+      return spawnChild(QEMU, a);
+    };
+    // `stele gateway --help`: the start-up of node and the bundle alone, under qemu and natively (x64 release)
+    const relX64 = unpack(gatewayArchive('linux-x64'), mkdtempSync(join(dir, 'x64-')));
+    const timeIt = (cmd: string, args: string[]) => {
+      const t = Date.now();
+      const r = runCmd(cmd, args);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/usage: stele gateway/);
+      return (Date.now() - t) / 1000;
+    };
+    const helpQemuS = timeIt(QEMU, ['-L', SYSROOT, join(rel, 'node', 'bin', 'node'), join(rel, 'lib', 'stele.mjs'), 'gateway', '--help']);
+    const helpNativeS = timeIt(join(relX64, 'bin', 'stele'), ['gateway', '--help']);
+    say(`stele gateway --help: ${helpQemuS.toFixed(1)} s arm64 under qemu, ${helpNativeS.toFixed(2)} s x64 native`);
     const finished = async (c: Child, what: string) => {
       const { code } = await c.exited;
       if (code !== 0) throw new Error(`${what} exited ${code}: ${c.lines.slice(-20).join('\n')}\n${c.errTail.join('\n')}`);
@@ -88,6 +110,9 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
     // ---- x64 side: broker, ingest with its embedded chain
     const broker = await startMosquitto(dir);
     cleanups.push(() => broker.stop());
+    // the ingest key made here, so each gateway can pin its public key (FORMAT.md §11.1, config ingest.publicKey)
+    mkdirSync(join(dir, 'ingest', 'keys'), { recursive: true });
+    const ingestKey = await createSoftwareKey(join(dir, 'ingest', 'keys', 'ingest.pem'));
     const api = `http://127.0.0.1:${await freePort()}`;
     const ingest = spawnTs(INGEST_SCRIPT, ['run', '--mqtt', broker.url, '--data', join(dir, 'ingest'), '--embedded-chain', '--batch-ms', '1000', '--health-port', new URL(api).port, '--log-level', 'warn']);
     cleanups.push(() => ingest.kill('SIGTERM'));
@@ -119,11 +144,13 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
       if (Date.now() > until) throw new Error('ingest did not come up');
       await sleep(200);
     }
+    // ingest's admin token (/enrol, /flush), which it wrote into its data folder
+    const adminToken = () => readFileSync(join(dir, 'ingest', 'admin-token'), 'utf8').trim();
     for (const s of specs) {
       const { record } = await verifyEnrolmentRequest(new Uint8Array(readFileSync(join(dir, 'usb', `${s.id}.enrol.cose`))));
       expect(record.deviceId).toBe(s.id);
       expect(record.keyBackend).toBe(s.backend);
-      const res = await fetch(`${api}/enrol`, { method: 'POST', body: JSON.stringify(record) });
+      const res = await fetch(`${api}/enrol`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken()}` }, body: JSON.stringify(record) });
       expect(res.status, await res.clone().text()).toBe(200);
     }
 
@@ -148,6 +175,7 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
           'gateway:', `  id: ${s.id}`, `  dataDir: ${join(dir, `data-${s.id}`)}`, '  logLevel: info',
           'key:', ...key,
           'broker:', `  url: ${broker.url}`, '  resendAfter: 2s',
+          'ingest:', `  publicKey: ${toBase64Url(ingestKey.publicKey)}`,
           'instruments:', '  - id: cems-1', '    driver: hj212', `    port: ${pair.pathA}`, '    baud: 9600',
           'health:', `  port: ${port}`,
           '',
@@ -171,7 +199,7 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
     for (const [i, s] of specs.entries()) {
       {
         const t = Date.now();
-        const child = gateway(['run', '--config', configs[i]!]);
+        const child = runGatewayAsUnit(configs[i]!);
         cleanups.push(() => child.kill('SIGKILL'));
         const ops = `http://127.0.0.1:${healthPorts[i]}`;
         for (const until = Date.now() + 120_000; ; ) {
@@ -214,7 +242,7 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
     say(`confirmed: ${specs.map((s, i) => `${s.id} ${acked[i]} readings, RSS ${rss[i]!.rssMb} MB (peak ${rss[i]!.peakMb} MB)`).join('; ')}`);
 
     // ---- anchored and verified: the repository's `stele verify`, then the verifier package, on the same bundles
-    expect((await fetch(`${api}/flush`, { method: 'POST' })).status).toBe(200);
+    expect((await fetch(`${api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${adminToken()}` } })).status).toBe(200);
     const prefix = join(dir, 'officer');
     mkdirSync(prefix);
     const files: string[] = [];
@@ -246,7 +274,10 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
 
     const bench = {
       arch: 'linux-arm64 under qemu-aarch64-static on x86-64',
+      helpS: { arm64Qemu: Number(helpQemuS.toFixed(2)), x64Native: Number(helpNativeS.toFixed(2)) },
       provisionS: Number(provisionS.toFixed(1)),
+      nodeFlags: UNIT_FLAGS.join(' '),
+      loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
       startup: specs.map((s, i) => ({ gateway: s.id, backend: s.backend, startupS: Number(started[i]!.startupS.toFixed(1)), ...rss[i] })),
       totalS: Math.round((Date.now() - t0) / 1000),
     };

@@ -8,7 +8,7 @@
  *
  * Run by `npm run test:release` (after `npm run release`); skipped by `npm test`.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +57,22 @@ describe.runIf(RELEASE_TESTS)('the verifier package', () => {
       expect(got.status, got.stderr).toBe(want.code);
       expect(got.stdout).toBe(want.stdout);
     }
+  });
+
+  // The authority's trust policy (FORMAT.md §14), when this build of `stele verify` takes one: each signed policy
+  // of test/vectors/trust.json with valid.bundle.json, offline; both verifiers must give the same verdict.
+  const trustVectors = JSON.parse(readFileSync(join(REPO_ROOT, 'test', 'vectors', 'trust.json'), 'utf8')) as {
+    authority: { fingerprint: string };
+    cases: { name: string; policy: string }[];
+  };
+  it.each(trustVectors.cases.map((c) => [c.name, c.policy] as const))('agrees with `stele verify --trust` under the %s policy', async (name, hex) => {
+    const policy = join(prefix, `${name}.trust-policy.cose`);
+    writeFileSync(policy, Buffer.from(hex, 'hex'));
+    const args = [join(BUNDLES, 'valid.bundle.json'), '--trust', policy, '--authority', trustVectors.authority.fingerprint, '--offline', '--json'];
+    const want = await repoVerify(args);
+    const got = runCmd(bin, args);
+    expect(got.status, got.stderr).toBe(want.code);
+    expect(got.stdout).toBe(want.stdout);
   });
 
   it('answers a usage error like `stele verify` (exit 2)', async () => {
