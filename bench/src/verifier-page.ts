@@ -27,6 +27,7 @@ import { keyIdOf } from '@stele/core/keys.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { verifyBundle } from '@stele/core/verify/index.ts';
 import { buildTestBundle } from '@stele/core/verify/test-bundle.ts';
+import { CHROMIUM_ARGS, DEFAULT_CHROMIUM } from '@stele/verifier/report.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PAGE = join(repoRoot, 'dist', 'stele-verify.html');
@@ -37,7 +38,6 @@ const cacheDir = join(repoRoot, '.tmp', 'bench-web');
  * shorter proofs, more batches; test-bundle's proof building is O(n) per leaf, so far larger batches build slowly.)
  */
 const BATCH = 60;
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** A node:crypto P-256 signer (about 40,000 signatures/s here, against about 1,000 for the noble test signer). */
 function nodeSigner(): Signer {
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const sizes = process.argv.slice(2).map(Number).filter((n) => Number.isSafeInteger(n) && n > 0);
   const counts = sizes.length > 0 ? sizes : [3_600, 86_400];
   const dir = mkdtempSync(join(tmpdir(), 'stele-bench-web-'));
-  const browser = await chromium.launch({ executablePath: process.env.STELE_CHROMIUM ?? '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath: process.env.STELE_CHROMIUM ?? DEFAULT_CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   const rows: string[] = [];
   const shares: string[] = [];
   try {

@@ -4,19 +4,10 @@
  */
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
-
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import { CHROMIUM_ARGS, DEFAULT_CHROMIUM } from '@stele/verifier/report.ts';
 
 export function chromiumPath(): string {
-  const path = process.env.STELE_CHROMIUM ?? '/usr/bin/chromium';
+  const path = process.env.STELE_CHROMIUM ?? DEFAULT_CHROMIUM;
   if (!existsSync(path)) throw new Error(`no Chromium at ${path}: apt-get install chromium (or set STELE_CHROMIUM)`);
   return path;
 }
