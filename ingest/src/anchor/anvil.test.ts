@@ -118,6 +118,39 @@ describe('startAnvil', () => {
       expect(facts.size).toBe(10);
     });
 
+    it('never reloads contract storage ahead of its blocks: each anchor it reports after a SIGKILL has its log', async () => {
+      // Blocks and dumps every 100 ms while anchors stream in, SIGKILLed at 4 different moments: whatever survives
+      // must be whole (the contract's record of a batch names a block that holds its Anchored log).
+      const dir = tempDir();
+      const chainDir = join(dir, 'chain');
+      const stateFile = join(dir, 'a.json');
+      let batchId = 0;
+      for (let round = 0; round < 4; round++) {
+        const node = await startAnvil({ stateDir: chainDir, blockTimeSec: 0.1, stateIntervalSec: 0.1 });
+        nodes.push(node);
+        const anchorer = await connectEvmAnchorer({ rpcUrl: node.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile });
+        for (let id = 1; id <= batchId; id++) {
+          const root = new Uint8Array(32).fill(id);
+          // anchor() of an existing batch looks it up through the contract's record and its log; a record without
+          // its log is ANCHOR_NOT_FOUND, which this test exists to rule out.
+          await anchorer.anchor(id, root, id);
+        }
+        // One anchor after another until the kill (an anchor() in flight then is left behind: its node is gone).
+        let killed = false;
+        void (async () => {
+          while (!killed) {
+            batchId++;
+            await anchorer.anchor(batchId, new Uint8Array(32).fill(batchId), batchId);
+          }
+        })().catch(() => undefined);
+        await sleep(300 + round * 200);
+        killed = true;
+        process.kill(node.pid, 'SIGKILL');
+        await node.stop();
+      }
+      expect(batchId).toBeGreaterThan(4);
+    }, 60_000);
+
     it('falls back to the state of the previous start when the state file is truncated', async () => {
       const dir = tempDir();
       const chainDir = join(dir, 'chain');

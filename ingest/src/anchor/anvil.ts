@@ -3,10 +3,11 @@
  * (design/DEPENDENCIES.md §7). Chain state lives in `stateDir`, so stop + start continues the same chain.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { gunzipSync } from 'node:zlib';
 import { AnchorError } from '@stele/core/anchor/evm-reader.ts';
 
 /** anvil's default dev chain id, pinned with --chain-id so a reloaded state cannot change it. */
@@ -23,7 +24,7 @@ export interface AnvilOptions {
   log?: (line: string) => void;
   /** Path of the anvil binary. Default: the one from @foundry-rs/anvil's platform package. */
   binaryPath?: string;
-  /** Seconds between periodic state dumps (bounds what a SIGKILL loses). Default: 1. */
+  /** Seconds between periodic state dumps (bounds what a SIGKILL loses). Default: 1. Rounded to whole driver ticks. */
   stateIntervalSec?: number;
   /** How long to wait for the first eth_chainId answer. Default: 15000. */
   startTimeoutMs?: number;
@@ -106,11 +107,14 @@ export async function startAnvil(options: AnvilOptions): Promise<AnvilNode> {
     '--host', '127.0.0.1',
     '--port', String(port),
     '--chain-id', String(ANVIL_CHAIN_ID),
-    // --state = --load-state (when the file exists) + --dump-state (on exit). The dump also runs every
-    // --state-interval seconds, so a SIGKILL loses at most that much (verified in anvil.test.ts).
-    '--state', statePath,
-    '--state-interval', String(stateIntervalSec),
-    ...(options.blockTimeSec === undefined ? [] : ['--block-time', String(options.blockTimeSec)]),
+    // anvil mines nothing by itself: the driver below mines and dumps from one loop, so a dump never runs while a
+    // block is being mined. (anvil's own --state-interval dump reads its block list and its accounts under separate
+    // locks: a block mined in between left a state whose contract storage recorded an anchor in a block that, after
+    // a SIGKILL and reload, no longer held its log; seen once in CI's power-cut run.) --dump-state only covers a
+    // graceful exit (SIGTERM after the driver stopped).
+    '--no-mining',
+    ...(existsSync(statePath) ? ['--load-state', statePath] : []),
+    '--dump-state', statePath,
   ];
   const t0 = performance.now();
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -147,9 +151,12 @@ export async function startAnvil(options: AnvilOptions): Promise<AnvilNode> {
   };
   void exited.then(cleanup);
 
+  let driver: Driver | undefined;
+  void exited.then(() => driver?.halt());
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      await driver?.halt();
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -188,11 +195,97 @@ export async function startAnvil(options: AnvilOptions): Promise<AnvilNode> {
       throw new AnchorError('ANCHOR_NODE_ERROR', `anvil serves chain ${chainId}, expected ${ANVIL_CHAIN_ID}`, { where: { chainId } });
     }
     if (child.pid === undefined) throw new AnchorError('ANCHOR_NODE_ERROR', 'anvil has no pid');
+    driver = startDriver(rpcUrl, statePath, options.blockTimeSec, stateIntervalSec, log);
     return { rpcUrl, chainId, pid: child.pid, startupMs: performance.now() - t0, stop };
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+interface Driver {
+  /** Stops the loop after its current step; resolves once no mine or dump is in flight. */
+  halt(): Promise<void>;
+}
+
+/** Driver tick in automine mode: how often the transaction pool is looked at. */
+const AUTOMINE_TICK_MS = 50;
+
+/**
+ * Mines and dumps anvil's state from one loop, one step at a time. With `blockTimeSec` a block is mined every that
+ * many seconds (empty or not, as anvil --block-time does, so anchors gain confirmations); without it, a block is
+ * mined as soon as the pool holds a transaction (anvil's automine, within one tick). Every `stateIntervalSec` the
+ * state is taken with anvil_dumpState (gzipped JSON, the format --load-state reads once unzipped) and written to
+ * `statePath` atomically: a temporary file, fsync, rename. Errors (anvil gone, killed) end nothing: the loop keeps
+ * trying until halted, and the caller's exit handling reports a dead node.
+ */
+function startDriver(rpcUrl: string, statePath: string, blockTimeSec: number | undefined, stateIntervalSec: number, log: (line: string) => void): Driver {
+  const tickMs = blockTimeSec === undefined ? AUTOMINE_TICK_MS : Math.max(1, Math.round(blockTimeSec * 1000));
+  const dumpEvery = Math.max(1, Math.round((stateIntervalSec * 1000) / tickMs));
+  let halted = false;
+  let wake: (() => void) | undefined;
+  const call = async (method: string): Promise<unknown> => {
+    const response = await fetch(rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const body = (await response.json()) as { result?: unknown; error?: { message?: string } };
+    if (body.error !== undefined) throw new Error(`${method}: ${body.error.message ?? 'error'}`);
+    return body.result;
+  };
+  let lastError = '';
+  const loop = (async () => {
+    for (let tick = 1; !halted; tick++) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, tickMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      if (halted) break;
+      try {
+        if (blockTimeSec !== undefined) {
+          await call('evm_mine');
+        } else {
+          const pool = (await call('txpool_status')) as { pending?: string } | undefined;
+          if (pool?.pending !== undefined && Number.parseInt(pool.pending, 16) > 0) await call('evm_mine');
+        }
+        if (tick % dumpEvery === 0) {
+          const dump = await call('anvil_dumpState');
+          if (typeof dump !== 'string' || !dump.startsWith('0x')) throw new Error('anvil_dumpState answered no hex');
+          writeAtomically(statePath, gunzipSync(Buffer.from(dump.slice(2), 'hex')));
+        }
+        lastError = '';
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        if (message !== lastError) log(`stele: chain driver: ${message}`);
+        lastError = message;
+      }
+    }
+  })();
+  return {
+    halt: async () => {
+      halted = true;
+      wake?.();
+      await loop;
+    },
+  };
+}
+
+/** Writes `bytes` to `path` so that a reader (or a SIGKILL) sees the old file or the new one, never a torn one. */
+function writeAtomically(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, bytes);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
 }
 
 /** Polls eth_chainId until it answers (anvil prints "Listening" once bound, so this is usually the first try). */
