@@ -52,11 +52,15 @@ import { currentKey, decodeDeviceKeys, encodeDeviceKeys, isLifecycleLogId, KeyRe
 import { limitedClientStream } from './broker/packet-limit.ts';
 import { IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
 
+/** How often non-final anchors are read again from the chain between batch cuts, in ms. */
+const ANCHOR_POLL_MS = 500;
+
 /**
  * The FORMAT.md §7 JSON object (base64url / 0x-hex fields), ready for `JSON.stringify`. core's `EvidenceBundle`
  * (core/src/bundle.ts) is the decoded form of the same thing: `parseBundle(json)` turns one into the other, and
  * `exportEvidence` returns it directly.
  */
+
 export interface EvidenceBundleJson {
   format: 'stele-evidence/1';
   createdAt: string;
@@ -250,6 +254,9 @@ export class IngestService {
   private client: MqttClient | undefined;
   private oversizePackets = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Reads non-final anchors again between batch cuts (a batch interval of minutes must not hold finality back). */
+  private anchorTimer: NodeJS.Timeout | undefined;
+  private anchorQueued = false;
   private batchChain: Promise<void> = Promise.resolve();
   private tickQueued = false;
   private stopping = false;
@@ -297,6 +304,7 @@ export class IngestService {
       throw e;
     }
     service.timer = setInterval(() => service.tick(false), service.batchIntervalMs);
+    service.anchorTimer = setInterval(() => service.anchorTick(), ANCHOR_POLL_MS);
     // Every non-final anchor is read again from the chain now, not only at the first interval.
     if (service.unanchored.length > 0) void service.exclusive(() => service.anchorPending()).catch(() => {});
     service.log('info', 'ingest started', {
@@ -667,6 +675,7 @@ export class IngestService {
     if (this.stopping) return;
     this.stopping = true;
     if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.anchorTimer !== undefined) clearInterval(this.anchorTimer);
     await this.idle();
     await this.batchChain;
     for (const [device, t] of this.ackTimers) {
@@ -1170,6 +1179,16 @@ export class IngestService {
     const run = this.batchChain.then(work);
     this.batchChain = run.catch((e: unknown) => this.log('error', 'batch work failed', { err: errorText(e) }));
     return run;
+  }
+
+  /** Between batch cuts: one more pass over the non-final anchors, when there are any and none is queued. */
+  private anchorTick(): void {
+    if (this.anchorQueued || this.tickQueued || this.stopping || this.offline || this.unanchored.length === 0) return;
+    this.anchorQueued = true;
+    void this.exclusive(async () => {
+      this.anchorQueued = false;
+      await this.anchorPending();
+    }).catch(() => {});
   }
 
   private tick(sizeTriggered: boolean): void {
