@@ -96,6 +96,7 @@ describe.skipIf(skip !== undefined)(`key lifecycle and attestation on a TPM${ski
     const { url } = JSON.parse(await readFile(join(data, 'ingest-http.json'), 'utf8')) as { url: string };
     const enrol = io();
     expect(await runIngest(['enrol', join(dir.path, 'usb', `${D}.enrol.cose`), '--data', data], enrol)).toBe(0);
+    expect(enrol.stdout.text).toMatch(/attestation: TPM2_Certify .* checked; EK certificate issued by CN=swtpm-localca/);
 
     // The gateway's config names the TPM key as provisioning left it (key.json).
     const config = join(dir.path, 'gateway.yaml');
