@@ -64,7 +64,7 @@
 import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
 import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
 import { bundleDigest, parseBundleBytes } from '../bundle.ts';
-import { equalBytes, toBase64Url, toHex } from '../bytes.ts';
+import { equalBytes, fromBase64Url, toBase64Url, toHex } from '../bytes.ts';
 import { checkStatementAgainstReading, parseReceipt, parseStatement, sigStructure1, verifyStatementSignature } from '../cose/index.ts';
 import type { ParsedReceipt, ParsedStatement } from '../cose/index.ts';
 import { verifyEs256 } from '../ecdsa.ts';
@@ -536,6 +536,13 @@ async function judgeAttestations(ctx: Ctx): Promise<Map<string, KeyAttestation>>
       declaredWhy('TRUST_POLICY_MISSING');
       continue;
     }
+    // The AK's credential activation is the installer's word (FORMAT.md §14.5): when the policy lists installer
+    // keys, the one who countersigned must be among them, valid at the enrolment time.
+    const installerKid = fromBase64UrlSafe(verified.installerKid);
+    if (trust.installerKeys.length > 0 && !trust.installerKeys.some((k) => installerKid !== undefined && equalBytes(k.kid, installerKid) && keyValidAt(k, body.time) === 'valid')) {
+      declaredWhy('ENROLMENT_INSTALLER_UNTRUSTED: the installer who countersigned is not in the policy\'s installerKeys');
+      continue;
+    }
     const usable = trust.attestationRoots.filter((r) => rootUsable(r, body.time));
     const roots = usable.filter((r) => !r.test || ctx.options.testAttestationRoots === true);
     try {
@@ -550,6 +557,14 @@ async function judgeAttestations(ctx: Ctx): Promise<Map<string, KeyAttestation>>
     }
   }
   return out;
+}
+
+function fromBase64UrlSafe(text: string): Uint8Array | undefined {
+  try {
+    return fromBase64Url(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A policy attestation root that may vouch for an enrolment made at `timeMs` (ingest clock). */

@@ -9,6 +9,7 @@
  *   declared, the rotation, the reinstall and the revocation; without the test flag the key is declared, with a note.
  * Runs only with STELE_TPM=1 (`npm run test:tpm`), skipped with the reason otherwise.
  */
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -183,6 +184,28 @@ describe.skipIf(skip !== undefined)(`key lifecycle and attestation on a TPM${ski
     await runVerify([bundleFile, '--trust', policy, '--authority', fingerprint, '--test-attestation-roots', '--lang', 'en'], text);
     expect(text.stdout.text).toMatch(/attested tpm \(TPM2_Certify/);
     expect(text.stdout.text).toMatch(/declared tpm, not attested/); // the rotated key: no attestation travels with a rotation
+
+    // With installer keys in the policy, the installer who countersigned (and vouched for the AK) must be listed.
+    const withInstallers = async (publicKey: string, out: string): Promise<void> => {
+      const d = JSON.parse(await readFile(draft, 'utf8')) as Record<string, unknown>;
+      const kid = createHash('sha256').update(Buffer.from(publicKey, 'base64url')).digest('base64url');
+      d.installerKeys = [{ alg: 'ES256', publicKey, kid, name: 'installer', validFrom: '2020-01-01T00:00:00Z', state: 'active' }];
+      const f = join(dir.path, `${out}.json`);
+      await writeFile(f, JSON.stringify(d, null, 2));
+      expect(await runTrust(['sign', f, '--key', authorityKey, '--out', join(dir.path, out)], io())).toBe(0);
+    };
+    await withInstallers(request.installer.publicKey, 'listed.cose');
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+    await withInstallers(Buffer.concat([Buffer.from([4]), Buffer.from(other.x!, 'base64url'), Buffer.from(other.y!, 'base64url')]).toString('base64url'), 'unlisted.cose');
+    const under = async (p: string): Promise<Verdict> => {
+      const ver = io();
+      await runVerify([bundleFile, '--trust', join(dir.path, p), '--authority', fingerprint, '--test-attestation-roots', '--json'], ver);
+      return JSON.parse(ver.stdout.text) as Verdict;
+    };
+    expect((await under('listed.cose')).summary.keys![0]!.attested).toBe(true);
+    const unlisted = await under('unlisted.cose');
+    expect(unlisted.summary.keys![0]!.attested).toBe(false);
+    expect(unlisted.notes.find((n) => n.id === 'key-not-attested')?.sentence.en).toMatch(/ENROLMENT_INSTALLER_UNTRUSTED/);
 
     // An edited request file no longer hashes to what ingest signed: a failure, not a quiet downgrade.
     const edited = JSON.parse(await readFile(bundleFile, 'utf8')) as { lifecycle: { request?: string }[] };
