@@ -522,7 +522,7 @@ async function judgeAttestations(ctx: Ctx): Promise<Map<string, KeyAttestation>>
       declaredWhy(`${codeOf(err) ?? 'ENROLMENT_FORMAT_ERROR'}${(err as SteleError).where?.code ? ` (${String((err as SteleError).where!.code)})` : ''}`);
       continue;
     }
-    if (verified.record.deviceId !== bundle.device.deviceId || verified.record.kid !== toBase64Url(body.kid)) {
+    if (verified.record.deviceId !== bundle.device.deviceId || verified.record.kid !== toBase64Url(body.kid) || verified.record.keyBackend !== body.backend) {
       c.enrolment.fail('DEVICE_RECORD_MISMATCH_ERROR', FAIL.requestMismatch(li.index + 1, 'device or key'), { path: `${li.path}.request` });
       continue;
     }
