@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pkcs11Signer } from '@stele/device/pkcs11/signer.ts';
 import { provisionGateway } from '@stele/device/provision/provision.ts';
 import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
+import { certifyTpmKey } from '@stele/device/provision/tpm-certify.ts';
 import { signerConformanceSuite } from '@stele/device/conformance/signer-suite.ts';
 import { startSwTpm, TPM2_PKCS11_MODULE, tpmSkipReason, type SwTpm } from './helpers.ts';
 
@@ -91,6 +92,16 @@ describe.skipIf(skip !== undefined)(`provisioning on the TPM${skip ? ` (skipped:
     const point = Buffer.from(verified.record.publicKey, 'base64url');
     expect((await verifyTpm2Certify(att, point, [new Uint8Array(localCa)])).root).toBe(0);
     expect(await verifyTpm2Certify(att, point, [new Uint8Array(rootCa)]).catch((e: { code?: string }) => e.code)).toBe('ATTESTATION_UNTRUSTED_ROOT');
+  });
+
+  it('refuses to certify a key it cannot find, or a key that is not the device key, with TPM_CERTIFY_FAILED naming the step', async () => {
+    const pin = (await readFile(tpm.pinFile, 'utf8')).trim();
+    const point = new Uint8Array(65).fill(1);
+    const missing = await certifyTpmKey({ tokenLabel: tpm.label, keyLabel: 'no-such-key', pin, devicePoint: point }).catch((e: { code?: string; where?: { step?: string } }) => e);
+    expect(missing).toMatchObject({ code: 'TPM_CERTIFY_FAILED', where: { step: 'exporting the key blobs from the tpm2-pkcs11 store' } });
+    // The key of gw-tpm-1 (made above) certified, but claimed for another point: core's check refuses it.
+    const other = await certifyTpmKey({ tokenLabel: tpm.label, keyLabel: 'stele-device', pin, devicePoint: point }).catch((e: { code?: string; where?: { step?: string }; cause?: { code?: string } }) => e);
+    expect(other).toMatchObject({ code: 'TPM_CERTIFY_FAILED', where: { step: 'check' }, cause: { code: 'ATTESTATION_KEY_MISMATCH' } });
   });
 
   it('with --tpm-ek-chain the request carries the intermediate, and the root CA is enough', async () => {
