@@ -58,6 +58,11 @@ export interface BundleLifecycleEntry {
   statement: Uint8Array;
   /** Tagged COSE receipt bytes (FORMAT.md §5). */
   receipt: Uint8Array;
+  /**
+   * Enrolment statements only, optional (FORMAT.md §13.6): the enrolment request file (`ID.enrol.cose`) whose
+   * SHA-256 is the statement's `request`, so that a verifier can check its attestation (§14.5).
+   */
+  request?: Uint8Array;
 }
 
 /** One batch: the root ingest recorded as anchored, and where. */
@@ -223,12 +228,18 @@ function parseEntry(v: unknown, path: string): BundleEntry {
 }
 
 function parseLifecycleEntry(v: unknown, path: string): BundleLifecycleEntry {
-  const o = asObject(v, path, ['batchId', 'statement', 'receipt']);
-  return {
+  const o = asObject(v, path, ['batchId', 'statement', 'receipt'], ['request']);
+  const entry: BundleLifecycleEntry = {
     batchId: asUint(o.batchId, `${path}.batchId`, 1),
     statement: asB64(o.statement, `${path}.statement`),
     receipt: asB64(o.receipt, `${path}.receipt`),
   };
+  if (o.request !== undefined) {
+    // The request file is at most 64 KiB (FORMAT.md §13.2): 87,382 base64url characters.
+    if (typeof o.request === 'string' && o.request.length > 87_382) fail(`${path}.request`, 'longer than an enrolment request file (64 KiB)');
+    entry.request = asB64(o.request, `${path}.request`);
+  }
+  return entry;
 }
 
 function parseAnchor(v: unknown, path: string): AnchorRef {
@@ -354,7 +365,7 @@ export function bundleToJson(bundle: EvidenceBundle): Record<string, unknown> {
     }),
     ...(bundle.lifecycle === undefined
       ? {}
-      : { lifecycle: bundle.lifecycle.map((e) => ({ batchId: e.batchId, statement: b64(e.statement), receipt: b64(e.receipt) })) }),
+      : { lifecycle: bundle.lifecycle.map((e) => ({ batchId: e.batchId, statement: b64(e.statement), receipt: b64(e.receipt), ...(e.request === undefined ? {} : { request: b64(e.request) }) })) }),
     batches: bundle.batches.map((b) => {
       const batch: Record<string, unknown> = { batchId: b.batchId, size: b.size, root: `0x${toHex(b.root)}` };
       if (b.anchor !== undefined) batch.anchor = { ...b.anchor };

@@ -19,3 +19,4 @@ export * from './enrolment/index.ts';
 export * from './bundle.ts';
 export * from './verify/index.ts';
 export * from './trust/index.ts';
+export * from './tpm2/index.ts';

@@ -11,7 +11,8 @@
  * installer pins (--ingest-key), never from the installer's word. Today that is a receipt (FORMAT.md §5); the signed
  * confirmations of ingest's acks will serve the same purpose without a batch.
  */
-import { access, rename } from 'node:fs/promises';
+import { access, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
 import { parseArgs } from 'node:util';
 import { fromBase64Url, toBase64Url, equalBytes } from '@stele/core/bytes.ts';
 import { parseReceipt, parseStatement, verifyReceipt, verifyStatementSignature } from '@stele/core/cose/index.ts';
@@ -19,9 +20,9 @@ import { SteleError } from '@stele/core/errors.ts';
 import { assertP256PublicKey, keyIdOf } from '@stele/core/keys.ts';
 import { isLifecycleStatement, parseLifecycleStatement, verifyLifecycleSignature } from '@stele/core/lifecycle/index.ts';
 import { hashLeaf } from '@stele/core/rfc9162/index.ts';
-import { createSoftwareKey } from '@stele/device';
+import { createSoftwareKey, Pkcs11Signer } from '@stele/device';
 import { join } from 'node:path';
-import { loadConfig } from './config/config.ts';
+import { loadConfig, type KeyConfig } from './config/config.ts';
 import { Outbox } from './outbox.ts';
 import { reinstallAgent, rotateKey } from './rotation.ts';
 import { openSigner } from './run/signer.ts';
@@ -33,9 +34,13 @@ export interface LifecycleIo {
 
 export const ROTATE_USAGE = `usage: stele gateway rotate-key [--config FILE]
 
-Stop the agent first (systemctl stop stele-gateway). Makes a new software key, writes a rotation statement signed
-by the current key into the outbox, and puts the new key at key.software.path (the old one stays beside it as
-<path>.retired-<kid>). Start the agent: it sends the rotation, then signs with the new key.
+Stop the agent first (systemctl stop stele-gateway). Makes a new key, writes a rotation statement signed by the
+current key into the outbox, and switches the config to the new key. Start the agent: it sends the rotation, then
+signs with the new key.
+  software   the new key goes to key.software.path; the old one stays beside it as <path>.retired-<kid>
+  pkcs11     (SoftHSM, TPM via tpm2-pkcs11, secure element) the new key is made on the same token under the label
+             <keyLabel>-r<UTC time>; key.pkcs11.keyLabel and keyId in the config are rewritten to it (comments
+             kept); the old key stays on the token
 `;
 
 export const REINSTALL_USAGE = `usage: stele gateway reinstall [--config FILE] --ingest-url URL --ingest-key KEY
@@ -73,10 +78,9 @@ export async function cmdRotateKey(argv: string[], io: LifecycleIo, configFile: 
   const v = args(argv, { config: { type: 'string' } }, ROTATE_USAGE, io);
   if (typeof v === 'number') return v;
   try {
-    const config = await loadConfig(configFile(v));
-    if (config.key.backend !== 'software') {
-      throw new SteleError('ROTATE_UNSUPPORTED', 'rotate-key handles software keys; for a PKCS#11 key provision a new key on the token and rotate with rotateKey() (docs/keys.md)');
-    }
+    const file = configFile(v);
+    const config = await loadConfig(file);
+    if (config.key.backend === 'pkcs11') return await rotatePkcs11(file, config.gateway.id, config.key, join(config.gateway.dataDir, 'outbox'), io);
     const path = config.key.path;
     const old = await openSigner(config.key);
     const fresh = `${path}.new`;
@@ -104,6 +108,47 @@ export async function cmdRotateKey(argv: string[], io: LifecycleIo, configFile: 
     }
   } catch (err) {
     return fail(io, 'rotate-key', err);
+  }
+}
+
+/**
+ * rotate-key for a key on a PKCS#11 token: a new key pair on the same token (never extractable), the rotation
+ * signed by the old key, then the config's key.pkcs11 keyLabel/keyId rewritten to the new key (yaml Document
+ * edit, comments kept, written to a temp file and renamed). The rotation is on disk before the config changes: if
+ * the rewrite fails, the message gives the two values to set by hand (until then ingest would refuse the old key's
+ * readings with KEY_ROTATED_ERROR, and nothing is lost: they stay in the outbox).
+ */
+async function rotatePkcs11(file: string, deviceId: string, key: Extract<KeyConfig, { backend: 'pkcs11' }>, outboxDir: string, io: LifecycleIo): Promise<number> {
+  const old = await openSigner(key);
+  const outbox = await Outbox.open(outboxDir);
+  try {
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, 'Z');
+    const label = `${key.keyLabel ?? 'stele-device'}-r${stamp}`;
+    const next = await Pkcs11Signer.generate({ backend: key.kind, module: key.module, tokenLabel: key.token, pin: key.pin, keyLabel: label });
+    try {
+      const taken = await rotateKey(outbox, deviceId, old, next);
+      try {
+        const text = await readFile(file, 'utf8');
+        const doc = parseDocument(text);
+        doc.setIn(['key', 'pkcs11', 'keyLabel'], label);
+        doc.setIn(['key', 'pkcs11', 'keyId'], next.tokenKeyId);
+        const tmp = `${file}.rotate-${process.pid}`;
+        await writeFile(tmp, String(doc), { mode: (await stat(file)).mode & 0o777 });
+        await rename(tmp, file);
+      } catch (cause) {
+        throw new SteleError('ROTATE_CONFIG_NOT_UPDATED', `the rotation is in the outbox (seq ${taken.seq}) but ${file} could not be rewritten: set key.pkcs11.keyLabel: ${label} and keyId: ${next.tokenKeyId} by hand before starting the agent`, { cause });
+      }
+      io.stdout.write(
+        `rotated ${deviceId} at seq ${taken.seq}: old kid ${toBase64Url(old.keyId)} (stays on token ${key.token})\n` +
+          `new kid ${toBase64Url(next.keyId)}: label ${label}, id ${next.tokenKeyId}; ${file} now names it; start the agent to send the rotation\n`,
+      );
+      return 0;
+    } finally {
+      await next.close();
+    }
+  } finally {
+    await outbox.close();
+    await old.close?.();
   }
 }
 

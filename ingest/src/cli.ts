@@ -16,6 +16,7 @@
  * through its HTTP endpoint (--url, or the URL in DIR/ingest-http.json); otherwise they open the store with the
  * same service code (IngestService.openOffline), so there is one enrolment check and one revocation path.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXIT_OK, parseCommand, usageError } from '@stele/command';
@@ -23,6 +24,7 @@ import { pino, type DestinationStream } from 'pino';
 import { fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
 import { assertP256PublicKey } from '@stele/core/keys.ts';
 import { SteleError } from '@stele/core/errors.ts';
+import { verifyEnrolmentRequest } from '@stele/core/enrolment/request.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from './anchor/index.ts';
 import { IngestError } from './errors.ts';
 import { loadOrCreateAdminToken, readAdminToken } from './http/admin-token.ts';
@@ -503,6 +505,7 @@ async function enrol(argv: string[], io: IngestIo): Promise<number> {
       result = { deviceId: r.record.deviceId, kid: r.record.kid, installerKid: r.installerKid };
     }
     io.stdout.write(`enrolled ${result.deviceId} (kid ${result.kid}, countersigned by installer ${result.installerKid})\n`);
+    io.stdout.write(`${await describeAttestation(bytes)}\n`);
     return 0;
   } catch (err) {
     io.stderr.write(errorLine('enrol', err));
@@ -512,6 +515,17 @@ async function enrol(argv: string[], io: IngestIo): Promise<number> {
     }
     return 1;
   }
+}
+
+/** One line on the request's attestation (ingest checked it; the root is for verifiers under the policy, FORMAT.md §14.5). */
+async function describeAttestation(bytes: Uint8Array): Promise<string> {
+  const att = (await verifyEnrolmentRequest(bytes)).request.attestation;
+  if (att.kind === 'tpm2-certify') {
+    const issuer = new X509Certificate(Buffer.from(att.ekCertificate.der, 'base64url')).issuer.replace(/\n/g, ', ');
+    return `attestation: TPM2_Certify of the key by an attestation key under the TPM's endorsement key, checked; EK certificate issued by ${issuer} (verifiers count the key as attested when their trust policy lists that CA, or a CA above it, in attestationRoots)`;
+  }
+  if (att.kind === 'tpm-ek-certificate') return `attestation: EK certificate only, the key is not certified, so it is declared (${att.note})`;
+  return `attestation: none (${att.reason}): the key backend is declared, not attested`;
 }
 
 async function revoke(argv: string[], io: IngestIo): Promise<number> {

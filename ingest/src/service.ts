@@ -50,7 +50,7 @@ import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
 import { currentKey, decodeDeviceKeys, encodeDeviceKeys, isLifecycleLogId, KeyRegistry, lifecycleLogId, registryKey, type DeviceKeys } from './registry/index.ts';
 import { limitedClientStream } from './broker/packet-limit.ts';
-import { IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
+import { enrolmentRequestKey, IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
 
 /** How often non-final anchors are read again from the chain between batch cuts, in ms. */
 const ANCHOR_POLL_MS = 500;
@@ -69,7 +69,7 @@ export interface EvidenceBundleJson {
   window: { firstSeq: number; lastSeq: number };
   entries: { seq: number; batchId: number; reading?: string; statement: string; receipt: string }[];
   /** The device's lifecycle statements (FORMAT.md §13.6), in log order; absent when it has none. */
-  lifecycle?: { batchId: number; statement: string; receipt: string }[];
+  lifecycle?: { batchId: number; statement: string; receipt: string; request?: string }[];
   batches: { batchId: number; size: number; root: string; anchor: AnchorRef }[];
 }
 
@@ -377,11 +377,11 @@ export class IngestService {
       throw enrolError(cause);
     }
     const checked = checkEnrolmentRecord(verified.record);
-    await this.enrolChecked(checked, sha256(fileBytes), fromBase64Url(verified.installerKid));
+    await this.enrolChecked(checked, sha256(fileBytes), fromBase64Url(verified.installerKid), fileBytes);
     return { record: verified.record, installerKid: verified.installerKid };
   }
 
-  private async enrolChecked({ record, publicKey, kid }: CheckedRecord, requestDigest: Uint8Array, installer: Uint8Array): Promise<void> {
+  private async enrolChecked({ record, publicKey, kid }: CheckedRecord, requestDigest: Uint8Array, installer: Uint8Array, requestFile?: Uint8Array): Promise<void> {
     if (this.stopping) throw new IngestError('INGEST_STOPPED', 'ingest is stopped');
     await this.withDeviceLock(record.deviceId, async () => {
       const state = this.registry.draft(record.deviceId);
@@ -406,7 +406,7 @@ export class IngestService {
         this.devicesById.set(record.deviceId, row);
       }
       const from = this.head(record.deviceId).seq + 1;
-      await this.logEnrolment(state ?? { deviceId: record.deviceId, keys: [], chained: [], log: 0 }, publicKey, record.keyBackend, requestDigest, from, record.site ?? '', installer);
+      await this.logEnrolment(state ?? { deviceId: record.deviceId, keys: [], chained: [], log: 0 }, publicKey, record.keyBackend, requestDigest, from, record.site ?? '', installer, requestFile);
       this.log('info', 'device enrolled', { device: record.deviceId, kid: toBase64Url(kid), keyBackend: record.keyBackend, from, installer: installer.length === 0 ? undefined : toBase64Url(installer) });
     });
   }
@@ -477,10 +477,13 @@ export class IngestService {
     from: number,
     site: string,
     installer: Uint8Array,
+    requestFile?: Uint8Array,
   ): Promise<void> {
     const kid = keyIdOf(publicKey);
     state.keys.push({ kid, publicKey, backend, from, via: 'enrolment' });
-    await this.logIngestStatement(state, { type: 'enrolment', device: state.deviceId, kid, key: publicKey, backend, request, from, time: Date.now(), site, installer });
+    // The request file goes into the store with its statement (one write), for bundles to carry (FORMAT.md §13.6).
+    const extra = requestFile === undefined ? [] : [{ key: enrolmentRequestKey(request), value: requestFile }];
+    await this.logIngestStatement(state, { type: 'enrolment', device: state.deviceId, kid, key: publicKey, backend, request, from, time: Date.now(), site, installer }, extra);
   }
 
   /**
@@ -488,7 +491,7 @@ export class IngestService {
    * log, together with the registry row `state` (which must already hold its effect): one atomic write. The
    * statement becomes a pending Merkle leaf like any reading.
    */
-  private async logIngestStatement(state: DeviceKeys, body: LifecycleBody): Promise<void> {
+  private async logIngestStatement(state: DeviceKeys, body: LifecycleBody, extra: readonly { key: string; value: Uint8Array }[] = []): Promise<void> {
     const statement = await signLifecycleStatement(body, this.options.signer);
     const n = state.log + 1;
     const next: DeviceKeys = { ...state, log: n };
@@ -496,7 +499,7 @@ export class IngestService {
       lifecycleLogId(state.deviceId),
       [{ seq: n, entry: { statement, receivedAt: Date.now() }, leafHash: hashLeaf(statement) }],
       { seq: n, digest: sha256(statement) },
-      [{ key: registryKey(state.deviceId), value: encodeDeviceKeys(next) }],
+      [{ key: registryKey(state.deviceId), value: encodeDeviceKeys(next) }, ...extra],
     );
     this.registry.adopt(next);
     this.pending.push(...leaves);
@@ -599,10 +602,17 @@ export class IngestService {
     // an entry.
     const keys = this.registry.get(deviceId);
     const chained = new Set(keys?.chained ?? []);
-    const lifecycle: { batchId: number; leafIndex: number; statement: Uint8Array; receipt: Uint8Array }[] = [];
+    const lifecycle: { batchId: number; leafIndex: number; statement: Uint8Array; receipt: Uint8Array; request?: Uint8Array }[] = [];
     for (let n = 1; n <= (keys?.log ?? 0); n++) {
       const row = await this.store.getEntry(lifecycleLogId(deviceId), n);
-      lifecycle.push({ ...(await receiptOf(row, { deviceId, lifecycle: n })), statement: row!.statement });
+      const item: (typeof lifecycle)[number] = { ...(await receiptOf(row, { deviceId, lifecycle: n })), statement: row!.statement };
+      // An enrolment from a request file carries that file, so a verifier can check its attestation (§14.5).
+      const body = parseLifecycleStatement(row!.statement).body;
+      if (body.type === 'enrolment') {
+        const request = await this.store.getEnrolmentRequest(body.request);
+        if (request !== undefined) item.request = request;
+      }
+      lifecycle.push(item);
     }
     for (const seq of chained) {
       const row = await this.store.getEntry(deviceId, seq);
@@ -634,7 +644,7 @@ export class IngestService {
       entries,
       ...(lifecycle.length === 0
         ? {}
-        : { lifecycle: lifecycle.map((l) => ({ batchId: l.batchId, statement: toBase64Url(l.statement), receipt: toBase64Url(l.receipt) })) }),
+        : { lifecycle: lifecycle.map((l) => ({ batchId: l.batchId, statement: toBase64Url(l.statement), receipt: toBase64Url(l.receipt), ...(l.request === undefined ? {} : { request: toBase64Url(l.request) }) })) }),
       batches: [...batches.values()]
         .sort((a, b) => a.row.batchId - b.row.batchId)
         .map((b) => ({ batchId: b.row.batchId, size: b.row.size, root: `0x${toHex(b.row.root)}`, anchor: b.anchor })),

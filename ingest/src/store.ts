@@ -91,6 +91,8 @@ const SYNC = { sync: true } as const;
 const RAW_INDEX_MARKER = 'meta!rawIndex';
 const rawKey = (digest: Uint8Array, deviceId: string, seq: number): string => `raw!${toHex(digest)}!${deviceId}!${pad(seq)}`;
 const EMPTY = new Uint8Array(0);
+/** Store key of an enrolment request file: `req!` + hex SHA-256 of its bytes. */
+export const enrolmentRequestKey = (digest: Uint8Array): string => `req!${toHex(digest)}`;
 
 /** Where a frame digest was found: the reading `seq` of `deviceId` lists it in its `raw` field. */
 export interface RawRef {
@@ -172,6 +174,13 @@ export class IngestStore {
 
   async close(): Promise<void> {
     await this.db.close();
+  }
+
+  // ---- enrolment request files (FORMAT.md §13.6: carried in bundles beside their enrolment statement)
+
+  /** The enrolment request file whose SHA-256 is `digest`, as `enrolRequest` stored it with its statement. */
+  async getEnrolmentRequest(digest: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.db.get(enrolmentRequestKey(digest));
   }
 
   // ---- devices

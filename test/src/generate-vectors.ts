@@ -60,6 +60,7 @@ import {
   type VerdictState,
   type VerifyCode,
 } from '@stele/core';
+import { signEnrolmentRequest, type EnrolmentRequest } from '@stele/core/enrolment/request.ts';
 import artifact from '../../ingest/contracts/SteleAnchor.json' with { type: 'json' };
 import { encodeDeterministic } from '@stele/core/cose/plain-bytes.ts';
 
@@ -74,6 +75,9 @@ export const INGEST_SECRET_KEY_HEX = '37196203ada786dde9f1bcf95f6a5dde7b2cf165a6
 export const ROTATED_SECRET_KEY_HEX = '0102d8f19b459bdeaceee5d65316a2f01ba9f2289778321df902a8ea1cb29339';
 /** A key ingest never enrolled (lifecycle vectors): SHA-256("stele vector stranger key"). */
 export const STRANGER_SECRET_KEY_HEX = 'e9dde174c5b0fcd731186cb056d43625170dbb2e3d9f2f0b9092015771d8ff82';
+
+/** The installer who countersigns the vector enrolment request (FORMAT.md §13.2, §13.6): SHA-256("stele vector installer key"). */
+export const INSTALLER_SECRET_KEY_HEX = '572515a24b9deb1fc8702d0d3eff1c6de046f633cf3b46efcb8a11e898f07281';
 
 /** The authority that signs the vector trust policy (FORMAT.md §14): SHA-256("stele vector authority key"). */
 export const AUTHORITY_SECRET_KEY_HEX = '68af089c3ba0780f8c5baafe579bd2bc1a19e96fd3eb3d243186712062e00e77';
@@ -973,7 +977,30 @@ interface LifecycleWorld {
   chain: AnchorFacts[];
 }
 
-type LifecycleVariant = 'rotated' | 'rotated-out-key' | 'revoked-key' | 'unknown-key';
+type LifecycleVariant = 'rotated' | 'rotated-out-key' | 'revoked-key' | 'unknown-key' | 'enrolment-request' | 'edited-request';
+
+/**
+ * The enrolment request file of the vector device (FORMAT.md §13.2): software key, attestation `none`, signed by
+ * the device key and countersigned by the vector installer; deterministic (RFC 6979 signatures, fixed fields).
+ */
+async function vectorEnrolmentRequest(w: World, enrolledAt: number): Promise<{ file: Uint8Array; installer: Signer }> {
+  const installer = fixedSigner(INSTALLER_SECRET_KEY_HEX);
+  const request: EnrolmentRequest = {
+    version: 1,
+    deviceId: DEVICE_ID,
+    publicKey: toBase64Url(w.device.publicKey),
+    kid: toBase64Url(w.device.keyId),
+    keyBackend: 'software',
+    keyStore: { store: 'software', note: 'PKCS#8 file on the gateway: the key can be copied' },
+    attestation: { kind: 'none', reason: 'the software backend offers no attestation' },
+    gateway: { hostname: 'gw-0001', serial: { source: '/etc/machine-id', value: 'vector' }, macs: [{ iface: 'eth0', mac: '02:00:00:00:00:01' }] },
+    site: 'stack 2',
+    instruments: [{ id: 'cems-1', kind: 'hj212' }],
+    installer: { name: 'vector installer', publicKey: toBase64Url(installer.publicKey), kid: toBase64Url(installer.keyId) },
+    createdAt: new Date(enrolledAt - 3_600_000).toISOString(),
+  };
+  return { file: await signEnrolmentRequest(request, w.device, installer), installer };
+}
 
 /** Batch of arbitrary statements (readings or lifecycle), anchored at `block`. */
 async function statementBatch(batchId: number, statements: Uint8Array[], ingest: Signer, block: { blockNumber: number; blockTime: number }) {
@@ -991,8 +1018,15 @@ async function lifecycleWorld(w: World, variant: LifecycleVariant): Promise<Life
   const rotated = fixedSigner(ROTATED_SECRET_KEY_HEX);
   const stranger = fixedSigner(STRANGER_SECRET_KEY_HEX);
   const enrolledAt = START_MS - 86_400_000;
+  const withRequest = variant === 'enrolment-request' || variant === 'edited-request';
+  const requestFile = withRequest ? await vectorEnrolmentRequest(w, enrolledAt) : undefined;
   const enrolment = await signLifecycleStatement(
-    { type: 'enrolment', device: DEVICE_ID, kid: w.device.keyId, key: w.device.publicKey, backend: 'software', request: sha256(utf8('stele vector enrolment request')), from: 1, time: enrolledAt, site: 'stack 2', installer: sha256(utf8('stele vector installer')) },
+    {
+      type: 'enrolment', device: DEVICE_ID, kid: w.device.keyId, key: w.device.publicKey, backend: 'software',
+      request: requestFile === undefined ? sha256(utf8('stele vector enrolment request')) : sha256(requestFile.file),
+      from: 1, time: enrolledAt, site: 'stack 2',
+      installer: requestFile === undefined ? sha256(utf8('stele vector installer')) : requestFile.installer.keyId,
+    },
     w.ingest,
   );
   const signerOf = (seq: number): Signer => {
@@ -1028,8 +1062,10 @@ async function lifecycleWorld(w: World, variant: LifecycleVariant): Promise<Life
     const [batchId, receipt] = i < 3 ? [1, b1.receipts[i + 1]!] : [2, b2.receipts[i - 3]!];
     return { seq: r.reading.seq, batchId, reading: r.readingBytes.slice(), statement: r.statement.slice(), receipt: receipt.slice() };
   });
-  const lifecycle = [
-    { batchId: 1, statement: enrolment.slice(), receipt: b1.receipts[0]!.slice() },
+  const request: Uint8Array | undefined = requestFile?.file.slice();
+  if (variant === 'edited-request' && request !== undefined) request[request.length - 1] = request[request.length - 1]! ^ 0x01; // one bit of the installer's signature
+  const lifecycle: EvidenceBundle['lifecycle'] & object = [
+    { batchId: 1, statement: enrolment.slice(), receipt: b1.receipts[0]!.slice(), ...(request === undefined ? {} : { request }) },
     { batchId: 1, statement: rotation.slice(), receipt: b1.receipts[4]!.slice() },
   ];
   if (revocation !== undefined) lifecycle.push({ batchId: 2, statement: revocation.slice(), receipt: b2.receipts[2]!.slice() });
@@ -1081,6 +1117,16 @@ async function lifecycleCases(w: World): Promise<BundleCase[]> {
       variant: 'revoked-key',
       description: 'As `lifecycle-rotated`, plus a revocation of the rotated key after seq 5 (signed by ingest, in batch 2): reading 6 is under a revoked key.',
       codes: ['KEY_REVOKED_ERROR'],
+    },
+    {
+      variant: 'enrolment-request',
+      description: 'As `lifecycle-rotated`, with the enrolment request file (FORMAT.md §13.6) beside the enrolment statement, whose `request` is its SHA-256. Every check passes; the software key is declared, not attested.',
+      codes: [],
+    },
+    {
+      variant: 'edited-request',
+      description: 'As `lifecycle-enrolment-request`, but one bit of the request file is flipped: it no longer hashes to the `request` ingest signed.',
+      codes: ['DEVICE_RECORD_MISMATCH_ERROR'],
     },
     {
       variant: 'unknown-key',

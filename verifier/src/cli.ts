@@ -45,6 +45,7 @@ authority's trust policy (§14). Without a policy the best verdict is "not fully
                          an older one from then on (a rollback)
   --rpc URL      chain endpoint to ask (repeat to ask several; all must agree).
                  Default: the endpoints the trust policy suggests.
+  --test-attestation-roots  accept attestation roots the policy marks as test roots (swtpm's local CA): tests only
   --use-bundle-rpc  when neither --rpc nor the policy names an endpoint, ask the rpc recorded in the bundle
                     (taken on the bundle's word)
   --deadline-ms N   one time limit for all chain look-ups together (default 60000)
@@ -79,6 +80,7 @@ interface Args {
   authorityFile: string | undefined;
   minPolicyVersion: number | undefined;
   useBundleRpc: boolean;
+  testAttestationRoots: boolean;
   deadlineMs: number | undefined;
   policyState: string | undefined;
 }
@@ -93,7 +95,7 @@ function parseArgs(argv: string[]): Args | 'help' {
   const files: string[] = [];
   const args: Omit<Args, 'file'> = {
     rpcUrls: [], offline: false, json: false, lang: defaultLang(), timeoutMs: undefined, frame: undefined,
-    trust: undefined, authority: undefined, authorityFile: undefined, minPolicyVersion: undefined, useBundleRpc: false, deadlineMs: undefined, policyState: undefined,
+    trust: undefined, authority: undefined, authorityFile: undefined, minPolicyVersion: undefined, useBundleRpc: false, testAttestationRoots: false, deadlineMs: undefined, policyState: undefined,
     report: undefined, page: undefined,
   };
   const positive = (name: string, v: string): number => {
@@ -156,6 +158,9 @@ function parseArgs(argv: string[]): Args | 'help' {
         break;
       case '--policy-state':
         args.policyState = value();
+        break;
+      case '--test-attestation-roots':
+        args.testAttestationRoots = true;
         break;
       case '--use-bundle-rpc':
         args.useBundleRpc = true;
@@ -269,6 +274,7 @@ export async function runVerify(argv: string[], io: VerifyIo): Promise<number> {
     ...(args.rpcUrls.length > 0 ? { rpcUrls: args.rpcUrls } : {}),
     ...(trust !== undefined ? { trust } : {}),
     ...(args.useBundleRpc ? { useBundleRpc: true } : {}),
+    ...(args.testAttestationRoots ? { testAttestationRoots: true } : {}),
     ...(args.deadlineMs !== undefined ? { chainDeadlineMs: args.deadlineMs } : {}),
     // Progress on stderr (stdout stays the verdict): at most once a second, and the last one.
     onProgress: ({ done, total }) => {

@@ -5,20 +5,22 @@
  *   stele trust fingerprint --key KEY.pem               the fingerprint officers pin (SHA-256 of the public key)
  *   stele trust sign DRAFT.json --key KEY.pem --out POLICY.cose [--name N] [--version N] [--expires-days N]
  *   stele trust show POLICY.cose --authority FP         check a policy against a pinned fingerprint and print it
+ *   stele trust add-attestation-root DRAFT.json --cert CA.pem --name N [--test]   pin a TPM EK CA in a draft
  *
  * The authority key should live offline (or in an HSM); this command signs with a PEM file for small deployments.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { fromBase64Url } from '@stele/core/bytes.ts';
+import { fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
+import { parseCertificate } from '@stele/core/tpm2/x509.ts';
 import { keyIdOf } from '@stele/core/keys.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { completePolicyDraft, type PolicyDraft } from '@stele/core/trust/draft.ts';
 import { formatFingerprint, loadTrustPolicy, policyPayloadOf, signTrustPolicy, TrustPolicyError } from '@stele/core/trust/policy.ts';
 import type { VerifyIo } from './cli.ts';
 
-const USAGE = `usage: stele trust <keygen|fingerprint|sign|show> [options]
+const USAGE = `usage: stele trust <keygen|fingerprint|sign|show|add-attestation-root> [options]
 
   keygen --out KEY.pem                 make a P-256 authority key (PKCS#8 PEM, mode 0600); prints its fingerprint
   fingerprint --key KEY.pem            print the fingerprint officers pin (SHA-256 of the public key, hex)
@@ -26,6 +28,9 @@ const USAGE = `usage: stele trust <keygen|fingerprint|sign|show> [options]
                                        complete a draft (\`stele ingest trust export\`) and sign its exact bytes
                                        (defaults: name "authority", version 1, expiry 180 days)
   show POLICY.cose --authority FP      check a policy against the pinned fingerprint and print its JSON
+  add-attestation-root DRAFT.json --cert CA.pem --name NAME [--test]
+                                       add a TPM endorsement key CA (PEM or DER) to the draft's attestationRoots
+                                       (FORMAT.md §14.5); --test marks a test root such as swtpm's local CA
 `;
 
 /** An ES256 signer over a PKCS#8 PEM P-256 private key, through node:crypto. */
@@ -55,6 +60,8 @@ export async function runTrust(argv: string[], io: VerifyIo): Promise<number> {
         version: { type: 'string' },
         'expires-days': { type: 'string' },
         authority: { type: 'string' },
+        cert: { type: 'string' },
+        test: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -108,6 +115,23 @@ export async function runTrust(argv: string[], io: VerifyIo): Promise<number> {
         io.stdout.write(`\n# accepted: version ${policy.version}, SHA-256 ${policy.sha256}, ${policy.ingestKeys.length} ingest key(s), ${policy.anchors.length} anchor target(s)`);
         for (const s of policy.skipped) io.stdout.write(`\n# entry ${s.path} unusable: ${s.reason}`);
         io.stdout.write('\n');
+        return 0;
+      }
+      case 'add-attestation-root': {
+        const draftFile = positionals[0];
+        if (draftFile === undefined || values.cert === undefined || values.name === undefined) throw new RangeError('add-attestation-root needs DRAFT.json --cert CA.pem --name NAME');
+        const certBytes = await readFile(values.cert);
+        const text = certBytes.toString('latin1');
+        const m = /-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/.exec(text);
+        const der = new Uint8Array(m === null ? certBytes : Buffer.from(m[1]!.replace(/\s/g, ''), 'base64'));
+        const cert = parseCertificate(der); // refuse what a verifier could not use
+        if (!cert.isCa) throw new RangeError(`${values.cert} is not a CA certificate (basicConstraints cA)`);
+        const draft = JSON.parse(await readFile(draftFile, 'utf8')) as PolicyDraft & { attestationRoots?: unknown[] };
+        const roots = draft.attestationRoots ?? [];
+        roots.push({ kind: 'tpm-ek-ca', name: values.name, certificate: toBase64Url(der), validFrom: new Date(0).toISOString().replace('.000', ''), state: 'active', test: values.test === true });
+        draft.attestationRoots = roots;
+        await writeFile(draftFile, `${JSON.stringify(draft, null, 2)}\n`);
+        io.stdout.write(`added attestation root "${values.name}"${values.test === true ? ' (test root)' : ''} to ${draftFile}: ${roots.length} root(s)\n`);
         return 0;
       }
       default:

@@ -15,6 +15,8 @@ import { verifyEs256 } from '../ecdsa.ts';
 import { sha256 } from '../hash.ts';
 import { keyIdOf } from '../keys.ts';
 import type { KeyBackend, Signer } from '../signer.ts';
+import { AttestationError } from '../tpm2/errors.ts';
+import { checkTpm2Certify, TPM2_CERTIFY_KIND, type Tpm2CertifyAttestation } from '../tpm2/attestation.ts';
 import { checkEnrolmentRecord, EnrolmentError, isIsoTime, KEY_BACKENDS, MAX_SITE_LENGTH, type EnrolmentRecord } from './record.ts';
 
 /** What identifies the gateway hardware (device/src/provision/identity.ts reads it). */
@@ -28,6 +30,7 @@ export interface GatewayIdentity {
 
 /** What attestation the key backend offered at provisioning. */
 export type Attestation =
+  | Tpm2CertifyAttestation
   | { kind: 'tpm-ek-certificate'; certificates: Array<{ nvIndex: string; der: string }>; note: string }
   | { kind: 'none'; reason: string };
 
@@ -160,12 +163,24 @@ export interface EnrolmentPolicy {
   trustedInstallers?: readonly Uint8Array[];
 }
 
-function checkAttestation(a: unknown, backend: KeyBackend): void {
+async function checkAttestation(a: unknown, backend: KeyBackend, devicePoint: Uint8Array): Promise<void> {
   const at = (message: string): never => {
     throw new EnrolmentError('ENROLMENT_ATTESTATION_INVALID', `attestation: ${message}`, { where: { field: 'attestation' } });
   };
   if (typeof a !== 'object' || a === null || Array.isArray(a)) return at('is not a map');
   const o = a as Record<string, unknown>;
+  if (o.kind === TPM2_CERTIFY_KIND) {
+    // Everything but the root: that the key is certified by a TPM-resident AK under the EK its certificate names
+    // (core/src/tpm2). Whether that certificate chains to a pinned root is the verifier's question (trust policy).
+    if (backend !== 'tpm') at('a TPM2_Certify attestation comes with keyBackend "tpm" only');
+    try {
+      await checkTpm2Certify(o, devicePoint);
+    } catch (cause) {
+      if (!(cause instanceof AttestationError)) throw cause;
+      throw new EnrolmentError('ENROLMENT_ATTESTATION_INVALID', `attestation: ${cause.message}`, { cause, where: { field: 'attestation', code: cause.code, ...cause.where } });
+    }
+    return;
+  }
   if (o.kind === 'none') {
     if (typeof o.reason !== 'string' || o.reason.length > 512) at('"none" needs a reason (text)');
     return;
@@ -178,7 +193,7 @@ function checkAttestation(a: unknown, backend: KeyBackend): void {
     if (!Array.isArray(certs) || certs.length === 0 || certs.length > MAX_CERTIFICATES) at(`certificates must list 1..${MAX_CERTIFICATES}`);
     for (const c of certs as unknown[]) {
       const cert = c as Record<string, unknown>;
-      if (typeof cert !== 'object' || cert === null || typeof cert.nvIndex !== 'string' || !/^0x01c[0-9a-f]{5}$/i.test(cert.nvIndex)) at('nvIndex is not a TCG EK NV index');
+      if (typeof cert !== 'object' || cert === null || typeof cert.nvIndex !== 'string' || !/^0x0?1c[0-9a-f]{5}$/i.test(cert.nvIndex)) at('nvIndex is not a TCG EK NV index');
       let der: Uint8Array | undefined;
       try {
         der = typeof cert.der === 'string' ? fromBase64Url(cert.der) : undefined;
@@ -190,7 +205,7 @@ function checkAttestation(a: unknown, backend: KeyBackend): void {
     }
     return;
   }
-  at('kind is not "none" or "tpm-ek-certificate"');
+  at('kind is not "none", "tpm-ek-certificate" or "tpm2-certify"');
 }
 
 /**
@@ -257,7 +272,7 @@ export async function verifyEnrolmentRequest(fileBytes: Uint8Array, policy: Enro
   if (!(await verifyEs256(devicePoint, inner.toBeSigned, inner.signature))) {
     throw new EnrolmentError('ENROLMENT_SIGNATURE_INVALID', 'the device signature does not verify', { where: { deviceId: req.deviceId } });
   }
-  checkAttestation(req.attestation, record.keyBackend);
+  await checkAttestation(req.attestation, record.keyBackend, devicePoint);
   if (policy.trustedInstallers !== undefined && !policy.trustedInstallers.some((k) => k instanceof Uint8Array && equalBytes(k, installerPoint))) {
     throw new EnrolmentError('ENROLMENT_INSTALLER_UNTRUSTED', 'the installer who countersigned is not in the trusted installer keys', {
       where: { installerKid: toBase64Url(installerKid), deviceId: record.deviceId },

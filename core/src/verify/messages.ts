@@ -45,6 +45,14 @@ export function declared(backend: KeyBackend): Text {
   return { zh: `声明为${BACKEND[backend].zh}（${backend}），未经证明`, en: `declared ${backend}, not attested` };
 }
 
+/** "attested tpm": a TPM2_Certify of the key whose EK certificate chains to a root of the trust policy (FORMAT.md §14.5). */
+export function attestedClaim(backend: KeyBackend, rootName: string, test: boolean): Text {
+  return {
+    zh: `经证明在${BACKEND[backend].zh}中（${backend}；TPM2_Certify，背书密钥证书链至信任策略的根“${rootName}”${test ? '，测试根' : ''}）`,
+    en: `attested ${backend} (TPM2_Certify; the endorsement key certificate chains to the policy root "${rootName}"${test ? ', a test root' : ''})`,
+  };
+}
+
 const at = (time: number | undefined, zh: boolean): string =>
   time === undefined ? '' : zh ? `（${formatTime(time)}）` : ` (${formatTime(time)})`;
 
@@ -89,8 +97,7 @@ export const PASS = {
    * Check 2 passed. Only what signed statements say: the enrolment time from the ingest-signed enrolment statement
    * (`signed`), the backend as declared in it, never attested in this version (FORMAT.md §14.5).
    */
-  enrolment: (deviceId: string, enrolledAtMs: number | undefined, backend: KeyBackend, signed: boolean): Text => {
-    const d = declared(backend);
+  enrolment: (deviceId: string, enrolledAtMs: number | undefined, d: Text, signed: boolean): Text => {
     if (!signed || enrolledAtMs === undefined) {
       return {
         zh: `设备 ${deviceId}：证据包不含接入服务签署的登记声明，登记记录未经签名；密钥${d.zh}；全部签名声明均使用该密钥`,
@@ -102,9 +109,9 @@ export const PASS = {
       en: `Device ${deviceId} enrolled ${formatTime(enrolledAtMs)} (statement signed by ingest); key ${d.en}; every statement uses this enrolled key`,
     };
   },
-  enrolmentKeys: (deviceId: string, enrolledAtMs: number | undefined, keys: { kid: string; from: number; until?: number; backend: KeyBackend }[]): Text => {
-    const zh = keys.map((k) => `密钥 ${shortHex(k.kid)}（${declared(k.backend).zh}）用于序号 ${k.from}${k.until === undefined ? ' 起' : `–${k.until}`}`).join('；');
-    const en = keys.map((k) => `key ${shortHex(k.kid)} (${declared(k.backend).en}) for seq ${k.from}${k.until === undefined ? ' on' : `–${k.until}`}`).join('; ');
+  enrolmentKeys: (deviceId: string, enrolledAtMs: number | undefined, keys: { kid: string; from: number; until?: number; claim: Text }[]): Text => {
+    const zh = keys.map((k) => `密钥 ${shortHex(k.kid)}（${k.claim.zh}）用于序号 ${k.from}${k.until === undefined ? ' 起' : `–${k.until}`}`).join('；');
+    const en = keys.map((k) => `key ${shortHex(k.kid)} (${k.claim.en}) for seq ${k.from}${k.until === undefined ? ' on' : `–${k.until}`}`).join('; ');
     const when = enrolledAtMs === undefined ? { zh: '（无签名登记时间）', en: '(no signed enrolment time)' } : { zh: `于 ${formatTime(enrolledAtMs)} 登记`, en: `enrolled ${formatTime(enrolledAtMs)}` };
     return {
       zh: `设备 ${deviceId} ${when.zh}；${zh}；每条签名声明均使用其序号时有效的密钥`,
@@ -275,6 +282,12 @@ export const FAIL = {
     zh: `证据包超出核验器的限制，未予读取（位置 ${path}）`,
     en: `The bundle is beyond the verifier's limits and was not read (${path}: ${detail})`,
   }),
+  requestMismatch: (item: number, what: 'not an enrolment' | 'SHA-256' | 'device or key'): Text =>
+    what === 'not an enrolment'
+      ? { zh: `生命周期第 ${item} 项不是登记声明，却附有登记请求文件。`, en: `Lifecycle item ${item} carries an enrolment request file but is not an enrolment statement.` }
+      : what === 'SHA-256'
+        ? { zh: `生命周期第 ${item} 项附带的登记请求文件与接入服务签署的登记声明中的 SHA-256 不符：文件被改动。`, en: `Lifecycle item ${item}: the enrolment request file does not hash to the SHA-256 in the enrolment statement ingest signed: the file was edited.` }
+        : { zh: `生命周期第 ${item} 项附带的登记请求文件所述设备或密钥与登记声明不符。`, en: `Lifecycle item ${item}: the enrolment request file names another device or key than the enrolment statement.` },
   recordMismatch: (field: 'keyBackend', signed: string, record: string): Text => ({
     zh: `证据包设备记录中的 ${field} 为 ${record}，而接入服务签署的登记声明为 ${signed}：未签名的记录被改动。`,
     en: `The bundle's device record says ${field} ${record}, but the enrolment statement ingest signed says ${signed}: the unsigned record was edited.`,
@@ -442,6 +455,10 @@ export const FAIL = {
 
 /** Notes: informational, never failures (VERIFIER.md §4.3). */
 export const NOTE = {
+  keyNotAttested: (kid: string, reason: string): Text => ({
+    zh: `密钥 ${shortHex(kid)} 的登记请求附有证明材料，但未能据此证明（${reason}），故仅为声明。`,
+    en: `Key ${shortHex(kid)}: its enrolment request carries attestation evidence that does not prove it (${reason}); the backend is declared only.`,
+  }),
   softwareKey: (): Text => ({
     zh: '设备密钥为软件密钥文件，而非硬件密钥（TPM 或安全芯片）：能读取该文件者即可签名。',
     en: 'The device key is a software key file, not a hardware key (TPM or secure element): whoever can read the file can sign.',

@@ -76,8 +76,19 @@ export interface Note {
     | 'key-revoked'
     | 'agent-reinstalled'
     | 'lifecycle-as-exported'
-    | 'policy-entry-skipped';
+    | 'policy-entry-skipped'
+    | 'key-not-attested';
   sentence: Text;
+}
+
+/** How a key was attested (FORMAT.md §14.5). */
+export interface KeyAttestation {
+  kind: 'tpm2-certify';
+  /** JSON path of the policy's `attestationRoots` entry the EK certificate chains to. */
+  root: string;
+  rootName: string;
+  /** The root is a test root (accepted because the verifier was told it runs a test). */
+  test: boolean;
 }
 
 /** One device key of the timeline (FORMAT.md §13.5) and the readings it signed (check 2). */
@@ -85,8 +96,9 @@ export interface KeySummary {
   /** base64url key id. */
   kid: string;
   backend: 'software' | 'pkcs11' | 'tpm' | 'secure-element';
-  /** True only with attestation proof (FORMAT.md §14.5); none is checked in this version, so always false. */
+  /** True only with attestation proof that chains to a policy root (FORMAT.md §14.5); then `attestation` says which. */
   attested: boolean;
+  attestation?: KeyAttestation;
   /** How it came in: enrolment statement, rotation statement, or the bundle's record (no lifecycle data). */
   via: 'enrolment' | 'rotation' | 'record';
   /** First seq it may sign. */

@@ -64,10 +64,12 @@
 import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
 import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
 import { bundleDigest, parseBundleBytes } from '../bundle.ts';
-import { equalBytes, toBase64Url, toHex } from '../bytes.ts';
+import { equalBytes, fromBase64Url, toBase64Url, toHex } from '../bytes.ts';
 import { checkStatementAgainstReading, parseReceipt, parseStatement, sigStructure1, verifyStatementSignature } from '../cose/index.ts';
 import type { ParsedReceipt, ParsedStatement } from '../cose/index.ts';
 import { verifyEs256 } from '../ecdsa.ts';
+import { verifyEnrolmentRequest } from '../enrolment/request.ts';
+import { chainToRoot, checkTpm2Certify, TPM2_CERTIFY_KIND } from '../tpm2/attestation.ts';
 import { SteleError } from '../errors.ts';
 import { sha256 } from '../hash.ts';
 import { assertP256PublicKey, keyIdOf } from '../keys.ts';
@@ -76,11 +78,11 @@ import { decodeReading, GENESIS_PREV } from '../reading.ts';
 import type { Reading } from '../reading.ts';
 import { hashLeaf, rootFromInclusionProof } from '../rfc9162/index.ts';
 import type { KeyBackend } from '../signer.ts';
-import { keyValidAt, type EvmAnchorTarget, type IngestKeyEntry, type TrustPolicy } from '../trust/policy.ts';
+import { keyValidAt, type AttestationRoot, type EvmAnchorTarget, type IngestKeyEntry, type TrustPolicy } from '../trust/policy.ts';
 import type { OpenCode, VerifyCode } from './codes.ts';
 import type { AnchorField, HeaderField, Subject } from './messages.ts';
-import { FAIL, HEADLINE, NOTE, PASS, TITLES } from './messages.ts';
-import type { AnchorSummary, Check, CheckId, CheckStatus, Failure, KeySummary, Note, Summary, Text, TrustSummary, Verdict } from './verdict.ts';
+import { attestedClaim, declared, FAIL, HEADLINE, NOTE, PASS, TITLES } from './messages.ts';
+import type { AnchorSummary, Check, CheckId, CheckStatus, Failure, KeyAttestation, KeySummary, Note, Summary, Text, TrustSummary, Verdict } from './verdict.ts';
 
 /**
  * Reads what the chain holds for one anchored batch. `rpcUrl` is the endpoint to ask (undefined when nobody named
@@ -107,6 +109,12 @@ export interface VerifyOptions {
   chainConcurrency?: number;
   /** Called after each batch's chain look-up (for a progress line). */
   onProgress?: (progress: { done: number; total: number }) => void;
+  /**
+   * Accept attestation roots the policy marks `test: true` (swtpm's local CA): only when the officer says this is
+   * a test (`stele verify --test-attestation-roots`). Default false: a key attested only through a test root is
+   * shown as declared, with a note (FORMAT.md §14.5).
+   */
+  testAttestationRoots?: boolean;
 }
 
 /** Default of `VerifyOptions.timeToleranceS`. */
@@ -440,20 +448,28 @@ async function checkEnrolment(ctx: Ctx): Promise<void> {
       });
     }
   }
+  const attestations = bundle.lifecycle === undefined ? new Map<string, KeyAttestation>() : await judgeAttestations(ctx);
   ctx.keys = ctx.spans.map((sp) => {
-    const k: KeySummary = { kid: toBase64Url(sp.kid), backend: sp.backend, attested: false, via: sp.via, from: sp.from, signed: runsOf(signedBy.get(toHex(sp.kid)) ?? []) };
+    const att = attestations.get(toHex(sp.kid));
+    const k: KeySummary = { kid: toBase64Url(sp.kid), backend: sp.backend, attested: att !== undefined, via: sp.via, from: sp.from, signed: runsOf(signedBy.get(toHex(sp.kid)) ?? []) };
+    if (att !== undefined) k.attestation = att;
     if (sp.until !== undefined) k.until = sp.until;
     if (sp.revokedAfter !== undefined) k.revokedAfter = sp.revokedAfter;
     return k;
   });
   // The sentence says only what signed statements say: device id (sub), enrolment time and backend from the
-  // enrolment statement. No key is attested yet (FORMAT.md §14.5): every backend is "declared".
+  // enrolment statement; a key is "attested" only with a TPM2_Certify that chains to a policy root (FORMAT.md
+  // §14.5), else its backend is "declared".
   const backend: KeyBackend = ctx.spans.find((sp) => equalBytes(sp.kid, deviceKid))?.backend ?? bundle.device.keyBackend;
+  const claimOf = (kid: Uint8Array, b: KeyBackend): Text => {
+    const att = attestations.get(toHex(kid));
+    return att === undefined ? declared(b) : attestedClaim(b, att.rootName, att.test);
+  };
   const enrolledAt = enrolment?.body.type === 'enrolment' ? enrolment.body.time : undefined;
   c.enrolment.sentence =
     ctx.spans.length <= 1
-      ? PASS.enrolment(bundle.device.deviceId, enrolledAt, backend, bundle.lifecycle !== undefined)
-      : PASS.enrolmentKeys(bundle.device.deviceId, enrolledAt, ctx.spans.map((sp) => ({ kid: toHex(sp.kid), from: sp.from, backend: sp.backend, ...(sp.until !== undefined ? { until: sp.until } : {}) })));
+      ? PASS.enrolment(bundle.device.deviceId, enrolledAt, claimOf(deviceKid, backend), bundle.lifecycle !== undefined)
+      : PASS.enrolmentKeys(bundle.device.deviceId, enrolledAt, ctx.spans.map((sp) => ({ kid: toHex(sp.kid), from: sp.from, claim: claimOf(sp.kid, sp.backend), ...(sp.until !== undefined ? { until: sp.until } : {}) })));
   if (backend === 'software' || ctx.spans.some((sp) => sp.backend === 'software' && sp.via === 'rotation')) {
     notes.push({ id: 'software-key', sentence: NOTE.softwareKey() });
   }
@@ -468,6 +484,93 @@ async function checkEnrolment(ctx: Ctx): Promise<void> {
     }
     notes.push({ id: 'lifecycle-as-exported', sentence: NOTE.lifecycleAsExported(bundle.createdAt) });
   }
+}
+
+/**
+ * Key attestation (FORMAT.md §14.5). An enrolment item may carry the enrolment request file; it must hash to the
+ * statement's `request` and name the same device and key (else DEVICE_RECORD_MISMATCH_ERROR: an edited bundle).
+ * The key counts as attested when the request checks (core's one enrolment check), its attestation is a
+ * TPM2_Certify of that key, and its EK certificate chains to a usable `attestationRoots` entry of the policy
+ * whose window holds the enrolment time (ingest clock); a test root only with `testAttestationRoots`. Anything
+ * less leaves the key declared, with a note saying why.
+ */
+async function judgeAttestations(ctx: Ctx): Promise<Map<string, KeyAttestation>> {
+  const { c, bundle, notes } = ctx;
+  const out = new Map<string, KeyAttestation>();
+  for (const li of ctx.lifecycleItems) {
+    const request = li.entry.request;
+    if (request === undefined) continue;
+    const body = li.statement?.body;
+    if (body?.type !== 'enrolment') {
+      c.enrolment.fail('DEVICE_RECORD_MISMATCH_ERROR', FAIL.requestMismatch(li.index + 1, 'not an enrolment'), { path: `${li.path}.request` });
+      continue;
+    }
+    if (!equalBytes(sha256(request), body.request)) {
+      c.enrolment.fail('DEVICE_RECORD_MISMATCH_ERROR', FAIL.requestMismatch(li.index + 1, 'SHA-256'), {
+        path: `${li.path}.request`, expected: toHex(body.request), actual: toHex(sha256(request)),
+      });
+      continue;
+    }
+    const span = ctx.spans.find((sp) => sp.via === 'enrolment' && equalBytes(sp.kid, body.kid));
+    if (span === undefined) continue; // an enrolment the timeline did not apply: judged (and failed) above
+    const kidHex = toHex(body.kid);
+    const declaredWhy = (reason: string) => notes.push({ id: 'key-not-attested', sentence: NOTE.keyNotAttested(kidHex, reason) });
+    let verified;
+    try {
+      verified = await verifyEnrolmentRequest(request);
+    } catch (err) {
+      declaredWhy(`${codeOf(err) ?? 'ENROLMENT_FORMAT_ERROR'}${(err as SteleError).where?.code ? ` (${String((err as SteleError).where!.code)})` : ''}`);
+      continue;
+    }
+    if (verified.record.deviceId !== bundle.device.deviceId || verified.record.kid !== toBase64Url(body.kid) || verified.record.keyBackend !== body.backend) {
+      c.enrolment.fail('DEVICE_RECORD_MISMATCH_ERROR', FAIL.requestMismatch(li.index + 1, 'device or key'), { path: `${li.path}.request` });
+      continue;
+    }
+    const att = verified.request.attestation;
+    if (att.kind !== TPM2_CERTIFY_KIND) {
+      if (span.backend !== 'software') declaredWhy(att.kind === 'none' ? 'no attestation' : 'EK certificate without TPM2_Certify');
+      continue;
+    }
+    const trust = ctx.options.trust;
+    if (trust === undefined) {
+      declaredWhy('TRUST_POLICY_MISSING');
+      continue;
+    }
+    // The AK's credential activation is the installer's word (FORMAT.md §14.5): when the policy lists installer
+    // keys, the one who countersigned must be among them, valid at the enrolment time.
+    const installerKid = fromBase64UrlSafe(verified.installerKid);
+    if (trust.installerKeys.length > 0 && !trust.installerKeys.some((k) => installerKid !== undefined && equalBytes(k.kid, installerKid) && keyValidAt(k, body.time) === 'valid')) {
+      declaredWhy('ENROLMENT_INSTALLER_UNTRUSTED: the installer who countersigned is not in the policy\'s installerKeys');
+      continue;
+    }
+    const usable = trust.attestationRoots.filter((r) => rootUsable(r, body.time));
+    const roots = usable.filter((r) => !r.test || ctx.options.testAttestationRoots === true);
+    try {
+      const checked = await checkTpm2Certify(att, span.publicKey);
+      const i = chainToRoot(checked, roots.map((r) => r.certificate));
+      const root = roots[i]!;
+      out.set(kidHex, { kind: 'tpm2-certify', root: root.path, rootName: root.name, test: root.test });
+    } catch (err) {
+      const code = codeOf(err) ?? 'ATTESTATION_FORMAT_ERROR';
+      const testOnly = code === 'ATTESTATION_UNTRUSTED_ROOT' && roots.length < usable.length;
+      declaredWhy(testOnly ? `${code}: only a test root (give --test-attestation-roots for a test)` : code);
+    }
+  }
+  return out;
+}
+
+function fromBase64UrlSafe(text: string): Uint8Array | undefined {
+  try {
+    return fromBase64Url(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A policy attestation root that may vouch for an enrolment made at `timeMs` (ingest clock). */
+function rootUsable(r: AttestationRoot, timeMs: number): boolean {
+  if (r.state === 'compromised') return false;
+  return r.validFrom <= timeMs && (r.validUntil === undefined || timeMs < r.validUntil);
 }
 
 // ---- 3. Signatures, and each body against its statement (§9 check 3) ------------------------------------------

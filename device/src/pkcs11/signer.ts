@@ -124,7 +124,7 @@ export interface TokenDescription {
   tokenSerial: string;
 }
 
-const DEFAULT_KEY_LABEL = 'stele-device';
+export const DEFAULT_KEY_LABEL = 'stele-device';
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_RECONNECT_DELAY_MS = 200;
 const DEFAULT_RECONNECT_MAX_DELAY_MS = 5_000;

@@ -18,6 +18,7 @@ export interface ProvisionIo {
 export const PROVISION_USAGE = `usage: stele gateway provision --backend software|pkcs11|tpm --device-id ID --site S --installer-key F --out DIR
          [--key-file F]                                   (software)
          [--module PATH --token LABEL --pin-file F | --pin-env NAME] [--key-label L]   (pkcs11, tpm)
+         [--require-attestation] [--tpm-ek-chain FILE.pem]      (tpm)
          [--instrument id=ID,kind=K,...]... [--instruments FILE.json] [--installer NAME] [--new-installer-key]
 
 Makes the device signing key inside the chosen backend and writes, with no network:
@@ -34,6 +35,10 @@ Makes the device signing key inside the chosen backend and writes, with no netwo
   --pin-file F        file holding the user PIN (mode 0600)     } one of the two; the PIN is never an argument
   --pin-env NAME      environment variable holding the user PIN }
   --key-label L       CKA_LABEL of the new key pair (default stele-device)
+  --require-attestation  tpm: fail unless the key is certified by the TPM (TPM2_Certify by an attestation key
+                      under the endorsement key, with the EK certificate); without it a failed certification
+                      leaves the EK certificate alone in the request, and the key shows as declared, not attested
+  --tpm-ek-chain F    tpm: PEM file of CA certificates above the EK certificate's issuer, carried in the request
   --key-file F        software backend: where to create the key (refuses to overwrite)
   --device-id ID      1..128 characters, none of / + #
   --site S            site name
@@ -63,6 +68,8 @@ const PROVISION_SPEC = {
     'new-installer-key': { type: 'boolean' },
     installer: { type: 'string' },
     out: { type: 'string' },
+    'require-attestation': { type: 'boolean' },
+    'tpm-ek-chain': { type: 'string' },
   },
 } as const;
 
@@ -83,6 +90,7 @@ export async function runGatewayProvision(argv: string[], io: ProvisionIo): Prom
   const values: Record<string, string | boolean | string[] | undefined> = parsed.values;
   let backend: ProvisionBackend;
   let instruments: InstrumentEntry[];
+  let tpmIntermediates: Uint8Array[] | undefined;
   const str = (name: string): string => {
     const v = values[name];
     if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
@@ -119,6 +127,11 @@ export async function runGatewayProvision(argv: string[], io: ProvisionIo): Prom
       }
       instruments.push(...(list as InstrumentEntry[]));
     }
+    if (typeof values['tpm-ek-chain'] === 'string') {
+      const pem = await readFile(values['tpm-ek-chain'], 'utf8');
+      tpmIntermediates = [...pem.matchAll(/-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/g)].map((m) => new Uint8Array(Buffer.from(m[1]!.replace(/\s/g, ''), 'base64')));
+      if (tpmIntermediates.length === 0) throw new UsageError('--tpm-ek-chain: no PEM certificate in the file');
+    }
     str('device-id');
     str('site');
     str('installer-key');
@@ -138,9 +151,19 @@ export async function runGatewayProvision(argv: string[], io: ProvisionIo): Prom
       createInstallerKey: values['new-installer-key'] === true,
       ...(typeof installerName === 'string' ? { installerName } : {}),
       outDir: values.out as string,
+      ...(values['require-attestation'] === true ? { requireAttestation: true } : {}),
+      ...(tpmIntermediates === undefined ? {} : { tpmIntermediates }),
     });
     io.stdout.write(`${result.summary}\n\nwrote ${result.requestFile}\n      ${result.summaryFile}\n      ${result.jsonFile}\n`);
     if (result.keyConfigFile !== undefined) io.stdout.write(`      ${result.keyConfigFile}\n`);
+    const att = result.request.attestation;
+    io.stdout.write(
+      att.kind === 'tpm2-certify'
+        ? '\nattestation: TPM2_Certify of the key by an attestation key under the endorsement key (EK certificate attached)\n'
+        : att.kind === 'tpm-ek-certificate'
+          ? `\nattestation: EK certificate only, the key is not certified (${att.note})\n`
+          : `\nattestation: none (${att.reason})\n`,
+    );
     io.stdout.write(`\ninstaller public key ${result.request.installer.publicKey}\n  (the ingest operator trusts it once, in DIR/installer-keys.txt; then: stele ingest enrol ${result.requestFile})\n`);
     return 0;
   } catch (err) {

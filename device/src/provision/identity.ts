@@ -86,7 +86,7 @@ export async function readTpmAttestation(env: NodeJS.ProcessEnv = process.env): 
     return {
       kind: 'tpm-ek-certificate',
       certificates,
-      note: 'proves a TPM of that manufacturer is present; it does not bind the signing key to the TPM (no TPM2_Certify yet)',
+      note: 'proves a TPM of that manufacturer is present; it does not bind the signing key to the TPM',
     };
   } finally {
     await rm(dir, { recursive: true, force: true });

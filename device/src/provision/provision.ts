@@ -7,9 +7,11 @@ import { join } from 'node:path';
 import { toBase64Url } from '@stele/core/bytes.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { checkDeviceId } from '../enrolment.ts';
-import { Pkcs11Signer, type Pkcs11SignerConfig, type Pkcs11SignerOptions } from '../pkcs11/signer.ts';
+import { DEFAULT_KEY_LABEL, Pkcs11Signer, type Pkcs11SignerConfig, type Pkcs11SignerOptions } from '../pkcs11/signer.ts';
 import { createSoftwareKey, loadSoftwareSigner } from '../software-signer.ts';
+import { readPin } from '../pkcs11/pin.ts';
 import { ProvisionError } from './errors.ts';
+import { certifyTpmKey, TpmCertifyError } from './tpm-certify.ts';
 import { readGatewayIdentity, readTpmAttestation, type Attestation, type GatewayIdentity } from './identity.ts';
 import { enrolmentSummary, ENROLMENT_REQUEST_VERSION, signEnrolmentRequest, type EnrolmentRequest, type InstrumentEntry } from './request.ts';
 
@@ -34,8 +36,15 @@ export interface ProvisionOptions {
   now?: Date;
   /** Default: read from this machine (hostname, serial, MACs). */
   gateway?: GatewayIdentity;
-  /** Default: EK certificate from the TPM for `tpm`, `none` otherwise. */
+  /**
+   * Default: for `tpm`, a TPM2_Certify of the key by an AK under the EK (tpm-certify.ts), or, when that fails, the
+   * EK certificate alone with the reason (unless `requireAttestation`); `none` for other backends.
+   */
   attestation?: Attestation;
+  /** TPM backend: fail (TPM_CERTIFY_FAILED) rather than write a request without a TPM2_Certify. Default false. */
+  requireAttestation?: boolean;
+  /** TPM backend: CA certificates (DER) above the EK certificate's issuer, carried in the attestation. */
+  tpmIntermediates?: Uint8Array[];
 }
 
 export interface ProvisionResult {
@@ -91,7 +100,11 @@ export async function provisionGateway(options: ProvisionOptions): Promise<Provi
     } as EnrolmentRequest['keyStore'];
   }
   try {
-    const attestation = options.attestation ?? (device.backend === 'tpm' ? await readTpmAttestation() : { kind: 'none' as const, reason: `the ${device.backend} backend offers no attestation` });
+    const attestation =
+      options.attestation ??
+      (device.backend === 'tpm' && options.backend.kind === 'pkcs11'
+        ? await attestTpmKey(options.backend.config, device.publicKey, options)
+        : { kind: 'none' as const, reason: `the ${device.backend} backend offers no attestation` });
     const request: EnrolmentRequest = {
       version: ENROLMENT_REQUEST_VERSION,
       deviceId: options.deviceId,
@@ -126,6 +139,25 @@ export async function provisionGateway(options: ProvisionOptions): Promise<Provi
     return { requestFile, summary, summaryFile, jsonFile, keyConfigFile, request, fileBytes };
   } finally {
     await device.close?.();
+  }
+}
+
+/** TPM2_Certify of the new key (tpm-certify.ts); on failure the EK certificate alone, saying why, unless required. */
+async function attestTpmKey(config: Pkcs11SignerConfig, devicePoint: Uint8Array, options: ProvisionOptions): Promise<Attestation> {
+  try {
+    return await certifyTpmKey({
+      tokenLabel: config.tokenLabel,
+      keyLabel: config.keyLabel ?? DEFAULT_KEY_LABEL,
+      pin: await readPin(config.pin, options.backend.kind === 'pkcs11' ? options.backend.options?.env : undefined),
+      devicePoint,
+      ...(options.tpmIntermediates === undefined ? {} : { intermediates: options.tpmIntermediates }),
+    });
+  } catch (err) {
+    if (options.requireAttestation === true || !(err instanceof TpmCertifyError)) throw err;
+    const fallback = await readTpmAttestation();
+    if (fallback.kind === 'tpm-ek-certificate') fallback.note = `${fallback.note}; TPM2_Certify not made: ${err.message}`.slice(0, 500);
+    else if (fallback.kind === 'none') fallback.reason = `${fallback.reason}; TPM2_Certify not made: ${err.message}`.slice(0, 500);
+    return fallback;
   }
 }
 

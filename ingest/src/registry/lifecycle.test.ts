@@ -274,7 +274,22 @@ describe('device lifecycle at ingest', () => {
       // The enrolment facts travel signed by ingest: site and the installer who countersigned.
       expect(enrolment.type === 'enrolment' && enrolment.site).toBe('test stack');
       expect(enrolment.type === 'enrolment' && equalBytes(enrolment.installer, installer.keyId)).toBe(true);
-      expect((await verifyOnline(bundle)).state).toBe('verified');
+      // The request file travels with its enrolment statement (FORMAT.md §13.6), so a verifier can judge its attestation.
+      expect(bundle.lifecycle![0]!.request).toEqual(file);
+      const verdict = await verifyOnline(bundle);
+      expect(verdict.state).toBe('verified');
+      expect(verdict.summary.keys!.map((k) => k.attested)).toEqual([false]); // "none": a software key is declared
+      expect(verdict.notes.map((n) => n.id)).not.toContain('key-not-attested');
+      // An edited request file is an edited bundle.
+      const edited = structuredClone(bundle);
+      edited.lifecycle![0]!.request = file.slice(0, -1);
+      const bad = await verifyOnline(edited);
+      expect(bad.state).toBe('failed');
+      expect(bad.checks.flatMap((c) => c.failures.map((f) => f.code))).toEqual(['DEVICE_RECORD_MISMATCH_ERROR']);
+      // Without the file (bundles made before it travelled) the bundle verifies as before.
+      const without = structuredClone(bundle);
+      delete without.lifecycle![0]!.request;
+      expect((await verifyOnline(without)).state).toBe('verified');
     });
   });
 });

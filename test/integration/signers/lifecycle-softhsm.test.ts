@@ -1,16 +1,18 @@
 /**
  * Issue #9 on SoftHSM2: the ingest key made on a PKCS#11 token by `stele ingest init --pkcs11-module`, a gateway
  * provisioned on the token by `stele gateway provision --backend pkcs11`, its `.enrol.cose` enrolled, readings
- * signed on the token, `stele ingest revoke`, the next reading rejected KEY_REVOKED_ERROR, and `stele verify` showing
- * the pkcs11 key and its revocation. Skips like softhsm.test.ts (an error under CI=true).
+ * signed on the token, `stele gateway rotate-key` (a new key on the token), `stele gateway reinstall`,
+ * `stele ingest revoke`, the next reading rejected KEY_REVOKED_ERROR, and `stele verify` showing both pkcs11 keys,
+ * declared (never attested), the rotation, the reinstall and the revocation. Skips like softhsm.test.ts (an error under CI=true).
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Verdict } from '@stele/core/verify/index.ts';
-import { Pkcs11Signer } from '@stele/device';
 import { Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { runGateway } from '@stele/edge-agent/cli.ts';
+import { loadConfig } from '@stele/edge-agent/config/config.ts';
+import { openSigner } from '@stele/edge-agent/run/signer.ts';
 import { runIngest } from '@stele/ingest/cli.ts';
 import { startBroker, tempDir } from '@stele/ingest/test-helpers.ts';
 import { runVerify } from '@stele/verifier/cli.ts';
@@ -84,32 +86,64 @@ describe.skipIf(skip !== undefined)(`key lifecycle on SoftHSM2${skip ? ` (skippe
     const { url } = JSON.parse(await readFile(join(data, 'ingest-http.json'), 'utf8')) as { url: string };
     expect(await runIngest(['enrol', join(dir.path, 'usb', `${D}.enrol.cose`), '--data', data], io())).toBe(0);
 
-    const keyConfig = JSON.parse(await readFile(join(dir.path, 'usb', `${D}.key.json`), 'utf8')) as Parameters<typeof Pkcs11Signer.open>[0];
-    const signer = await Pkcs11Signer.open(keyConfig);
-    cleanups.push(() => signer.close());
-    const outbox = await Outbox.open(join(dir.path, 'outbox'));
-    cleanups.push(() => outbox.close());
+    const keyJson = JSON.parse(await readFile(join(dir.path, 'usb', `${D}.key.json`), 'utf8')) as { keyId: string };
     const health = (await (await fetch(`${url}/health`)).json()) as { ingestKey: { publicKey: string } };
-    const publisher = new Publisher({ mqttUrl: broker.url, deviceId: D, outbox, ingestKey: Buffer.from(health.ingestKey.publicKey, 'base64url'), resendAfterMs: 500, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500 });
-    cleanups.push(() => publisher.stop());
-    await publisher.start();
-    for (let i = 1; i <= 2; i++) await outbox.take(reading(i), signer, D);
-    publisher.notify();
-    await until(() => outbox.ackedUpTo() === 2, 'ack of seq 2');
+    const ingestKey = health.ingestKey.publicKey;
+    const gwData = join(dir.path, 'gw');
+    const config = join(dir.path, 'gateway.yaml');
+    await writeFile(
+      config,
+      `gateway:\n  id: ${D}\n  dataDir: ${gwData}\nkey:\n  pkcs11:\n    module: ${SOFTHSM_MODULE}\n    token: ${token.label}\n    keyLabel: stele-device\n    keyId: ${keyJson.keyId}\n    pinFile: ${token.pinFile}\nbroker:\n  url: ${broker.url}\nhealth:\n  port: 0\n`,
+    );
+    /** The agent's part: `n` readings signed by the configured key, published until acked (or the rejection). */
+    const send = async (n: number, rejected?: () => Promise<boolean>): Promise<number> => {
+      const signer = await openSigner((await loadConfig(config)).key);
+      const outbox = await Outbox.open(join(gwData, 'outbox'));
+      const publisher = new Publisher({ mqttUrl: broker.url, deviceId: D, outbox, ingestKey: Buffer.from(ingestKey, 'base64url'), resendAfterMs: 500, reconnectPeriodMs: 100, maxReconnectPeriodMs: 500 });
+      try {
+        await publisher.start();
+        for (let i = 0; i < n; i++) await outbox.take(reading(outbox.head().seq + 1), signer, D);
+        publisher.notify();
+        if (rejected !== undefined) await until(rejected, 'the rejection', 30_000);
+        else await until(() => outbox.ackedUpTo() === outbox.head().seq, `ack of seq ${outbox.head().seq}`, 30_000);
+        return outbox.head().seq;
+      } finally {
+        await publisher.stop();
+        await outbox.close();
+        await signer.close?.();
+      }
+    };
+    expect(await send(2)).toBe(2);
+
+    // rotate-key on the token: a new key pair on SoftHSM, the config switched to it.
+    const rot = io();
+    expect(await runGateway(['rotate-key', '--config', config], rot)).toBe(0);
+    expect(rot.stdout.text).toMatch(/rotated gw-hsm-1 at seq 3/);
+    expect(await send(1)).toBe(4);
+
+    // reinstall: a new SD card, the key intact on the token; the head comes from ingest, signed.
+    await rm(join(gwData, 'outbox'), { recursive: true, force: true });
+    const re = io();
+    expect(await runGateway(['reinstall', '--config', config, '--ingest-url', url, '--ingest-key', ingestKey], re)).toBe(0);
+    expect(re.stdout.text).toMatch(/resumes after seq 4 .* reinstall statement at seq 5/);
+    expect(await send(1)).toBe(6);
 
     expect(await runIngest(['revoke', D, '--reason', 'stolen', '--data', data], io())).toBe(0);
-    await outbox.take(reading(3), signer, D);
-    publisher.notify();
-    await until(async () => ((await (await fetch(`${url}/health`)).json()) as { rejected: Record<string, number> }).rejected['KEY_REVOKED_ERROR'] !== undefined, 'KEY_REVOKED_ERROR');
+    await send(1, async () => ((await (await fetch(`${url}/health`)).json()) as { rejected: Record<string, number> }).rejected['KEY_REVOKED_ERROR'] !== undefined);
 
     expect((await fetch(`${url}/flush`, { method: 'POST', headers: { authorization: `Bearer ${(await readFile(join(data, 'admin-token'), 'utf8')).trim()}` } })).status).toBe(200);
     const bundleFile = join(dir.path, 'bundle.json');
-    await writeFile(bundleFile, await (await fetch(`${url}/bundle?device=${D}&first=1&last=2`)).text());
+    await writeFile(bundleFile, await (await fetch(`${url}/bundle?device=${D}&first=1&last=6`)).text());
     const ver = io();
     await runVerify([bundleFile, '--json'], ver);
     const verdict = JSON.parse(ver.stdout.text) as Verdict;
     expect(verdict.checks.flatMap((c) => c.failures.map((f) => f.code))).toEqual([]);
-    expect(verdict.summary.keys!.map((k) => ({ backend: k.backend, revokedAfter: k.revokedAfter, signed: k.signed }))).toEqual([{ backend: 'pkcs11', revokedAfter: 2, signed: [[1, 2]] }]);
-    expect(verdict.notes.map((n) => n.id)).toContain('key-revoked');
+    expect(verdict.summary.keys!.map((k) => ({ backend: k.backend, attested: k.attested, until: k.until, revokedAfter: k.revokedAfter, signed: k.signed }))).toEqual([
+      { backend: 'pkcs11', attested: false, until: 3, revokedAfter: undefined, signed: [[1, 2]] },
+      { backend: 'pkcs11', attested: false, until: undefined, revokedAfter: 6, signed: [[4, 4], [6, 6]] },
+    ]);
+    expect(verdict.notes.map((n) => n.id)).toEqual(expect.arrayContaining(['key-rotated', 'agent-reinstalled', 'key-revoked']));
+    // A SoftHSM2 key is declared, never attested (FORMAT.md §14.5).
+    expect(verdict.checks.find((c) => c.id === 'enrolment')!.sentence.en).toMatch(/declared pkcs11, not attested/);
   }, 120_000);
 });
