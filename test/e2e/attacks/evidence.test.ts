@@ -13,7 +13,7 @@
  *   its own anvil (hence the same chain id and the same deterministic contract address); it enrols the same device
  *   and receives the very same signed readings.
  *
- * What each test proves is listed in docs/BENCHMARKS.md, "Attack suite".
+ * What each test proves, and how the timed claim was checked to fail when broken: docs/BENCHMARKS.md, "Attack suite".
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
