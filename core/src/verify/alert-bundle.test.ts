@@ -85,7 +85,7 @@ describe('check 9: an alert bundle', () => {
     expect(codes(v)).toEqual(['ALERT_MISMATCH_ERROR']);
     const f = check9(v).failures[0]!;
     expect(f).toMatchObject({ path: '$.alert.values.mean', expected: JSON.stringify(genuine), actual: '"34.0000"' });
-    expect(f.sentence.en).toContain('"34.0000"');
+    expect(f.sentence.en).toBe(`The mean recomputed from verified readings is ${genuine}, not 34.0000.`);
     expect(f.sentence.zh).toContain('与告警值');
     expect(v.headline.en).toMatch(/^Failed/);
   });

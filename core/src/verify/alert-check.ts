@@ -145,6 +145,17 @@ export function basisTimeMs(reading: Reading, basis: 'itime' | 'time', utcOffset
   return basis === 'itime' && reading.itime !== undefined ? itimeMs(reading.itime, utcOffset) : reading.time;
 }
 
+/** A canonical JSON value as the officer reads it: a string without its quotes. */
+function bare(json: string | undefined): string {
+  if (json === undefined) return 'null';
+  try {
+    const v: unknown = JSON.parse(json);
+    return typeof v === 'string' ? v : json;
+  } catch {
+    return json;
+  }
+}
+
 const shortValues = (values: Record<string, unknown> | undefined): string =>
   values === undefined
     ? ''
@@ -183,7 +194,7 @@ export function judgeBundleAlert(alert: unknown, window: { firstSeq: number; las
         const value = f.path.startsWith('$.alert.values.') ? f.path.slice('$.alert.values.'.length) : undefined;
         const sentence =
           value !== undefined
-            ? FAIL.alertValue(value, f.expected ?? 'null', f.actual ?? 'null')
+            ? FAIL.alertValue(value, bare(f.expected), bare(f.actual))
             : f.path === '$.alert.id'
               ? FAIL.alertNotProduced()
               : FAIL.alertField(f.path, f.sentence);
