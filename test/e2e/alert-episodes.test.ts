@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '@stele/testkit';
 import { decodeReading, encodeReading, fromBase64Url, toBase64Url } from '@stele/core';
-import { startAnvil } from '@stele/ingest';
+import { loadSoftwareSigner } from '@stele/device';
+import { AlertBook, IngestService, loadRuleFiles, startAnvil, startIngestHttp } from '@stele/ingest';
+import { runEvidence } from '@stele/ingest/evidence-cli.ts';
+import { episodeRuleFiles } from '@stele/simulator/episodes.ts';
 import { demo, type DemoSummary } from '@stele/simulator/demo.ts';
 import { runVerify } from '@stele/verifier';
 
@@ -61,6 +64,42 @@ describe('alert episodes of the demo, end to end', () => {
       ['cold-chain-excursion', 'verified'],
       ['coal-custody-break', 'verified'],
     ]);
+  });
+
+  it("ingest's alert routes and `stele evidence`, over the demo's store: list, one alert, its bundle, and errors with codes", async () => {
+    // The demo's store, opened again with the same code as `stele ingest run --rules` (the demo has stopped).
+    const signer = await loadSoftwareSigner(join(out, 'data', 'keys', 'ingest.pem'));
+    const service = await IngestService.openOffline({ dataDir: join(out, 'data', 'ingest'), signer, issuer: 'stele-ingest-demo' });
+    const book = new AlertBook(service, await loadRuleFiles(episodeRuleFiles(join(out, 'episodes'))));
+    const http = await startIngestHttp({ service, alerts: book });
+    const bare = await startIngestHttp({ service });
+    try {
+      const list = (await (await fetch(`${http.url}/alerts`)).json()) as { alerts: { id: string; kind: string; devices: string[] }[] };
+      for (const a of summary.alerts) expect(list.alerts.find((x) => x.id === a.id)).toMatchObject({ kind: a.kind, devices: [a.device] });
+      const one = summary.alerts[0]!;
+      const alert = (await (await fetch(`${http.url}/alerts/${one.id}`)).json()) as { id: string; rule: { id: string } };
+      expect(alert).toMatchObject({ id: one.id, rule: { id: 'ultra-low-coal' } });
+      const bundle = (await (await fetch(`${http.url}/alerts/${one.id}/bundle`)).json()) as { alert: { id: string } };
+      expect(bundle.alert.id).toBe(one.id);
+      const notFound = await fetch(`${http.url}/alerts/${'0'.repeat(64)}`);
+      expect([notFound.status, ((await notFound.json()) as { code: string }).code]).toEqual([404, 'INGEST_ALERT_NOT_FOUND']);
+      const badId = await fetch(`${http.url}/alerts/not-an-id`);
+      expect([badId.status, ((await badId.json()) as { code: string }).code]).toEqual([400, 'HTTP_BAD_REQUEST']);
+      const noRules = await fetch(`${bare.url}/alerts`);
+      expect([noRules.status, ((await noRules.json()) as { code: string }).code]).toEqual([404, 'INGEST_NO_RULES']);
+      // The CLI: the list, and a refusal with its code.
+      const listed = sink();
+      expect(await runEvidence(['--url', http.url], { stdout: listed, stderr: sink() })).toBe(0);
+      for (const a of summary.alerts) expect(listed.text).toContain(a.id);
+      const refused = sink();
+      expect(await runEvidence(['0'.repeat(64), '--url', http.url], { stdout: sink(), stderr: refused })).toBe(1);
+      expect(refused.text).toContain('INGEST_ALERT_NOT_FOUND');
+      expect(await runEvidence(['nope', '--url', http.url], { stdout: sink(), stderr: sink() })).toBe(2);
+    } finally {
+      await http.close();
+      await bare.close();
+      await service.stop();
+    }
   });
 
   describe.each(['emission-exceedance', 'cold-chain-excursion', 'coal-custody-break'])('the %s bundle', (kind) => {
