@@ -30,6 +30,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'evaluate alert rules over readings: `stele alerts eval --rules FILE --readings FILE.jsonl [--json]`',
     run: async (argv, io) => (await import('@stele/verifier/alerts-cli.ts')).runAlerts(argv, io),
   },
+  evidence: {
+    summary: 'an alert\'s evidence from a running ingest: `stele evidence` lists alerts, `stele evidence ALERT_ID` writes its bundle',
+    run: async (argv, io) => (await import('@stele/ingest/evidence-cli.ts')).runEvidence(argv, io),
+  },
   trust: {
     summary: 'the authority\'s trust policy: `stele trust keygen | fingerprint | sign | show`',
     run: async (argv, io) => (await import('@stele/verifier/trust-cli.ts')).runTrust(argv, io),

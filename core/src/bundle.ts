@@ -91,8 +91,9 @@ export interface EvidenceBundle {
   lifecycle?: BundleLifecycleEntry[];
   batches: BundleBatch[];
   /**
-   * Reserved for the alert a bundle may carry (VERIFIER.md §4.4 check 9). Version 1 defines no shape for it yet;
-   * it is kept as parsed JSON and the alert check reports it as not checked.
+   * The alert this bundle is evidence of (FORMAT.md §15.7), kept as parsed JSON: check 9 recomputes an alert of
+   * the §15.7 shape from the verified readings (§15.8: the seq window covers its time window); any other value is
+   * reported as not checked.
    */
   alert?: unknown;
 }

@@ -32,6 +32,7 @@ import { startIngestHttp, type IngestHttp } from './http/server.ts';
 import { describeIngestKey, initIngestKey, openIngestKey, type IngestSigner } from './key.ts';
 import { assertPrivateFile, ensurePrivateDir, writePrivateFile } from './private-files.ts';
 import { IngestService, type IngestOptions } from './service.ts';
+import { AlertBook, loadRuleFiles } from './alerts.ts';
 
 export interface IngestIo {
   stdout: { write(s: string): unknown };
@@ -77,6 +78,8 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
                           per line, # comments (default DIR/installer-keys.txt when present)
   --issuer NAME           iss of every receipt (default stele-ingest)
   --health-port N         serve /health, /metrics and the admin API on 127.0.0.1:N (0: a free port)
+  --rules FILE[,FILE…]    alert rule sets (FORMAT.md §15; a file, or a shipped name: \`stele alerts standards\`):
+                          GET /alerts, /alerts/ID and /alerts/ID/bundle on the HTTP endpoint; \`stele evidence\`
   --admin-token-file F    token for the admin API (default DIR/admin-token, made with mode 0600 when missing;
                           refused when others can read it)
   --log-level L           debug | info | warn | error (default info)
@@ -173,6 +176,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       'mqtt-cert': { type: 'string' },
       'mqtt-key': { type: 'string' },
       'admin-token-file': { type: 'string' },
+      rules: { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -237,6 +241,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     await ensurePrivateDir(dataDir);
     await ensurePrivateDir(join(dataDir, 'store'));
     if (embedded) await ensurePrivateDir(join(dataDir, 'chain'));
+    const rules = typeof v['rules'] === 'string' ? await loadRuleFiles((v['rules']).split(',').filter((x) => x !== '')) : undefined;
+    if (rules !== undefined && healthPort === undefined) throw new RangeError('--rules needs --health-port: alerts are served on the HTTP endpoint');
     const signer = await openIngestKey(dataDir, v['key'] as string | undefined);
     closeKey = signer;
     const trustedInstallers = await readInstallerKeys(dataDir, v['installer-keys'] as string | undefined);
@@ -289,7 +295,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     }
     if (healthPort !== undefined) {
       const adminToken = await loadOrCreateAdminToken((v['admin-token-file'] as string | undefined) ?? join(dataDir, 'admin-token'));
-      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger });
+      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger, ...(rules === undefined ? {} : { alerts: new AlertBook(service, rules) }) });
       await writePrivateFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
       logger.info({ url: httpServer.url, port: httpServer.port }, 'http listening');
     }
@@ -349,7 +355,7 @@ export async function readInstallerKeys(dataDir: string | undefined, file: strin
 }
 
 /** The running ingest's HTTP endpoint: --url, else DIR/ingest-http.json (undefined when ingest does not run). */
-async function ingestUrl(dataDir: string | undefined, given: string | undefined): Promise<string | undefined> {
+export async function ingestUrl(dataDir: string | undefined, given: string | undefined): Promise<string | undefined> {
   if (given !== undefined) return given.replace(/\/$/, '');
   if (dataDir === undefined) return undefined;
   try {

@@ -37,6 +37,11 @@ export type IngestErrorCode =
   | 'INGEST_USAGE' // a command was given the wrong input (e.g. the readable .enrol.json instead of the .enrol.cose)
   | 'INGEST_ADMIN_TOKEN_ERROR' // the admin token file is missing, readable by others, too large or too short
   | 'INGEST_BROKER_SECRET' // start: a broker password, CA, certificate or key file cannot be read (never its content)
+  | 'INGEST_RULES_ERROR' // run --rules: a rule set file that cannot be read or is not a FORMAT.md §15 rule set
+  | 'INGEST_NO_RULES' // alerts: ingest runs without rules (`stele ingest run --rules FILE`)
+  | 'INGEST_ALERT_NOT_FOUND' // alerts: no current alert with this id
+  | 'INGEST_ALERT_MULTI_DEVICE' // alert bundle: the alert's readings span several devices (one device per bundle)
+  | 'INGEST_ALERT_NOT_REPRODUCIBLE' // alert bundle: the exported readings do not give the alert again (FORMAT.md §15.7)
   | 'INGEST_WINDOW_TOO_LARGE'; // exportBundle: more seqs asked for than the documented maximum (MAX_BUNDLE_WINDOW)
 
 export class IngestError extends SteleError<IngestErrorCode> {}

@@ -6,6 +6,7 @@ export { jsonLineLogger, type LogFn, type LogLevel, type Logger, type PinoLike }
 export * from './anchor/index.ts';
 export { KeyRegistry, currentKey, lifecycleLogId, isLifecycleLogId, type DeviceKeys } from './registry/index.ts';
 export { startIngestHttp, type IngestHttp, type IngestHttpOptions } from './http/server.ts';
+export { AlertBook, loadRuleFiles, listItem, type AlertListItem } from './alerts.ts';
 export { runIngest, type IngestIo } from './cli.ts';
 export type { RawRef } from './store.ts';
 export { aedesAccessHooks, BrokerAccess, mayPublish, maySubscribe, mayUseClientId, type BrokerRole, type BrokerUser } from './broker/access.ts';

@@ -71,6 +71,8 @@ export interface EvidenceBundleJson {
   /** The device's lifecycle statements (FORMAT.md §13.6), in log order; absent when it has none. */
   lifecycle?: { batchId: number; statement: string; receipt: string; request?: string }[];
   batches: { batchId: number; size: number; root: string; anchor: AnchorRef }[];
+  /** The alert this bundle is evidence of (FORMAT.md §15.7, §15.8); only in alert bundles (alerts.ts). */
+  alert?: unknown;
 }
 
 /**
@@ -665,6 +667,22 @@ export class IngestService {
     const out: EvidenceBundleJson[] = [];
     for (const r of refs) out.push(await this.exportBundle(r.deviceId, r.seq, r.seq));
     return out;
+  }
+
+  /** Ids of the enrolled devices. */
+  deviceIds(): string[] {
+    return [...this.devicesById.keys()];
+  }
+
+  /**
+   * Committed entries of a device in firstSeq..lastSeq (at most {@link MAX_BUNDLE_WINDOW} per call): the reading
+   * bytes (absent for hash-only entries and chained lifecycle statements), when ingest received it, and whether its
+   * batch is anchored (final) so that it can go into a bundle. For the alert rules (alerts.ts).
+   */
+  async storedReadings(deviceId: string, firstSeq: number, lastSeq: number): Promise<{ seq: number; reading?: Uint8Array; receivedAt: number; inBatch: boolean }[]> {
+    if (lastSeq - firstSeq + 1 > MAX_BUNDLE_WINDOW) throw new RangeError(`at most ${MAX_BUNDLE_WINDOW} seqs per call`);
+    const rows = await this.store.getEntries(deviceId, firstSeq, lastSeq);
+    return rows.map(([seq, row]) => ({ seq, ...(row.reading === undefined ? {} : { reading: row.reading }), receivedAt: row.receivedAt, inBatch: row.batchId !== undefined }));
   }
 
   /** Statements recorded as forks of a device (a second, different statement for a committed seq). */

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseCommand, usageError } from '@stele/command';
@@ -22,7 +22,12 @@ import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { Hj212SerialSession, measurementsFromFrame, recordFieldsOf } from '@stele/hardware';
 import { ANVIL_DEV_PRIVATE_KEY, IngestService, aedesAccessHooks, BrokerAccess, connectEvmAnchorer, limitServerSocket, startAnvil } from '@stele/ingest';
+import { AlertBook, loadRuleFiles } from '@stele/ingest/alerts.ts';
+import { runEvidence } from '@stele/ingest/evidence-cli.ts';
+import { startIngestHttp } from '@stele/ingest/http/server.ts';
 import { formatVerdict } from '@stele/verifier';
+import { runVerify } from '@stele/verifier/cli.ts';
+import { EPISODE_DEVICES, episodeRuleFiles, runEpisodes } from './episodes.ts';
 import { CemsSimulator } from './instruments/cems.ts';
 
 export interface DemoIo {
@@ -34,7 +39,10 @@ const HELP = `usage: stele demo [--seconds N] [--out DIR] [--interval-ms MS] [--
 
 Runs a simulated CEMS data logger, a gateway, an MQTT broker, ingest and a local EVM chain (anvil) on this
 machine for N seconds, then writes DIR/summary.json and an evidence bundle under DIR/evidence/, verifies it
-with the same code as \`stele verify\`, and prints a summary.
+with the same code as \`stele verify\`, and prints a summary. Then three scripted episodes on gateways configured
+from gateway.yaml files (DIR/episodes/*/gateway.yaml: hj212, cold-room, custody-folder) give an emission
+exceedance, a cold-chain excursion and a custody break; ingest's rules find them, and each alert's bundle is
+written with \`stele evidence\` and checked with \`stele verify --trust\`.
 
   --seconds N        how long the instrument sends frames (default 30)
   --out DIR          where keys, stores, chain state and results go (default ./demo-out); reuse it to continue
@@ -66,6 +74,8 @@ export interface DemoSummary {
   transactions: { batchId: number; txHash: string; blockNumber: number; root: string; size: number }[];
   chain: { chainId: number; contract: string; rpc: string };
   evidence: string[];
+  /** The episodes' alerts: each one's bundle file and the verdict of \`stele verify --trust\` on it. */
+  alerts: { kind: string; id: string; device: string; file: string; verdict: Verdict['state'] | 'missing' }[];
   /** The signed trust policy the demo wrote as the authority, and the file with its key fingerprint. */
   trust: { policy: string; fingerprintFile: string; fingerprint: string };
   verdict: Verdict['state'];
@@ -87,7 +97,7 @@ export async function runDemo(argv: string[], io: DemoIo): Promise<number> {
   }
   const out = resolve(args.values.out);
   const summary = await demo({ seconds, out, intervalMs, batchMs, chainPort, serve: args.values.serve, io });
-  return summary.verdict === 'verified' ? 0 : 1;
+  return summary.verdict === 'verified' && summary.alerts.every((a) => a.verdict === 'verified') ? 0 : 1;
 }
 
 interface DemoOptions {
@@ -122,9 +132,11 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     const gatewayPassword = randomBytes(24).toString('base64url');
     const ingestPasswordFile = join(data, 'keys', 'mqtt-ingest.password');
     await writeFile(ingestPasswordFile, `${ingestPassword}\n`, { mode: 0o600 });
+    const episodePasswords = Object.fromEntries(Object.values(EPISODE_DEVICES).map((id) => [id, randomBytes(24).toString('base64url')]));
     const access = new BrokerAccess([
       { username: 'stele-ingest', password: ingestPassword, role: { kind: 'ingest' } },
       { username: DEVICE_ID, password: gatewayPassword, role: { kind: 'gateway', device: DEVICE_ID } },
+      ...Object.entries(episodePasswords).map(([id, password]) => ({ username: id, password, role: { kind: 'gateway' as const, device: id } })),
     ]);
     const broker = await Aedes.createBroker({ ...aedesAccessHooks(access) });
     const server = net.createServer({ noDelay: true }, (socket) => {
@@ -238,6 +250,10 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
       trust: await loadTrustPolicy(policyBytes, authority.keyId),
     });
 
+    // 10. The alert episodes, then the officer's path: `stele evidence` and `stele verify --trust` per alert.
+    say('');
+    const alerts = await alertEpisodes({ out: o.out, mqttUrl, ingest, passwords: episodePasswords, say, policyFile, fingerprintFile, io: o.io, cleanups });
+
     const summary: DemoSummary = {
       device: DEVICE_ID,
       readings: lastSeq - seqBefore,
@@ -253,6 +269,7 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
       })),
       chain: { chainId: chain.chainId, contract: anchorer.contract, rpc: chain.rpcUrl },
       evidence: [file],
+      alerts,
       trust: { policy: policyFile, fingerprintFile, fingerprint: toHex(authority.keyId) },
       verdict: verdict.state,
       startedAt,
@@ -269,6 +286,8 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     say('');
     o.io.stdout.write(formatVerdict(verdict, 'en'));
     say('');
+    say('');
+    for (const a of alerts) say(`alert     ${a.kind.padEnd(22)} ${a.device.padEnd(14)} ${a.verdict.toUpperCase().padEnd(9)} ${a.file}`);
     say(`summary   ${join(o.out, 'summary.json')}`);
     say(`check it  npx stele verify ${file} --trust ${policyFile} --authority-file ${fingerprintFile}`);
     say('          (exits 3, not fully checked, once this demo\'s chain is stopped, and without --trust)');
@@ -311,3 +330,79 @@ function progress(io: DemoIo, agent: GatewayAgent, ingest: IngestService, left: 
 }
 
 const hex8 = (b: Uint8Array) => Buffer.from(b).toString('hex').slice(0, 16);
+
+/** The instrument hour of this run's plant episode: the clock hour before now (UTC+08:00), or one before any used. */
+async function plantHour(out: string): Promise<number> {
+  const ledger = join(out, 'episodes', 'hours.json');
+  const used = await readFile(ledger, 'utf8').then((t) => JSON.parse(t) as number[], () => [] as number[]);
+  const hour = Math.min(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000, ...used.map((h) => h - 3_600_000));
+  await mkdir(join(out, 'episodes'), { recursive: true });
+  await writeFile(ledger, `${JSON.stringify([...used, hour])}\n`);
+  return hour;
+}
+
+/** The kinds the episodes must produce, one alert each (the first of its kind on its device). */
+const EPISODE_ALERTS = [
+  { kind: 'emission-exceedance', device: EPISODE_DEVICES.plant },
+  { kind: 'cold-chain-excursion', device: EPISODE_DEVICES.cold },
+  { kind: 'coal-custody-break', device: EPISODE_DEVICES.lab },
+] as const;
+
+interface AlertEpisodeOptions {
+  out: string;
+  mqttUrl: string;
+  ingest: IngestService;
+  passwords: Record<string, string>;
+  say: (line: string) => void;
+  policyFile: string;
+  fingerprintFile: string;
+  io: DemoIo;
+  cleanups: (() => Promise<void>)[];
+}
+
+/** Runs the episodes, serves ingest's alert routes, and fetches and verifies each alert's bundle through the CLI. */
+async function alertEpisodes(o: AlertEpisodeOptions): Promise<DemoSummary['alerts']> {
+  const dir = join(o.out, 'episodes');
+  await runEpisodes({ dir, mqttUrl: o.mqttUrl, ingest: o.ingest, passwords: o.passwords, say: o.say, plantHourMs: await plantHour(o.out) });
+  await o.ingest.flush();
+  const book = new AlertBook(o.ingest, await loadRuleFiles(episodeRuleFiles(dir)));
+  const http = await startIngestHttp({ service: o.ingest, alerts: book });
+  o.cleanups.push(() => http.close());
+  o.say(`ingest    rules ${episodeRuleFiles(dir).join(', ')}; alerts at ${http.url}/alerts`);
+  const list = await book.alerts();
+  const result: DemoSummary['alerts'] = [];
+  for (const want of EPISODE_ALERTS) {
+    // The newest alert of its kind on its device (a reused --out keeps earlier runs' alerts).
+    const found = list.filter((a) => a.kind === want.kind && a.readings.every((r) => r.device === want.device)).sort((a, b) => Math.max(...b.readings.map((r) => r.seq)) - Math.max(...a.readings.map((r) => r.seq)))[0];
+    if (found === undefined) {
+      o.say(`alert     ${want.kind}: none found (the episode did not give one)`);
+      result.push({ kind: want.kind, id: '', device: want.device, file: '', verdict: 'missing' });
+      continue;
+    }
+    const file = join(o.out, 'evidence', `alert-${want.kind}-${found.id.slice(0, 12)}.bundle.json`);
+    const cli = captureIo();
+    const code = await runEvidence([found.id, '--url', http.url, '--out', file], cli.io);
+    if (code !== 0) throw new Error(`stele evidence ${found.id}: exit ${code}: ${cli.err()}`);
+    o.say('');
+    o.say(`$ stele evidence ${found.id} --url ${http.url} --out ${file}`);
+    o.io.stdout.write(cli.out());
+    o.say(`$ stele verify --trust ${o.policyFile} --authority-file ${o.fingerprintFile} ${file}`);
+    const v = captureIo();
+    const exit = await runVerify(['--trust', o.policyFile, '--authority-file', o.fingerprintFile, '--lang', 'en', file], v.io);
+    // Checks that passed or do not apply are left out here (the file verifies in full with the command above).
+    const shown = v.out().split('\n').filter((l) => !/^\s+\[(pass|n\/a)\]/.test(l));
+    o.io.stdout.write(shown.filter((l, i) => !(l === 'Checks:' && (shown[i + 1] ?? '') === '')).join('\n'));
+    result.push({ kind: want.kind, id: found.id, device: want.device, file, verdict: exit === 0 ? 'verified' : exit === 3 ? 'partial' : 'failed' });
+  }
+  return result;
+}
+
+function captureIo(): { io: { stdout: { write(s: string): boolean }; stderr: { write(s: string): boolean } }; out(): string; err(): string } {
+  let out = '';
+  let err = '';
+  return {
+    io: { stdout: { write: (s: string) => ((out += s), true) }, stderr: { write: (s: string) => ((err += s), true) } },
+    out: () => out,
+    err: () => err,
+  };
+}

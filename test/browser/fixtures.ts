@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { evalReading, evaluateRuleSet, parseRuleSet } from '@stele/core/alerts/index.ts';
 import { encodeBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
 import { toHex, utf8 } from '@stele/core/bytes.ts';
 import { keyIdOf } from '@stele/core/keys.ts';
@@ -92,6 +93,33 @@ const entryOf = (b: EvidenceBundle, seq: number) => {
   if (e === undefined) throw new Error(`no entry ${seq}`);
   return e;
 };
+
+/**
+ * A bundle carrying an alert (FORMAT.md §15.7): twelve cold-store probe samples a minute apart, 5.0 °C except 9.1,
+ * 9.6, 9.3 at seq 5..7, and the cold-chain excursion the GSP 2-8 °C rule gives for them. Not anchored on the test
+ * chain (its batch ids would collide with the valid bundle's): verified offline, where check 9 runs in full.
+ */
+export async function alertBundle(): Promise<EvidenceBundle> {
+  const temps: Record<number, string> = { 5: '9.1', 6: '9.6', 7: '9.3' };
+  const built = await buildTestBundle({
+    count: 12,
+    rpc: null,
+    contentOf: (seq) => ({ sensor: 'cold-1', meas: [{ code: '28-0316a2795cff', kind: 'temperature', value: temps[seq] ?? '5.0', unit: '°C' }] }),
+  });
+  const rules = parseRuleSet({ format: 'stele-rules/1', rules: [{ id: 'gsp-cold-2-8', type: 'cold-chain', standard: 'GSP 2016', version: '1', params: { profile: '2-8 C', low: '2', high: '8', maxContinuousMs: 120_000 } }] });
+  const alert = evaluateRuleSet(rules, built.readings.map((r) => evalReading(r))).alerts.find((a) => a.kind === 'cold-chain-excursion');
+  if (alert === undefined) throw new Error('the probe samples should give an excursion');
+  const bundle = cloneBundle(built.bundle);
+  bundle.alert = JSON.parse(JSON.stringify(alert)) as unknown;
+  return bundle;
+}
+
+/** The alert bundle with the alert's peak edited: ALERT_MISMATCH_ERROR. */
+export function editedAlertValue(bundle: EvidenceBundle): Variant {
+  const b = cloneBundle(bundle);
+  (b.alert as { values: Record<string, unknown> }).values.peak = '12.5';
+  return { name: 'edited alert value', code: 'ALERT_MISMATCH_ERROR', bytes: encodeBundle(b) };
+}
 
 /** Tampered copies of a valid anchored bundle, one per kind of attack the page must catch. */
 export function tamperedVariants(valid: EvidenceBundle): Variant[] {

@@ -14,7 +14,7 @@ import { verifyBundleBytes, type AnchorReader, type Verdict } from '@stele/core/
 import { cloneBundle } from '@stele/core/verify/test-bundle.ts';
 import { launchChromium, type LaunchedBrowser } from './chromium.ts';
 import { loadTrustPolicy, type TrustPolicy } from '@stele/core/trust/policy.ts';
-import { anchoredBundle, HOSTILE_TEXT, signedPolicy, startChain, tamperedVariants, type Chain } from './fixtures.ts';
+import { alertBundle, anchoredBundle, editedAlertValue, HOSTILE_TEXT, signedPolicy, startChain, tamperedVariants, type Chain } from './fixtures.ts';
 import { ARTIFACTS, openPage, setRpc, verdictText, verifyFile, type OpenedPage } from './page.ts';
 
 let browser: LaunchedBrowser;
@@ -157,6 +157,56 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     if (name === 'altered value' || name === 'removed reading') {
       await page.screenshot({ path: join(ARTIFACTS, `failed-${name.replace(/\W+/g, '-')}-en.png`), fullPage: true });
     }
+  });
+
+  describe('a bundle carrying an alert (check 9, offline)', () => {
+    let alerted: EvidenceBundle;
+    beforeAll(async () => {
+      alerted = await alertBundle();
+    });
+
+    it('shows the alert section: what it states, and every value recomputed equal', async () => {
+      const { page } = opened;
+      await setRpc(page, []);
+      const verdict = await verifyFile(page, encodeBundle(alerted), 'alert.bundle.json');
+      expect(verdict.state).toBe('partial'); // offline: the anchor stays open; nothing fails
+      expect(verdict.checks.find((c) => c.id === 'alert')!.status).toBe('pass');
+      const section = page.locator('#alert');
+      await expect.poll(() => section.isVisible()).toBe(true);
+      expect(await section.getAttribute('data-status')).toBe('pass');
+      await page.locator('#lang-en').click();
+      const en = await section.innerText();
+      expect(en).toContain('cold-chain-excursion');
+      expect(en).toContain('Recomputed from verified readings');
+      expect(await page.locator('#alert tr[data-value="peak"] td').allInnerTexts()).toEqual(['9.6', '9.6', '✓']);
+      await page.locator('#lang-zh').click();
+      expect(await section.innerText()).toContain('由已核验读数复算');
+      await page.screenshot({ path: join(ARTIFACTS, 'alert-zh.png'), fullPage: true });
+    });
+
+    it('shows "failed" with the right reason in both languages: edited alert value', async () => {
+      const v = editedAlertValue(alerted);
+      const { page } = opened;
+      await setRpc(page, []);
+      const verdict = await verifyFile(page, v.bytes, 'edited-alert.bundle.json');
+      expect(verdict.state).toBe('failed');
+      const failures = verdict.checks.filter((c) => c.status === 'fail').flatMap((c) => c.failures);
+      expect(failures.map((f) => f.code)).toEqual(['ALERT_MISMATCH_ERROR']);
+      expect(codesOf(verdict)).toEqual(codesOf((await verifyBundleBytes(v.bytes, { trust })).verdict));
+      const first = failures[0]!;
+      const zh = await verdictText(page, 'zh');
+      expect(zh).toContain('未通过');
+      expect(zh).toContain(first.sentence.zh);
+      expect(zh).toContain('与告警值');
+      const en = await verdictText(page, 'en');
+      expect(en).toContain('Failed');
+      expect(en).toContain(first.sentence.en);
+      expect(en).toContain('is 9.6, not 12.5');
+      const row = page.locator('li[data-status="fail"] .failure[data-code="ALERT_MISMATCH_ERROR"]').first();
+      await expect.poll(() => row.isVisible()).toBe(true);
+      expect(await page.locator('#alert tr[data-value="peak"]').getAttribute('class')).toBe('differs');
+      await page.screenshot({ path: join(ARTIFACTS, 'failed-edited-alert-value-en.png'), fullPage: true });
+    });
   });
 
   it('shows markup in bundle strings as text, never as markup', async () => {

@@ -62,7 +62,10 @@ describe('the demo, end to end', () => {
     expect(first.transactions[0]!.txHash).toMatch(/^0x[0-9a-f]{64}$/);
     const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'));
     expect(summary.lastSeq).toBe(first.lastSeq);
-    expect((await readdir(join(out, 'evidence'))).filter((f) => f.endsWith('.json'))).toHaveLength(1);
+    const files = (await readdir(join(out, 'evidence'))).filter((f) => f.endsWith('.json'));
+    // one bundle of the CEMS window, and one per alert of the scripted episodes (alert-episodes.test.ts)
+    expect(files.filter((f) => !f.startsWith('alert-'))).toHaveLength(1);
+    expect(files.filter((f) => f.startsWith('alert-'))).toHaveLength(3);
     expect(bundle.entries).toHaveLength(first.readings);
   });
 

@@ -1291,6 +1291,74 @@ function alertsFile(): unknown {
   };
 }
 
+/**
+ * FORMAT.md §15.7, §15.8: a bundle carrying an alert. The probe of alerts.json (samples every 5 minutes: 5.1, 6.0,
+ * 8.4, 8.9, 7.5, 5.0 °C) as six readings of the vector device in one anchored batch; the alert is the 10-minute
+ * excursion of the 2-8 °C rule (maxContinuousMs 5 min), evaluated one hour after the first sample.
+ */
+async function alertCases(w: World): Promise<BundleCase[]> {
+  const rule = { id: 'cold-2-8', type: 'cold-chain' as const, standard: 'GSP', version: '1', params: { profile: '2-8 C', low: '2', high: '8', maxContinuousMs: 300_000 } };
+  const signed: Signed[] = [];
+  let prev = GENESIS_PREV;
+  for (const [i, value] of ['5.1', '6.0', '8.4', '8.9', '7.5', '5.0'].entries()) {
+    const reading: Reading = {
+      v: 1, device: DEVICE_ID, sensor: 'room-1', seq: i + 1, prev, time: START_MS + i * 300_000, clock: { synced: true, source: 'ntp' },
+      meas: [{ code: '28-0316a2795cff', kind: 'temperature', value, unit: '°C' }], raw: [sha256(utf8(`w1_slave of sample ${i + 1}`))],
+    };
+    const s = await signReading(reading, w.device);
+    signed.push(s);
+    prev = readingDigest(s.readingBytes);
+  }
+  const batch = await makeBatch(1, signed, w.ingest);
+  const result = evaluateRuleSet(parseRuleSet({ format: 'stele-rules/1', utcOffset: '+08:00', rules: [rule] }), signed.map((s) => evalReading(s.reading)), { at: START_MS + 3_600_000 });
+  const alert = JSON.parse(JSON.stringify(result.alerts.find((a) => a.kind === 'cold-chain-excursion'))) as Record<string, unknown> & { values: Record<string, unknown> };
+  const base = (): EvidenceBundle => ({ ...structuredClone(baseBundle({ ...w, signed, batches: [batch] })), alert: structuredClone(alert) });
+  const failed = (...codes: VerifyCode[]) => ({ state: 'failed' as const, codes });
+  const removed = base();
+  removed.entries = removed.entries.filter((e) => e.seq !== 4);
+  const altered = base();
+  const e3 = altered.entries.find((e) => e.seq === 3)!;
+  const r3 = decodeReading(e3.reading!);
+  r3.meas[0]!.value = '7.9';
+  e3.reading = encodeReading(r3);
+  const edited = base();
+  (edited.alert as { values: Record<string, unknown> }).values.continuousMs = 240_000;
+  return [
+    {
+      name: 'alert',
+      description: 'Six probe samples with a cold-chain excursion alert (§15.7): check 9 recomputes it from the readings and the window 1..6 covers the excursion (seq 1 to a sample after it); verified.',
+      bundle: base(),
+      chain: [batch.facts],
+      expected: { state: 'verified', codes: [] },
+      expectedOffline: { state: 'partial', codes: [] },
+    },
+    {
+      name: 'alert-removed-reading',
+      description: 'As `alert` without the entry of seq 4 (a sample of the excursion): the completeness code; the alert cannot be recomputed (unchecked).',
+      bundle: removed,
+      chain: [batch.facts],
+      expected: failed('SEQUENCE_GAP_ERROR'),
+      expectedOffline: failed('SEQUENCE_GAP_ERROR'),
+    },
+    {
+      name: 'alert-tampered-value',
+      description: 'As `alert` with the temperature of seq 3 changed to 7.9 and the reading re-encoded: the digest code (the altered body is not used for check 9).',
+      bundle: altered,
+      chain: [batch.facts],
+      expected: failed('DIGEST_MISMATCH_ERROR'),
+      expectedOffline: failed('DIGEST_MISMATCH_ERROR'),
+    },
+    {
+      name: 'alert-edited-value',
+      description: "As `alert` with the alert's `values.continuousMs` edited from 600000 to 240000 (under the 5-minute limit): ALERT_MISMATCH_ERROR.",
+      bundle: edited,
+      chain: [batch.facts],
+      expected: failed('ALERT_MISMATCH_ERROR'),
+      expectedOffline: failed('ALERT_MISMATCH_ERROR'),
+    },
+  ];
+}
+
 /** Every vector file: path relative to test/vectors/ -> contents. Deterministic. */
 export async function generateVectors(): Promise<Map<string, string>> {
   const w = await buildWorld();
@@ -1310,7 +1378,7 @@ export async function generateVectors(): Promise<Map<string, string>> {
   files.set('device-batch.json', json(deviceBatchFile(w, dw)));
   files.set('alerts.json', json(alertsFile()));
   files.set('trust.json', json(await trustFile(w)));
-  for (const c of [...(await bundleCases(w)), ...(await lifecycleCases(w)), ...(await deviceBatchCases(w, dw))]) {
+  for (const c of [...(await bundleCases(w)), ...(await lifecycleCases(w)), ...(await deviceBatchCases(w, dw)), ...(await alertCases(w))]) {
     const bytes = encodeBundle(c.bundle);
     files.set(`bundles/${c.name}.bundle.json`, new TextDecoder().decode(bytes));
     files.set(

@@ -24,6 +24,10 @@ const LABEL = {
   verdict: { zh: '结论', en: 'Verdict' },
   checks: { zh: '核验项目', en: 'Checks' },
   notes: { zh: '说明', en: 'Notes' },
+  alert: { zh: '告警', en: 'Alert' },
+  alertValues: { zh: '告警值', en: 'stated' },
+  alertRecomputed: { zh: '复算值', en: 'recomputed' },
+  alertNotRecomputed: { zh: '未能复算', en: 'not recomputed' },
   more: { zh: (n: number) => `…… 另有 ${n} 项（--json 可查看全部）`, en: (n: number) => `… and ${n} more (--json lists all)` },
   counts: {
     zh: (p: number, f: number, u: number) => `${p} 项通过 · ${f} 项未通过 · ${u} 项未核验`,
@@ -71,9 +75,21 @@ export function formatVerdict(verdict: Verdict, lang: Lang, options: FormatOptio
     `${LABEL.verdict[lang]}: ${STATE[verdict.state][lang]}`,
     verdict.headline[lang],
     LABEL.counts[lang](count('pass'), count('fail'), count('unchecked')),
-    '',
-    `${LABEL.checks[lang]}:`,
   );
+  const a = verdict.summary.alert;
+  if (a !== undefined) {
+    // The alert and its recomputation, before the checks (VERIFIER.md §4.2: verdict, then the alert).
+    const vals = (v: Record<string, unknown>): string => Object.entries(v).map(([k, x]) => `${k}=${typeof x === 'string' ? x : JSON.stringify(x)}`).join(' ');
+    const alertCheck = verdict.checks.find((c) => c.id === 'alert');
+    lines.push(
+      '',
+      `${LABEL.alert[lang]}: ${a.kind} ${a.subject} [${STATUS[alertCheck?.status ?? 'unchecked'][lang]}]`,
+      `  ${a.rule} (${a.standard}) · ${a.window.from} .. ${a.window.to}`,
+      `  ${LABEL.alertValues[lang]}:   ${vals(a.values)}`,
+      `  ${LABEL.alertRecomputed[lang]}: ${a.recomputed === undefined ? LABEL.alertNotRecomputed[lang] : vals(a.recomputed)}`,
+    );
+  }
+  lines.push('', `${LABEL.checks[lang]}:`);
   for (const check of verdict.checks) lines.push(...formatCheck(check, lang, max));
   if (verdict.notes.length > 0) {
     lines.push('', `${LABEL.notes[lang]}:`);

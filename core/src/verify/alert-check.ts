@@ -13,7 +13,10 @@
 import { parseRule } from '../alerts/rules.ts';
 import { evalReading, evaluateRule } from '../alerts/engine.ts';
 import type { Alert, InvalidPeriod, RuleSet } from '../alerts/types.ts';
+import { itimeMs } from '../alerts/common.ts';
 import type { Reading } from '../reading.ts';
+import { FAIL, PASS } from './messages.ts';
+import type { AlertSummary, Text } from './verdict.ts';
 
 export interface AlertCheckFailure {
   code: 'ALERT_MISMATCH_ERROR';
@@ -115,4 +118,113 @@ export function checkAlert(alert: unknown, readings: readonly Reading[]): AlertC
     failures.push({ code: 'ALERT_MISMATCH_ERROR', sentence: `recomputed ${key} differs from the alert's`, path: `$.alert.${key}`, expected: want.slice(0, 2000), actual: got.slice(0, 2000) });
   }
   return { status: failures.length === 0 ? 'pass' : 'fail', failures, notes: [], recomputed };
+}
+
+// ---- check 9 over a bundle: recomputation plus coverage of the alert's window (FORMAT.md §15.7, §15.8) ----------
+
+/** A reading body of the bundle that passed checks 3 and 4 (digest, header, signature, chain). */
+export interface VerifiedBody {
+  seq: number;
+  reading: Reading;
+}
+
+/** What check 9 reports: a status, its sentence, its failures (with zh/en sentences) and the alert summary. */
+export interface BundleAlertJudgement {
+  status: 'pass' | 'fail' | 'unchecked' | 'not-applicable';
+  sentence: Text;
+  failures: { code: 'ALERT_MISMATCH_ERROR' | 'ALERT_WINDOW_ERROR'; sentence: Text; path?: string; seq?: number; expected?: string; actual?: string }[];
+  /** The alert as the bundle states it and as recomputed (absent when the bundle has none). */
+  summary?: AlertSummary;
+}
+
+/**
+ * The time of a reading on the alert window's basis (FORMAT.md §15.8): its instrument time `itime` (in the alert's
+ * UTC offset) when the basis is `itime` and the reading has one, else its gateway time.
+ */
+export function basisTimeMs(reading: Reading, basis: 'itime' | 'time', utcOffset: string): number {
+  return basis === 'itime' && reading.itime !== undefined ? itimeMs(reading.itime, utcOffset) : reading.time;
+}
+
+/** A canonical JSON value as the officer reads it: a string without its quotes. */
+function bare(json: string | undefined): string {
+  if (json === undefined) return 'null';
+  try {
+    const v: unknown = JSON.parse(json);
+    return typeof v === 'string' ? v : json;
+  } catch {
+    return json;
+  }
+}
+
+const shortValues = (values: Record<string, unknown> | undefined): string =>
+  values === undefined
+    ? ''
+    : Object.entries(values)
+        .slice(0, 8)
+        .map(([k, v]) => `${k} ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(', ');
+
+/**
+ * Check 9 over a parsed bundle (FORMAT.md §9 check 9, §15.7, §15.8): `window` is the bundle's seq window,
+ * `bodies` the reading bodies that passed checks 3 and 4. Recomputes the alert; then, for a recomputed alert, judges
+ * whether the bundle proves its time window complete: the window must start at seq 1 or at a reading before the
+ * alert window (else ALERT_WINDOW_ERROR), and end at a reading at or after its end (else `unchecked`: readings
+ * after the last one in the bundle are not shown absent).
+ */
+export function judgeBundleAlert(alert: unknown, window: { firstSeq: number; lastSeq: number }, bodies: readonly VerifiedBody[]): BundleAlertJudgement {
+  if (alert === undefined) return { status: 'not-applicable', sentence: PASS.alertNone(), failures: [] };
+  if (!isStructuredAlert(alert)) return { status: 'unchecked', sentence: PASS.alertUnstructured(), failures: [] };
+  const r = checkAlert(alert, bodies.map((b) => b.reading));
+  const rule = (alert.rule ?? {}) as { standard?: unknown; version?: unknown; id?: unknown };
+  const w = (alert.window ?? {}) as { from?: unknown; to?: unknown; basis?: unknown };
+  const summary: AlertSummary = {
+    id: String(alert.id),
+    kind: String(alert.kind),
+    subject: String(alert.subject),
+    rule: `${String(rule.id)} v${String(rule.version)}`,
+    standard: String(rule.standard),
+    window: { from: String(w.from), to: String(w.to), basis: w.basis === 'time' ? 'time' : 'itime' },
+    values: (alert.values !== null && typeof alert.values === 'object' ? alert.values : {}) as Record<string, unknown>,
+    ...(r.recomputed === undefined ? {} : { recomputed: r.recomputed.values }),
+    readings: Array.isArray(alert.readings) ? alert.readings.length : 0,
+  };
+  if (r.status === 'unchecked') return { status: 'unchecked', sentence: PASS.alertNoBody(r.notes.join('; ')), failures: [], summary };
+  if (r.status === 'fail') {
+    const failures: BundleAlertJudgement['failures'] = r.failures.map((f) => {
+        const value = f.path.startsWith('$.alert.values.') ? f.path.slice('$.alert.values.'.length) : undefined;
+        const sentence =
+          value !== undefined
+            ? FAIL.alertValue(value, bare(f.expected), bare(f.actual))
+            : f.path === '$.alert.id'
+              ? FAIL.alertNotProduced()
+              : FAIL.alertField(f.path, f.sentence);
+        return { code: f.code, sentence, path: f.path, ...(f.expected === undefined ? {} : { expected: f.expected }), ...(f.actual === undefined ? {} : { actual: f.actual }) };
+    });
+    return { status: 'fail', sentence: failures[0]!.sentence, failures, summary };
+  }
+  // Recomputed: now the coverage of the alert window by the bundle's seq window (FORMAT.md §15.8).
+  const a = r.recomputed!;
+  const off = a.utcOffset ?? '+08:00';
+  const from = Date.parse(a.window.from);
+  const to = Date.parse(a.window.to);
+  const bySeq = new Map(bodies.map((b) => [b.seq, b.reading]));
+  const first = bySeq.get(window.firstSeq);
+  const last = bySeq.get(window.lastSeq);
+  const sentence = PASS.alertRecomputed(a.kind, a.subject, shortValues(a.values), a.rule.standard, window.firstSeq, window.lastSeq);
+  if (window.firstSeq > 1) {
+    if (first === undefined) return { status: 'unchecked', sentence: PASS.alertWindowBoundaryUnverified(window.firstSeq), failures: [], summary };
+    const t = basisTimeMs(first, a.window.basis, off);
+    if (!(t < from)) {
+      return {
+        status: 'fail',
+        sentence: FAIL.alertWindowStart(window.firstSeq, t, a.window.from),
+        failures: [{ code: 'ALERT_WINDOW_ERROR', sentence: FAIL.alertWindowStart(window.firstSeq, t, a.window.from), seq: window.firstSeq, path: '$.window.firstSeq', expected: `a reading before ${a.window.from}`, actual: new Date(t).toISOString() }],
+        summary,
+      };
+    }
+  }
+  if (last === undefined) return { status: 'unchecked', sentence: PASS.alertWindowBoundaryUnverified(window.lastSeq), failures: [], summary };
+  const tl = basisTimeMs(last, a.window.basis, off);
+  if (!(tl >= to)) return { status: 'unchecked', sentence: PASS.alertWindowOpenEnd(window.lastSeq, a.window.to), failures: [], summary };
+  return { status: 'pass', sentence, failures: [], summary };
 }

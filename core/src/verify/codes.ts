@@ -40,6 +40,8 @@ export type VerifyCode =
   | 'TIME_BOUND_ERROR'
   /** The alert value recomputed from verified readings differs from the alert carried in the bundle. */
   | 'ALERT_MISMATCH_ERROR'
+  /** The bundle's seq window does not start before the alert's time window (nor at seq 1): it does not prove the window complete. */
+  | 'ALERT_WINDOW_ERROR'
   /** The bundle's ingest key (with its issuer) is not an ingest key of the officer's trust policy (FORMAT.md §14). */
   | 'UNTRUSTED_INGEST_KEY_ERROR'
   /** A batch is anchored on a chain or contract (or in a block) that the trust policy does not list. */
@@ -82,6 +84,7 @@ export const VERIFY_CODES: readonly VerifyCode[] = [
   'ANCHOR_NOT_FOUND_ERROR',
   'TIME_BOUND_ERROR',
   'ALERT_MISMATCH_ERROR',
+  'ALERT_WINDOW_ERROR',
   'UNTRUSTED_INGEST_KEY_ERROR',
   'UNTRUSTED_ANCHOR_ERROR',
   'INGEST_KEY_WINDOW_ERROR',

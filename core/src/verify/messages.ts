@@ -180,9 +180,25 @@ export const PASS = {
     en: `All ${bodies} reading bodies were made with the device clock not synchronised; no device time to bound`,
   }),
   alertNone: (): Text => ({ zh: '证据包不含告警', en: 'The bundle carries no alert' }),
-  alertUnsupported: (): Text => ({
-    zh: '本版本核验器尚不能复算告警，告警值未核验',
-    en: 'This verifier version cannot recompute alerts yet; the alert value was not checked',
+  alertUnstructured: (): Text => ({
+    zh: '证据包中的告警不含可复算的规则（非 FORMAT.md §15.7 格式），告警值未核验',
+    en: 'The alert in the bundle carries no rule to recompute (not a FORMAT.md §15.7 alert); its value was not checked',
+  }),
+  alertNoBody: (detail: string): Text => ({
+    zh: `告警所用的部分读数在证据包中没有已核验的正文，无法复算（${detail}）`,
+    en: `Some readings the alert uses have no verified body in the bundle; it could not be recomputed (${detail})`,
+  }),
+  alertRecomputed: (kind: string, subject: string, values: string, standard: string, first: number, last: number): Text => ({
+    zh: `由已核验读数复算告警 ${kind}（${subject}）：${values}，与告警一致（${standard}）；序号 ${first}–${last} 覆盖整个告警时间窗`,
+    en: `Recomputed ${kind} (${subject}) from verified readings: ${values}, equal to the alert (${standard}); seq ${first}–${last} covers the whole alert window`,
+  }),
+  alertWindowBoundaryUnverified: (seq: number): Text => ({
+    zh: `告警已复算一致，但窗口边界第 ${seq} 号读数没有已核验的正文，无法证明告警时间窗完整`,
+    en: `The alert recomputes, but boundary reading ${seq} has no verified body: the alert window is not shown complete`,
+  }),
+  alertWindowOpenEnd: (seq: number, to: string): Text => ({
+    zh: `告警已复算一致，但证据包最后一条读数（第 ${seq} 号）早于告警时间窗结束 ${to}：其后是否还有读数未能证明`,
+    en: `The alert recomputes, but the bundle's last reading (seq ${seq}) is before the alert window ends (${to}): readings after it are not shown absent`,
   }),
   flagsAllN: (n: number): Text => ({ zh: `${n} 项测量的数据标记全部为 N（正常）`, en: `All ${n} measurement flags are N (normal)` }),
   flagsNoneOtherThanN: (n: number, noFlag: number): Text => ({
@@ -447,9 +463,21 @@ export const FAIL = {
     zh: `第 ${seq} 号读数的设备时间 ${formatTime(time)} 晚于其批次 ${batchId} 的上链时间 ${formatTime(blockTime * 1000)}：设备时间不可信。`,
     en: `Reading ${seq} claims device time ${formatTime(time)}, after its batch ${batchId} was anchored at ${formatTime(blockTime * 1000)}: its device time cannot be right.`,
   }),
-  alert: (v: string, a: string): Text => ({
-    zh: `由已核验读数复算的小时均值为 ${v}，与告警值 ${a} 不符。`,
-    en: `The hourly mean recomputed from verified readings is ${v}, not ${a}.`,
+  alertValue: (name: string, v: string, a: string): Text => ({
+    zh: `由已核验读数复算的 ${name} 为 ${v}，与告警值 ${a} 不符。`,
+    en: `The ${name} recomputed from verified readings is ${v}, not ${a}.`,
+  }),
+  alertNotProduced: (): Text => ({
+    zh: '已核验的读数按告警所载规则（及其版本）复算不出该告警：告警的规则、对象或时间窗被改动，或读数不支持该告警。',
+    en: 'The verified readings do not produce this alert under its rule and version: the rule, subject or window was changed, or the readings do not support it.',
+  }),
+  alertField: (path: string, detail: string): Text => ({
+    zh: `告警的 ${path} 与由已核验读数复算的结果不符（${detail}）。`,
+    en: `The alert's ${path} differs from the recomputation from verified readings (${detail}).`,
+  }),
+  alertWindowStart: (seq: number, time: number, from: string): Text => ({
+    zh: `证据包从第 ${seq} 号读数（${formatTime(time)}）开始，晚于告警时间窗起点 ${from}：窗口开头的读数可能被略去。`,
+    en: `The bundle starts at reading ${seq} (${formatTime(time)}), not before the alert window starts (${from}): readings at its start may be left out.`,
   }),
 };
 

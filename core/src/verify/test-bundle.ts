@@ -80,6 +80,8 @@ export interface TestBundleOptions {
    * body). The real chain prev is passed in, so `prevOf` + `headerPrevOf: (s, real) => real` breaks only the body.
    */
   headerPrevOf?: (seq: number, realPrev: Uint8Array) => Uint8Array | undefined;
+  /** The content of reading `seq` (sensor, time, measurements, instrument time and record type), replacing the default. */
+  contentOf?: (seq: number) => Partial<Pick<Reading, 'sensor' | 'time' | 'meas' | 'itime' | 'rtype'>> | undefined;
   /** Seqs that get a second, different signed reading (a fork), placed right after the first. */
   forks?: number[];
   /**
@@ -232,6 +234,7 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
         clock: { synced: options.clockSynced ?? true, source: 'sim' },
         meas: [{ code: 'a21026', kind: 'Rtd', value, unit: 'mg/m3', ...(flag === undefined ? {} : { flag }) }],
         raw: [sha256(utf8(`frame ${seq} ${v}`))],
+        ...options.contentOf?.(seq),
       };
       const bytes = encodeReading(reading);
       const signer = options.signerOf?.(seq) ?? current;

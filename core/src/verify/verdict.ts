@@ -148,6 +148,25 @@ export interface Summary {
   bundleSha256?: string;
   /** Which policy the trust came from, and what the bundle itself named (absent for unreadable bundles). */
   trust?: TrustSummary;
+  /** The bundle's alert (FORMAT.md §15.7) as stated and as recomputed in check 9; absent without a structured alert. */
+  alert?: AlertSummary;
+}
+
+/** Check 9's facts for the page and the report: the alert as the bundle states it, and the recomputed values. */
+export interface AlertSummary {
+  id: string;
+  kind: string;
+  subject: string;
+  /** `rule.id vVERSION`. */
+  rule: string;
+  standard: string;
+  window: { from: string; to: string; basis: 'itime' | 'time' };
+  /** The alert's values as the bundle states them. */
+  values: Record<string, unknown>;
+  /** The values recomputed from the verified readings (absent when the readings do not produce the alert). */
+  recomputed?: Record<string, unknown>;
+  /** How many readings the alert names. */
+  readings: number;
 }
 
 /** Check 11's facts: the policy used (null: none) and, in full, what the bundle names as its roots of trust. */

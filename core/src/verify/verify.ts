@@ -79,6 +79,7 @@ import type { Reading } from '../reading.ts';
 import { hashLeaf, rootFromInclusionProof } from '../rfc9162/index.ts';
 import type { KeyBackend } from '../signer.ts';
 import { keyValidAt, type AttestationRoot, type EvmAnchorTarget, type IngestKeyEntry, type TrustPolicy } from '../trust/policy.ts';
+import { judgeBundleAlert } from './alert-check.ts';
 import type { OpenCode, VerifyCode } from './codes.ts';
 import type { AnchorField, HeaderField, Subject } from './messages.ts';
 import { attestedClaim, declared, FAIL, HEADLINE, NOTE, PASS, TITLES } from './messages.ts';
@@ -287,7 +288,7 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
   await checkInclusionReceiptRecordedRoot(ctx);
   await checkAnchor(ctx);
   checkTime(ctx);
-  checkAlert(ctx);
+  const alert = checkAlert(ctx);
   checkFlags(ctx);
   checkTrust(ctx);
 
@@ -303,6 +304,7 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
     ingestKeyId: toBase64Url(bundle.ingest.kid),
     anchors: ctx.anchors,
     trust: trustSummary(ctx),
+    ...(alert === undefined ? {} : { alert }),
   };
   return assemble(ORDER.map((id) => ctx.c[id].build()), foldNotes(ctx.notes), summary);
 }
@@ -937,11 +939,23 @@ function checkTime(ctx: Ctx): void {
 
 // ---- 9. Alert (§9 check 9) ------------------------------------------------------------------------------------
 
-function checkAlert(ctx: Ctx): void {
-  if (ctx.bundle.alert === undefined) {
-    ctx.c.alert.status = 'not-applicable';
-    ctx.c.alert.sentence = PASS.alertNone();
-  } else ctx.c.alert.open(PASS.alertUnsupported());
+/**
+ * Recomputes the bundle's alert (FORMAT.md §15.7) from the reading bodies that passed checks 3 and 4 (no failure
+ * of check 2, 3 or 4 names their seq) and judges whether the bundle covers the alert's time window (§15.8); the
+ * work is in alert-check.ts.
+ */
+function checkAlert(ctx: Ctx): Summary['alert'] {
+  const { c } = ctx;
+  const failedSeqs = new Set([...c.enrolment.failures, ...c.signatures.failures, ...c.completeness.failures].map((f) => f.seq));
+  const bodies = ctx.unique.filter((i) => i.reading !== undefined && !failedSeqs.has(i.statement.seq)).map((i) => ({ seq: i.statement.seq, reading: i.reading! }));
+  const j = judgeBundleAlert(ctx.bundle.alert, ctx.bundle.window, bodies);
+  for (const f of j.failures) c.alert.fail(f.code, f.sentence, { ...(f.seq === undefined ? {} : { seq: f.seq }), ...(f.path === undefined ? {} : { path: f.path }), ...(f.expected === undefined ? {} : { expected: f.expected }), ...(f.actual === undefined ? {} : { actual: f.actual }) });
+  if (j.status === 'unchecked') c.alert.open(j.sentence);
+  else {
+    if (j.status === 'not-applicable') c.alert.status = 'not-applicable';
+    c.alert.sentence = j.sentence;
+  }
+  return j.summary;
 }
 
 // ---- 10. Data flags, informational (§9 check 10) --------------------------------------------------------------

@@ -18,6 +18,10 @@
  *                                         MAX_BUNDLE_WINDOW (10 000) seqs, 413 HTTP_WINDOW_TOO_LARGE beyond
  *   GET  /frames/<sha256 hex>             {frameSha256, readings: [{deviceId, seq}], bundles: [...]}
  *   POST /frames         body: the raw frame bytes           same, for SHA-256(body)
+ *   GET  /alerts                          {alerts: [{id, kind, subject, rule, standard, window, values, devices, readings}]}:
+ *                                         what the configured rules (`run --rules`) give over the stored readings
+ *   GET  /alerts/<id>                     the alert (FORMAT.md §15.7) | 404 INGEST_ALERT_NOT_FOUND / INGEST_NO_RULES
+ *   GET  /alerts/<id>/bundle              its evidence bundle (FORMAT.md §15.8) | 409 INGEST_NOT_ANCHORED (not yet)
  *   POST /flush  [admin]                  cuts and anchors every pending leaf now; {batches, anchored}
  *   GET  /verify                          the officer's verifier page (dist/stele-verify.html, npm run build:web)
  *
@@ -46,6 +50,7 @@ import type { EnrolmentRecord } from '@stele/core/enrolment/index.ts';
 import { toLogFn, type Logger } from '../log.ts';
 import { MAX_BUNDLE_WINDOW, type IngestService } from '../service.ts';
 import { checkBearer } from './admin-token.ts';
+import { listItem, type AlertBook } from '../alerts.ts';
 
 export interface IngestHttpOptions {
   service: IngestService;
@@ -60,6 +65,8 @@ export interface IngestHttpOptions {
   log?: Logger;
   /** The verifier page served at GET /verify. Default: dist/stele-verify.html of this checkout. */
   verifierPagePath?: string;
+  /** The alert rules' results (`run --rules`); without it the /alerts routes answer 404 INGEST_NO_RULES. */
+  alerts?: AlertBook;
 }
 
 /** Where `npm run build:web` writes the verifier page. */
@@ -92,6 +99,10 @@ const STATUS_OF_CODE: Record<string, number> = {
   INGEST_REVOKE_ERROR: 409,
   INGEST_STOPPED: 503,
   INGEST_WINDOW_TOO_LARGE: 413,
+  INGEST_NO_RULES: 404,
+  INGEST_ALERT_NOT_FOUND: 404,
+  INGEST_ALERT_MULTI_DEVICE: 409,
+  INGEST_ALERT_NOT_REPRODUCIBLE: 409,
 };
 
 /** Request paths that change state: only with the admin token. */
@@ -260,6 +271,15 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       // refused before anything is read or allocated: the window is a number the client wrote
       if (last - first + 1 > MAX_BUNDLE_WINDOW) throw new HttpProblem(413, 'HTTP_WINDOW_TOO_LARGE', `a bundle holds at most ${MAX_BUNDLE_WINDOW} seqs; ask for several windows`);
       return { status: 200, body: await service.exportBundle(device, first, last) };
+    }
+    if (method === 'GET' && parts[0] === 'alerts' && parts.length <= 3) {
+      const book = options.alerts;
+      if (book === undefined) throw new HttpProblem(404, 'INGEST_NO_RULES', 'ingest runs without alert rules (stele ingest run --rules FILE)');
+      if (parts.length === 1) return { status: 200, body: { alerts: (await book.alerts()).map(listItem) } };
+      const id = parts[1]!;
+      if (!/^[0-9a-f]{64}$/.test(id)) throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'an alert id is 64 lowercase hex digits');
+      if (parts.length === 2) return { status: 200, body: await book.alert(id) };
+      if (parts[2] === 'bundle') return { status: 200, body: await book.bundle(id) };
     }
     if (parts[0] === 'frames' && ((method === 'GET' && parts.length === 2) || (method === 'POST' && parts.length === 1))) {
       let digest: Uint8Array;

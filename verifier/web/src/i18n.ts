@@ -20,6 +20,13 @@ export const STATUS_WORD: Record<CheckStatus, Text> = {
 
 export const W = {
   checks: T('核验项目', 'Checks'),
+  alert: T('告警', 'Alert'),
+  alertRule: (rule: string, standard: string): Text => T(`规则 ${rule}（${standard}）`, `Rule ${rule} (${standard})`),
+  alertWindow: (from: string, to: string, basis: 'itime' | 'time'): Text =>
+    T(`时间窗 ${from} – ${to}（${basis === 'itime' ? '仪器时间' : '网关时间'}）`, `Window ${from} – ${to} (${basis === 'itime' ? 'instrument time' : 'gateway time'})`),
+  alertCols: [T('数值', 'Value'), T('告警所载', 'Stated in the alert'), T('由已核验读数复算', 'Recomputed from verified readings'), T('一致', 'Equal')] as Text[],
+  alertNotRecomputed: T('未能复算', 'not recomputed'),
+  alertRecomputedHead: T('复算', 'Recomputed'),
   notes: T('说明（不属于未通过）', 'Notes (not failures)'),
   anchors: T('信任锚与链上锚定', 'Trust anchors and the on-chain anchor'),
   chart: T('窗口内读数', "The window's readings"),

@@ -224,6 +224,7 @@ function renderResult(r: PageResult): void {
   body.append(
     renderReportHead(r),
     renderVerdict(r),
+    renderAlert(v),
     renderNotes(v),
     renderChecks(v.checks),
     renderAnchors(r),
@@ -260,6 +261,43 @@ function renderVerdict(r: PageResult): HTMLElement {
   if (open.length > 0) box.append(h('p', { class: 'open' }, bi(W.open(open.map((c) => c.title), r.rpcUrls.length === 0))));
   if (v.summary.bundleSha256 !== undefined) box.append(h('p', { class: 'digest' }, bi(W.bundleSha), ' ', fullHex(v.summary.bundleSha256)));
   return box;
+}
+
+/**
+ * The alert and its recomputation (VERIFIER.md §4.2, check 9): what the alert states, the rule and window, and per
+ * value the stated and the recomputed number side by side. Nothing when the bundle carries no FORMAT.md §15.7 alert.
+ */
+function renderAlert(v: Verdict): HTMLElement {
+  const a = v.summary.alert;
+  if (a === undefined) return h('div');
+  const check = v.checks.find((c) => c.id === 'alert')!;
+  const text = (x: unknown): string => (x === undefined ? '' : typeof x === 'string' ? x : JSON.stringify(x));
+  const keys = [...new Set([...Object.keys(a.values), ...Object.keys(a.recomputed ?? {})])];
+  const tbody = h('tbody');
+  for (const k of keys) {
+    const stated = text(a.values[k]);
+    const again = a.recomputed === undefined ? undefined : text(a.recomputed[k]);
+    const equal = again === undefined ? undefined : again === stated;
+    tbody.append(
+      h(
+        'tr',
+        { 'data-value': k, ...(equal === false ? { class: 'differs' } : {}) },
+        h('th', { scope: 'row' }, k),
+        h('td', { class: 'num' }, stated),
+        h('td', { class: 'num' }, again === undefined ? bi(W.alertNotRecomputed) : again),
+        h('td', {}, equal === undefined ? '–' : equal ? '✓' : '✗'),
+      ),
+    );
+  }
+  return h(
+    'section',
+    { id: 'alert', 'aria-labelledby': 'alert-h', 'data-status': check.status },
+    h('h2', { id: 'alert-h' }, bi(W.alert)),
+    h('p', { class: 'alert-what' }, h('strong', {}, a.kind), ' · ', a.subject),
+    h('p', {}, bi(W.alertRule(a.rule, a.standard)), ' · ', bi(W.alertWindow(a.window.from, a.window.to, a.window.basis))),
+    h('p', { class: 'alert-check' }, h('span', { class: `badge ${check.status}` }, bi(STATUS_WORD[check.status])), ' ', bi(W.alertRecomputedHead), ': ', bi(check.sentence)),
+    h('table', { class: 'alert-values' }, h('thead', {}, h('tr', {}, ...W.alertCols.map((c) => h('th', { scope: 'col' }, bi(c))))), tbody),
+  );
 }
 
 function renderNotes(v: Verdict): HTMLElement {

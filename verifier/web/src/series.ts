@@ -146,10 +146,12 @@ export function describeBundle(bundle: EvidenceBundle, verdict: Verdict): Bundle
   return info;
 }
 
-/** A numeric `limit` in the bundle's alert, if it has one (the alert's shape is not defined in format v1 yet). */
+/** A numeric limit of the bundle's alert: `values.limit` (FORMAT.md §15.7: emission alerts), else a top-level `limit`. */
 function alertLimit(alert: unknown): number | undefined {
   if (typeof alert !== 'object' || alert === null) return undefined;
-  const v = (alert as Record<string, unknown>).limit;
+  const values = (alert as Record<string, unknown>).values;
+  const fromValues = typeof values === 'object' && values !== null ? (values as Record<string, unknown>).limit ?? (values as Record<string, unknown>).high : undefined;
+  const v = fromValues ?? (alert as Record<string, unknown>).limit;
   const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : Number.NaN;
   return Number.isFinite(n) ? n : undefined;
 }

@@ -1,0 +1,219 @@
+/**
+ * Alerts at ingest (issue #12 item 5, FORMAT.md §15): the configured rule sets run over the readings ingest has
+ * stored (each already verified on arrival: signature, key, chain), and each alert can be exported as an evidence
+ * bundle that proves its whole time window (FORMAT.md §15.8) and carries the alert (§15.7).
+ *
+ * Evaluation is on demand and cached until ingest commits another reading. It reads at most
+ * `maxReadingsPerDevice` of each device's latest readings (the rules' windows are hours and days; older alerts are
+ * out of view). An alert bundle is checked with the verifier's own check-9 code before it is handed out, so ingest
+ * never exports an alert the readings do not give again.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AlertError, evalReading, evaluateRuleSet, parseRuleSet, type Alert, type EvalReading, type RuleSet } from '@stele/core/alerts/index.ts';
+import { basisTimeMs, judgeBundleAlert } from '@stele/core/verify/alert-check.ts';
+import { decodeReading, type Reading } from '@stele/core/reading.ts';
+import { IngestError } from './errors.ts';
+import { MAX_BUNDLE_WINDOW, type EvidenceBundleJson, type IngestService } from './service.ts';
+
+/** Default of `maxReadingsPerDevice`: a day of minute records and real-time records at 30 s, with room. */
+export const DEFAULT_ALERT_READINGS_PER_DEVICE = 50_000;
+const MAX_RULES_FILE_BYTES = 4 * 1024 * 1024;
+
+/** The rule sets that ship with Stele (`stele alerts standards`). */
+export const STANDARDS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'core', 'standards');
+
+/**
+ * Reads rule set files (FORMAT.md §15.1) into one set: rules in file order; utcOffset of the first file. A name
+ * without a slash that is a shipped rule set (`ultra-low-coal`, `gsp-cold-2-8`, …) names that file.
+ */
+export async function loadRuleFiles(args: readonly string[]): Promise<RuleSet> {
+  const sets: RuleSet[] = [];
+  for (const arg of args) {
+    let path = arg;
+    if (!arg.includes('/')) {
+      const shipped = join(STANDARDS_DIR, arg.endsWith('.json') ? arg : `${arg}.json`);
+      if (await stat(shipped).then(() => true, () => false)) path = shipped;
+    }
+    let text: string;
+    try {
+      if ((await stat(path)).size > MAX_RULES_FILE_BYTES) throw new Error(`larger than ${MAX_RULES_FILE_BYTES} bytes`);
+      text = await readFile(path, 'utf8');
+    } catch (cause) {
+      throw new IngestError('INGEST_RULES_ERROR', `rules ${path}: ${(cause as Error).message}`, { cause, where: { file: path } });
+    }
+    try {
+      sets.push(parseRuleSet(JSON.parse(text)));
+    } catch (cause) {
+      throw new IngestError('INGEST_RULES_ERROR', `rules ${path}: ${(cause as Error).message}`, { cause, where: { file: path, ...(cause instanceof AlertError ? cause.where : {}) } });
+    }
+  }
+  if (sets.length === 0) throw new IngestError('INGEST_RULES_ERROR', 'no rule set given');
+  const rules = sets.flatMap((s) => s.rules);
+  const ids = new Set<string>();
+  for (const r of rules) {
+    if (ids.has(r.id)) throw new IngestError('INGEST_RULES_ERROR', `rule id ${r.id} appears twice`, { where: { rule: r.id } });
+    ids.add(r.id);
+  }
+  const invalidPeriods = sets.flatMap((s) => s.invalidPeriods ?? []);
+  return {
+    format: 'stele-rules/1',
+    utcOffset: sets[0]!.utcOffset ?? '+08:00',
+    rules,
+    ...(invalidPeriods.length === 0 ? {} : { invalidPeriods }),
+  };
+}
+
+/** What `GET /alerts` lists per alert. */
+export interface AlertListItem {
+  id: string;
+  kind: string;
+  subject: string;
+  rule: string;
+  standard: string;
+  window: Alert['window'];
+  values: Alert['values'];
+  devices: string[];
+  readings: number;
+}
+
+export function listItem(a: Alert): AlertListItem {
+  return {
+    id: a.id,
+    kind: a.kind,
+    subject: a.subject,
+    rule: `${a.rule.id} v${a.rule.version}`,
+    standard: a.rule.standard,
+    window: a.window,
+    values: a.values,
+    devices: [...new Set(a.readings.map((r) => r.device))],
+    readings: a.readings.length,
+  };
+}
+
+export interface AlertBookOptions {
+  maxReadingsPerDevice?: number;
+}
+
+export class AlertBook {
+  private cache: { readings: number; alerts: Alert[]; byDevice: Map<string, Map<number, Reading>> } | undefined;
+  private running: Promise<NonNullable<AlertBook['cache']>> | undefined;
+  private readonly maxPerDevice: number;
+
+  constructor(
+    private readonly service: IngestService,
+    readonly rules: RuleSet,
+    options: AlertBookOptions = {},
+  ) {
+    this.maxPerDevice = options.maxReadingsPerDevice ?? DEFAULT_ALERT_READINGS_PER_DEVICE;
+  }
+
+  /** Every alert the rules give over the stored readings now (evaluated again only after new readings). */
+  async alerts(): Promise<Alert[]> {
+    return (await this.evaluate()).alerts;
+  }
+
+  async alert(id: string): Promise<Alert> {
+    const a = (await this.alerts()).find((x) => x.id === id);
+    if (a === undefined) throw new IngestError('INGEST_ALERT_NOT_FOUND', 'no current alert has this id', { where: { id } });
+    return a;
+  }
+
+  /**
+   * The evidence bundle of an alert (FORMAT.md §15.8): the alert's device from the last reading before its window
+   * (else seq 1) to the first reading at or after its end (else the last reading in an anchored batch), with the
+   * alert. INGEST_NOT_ANCHORED while a reading it needs is not anchored yet (ask again after the next batch).
+   */
+  async bundle(id: string): Promise<EvidenceBundleJson> {
+    const alert = await this.alert(id);
+    const state = await this.evaluate();
+    const devices = [...new Set(alert.readings.map((r) => r.device))];
+    if (devices.length !== 1) {
+      throw new IngestError('INGEST_ALERT_MULTI_DEVICE', `the alert's readings span ${devices.length} devices; a bundle holds one (FORMAT.md §15.8)`, { where: { id, devices } });
+    }
+    const device = devices[0]!;
+    const readings = state.byDevice.get(device) ?? new Map<number, Reading>();
+    const seqs = alert.readings.map((r) => r.seq);
+    const min = Math.min(...seqs);
+    const max = Math.max(...seqs);
+    const off = alert.utcOffset ?? '+08:00';
+    const from = Date.parse(alert.window.from);
+    const to = Date.parse(alert.window.to);
+    const at = (r: Reading): number => basisTimeMs(r, alert.window.basis, off);
+    let first = 1;
+    for (let s = min - 1; s >= 1 && min - s <= MAX_BUNDLE_WINDOW; s--) {
+      const r = readings.get(s);
+      if (r !== undefined && at(r) < from) {
+        first = s;
+        break;
+      }
+    }
+    const head = this.service.head(device).seq;
+    let last = max;
+    for (let s = max + 1; s <= head && s - first < MAX_BUNDLE_WINDOW; s++) {
+      const r = readings.get(s);
+      last = s;
+      if (r !== undefined && at(r) >= to) break;
+    }
+    // Only what is in an anchored batch can go into a bundle: end at the last such entry (at least `max`).
+    const rows = await this.service.storedReadings(device, max, Math.min(last, max + MAX_BUNDLE_WINDOW - 1));
+    for (const row of rows) if (row.seq > max && !row.inBatch) {
+      last = row.seq - 1;
+      break;
+    }
+    let bundle: EvidenceBundleJson;
+    try {
+      bundle = { ...(await this.service.exportBundle(device, first, last)), alert: JSON.parse(JSON.stringify(alert)) as unknown };
+    } catch (err) {
+      // The end reading may be in a batch that is not anchored yet: fall back to the alert's own readings' end.
+      if (err instanceof IngestError && err.code === 'INGEST_NOT_ANCHORED' && last > max) {
+        bundle = { ...(await this.service.exportBundle(device, first, max)), alert: JSON.parse(JSON.stringify(alert)) as unknown };
+      } else throw err;
+    }
+    // The verifier's own check 9 over what is exported: ingest never hands out an alert its readings do not give.
+    const bodies: { seq: number; reading: Reading }[] = [];
+    for (let s = bundle.window.firstSeq; s <= bundle.window.lastSeq; s++) {
+      const r = readings.get(s);
+      if (r !== undefined) bodies.push({ seq: s, reading: r });
+    }
+    const judged = judgeBundleAlert(bundle.alert, bundle.window, bodies);
+    if (judged.status === 'fail') {
+      throw new IngestError('INGEST_ALERT_NOT_REPRODUCIBLE', `the exported readings do not give the alert again: ${judged.failures[0]?.sentence.en ?? ''}`, { where: { id, firstSeq: bundle.window.firstSeq, lastSeq: bundle.window.lastSeq } });
+    }
+    return bundle;
+  }
+
+  private evaluate(): Promise<NonNullable<AlertBook['cache']>> {
+    const count = this.service.stats().readings;
+    if (this.cache !== undefined && this.cache.readings === count) return Promise.resolve(this.cache);
+    this.running ??= this.run(count).finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async run(count: number): Promise<NonNullable<AlertBook['cache']>> {
+    const evals: EvalReading[] = [];
+    const byDevice = new Map<string, Map<number, Reading>>();
+    for (const device of this.service.deviceIds().sort()) {
+      const head = this.service.head(device).seq;
+      const map = new Map<number, Reading>();
+      byDevice.set(device, map);
+      for (let first = Math.max(1, head - this.maxPerDevice + 1); first <= head; first += MAX_BUNDLE_WINDOW) {
+        for (const row of await this.service.storedReadings(device, first, Math.min(head, first + MAX_BUNDLE_WINDOW - 1))) {
+          if (row.reading === undefined) continue; // hash-only or a lifecycle statement: nothing to compute on
+          let reading: Reading;
+          try {
+            reading = decodeReading(row.reading);
+          } catch {
+            continue; // not a reading body (a chained lifecycle statement's seq)
+          }
+          map.set(row.seq, reading);
+          evals.push(evalReading(reading, { receivedAt: row.receivedAt }));
+        }
+      }
+    }
+    const alerts = evaluateRuleSet(this.rules, evals).alerts;
+    this.cache = { readings: count, alerts, byDevice };
+    return this.cache;
+  }
+}
