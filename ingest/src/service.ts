@@ -48,9 +48,9 @@ import { stepAnchor, type AnchorAlarm, type AnchorJob } from './anchor/machine.t
 import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
-import { currentKey, decodeDeviceKeys, encodeDeviceKeys, isLifecycleLogId, KeyRegistry, lifecycleLogId, registryKey, type DeviceKeys } from './registry/index.ts';
+import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
 import { limitedClientStream } from './broker/packet-limit.ts';
-import { IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
+import { openStore, type BatchRow, type CommitItem, type DeviceRow, type ForkRow, type Head, type IngestStore } from './store/index.ts';
 
 /**
  * The FORMAT.md §7 JSON object (base64url / 0x-hex fields), ready for `JSON.stringify`. core's `EvidenceBundle`
@@ -94,8 +94,13 @@ export interface IngestOptions {
    * parser buffers them and rejected as INGEST_OVERSIZE (on mqtt:// and mqtts://). Default maxMessageBytes + 1024.
    */
   maxPacketBytes?: number;
-  /** LevelDB directory (created when absent). */
+  /** LevelDB directory (created when absent): the store unless `store` names another. */
   dataDir: string;
+  /**
+   * Where the store is (ingest/src/store/): a `postgres://` URL for PostgreSQL, which several workers may share, or
+   * a directory for the embedded LevelDB store. Default: `dataDir` (LevelDB).
+   */
+  store?: string;
   /** The ingest receipt key. */
   signer: Signer;
   /** `iss` of every receipt (FORMAT.md §5). */
@@ -107,7 +112,7 @@ export interface IngestOptions {
   maxBatchSize?: number;
   /** Larger MQTT payloads are rejected with INGEST_OVERSIZE. Default 65536. */
   maxMessageBytes?: number;
-  /** Statements ahead of a device's head kept while waiting for the gap to fill. Default 1024 per device. */
+  /** Statements ahead of a device's head kept (in the store) while waiting for the gap to fill. Default 1024 per device. */
   reorderLimit?: number;
   /**
    * Messages received but not processed yet, per device and over all devices. Beyond either, a message is shed
@@ -148,7 +153,7 @@ export interface IngestStats {
   duplicates: number;
   /** Leaves committed but not in a batch yet. */
   pending: number;
-  /** Statements held in reorder buffers waiting for a gap to fill. */
+  /** Statements held in the store ahead of their device's head, waiting for a gap to fill (as last counted). */
   buffered: number;
   /** Failed anchor attempts (each retried on the next tick), since this process started. */
   anchorFailures: number;
@@ -168,6 +173,8 @@ interface Incoming {
 }
 
 interface Checked {
+  /** The message as received: what is held in the store when the statement is ahead of the head. */
+  payload: Uint8Array;
   statement: Uint8Array;
   /** The reading statement, or undefined for a lifecycle statement (rotation, reinstall). */
   parsed?: ParsedStatement;
@@ -226,6 +233,8 @@ export class IngestService {
   /** Per device: the second and the rejections logged in it (rate limit). */
   private readonly rejectWindows = new Map<string, { second: number; n: number; suppressed: number }>();
 
+  // Caches of what the store holds (the store is the truth, re-read before each decision on a device: another
+  // worker sharing a PostgreSQL store may have moved it). They serve the synchronous accessors and stats.
   private readonly registry = new KeyRegistry();
   private readonly devicesById = new Map<string, DeviceRow>();
   /** Per device: the tail of the work serialised on it (statement groups, enrolment, revocation). */
@@ -234,9 +243,10 @@ export class IngestService {
   /** Per device: the batch position of its head statement when that is in a device-level batch (seq-tagged). */
   private readonly headBatches = new Map<string, HeadBatch & { seq: number }>();
   private readonly queues = new Map<string, DeviceQueue>();
-  private readonly reorder = new Map<string, Map<number, Checked>>();
   private readonly ackTimers = new Map<string, NodeJS.Timeout>();
-  private pending: PendingLeaf[] = [];
+  /** Pending leaves and held statements in the store, as last counted (stats and the size trigger). */
+  private pendingCount = 0;
+  private heldCount = 0;
   private unanchored: number[] = [];
   private lastAnchorError: unknown;
   private chainDownSince: number | undefined;
@@ -287,7 +297,7 @@ export class IngestService {
 
   static async start(options: IngestOptions): Promise<IngestService> {
     if (typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('options.issuer must be a non-empty string');
-    const store = await IngestStore.open(options.dataDir);
+    const store = await openStore(options.store ?? options.dataDir);
     const service = new IngestService(options, store);
     try {
       await service.resume();
@@ -301,9 +311,10 @@ export class IngestService {
     if (service.unanchored.length > 0) void service.exclusive(() => service.anchorPending()).catch(() => {});
     service.log('info', 'ingest started', {
       dataDir: options.dataDir,
+      store: `${store.kind} ${store.location}`,
       devices: service.devicesById.size,
       readings: service.counters.readings,
-      pending: service.pending.length,
+      pending: service.pendingCount,
       unanchored: service.unanchored.length,
     });
     return service;
@@ -314,7 +325,7 @@ export class IngestService {
    * without a running service): the same enrol/revoke code as the service, with no broker, no batching timer and
    * no anchoring. What they log stays pending and is batched and anchored at the next `start`.
    */
-  static async openOffline(options: Pick<IngestOptions, 'dataDir' | 'signer' | 'issuer' | 'log' | 'trustedInstallers'>): Promise<IngestService> {
+  static async openOffline(options: Pick<IngestOptions, 'dataDir' | 'store' | 'signer' | 'issuer' | 'log' | 'trustedInstallers'>): Promise<IngestService> {
     const offlineAnchorer: Anchorer = {
       chainId: 0,
       contract: '0x0000000000000000000000000000000000000000',
@@ -322,7 +333,7 @@ export class IngestService {
       anchor: () => Promise.reject(new IngestError('INGEST_STOPPED', 'ingest is opened offline: anchoring happens in `stele ingest run`')),
     };
     const full: IngestOptions = { ...options, mqttUrl: 'mqtt://offline', anchorer: offlineAnchorer };
-    const store = await IngestStore.open(options.dataDir);
+    const store = await openStore(options.store ?? options.dataDir);
     const service = new IngestService(full, store);
     service.offline = true;
     try {
@@ -376,6 +387,7 @@ export class IngestService {
   private async enrolChecked({ record, publicKey, kid }: CheckedRecord, requestDigest: Uint8Array, installer: Uint8Array): Promise<void> {
     if (this.stopping) throw new IngestError('INGEST_STOPPED', 'ingest is stopped');
     await this.withDeviceLock(record.deviceId, async () => {
+      await this.refreshDevice(record.deviceId);
       const state = this.registry.draft(record.deviceId);
       if (state !== undefined) {
         if (findSpan(state.keys, kid) !== undefined) return; // the same key again: nothing to do
@@ -414,6 +426,7 @@ export class IngestService {
     const reason = options.reason ?? 'revoked by the operator';
     if (typeof reason !== 'string') throw new TypeError('reason must be a string');
     return this.withDeviceLock(deviceId, async () => {
+      await this.refreshDevice(deviceId);
       const state = this.registry.draft(deviceId);
       if (state === undefined) throw new IngestError('INGEST_UNKNOWN_DEVICE', 'no such enrolled device', { where: { deviceId } });
       const span = options.kid === undefined ? currentKey(state) : findSpan(state.keys, options.kid);
@@ -488,11 +501,11 @@ export class IngestService {
       lifecycleLogId(state.deviceId),
       [{ seq: n, entry: { statement, receivedAt: Date.now() }, leafHash: hashLeaf(statement) }],
       { seq: n, digest: sha256(statement) },
-      [{ key: registryKey(state.deviceId), value: encodeDeviceKeys(next) }],
+      { keys: next },
     );
     this.registry.adopt(next);
-    this.pending.push(...leaves);
-    if (this.pending.length >= this.maxBatchSize) this.tick(true);
+    this.pendingCount += leaves.length;
+    if (this.pendingCount >= this.maxBatchSize) this.tick(true);
   }
 
   /** Runs `work` after every earlier piece of work on `deviceId` (statement groups, enrolment, revocation). */
@@ -511,16 +524,14 @@ export class IngestService {
   }
 
   stats(): IngestStats {
-    let buffered = 0;
-    for (const b of this.reorder.values()) buffered += b.size;
     return {
       readings: this.counters.readings,
       batches: this.counters.batches,
       anchored: this.counters.anchored,
       rejected: { ...this.counters.rejected },
       duplicates: this.counters.duplicates,
-      pending: this.pending.length,
-      buffered,
+      pending: this.pendingCount,
+      buffered: this.heldCount,
       anchorFailures: this.counters.anchorFailures,
       anchorsLost: this.counters.anchorsLost,
       shed: this.counters.shed,
@@ -529,7 +540,7 @@ export class IngestService {
     };
   }
 
-  /** The committed head of a device (seq 0 and 32 zero bytes before its first reading). */
+  /** The committed head of a device as this worker last read it (seq 0 and 32 zero bytes before its first reading). */
   head(deviceId: string): Head {
     return this.heads.get(deviceId) ?? { seq: 0, digest: GENESIS_PREV };
   }
@@ -681,16 +692,17 @@ export class IngestService {
   // ---------------------------------------------------------------- start-up
 
   private async resume(): Promise<void> {
-    for (const [, value] of await this.store.listByPrefix('reg!')) this.registry.adopt(decodeDeviceKeys(value));
+    for (const keys of await this.store.listDeviceKeys()) this.registry.adopt(keys);
     for (const row of await this.store.listDevices()) this.devicesById.set(row.record.deviceId, row);
     for (const [device, head] of await this.store.listHeads()) {
       if (isLifecycleLogId(device)) continue; // a device's lifecycle log, not its chain (registry/registry.ts)
       this.heads.set(device, head);
       this.counters.readings += head.seq;
     }
-    this.pending = await this.store.listPending();
+    this.pendingCount = await this.store.countPending();
+    this.heldCount = await this.store.countAllHeld();
     this.unanchored = await this.store.listUnanchoredIds();
-    this.counters.batches = this.store.batchCount();
+    this.counters.batches = await this.store.batchCount();
     this.counters.anchored = this.counters.batches - this.unanchored.length;
     // Devices enrolled before lifecycle statements existed, or straight into the store while ingest was down
     // (`stele ingest enrol` without --url): log their enrolment now. Their key was the only one since seq 1.
@@ -814,7 +826,19 @@ export class IngestService {
         const group = q.items.splice(0, GROUP_LIMIT);
         this.queuedTotal -= group.length;
         try {
-          await this.withDeviceLock(device, () => this.processGroup(device, group));
+          await this.withDeviceLock(device, async () => {
+            // Another worker sharing the store committed this device first: judge the group again against the
+            // head it left (what it committed becomes duplicates, re-acked). Bounded: a store that keeps moving
+            // under us leaves the rest to the gateway's resend.
+            for (let attempt = 1; ; attempt++) {
+              try {
+                return await this.processGroup(device, group);
+              } catch (e) {
+                if (attempt >= 3 || !(e instanceof IngestError && e.code === 'INGEST_STORE_CONFLICT')) throw e;
+                this.log('info', 'commit conflict, judging the group again', { device, attempt });
+              }
+            }
+          });
         } catch (e) {
           // A store failure: nothing of this group was committed or acked; the gateway resends it.
           this.log('error', 'processing failed', { device, err: errorText(e), count: group.length });
@@ -835,26 +859,36 @@ export class IngestService {
     }
   }
 
+  /**
+   * Re-reads what the store holds for a device (head, key registry row, enrolment record) into the caches: the
+   * store is the truth, and another worker sharing it may have moved the device since.
+   */
+  private async refreshDevice(device: string): Promise<void> {
+    const [head, keys, row] = await Promise.all([
+      this.store.getHead(device),
+      this.store.getDeviceKeys(device),
+      this.devicesById.has(device) ? undefined : this.store.getDevice(device),
+    ]);
+    if (head !== undefined) this.heads.set(device, head);
+    if (keys !== undefined) this.registry.adopt(keys);
+    if (row !== undefined) this.devicesById.set(device, row);
+  }
+
   private async processGroup(device: string, group: Incoming[]): Promise<void> {
+    await this.refreshDevice(device);
     // Stateless checks (decode, key, signature, body) in parallel; the key-validity and chain checks below are
     // sequential, against a draft of the device's key registry that rotations in this group update as they commit.
-    const checks = await Promise.all(
-      group.map((m) =>
-        this.precheck(device, m).catch((e: unknown): Precheck => {
-          // Not a check failing but code failing on untrusted input: still a rejection, never a crash.
-          this.log('error', 'unexpected error while checking a statement', { device, err: errorText(e) });
-          return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
-        }),
-      ),
-    );
-    const buffer = this.reorder.get(device) ?? new Map<number, Checked>();
+    const checks = await Promise.all(group.map((m) => this.safePrecheck(device, m)));
+    // In seq order (rejections first): statements reordered within a group commit without being held.
+    checks.sort((a, b) => (a.ok ? a.value.seq : -1) - (b.ok ? b.value.seq : -1));
     let head = this.head(device);
     const commits: CommitItem[] = [];
     const committedHere = new Map<number, Uint8Array>();
     let reAck = false;
+    let heldChanged = false;
     const draft = this.registry.draft(device);
     let draftChanged = false;
-    let headBatch = await this.headBatchOf(device, head, [...checks.flatMap((r) => (r.ok ? [r.value] : [])), ...buffer.values()]);
+    let headBatch = await this.headBatchOf(device, head, checks.flatMap((r) => (r.ok ? [r.value] : [])));
 
     /** Whether the statement's key may sign its seq now (FORMAT.md §13.5); rejects it when not. */
     const keyCheck = async (c: Checked): Promise<boolean> => {
@@ -917,6 +951,38 @@ export class IngestService {
       return true;
     };
 
+    /**
+     * The chain check advancing over what the store holds contiguously after the head (statements that came
+     * ahead of a gap, possibly to another worker). Each is judged again: a revocation or rotation may have come
+     * since it was held. One that fails is dropped (the gateway resends what is not confirmed).
+     */
+    const advanceOverHeld = async (): Promise<void> => {
+      for (;;) {
+        const held = await this.store.listHeld(device, head.seq + 1, GROUP_LIMIT);
+        let advanced = false;
+        for (const h of held) {
+          if (h.seq !== head.seq + 1) break;
+          const r = await this.safePrecheck(device, { payload: h.payload, receivedAt: h.receivedAt });
+          if (!r.ok || r.value.seq !== h.seq) {
+            if (!r.ok) this.reject(device, r.code, h.seq, r.detail);
+            await this.store.dropHeld(device, h.seq);
+            heldChanged = true;
+            return;
+          }
+          if (r.value.prev === undefined && headBatch === undefined) headBatch = await this.headBatchOf(device, head, [r.value]);
+          if (!(await keyCheck(r.value)) || !tryCommit(r.value)) {
+            await this.store.dropHeld(device, h.seq);
+            heldChanged = true;
+            return;
+          }
+          heldChanged = true;
+          advanced = true;
+        }
+        if (!advanced || held.length < GROUP_LIMIT) return;
+      }
+    };
+
+    const headAtStart = head.seq;
     for (const r of checks) {
       if (!r.ok) {
         this.reject(device, r.code, r.seq, r.detail);
@@ -934,51 +1000,48 @@ export class IngestService {
           await this.recordFork(device, c);
         }
       } else if (seq === head.seq + 1) {
-        if (tryCommit(c)) {
-          for (let next = buffer.get(head.seq + 1); next !== undefined; next = buffer.get(head.seq + 1)) {
-            buffer.delete(next.seq);
-            // Judged again: a revocation or rotation may have come since it was held.
-            if (!(await keyCheck(next)) || !tryCommit(next)) break;
-          }
-        }
+        if (tryCommit(c)) await advanceOverHeld();
       } else {
-        const held = buffer.get(seq);
-        if (held !== undefined) {
-          if (sameStatement(held.statement, c.statement)) this.counters.duplicates++;
+        // Ahead of the head: held in the store, once per (device, seq), until the gap fills.
+        const [already] = await this.store.listHeld(device, seq, 1);
+        if (already !== undefined && already.seq === seq) {
+          if (sameStatement(statementOf(already.payload), c.statement)) this.counters.duplicates++;
           else await this.recordFork(device, c);
-        } else if (buffer.size >= this.reorderLimit) {
+        } else if ((await this.store.countHeld(device)) >= this.reorderLimit) {
           this.reject(device, 'INGEST_REORDER_FULL', seq, `seq is ahead of head ${head.seq} and the reorder buffer is full`);
-        } else {
-          buffer.set(seq, c);
+        } else if (await this.store.hold(device, { seq, payload: c.payload, receivedAt: c.receivedAt })) {
+          heldChanged = true;
         }
       }
     }
-    if (buffer.size > 0) this.reorder.set(device, buffer);
-    else this.reorder.delete(device);
+    // What was held may already continue the head we started from (another worker filled the gap).
+    if (commits.length === 0 && head.seq === headAtStart && (heldChanged || this.heldCount > 0)) await advanceOverHeld();
 
     if (commits.length > 0) {
-      let leaves: PendingLeaf[];
-      try {
-        // A rotation or reinstall changes the registry: its row is written in the same batch as the chain.
-        const extra = draftChanged && draft !== undefined ? [{ key: registryKey(device), value: encodeDeviceKeys(draft) }] : [];
-        leaves = await this.store.commit(device, commits, head, extra);
-      } catch (e) {
-        // Nothing committed; the in-memory head is unchanged and nothing is acked, so the gateway resends.
-        this.reorder.delete(device);
-        throw e;
-      }
+      // A rotation or reinstall changes the registry: its row is written in the same atomic step as the chain.
+      // Nothing committed on failure; nothing is acked, so the gateway resends.
+      const leaves = await this.store.commit(device, commits, head, draftChanged && draft !== undefined ? { keys: draft } : {});
       this.heads.set(device, head);
       if (headBatch !== undefined) this.headBatches.set(device, headBatch);
       else this.headBatches.delete(device);
       if (draftChanged && draft !== undefined) this.registry.adopt(draft);
-      this.pending.push(...leaves);
-      this.counters.readings += commits.length;
+      this.pendingCount += leaves.length;
+      this.counters.readings += leaves.length;
       this.log('debug', 'committed', { device, from: commits[0]!.seq, to: head.seq });
       this.scheduleAck(device);
-      if (this.pending.length >= this.maxBatchSize) this.tick(true);
+      if (this.pendingCount >= this.maxBatchSize) this.tick(true);
     } else if (reAck) {
       this.scheduleAck(device);
     }
+    if (heldChanged || this.heldCount > 0) this.heldCount = await this.store.countAllHeld();
+  }
+
+  /** precheck, where code failing on untrusted input is still a rejection, never a crash. */
+  private safePrecheck(device: string, m: Incoming): Promise<Precheck> {
+    return this.precheck(device, m).catch((e: unknown): Precheck => {
+      this.log('error', 'unexpected error while checking a statement', { device, err: errorText(e) });
+      return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
+    });
   }
 
   /**
@@ -1036,6 +1099,7 @@ export class IngestService {
       seq,
       prev: parsed !== undefined ? parsed.prev : lifecycle!.prev!,
       digest: parsed?.payload ?? lifecycle!.digest,
+      payload: m.payload,
       receivedAt: m.receivedAt,
       verified: false,
     };
@@ -1178,7 +1242,7 @@ export class IngestService {
     void this.exclusive(async () => {
       this.tickQueued = false;
       if (sizeTriggered) {
-        while (this.pending.length >= this.maxBatchSize) await this.cutBatch(this.maxBatchSize);
+        while (this.pendingCount >= this.maxBatchSize) if ((await this.cutBatch(this.maxBatchSize)) === undefined) break;
       } else {
         await this.cutPending();
       }
@@ -1191,29 +1255,32 @@ export class IngestService {
    * under load) into batches of at most maxBatchSize.
    */
   private async cutPending(): Promise<void> {
-    let left = this.pending.length;
+    let left = await this.store.countPending();
     while (left > 0) {
-      const n = Math.min(left, this.maxBatchSize);
-      await this.cutBatch(n);
-      left -= n;
+      const row = await this.cutBatch(Math.min(left, this.maxBatchSize));
+      if (row === undefined) break; // another worker sealed them
+      left -= row.size;
     }
   }
 
-  /** Cuts, signs and stores one batch of the first `count` pending leaves, in commit order. */
-  private async cutBatch(count: number): Promise<void> {
-    const leaves = this.pending.slice(0, count);
-    if (leaves.length === 0) return;
-    const batchId = this.store.peekNextBatchId();
-    const leafHashes = leaves.map((l) => l.leafHash);
-    const root = new BatchProofs(leafHashes).root();
-    const issuedAt = Math.floor(Date.now() / 1000);
-    const { protectedBytes, signature } = await signBatchRoot(root, { kid: this.options.signer.keyId, issuer: this.options.issuer, issuedAt, batchId }, this.options.signer);
-    await this.store.writeBatch({ batchId, size: leaves.length, root, leafHashes, protectedBytes, signature, createdAt: Date.now() }, leaves);
-    // Only cutBatch removes from the front and it runs exclusively; commits only append.
-    this.pending.splice(0, leaves.length);
-    this.unanchored.push(batchId);
-    this.counters.batches++;
-    this.log('info', 'batch cut', { batchId, size: leaves.length, root: `0x${toHex(root)}` });
+  /**
+   * Seals, signs and stores one batch of at most `count` of the oldest pending leaves, in commit order. The store
+   * takes the leaves and the batch id in one step, one sealer at a time (several workers may share it).
+   */
+  private async cutBatch(count: number): Promise<BatchRow | undefined> {
+    const row = await this.store.sealBatch(count, async (batchId, leaves) => {
+      const leafHashes = leaves.map((l) => l.leafHash);
+      const root = new BatchProofs(leafHashes).root();
+      const issuedAt = Math.floor(Date.now() / 1000);
+      const { protectedBytes, signature } = await signBatchRoot(root, { kid: this.options.signer.keyId, issuer: this.options.issuer, issuedAt, batchId }, this.options.signer);
+      return { batchId, size: leaves.length, root, leafHashes, protectedBytes, signature, createdAt: Date.now() };
+    });
+    this.pendingCount = await this.store.countPending();
+    if (row === undefined) return undefined;
+    this.unanchored.push(row.batchId);
+    this.counters.batches = Math.max(this.counters.batches, row.batchId);
+    this.log('info', 'batch cut', { batchId: row.batchId, size: row.size, root: `0x${toHex(row.root)}` });
+    return row;
   }
 
   /**
@@ -1223,6 +1290,7 @@ export class IngestService {
    */
   private async anchorPending(): Promise<void> {
     const staged = this.options.anchorer.staged;
+    this.unanchored = await this.store.listUnanchoredIds();
     for (const batchId of [...this.unanchored]) {
       const row = await this.store.getBatch(batchId);
       if (row === undefined) throw new IngestError('INGEST_STORE_ERROR', 'unanchored batch missing', { where: { batchId } });
@@ -1295,6 +1363,17 @@ export class IngestService {
  * a statement can make a second, valid one with other bytes: that is the same statement again (a duplicate),
  * never a fork of the device's chain.
  */
+/** The statement inside a message as received (FORMAT.md §11 envelope); empty bytes when it holds none. */
+function statementOf(payload: Uint8Array): Uint8Array {
+  try {
+    const env = decodeCbor(payload, { what: 'statement message' });
+    const st = env instanceof Map ? env.get('statement') : undefined;
+    return st instanceof Uint8Array ? st : new Uint8Array(0);
+  } catch {
+    return new Uint8Array(0);
+  }
+}
+
 function sameStatement(a: Uint8Array, b: Uint8Array): boolean {
   if (equalBytes(a, b)) return true;
   try {
