@@ -30,6 +30,8 @@ import { startIngestHttp, type IngestHttp } from './http/server.ts';
 import { describeIngestKey, initIngestKey, openIngestKey, type IngestSigner } from './key.ts';
 import { assertPrivateFile, ensurePrivateDir, writePrivateFile } from './private-files.ts';
 import { IngestService, type IngestOptions } from './service.ts';
+import { isPostgresUrl } from './store/index.ts';
+import { redact } from './store/postgres/postgres-store.ts';
 
 export interface IngestIo {
   stdout: { write(s: string): unknown };
@@ -61,6 +63,9 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --mqtt-cert F           client certificate (PEM), with --mqtt-key F
   --mqtt-key F            its private key (PEM)
   --data DIR              store and chain state (made by \`stele ingest init\`, which makes the key)
+  --store WHERE           the store: postgres://USER@HOST:PORT/DB for PostgreSQL (several workers may share it),
+                          or a directory for LevelDB (default DIR/store, LevelDB)
+  --store-password-file F file holding the PostgreSQL password (mode 0600; never in the URL)
   --embedded-chain        run anvil as a child process (dev chain, state in DIR/chain)
   --chain-port N          port of the embedded chain (default: a free one)
   --rpc URL               anchor on this Ethereum JSON-RPC endpoint instead ...
@@ -171,6 +176,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       'mqtt-cert': { type: 'string' },
       'mqtt-key': { type: 'string' },
       'admin-token-file': { type: 'string' },
+      store: { type: 'string' },
+      'store-password-file': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -198,6 +205,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     if ((v['mqtt-cert'] === undefined) !== (v['mqtt-key'] === undefined)) throw new RangeError('--mqtt-cert and --mqtt-key go together');
     if (v['mqtt-password-file'] !== undefined && v['mqtt-username'] === undefined) throw new RangeError('--mqtt-password-file needs --mqtt-username');
     if (dataDir === undefined) throw new RangeError('--data DIR is required');
+    checkStoreOption(v['store'] as string | undefined, v['store-password-file'] as string | undefined);
     if (embedded === (rpc !== undefined)) throw new RangeError('give either --embedded-chain or --rpc URL with --anchor-key-file F');
     if (rpc !== undefined && anchorKeyFile === undefined) throw new RangeError('--rpc needs --anchor-key-file F');
     batchMs = positiveInt(v['batch-ms'] as string | undefined, '--batch-ms');
@@ -233,7 +241,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   try {
     // The store and the chain state are evidence: 0700 folders (the files inside are then out of others' reach).
     await ensurePrivateDir(dataDir);
-    await ensurePrivateDir(join(dataDir, 'store'));
+    const store = await storeLocation(v['store'] as string | undefined, v['store-password-file'] as string | undefined);
+    if (store === undefined) await ensurePrivateDir(join(dataDir, 'store'));
     if (embedded) await ensurePrivateDir(join(dataDir, 'chain'));
     const signer = await openIngestKey(dataDir, v['key'] as string | undefined);
     closeKey = signer;
@@ -265,6 +274,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
         service = await IngestService.start({
           mqttUrl,
           dataDir: join(dataDir, 'store'),
+          ...(store === undefined ? {} : { store }),
           signer,
           issuer: (v['issuer'] as string | undefined) ?? 'stele-ingest',
           anchorer,
@@ -291,7 +301,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       await writePrivateFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
       logger.info({ url: httpServer.url, port: httpServer.port }, 'http listening');
     }
-    logger.info({ mqttUrl, dataDir }, 'ingest running');
+    logger.info({ mqttUrl, dataDir, store: store === undefined ? join(dataDir, 'store') : redact(store) }, 'ingest running');
     await stopped;
     return 0;
   } catch (err) {
@@ -309,6 +319,33 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     logger.info({}, 'ingest stopped');
     logger.flush();
   }
+}
+
+/** --store and --store-password-file: a PostgreSQL URL carries no password (it would show in process lists). */
+function checkStoreOption(store: string | undefined, passwordFile: string | undefined): void {
+  if (store === undefined) {
+    if (passwordFile !== undefined) throw new RangeError('--store-password-file needs --store postgres://...');
+    return;
+  }
+  if (store === '') throw new RangeError('--store must be a postgres:// URL or a directory');
+  if (isPostgresUrl(store)) {
+    let url: URL;
+    try {
+      url = new URL(store);
+    } catch {
+      throw new RangeError('--store is not a valid postgres:// URL');
+    }
+    if (url.password !== '') throw new RangeError('--store must not carry a password: use --store-password-file');
+  } else if (passwordFile !== undefined) throw new RangeError('--store-password-file goes with a postgres:// store');
+}
+
+/** The store to open: undefined for the default (DIR/store), else the directory or the URL with its password. */
+async function storeLocation(store: string | undefined, passwordFile: string | undefined): Promise<string | undefined> {
+  if (store === undefined || !isPostgresUrl(store) || passwordFile === undefined) return store;
+  await assertPrivateFile(passwordFile, 'the store password file');
+  const url = new URL(store);
+  url.password = encodeURIComponent((await readFile(passwordFile, 'utf8')).replace(/\r?\n$/, ''));
+  return url.toString();
 }
 
 function errorLine(cmd: string, err: unknown): string {
