@@ -50,7 +50,7 @@ import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
 import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
 import { limitedClientStream } from './broker/packet-limit.ts';
-import { openStore, type BatchRow, type CommitItem, type DeviceRow, type ForkRow, type Head, type IngestStore } from './store/index.ts';
+import { openStore, type BatchRow, type CommitItem, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
 /**
  * The FORMAT.md §7 JSON object (base64url / 0x-hex fields), ready for `JSON.stringify`. core's `EvidenceBundle`
@@ -658,6 +658,38 @@ export class IngestService {
     const out: EvidenceBundleJson[] = [];
     for (const r of refs) out.push(await this.exportBundle(r.deviceId, r.seq, r.seq));
     return out;
+  }
+
+  /**
+   * A device's statements in the time window [fromMs, toMs) on one clock (store/types.ts TimeAxis), in (time,
+   * seq) order, at most `limit` (default and cap {@link MAX_BUNDLE_WINDOW}). `device`: the reading's own `time`,
+   * known only for readings received in full (a hash-only device's readings stay on its gateway, so it is found
+   * by receive time only); `received`: ingest's clock. Neither orders anything (order is seq, FORMAT.md §8).
+   */
+  async readingsByTime(deviceId: string, by: TimeAxis, fromMs: number, toMs: number, limit = MAX_BUNDLE_WINDOW): Promise<TimeRef[]> {
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_BUNDLE_WINDOW) throw new RangeError(`limit must be an integer in 1..${MAX_BUNDLE_WINDOW}`);
+    if (!this.devicesById.has(deviceId) && (await this.store.getDevice(deviceId)) === undefined) {
+      throw new IngestError('INGEST_UNKNOWN_DEVICE', 'no such enrolled device', { where: { deviceId } });
+    }
+    return this.store.findByTime(deviceId, { by, fromMs, toMs, limit });
+  }
+
+  /**
+   * FORMAT.md §7 evidence for a time window of one device (a clock hour, a day): the contiguous seq range from the
+   * lowest to the highest seq whose time is in [fromMs, toMs). Completeness is by seq, so the bundle also holds any
+   * reading in between whose (untrusted) time lies outside the window, and a gap is reported as for a seq window.
+   * INGEST_NOT_FOUND when no statement falls in the window; INGEST_WINDOW_TOO_LARGE beyond MAX_BUNDLE_WINDOW seqs.
+   */
+  async exportBundleByTime(deviceId: string, by: TimeAxis, fromMs: number, toMs: number): Promise<EvidenceBundleJson> {
+    const refs = await this.store.findByTime(deviceId, { by, fromMs, toMs, limit: MAX_BUNDLE_WINDOW + 1 });
+    if (refs.length === 0) throw new IngestError('INGEST_NOT_FOUND', 'no statement of the device in this time window', { where: { deviceId, by, fromMs, toMs } });
+    const seqs = refs.map((r) => r.seq);
+    const first = Math.min(...seqs);
+    const last = Math.max(...seqs);
+    if (refs.length > MAX_BUNDLE_WINDOW || last - first + 1 > MAX_BUNDLE_WINDOW) {
+      throw new IngestError('INGEST_WINDOW_TOO_LARGE', `a bundle holds at most ${MAX_BUNDLE_WINDOW} seqs; ask for a shorter window`, { where: { deviceId, by, fromMs, toMs, first, last } });
+    }
+    return this.exportBundle(deviceId, first, last);
   }
 
   /** Statements recorded as forks of a device (a second, different statement for a committed seq). */

@@ -16,6 +16,8 @@
  *                                         (read-only: which keys may sign for the device; `stele gateway doctor` asks)
  *   GET  /bundle?device=ID&first=N&last=M FORMAT.md §7 evidence bundle | 404/409 {code, error}; at most
  *                                         MAX_BUNDLE_WINDOW (10 000) seqs, 413 HTTP_WINDOW_TOO_LARGE beyond
+ *   GET  /devices/<id>/readings?by=device|received&from=T&to=T   statements in a time window (time-window.ts)
+ *   GET  /bundle?device=ID&by=device|received&from=T&to=T      the bundle of a time window (a clock hour, a day)
  *   GET  /frames/<sha256 hex>             {frameSha256, readings: [{deviceId, seq}], bundles: [...]}
  *   POST /frames         body: the raw frame bytes           same, for SHA-256(body)
  *   POST /flush  [admin]                  cuts and anchors every pending leaf now; {batches, anchored}
@@ -46,6 +48,7 @@ import type { EnrolmentRecord } from '@stele/core/enrolment/index.ts';
 import { toLogFn, type Logger } from '../log.ts';
 import { MAX_BUNDLE_WINDOW, type IngestService } from '../service.ts';
 import { checkBearer } from './admin-token.ts';
+import { timeWindowRoute } from './time-window.ts';
 
 export interface IngestHttpOptions {
   service: IngestService;
@@ -92,6 +95,8 @@ const STATUS_OF_CODE: Record<string, number> = {
   INGEST_REVOKE_ERROR: 409,
   INGEST_STOPPED: 503,
   INGEST_WINDOW_TOO_LARGE: 413,
+  INGEST_STORE_CONFLICT: 409,
+  INGEST_STORE_UNAVAILABLE: 503,
 };
 
 /** Request paths that change state: only with the admin token. */
@@ -251,6 +256,8 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       const forks = await service.forks(parts[1]!);
       return { status: 200, body: { deviceId: parts[1], forks: forks.map((f) => ({ seq: f.seq, receivedAt: f.receivedAt })) } };
     }
+    const byTime = await timeWindowRoute(service, method, parts, url); // readings and bundles by time (time-window.ts)
+    if (byTime !== undefined) return byTime;
     if (method === 'GET' && url.pathname === '/bundle') {
       const device = url.searchParams.get('device');
       if (device === null || device === '') throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'device is required');

@@ -132,6 +132,12 @@ describe.skipIf(!pg.ok)(`stele ingest run --store postgres://${pg.ok ? '' : ` (s
       const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId), trust: await policyTrustingBundle(bundle) });
       expect(verdict.checks.filter((c) => c.status === 'fail').flatMap((c) => c.failures.map((f) => f.code))).toEqual([]);
       expect(verdict.state).toBe('verified');
+      // Readings by time, from the PostgreSQL indexes (device time of readings in full: T0 + seq s).
+      const T0 = 1_700_000_000_000;
+      const hour = (await (await fetch(`${http}/devices/gw-pg-1/readings?by=device&from=${T0 + 1000}&to=${T0 + 4000}`)).json()) as { readings: { seq: number }[] };
+      expect(hour.readings.map((r) => r.seq)).toEqual([1, 2, 3]);
+      const byTime = parseBundle(await (await fetch(`${http}/bundle?device=gw-pg-1&by=device&from=${T0 + 1000}&to=${T0 + 4000}`)).json());
+      expect(byTime.window).toEqual({ firstSeq: 1, lastSeq: 3 });
       const batchesBefore = Number((await sql`select next_batch from stele_state`)[0]!['next_batch']);
 
       // Restart on the same database: the head, the key registry and the batch counter come from the store.
