@@ -108,7 +108,7 @@ export function storeConformance(name: string, open: () => Promise<StoreHarness>
       const leaves = await s.commit('gw-1', items(1, 2, { full: true }), headOf(2), { keys: keysOf('gw-1', 1) });
       expect(leaves.map((l) => l.seq)).toEqual([1, 2]);
       expect(leaves[1]!.order).toBeGreaterThan(leaves[0]!.order);
-      await s.commit('gw-1', items(3, 3), headOf(3));
+      await s.commit('gw-1', items(3, 3), headOf(3), { enrolmentRequest: { digest: sha256(utf8('request file')), file: utf8('request file') } });
       const sealed = await s.sealBatch(2, build);
       expect(sealed).toMatchObject({ batchId: 1, size: 2, leaves: [{ deviceId: 'gw-1', seq: 1 }, { deviceId: 'gw-1', seq: 2 }] });
       s = await h.reopen();
@@ -117,6 +117,8 @@ export function storeConformance(name: string, open: () => Promise<StoreHarness>
       expect(await s.getDevice('gw-2')).toBeUndefined();
       expect(await s.getDeviceKeys('gw-1')).toEqual(keysOf('gw-1', 1));
       expect(await s.listDeviceKeys()).toEqual([keysOf('gw-1', 1)]);
+      expect(await s.getEnrolmentRequest(sha256(utf8('request file')))).toEqual(utf8('request file'));
+      expect(await s.getEnrolmentRequest(sha256(utf8('other')))).toBeUndefined();
       expect(await s.getHead('gw-1')).toEqual(headOf(3));
       expect(await s.getHead('gw-2')).toBeUndefined();
       expect(await s.listHeads()).toEqual(new Map([['gw-1', headOf(3)]]));

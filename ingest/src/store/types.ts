@@ -114,6 +114,11 @@ export interface TimeQuery {
 export interface CommitOptions {
   /** The device's registry row (key timeline, revocations), written in the same atomic step as the chain. */
   keys?: DeviceKeys;
+  /**
+   * An enrolment request file kept with its enrolment statement (one atomic step), keyed by its SHA-256 (the
+   * statement's `request`), for bundles to carry beside the statement (FORMAT.md §13.6).
+   */
+  enrolmentRequest?: { digest: Uint8Array; file: Uint8Array };
 }
 
 export interface IngestStore {
@@ -130,6 +135,8 @@ export interface IngestStore {
   /** The registry row of a device (its key timeline and revocations). */
   getDeviceKeys(deviceId: string): Promise<DeviceKeys | undefined>;
   listDeviceKeys(): Promise<DeviceKeys[]>;
+  /** The enrolment request file whose SHA-256 is `digest`, as a commit kept it (CommitOptions.enrolmentRequest). */
+  getEnrolmentRequest(digest: Uint8Array): Promise<Uint8Array | undefined>;
 
   // ---- chains
   /** The committed head of a store device id (a device, or its lifecycle log); undefined before its first entry. */

@@ -24,6 +24,7 @@
  *   tdev!<deviceId>!<time>!<seq>   {receivedAt, deviceTime}: time index by the reading's `time` (readings in full)
  *   trcv!<deviceId>!<recv>!<seq>   {receivedAt, deviceTime?}: time index by ingest receive time (every entry)
  *   meta!timeIndex                 marker: every stored entry is in the time indexes
+ *   req!<sha256 hex>               an enrolment request file, written with its enrolment statement
  *
  * One process owns the directory (LevelDB's lock); within it, commits of one device and sealing are serialised
  * here, so the interface's atomic steps (../types.ts) hold.
@@ -62,6 +63,8 @@ const RAW_INDEX_MARKER = 'meta!rawIndex';
 const TIME_INDEX_MARKER = 'meta!timeIndex';
 const rawKey = (digest: Uint8Array, deviceId: string, seq: number): string => `raw!${toHex(digest)}!${deviceId}!${pad(seq)}`;
 const EMPTY = new Uint8Array(0);
+/** Store key of an enrolment request file: `req!` + hex SHA-256 of its bytes. */
+export const enrolmentRequestKey = (digest: Uint8Array): string => `req!${toHex(digest)}`;
 
 export class LevelStore implements IngestStore {
   readonly kind = 'leveldb' as const;
@@ -174,6 +177,11 @@ export class LevelStore implements IngestStore {
     return out;
   }
 
+  async getEnrolmentRequest(digest: Uint8Array): Promise<Uint8Array | undefined> {
+    const v = await this.db.get(enrolmentRequestKey(digest));
+    return v === undefined ? undefined : Uint8Array.from(v);
+  }
+
   // ---- heads and entries
 
   async getHead(deviceId: string): Promise<Head | undefined> {
@@ -221,6 +229,7 @@ export class LevelStore implements IngestStore {
       if (fresh[0]!.seq !== stored + 1) throw conflict(deviceId, fresh[0]!.seq, `the stored head is ${stored}`);
       const ops: Op[] = [];
       if (options.keys !== undefined) ops.push({ type: 'put', key: registryKey(options.keys.deviceId), value: encodeDeviceKeys(options.keys) });
+      if (options.enrolmentRequest !== undefined) ops.push({ type: 'put', key: enrolmentRequestKey(options.enrolmentRequest.digest), value: options.enrolmentRequest.file });
       const pending: PendingLeaf[] = [];
       // Reserve the orders before any await so that concurrent commits of other devices get distinct ones.
       const firstOrder = this.nextOrder;

@@ -22,6 +22,7 @@
  *   raw_index(digest, device_id, seq)  frame digests named by readings received in full
  *   forks, held, pending               second statements for a seq; statements ahead of the head; unsealed leaves
  *   batches, anchor_jobs               sealed batches (anchor jsonb once final); where each anchor stands
+ *   enrolment_requests(digest, file)   enrolment request files, kept with their enrolment statements
  */
 import postgres from 'postgres';
 import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
@@ -74,6 +75,7 @@ create table if not exists batches (batch_id bigint primary key, size int not nu
   leaves jsonb not null, protected bytea not null, signature bytea not null, created_at_ms bigint not null, anchor jsonb);
 create index if not exists batches_unanchored on batches (batch_id) where anchor is null;
 create table if not exists anchor_jobs (batch_id bigint primary key, job jsonb not null);
+create table if not exists enrolment_requests (digest bytea primary key, file bytea not null);
 `;
 
 export interface PostgresStoreOptions {
@@ -147,6 +149,11 @@ export class PostgresStore implements IngestStore {
     return (await this.sql`select keys from registry order by device_id`).map((r) => decodeDeviceKeys(u8(r['keys'])));
   }
 
+  async getEnrolmentRequest(digest: Uint8Array): Promise<Uint8Array | undefined> {
+    const [r] = await this.sql`select file from enrolment_requests where digest = ${buf(digest)}`;
+    return r === undefined ? undefined : u8(r['file']);
+  }
+
   // ---- chains
 
   async getHead(deviceId: string): Promise<Head | undefined> {
@@ -215,6 +222,10 @@ export class PostgresStore implements IngestStore {
       if (options.keys !== undefined) {
         await tx`insert into registry (device_id, keys) values (${options.keys.deviceId}, ${buf(encodeDeviceKeys(options.keys))})
           on conflict (device_id) do update set keys = excluded.keys`;
+      }
+      if (options.enrolmentRequest !== undefined) {
+        await tx`insert into enrolment_requests (digest, file) values (${buf(options.enrolmentRequest.digest)}, ${buf(options.enrolmentRequest.file)})
+          on conflict (digest) do nothing`;
       }
       await tx`delete from held where device_id = ${deviceId} and seq <= ${head.seq}`;
       return fresh.map((i) => ({ order: ordOf.get(i.seq)!, deviceId, seq: i.seq, leafHash: i.leafHash }));
