@@ -7,10 +7,7 @@
  * payload, and it extends the device's committed head (seq = head + 1, prev = head digest). Anything else is
  * counted, logged and published on `stele/v1/<device>/rejects`; a fork is recorded and never applied.
  */
-import { readFile } from 'node:fs/promises';
-import net from 'node:net';
-import tls from 'node:tls';
-import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { equalBytes, fromBase64Url, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { parseBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
@@ -49,7 +46,7 @@ import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
 import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
-import { limitedClientStream } from './broker/packet-limit.ts';
+import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
 import { openStore, type BatchRow, type CommitItem, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
 /**
@@ -69,20 +66,7 @@ export interface EvidenceBundleJson {
   batches: { batchId: number; size: number; root: string; anchor: AnchorRef }[];
 }
 
-/**
- * Ingest's own broker credentials (docs/broker.md): files, read at start, never in the URL, never logged.
- * `passwordFile` holds the password (one trailing newline is dropped); `ca`, `cert`, `key` are PEM files for TLS
- * (`mqtts://`), `cert` + `key` a client certificate.
- */
-export interface IngestBrokerCredentials {
-  username?: string;
-  passwordFile?: string;
-  ca?: string;
-  cert?: string;
-  key?: string;
-  /** Default true. */
-  rejectUnauthorized?: boolean;
-}
+export type { IngestBrokerCredentials } from './receive/broker-client.ts';
 
 export interface IngestOptions {
   /** `mqtt://host:port` or `mqtts://host:port`, without credentials (a URL with user info is refused). */
@@ -214,7 +198,6 @@ interface DeviceQueue {
   running: Promise<void> | undefined;
 }
 
-const TOPIC_FILTER = 'stele/v1/+/statements';
 /** Most seqs one evidence bundle (exportBundle, GET /bundle) covers: about 14 MB of JSON with every body. */
 export const MAX_BUNDLE_WINDOW = 10_000;
 const GROUP_LIMIT = 256;
@@ -754,52 +737,15 @@ export class IngestService {
   }
 
   private async connect(): Promise<void> {
-    const clientId = this.options.clientId ?? `stele-ingest-${toHex(crypto.getRandomValues(new Uint8Array(6)))}`;
-    const url = parseBrokerUrl(this.options.mqttUrl);
-    const creds = await readBrokerCredentials(this.options.broker ?? {});
-    const maxPacketBytes = positive(this.options.maxPacketBytes ?? this.maxMessageBytes + 1024, 'maxPacketBytes');
-    const opts: IClientOptions = {
-      ...creds.auth,
-      clientId,
-      clean: this.options.clientId === undefined,
-      reconnectPeriod: 1000,
-      connectTimeout: 10_000,
-      protocolVersion: 4,
-    };
-    let client: MqttClient;
-    if (url.protocol === 'mqtt:' || url.protocol === 'mqtts:') {
-      // Our own stream: the packet limit applies before mqtt.js's parser buffers a packet body (packet-limit.ts).
-      const host = url.hostname.replace(/^\[|\]$/g, '');
-      const port = Number(url.port || (url.protocol === 'mqtts:' ? 8883 : 1883));
-      const onOversize = (sizeBytes: number) => this.noteOversizePacket(sizeBytes);
-      client = new MqttClient(() => {
-        const socket = url.protocol === 'mqtts:' ? tls.connect({ host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...creds.tls }) : net.connect({ host, port });
-        return limitedClientStream(socket, maxPacketBytes, onOversize);
-      }, opts);
-      await new Promise<void>((resolve, reject) => {
-        const onError = (e: Error) => {
-          client.end(true);
-          reject(e);
-        };
-        client.once('connect', () => {
-          client.off('error', onError);
-          resolve();
-        });
-        client.once('error', onError);
-      });
-    } else {
-      client = await mqtt.connectAsync(this.options.mqttUrl, { ...opts, ...(creds.tls as IClientOptions) });
-    }
-    this.client = client;
-    // Small QoS 1 packets both ways: without TCP_NODELAY, delayed ACKs stall each gateway's window refill
-    // (~40 ms); see the measurement in edge-agent/src/publisher.ts.
-    const noDelay = () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
-    noDelay();
-    client.on('connect', noDelay);
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (e) => this.log('warn', 'mqtt error', { err: e.message }));
-    client.on('offline', () => this.log('warn', 'mqtt offline', {}));
-    await client.subscribeAsync(TOPIC_FILTER, { qos: 1 });
+    this.client = await connectBroker({
+      mqttUrl: this.options.mqttUrl,
+      broker: this.options.broker ?? {},
+      ...(this.options.clientId === undefined ? {} : { clientId: this.options.clientId }),
+      maxPacketBytes: positive(this.options.maxPacketBytes ?? this.maxMessageBytes + 1024, 'maxPacketBytes'),
+      onOversize: (sizeBytes) => this.noteOversizePacket(sizeBytes),
+      onMessage: (topic, payload) => this.onMessage(topic, payload),
+      log: this.log,
+    });
   }
 
   private async shutdown(): Promise<void> {
@@ -1439,37 +1385,6 @@ function plainRecord(r: EnrolmentRecord): Record<string, unknown> {
 function enrolError(cause: unknown): unknown {
   if (cause instanceof SteleError) return new IngestError('INGEST_ENROL_ERROR', `${cause.code}: ${cause.message}`, { cause, where: { code: cause.code, ...cause.where } });
   return cause;
-}
-
-/** The broker URL, refusing credentials in it (they would end up in logs and process lists). */
-function parseBrokerUrl(text: string): URL {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch (cause) {
-    throw new RangeError('mqttUrl is not a URL', { cause });
-  }
-  if (url.username !== '' || url.password !== '') throw new RangeError('mqttUrl must not carry credentials: use the broker password file option');
-  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) throw new RangeError('mqttUrl must be mqtt://, mqtts://, ws:// or wss://');
-  return url;
-}
-
-async function readBrokerCredentials(b: IngestBrokerCredentials): Promise<{ auth: IClientOptions; tls: tls.ConnectionOptions }> {
-  const read = async (path: string, what: string) => {
-    try {
-      return await readFile(path);
-    } catch (cause) {
-      throw new IngestError('INGEST_BROKER_SECRET', `cannot read the broker ${what} ${path}`, { cause, where: { what, path } });
-    }
-  };
-  const auth: IClientOptions = {};
-  if (b.username !== undefined) auth.username = b.username;
-  if (b.passwordFile !== undefined) auth.password = (await read(b.passwordFile, 'password file')).toString('utf8').replace(/\r?\n$/, '');
-  const t: tls.ConnectionOptions = { rejectUnauthorized: b.rejectUnauthorized ?? true };
-  if (b.ca !== undefined) t.ca = await read(b.ca, 'CA file');
-  if (b.cert !== undefined) t.cert = await read(b.cert, 'client certificate');
-  if (b.key !== undefined) t.key = await read(b.key, 'client key');
-  return { auth, tls: t };
 }
 
 function positive(n: number, name: string): number {
