@@ -13,30 +13,26 @@ import { equalBytes, fromBase64Url, toBase64Url, toHex } from '@stele/core/bytes
 import { parseBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
 import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
 import {
-  checkStatementAgainstReading,
   decodeSign1,
   encodeReceipt,
   signConfirmation,
   parseStatement,
   signBatchRoot,
   verifyStatementSignature,
-  type ParsedStatement,
 } from '@stele/core/cose/index.ts';
 import { SteleError } from '@stele/core/errors.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { keyIdOf } from '@stele/core/keys.ts';
 import {
   findSpan,
-  isChainedType,
   isLifecycleStatement,
   keyStatusAt,
   parseLifecycleStatement,
   signLifecycleStatement,
   verifyLifecycleSignature,
   type LifecycleBody,
-  type ParsedLifecycle,
 } from '@stele/core/lifecycle/index.ts';
-import { decodeReading, GENESIS_PREV } from '@stele/core/reading.ts';
+import { GENESIS_PREV } from '@stele/core/reading.ts';
 import { hashLeaf } from '@stele/core/rfc9162/index.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { checkEnrolmentRecord, verifyEnrolmentRequest, type CheckedRecord, type EnrolmentRecord } from '@stele/core/enrolment/index.ts';
@@ -47,6 +43,7 @@ import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
 import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
 import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
+import { checkStatement, type Checked, type HeadBatch, type Incoming, type Precheck } from './verify/statement-check.ts';
 import { openStore, type BatchRow, type CommitItem, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
 /**
@@ -151,47 +148,6 @@ export interface IngestStats {
   queued: number;
 }
 
-interface Incoming {
-  payload: Uint8Array;
-  receivedAt: number;
-}
-
-interface Checked {
-  /** The message as received: what is held in the store when the statement is ahead of the head. */
-  payload: Uint8Array;
-  statement: Uint8Array;
-  /** The reading statement, or undefined for a lifecycle statement (rotation, reinstall). */
-  parsed?: ParsedStatement;
-  lifecycle?: ParsedLifecycle;
-  kid: Uint8Array;
-  /** The statement's `sub`. */
-  device: string;
-  seq: number;
-  /**
-   * What the statement links to: its signed prev, or the reading body's prev for a reading of a device-level batch
-   * past its first (FORMAT.md §3.1); undefined for such a reading sent hash-only, linked by `batch` instead.
-   */
-  prev: Uint8Array | undefined;
-  /** Its place in a device-level batch (FORMAT.md §3.1): the signed root and its leaf index. */
-  batch?: HeadBatch;
-  /** Chain digest: the reading digest (payload), or SHA-256 of a lifecycle body (FORMAT.md §13.3). */
-  digest: Uint8Array;
-  reading?: Uint8Array;
-  receivedAt: number;
-  /**
-   * False while the kid is not registered: a key announced by a rotation not committed yet. Its signature and
-   * validity are then judged in order, when the statement's turn comes (processGroup).
-   */
-  verified: boolean;
-}
-
-/** Where a committed statement sits in its device-level batch (FORMAT.md §3.1). */
-interface HeadBatch {
-  root: Uint8Array;
-  index: number;
-}
-
-type Precheck = { ok: true; value: Checked } | { ok: false; code: RejectCode; seq: number; detail?: string };
 
 interface DeviceQueue {
   items: Incoming[];
@@ -1040,81 +996,8 @@ export class IngestService {
     }
   }
 
-  private async precheck(topicDevice: string, m: Incoming): Promise<Precheck> {
-    if (m.payload.byteLength > this.maxMessageBytes) return { ok: false, code: 'INGEST_OVERSIZE', seq: 0, detail: `${m.payload.byteLength} bytes` };
-    let envelope: unknown;
-    try {
-      envelope = decodeCbor(m.payload, { what: 'statement message' });
-    } catch (e) {
-      return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
-    }
-    if (!(envelope instanceof Map)) return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: 'message is not a CBOR map' };
-    const statement = envelope.get('statement');
-    const reading = envelope.get('reading');
-    const extra = [...envelope.keys()].filter((k) => k !== 'statement' && k !== 'reading');
-    if (!(statement instanceof Uint8Array) || (reading !== undefined && !(reading instanceof Uint8Array)) || extra.length > 0) {
-      return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: 'message is not {statement: bstr, reading?: bstr}' };
-    }
-    // A lifecycle statement (FORMAT.md §13) or a reading statement (§3): the content type tells them apart.
-    let parsed: ParsedStatement | undefined;
-    let lifecycle: ParsedLifecycle | undefined;
-    try {
-      if (isLifecycleStatement(statement)) lifecycle = parseLifecycleStatement(statement);
-      else parsed = parseStatement(statement);
-    } catch (e) {
-      if (e instanceof SteleError) return { ok: false, code: 'STATEMENT_FORMAT_ERROR', seq: 0, detail: errorText(e) };
-      throw e;
-    }
-    if (lifecycle !== undefined && !isChainedType(lifecycle.body.type)) {
-      // Enrolment and revocation are ingest's own statements; a device never sends them.
-      return { ok: false, code: 'LIFECYCLE_ERROR', seq: 0, detail: `a device may not send a ${lifecycle.body.type} statement` };
-    }
-    const seq = parsed?.seq ?? lifecycle!.seq!;
-    const c: Checked = {
-      statement,
-      kid: parsed?.kid ?? lifecycle!.kid,
-      device: parsed?.device ?? lifecycle!.device,
-      seq,
-      prev: parsed !== undefined ? parsed.prev : lifecycle!.prev!,
-      digest: parsed?.payload ?? lifecycle!.digest,
-      payload: m.payload,
-      receivedAt: m.receivedAt,
-      verified: false,
-    };
-    if (parsed !== undefined) c.parsed = parsed;
-    if (parsed?.batch !== undefined) c.batch = { root: parsed.batch.root, index: parsed.batch.index };
-    if (lifecycle !== undefined) c.lifecycle = lifecycle;
-    const owner = this.registry.deviceOfKid(c.kid);
-    if (owner !== undefined && (owner !== c.device || owner !== topicDevice)) {
-      return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: `kid is enrolled for ${owner}, statement names ${c.device} on topic of ${topicDevice}` };
-    }
-    if (owner === undefined && c.device !== topicDevice) {
-      return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: `statement names ${c.device} on topic of ${topicDevice}` };
-    }
-    const span = owner === undefined ? undefined : this.registry.span(c.kid);
-    if (span !== undefined) {
-      const ok = parsed !== undefined ? await verifyStatementSignature(parsed, span.publicKey) : await verifyLifecycleSignature(lifecycle!, span.publicKey);
-      if (!ok) return { ok: false, code: 'SIGNATURE_ERROR', seq };
-      c.verified = true;
-    }
-    if (reading !== undefined && parsed !== undefined) {
-      let result: ReturnType<typeof checkStatementAgainstReading>;
-      try {
-        result = checkStatementAgainstReading(parsed, reading);
-      } catch (e) {
-        if (e instanceof SteleError) return { ok: false, code: 'READING_FORMAT_ERROR', seq, detail: errorText(e) };
-        throw e;
-      }
-      if (result === 'DIGEST_MISMATCH') return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };
-      if (result === 'HEADER_MISMATCH') return { ok: false, code: 'HEADER_MISMATCH_ERROR', seq };
-      c.reading = reading;
-      // Inside a device-level batch the statement signs no prev of its own: the body's prev is the link (§3.1).
-      c.prev ??= decodeReading(reading).prev;
-    } else if (reading !== undefined && !equalBytes(reading, lifecycle!.bodyBytes)) {
-      // The outbox sends a lifecycle body beside its statement in full mode; it must be the attached one.
-      return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };
-    }
-    return { ok: true, value: c };
+  private precheck(topicDevice: string, m: Incoming): Promise<Precheck> {
+    return checkStatement({ maxMessageBytes: this.maxMessageBytes, registry: this.registry }, topicDevice, m);
   }
 
   private async recordFork(device: string, c: Checked): Promise<void> {
