@@ -17,7 +17,6 @@ import {
   encodeReceipt,
   signConfirmation,
   parseStatement,
-  signBatchRoot,
   verifyStatementSignature,
 } from '@stele/core/cose/index.ts';
 import { SteleError } from '@stele/core/errors.ts';
@@ -41,6 +40,7 @@ import { stepAnchor, type AnchorAlarm, type AnchorJob } from './anchor/machine.t
 import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
+import { sealNextBatch } from './batch/seal.ts';
 import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
 import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
 import { checkStatement, type Checked, type HeadBatch, type Incoming, type Precheck } from './verify/statement-check.ts';
@@ -1129,13 +1129,7 @@ export class IngestService {
    * takes the leaves and the batch id in one step, one sealer at a time (several workers may share it).
    */
   private async cutBatch(count: number): Promise<BatchRow | undefined> {
-    const row = await this.store.sealBatch(count, async (batchId, leaves) => {
-      const leafHashes = leaves.map((l) => l.leafHash);
-      const root = new BatchProofs(leafHashes).root();
-      const issuedAt = Math.floor(Date.now() / 1000);
-      const { protectedBytes, signature } = await signBatchRoot(root, { kid: this.options.signer.keyId, issuer: this.options.issuer, issuedAt, batchId }, this.options.signer);
-      return { batchId, size: leaves.length, root, leafHashes, protectedBytes, signature, createdAt: Date.now() };
-    });
+    const row = await sealNextBatch(this.store, this.options.signer, this.options.issuer, count);
     this.pendingCount = await this.store.countPending();
     if (row === undefined) return undefined;
     this.unanchored.push(row.batchId);
@@ -1218,12 +1212,6 @@ export class IngestService {
   }
 }
 
-/**
- * Statement identity at ingest (issue #8): the protected header and the payload, what the signature covers. ECDSA
- * signatures are malleable (s -> n - s verifies too, and FORMAT.md §0 requires accepting high S), so anyone who saw
- * a statement can make a second, valid one with other bytes: that is the same statement again (a duplicate),
- * never a fork of the device's chain.
- */
 /** The statement inside a message as received (FORMAT.md §11 envelope); empty bytes when it holds none. */
 function statementOf(payload: Uint8Array): Uint8Array {
   try {
@@ -1235,6 +1223,12 @@ function statementOf(payload: Uint8Array): Uint8Array {
   }
 }
 
+/**
+ * Statement identity at ingest (issue #8): the protected header and the payload, what the signature covers. ECDSA
+ * signatures are malleable (s -> n - s verifies too, and FORMAT.md §0 requires accepting high S), so anyone who saw
+ * a statement can make a second, valid one with other bytes: that is the same statement again (a duplicate),
+ * never a fork of the device's chain.
+ */
 function sameStatement(a: Uint8Array, b: Uint8Array): boolean {
   if (equalBytes(a, b)) return true;
   try {
