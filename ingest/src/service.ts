@@ -36,7 +36,7 @@ import { hashLeaf } from '@stele/core/rfc9162/index.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { checkEnrolmentRecord, verifyEnrolmentRequest, type CheckedRecord, type EnrolmentRecord } from '@stele/core/enrolment/index.ts';
 import type { Anchorer } from './anchor/index.ts';
-import { stepAnchor, type AnchorAlarm, type AnchorJob } from './anchor/machine.ts';
+import { AnchorDriver, type AnchoringHealth } from './anchor/driver.ts';
 import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
@@ -186,14 +186,8 @@ export class IngestService {
   /** Pending leaves and held statements in the store, as last counted (stats and the size trigger). */
   private pendingCount = 0;
   private heldCount = 0;
-  private unanchored: number[] = [];
-  private lastAnchorError: unknown;
-  private chainDownSince: number | undefined;
-  private lastAnchorAlarm: { batchId: number; alarm: AnchorAlarm; at: number } | undefined;
+  private readonly anchors: AnchorDriver;
   /** State of each non-final batch's anchor, as last seen (for health). */
-  private readonly anchorStates = new Map<number, AnchorJob['state']>();
-  private readonly anchorConfirmations: number;
-  private readonly anchorStuckMs: number;
   private readonly flushWaitMs = 30_000;
 
   private client: MqttClient | undefined;
@@ -208,10 +202,7 @@ export class IngestService {
   private readonly counters = {
     readings: 0,
     batches: 0,
-    anchored: 0,
     duplicates: 0,
-    anchorFailures: 0,
-    anchorsLost: 0,
     shed: 0,
     rejectsSuppressed: 0,
     rejected: {} as Record<string, number>,
@@ -227,8 +218,14 @@ export class IngestService {
     this.maxMessageBytes = positive(options.maxMessageBytes ?? 65536, 'maxMessageBytes');
     this.reorderLimit = positive(options.reorderLimit ?? 1024, 'reorderLimit');
     this.ackDelayMs = options.ackDelayMs ?? 5;
-    this.anchorConfirmations = positive(options.anchorConfirmations ?? 1, 'anchorConfirmations');
-    this.anchorStuckMs = positive(options.anchorStuckMs ?? 60_000, 'anchorStuckMs');
+    this.anchors = new AnchorDriver({
+      store,
+      anchorer: options.anchorer,
+      confirmations: positive(options.anchorConfirmations ?? 1, 'anchorConfirmations'),
+      stuckMs: positive(options.anchorStuckMs ?? 60_000, 'anchorStuckMs'),
+      log: this.log,
+      onFinal: (row) => this.confirmAnchored(row),
+    });
     this.maxQueuedPerDevice = positive(options.maxQueuedPerDevice ?? 4096, 'maxQueuedPerDevice');
     this.maxQueuedTotal = positive(options.maxQueuedTotal ?? 65_536, 'maxQueuedTotal');
     this.rejectsPerDevicePerSecond = positive(options.rejectsPerDevicePerSecond ?? 20, 'rejectsPerDevicePerSecond');
@@ -247,14 +244,14 @@ export class IngestService {
     }
     service.timer = setInterval(() => service.tick(false), service.batchIntervalMs);
     // Every non-final anchor is read again from the chain now, not only at the first interval.
-    if (service.unanchored.length > 0) void service.exclusive(() => service.anchorPending()).catch(() => {});
+    if (service.anchors.unanchored.length > 0) void service.exclusive(() => service.anchors.drive()).catch(() => {});
     service.log('info', 'ingest started', {
       dataDir: options.dataDir,
       store: `${store.kind} ${store.location}`,
       devices: service.devicesById.size,
       readings: service.counters.readings,
       pending: service.pendingCount,
-      unanchored: service.unanchored.length,
+      unanchored: service.anchors.unanchored.length,
     });
     return service;
   }
@@ -466,13 +463,13 @@ export class IngestService {
     return {
       readings: this.counters.readings,
       batches: this.counters.batches,
-      anchored: this.counters.anchored,
+      anchored: this.anchors.anchored,
       rejected: { ...this.counters.rejected },
       duplicates: this.counters.duplicates,
       pending: this.pendingCount,
       buffered: this.heldCount,
-      anchorFailures: this.counters.anchorFailures,
-      anchorsLost: this.counters.anchorsLost,
+      anchorFailures: this.anchors.failures,
+      anchorsLost: this.anchors.lost,
       shed: this.counters.shed,
       rejectsSuppressed: this.counters.rejectsSuppressed,
       queued: this.queuedTotal,
@@ -494,15 +491,15 @@ export class IngestService {
     await this.idle();
     await this.exclusive(async () => {
       await this.cutPending();
-      await this.anchorPending();
+      await this.anchors.drive();
     });
     // Wait (bounded) for inclusion and finality when the chain mines on its own schedule.
     const until = Date.now() + this.flushWaitMs;
-    while (this.unanchored.length > 0 && this.lastAnchorError === undefined && Date.now() < until && !this.stopping) {
+    while (this.anchors.unanchored.length > 0 && this.anchors.lastError === undefined && Date.now() < until && !this.stopping) {
       await new Promise((r) => setTimeout(r, 100));
-      await this.exclusive(() => this.anchorPending());
+      await this.exclusive(() => this.anchors.drive());
     }
-    if (this.unanchored.length > 0) throw this.lastAnchorError ?? new IngestError('INGEST_NOT_ANCHORED', 'batches not final on chain yet', { where: { unanchored: this.unanchored.length } });
+    if (this.anchors.unanchored.length > 0) throw this.anchors.lastError ?? new IngestError('INGEST_NOT_ANCHORED', 'batches not final on chain yet', { where: { unanchored: this.anchors.unanchored.length } });
   }
 
   /**
@@ -672,9 +669,9 @@ export class IngestService {
     }
     this.pendingCount = await this.store.countPending();
     this.heldCount = await this.store.countAllHeld();
-    this.unanchored = await this.store.listUnanchoredIds();
+    this.anchors.unanchored = await this.store.listUnanchoredIds();
     this.counters.batches = await this.store.batchCount();
-    this.counters.anchored = this.counters.batches - this.unanchored.length;
+    this.anchors.anchored = this.counters.batches - this.anchors.unanchored.length;
     // Devices enrolled before lifecycle statements existed, or straight into the store while ingest was down
     // (`stele ingest enrol` without --url): log their enrolment now. Their key was the only one since seq 1.
     for (const row of this.devicesById.values()) {
@@ -1107,7 +1104,7 @@ export class IngestService {
       } else {
         await this.cutPending();
       }
-      await this.anchorPending();
+      await this.anchors.drive();
     }).catch(() => {});
   }
 
@@ -1132,83 +1129,15 @@ export class IngestService {
     const row = await sealNextBatch(this.store, this.options.signer, this.options.issuer, count);
     this.pendingCount = await this.store.countPending();
     if (row === undefined) return undefined;
-    this.unanchored.push(row.batchId);
+    this.anchors.unanchored.push(row.batchId);
     this.counters.batches = Math.max(this.counters.batches, row.batchId);
     this.log('info', 'batch cut', { batchId: row.batchId, size: row.size, root: `0x${toHex(row.root)}` });
     return row;
   }
 
-  /**
-   * Drives every non-final batch's anchor (anchor/machine.ts), in id order, saving each step; stops at the first
-   * chain failure (retried on the next tick: batches queue, nothing is lost). Anchorers without stages (tests'
-   * fakes) are driven through anchor() in one step.
-   */
-  private async anchorPending(): Promise<void> {
-    const staged = this.options.anchorer.staged;
-    this.unanchored = await this.store.listUnanchoredIds();
-    for (const batchId of [...this.unanchored]) {
-      const row = await this.store.getBatch(batchId);
-      if (row === undefined) throw new IngestError('INGEST_STORE_ERROR', 'unanchored batch missing', { where: { batchId } });
-      let ref: AnchorRef | undefined;
-      try {
-        if (staged === undefined) {
-          // Idempotent: a batch anchored before a crash (tx mined, ref not stored) returns its existing ref.
-          ref = await this.options.anchorer.anchor(batchId, row.root, row.size);
-        } else {
-          let job: AnchorJob = (await this.store.getAnchorJob<AnchorJob>(batchId)) ?? { state: 'prepared' };
-          for (let steps = 0; steps < 6 && ref === undefined; steps++) {
-            const out = await stepAnchor(staged, row, job, this.anchorConfirmations, Date.now(), this.anchorStuckMs);
-            if (out.alarm !== undefined) this.raiseAnchorAlarm(batchId, out.alarm, job);
-            if (out.final !== undefined) ref = out.final;
-            const changed = JSON.stringify(out.job) !== JSON.stringify(job);
-            job = out.job;
-            if (!changed) break;
-            if (ref === undefined) await this.store.putAnchorJob(batchId, job);
-          }
-          this.anchorStates.set(batchId, job.state);
-        }
-      } catch (e) {
-        this.lastAnchorError = e;
-        this.counters.anchorFailures++;
-        this.chainDownSince ??= Date.now();
-        this.log('warn', 'anchoring failed, will retry', { batchId, err: errorText(e), code: e instanceof SteleError ? e.code : undefined, queued: this.unanchored.length });
-        return;
-      }
-      this.chainDownSince = undefined;
-      if (ref === undefined) continue; // not final yet: the next tick reads it again
-      if (ref.rpc === undefined) ref = { ...ref, rpc: this.options.anchorer.rpcUrl };
-      await this.store.setAnchor(batchId, ref);
-      this.unanchored.splice(this.unanchored.indexOf(batchId), 1);
-      this.anchorStates.delete(batchId);
-      this.counters.anchored++;
-      this.lastAnchorError = undefined;
-      this.log('info', 'batch anchored', { batchId, chainId: ref.chainId, txHash: ref.txHash, blockNumber: ref.blockNumber, final: true });
-      await this.confirmAnchored(row);
-    }
-  }
-
-  private raiseAnchorAlarm(batchId: number, alarm: AnchorAlarm, job: AnchorJob): void {
-    this.counters.anchorsLost++;
-    this.lastAnchorAlarm = { batchId, alarm, at: Date.now() };
-    this.log('error', 'ALARM anchor lost or reorged; anchoring the batch again', { batchId, alarm, txHash: job.txHash, blockNumber: job.blockNumber, blockHash: job.blockHash });
-  }
-
   /** Where anchoring stands, for /health and /metrics. */
-  anchoring(): { confirmations: number; unanchored: number; states: Record<string, number>; lost: number; chainDownSinceMs?: number; lastAlarm?: { batchId: number; alarm: string; at: string }; lastError?: string } {
-    const states: Record<string, number> = {};
-    for (const id of this.unanchored) {
-      const st = this.anchorStates.get(id) ?? 'prepared';
-      states[st] = (states[st] ?? 0) + 1;
-    }
-    return {
-      confirmations: this.anchorConfirmations,
-      unanchored: this.unanchored.length,
-      states,
-      lost: this.counters.anchorsLost,
-      ...(this.chainDownSince === undefined ? {} : { chainDownSinceMs: Date.now() - this.chainDownSince }),
-      ...(this.lastAnchorAlarm === undefined ? {} : { lastAlarm: { ...this.lastAnchorAlarm, at: new Date(this.lastAnchorAlarm.at).toISOString() } }),
-      ...(this.lastAnchorError === undefined ? {} : { lastError: errorText(this.lastAnchorError) }),
-    };
+  anchoring(): AnchoringHealth {
+    return this.anchors.health();
   }
 }
 
