@@ -243,6 +243,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     await ensurePrivateDir(dataDir);
     const store = await storeLocation(v['store'] as string | undefined, v['store-password-file'] as string | undefined);
     if (store === undefined) await ensurePrivateDir(join(dataDir, 'store'));
+    await recordStore(dataDir, v['store'] as string | undefined, v['store-password-file'] as string | undefined);
     if (embedded) await ensurePrivateDir(join(dataDir, 'chain'));
     const signer = await openIngestKey(dataDir, v['key'] as string | undefined);
     closeKey = signer;
@@ -339,6 +340,30 @@ function checkStoreOption(store: string | undefined, passwordFile: string | unde
   } else if (passwordFile !== undefined) throw new RangeError('--store-password-file goes with a postgres:// store');
 }
 
+/**
+ * DIR/ingest-store.json: where `run` keeps its store when not DIR/store ({store, passwordFile?}, never the
+ * password), so that `enrol` and `revoke` with ingest stopped open the same store. Removed for the default.
+ */
+async function recordStore(dataDir: string, store: string | undefined, passwordFile: string | undefined): Promise<void> {
+  const file = join(dataDir, 'ingest-store.json');
+  if (store === undefined) await rm(file, { force: true });
+  else await writePrivateFile(file, `${JSON.stringify({ store, ...(passwordFile === undefined ? {} : { passwordFile }) })}\n`);
+}
+
+async function readRecordedStore(dataDir: string): Promise<{ store: string; passwordFile?: string } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dataDir, 'ingest-store.json'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const o = JSON.parse(text) as { store?: unknown; passwordFile?: unknown };
+  if (typeof o.store !== 'string' || (o.passwordFile !== undefined && typeof o.passwordFile !== 'string')) {
+    throw new IngestError('INGEST_USAGE', `${join(dataDir, 'ingest-store.json')} is not {store, passwordFile?}`);
+  }
+  return { store: o.store, ...(typeof o.passwordFile === 'string' ? { passwordFile: o.passwordFile } : {}) };
+}
+
 /** The store to open: undefined for the default (DIR/store), else the directory or the URL with its password. */
 async function storeLocation(store: string | undefined, passwordFile: string | undefined): Promise<string | undefined> {
   if (store === undefined || !isPostgresUrl(store) || passwordFile === undefined) return store;
@@ -423,8 +448,12 @@ function tokenFileOf(values: Record<string, unknown>, dataDir: string | undefine
 /** Runs `work` on the store with the service's own code, when ingest does not run. */
 async function withOfflineService<T>(dataDir: string, installerKeys: string | undefined, work: (s: IngestService) => Promise<T>): Promise<T> {
   const signer = await openIngestKey(dataDir);
+  // The store `run` last used (DIR/ingest-store.json): a PostgreSQL deployment must not enrol into DIR/store.
+  const recorded = await readRecordedStore(dataDir);
+  const store = recorded === undefined ? undefined : await storeLocation(recorded.store, recorded.passwordFile);
   const service = await IngestService.openOffline({
     dataDir: join(dataDir, 'store'),
+    ...(store === undefined ? {} : { store }),
     signer,
     issuer: 'stele-ingest',
     trustedInstallers: await readInstallerKeys(dataDir, installerKeys),

@@ -154,6 +154,12 @@ describe.skipIf(!pg.ok)(`stele ingest run --store postgres://${pg.ok ? '' : ` (s
       expect(v2.state).toBe('verified');
       expect(Number((await sql`select count(*) as n from entries where device_id = 'gw-pg-1'`)[0]!['n'])).toBe(n + 5);
       expect(await ingest.stop()).toBe(0);
+
+      // With ingest stopped, `revoke` opens the store `run` used (DIR/ingest-store.json), not DIR/store.
+      const revoke = io();
+      expect(await runIngest(['revoke', 'gw-pg-1', '--reason', 'stolen', '--data', dir.path], revoke)).toBe(0);
+      const [log] = await sql`select seq from heads where device_id = ${'\u0001gw-pg-1'}`;
+      expect(Number(log!['seq'])).toBe(2); // the enrolment, then the revocation
     },
     180_000,
   );
