@@ -11,13 +11,11 @@ import type { MqttClient } from 'mqtt';
 import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { equalBytes, fromBase64Url, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { parseBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
-import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
+import { encodeCbor } from '@stele/core/cbor.ts';
 import {
-  decodeSign1,
   encodeReceipt,
   signConfirmation,
   parseStatement,
-  verifyStatementSignature,
 } from '@stele/core/cose/index.ts';
 import { SteleError } from '@stele/core/errors.ts';
 import { sha256 } from '@stele/core/hash.ts';
@@ -25,10 +23,8 @@ import { keyIdOf } from '@stele/core/keys.ts';
 import {
   findSpan,
   isLifecycleStatement,
-  keyStatusAt,
   parseLifecycleStatement,
   signLifecycleStatement,
-  verifyLifecycleSignature,
   type LifecycleBody,
 } from '@stele/core/lifecycle/index.ts';
 import { GENESIS_PREV } from '@stele/core/reading.ts';
@@ -44,7 +40,8 @@ import { sealNextBatch } from './batch/seal.ts';
 import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
 import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
 import { checkStatement, type Checked, type HeadBatch, type Incoming, type Precheck } from './verify/statement-check.ts';
-import { openStore, type BatchRow, type CommitItem, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
+import { judgeGroup } from './commit/judge-group.ts';
+import { openStore, type BatchRow, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
 /**
  * The FORMAT.md §7 JSON object (base64url / 0x-hex fields), ready for `JSON.stringify`. core's `EvidenceBundle`
@@ -807,146 +804,28 @@ export class IngestService {
 
   private async processGroup(device: string, group: Incoming[]): Promise<void> {
     await this.refreshDevice(device);
-    // Stateless checks (decode, key, signature, body) in parallel; the key-validity and chain checks below are
-    // sequential, against a draft of the device's key registry that rotations in this group update as they commit.
+    // Stateless checks (decode, key, signature, body) in parallel (verify/); the key-validity and chain checks are
+    // sequential (commit/judge-group.ts), against a draft of the device's key registry that rotations in this
+    // group update as they commit.
     const checks = await Promise.all(group.map((m) => this.safePrecheck(device, m)));
-    // In seq order (rejections first): statements reordered within a group commit without being held.
-    checks.sort((a, b) => (a.ok ? a.value.seq : -1) - (b.ok ? b.value.seq : -1));
-    let head = this.head(device);
-    const commits: CommitItem[] = [];
-    const committedHere = new Map<number, Uint8Array>();
-    let reAck = false;
-    let heldChanged = false;
-    const draft = this.registry.draft(device);
-    let draftChanged = false;
-    let headBatch = await this.headBatchOf(device, head, checks.flatMap((r) => (r.ok ? [r.value] : [])));
-
-    /** Whether the statement's key may sign its seq now (FORMAT.md §13.5); rejects it when not. */
-    const keyCheck = async (c: Checked): Promise<boolean> => {
-      const span = draft === undefined || c.device !== device ? undefined : findSpan(draft.keys, c.kid);
-      if (!c.verified) {
-        // A kid that was not registered at precheck: only a rotation earlier in this group can have announced it.
-        if (span === undefined) {
-          this.reject(device, 'UNKNOWN_KEY_ERROR', c.seq, 'kid not enrolled');
-          return false;
-        }
-        const ok = c.parsed !== undefined ? await verifyStatementSignature(c.parsed, span.publicKey) : await verifyLifecycleSignature(c.lifecycle!, span.publicKey);
-        if (!ok) {
-          this.reject(device, 'SIGNATURE_ERROR', c.seq);
-          return false;
-        }
-        c.verified = true;
-      }
-      const status = keyStatusAt(span, c.seq);
-      if (status === 'valid') return true;
-      const detail =
-        status === 'KEY_REVOKED_ERROR' ? `key revoked after seq ${span!.revokedAfter}` : status === 'KEY_ROTATED_ERROR' ? `key rotated out at seq ${span!.until}` : `key valid from seq ${span?.from}`;
-      this.reject(device, status, c.seq, detail);
-      return false;
-    };
-
-    const tryCommit = (c: Checked): boolean => {
-      // Hash-only inside a device-level batch (FORMAT.md §3.1): the head must be the leaf before it in the same
-      // signed tree, whose digest is then the one this reading's body links to.
-      const inBatch = c.batch;
-      const linked =
-        c.prev !== undefined
-          ? equalBytes(c.prev, head.digest)
-          : inBatch !== undefined && headBatch?.seq === head.seq && headBatch.index === inBatch.index - 1 && equalBytes(headBatch.root, inBatch.root);
-      if (!linked) {
-        this.reject(device, 'CHAIN_LINK_ERROR', c.seq, c.prev !== undefined ? 'prev is not the digest of the committed reading seq - 1' : 'the committed seq - 1 is not the leaf before it in its device batch');
-        return false;
-      }
-      const body = c.lifecycle?.body;
-      if (body !== undefined && draft !== undefined) {
-        if (body.type === 'rotation') {
-          // The announced key must be new everywhere: a kid belongs to one device, one span, forever.
-          if (this.registry.deviceOfKid(body.kid) !== undefined || findSpan(draft.keys, body.kid) !== undefined) {
-            this.reject(device, 'LIFECYCLE_ERROR', c.seq, 'the rotation announces a key that is already enrolled');
-            return false;
-          }
-          const old = findSpan(draft.keys, c.kid)!;
-          old.until = c.seq;
-          draft.keys.push({ kid: body.kid, publicKey: body.key, backend: body.backend, from: c.seq + 1, via: 'rotation' });
-        }
-        draft.chained.push(c.seq);
-        draftChanged = true;
-      }
-      const entry: CommitItem['entry'] = { statement: c.statement, receivedAt: c.receivedAt };
-      if (c.reading !== undefined) entry.reading = c.reading;
-      commits.push({ seq: c.seq, entry, leafHash: hashLeaf(c.statement) });
-      committedHere.set(c.seq, c.statement);
-      // The chain digest is the statement payload for a reading (FORMAT.md §3), so hash-only mode keeps the chain too.
-      head = { seq: c.seq, digest: c.digest };
-      headBatch = c.batch === undefined ? undefined : { seq: c.seq, ...c.batch };
-      return true;
-    };
-
-    /**
-     * The chain check advancing over what the store holds contiguously after the head (statements that came
-     * ahead of a gap, possibly to another worker). Each is judged again: a revocation or rotation may have come
-     * since it was held. One that fails is dropped (the gateway resends what is not confirmed).
-     */
-    const advanceOverHeld = async (): Promise<void> => {
-      for (;;) {
-        const held = await this.store.listHeld(device, head.seq + 1, GROUP_LIMIT);
-        let advanced = false;
-        for (const h of held) {
-          if (h.seq !== head.seq + 1) break;
-          const r = await this.safePrecheck(device, { payload: h.payload, receivedAt: h.receivedAt });
-          if (!r.ok || r.value.seq !== h.seq) {
-            if (!r.ok) this.reject(device, r.code, h.seq, r.detail);
-            await this.store.dropHeld(device, h.seq);
-            heldChanged = true;
-            return;
-          }
-          if (r.value.prev === undefined && headBatch === undefined) headBatch = await this.headBatchOf(device, head, [r.value]);
-          if (!(await keyCheck(r.value)) || !tryCommit(r.value)) {
-            await this.store.dropHeld(device, h.seq);
-            heldChanged = true;
-            return;
-          }
-          heldChanged = true;
-          advanced = true;
-        }
-        if (!advanced || held.length < GROUP_LIMIT) return;
-      }
-    };
-
-    const headAtStart = head.seq;
-    for (const r of checks) {
-      if (!r.ok) {
-        this.reject(device, r.code, r.seq, r.detail);
-        continue;
-      }
-      const c = r.value;
-      const seq = c.seq;
-      if (!(await keyCheck(c))) continue;
-      if (seq <= head.seq) {
-        const existing = committedHere.get(seq) ?? (await this.store.getEntry(device, seq))?.statement;
-        if (existing !== undefined && sameStatement(existing, c.statement)) {
-          this.counters.duplicates++;
-          reAck = true;
-        } else {
-          await this.recordFork(device, c);
-        }
-      } else if (seq === head.seq + 1) {
-        if (tryCommit(c)) await advanceOverHeld();
-      } else {
-        // Ahead of the head: held in the store, once per (device, seq), until the gap fills.
-        const [already] = await this.store.listHeld(device, seq, 1);
-        if (already !== undefined && already.seq === seq) {
-          if (sameStatement(statementOf(already.payload), c.statement)) this.counters.duplicates++;
-          else await this.recordFork(device, c);
-        } else if ((await this.store.countHeld(device)) >= this.reorderLimit) {
-          this.reject(device, 'INGEST_REORDER_FULL', seq, `seq is ahead of head ${head.seq} and the reorder buffer is full`);
-        } else if (await this.store.hold(device, { seq, payload: c.payload, receivedAt: c.receivedAt })) {
-          heldChanged = true;
-        }
-      }
-    }
-    // What was held may already continue the head we started from (another worker filled the gap).
-    if (commits.length === 0 && head.seq === headAtStart && (heldChanged || this.heldCount > 0)) await advanceOverHeld();
+    const v = await judgeGroup(
+      {
+        store: this.store,
+        registry: this.registry,
+        reorderLimit: this.reorderLimit,
+        heldKnown: this.heldCount > 0,
+        check: (d, m) => this.safePrecheck(d, m),
+        reject: (d, code, seq, detail) => this.reject(d, code, seq, detail),
+        recordFork: (d, c) => this.recordFork(d, c),
+        headBatchOf: (d, head, candidates) => this.headBatchOf(d, head, candidates),
+      },
+      device,
+      this.head(device),
+      this.registry.draft(device),
+      checks,
+    );
+    this.counters.duplicates += v.duplicates;
+    const { commits, head, headBatch, draft, draftChanged, reAck, heldChanged } = v;
 
     if (commits.length > 0) {
       // A rotation or reinstall changes the registry: its row is written in the same atomic step as the chain.
@@ -1138,34 +1017,6 @@ export class IngestService {
   /** Where anchoring stands, for /health and /metrics. */
   anchoring(): AnchoringHealth {
     return this.anchors.health();
-  }
-}
-
-/** The statement inside a message as received (FORMAT.md §11 envelope); empty bytes when it holds none. */
-function statementOf(payload: Uint8Array): Uint8Array {
-  try {
-    const env = decodeCbor(payload, { what: 'statement message' });
-    const st = env instanceof Map ? env.get('statement') : undefined;
-    return st instanceof Uint8Array ? st : new Uint8Array(0);
-  } catch {
-    return new Uint8Array(0);
-  }
-}
-
-/**
- * Statement identity at ingest (issue #8): the protected header and the payload, what the signature covers. ECDSA
- * signatures are malleable (s -> n - s verifies too, and FORMAT.md §0 requires accepting high S), so anyone who saw
- * a statement can make a second, valid one with other bytes: that is the same statement again (a duplicate),
- * never a fork of the device's chain.
- */
-function sameStatement(a: Uint8Array, b: Uint8Array): boolean {
-  if (equalBytes(a, b)) return true;
-  try {
-    const x = decodeSign1(a);
-    const y = decodeSign1(b);
-    return equalBytes(x.protectedBytes, y.protectedBytes) && x.payload !== null && y.payload !== null && equalBytes(x.payload, y.payload);
-  } catch {
-    return false;
   }
 }
 
