@@ -8,8 +8,7 @@
  * batch id, so this is safe but not yet exactly-once in transactions sent (issue #11 item 3: an outbox row written
  * in the seal transaction, the nonce allocated in the database).
  */
-import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
-import { SteleError } from '@stele/core/errors.ts';
+import { type AnchorRef, SteleError } from '@stele/core';
 import { IngestError } from '../errors.ts';
 import type { LogFn } from '../log.ts';
 import type { BatchRow, IngestStore } from '../store/index.ts';

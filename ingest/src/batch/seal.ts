@@ -3,8 +3,7 @@
  * protected header and signature, FORMAT.md §5). The store hands out the leaves and the batch id in one step,
  * one sealer at a time (store/types.ts sealBatch), so several workers sharing a store never seal a leaf twice.
  */
-import { signBatchRoot } from '@stele/core/cose/index.ts';
-import type { Signer } from '@stele/core/signer.ts';
+import { signBatchRoot, type Signer } from '@stele/core';
 import { BatchProofs } from '../merkle-batch.ts';
 import type { BatchRow, IngestStore } from '../store/index.ts';
 

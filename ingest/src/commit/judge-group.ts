@@ -6,11 +6,7 @@
  * once per (device, seq), and the chain check advances over what is held contiguously after the head (statements
  * that came ahead of a gap, possibly to another worker). The caller commits the result in one atomic store step.
  */
-import { equalBytes } from '@stele/core/bytes.ts';
-import { decodeCbor } from '@stele/core/cbor.ts';
-import { decodeSign1, verifyStatementSignature } from '@stele/core/cose/index.ts';
-import { findSpan, keyStatusAt, verifyLifecycleSignature } from '@stele/core/lifecycle/index.ts';
-import { hashLeaf } from '@stele/core/rfc9162/index.ts';
+import { equalBytes, decodeCbor, decodeSign1, verifyStatementSignature, findSpan, keyStatusAt, verifyLifecycleSignature, hashLeaf } from '@stele/core';
 import type { RejectCode } from '../errors.ts';
 import type { DeviceKeys, KeyRegistry } from '../registry/index.ts';
 import type { CommitItem, Head, IngestStore } from '../store/index.ts';

@@ -1,6 +1,6 @@
 /** Readings and bundles by time window over HTTP (issue #11 item 4), on the embedded (LevelDB) store. */
 import { describe, expect, it } from 'vitest';
-import { parseBundle } from '@stele/core/bundle.ts';
+import { parseBundle } from '@stele/core';
 import { makeChain, useIngestStack, waitFor } from '../test-helpers.ts';
 import { startIngestHttp } from './server.ts';
 

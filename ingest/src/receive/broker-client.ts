@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
-import { toHex } from '@stele/core/bytes.ts';
+import { toHex } from '@stele/core';
 import { limitedClientStream } from '../broker/packet-limit.ts';
 import { IngestError } from '../errors.ts';
 import type { LogFn } from '../log.ts';

@@ -5,10 +5,7 @@
  * one sealer at a time with no leaf missed or sealed twice, and the frame and time indexes.
  */
 import { describe, expect, it } from 'vitest';
-import { utf8 } from '@stele/core/bytes.ts';
-import { SteleError } from '@stele/core/errors.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { encodeReading, GENESIS_PREV, type Reading } from '@stele/core/reading.ts';
+import { utf8, SteleError, sha256, encodeReading, GENESIS_PREV, type Reading } from '@stele/core';
 import type { DeviceKeys } from '../registry/index.ts';
 import type { CommitItem, IngestStore, PendingLeaf, SealedBatch } from './types.ts';
 

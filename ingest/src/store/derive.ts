@@ -2,7 +2,7 @@
  * What both stores index of a reading: the frame digests of its `raw` field and its device `time`. Computed from
  * the reading bytes at commit (they were checked before; bytes that do not decode here are simply not indexed).
  */
-import { decodeReading } from '@stele/core/reading.ts';
+import { decodeReading } from '@stele/core';
 import { IngestError } from '../errors.ts';
 import type { CommitItem, Head } from './types.ts';
 

@@ -13,7 +13,7 @@
  *   - `hold` keeps a statement ahead of the head once per (device, seq); `commit` drops the held rows it passes;
  *   - `sealBatch` takes the oldest pending leaves and the next batch id in one transaction, one sealer at a time.
  */
-import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
+import { type AnchorRef } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/device';
 import type { DeviceKeys } from '../registry/index.ts';
 

@@ -5,12 +5,21 @@
  * signature when the kid is registered, and the reading body against the signed digest. Key validity for the seq
  * and the chain link are judged later, in order, against the store (service.ts processGroup).
  */
-import { equalBytes } from '@stele/core/bytes.ts';
-import { decodeCbor } from '@stele/core/cbor.ts';
-import { checkStatementAgainstReading, parseStatement, verifyStatementSignature, type ParsedStatement } from '@stele/core/cose/index.ts';
-import { SteleError } from '@stele/core/errors.ts';
-import { isChainedType, isLifecycleStatement, parseLifecycleStatement, verifyLifecycleSignature, type ParsedLifecycle } from '@stele/core/lifecycle/index.ts';
-import { decodeReading } from '@stele/core/reading.ts';
+import {
+  equalBytes,
+  decodeCbor,
+  checkStatementAgainstReading,
+  parseStatement,
+  verifyStatementSignature,
+  type ParsedStatement,
+  SteleError,
+  isChainedType,
+  isLifecycleStatement,
+  parseLifecycleStatement,
+  verifyLifecycleSignature,
+  type ParsedLifecycle,
+  decodeReading,
+} from '@stele/core';
 import type { RejectCode } from '../errors.ts';
 import type { KeyRegistry } from '../registry/index.ts';
 

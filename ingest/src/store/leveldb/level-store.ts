@@ -30,10 +30,7 @@
  * here, so the interface's atomic steps (../types.ts) hold.
  */
 import { Level } from 'level';
-import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
-import { equalBytes, toBase64Url, toHex } from '@stele/core/bytes.ts';
-import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { type AnchorRef, equalBytes, toBase64Url, toHex, decodeCbor, encodeCbor, sha256 } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/device';
 import { IngestError } from '../../errors.ts';
 import { decodeDeviceKeys, encodeDeviceKeys, registryKey, type DeviceKeys } from '../../registry/index.ts';

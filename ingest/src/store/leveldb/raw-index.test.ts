@@ -1,8 +1,6 @@
 import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
-import { utf8 } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { encodeReading, GENESIS_PREV } from '@stele/core/reading.ts';
+import { utf8, sha256, encodeReading, GENESIS_PREV } from '@stele/core';
 import { readingAt, tempDir } from '../../test-helpers.ts';
 import { LevelStore } from './level-store.ts';
 

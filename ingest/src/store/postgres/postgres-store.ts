@@ -25,9 +25,7 @@
  *   enrolment_requests(digest, file)   enrolment request files, kept with their enrolment statements
  */
 import postgres from 'postgres';
-import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
-import { equalBytes, toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { type AnchorRef, equalBytes, toHex, sha256 } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/device';
 import { IngestError } from '../../errors.ts';
 import { decodeDeviceKeys, encodeDeviceKeys, type DeviceKeys } from '../../registry/index.ts';
