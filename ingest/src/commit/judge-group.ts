@@ -149,7 +149,6 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
     }
   };
 
-  const headAtStart = head.seq;
   for (const r of checks) {
     if (!r.ok) {
       ctx.reject(device, r.code, r.seq, r.detail);
@@ -167,7 +166,8 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
         await ctx.recordFork(device, c);
       }
     } else if (seq === head.seq + 1) {
-      if (tryCommit(c)) await advanceOverHeld();
+      // Held statements may continue it; look only when some are known (one read per group otherwise, below).
+      if (tryCommit(c) && (ctx.heldKnown || heldChanged)) await advanceOverHeld();
     } else {
       // Ahead of the head: held in the store, once per (device, seq), until the gap fills.
       const [already] = await ctx.store.listHeld(device, seq, 1);
@@ -181,8 +181,8 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
       }
     }
   }
-  // What was held may already continue the head we started from (another worker filled the gap).
-  if (commits.length === 0 && head.seq === headAtStart && (heldChanged || ctx.heldKnown)) await advanceOverHeld();
+  // What is held may continue the head now: held by this group, or by another worker sharing the store.
+  if (commits.length > 0 || heldChanged || ctx.heldKnown) await advanceOverHeld();
 
   return { commits, head, headBatch, draft, draftChanged, reAck, heldChanged, duplicates };
 }
