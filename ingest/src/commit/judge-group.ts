@@ -7,7 +7,7 @@
  * that came ahead of a gap, possibly to another worker). The caller commits the result in one atomic store step.
  */
 import { equalBytes, decodeCbor, decodeSign1, verifyStatementSignature, findSpan, keyStatusAt, verifyLifecycleSignature, hashLeaf } from '@stele/core';
-import type { RejectCode } from '../errors.ts';
+import { IngestError, type RejectCode } from '../errors.ts';
 import type { DeviceKeys, KeyRegistry } from '../registry/index.ts';
 import type { CommitItem, Head, IngestStore } from '../store/index.ts';
 import type { Checked, HeadBatch, Incoming, Precheck } from '../verify/statement-check.ts';
@@ -178,6 +178,11 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
         ctx.reject(device, 'INGEST_REORDER_FULL', seq, `seq is ahead of head ${head.seq} and the reorder buffer is full`);
       } else if (await ctx.store.hold(device, { seq, payload: c.payload, receivedAt: c.receivedAt })) {
         heldChanged = true;
+        // Another worker sharing the store may have committed up to the gap while we judged against an older head,
+        // and looked for held statements before this one was written: then nobody would advance over it until
+        // the gateway resends. Seeing the head moved after the hold, judge the group again (the caller retries).
+        const now = await ctx.store.getHead(device);
+        if ((now?.seq ?? 0) !== startHead.seq) throw new IngestError('INGEST_STORE_CONFLICT', 'the head moved while statements were held', { where: { deviceId: device, seq } });
       }
     }
   }
