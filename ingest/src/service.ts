@@ -918,8 +918,10 @@ export class IngestService {
 
   /** The signed `stored` confirmation of the device's committed head (FORMAT.md §11.1). */
   private async sendAck(device: string): Promise<void> {
-    const head = this.heads.get(device);
+    // The head the store holds (another worker sharing it may have moved it further); the cache if it cannot answer.
+    const head = (await this.store.getHead(device).catch(() => undefined)) ?? this.heads.get(device);
     if (head === undefined || head.seq === 0) return;
+    if (head.seq > (this.heads.get(device)?.seq ?? 0)) this.heads.set(device, head);
     await this.sendConfirmation('stored', device, head);
   }
 
@@ -1006,8 +1008,14 @@ export class IngestService {
    */
   private async cutBatch(count: number): Promise<BatchRow | undefined> {
     const row = await sealNextBatch(this.store, this.options.signer, this.options.issuer, count);
-    this.pendingCount = await this.store.countPending();
-    if (row === undefined) return undefined;
+    // Kept by increments (commits add after their write, seals subtract): setting it from a count taken while a
+    // commit is between its write and its increment would count that commit twice. Re-counted when nothing was
+    // left to seal (another worker sharing the store sealed them).
+    if (row === undefined) {
+      this.pendingCount = await this.store.countPending();
+      return undefined;
+    }
+    this.pendingCount = Math.max(0, this.pendingCount - row.size);
     this.anchors.unanchored.push(row.batchId);
     this.counters.batches = Math.max(this.counters.batches, row.batchId);
     this.log('info', 'batch cut', { batchId: row.batchId, size: row.size, root: `0x${toHex(row.root)}` });
