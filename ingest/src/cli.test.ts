@@ -10,7 +10,7 @@ import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
 import { ANVIL_DEV_PRIVATE_KEY, readAnchor, startAnvil } from './anchor/index.ts';
 import { runIngest, type IngestIo } from './cli.ts';
 import { loadSoftwareSigner, provisionGateway } from '@stele/device';
-import { IngestStore } from './store.ts';
+import { LevelStore } from './store/index.ts';
 import { readingAt, signedReading, startBroker, tempDir, TestGateway, waitFor } from './test-helpers.ts';
 
 class Sink {
@@ -143,7 +143,7 @@ describe('stele ingest', () => {
     const b = io();
     expect(await runIngest(['enrol', bad, '--data', data], b)).toBe(1);
     expect(b.stderr.text).toMatch(/INGEST_ENROL_ERROR: ENROLMENT_/);
-    const store = await IngestStore.open(join(data, 'store'));
+    const store = await LevelStore.open(join(data, 'store'));
     expect((await store.listDevices()).map((d) => d.record.deviceId)).toEqual(['gw-cli-1']);
     await store.close();
     // offline revocation, through the same service code

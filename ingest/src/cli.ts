@@ -33,6 +33,8 @@ import { describeIngestKey, initIngestKey, openIngestKey, type IngestSigner } fr
 import { assertPrivateFile, ensurePrivateDir, writePrivateFile } from './private-files.ts';
 import { IngestService, type IngestOptions } from './service.ts';
 import { AlertBook, loadRuleFiles } from './alerts.ts';
+import { isPostgresUrl } from './store/index.ts';
+import { redact } from './store/postgres/postgres-store.ts';
 
 export interface IngestIo {
   stdout: { write(s: string): unknown };
@@ -64,6 +66,9 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --mqtt-cert F           client certificate (PEM), with --mqtt-key F
   --mqtt-key F            its private key (PEM)
   --data DIR              store and chain state (made by \`stele ingest init\`, which makes the key)
+  --store WHERE           the store: postgres://USER@HOST:PORT/DB for PostgreSQL (several workers may share it),
+                          or a directory for LevelDB (default DIR/store, LevelDB)
+  --store-password-file F file holding the PostgreSQL password (mode 0600; never in the URL)
   --embedded-chain        run anvil as a child process (dev chain, state in DIR/chain)
   --chain-port N          port of the embedded chain (default: a free one)
   --rpc URL               anchor on this Ethereum JSON-RPC endpoint instead ...
@@ -177,6 +182,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       'mqtt-key': { type: 'string' },
       'admin-token-file': { type: 'string' },
       rules: { type: 'string' },
+      store: { type: 'string' },
+      'store-password-file': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -204,6 +211,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     if ((v['mqtt-cert'] === undefined) !== (v['mqtt-key'] === undefined)) throw new RangeError('--mqtt-cert and --mqtt-key go together');
     if (v['mqtt-password-file'] !== undefined && v['mqtt-username'] === undefined) throw new RangeError('--mqtt-password-file needs --mqtt-username');
     if (dataDir === undefined) throw new RangeError('--data DIR is required');
+    checkStoreOption(v['store'] as string | undefined, v['store-password-file'] as string | undefined);
     if (embedded === (rpc !== undefined)) throw new RangeError('give either --embedded-chain or --rpc URL with --anchor-key-file F');
     if (rpc !== undefined && anchorKeyFile === undefined) throw new RangeError('--rpc needs --anchor-key-file F');
     batchMs = positiveInt(v['batch-ms'] as string | undefined, '--batch-ms');
@@ -239,7 +247,9 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   try {
     // The store and the chain state are evidence: 0700 folders (the files inside are then out of others' reach).
     await ensurePrivateDir(dataDir);
-    await ensurePrivateDir(join(dataDir, 'store'));
+    const store = await storeLocation(v['store'] as string | undefined, v['store-password-file'] as string | undefined);
+    if (store === undefined) await ensurePrivateDir(join(dataDir, 'store'));
+    await recordStore(dataDir, v['store'] as string | undefined, v['store-password-file'] as string | undefined);
     if (embedded) await ensurePrivateDir(join(dataDir, 'chain'));
     const rules = typeof v['rules'] === 'string' ? await loadRuleFiles((v['rules']).split(',').filter((x) => x !== '')) : undefined;
     if (rules !== undefined && healthPort === undefined) throw new RangeError('--rules needs --health-port: alerts are served on the HTTP endpoint');
@@ -273,6 +283,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
         service = await IngestService.start({
           mqttUrl,
           dataDir: join(dataDir, 'store'),
+          ...(store === undefined ? {} : { store }),
           signer,
           issuer: (v['issuer'] as string | undefined) ?? 'stele-ingest',
           anchorer,
@@ -299,7 +310,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       await writePrivateFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
       logger.info({ url: httpServer.url, port: httpServer.port }, 'http listening');
     }
-    logger.info({ mqttUrl, dataDir }, 'ingest running');
+    logger.info({ mqttUrl, dataDir, store: store === undefined ? join(dataDir, 'store') : redact(store) }, 'ingest running');
     await stopped;
     return 0;
   } catch (err) {
@@ -317,6 +328,57 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     logger.info({}, 'ingest stopped');
     logger.flush();
   }
+}
+
+/** --store and --store-password-file: a PostgreSQL URL carries no password (it would show in process lists). */
+function checkStoreOption(store: string | undefined, passwordFile: string | undefined): void {
+  if (store === undefined) {
+    if (passwordFile !== undefined) throw new RangeError('--store-password-file needs --store postgres://...');
+    return;
+  }
+  if (store === '') throw new RangeError('--store must be a postgres:// URL or a directory');
+  if (isPostgresUrl(store)) {
+    let url: URL;
+    try {
+      url = new URL(store);
+    } catch {
+      throw new RangeError('--store is not a valid postgres:// URL');
+    }
+    if (url.password !== '') throw new RangeError('--store must not carry a password: use --store-password-file');
+  } else if (passwordFile !== undefined) throw new RangeError('--store-password-file goes with a postgres:// store');
+}
+
+/**
+ * DIR/ingest-store.json: where `run` keeps its store when not DIR/store ({store, passwordFile?}, never the
+ * password), so that `enrol` and `revoke` with ingest stopped open the same store. Removed for the default.
+ */
+async function recordStore(dataDir: string, store: string | undefined, passwordFile: string | undefined): Promise<void> {
+  const file = join(dataDir, 'ingest-store.json');
+  if (store === undefined) await rm(file, { force: true });
+  else await writePrivateFile(file, `${JSON.stringify({ store, ...(passwordFile === undefined ? {} : { passwordFile }) })}\n`);
+}
+
+async function readRecordedStore(dataDir: string): Promise<{ store: string; passwordFile?: string } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dataDir, 'ingest-store.json'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const o = JSON.parse(text) as { store?: unknown; passwordFile?: unknown };
+  if (typeof o.store !== 'string' || (o.passwordFile !== undefined && typeof o.passwordFile !== 'string')) {
+    throw new IngestError('INGEST_USAGE', `${join(dataDir, 'ingest-store.json')} is not {store, passwordFile?}`);
+  }
+  return { store: o.store, ...(typeof o.passwordFile === 'string' ? { passwordFile: o.passwordFile } : {}) };
+}
+
+/** The store to open: undefined for the default (DIR/store), else the directory or the URL with its password. */
+async function storeLocation(store: string | undefined, passwordFile: string | undefined): Promise<string | undefined> {
+  if (store === undefined || !isPostgresUrl(store) || passwordFile === undefined) return store;
+  await assertPrivateFile(passwordFile, 'the store password file');
+  const url = new URL(store);
+  url.password = encodeURIComponent((await readFile(passwordFile, 'utf8')).replace(/\r?\n$/, ''));
+  return url.toString();
 }
 
 function errorLine(cmd: string, err: unknown): string {
@@ -394,8 +456,12 @@ function tokenFileOf(values: Record<string, unknown>, dataDir: string | undefine
 /** Runs `work` on the store with the service's own code, when ingest does not run. */
 async function withOfflineService<T>(dataDir: string, installerKeys: string | undefined, work: (s: IngestService) => Promise<T>): Promise<T> {
   const signer = await openIngestKey(dataDir);
+  // The store `run` last used (DIR/ingest-store.json): a PostgreSQL deployment must not enrol into DIR/store.
+  const recorded = await readRecordedStore(dataDir);
+  const store = recorded === undefined ? undefined : await storeLocation(recorded.store, recorded.passwordFile);
   const service = await IngestService.openOffline({
     dataDir: join(dataDir, 'store'),
+    ...(store === undefined ? {} : { store }),
     signer,
     issuer: 'stele-ingest',
     trustedInstallers: await readInstallerKeys(dataDir, installerKeys),

@@ -30,6 +30,8 @@ export type IngestErrorCode =
   | 'INGEST_ENROL_CONFLICT' // enrol: device id or kid already enrolled with another key / device
   | 'INGEST_REVOKE_ERROR' // revoke: no such key for the device, or nothing left to revoke
   | 'INGEST_STORE_ERROR' // the store holds something it cannot read
+  | 'INGEST_STORE_CONFLICT' // commit: another writer got there first (a different statement at a seq, or the head moved)
+  | 'INGEST_STORE_UNAVAILABLE' // the store cannot be opened or reached (PostgreSQL down, wrong URL or credentials)
   | 'INGEST_STOPPED' // the service was stopped
   | 'INGEST_KEY_MISSING' // run/enrol/revoke: no ingest key where named (make one with `stele ingest init`)
   | 'INGEST_KEY_EXISTS' // init: the data directory already has an ingest key

@@ -1,5 +1,20 @@
 export { IngestService, type EvidenceBundleJson, type IngestOptions, type IngestStats } from './service.ts';
-export { IngestStore, type BatchRow, type DeviceRow, type EntryRow, type ForkRow, type Head, type PendingLeaf } from './store.ts';
+export {
+  LevelStore,
+  PostgresStore,
+  openStore,
+  isPostgresUrl,
+  type IngestStore,
+  type BatchRow,
+  type DeviceRow,
+  type EntryRow,
+  type ForkRow,
+  type Head,
+  type PendingLeaf,
+  type HeldRow,
+  type TimeAxis,
+  type TimeRef,
+} from './store/index.ts';
 export { IngestError, type IngestErrorCode, type RejectCode } from './errors.ts';
 export { BatchProofs } from './merkle-batch.ts';
 export { jsonLineLogger, type LogFn, type LogLevel, type Logger, type PinoLike } from './log.ts';
@@ -8,6 +23,6 @@ export { KeyRegistry, currentKey, lifecycleLogId, isLifecycleLogId, type DeviceK
 export { startIngestHttp, type IngestHttp, type IngestHttpOptions } from './http/server.ts';
 export { AlertBook, loadRuleFiles, listItem, type AlertListItem } from './alerts.ts';
 export { runIngest, type IngestIo } from './cli.ts';
-export type { RawRef } from './store.ts';
+export type { RawRef } from './store/index.ts';
 export { aedesAccessHooks, BrokerAccess, mayPublish, maySubscribe, mayUseClientId, type BrokerRole, type BrokerUser } from './broker/access.ts';
 export { DEFAULT_MAX_PACKET_BYTES, limitServerSocket } from './broker/packet-limit.ts';

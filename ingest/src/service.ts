@@ -7,50 +7,41 @@
  * payload, and it extends the device's committed head (seq = head + 1, prev = head digest). Anything else is
  * counted, logged and published on `stele/v1/<device>/rejects`; a fork is recorded and never applied.
  */
-import { readFile } from 'node:fs/promises';
-import net from 'node:net';
-import tls from 'node:tls';
-import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { equalBytes, fromBase64Url, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { parseBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
-import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
+import { encodeCbor } from '@stele/core/cbor.ts';
 import {
-  checkStatementAgainstReading,
-  decodeSign1,
   encodeReceipt,
   signConfirmation,
   parseStatement,
-  signBatchRoot,
-  verifyStatementSignature,
-  type ParsedStatement,
 } from '@stele/core/cose/index.ts';
 import { SteleError } from '@stele/core/errors.ts';
 import { sha256 } from '@stele/core/hash.ts';
 import { keyIdOf } from '@stele/core/keys.ts';
 import {
   findSpan,
-  isChainedType,
   isLifecycleStatement,
-  keyStatusAt,
   parseLifecycleStatement,
   signLifecycleStatement,
-  verifyLifecycleSignature,
   type LifecycleBody,
-  type ParsedLifecycle,
 } from '@stele/core/lifecycle/index.ts';
-import { decodeReading, GENESIS_PREV } from '@stele/core/reading.ts';
+import { GENESIS_PREV } from '@stele/core/reading.ts';
 import { hashLeaf } from '@stele/core/rfc9162/index.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { checkEnrolmentRecord, verifyEnrolmentRequest, type CheckedRecord, type EnrolmentRecord } from '@stele/core/enrolment/index.ts';
 import type { Anchorer } from './anchor/index.ts';
-import { stepAnchor, type AnchorAlarm, type AnchorJob } from './anchor/machine.ts';
+import { AnchorDriver, type AnchoringHealth } from './anchor/driver.ts';
 import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { BatchProofs } from './merkle-batch.ts';
-import { currentKey, decodeDeviceKeys, encodeDeviceKeys, isLifecycleLogId, KeyRegistry, lifecycleLogId, registryKey, type DeviceKeys } from './registry/index.ts';
-import { limitedClientStream } from './broker/packet-limit.ts';
-import { enrolmentRequestKey, IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
+import { sealNextBatch } from './batch/seal.ts';
+import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
+import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
+import { checkStatement, type Checked, type HeadBatch, type Incoming, type Precheck } from './verify/statement-check.ts';
+import { judgeGroup } from './commit/judge-group.ts';
+import { openStore, type BatchRow, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
 /** How often non-final anchors are read again from the chain between batch cuts, in ms. */
 const ANCHOR_POLL_MS = 500;
@@ -75,20 +66,7 @@ export interface EvidenceBundleJson {
   alert?: unknown;
 }
 
-/**
- * Ingest's own broker credentials (docs/broker.md): files, read at start, never in the URL, never logged.
- * `passwordFile` holds the password (one trailing newline is dropped); `ca`, `cert`, `key` are PEM files for TLS
- * (`mqtts://`), `cert` + `key` a client certificate.
- */
-export interface IngestBrokerCredentials {
-  username?: string;
-  passwordFile?: string;
-  ca?: string;
-  cert?: string;
-  key?: string;
-  /** Default true. */
-  rejectUnauthorized?: boolean;
-}
+export type { IngestBrokerCredentials } from './receive/broker-client.ts';
 
 export interface IngestOptions {
   /** `mqtt://host:port` or `mqtts://host:port`, without credentials (a URL with user info is refused). */
@@ -100,8 +78,13 @@ export interface IngestOptions {
    * parser buffers them and rejected as INGEST_OVERSIZE (on mqtt:// and mqtts://). Default maxMessageBytes + 1024.
    */
   maxPacketBytes?: number;
-  /** LevelDB directory (created when absent). */
+  /** LevelDB directory (created when absent): the store unless `store` names another. */
   dataDir: string;
+  /**
+   * Where the store is (ingest/src/store/): a `postgres://` URL for PostgreSQL, which several workers may share, or
+   * a directory for the embedded LevelDB store. Default: `dataDir` (LevelDB).
+   */
+  store?: string;
   /** The ingest receipt key. */
   signer: Signer;
   /** `iss` of every receipt (FORMAT.md §5). */
@@ -113,7 +96,7 @@ export interface IngestOptions {
   maxBatchSize?: number;
   /** Larger MQTT payloads are rejected with INGEST_OVERSIZE. Default 65536. */
   maxMessageBytes?: number;
-  /** Statements ahead of a device's head kept while waiting for the gap to fill. Default 1024 per device. */
+  /** Statements ahead of a device's head kept (in the store) while waiting for the gap to fill. Default 1024 per device. */
   reorderLimit?: number;
   /**
    * Messages received but not processed yet, per device and over all devices. Beyond either, a message is shed
@@ -154,7 +137,7 @@ export interface IngestStats {
   duplicates: number;
   /** Leaves committed but not in a batch yet. */
   pending: number;
-  /** Statements held in reorder buffers waiting for a gap to fill. */
+  /** Statements held in the store ahead of their device's head, waiting for a gap to fill (as last counted). */
   buffered: number;
   /** Failed anchor attempts (each retried on the next tick), since this process started. */
   anchorFailures: number;
@@ -168,52 +151,12 @@ export interface IngestStats {
   queued: number;
 }
 
-interface Incoming {
-  payload: Uint8Array;
-  receivedAt: number;
-}
-
-interface Checked {
-  statement: Uint8Array;
-  /** The reading statement, or undefined for a lifecycle statement (rotation, reinstall). */
-  parsed?: ParsedStatement;
-  lifecycle?: ParsedLifecycle;
-  kid: Uint8Array;
-  /** The statement's `sub`. */
-  device: string;
-  seq: number;
-  /**
-   * What the statement links to: its signed prev, or the reading body's prev for a reading of a device-level batch
-   * past its first (FORMAT.md §3.1); undefined for such a reading sent hash-only, linked by `batch` instead.
-   */
-  prev: Uint8Array | undefined;
-  /** Its place in a device-level batch (FORMAT.md §3.1): the signed root and its leaf index. */
-  batch?: HeadBatch;
-  /** Chain digest: the reading digest (payload), or SHA-256 of a lifecycle body (FORMAT.md §13.3). */
-  digest: Uint8Array;
-  reading?: Uint8Array;
-  receivedAt: number;
-  /**
-   * False while the kid is not registered: a key announced by a rotation not committed yet. Its signature and
-   * validity are then judged in order, when the statement's turn comes (processGroup).
-   */
-  verified: boolean;
-}
-
-/** Where a committed statement sits in its device-level batch (FORMAT.md §3.1). */
-interface HeadBatch {
-  root: Uint8Array;
-  index: number;
-}
-
-type Precheck = { ok: true; value: Checked } | { ok: false; code: RejectCode; seq: number; detail?: string };
 
 interface DeviceQueue {
   items: Incoming[];
   running: Promise<void> | undefined;
 }
 
-const TOPIC_FILTER = 'stele/v1/+/statements';
 /** Most seqs one evidence bundle (exportBundle, GET /bundle) covers: about 14 MB of JSON with every body. */
 export const MAX_BUNDLE_WINDOW = 10_000;
 const GROUP_LIMIT = 256;
@@ -232,6 +175,8 @@ export class IngestService {
   /** Per device: the second and the rejections logged in it (rate limit). */
   private readonly rejectWindows = new Map<string, { second: number; n: number; suppressed: number }>();
 
+  // Caches of what the store holds (the store is the truth, re-read before each decision on a device: another
+  // worker sharing a PostgreSQL store may have moved it). They serve the synchronous accessors and stats.
   private readonly registry = new KeyRegistry();
   private readonly devicesById = new Map<string, DeviceRow>();
   /** Per device: the tail of the work serialised on it (statement groups, enrolment, revocation). */
@@ -240,17 +185,12 @@ export class IngestService {
   /** Per device: the batch position of its head statement when that is in a device-level batch (seq-tagged). */
   private readonly headBatches = new Map<string, HeadBatch & { seq: number }>();
   private readonly queues = new Map<string, DeviceQueue>();
-  private readonly reorder = new Map<string, Map<number, Checked>>();
   private readonly ackTimers = new Map<string, NodeJS.Timeout>();
-  private pending: PendingLeaf[] = [];
-  private unanchored: number[] = [];
-  private lastAnchorError: unknown;
-  private chainDownSince: number | undefined;
-  private lastAnchorAlarm: { batchId: number; alarm: AnchorAlarm; at: number } | undefined;
+  /** Pending leaves and held statements in the store, as last counted (stats and the size trigger). */
+  private pendingCount = 0;
+  private heldCount = 0;
+  private readonly anchors: AnchorDriver;
   /** State of each non-final batch's anchor, as last seen (for health). */
-  private readonly anchorStates = new Map<number, AnchorJob['state']>();
-  private readonly anchorConfirmations: number;
-  private readonly anchorStuckMs: number;
   private readonly flushWaitMs = 30_000;
 
   private client: MqttClient | undefined;
@@ -268,10 +208,7 @@ export class IngestService {
   private readonly counters = {
     readings: 0,
     batches: 0,
-    anchored: 0,
     duplicates: 0,
-    anchorFailures: 0,
-    anchorsLost: 0,
     shed: 0,
     rejectsSuppressed: 0,
     rejected: {} as Record<string, number>,
@@ -287,8 +224,14 @@ export class IngestService {
     this.maxMessageBytes = positive(options.maxMessageBytes ?? 65536, 'maxMessageBytes');
     this.reorderLimit = positive(options.reorderLimit ?? 1024, 'reorderLimit');
     this.ackDelayMs = options.ackDelayMs ?? 5;
-    this.anchorConfirmations = positive(options.anchorConfirmations ?? 1, 'anchorConfirmations');
-    this.anchorStuckMs = positive(options.anchorStuckMs ?? 60_000, 'anchorStuckMs');
+    this.anchors = new AnchorDriver({
+      store,
+      anchorer: options.anchorer,
+      confirmations: positive(options.anchorConfirmations ?? 1, 'anchorConfirmations'),
+      stuckMs: positive(options.anchorStuckMs ?? 60_000, 'anchorStuckMs'),
+      log: this.log,
+      onFinal: (row) => this.confirmAnchored(row),
+    });
     this.maxQueuedPerDevice = positive(options.maxQueuedPerDevice ?? 4096, 'maxQueuedPerDevice');
     this.maxQueuedTotal = positive(options.maxQueuedTotal ?? 65_536, 'maxQueuedTotal');
     this.rejectsPerDevicePerSecond = positive(options.rejectsPerDevicePerSecond ?? 20, 'rejectsPerDevicePerSecond');
@@ -296,7 +239,7 @@ export class IngestService {
 
   static async start(options: IngestOptions): Promise<IngestService> {
     if (typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('options.issuer must be a non-empty string');
-    const store = await IngestStore.open(options.dataDir);
+    const store = await openStore(options.store ?? options.dataDir);
     const service = new IngestService(options, store);
     try {
       await service.resume();
@@ -308,13 +251,14 @@ export class IngestService {
     service.timer = setInterval(() => service.tick(false), service.batchIntervalMs);
     service.anchorTimer = setInterval(() => service.anchorTick(), ANCHOR_POLL_MS);
     // Every non-final anchor is read again from the chain now, not only at the first interval.
-    if (service.unanchored.length > 0) void service.exclusive(() => service.anchorPending()).catch(() => {});
+    if (service.anchors.unanchored.length > 0) void service.exclusive(() => service.anchors.drive()).catch(() => {});
     service.log('info', 'ingest started', {
       dataDir: options.dataDir,
+      store: `${store.kind} ${store.location}`,
       devices: service.devicesById.size,
       readings: service.counters.readings,
-      pending: service.pending.length,
-      unanchored: service.unanchored.length,
+      pending: service.pendingCount,
+      unanchored: service.anchors.unanchored.length,
     });
     return service;
   }
@@ -324,7 +268,7 @@ export class IngestService {
    * without a running service): the same enrol/revoke code as the service, with no broker, no batching timer and
    * no anchoring. What they log stays pending and is batched and anchored at the next `start`.
    */
-  static async openOffline(options: Pick<IngestOptions, 'dataDir' | 'signer' | 'issuer' | 'log' | 'trustedInstallers'>): Promise<IngestService> {
+  static async openOffline(options: Pick<IngestOptions, 'dataDir' | 'store' | 'signer' | 'issuer' | 'log' | 'trustedInstallers'>): Promise<IngestService> {
     const offlineAnchorer: Anchorer = {
       chainId: 0,
       contract: '0x0000000000000000000000000000000000000000',
@@ -332,7 +276,7 @@ export class IngestService {
       anchor: () => Promise.reject(new IngestError('INGEST_STOPPED', 'ingest is opened offline: anchoring happens in `stele ingest run`')),
     };
     const full: IngestOptions = { ...options, mqttUrl: 'mqtt://offline', anchorer: offlineAnchorer };
-    const store = await IngestStore.open(options.dataDir);
+    const store = await openStore(options.store ?? options.dataDir);
     const service = new IngestService(full, store);
     service.offline = true;
     try {
@@ -386,6 +330,7 @@ export class IngestService {
   private async enrolChecked({ record, publicKey, kid }: CheckedRecord, requestDigest: Uint8Array, installer: Uint8Array, requestFile?: Uint8Array): Promise<void> {
     if (this.stopping) throw new IngestError('INGEST_STOPPED', 'ingest is stopped');
     await this.withDeviceLock(record.deviceId, async () => {
+      await this.refreshDevice(record.deviceId);
       const state = this.registry.draft(record.deviceId);
       if (state !== undefined) {
         if (findSpan(state.keys, kid) !== undefined) return; // the same key again: nothing to do
@@ -424,6 +369,7 @@ export class IngestService {
     const reason = options.reason ?? 'revoked by the operator';
     if (typeof reason !== 'string') throw new TypeError('reason must be a string');
     return this.withDeviceLock(deviceId, async () => {
+      await this.refreshDevice(deviceId);
       const state = this.registry.draft(deviceId);
       if (state === undefined) throw new IngestError('INGEST_UNKNOWN_DEVICE', 'no such enrolled device', { where: { deviceId } });
       const span = options.kid === undefined ? currentKey(state) : findSpan(state.keys, options.kid);
@@ -484,8 +430,8 @@ export class IngestService {
     const kid = keyIdOf(publicKey);
     state.keys.push({ kid, publicKey, backend, from, via: 'enrolment' });
     // The request file goes into the store with its statement (one write), for bundles to carry (FORMAT.md §13.6).
-    const extra = requestFile === undefined ? [] : [{ key: enrolmentRequestKey(request), value: requestFile }];
-    await this.logIngestStatement(state, { type: 'enrolment', device: state.deviceId, kid, key: publicKey, backend, request, from, time: Date.now(), site, installer }, extra);
+    const enrolmentRequest = requestFile === undefined ? undefined : { digest: request, file: requestFile };
+    await this.logIngestStatement(state, { type: 'enrolment', device: state.deviceId, kid, key: publicKey, backend, request, from, time: Date.now(), site, installer }, enrolmentRequest);
   }
 
   /**
@@ -493,7 +439,7 @@ export class IngestService {
    * log, together with the registry row `state` (which must already hold its effect): one atomic write. The
    * statement becomes a pending Merkle leaf like any reading.
    */
-  private async logIngestStatement(state: DeviceKeys, body: LifecycleBody, extra: readonly { key: string; value: Uint8Array }[] = []): Promise<void> {
+  private async logIngestStatement(state: DeviceKeys, body: LifecycleBody, enrolmentRequest?: { digest: Uint8Array; file: Uint8Array }): Promise<void> {
     const statement = await signLifecycleStatement(body, this.options.signer);
     const n = state.log + 1;
     const next: DeviceKeys = { ...state, log: n };
@@ -501,11 +447,11 @@ export class IngestService {
       lifecycleLogId(state.deviceId),
       [{ seq: n, entry: { statement, receivedAt: Date.now() }, leafHash: hashLeaf(statement) }],
       { seq: n, digest: sha256(statement) },
-      [{ key: registryKey(state.deviceId), value: encodeDeviceKeys(next) }, ...extra],
+      enrolmentRequest === undefined ? { keys: next } : { keys: next, enrolmentRequest },
     );
     this.registry.adopt(next);
-    this.pending.push(...leaves);
-    if (this.pending.length >= this.maxBatchSize) this.tick(true);
+    this.pendingCount += leaves.length;
+    if (this.pendingCount >= this.maxBatchSize) this.tick(true);
   }
 
   /** Runs `work` after every earlier piece of work on `deviceId` (statement groups, enrolment, revocation). */
@@ -524,25 +470,23 @@ export class IngestService {
   }
 
   stats(): IngestStats {
-    let buffered = 0;
-    for (const b of this.reorder.values()) buffered += b.size;
     return {
       readings: this.counters.readings,
       batches: this.counters.batches,
-      anchored: this.counters.anchored,
+      anchored: this.anchors.anchored,
       rejected: { ...this.counters.rejected },
       duplicates: this.counters.duplicates,
-      pending: this.pending.length,
-      buffered,
-      anchorFailures: this.counters.anchorFailures,
-      anchorsLost: this.counters.anchorsLost,
+      pending: this.pendingCount,
+      buffered: this.heldCount,
+      anchorFailures: this.anchors.failures,
+      anchorsLost: this.anchors.lost,
       shed: this.counters.shed,
       rejectsSuppressed: this.counters.rejectsSuppressed,
       queued: this.queuedTotal,
     };
   }
 
-  /** The committed head of a device (seq 0 and 32 zero bytes before its first reading). */
+  /** The committed head of a device as this worker last read it (seq 0 and 32 zero bytes before its first reading). */
   head(deviceId: string): Head {
     return this.heads.get(deviceId) ?? { seq: 0, digest: GENESIS_PREV };
   }
@@ -557,15 +501,15 @@ export class IngestService {
     await this.idle();
     await this.exclusive(async () => {
       await this.cutPending();
-      await this.anchorPending();
+      await this.anchors.drive();
     });
     // Wait (bounded) for inclusion and finality when the chain mines on its own schedule.
     const until = Date.now() + this.flushWaitMs;
-    while (this.unanchored.length > 0 && this.lastAnchorError === undefined && Date.now() < until && !this.stopping) {
+    while (this.anchors.unanchored.length > 0 && this.anchors.lastError === undefined && Date.now() < until && !this.stopping) {
       await new Promise((r) => setTimeout(r, 100));
-      await this.exclusive(() => this.anchorPending());
+      await this.exclusive(() => this.anchors.drive());
     }
-    if (this.unanchored.length > 0) throw this.lastAnchorError ?? new IngestError('INGEST_NOT_ANCHORED', 'batches not final on chain yet', { where: { unanchored: this.unanchored.length } });
+    if (this.anchors.unanchored.length > 0) throw this.anchors.lastError ?? new IngestError('INGEST_NOT_ANCHORED', 'batches not final on chain yet', { where: { unanchored: this.anchors.unanchored.length } });
   }
 
   /**
@@ -685,6 +629,38 @@ export class IngestService {
     return rows.map(([seq, row]) => ({ seq, ...(row.reading === undefined ? {} : { reading: row.reading }), receivedAt: row.receivedAt, inBatch: row.batchId !== undefined }));
   }
 
+  /**
+   * A device's statements in the time window [fromMs, toMs) on one clock (store/types.ts TimeAxis), in (time,
+   * seq) order, at most `limit` (default and cap {@link MAX_BUNDLE_WINDOW}). `device`: the reading's own `time`,
+   * known only for readings received in full (a hash-only device's readings stay on its gateway, so it is found
+   * by receive time only); `received`: ingest's clock. Neither orders anything (order is seq, FORMAT.md §8).
+   */
+  async readingsByTime(deviceId: string, by: TimeAxis, fromMs: number, toMs: number, limit = MAX_BUNDLE_WINDOW): Promise<TimeRef[]> {
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_BUNDLE_WINDOW) throw new RangeError(`limit must be an integer in 1..${MAX_BUNDLE_WINDOW}`);
+    if (!this.devicesById.has(deviceId) && (await this.store.getDevice(deviceId)) === undefined) {
+      throw new IngestError('INGEST_UNKNOWN_DEVICE', 'no such enrolled device', { where: { deviceId } });
+    }
+    return this.store.findByTime(deviceId, { by, fromMs, toMs, limit });
+  }
+
+  /**
+   * FORMAT.md §7 evidence for a time window of one device (a clock hour, a day): the contiguous seq range from the
+   * lowest to the highest seq whose time is in [fromMs, toMs). Completeness is by seq, so the bundle also holds any
+   * reading in between whose (untrusted) time lies outside the window, and a gap is reported as for a seq window.
+   * INGEST_NOT_FOUND when no statement falls in the window; INGEST_WINDOW_TOO_LARGE beyond MAX_BUNDLE_WINDOW seqs.
+   */
+  async exportBundleByTime(deviceId: string, by: TimeAxis, fromMs: number, toMs: number): Promise<EvidenceBundleJson> {
+    const refs = await this.store.findByTime(deviceId, { by, fromMs, toMs, limit: MAX_BUNDLE_WINDOW + 1 });
+    if (refs.length === 0) throw new IngestError('INGEST_NOT_FOUND', 'no statement of the device in this time window', { where: { deviceId, by, fromMs, toMs } });
+    const seqs = refs.map((r) => r.seq);
+    const first = Math.min(...seqs);
+    const last = Math.max(...seqs);
+    if (refs.length > MAX_BUNDLE_WINDOW || last - first + 1 > MAX_BUNDLE_WINDOW) {
+      throw new IngestError('INGEST_WINDOW_TOO_LARGE', `a bundle holds at most ${MAX_BUNDLE_WINDOW} seqs; ask for a shorter window`, { where: { deviceId, by, fromMs, toMs, first, last } });
+    }
+    return this.exportBundle(deviceId, first, last);
+  }
+
   /** Statements recorded as forks of a device (a second, different statement for a committed seq). */
   async forks(deviceId: string): Promise<ForkRow[]> {
     return this.store.listForks(deviceId);
@@ -718,17 +694,18 @@ export class IngestService {
   // ---------------------------------------------------------------- start-up
 
   private async resume(): Promise<void> {
-    for (const [, value] of await this.store.listByPrefix('reg!')) this.registry.adopt(decodeDeviceKeys(value));
+    for (const keys of await this.store.listDeviceKeys()) this.registry.adopt(keys);
     for (const row of await this.store.listDevices()) this.devicesById.set(row.record.deviceId, row);
     for (const [device, head] of await this.store.listHeads()) {
       if (isLifecycleLogId(device)) continue; // a device's lifecycle log, not its chain (registry/registry.ts)
       this.heads.set(device, head);
       this.counters.readings += head.seq;
     }
-    this.pending = await this.store.listPending();
-    this.unanchored = await this.store.listUnanchoredIds();
-    this.counters.batches = this.store.batchCount();
-    this.counters.anchored = this.counters.batches - this.unanchored.length;
+    this.pendingCount = await this.store.countPending();
+    this.heldCount = await this.store.countAllHeld();
+    this.anchors.unanchored = await this.store.listUnanchoredIds();
+    this.counters.batches = await this.store.batchCount();
+    this.anchors.anchored = this.counters.batches - this.anchors.unanchored.length;
     // Devices enrolled before lifecycle statements existed, or straight into the store while ingest was down
     // (`stele ingest enrol` without --url): log their enrolment now. Their key was the only one since seq 1.
     for (const row of this.devicesById.values()) {
@@ -747,52 +724,15 @@ export class IngestService {
   }
 
   private async connect(): Promise<void> {
-    const clientId = this.options.clientId ?? `stele-ingest-${toHex(crypto.getRandomValues(new Uint8Array(6)))}`;
-    const url = parseBrokerUrl(this.options.mqttUrl);
-    const creds = await readBrokerCredentials(this.options.broker ?? {});
-    const maxPacketBytes = positive(this.options.maxPacketBytes ?? this.maxMessageBytes + 1024, 'maxPacketBytes');
-    const opts: IClientOptions = {
-      ...creds.auth,
-      clientId,
-      clean: this.options.clientId === undefined,
-      reconnectPeriod: 1000,
-      connectTimeout: 10_000,
-      protocolVersion: 4,
-    };
-    let client: MqttClient;
-    if (url.protocol === 'mqtt:' || url.protocol === 'mqtts:') {
-      // Our own stream: the packet limit applies before mqtt.js's parser buffers a packet body (packet-limit.ts).
-      const host = url.hostname.replace(/^\[|\]$/g, '');
-      const port = Number(url.port || (url.protocol === 'mqtts:' ? 8883 : 1883));
-      const onOversize = (sizeBytes: number) => this.noteOversizePacket(sizeBytes);
-      client = new MqttClient(() => {
-        const socket = url.protocol === 'mqtts:' ? tls.connect({ host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...creds.tls }) : net.connect({ host, port });
-        return limitedClientStream(socket, maxPacketBytes, onOversize);
-      }, opts);
-      await new Promise<void>((resolve, reject) => {
-        const onError = (e: Error) => {
-          client.end(true);
-          reject(e);
-        };
-        client.once('connect', () => {
-          client.off('error', onError);
-          resolve();
-        });
-        client.once('error', onError);
-      });
-    } else {
-      client = await mqtt.connectAsync(this.options.mqttUrl, { ...opts, ...(creds.tls as IClientOptions) });
-    }
-    this.client = client;
-    // Small QoS 1 packets both ways: without TCP_NODELAY, delayed ACKs stall each gateway's window refill
-    // (~40 ms); see the measurement in edge-agent/src/publisher.ts.
-    const noDelay = () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
-    noDelay();
-    client.on('connect', noDelay);
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (e) => this.log('warn', 'mqtt error', { err: e.message }));
-    client.on('offline', () => this.log('warn', 'mqtt offline', {}));
-    await client.subscribeAsync(TOPIC_FILTER, { qos: 1 });
+    this.client = await connectBroker({
+      mqttUrl: this.options.mqttUrl,
+      broker: this.options.broker ?? {},
+      ...(this.options.clientId === undefined ? {} : { clientId: this.options.clientId }),
+      maxPacketBytes: positive(this.options.maxPacketBytes ?? this.maxMessageBytes + 1024, 'maxPacketBytes'),
+      onOversize: (sizeBytes) => this.noteOversizePacket(sizeBytes),
+      onMessage: (topic, payload) => this.onMessage(topic, payload),
+      log: this.log,
+    });
   }
 
   private async shutdown(): Promise<void> {
@@ -851,7 +791,19 @@ export class IngestService {
         const group = q.items.splice(0, GROUP_LIMIT);
         this.queuedTotal -= group.length;
         try {
-          await this.withDeviceLock(device, () => this.processGroup(device, group));
+          await this.withDeviceLock(device, async () => {
+            // Another worker sharing the store committed this device first: judge the group again against the
+            // head it left (what it committed becomes duplicates, re-acked). Bounded: a store that keeps moving
+            // under us leaves the rest to the gateway's resend.
+            for (let attempt = 1; ; attempt++) {
+              try {
+                return await this.processGroup(device, group);
+              } catch (e) {
+                if (attempt >= 3 || !(e instanceof IngestError && e.code === 'INGEST_STORE_CONFLICT')) throw e;
+                this.log('info', 'commit conflict, judging the group again', { device, attempt });
+              }
+            }
+          });
         } catch (e) {
           // A store failure: nothing of this group was committed or acked; the gateway resends it.
           this.log('error', 'processing failed', { device, err: errorText(e), count: group.length });
@@ -872,150 +824,71 @@ export class IngestService {
     }
   }
 
+  /**
+   * Re-reads what the store holds for a device (head, key registry row, enrolment record) into the caches: the
+   * store is the truth, and another worker sharing it may have moved the device since.
+   */
+  private async refreshDevice(device: string): Promise<void> {
+    const [head, keys, row] = await Promise.all([
+      this.store.getHead(device),
+      this.store.getDeviceKeys(device),
+      this.devicesById.has(device) ? undefined : this.store.getDevice(device),
+    ]);
+    if (head !== undefined) this.heads.set(device, head);
+    if (keys !== undefined) this.registry.adopt(keys);
+    if (row !== undefined) this.devicesById.set(device, row);
+  }
+
   private async processGroup(device: string, group: Incoming[]): Promise<void> {
-    // Stateless checks (decode, key, signature, body) in parallel; the key-validity and chain checks below are
-    // sequential, against a draft of the device's key registry that rotations in this group update as they commit.
-    const checks = await Promise.all(
-      group.map((m) =>
-        this.precheck(device, m).catch((e: unknown): Precheck => {
-          // Not a check failing but code failing on untrusted input: still a rejection, never a crash.
-          this.log('error', 'unexpected error while checking a statement', { device, err: errorText(e) });
-          return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
-        }),
-      ),
+    await this.refreshDevice(device);
+    // Stateless checks (decode, key, signature, body) in parallel (verify/); the key-validity and chain checks are
+    // sequential (commit/judge-group.ts), against a draft of the device's key registry that rotations in this
+    // group update as they commit.
+    const checks = await Promise.all(group.map((m) => this.safePrecheck(device, m)));
+    const v = await judgeGroup(
+      {
+        store: this.store,
+        registry: this.registry,
+        reorderLimit: this.reorderLimit,
+        heldKnown: this.heldCount > 0,
+        check: (d, m) => this.safePrecheck(d, m),
+        reject: (d, code, seq, detail) => this.reject(d, code, seq, detail),
+        recordFork: (d, c) => this.recordFork(d, c),
+        headBatchOf: (d, head, candidates) => this.headBatchOf(d, head, candidates),
+      },
+      device,
+      this.head(device),
+      this.registry.draft(device),
+      checks,
     );
-    const buffer = this.reorder.get(device) ?? new Map<number, Checked>();
-    let head = this.head(device);
-    const commits: CommitItem[] = [];
-    const committedHere = new Map<number, Uint8Array>();
-    let reAck = false;
-    const draft = this.registry.draft(device);
-    let draftChanged = false;
-    let headBatch = await this.headBatchOf(device, head, [...checks.flatMap((r) => (r.ok ? [r.value] : [])), ...buffer.values()]);
-
-    /** Whether the statement's key may sign its seq now (FORMAT.md §13.5); rejects it when not. */
-    const keyCheck = async (c: Checked): Promise<boolean> => {
-      const span = draft === undefined || c.device !== device ? undefined : findSpan(draft.keys, c.kid);
-      if (!c.verified) {
-        // A kid that was not registered at precheck: only a rotation earlier in this group can have announced it.
-        if (span === undefined) {
-          this.reject(device, 'UNKNOWN_KEY_ERROR', c.seq, 'kid not enrolled');
-          return false;
-        }
-        const ok = c.parsed !== undefined ? await verifyStatementSignature(c.parsed, span.publicKey) : await verifyLifecycleSignature(c.lifecycle!, span.publicKey);
-        if (!ok) {
-          this.reject(device, 'SIGNATURE_ERROR', c.seq);
-          return false;
-        }
-        c.verified = true;
-      }
-      const status = keyStatusAt(span, c.seq);
-      if (status === 'valid') return true;
-      const detail =
-        status === 'KEY_REVOKED_ERROR' ? `key revoked after seq ${span!.revokedAfter}` : status === 'KEY_ROTATED_ERROR' ? `key rotated out at seq ${span!.until}` : `key valid from seq ${span?.from}`;
-      this.reject(device, status, c.seq, detail);
-      return false;
-    };
-
-    const tryCommit = (c: Checked): boolean => {
-      // Hash-only inside a device-level batch (FORMAT.md §3.1): the head must be the leaf before it in the same
-      // signed tree, whose digest is then the one this reading's body links to.
-      const inBatch = c.batch;
-      const linked =
-        c.prev !== undefined
-          ? equalBytes(c.prev, head.digest)
-          : inBatch !== undefined && headBatch?.seq === head.seq && headBatch.index === inBatch.index - 1 && equalBytes(headBatch.root, inBatch.root);
-      if (!linked) {
-        this.reject(device, 'CHAIN_LINK_ERROR', c.seq, c.prev !== undefined ? 'prev is not the digest of the committed reading seq - 1' : 'the committed seq - 1 is not the leaf before it in its device batch');
-        return false;
-      }
-      const body = c.lifecycle?.body;
-      if (body !== undefined && draft !== undefined) {
-        if (body.type === 'rotation') {
-          // The announced key must be new everywhere: a kid belongs to one device, one span, forever.
-          if (this.registry.deviceOfKid(body.kid) !== undefined || findSpan(draft.keys, body.kid) !== undefined) {
-            this.reject(device, 'LIFECYCLE_ERROR', c.seq, 'the rotation announces a key that is already enrolled');
-            return false;
-          }
-          const old = findSpan(draft.keys, c.kid)!;
-          old.until = c.seq;
-          draft.keys.push({ kid: body.kid, publicKey: body.key, backend: body.backend, from: c.seq + 1, via: 'rotation' });
-        }
-        draft.chained.push(c.seq);
-        draftChanged = true;
-      }
-      const entry: CommitItem['entry'] = { statement: c.statement, receivedAt: c.receivedAt };
-      if (c.reading !== undefined) entry.reading = c.reading;
-      commits.push({ seq: c.seq, entry, leafHash: hashLeaf(c.statement) });
-      committedHere.set(c.seq, c.statement);
-      // The chain digest is the statement payload for a reading (FORMAT.md §3), so hash-only mode keeps the chain too.
-      head = { seq: c.seq, digest: c.digest };
-      headBatch = c.batch === undefined ? undefined : { seq: c.seq, ...c.batch };
-      return true;
-    };
-
-    for (const r of checks) {
-      if (!r.ok) {
-        this.reject(device, r.code, r.seq, r.detail);
-        continue;
-      }
-      const c = r.value;
-      const seq = c.seq;
-      if (!(await keyCheck(c))) continue;
-      if (seq <= head.seq) {
-        const existing = committedHere.get(seq) ?? (await this.store.getEntry(device, seq))?.statement;
-        if (existing !== undefined && sameStatement(existing, c.statement)) {
-          this.counters.duplicates++;
-          reAck = true;
-        } else {
-          await this.recordFork(device, c);
-        }
-      } else if (seq === head.seq + 1) {
-        if (tryCommit(c)) {
-          for (let next = buffer.get(head.seq + 1); next !== undefined; next = buffer.get(head.seq + 1)) {
-            buffer.delete(next.seq);
-            // Judged again: a revocation or rotation may have come since it was held.
-            if (!(await keyCheck(next)) || !tryCommit(next)) break;
-          }
-        }
-      } else {
-        const held = buffer.get(seq);
-        if (held !== undefined) {
-          if (sameStatement(held.statement, c.statement)) this.counters.duplicates++;
-          else await this.recordFork(device, c);
-        } else if (buffer.size >= this.reorderLimit) {
-          this.reject(device, 'INGEST_REORDER_FULL', seq, `seq is ahead of head ${head.seq} and the reorder buffer is full`);
-        } else {
-          buffer.set(seq, c);
-        }
-      }
-    }
-    if (buffer.size > 0) this.reorder.set(device, buffer);
-    else this.reorder.delete(device);
+    this.counters.duplicates += v.duplicates;
+    const { commits, head, headBatch, draft, draftChanged, reAck, heldChanged } = v;
 
     if (commits.length > 0) {
-      let leaves: PendingLeaf[];
-      try {
-        // A rotation or reinstall changes the registry: its row is written in the same batch as the chain.
-        const extra = draftChanged && draft !== undefined ? [{ key: registryKey(device), value: encodeDeviceKeys(draft) }] : [];
-        leaves = await this.store.commit(device, commits, head, extra);
-      } catch (e) {
-        // Nothing committed; the in-memory head is unchanged and nothing is acked, so the gateway resends.
-        this.reorder.delete(device);
-        throw e;
-      }
+      // A rotation or reinstall changes the registry: its row is written in the same atomic step as the chain.
+      // Nothing committed on failure; nothing is acked, so the gateway resends.
+      const leaves = await this.store.commit(device, commits, head, draftChanged && draft !== undefined ? { keys: draft } : {});
       this.heads.set(device, head);
       if (headBatch !== undefined) this.headBatches.set(device, headBatch);
       else this.headBatches.delete(device);
       if (draftChanged && draft !== undefined) this.registry.adopt(draft);
-      this.pending.push(...leaves);
-      this.counters.readings += commits.length;
+      this.pendingCount += leaves.length;
+      this.counters.readings += leaves.length;
       this.log('debug', 'committed', { device, from: commits[0]!.seq, to: head.seq });
       this.scheduleAck(device);
-      if (this.pending.length >= this.maxBatchSize) this.tick(true);
+      if (this.pendingCount >= this.maxBatchSize) this.tick(true);
     } else if (reAck) {
       this.scheduleAck(device);
     }
+    if (heldChanged || this.heldCount > 0) this.heldCount = await this.store.countAllHeld();
+  }
+
+  /** precheck, where code failing on untrusted input is still a rejection, never a crash. */
+  private safePrecheck(device: string, m: Incoming): Promise<Precheck> {
+    return this.precheck(device, m).catch((e: unknown): Precheck => {
+      this.log('error', 'unexpected error while checking a statement', { device, err: errorText(e) });
+      return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
+    });
   }
 
   /**
@@ -1036,80 +909,8 @@ export class IngestService {
     }
   }
 
-  private async precheck(topicDevice: string, m: Incoming): Promise<Precheck> {
-    if (m.payload.byteLength > this.maxMessageBytes) return { ok: false, code: 'INGEST_OVERSIZE', seq: 0, detail: `${m.payload.byteLength} bytes` };
-    let envelope: unknown;
-    try {
-      envelope = decodeCbor(m.payload, { what: 'statement message' });
-    } catch (e) {
-      return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
-    }
-    if (!(envelope instanceof Map)) return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: 'message is not a CBOR map' };
-    const statement = envelope.get('statement');
-    const reading = envelope.get('reading');
-    const extra = [...envelope.keys()].filter((k) => k !== 'statement' && k !== 'reading');
-    if (!(statement instanceof Uint8Array) || (reading !== undefined && !(reading instanceof Uint8Array)) || extra.length > 0) {
-      return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: 'message is not {statement: bstr, reading?: bstr}' };
-    }
-    // A lifecycle statement (FORMAT.md §13) or a reading statement (§3): the content type tells them apart.
-    let parsed: ParsedStatement | undefined;
-    let lifecycle: ParsedLifecycle | undefined;
-    try {
-      if (isLifecycleStatement(statement)) lifecycle = parseLifecycleStatement(statement);
-      else parsed = parseStatement(statement);
-    } catch (e) {
-      if (e instanceof SteleError) return { ok: false, code: 'STATEMENT_FORMAT_ERROR', seq: 0, detail: errorText(e) };
-      throw e;
-    }
-    if (lifecycle !== undefined && !isChainedType(lifecycle.body.type)) {
-      // Enrolment and revocation are ingest's own statements; a device never sends them.
-      return { ok: false, code: 'LIFECYCLE_ERROR', seq: 0, detail: `a device may not send a ${lifecycle.body.type} statement` };
-    }
-    const seq = parsed?.seq ?? lifecycle!.seq!;
-    const c: Checked = {
-      statement,
-      kid: parsed?.kid ?? lifecycle!.kid,
-      device: parsed?.device ?? lifecycle!.device,
-      seq,
-      prev: parsed !== undefined ? parsed.prev : lifecycle!.prev!,
-      digest: parsed?.payload ?? lifecycle!.digest,
-      receivedAt: m.receivedAt,
-      verified: false,
-    };
-    if (parsed !== undefined) c.parsed = parsed;
-    if (parsed?.batch !== undefined) c.batch = { root: parsed.batch.root, index: parsed.batch.index };
-    if (lifecycle !== undefined) c.lifecycle = lifecycle;
-    const owner = this.registry.deviceOfKid(c.kid);
-    if (owner !== undefined && (owner !== c.device || owner !== topicDevice)) {
-      return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: `kid is enrolled for ${owner}, statement names ${c.device} on topic of ${topicDevice}` };
-    }
-    if (owner === undefined && c.device !== topicDevice) {
-      return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: `statement names ${c.device} on topic of ${topicDevice}` };
-    }
-    const span = owner === undefined ? undefined : this.registry.span(c.kid);
-    if (span !== undefined) {
-      const ok = parsed !== undefined ? await verifyStatementSignature(parsed, span.publicKey) : await verifyLifecycleSignature(lifecycle!, span.publicKey);
-      if (!ok) return { ok: false, code: 'SIGNATURE_ERROR', seq };
-      c.verified = true;
-    }
-    if (reading !== undefined && parsed !== undefined) {
-      let result: ReturnType<typeof checkStatementAgainstReading>;
-      try {
-        result = checkStatementAgainstReading(parsed, reading);
-      } catch (e) {
-        if (e instanceof SteleError) return { ok: false, code: 'READING_FORMAT_ERROR', seq, detail: errorText(e) };
-        throw e;
-      }
-      if (result === 'DIGEST_MISMATCH') return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };
-      if (result === 'HEADER_MISMATCH') return { ok: false, code: 'HEADER_MISMATCH_ERROR', seq };
-      c.reading = reading;
-      // Inside a device-level batch the statement signs no prev of its own: the body's prev is the link (§3.1).
-      c.prev ??= decodeReading(reading).prev;
-    } else if (reading !== undefined && !equalBytes(reading, lifecycle!.bodyBytes)) {
-      // The outbox sends a lifecycle body beside its statement in full mode; it must be the attached one.
-      return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };
-    }
-    return { ok: true, value: c };
+  private precheck(topicDevice: string, m: Incoming): Promise<Precheck> {
+    return checkStatement({ maxMessageBytes: this.maxMessageBytes, registry: this.registry }, topicDevice, m);
   }
 
   private async recordFork(device: string, c: Checked): Promise<void> {
@@ -1154,8 +955,10 @@ export class IngestService {
 
   /** The signed `stored` confirmation of the device's committed head (FORMAT.md §11.1). */
   private async sendAck(device: string): Promise<void> {
-    const head = this.heads.get(device);
+    // The head the store holds (another worker sharing it may have moved it further); the cache if it cannot answer.
+    const head = (await this.store.getHead(device).catch(() => undefined)) ?? this.heads.get(device);
     if (head === undefined || head.seq === 0) return;
+    if (head.seq > (this.heads.get(device)?.seq ?? 0)) this.heads.set(device, head);
     await this.sendConfirmation('stored', device, head);
   }
 
@@ -1211,11 +1014,11 @@ export class IngestService {
 
   /** Between batch cuts: one more pass over the non-final anchors, when there are any and none is queued. */
   private anchorTick(): void {
-    if (this.anchorQueued || this.tickQueued || this.stopping || this.offline || this.unanchored.length === 0) return;
+    if (this.anchorQueued || this.tickQueued || this.stopping || this.offline || this.anchors.unanchored.length === 0) return;
     this.anchorQueued = true;
     void this.exclusive(async () => {
       this.anchorQueued = false;
-      await this.anchorPending();
+      await this.anchors.drive();
     }).catch(() => {});
   }
 
@@ -1225,11 +1028,11 @@ export class IngestService {
     void this.exclusive(async () => {
       this.tickQueued = false;
       if (sizeTriggered) {
-        while (this.pending.length >= this.maxBatchSize) await this.cutBatch(this.maxBatchSize);
+        while (this.pendingCount >= this.maxBatchSize) if ((await this.cutBatch(this.maxBatchSize)) === undefined) break;
       } else {
         await this.cutPending();
       }
-      await this.anchorPending();
+      await this.anchors.drive();
     }).catch(() => {});
   }
 
@@ -1238,118 +1041,37 @@ export class IngestService {
    * under load) into batches of at most maxBatchSize.
    */
   private async cutPending(): Promise<void> {
-    let left = this.pending.length;
+    let left = await this.store.countPending();
     while (left > 0) {
-      const n = Math.min(left, this.maxBatchSize);
-      await this.cutBatch(n);
-      left -= n;
+      const row = await this.cutBatch(Math.min(left, this.maxBatchSize));
+      if (row === undefined) break; // another worker sealed them
+      left -= row.size;
     }
-  }
-
-  /** Cuts, signs and stores one batch of the first `count` pending leaves, in commit order. */
-  private async cutBatch(count: number): Promise<void> {
-    const leaves = this.pending.slice(0, count);
-    if (leaves.length === 0) return;
-    const batchId = this.store.peekNextBatchId();
-    const leafHashes = leaves.map((l) => l.leafHash);
-    const root = new BatchProofs(leafHashes).root();
-    const issuedAt = Math.floor(Date.now() / 1000);
-    const { protectedBytes, signature } = await signBatchRoot(root, { kid: this.options.signer.keyId, issuer: this.options.issuer, issuedAt, batchId }, this.options.signer);
-    await this.store.writeBatch({ batchId, size: leaves.length, root, leafHashes, protectedBytes, signature, createdAt: Date.now() }, leaves);
-    // Only cutBatch removes from the front and it runs exclusively; commits only append.
-    this.pending.splice(0, leaves.length);
-    this.unanchored.push(batchId);
-    this.counters.batches++;
-    this.log('info', 'batch cut', { batchId, size: leaves.length, root: `0x${toHex(root)}` });
   }
 
   /**
-   * Drives every non-final batch's anchor (anchor/machine.ts), in id order, saving each step; stops at the first
-   * chain failure (retried on the next tick: batches queue, nothing is lost). Anchorers without stages (tests'
-   * fakes) are driven through anchor() in one step.
+   * Seals, signs and stores one batch of at most `count` of the oldest pending leaves, in commit order. The store
+   * takes the leaves and the batch id in one step, one sealer at a time (several workers may share it).
    */
-  private async anchorPending(): Promise<void> {
-    const staged = this.options.anchorer.staged;
-    for (const batchId of [...this.unanchored]) {
-      const row = await this.store.getBatch(batchId);
-      if (row === undefined) throw new IngestError('INGEST_STORE_ERROR', 'unanchored batch missing', { where: { batchId } });
-      let ref: AnchorRef | undefined;
-      try {
-        if (staged === undefined) {
-          // Idempotent: a batch anchored before a crash (tx mined, ref not stored) returns its existing ref.
-          ref = await this.options.anchorer.anchor(batchId, row.root, row.size);
-        } else {
-          let job: AnchorJob = (await this.store.getAnchorJob<AnchorJob>(batchId)) ?? { state: 'prepared' };
-          for (let steps = 0; steps < 6 && ref === undefined; steps++) {
-            const out = await stepAnchor(staged, row, job, this.anchorConfirmations, Date.now(), this.anchorStuckMs);
-            if (out.alarm !== undefined) this.raiseAnchorAlarm(batchId, out.alarm, job);
-            if (out.final !== undefined) ref = out.final;
-            const changed = JSON.stringify(out.job) !== JSON.stringify(job);
-            job = out.job;
-            if (!changed) break;
-            if (ref === undefined) await this.store.putAnchorJob(batchId, job);
-          }
-          this.anchorStates.set(batchId, job.state);
-        }
-      } catch (e) {
-        this.lastAnchorError = e;
-        this.counters.anchorFailures++;
-        this.chainDownSince ??= Date.now();
-        this.log('warn', 'anchoring failed, will retry', { batchId, err: errorText(e), code: e instanceof SteleError ? e.code : undefined, queued: this.unanchored.length });
-        return;
-      }
-      this.chainDownSince = undefined;
-      if (ref === undefined) continue; // not final yet: the next tick reads it again
-      if (ref.rpc === undefined) ref = { ...ref, rpc: this.options.anchorer.rpcUrl };
-      await this.store.setAnchor(batchId, ref);
-      this.unanchored.splice(this.unanchored.indexOf(batchId), 1);
-      this.anchorStates.delete(batchId);
-      this.counters.anchored++;
-      this.lastAnchorError = undefined;
-      this.log('info', 'batch anchored', { batchId, chainId: ref.chainId, txHash: ref.txHash, blockNumber: ref.blockNumber, final: true });
-      await this.confirmAnchored(row);
+  private async cutBatch(count: number): Promise<BatchRow | undefined> {
+    const row = await sealNextBatch(this.store, this.options.signer, this.options.issuer, count);
+    // Kept by increments (commits add after their write, seals subtract): setting it from a count taken while a
+    // commit is between its write and its increment would count that commit twice. Re-counted when nothing was
+    // left to seal (another worker sharing the store sealed them).
+    if (row === undefined) {
+      this.pendingCount = await this.store.countPending();
+      return undefined;
     }
-  }
-
-  private raiseAnchorAlarm(batchId: number, alarm: AnchorAlarm, job: AnchorJob): void {
-    this.counters.anchorsLost++;
-    this.lastAnchorAlarm = { batchId, alarm, at: Date.now() };
-    this.log('error', 'ALARM anchor lost or reorged; anchoring the batch again', { batchId, alarm, txHash: job.txHash, blockNumber: job.blockNumber, blockHash: job.blockHash });
+    this.pendingCount = Math.max(0, this.pendingCount - row.size);
+    this.anchors.unanchored.push(row.batchId);
+    this.counters.batches = Math.max(this.counters.batches, row.batchId);
+    this.log('info', 'batch cut', { batchId: row.batchId, size: row.size, root: `0x${toHex(row.root)}` });
+    return row;
   }
 
   /** Where anchoring stands, for /health and /metrics. */
-  anchoring(): { confirmations: number; unanchored: number; states: Record<string, number>; lost: number; chainDownSinceMs?: number; lastAlarm?: { batchId: number; alarm: string; at: string }; lastError?: string } {
-    const states: Record<string, number> = {};
-    for (const id of this.unanchored) {
-      const st = this.anchorStates.get(id) ?? 'prepared';
-      states[st] = (states[st] ?? 0) + 1;
-    }
-    return {
-      confirmations: this.anchorConfirmations,
-      unanchored: this.unanchored.length,
-      states,
-      lost: this.counters.anchorsLost,
-      ...(this.chainDownSince === undefined ? {} : { chainDownSinceMs: Date.now() - this.chainDownSince }),
-      ...(this.lastAnchorAlarm === undefined ? {} : { lastAlarm: { ...this.lastAnchorAlarm, at: new Date(this.lastAnchorAlarm.at).toISOString() } }),
-      ...(this.lastAnchorError === undefined ? {} : { lastError: errorText(this.lastAnchorError) }),
-    };
-  }
-}
-
-/**
- * Statement identity at ingest (issue #8): the protected header and the payload, what the signature covers. ECDSA
- * signatures are malleable (s -> n - s verifies too, and FORMAT.md §0 requires accepting high S), so anyone who saw
- * a statement can make a second, valid one with other bytes: that is the same statement again (a duplicate),
- * never a fork of the device's chain.
- */
-function sameStatement(a: Uint8Array, b: Uint8Array): boolean {
-  if (equalBytes(a, b)) return true;
-  try {
-    const x = decodeSign1(a);
-    const y = decodeSign1(b);
-    return equalBytes(x.protectedBytes, y.protectedBytes) && x.payload !== null && y.payload !== null && equalBytes(x.payload, y.payload);
-  } catch {
-    return false;
+  anchoring(): AnchoringHealth {
+    return this.anchors.health();
   }
 }
 
@@ -1375,37 +1097,6 @@ function plainRecord(r: EnrolmentRecord): Record<string, unknown> {
 function enrolError(cause: unknown): unknown {
   if (cause instanceof SteleError) return new IngestError('INGEST_ENROL_ERROR', `${cause.code}: ${cause.message}`, { cause, where: { code: cause.code, ...cause.where } });
   return cause;
-}
-
-/** The broker URL, refusing credentials in it (they would end up in logs and process lists). */
-function parseBrokerUrl(text: string): URL {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch (cause) {
-    throw new RangeError('mqttUrl is not a URL', { cause });
-  }
-  if (url.username !== '' || url.password !== '') throw new RangeError('mqttUrl must not carry credentials: use the broker password file option');
-  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) throw new RangeError('mqttUrl must be mqtt://, mqtts://, ws:// or wss://');
-  return url;
-}
-
-async function readBrokerCredentials(b: IngestBrokerCredentials): Promise<{ auth: IClientOptions; tls: tls.ConnectionOptions }> {
-  const read = async (path: string, what: string) => {
-    try {
-      return await readFile(path);
-    } catch (cause) {
-      throw new IngestError('INGEST_BROKER_SECRET', `cannot read the broker ${what} ${path}`, { cause, where: { what, path } });
-    }
-  };
-  const auth: IClientOptions = {};
-  if (b.username !== undefined) auth.username = b.username;
-  if (b.passwordFile !== undefined) auth.password = (await read(b.passwordFile, 'password file')).toString('utf8').replace(/\r?\n$/, '');
-  const t: tls.ConnectionOptions = { rejectUnauthorized: b.rejectUnauthorized ?? true };
-  if (b.ca !== undefined) t.ca = await read(b.ca, 'CA file');
-  if (b.cert !== undefined) t.cert = await read(b.cert, 'client certificate');
-  if (b.key !== undefined) t.key = await read(b.key, 'client key');
-  return { auth, tls: t };
 }
 
 function positive(n: number, name: string): number {

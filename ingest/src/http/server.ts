@@ -16,6 +16,8 @@
  *                                         (read-only: which keys may sign for the device; `stele gateway doctor` asks)
  *   GET  /bundle?device=ID&first=N&last=M FORMAT.md §7 evidence bundle | 404/409 {code, error}; at most
  *                                         MAX_BUNDLE_WINDOW (10 000) seqs, 413 HTTP_WINDOW_TOO_LARGE beyond
+ *   GET  /devices/<id>/readings?by=device|received&from=T&to=T   statements in a time window (time-window.ts)
+ *   GET  /bundle?device=ID&by=device|received&from=T&to=T      the bundle of a time window (a clock hour, a day)
  *   GET  /frames/<sha256 hex>             {frameSha256, readings: [{deviceId, seq}], bundles: [...]}
  *   POST /frames         body: the raw frame bytes           same, for SHA-256(body)
  *   GET  /alerts                          {alerts: [{id, kind, subject, rule, standard, window, values, devices, readings}]}:
@@ -51,6 +53,7 @@ import { toLogFn, type Logger } from '../log.ts';
 import { MAX_BUNDLE_WINDOW, type IngestService } from '../service.ts';
 import { checkBearer } from './admin-token.ts';
 import { listItem, type AlertBook } from '../alerts.ts';
+import { timeWindowRoute } from './time-window.ts';
 
 export interface IngestHttpOptions {
   service: IngestService;
@@ -103,6 +106,8 @@ const STATUS_OF_CODE: Record<string, number> = {
   INGEST_ALERT_NOT_FOUND: 404,
   INGEST_ALERT_MULTI_DEVICE: 409,
   INGEST_ALERT_NOT_REPRODUCIBLE: 409,
+  INGEST_STORE_CONFLICT: 409,
+  INGEST_STORE_UNAVAILABLE: 503,
 };
 
 /** Request paths that change state: only with the admin token. */
@@ -262,6 +267,8 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       const forks = await service.forks(parts[1]!);
       return { status: 200, body: { deviceId: parts[1], forks: forks.map((f) => ({ seq: f.seq, receivedAt: f.receivedAt })) } };
     }
+    const byTime = await timeWindowRoute(service, method, parts, url); // readings and bundles by time (time-window.ts)
+    if (byTime !== undefined) return byTime;
     if (method === 'GET' && url.pathname === '/bundle') {
       const device = url.searchParams.get('device');
       if (device === null || device === '') throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'device is required');

@@ -1,5 +1,5 @@
 /**
- * The ingest store: one LevelDB (level 10, `view` values = Uint8Array), CBOR values, string keys with a prefix
+ * The LevelDB ingest store (the embedded default, one process): one LevelDB (level 10, `view` values = Uint8Array), CBOR values, string keys with a prefix
  * per record kind. Every write that must be atomic (a commit of statements with its head and pending leaves; a
  * batch with the (batchId, leafIndex) of each of its entries) is one `db.batch` with `sync: true`.
  *
@@ -20,140 +20,91 @@
  *   reg!<deviceId>                 the device's key registry row (ingest/src/registry/), written with commits
  *   ent!\u0001<deviceId>!<n>       the n-th lifecycle statement ingest signed for the device (enrolment,
  *                                  revocation): a log of its own, committed like a device's chain
+ *   held!<deviceId>!<seq>          {payload, receivedAt}: a statement ahead of the head, waiting for the gap
+ *   tdev!<deviceId>!<time>!<seq>   {receivedAt, deviceTime}: time index by the reading's `time` (readings in full)
+ *   trcv!<deviceId>!<recv>!<seq>   {receivedAt, deviceTime?}: time index by ingest receive time (every entry)
+ *   meta!timeIndex                 marker: every stored entry is in the time indexes
+ *   req!<sha256 hex>               an enrolment request file, written with its enrolment statement
+ *
+ * One process owns the directory (LevelDB's lock); within it, commits of one device and sealing are serialised
+ * here, so the interface's atomic steps (../types.ts) hold.
  */
 import { Level } from 'level';
-import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
-import { toBase64Url, toHex } from '@stele/core/bytes.ts';
-import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { decodeReading } from '@stele/core/reading.ts';
+import { type AnchorRef, equalBytes, toBase64Url, toHex, decodeCbor, encodeCbor, sha256 } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/device';
-import { IngestError } from './errors.ts';
-
-export interface DeviceRow {
-  record: EnrolmentRecord;
-  publicKey: Uint8Array;
-  kid: Uint8Array;
-}
-
-export interface EntryRow {
-  statement: Uint8Array;
-  reading?: Uint8Array;
-  /** Ingest clock, ms since the epoch (device time is untrusted, FORMAT.md §8). */
-  receivedAt: number;
-  batchId?: number;
-  leafIndex?: number;
-}
-
-export interface Head {
-  seq: number;
-  digest: Uint8Array;
-}
-
-export interface PendingLeaf {
-  order: number;
-  deviceId: string;
-  seq: number;
-  leafHash: Uint8Array;
-}
-
-export interface BatchRow {
-  batchId: number;
-  size: number;
-  root: Uint8Array;
-  leafHashes: Uint8Array[];
-  /** The leaves as (deviceId, seq), in tree order. */
-  leaves: { deviceId: string; seq: number }[];
-  protectedBytes: Uint8Array;
-  signature: Uint8Array;
-  createdAt: number;
-  anchor?: AnchorRef;
-}
-
-export interface CommitItem {
-  seq: number;
-  entry: EntryRow;
-  leafHash: Uint8Array;
-}
-
-export interface ForkRow {
-  deviceId: string;
-  seq: number;
-  statement: Uint8Array;
-  reading?: Uint8Array;
-  receivedAt: number;
-}
+import { IngestError } from '../../errors.ts';
+import { decodeDeviceKeys, encodeDeviceKeys, registryKey, type DeviceKeys } from '../../registry/index.ts';
+import type {
+  BatchRow,
+  CommitItem,
+  CommitOptions,
+  DeviceRow,
+  EntryRow,
+  ForkRow,
+  Head,
+  HeldRow,
+  IngestStore,
+  PendingLeaf,
+  RawRef,
+  SealedBatch,
+  TimeQuery,
+  TimeRef,
+} from '../types.ts';
+import { checkCommitItems, checkTimeQuery, conflict, indexFieldsOf, KeyedMutex } from '../derive.ts';
 
 type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
 const pad = (n: number): string => String(n).padStart(16, '0');
 const SYNC = { sync: true } as const;
 const RAW_INDEX_MARKER = 'meta!rawIndex';
+const TIME_INDEX_MARKER = 'meta!timeIndex';
 const rawKey = (digest: Uint8Array, deviceId: string, seq: number): string => `raw!${toHex(digest)}!${deviceId}!${pad(seq)}`;
 const EMPTY = new Uint8Array(0);
 /** Store key of an enrolment request file: `req!` + hex SHA-256 of its bytes. */
 export const enrolmentRequestKey = (digest: Uint8Array): string => `req!${toHex(digest)}`;
 
-/** Where a frame digest was found: the reading `seq` of `deviceId` lists it in its `raw` field. */
-export interface RawRef {
-  deviceId: string;
-  seq: number;
-}
-
-/**
- * The frame digests a reading names (its `raw` field), or none when the bytes are not a reading. The reading was
- * checked before it was committed; a reading that does not decode here is simply not indexed.
- */
-function rawDigestsOf(reading: Uint8Array | undefined): Uint8Array[] {
-  if (reading === undefined) return [];
-  try {
-    return decodeReading(reading).raw.filter((d) => d.length === 32);
-  } catch {
-    return [];
-  }
-}
-
-export class IngestStore {
+export class LevelStore implements IngestStore {
+  readonly kind = 'leveldb' as const;
   private nextOrder = 0;
   private nextBatch = 1;
+  private readonly locks = new KeyedMutex();
 
-  private constructor(private readonly db: Level<string, Uint8Array>) {}
+  private constructor(
+    private readonly db: Level<string, Uint8Array>,
+    readonly location: string,
+  ) {}
 
-  static async open(dir: string): Promise<IngestStore> {
+  static async open(dir: string): Promise<LevelStore> {
     const db = new Level<string, Uint8Array>(dir, { valueEncoding: 'view' });
     await db.open();
-    const store = new IngestStore(db);
+    const store = new LevelStore(db, dir);
     const lastPend = await db.keys({ gt: 'pend!', lt: 'pend"', reverse: true, limit: 1 }).all();
     if (lastPend[0] !== undefined) store.nextOrder = Number(lastPend[0].slice(5)) + 1;
     const lastBatch = await db.keys({ gt: 'bat!', lt: 'bat"', reverse: true, limit: 1 }).all();
     if (lastBatch[0] !== undefined) store.nextBatch = Number(lastBatch[0].slice(4)) + 1;
-    if ((await db.get(RAW_INDEX_MARKER)) === undefined) await store.buildRawIndex();
+    if ((await db.get(RAW_INDEX_MARKER)) === undefined || (await db.get(TIME_INDEX_MARKER)) === undefined) await store.buildIndexes();
     return store;
   }
 
   /**
-   * Indexes the frame digests of every stored entry (stores written before the index existed), in chunks, then
-   * sets the marker. Idempotent: keys are exact, so a crash half-way only means it runs again on the next open.
+   * Indexes the frame digests and times of every stored entry (stores written before the indexes existed), in
+   * chunks, then sets the markers. Idempotent: keys are exact, so a crash half-way only means it runs again.
    */
-  private async buildRawIndex(): Promise<void> {
+  private async buildIndexes(): Promise<void> {
     let ops: Op[] = [];
     for await (const [key, value] of this.db.iterator({ gt: 'ent!', lt: 'ent"' })) {
       const m = /^ent!(.*)!(\d{16})$/.exec(key);
       if (m === null) continue;
-      for (const d of rawDigestsOf(decEntry(value).reading)) ops.push({ type: 'put', key: rawKey(d, m[1]!, Number(m[2])), value: EMPTY });
+      ops.push(...indexOps(m[1]!, Number(m[2]), decEntry(value)));
       if (ops.length >= 1000) {
         await this.db.batch(ops);
         ops = [];
       }
     }
-    ops.push({ type: 'put', key: RAW_INDEX_MARKER, value: EMPTY });
+    ops.push({ type: 'put', key: RAW_INDEX_MARKER, value: EMPTY }, { type: 'put', key: TIME_INDEX_MARKER, value: EMPTY });
     await this.db.batch(ops, SYNC);
   }
 
-  /**
-   * Readings whose `raw` field names `digest` (the SHA-256 of an instrument frame), in key order (device, seq).
-   * Only readings ingest received in full are indexed: in hash-only mode the reading stays on the gateway.
-   */
   async findByRawDigest(digest: Uint8Array, limit = 100): Promise<RawRef[]> {
     if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new TypeError('digest must be 32 bytes');
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('limit must be a positive integer');
@@ -167,23 +118,28 @@ export class IngestStore {
     return out;
   }
 
-  /** Every [key, value] whose key starts with `prefix`, in key order (e.g. the registry rows `reg!`). */
-  async listByPrefix(prefix: string): Promise<[string, Uint8Array][]> {
-    return this.db.iterator({ gt: prefix, lt: `${prefix}\u{10ffff}` }).all();
+  async findByTime(deviceId: string, q: TimeQuery): Promise<TimeRef[]> {
+    checkTimeQuery(q);
+    const prefix = `${q.by === 'device' ? 'tdev' : 'trcv'}!${deviceId}!`;
+    const out: TimeRef[] = [];
+    for await (const [key, value] of this.db.iterator({ gte: `${prefix}${pad(q.fromMs)}`, lt: `${prefix}${pad(q.toMs)}` })) {
+      // A device id may itself hold `!`: keep only keys that are exactly <prefix><16 digits>!<16 digits>.
+      const m = /^(\d{16})!(\d{16})$/.exec(key.slice(prefix.length));
+      if (m === null) continue;
+      const o = dec(value);
+      const ref: TimeRef = { seq: Number(m[2]), receivedAt: num(o, 'receivedAt') };
+      if (o.has('deviceTime')) ref.deviceTime = num(o, 'deviceTime');
+      out.push(ref);
+      if (out.length >= q.limit) break;
+    }
+    return out;
   }
 
   async close(): Promise<void> {
     await this.db.close();
   }
 
-  // ---- enrolment request files (FORMAT.md §13.6: carried in bundles beside their enrolment statement)
-
-  /** The enrolment request file whose SHA-256 is `digest`, as `enrolRequest` stored it with its statement. */
-  async getEnrolmentRequest(digest: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.db.get(enrolmentRequestKey(digest));
-  }
-
-  // ---- devices
+  // ---- devices and registry
 
   async putDevice(row: DeviceRow): Promise<void> {
     const id = row.record.deviceId;
@@ -207,7 +163,30 @@ export class IngestStore {
     return v === undefined ? undefined : decDevice(v);
   }
 
+  async getDeviceKeys(deviceId: string): Promise<DeviceKeys | undefined> {
+    const v = await this.db.get(registryKey(deviceId));
+    return v === undefined ? undefined : decodeDeviceKeys(v);
+  }
+
+  async listDeviceKeys(): Promise<DeviceKeys[]> {
+    const out: DeviceKeys[] = [];
+    for await (const value of this.db.values({ gt: 'reg!', lt: 'reg"' })) out.push(decodeDeviceKeys(value));
+    return out;
+  }
+
+  async getEnrolmentRequest(digest: Uint8Array): Promise<Uint8Array | undefined> {
+    const v = await this.db.get(enrolmentRequestKey(digest));
+    return v === undefined ? undefined : Uint8Array.from(v);
+  }
+
   // ---- heads and entries
+
+  async getHead(deviceId: string): Promise<Head | undefined> {
+    const v = await this.db.get(`head!${deviceId}`);
+    if (v === undefined) return undefined;
+    const o = dec(v);
+    return { seq: num(o, 'seq'), digest: bytes(o, 'digest') };
+  }
 
   async listHeads(): Promise<Map<string, Head>> {
     const out = new Map<string, Head>();
@@ -223,11 +202,6 @@ export class IngestStore {
     return v === undefined ? undefined : decEntry(v);
   }
 
-  /**
-   * The committed entries of seq firstSeq..lastSeq, as [seq, row] in seq order: only those present (a missing seq
-   * is absent). One bounded range iterator (at most lastSeq - firstSeq + 1 rows, and never more than are stored),
-   * so memory follows what is stored in the window, not the numbers asked for.
-   */
   async getEntries(deviceId: string, firstSeq: number, lastSeq: number): Promise<[number, EntryRow][]> {
     const out: [number, EntryRow][] = [];
     const prefix = `ent!${deviceId}!`;
@@ -237,27 +211,41 @@ export class IngestStore {
     return out;
   }
 
-  /**
-   * Commits statements of one device, contiguous and already checked, in one atomic write: each entry, its
-   * pending leaf, and the new head. Returns the pending leaves in commit order. `extra` puts are written in the
-   * same batch (the key registry, ingest/src/registry/, keeps its `reg!<deviceId>` row atomic with the chain).
-   */
-  async commit(deviceId: string, items: readonly CommitItem[], head: Head, extra: readonly { key: string; value: Uint8Array }[] = []): Promise<PendingLeaf[]> {
-    const ops: Op[] = extra.map((e) => ({ type: 'put', key: e.key, value: e.value }));
-    const pending: PendingLeaf[] = [];
-    const firstOrder = this.nextOrder;
-    for (const [i, item] of items.entries()) {
-      const order = firstOrder + i;
-      ops.push({ type: 'put', key: `ent!${deviceId}!${pad(item.seq)}`, value: encEntry(item.entry) });
-      ops.push({ type: 'put', key: `pend!${pad(order)}`, value: enc({ deviceId, seq: item.seq, leafHash: item.leafHash }) });
-      for (const d of rawDigestsOf(item.entry.reading)) ops.push({ type: 'put', key: rawKey(d, deviceId, item.seq), value: EMPTY });
-      pending.push({ order, deviceId, seq: item.seq, leafHash: item.leafHash });
-    }
-    ops.push({ type: 'put', key: `head!${deviceId}`, value: enc({ seq: head.seq, digest: head.digest }) });
-    // Reserve the orders before the await so that concurrent commits of other devices get distinct ones.
-    this.nextOrder = firstOrder + items.length;
-    await this.db.batch(ops, SYNC);
-    return pending;
+  async commit(deviceId: string, items: readonly CommitItem[], head: Head, options: CommitOptions = {}): Promise<PendingLeaf[]> {
+    checkCommitItems(items, head);
+    return this.locks.run(`dev:${deviceId}`, async () => {
+      const stored = (await this.getHead(deviceId))?.seq ?? 0;
+      const fresh: CommitItem[] = [];
+      for (const item of items) {
+        if (item.seq <= stored) {
+          const have = await this.getEntry(deviceId, item.seq);
+          if (have === undefined || !equalBytes(have.statement, item.entry.statement)) throw conflict(deviceId, item.seq, 'a different statement is stored at this seq');
+        } else fresh.push(item);
+      }
+      if (fresh.length === 0) return [];
+      if (fresh[0]!.seq !== stored + 1) throw conflict(deviceId, fresh[0]!.seq, `the stored head is ${stored}`);
+      const ops: Op[] = [];
+      if (options.keys !== undefined) ops.push({ type: 'put', key: registryKey(options.keys.deviceId), value: encodeDeviceKeys(options.keys) });
+      if (options.enrolmentRequest !== undefined) ops.push({ type: 'put', key: enrolmentRequestKey(options.enrolmentRequest.digest), value: options.enrolmentRequest.file });
+      const pending: PendingLeaf[] = [];
+      // Reserve the orders before any await so that concurrent commits of other devices get distinct ones.
+      const firstOrder = this.nextOrder;
+      this.nextOrder = firstOrder + fresh.length;
+      for (const [i, item] of fresh.entries()) {
+        const order = firstOrder + i;
+        ops.push({ type: 'put', key: `ent!${deviceId}!${pad(item.seq)}`, value: encEntry(item.entry) });
+        ops.push({ type: 'put', key: `pend!${pad(order)}`, value: enc({ deviceId, seq: item.seq, leafHash: item.leafHash }) });
+        ops.push(...indexOps(deviceId, item.seq, item.entry));
+        pending.push({ order, deviceId, seq: item.seq, leafHash: item.leafHash });
+      }
+      ops.push({ type: 'put', key: `head!${deviceId}`, value: enc({ seq: head.seq, digest: head.digest }) });
+      const heldPrefix = `held!${deviceId}!`;
+      for await (const key of this.db.keys({ gt: heldPrefix, lte: `${heldPrefix}${pad(head.seq)}` })) {
+        if (/^\d{16}$/.test(key.slice(heldPrefix.length))) ops.push({ type: 'del', key });
+      }
+      await this.db.batch(ops, SYNC);
+      return pending;
+    });
   }
 
   async putFork(fork: ForkRow): Promise<void> {
@@ -282,51 +270,92 @@ export class IngestStore {
     return out;
   }
 
+  // ---- statements ahead of the head
+
+  async hold(deviceId: string, row: HeldRow): Promise<boolean> {
+    return this.locks.run(`dev:${deviceId}`, async () => {
+      const key = `held!${deviceId}!${pad(row.seq)}`;
+      if ((await this.db.get(key)) !== undefined) return false;
+      await this.db.put(key, enc({ payload: row.payload, receivedAt: row.receivedAt }), SYNC);
+      return true;
+    });
+  }
+
+  async listHeld(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]> {
+    const prefix = `held!${deviceId}!`;
+    const out: HeldRow[] = [];
+    for await (const [key, value] of this.db.iterator({ gte: `${prefix}${pad(fromSeq)}`, lt: `${prefix}\u{10ffff}` })) {
+      const rest = key.slice(prefix.length);
+      if (!/^\d{16}$/.test(rest)) continue;
+      const o = dec(value);
+      out.push({ seq: Number(rest), payload: bytes(o, 'payload'), receivedAt: num(o, 'receivedAt') });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async countHeld(deviceId: string): Promise<number> {
+    const prefix = `held!${deviceId}!`;
+    let n = 0;
+    for await (const key of this.db.keys({ gt: prefix, lt: `${prefix}\u{10ffff}` })) if (/^\d{16}$/.test(key.slice(prefix.length))) n++;
+    return n;
+  }
+
+  async countAllHeld(): Promise<number> {
+    let n = 0;
+    for await (const _ of this.db.keys({ gt: 'held!', lt: 'held"' })) n++;
+    return n;
+  }
+
+  async dropHeld(deviceId: string, seq: number): Promise<void> {
+    await this.db.del(`held!${deviceId}!${pad(seq)}`, SYNC);
+  }
+
   // ---- pending leaves and batches
 
-  async listPending(): Promise<PendingLeaf[]> {
+  async countPending(): Promise<number> {
+    let n = 0;
+    for await (const _ of this.db.keys({ gt: 'pend!', lt: 'pend"' })) n++;
+    return n;
+  }
+
+  async listPending(limit?: number): Promise<PendingLeaf[]> {
     const out: PendingLeaf[] = [];
-    for await (const [key, value] of this.db.iterator({ gt: 'pend!', lt: 'pend"' })) {
+    for await (const [key, value] of this.db.iterator({ gt: 'pend!', lt: 'pend"', ...(limit === undefined ? {} : { limit }) })) {
       const o = dec(value);
       out.push({ order: Number(key.slice(5)), deviceId: str(o, 'deviceId'), seq: num(o, 'seq'), leafHash: bytes(o, 'leafHash') });
     }
     return out;
   }
 
-  /** The id the next batch will get (batch ids increase from 1, FORMAT.md §4). */
-  peekNextBatchId(): number {
-    return this.nextBatch;
-  }
-
-  /**
-   * Stores a batch, marks it unanchored, writes (batchId, leafIndex) into each of its entries and removes its
-   * leaves from the pending queue: one atomic write.
-   */
-  async writeBatch(batch: Omit<BatchRow, 'leaves' | 'anchor'>, leaves: readonly PendingLeaf[]): Promise<void> {
-    if (batch.batchId !== this.nextBatch) throw new RangeError(`batch id ${batch.batchId} is not the next one (${this.nextBatch})`);
-    if (leaves.length !== batch.size) throw new RangeError('leaves.length must equal batch.size');
-    const entryKeys = leaves.map((l) => `ent!${l.deviceId}!${pad(l.seq)}`);
-    const current = await this.db.getMany(entryKeys);
-    const ops: Op[] = [];
-    for (const [i, l] of leaves.entries()) {
-      const v = current[i];
-      if (v === undefined) throw new IngestError('INGEST_STORE_ERROR', `pending leaf without entry: ${l.deviceId} seq ${l.seq}`);
-      const entry = decEntry(v);
-      entry.batchId = batch.batchId;
-      entry.leafIndex = i;
-      ops.push({ type: 'put', key: entryKeys[i]!, value: encEntry(entry) });
-      ops.push({ type: 'del', key: `pend!${pad(l.order)}` });
-    }
-    const row: BatchRow = { ...batch, leaves: leaves.map((l) => ({ deviceId: l.deviceId, seq: l.seq })) };
-    ops.push({ type: 'put', key: `bat!${pad(batch.batchId)}`, value: encBatch(row) });
-    ops.push({ type: 'put', key: `unanch!${pad(batch.batchId)}`, value: new Uint8Array(0) });
-    this.nextBatch = batch.batchId + 1;
-    try {
+  async sealBatch(maxSize: number, build: (batchId: number, leaves: readonly PendingLeaf[]) => Promise<SealedBatch>): Promise<BatchRow | undefined> {
+    if (!Number.isSafeInteger(maxSize) || maxSize < 1) throw new RangeError('maxSize must be a positive integer');
+    return this.locks.run('seal', async () => {
+      const leaves = await this.listPending(maxSize);
+      if (leaves.length === 0) return undefined;
+      const batchId = this.nextBatch;
+      const batch = await build(batchId, leaves);
+      if (batch.batchId !== batchId) throw new RangeError(`batch id ${batch.batchId} is not the next one (${batchId})`);
+      if (batch.size !== leaves.length || batch.leafHashes.length !== leaves.length) throw new RangeError('the batch must hold exactly the leaves given');
+      const entryKeys = leaves.map((l) => `ent!${l.deviceId}!${pad(l.seq)}`);
+      const current = await this.db.getMany(entryKeys);
+      const ops: Op[] = [];
+      for (const [i, l] of leaves.entries()) {
+        const v = current[i];
+        if (v === undefined) throw new IngestError('INGEST_STORE_ERROR', `pending leaf without entry: ${l.deviceId} seq ${l.seq}`);
+        const entry = decEntry(v);
+        entry.batchId = batchId;
+        entry.leafIndex = i;
+        ops.push({ type: 'put', key: entryKeys[i]!, value: encEntry(entry) });
+        ops.push({ type: 'del', key: `pend!${pad(l.order)}` });
+      }
+      const row: BatchRow = { ...batch, leaves: leaves.map((l) => ({ deviceId: l.deviceId, seq: l.seq })) };
+      ops.push({ type: 'put', key: `bat!${pad(batchId)}`, value: encBatch(row) });
+      ops.push({ type: 'put', key: `unanch!${pad(batchId)}`, value: EMPTY });
       await this.db.batch(ops, SYNC);
-    } catch (e) {
-      this.nextBatch = batch.batchId;
-      throw e;
-    }
+      this.nextBatch = batchId + 1;
+      return row;
+    });
   }
 
   async setAnchor(batchId: number, anchor: AnchorRef): Promise<void> {
@@ -343,7 +372,6 @@ export class IngestStore {
     );
   }
 
-  /** Saves where a batch's anchor stands (synced: a signed transaction is on disk before it is broadcast). */
   async putAnchorJob(batchId: number, job: object): Promise<void> {
     await this.db.put(`anc!${pad(batchId)}`, new TextEncoder().encode(JSON.stringify(job)), SYNC);
   }
@@ -364,10 +392,22 @@ export class IngestStore {
     return out;
   }
 
-  /** Number of batches stored (ids are 1..n). */
-  batchCount(): number {
+  async batchCount(): Promise<number> {
     return this.nextBatch - 1;
   }
+}
+
+/** Raw-frame and time index rows of one entry (written in the same batch as the entry). */
+function indexOps(deviceId: string, seq: number, entry: EntryRow): Op[] {
+  const f = indexFieldsOf(entry.reading);
+  const ops: Op[] = f.raw.map((d) => ({ type: 'put', key: rawKey(d, deviceId, seq), value: EMPTY }));
+  const t: Record<string, unknown> = { receivedAt: entry.receivedAt };
+  if (f.deviceTime !== undefined) {
+    t['deviceTime'] = f.deviceTime;
+    ops.push({ type: 'put', key: `tdev!${deviceId}!${pad(f.deviceTime)}!${pad(seq)}`, value: enc(t) });
+  }
+  ops.push({ type: 'put', key: `trcv!${deviceId}!${pad(entry.receivedAt)}!${pad(seq)}`, value: enc(t) });
+  return ops;
 }
 
 // ---- value encoding

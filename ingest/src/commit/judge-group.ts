@@ -1,0 +1,222 @@
+/**
+ * Order and commit: judges one device's group of checked statements against its committed head, in seq order.
+ * A statement whose key may sign its seq (FORMAT.md §13.5) and that links to the head (prev = head digest, or the
+ * leaf before it in a device-level batch, §3.1) extends the chain; one at or below the head is a duplicate (the
+ * same statement again: re-acked) or a fork (recorded, never applied); one ahead of the head is held in the store,
+ * once per (device, seq), and the chain check advances over what is held contiguously after the head (statements
+ * that came ahead of a gap, possibly to another worker). The caller commits the result in one atomic store step.
+ */
+import { equalBytes, decodeCbor, decodeSign1, verifyStatementSignature, findSpan, keyStatusAt, verifyLifecycleSignature, hashLeaf } from '@stele/core';
+import { IngestError, type RejectCode } from '../errors.ts';
+import type { DeviceKeys, KeyRegistry } from '../registry/index.ts';
+import type { CommitItem, Head, IngestStore } from '../store/index.ts';
+import type { Checked, HeadBatch, Incoming, Precheck } from '../verify/statement-check.ts';
+
+/** Most held statements read per step while advancing over them. */
+const HELD_STEP = 256;
+
+export interface JudgeContext {
+  store: IngestStore;
+  /** The key registry as last read from the store (a rotation's announced kid must be new everywhere). */
+  registry: KeyRegistry;
+  /** Statements held ahead of a device's head at most. */
+  reorderLimit: number;
+  /** Whether any statement is held anywhere (as last counted): then look for held ones even without a commit. */
+  heldKnown: boolean;
+  /** The stateless checks (verify/), for a held statement judged again. */
+  check: (device: string, m: Incoming) => Promise<Precheck>;
+  reject: (device: string, code: RejectCode, seq: number, detail?: string) => void;
+  recordFork: (device: string, c: Checked) => Promise<void>;
+  /** The device-level batch position of the head statement, when a candidate may need it. */
+  headBatchOf: (device: string, head: Head, candidates: Iterable<Checked>) => Promise<(HeadBatch & { seq: number }) | undefined>;
+}
+
+export interface GroupVerdict {
+  /** Contiguous statements to commit, ending at `head`. */
+  commits: CommitItem[];
+  head: Head;
+  headBatch: (HeadBatch & { seq: number }) | undefined;
+  /** The registry draft, changed when `draftChanged` (a rotation or reinstall in the chain). */
+  draft: DeviceKeys | undefined;
+  draftChanged: boolean;
+  /** A duplicate of a committed statement came: confirm the head again. */
+  reAck: boolean;
+  heldChanged: boolean;
+  duplicates: number;
+}
+
+export async function judgeGroup(ctx: JudgeContext, device: string, startHead: Head, draft: DeviceKeys | undefined, checks: Precheck[]): Promise<GroupVerdict> {
+  // In seq order (rejections first): statements reordered within a group commit without being held.
+  checks.sort((a, b) => (a.ok ? a.value.seq : -1) - (b.ok ? b.value.seq : -1));
+  let head = startHead;
+  const commits: CommitItem[] = [];
+  const committedHere = new Map<number, Uint8Array>();
+  let reAck = false;
+  let heldChanged = false;
+  let draftChanged = false;
+  let headBatch = await ctx.headBatchOf(device, head, checks.flatMap((r) => (r.ok ? [r.value] : [])));
+  let duplicates = 0;
+
+  /** Whether the statement's key may sign its seq now (FORMAT.md §13.5); rejects it when not. */
+  const keyCheck = async (c: Checked): Promise<boolean> => {
+    const span = draft === undefined || c.device !== device ? undefined : findSpan(draft.keys, c.kid);
+    if (!c.verified) {
+      // A kid that was not registered at precheck: only a rotation earlier in this group can have announced it.
+      if (span === undefined) {
+        ctx.reject(device, 'UNKNOWN_KEY_ERROR', c.seq, 'kid not enrolled');
+        return false;
+      }
+      const ok = c.parsed !== undefined ? await verifyStatementSignature(c.parsed, span.publicKey) : await verifyLifecycleSignature(c.lifecycle!, span.publicKey);
+      if (!ok) {
+        ctx.reject(device, 'SIGNATURE_ERROR', c.seq);
+        return false;
+      }
+      c.verified = true;
+    }
+    const status = keyStatusAt(span, c.seq);
+    if (status === 'valid') return true;
+    const detail =
+      status === 'KEY_REVOKED_ERROR' ? `key revoked after seq ${span!.revokedAfter}` : status === 'KEY_ROTATED_ERROR' ? `key rotated out at seq ${span!.until}` : `key valid from seq ${span?.from}`;
+    ctx.reject(device, status, c.seq, detail);
+    return false;
+  };
+
+  const tryCommit = (c: Checked): boolean => {
+    // Hash-only inside a device-level batch (FORMAT.md §3.1): the head must be the leaf before it in the same
+    // signed tree, whose digest is then the one this reading's body links to.
+    const inBatch = c.batch;
+    const linked =
+      c.prev !== undefined
+        ? equalBytes(c.prev, head.digest)
+        : inBatch !== undefined && headBatch?.seq === head.seq && headBatch.index === inBatch.index - 1 && equalBytes(headBatch.root, inBatch.root);
+    if (!linked) {
+      ctx.reject(device, 'CHAIN_LINK_ERROR', c.seq, c.prev !== undefined ? 'prev is not the digest of the committed reading seq - 1' : 'the committed seq - 1 is not the leaf before it in its device batch');
+      return false;
+    }
+    const body = c.lifecycle?.body;
+    if (body !== undefined && draft !== undefined) {
+      if (body.type === 'rotation') {
+        // The announced key must be new everywhere: a kid belongs to one device, one span, forever.
+        if (ctx.registry.deviceOfKid(body.kid) !== undefined || findSpan(draft.keys, body.kid) !== undefined) {
+          ctx.reject(device, 'LIFECYCLE_ERROR', c.seq, 'the rotation announces a key that is already enrolled');
+          return false;
+        }
+        const old = findSpan(draft.keys, c.kid)!;
+        old.until = c.seq;
+        draft.keys.push({ kid: body.kid, publicKey: body.key, backend: body.backend, from: c.seq + 1, via: 'rotation' });
+      }
+      draft.chained.push(c.seq);
+      draftChanged = true;
+    }
+    const entry: CommitItem['entry'] = { statement: c.statement, receivedAt: c.receivedAt };
+    if (c.reading !== undefined) entry.reading = c.reading;
+    commits.push({ seq: c.seq, entry, leafHash: hashLeaf(c.statement) });
+    committedHere.set(c.seq, c.statement);
+    // The chain digest is the statement payload for a reading (FORMAT.md §3), so hash-only mode keeps the chain too.
+    head = { seq: c.seq, digest: c.digest };
+    headBatch = c.batch === undefined ? undefined : { seq: c.seq, ...c.batch };
+    return true;
+  };
+
+  /**
+   * The chain check advancing over what the store holds contiguously after the head (statements that came
+   * ahead of a gap, possibly to another worker). Each is judged again: a revocation or rotation may have come
+   * since it was held. One that fails is dropped (the gateway resends what is not confirmed).
+   */
+  const advanceOverHeld = async (): Promise<void> => {
+    for (;;) {
+      const held = await ctx.store.listHeld(device, head.seq + 1, HELD_STEP);
+      let advanced = false;
+      for (const h of held) {
+        if (h.seq !== head.seq + 1) break;
+        const r = await ctx.check(device, { payload: h.payload, receivedAt: h.receivedAt });
+        if (!r.ok || r.value.seq !== h.seq) {
+          if (!r.ok) ctx.reject(device, r.code, h.seq, r.detail);
+          await ctx.store.dropHeld(device, h.seq);
+          heldChanged = true;
+          return;
+        }
+        if (r.value.prev === undefined && headBatch === undefined) headBatch = await ctx.headBatchOf(device, head, [r.value]);
+        if (!(await keyCheck(r.value)) || !tryCommit(r.value)) {
+          await ctx.store.dropHeld(device, h.seq);
+          heldChanged = true;
+          return;
+        }
+        heldChanged = true;
+        advanced = true;
+      }
+      if (!advanced || held.length < HELD_STEP) return;
+    }
+  };
+
+  for (const r of checks) {
+    if (!r.ok) {
+      ctx.reject(device, r.code, r.seq, r.detail);
+      continue;
+    }
+    const c = r.value;
+    const seq = c.seq;
+    if (!(await keyCheck(c))) continue;
+    if (seq <= head.seq) {
+      const existing = committedHere.get(seq) ?? (await ctx.store.getEntry(device, seq))?.statement;
+      if (existing !== undefined && sameStatement(existing, c.statement)) {
+        duplicates++;
+        reAck = true;
+      } else {
+        await ctx.recordFork(device, c);
+      }
+    } else if (seq === head.seq + 1) {
+      // Held statements may continue it; look only when some are known (one read per group otherwise, below).
+      if (tryCommit(c) && (ctx.heldKnown || heldChanged)) await advanceOverHeld();
+    } else {
+      // Ahead of the head: held in the store, once per (device, seq), until the gap fills.
+      const [already] = await ctx.store.listHeld(device, seq, 1);
+      if (already !== undefined && already.seq === seq) {
+        if (sameStatement(statementOf(already.payload), c.statement)) duplicates++;
+        else await ctx.recordFork(device, c);
+      } else if ((await ctx.store.countHeld(device)) >= ctx.reorderLimit) {
+        ctx.reject(device, 'INGEST_REORDER_FULL', seq, `seq is ahead of head ${head.seq} and the reorder buffer is full`);
+      } else if (await ctx.store.hold(device, { seq, payload: c.payload, receivedAt: c.receivedAt })) {
+        heldChanged = true;
+        // Another worker sharing the store may have committed up to the gap while we judged against an older head,
+        // and looked for held statements before this one was written: then nobody would advance over it until
+        // the gateway resends. Seeing the head moved after the hold, judge the group again (the caller retries).
+        const now = await ctx.store.getHead(device);
+        if ((now?.seq ?? 0) !== startHead.seq) throw new IngestError('INGEST_STORE_CONFLICT', 'the head moved while statements were held', { where: { deviceId: device, seq } });
+      }
+    }
+  }
+  // What is held may continue the head now: held by this group, or by another worker sharing the store.
+  if (commits.length > 0 || heldChanged || ctx.heldKnown) await advanceOverHeld();
+
+  return { commits, head, headBatch, draft, draftChanged, reAck, heldChanged, duplicates };
+}
+
+/** The statement inside a message as received (FORMAT.md §11 envelope); empty bytes when it holds none. */
+export function statementOf(payload: Uint8Array): Uint8Array {
+  try {
+    const env = decodeCbor(payload, { what: 'statement message' });
+    const st = env instanceof Map ? env.get('statement') : undefined;
+    return st instanceof Uint8Array ? st : new Uint8Array(0);
+  } catch {
+    return new Uint8Array(0);
+  }
+}
+
+/**
+ * Statement identity at ingest (issue #8): the protected header and the payload, what the signature covers. ECDSA
+ * signatures are malleable (s -> n - s verifies too, and FORMAT.md §0 requires accepting high S), so anyone who saw
+ * a statement can make a second, valid one with other bytes: that is the same statement again (a duplicate),
+ * never a fork of the device's chain.
+ */
+export function sameStatement(a: Uint8Array, b: Uint8Array): boolean {
+  if (equalBytes(a, b)) return true;
+  try {
+    const x = decodeSign1(a);
+    const y = decodeSign1(b);
+    return equalBytes(x.protectedBytes, y.protectedBytes) && x.payload !== null && y.payload !== null && equalBytes(x.payload, y.payload);
+  } catch {
+    return false;
+  }
+}
+

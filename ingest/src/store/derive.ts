@@ -1,0 +1,62 @@
+/**
+ * What both stores index of a reading: the frame digests of its `raw` field and its device `time`. Computed from
+ * the reading bytes at commit (they were checked before; bytes that do not decode here are simply not indexed).
+ */
+import { decodeReading } from '@stele/core';
+import { IngestError } from '../errors.ts';
+import type { CommitItem, Head } from './types.ts';
+
+export interface IndexFields {
+  raw: Uint8Array[];
+  /** The reading's `time` (gateway clock, ms); undefined for a statement received hash-only. */
+  deviceTime?: number;
+}
+
+export function indexFieldsOf(reading: Uint8Array | undefined): IndexFields {
+  if (reading === undefined) return { raw: [] };
+  try {
+    const r = decodeReading(reading);
+    return { raw: r.raw.filter((d) => d.length === 32), deviceTime: r.time };
+  } catch {
+    return { raw: [] };
+  }
+}
+
+/** Misuse checks shared by both stores' time queries. */
+export function checkTimeQuery(q: { by: string; fromMs: number; toMs: number; limit: number }): void {
+  if (q.by !== 'device' && q.by !== 'received') throw new RangeError("by must be 'device' or 'received'");
+  if (!Number.isSafeInteger(q.fromMs) || q.fromMs < 0) throw new RangeError('fromMs must be an integer >= 0');
+  if (!Number.isSafeInteger(q.toMs) || q.toMs < q.fromMs) throw new RangeError('toMs must be an integer >= fromMs');
+  if (!Number.isSafeInteger(q.limit) || q.limit < 1) throw new RangeError('limit must be a positive integer');
+}
+
+/** Runs work serialised per key (one process): the LevelDB store's stand-in for a row lock. */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const before = this.tails.get(key) ?? Promise.resolve();
+    const run = before.then(work);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return run;
+  }
+}
+
+/** Misuse checks of commit's arguments (both stores): contiguous items ending at the head. */
+export function checkCommitItems(items: readonly CommitItem[], head: Head): void {
+  if (items.length === 0) throw new RangeError('commit needs at least one item');
+  for (let i = 1; i < items.length; i++) if (items[i]!.seq !== items[i - 1]!.seq + 1) throw new RangeError('commit items must be contiguous');
+  if (items[items.length - 1]!.seq !== head.seq) throw new RangeError('the head must be the last item');
+}
+
+export function conflict(deviceId: string, seq: number, why: string): IngestError {
+  return new IngestError('INGEST_STORE_CONFLICT', `commit conflicts with the store: ${why}`, { where: { deviceId, seq } });
+}
+

@@ -1,0 +1,155 @@
+/**
+ * Receive and verify, the stateless part: a message from the broker (untrusted) becomes a checked statement or a
+ * coded rejection. Decodes the FORMAT.md §11 envelope, parses the statement (a reading, §3, or a device's
+ * lifecycle statement, §13), checks that the kid belongs to the device named by the statement and the topic, the
+ * signature when the kid is registered, and the reading body against the signed digest. Key validity for the seq
+ * and the chain link are judged later, in order, against the store (service.ts processGroup).
+ */
+import {
+  equalBytes,
+  decodeCbor,
+  checkStatementAgainstReading,
+  parseStatement,
+  verifyStatementSignature,
+  type ParsedStatement,
+  SteleError,
+  isChainedType,
+  isLifecycleStatement,
+  parseLifecycleStatement,
+  verifyLifecycleSignature,
+  type ParsedLifecycle,
+  decodeReading,
+} from '@stele/core';
+import type { RejectCode } from '../errors.ts';
+import type { KeyRegistry } from '../registry/index.ts';
+
+export interface Incoming {
+  payload: Uint8Array;
+  receivedAt: number;
+}
+
+export interface Checked {
+  /** The message as received: what is held in the store when the statement is ahead of the head. */
+  payload: Uint8Array;
+  statement: Uint8Array;
+  /** The reading statement, or undefined for a lifecycle statement (rotation, reinstall). */
+  parsed?: ParsedStatement;
+  lifecycle?: ParsedLifecycle;
+  kid: Uint8Array;
+  /** The statement's `sub`. */
+  device: string;
+  seq: number;
+  /**
+   * What the statement links to: its signed prev, or the reading body's prev for a reading of a device-level batch
+   * past its first (FORMAT.md §3.1); undefined for such a reading sent hash-only, linked by `batch` instead.
+   */
+  prev: Uint8Array | undefined;
+  /** Its place in a device-level batch (FORMAT.md §3.1): the signed root and its leaf index. */
+  batch?: HeadBatch;
+  /** Chain digest: the reading digest (payload), or SHA-256 of a lifecycle body (FORMAT.md §13.3). */
+  digest: Uint8Array;
+  reading?: Uint8Array;
+  receivedAt: number;
+  /**
+   * False while the kid is not registered: a key announced by a rotation not committed yet. Its signature and
+   * validity are then judged in order, when the statement's turn comes (processGroup).
+   */
+  verified: boolean;
+}
+
+/** Where a committed statement sits in its device-level batch (FORMAT.md §3.1). */
+export interface HeadBatch {
+  root: Uint8Array;
+  index: number;
+}
+
+export type Precheck = { ok: true; value: Checked } | { ok: false; code: RejectCode; seq: number; detail?: string };
+
+export interface StatementCheckContext {
+  /** Larger payloads are INGEST_OVERSIZE. */
+  maxMessageBytes: number;
+  /** The key registry as last read from the store (kid -> device, key spans). */
+  registry: KeyRegistry;
+}
+
+export async function checkStatement(ctx: StatementCheckContext, topicDevice: string, m: Incoming): Promise<Precheck> {
+  if (m.payload.byteLength > ctx.maxMessageBytes) return { ok: false, code: 'INGEST_OVERSIZE', seq: 0, detail: `${m.payload.byteLength} bytes` };
+  let envelope: unknown;
+  try {
+    envelope = decodeCbor(m.payload, { what: 'statement message' });
+  } catch (e) {
+    return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
+  }
+  if (!(envelope instanceof Map)) return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: 'message is not a CBOR map' };
+  const statement = envelope.get('statement');
+  const reading = envelope.get('reading');
+  const extra = [...envelope.keys()].filter((k) => k !== 'statement' && k !== 'reading');
+  if (!(statement instanceof Uint8Array) || (reading !== undefined && !(reading instanceof Uint8Array)) || extra.length > 0) {
+    return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: 'message is not {statement: bstr, reading?: bstr}' };
+  }
+  // A lifecycle statement (FORMAT.md §13) or a reading statement (§3): the content type tells them apart.
+  let parsed: ParsedStatement | undefined;
+  let lifecycle: ParsedLifecycle | undefined;
+  try {
+    if (isLifecycleStatement(statement)) lifecycle = parseLifecycleStatement(statement);
+    else parsed = parseStatement(statement);
+  } catch (e) {
+    if (e instanceof SteleError) return { ok: false, code: 'STATEMENT_FORMAT_ERROR', seq: 0, detail: errorText(e) };
+    throw e;
+  }
+  if (lifecycle !== undefined && !isChainedType(lifecycle.body.type)) {
+    // Enrolment and revocation are ingest's own statements; a device never sends them.
+    return { ok: false, code: 'LIFECYCLE_ERROR', seq: 0, detail: `a device may not send a ${lifecycle.body.type} statement` };
+  }
+  const seq = parsed?.seq ?? lifecycle!.seq!;
+  const c: Checked = {
+    statement,
+    kid: parsed?.kid ?? lifecycle!.kid,
+    device: parsed?.device ?? lifecycle!.device,
+    seq,
+    prev: parsed !== undefined ? parsed.prev : lifecycle!.prev!,
+    digest: parsed?.payload ?? lifecycle!.digest,
+    payload: m.payload,
+    receivedAt: m.receivedAt,
+    verified: false,
+  };
+  if (parsed !== undefined) c.parsed = parsed;
+  if (parsed?.batch !== undefined) c.batch = { root: parsed.batch.root, index: parsed.batch.index };
+  if (lifecycle !== undefined) c.lifecycle = lifecycle;
+  const owner = ctx.registry.deviceOfKid(c.kid);
+  if (owner !== undefined && (owner !== c.device || owner !== topicDevice)) {
+    return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: `kid is enrolled for ${owner}, statement names ${c.device} on topic of ${topicDevice}` };
+  }
+  if (owner === undefined && c.device !== topicDevice) {
+    return { ok: false, code: 'UNKNOWN_KEY_ERROR', seq, detail: `statement names ${c.device} on topic of ${topicDevice}` };
+  }
+  const span = owner === undefined ? undefined : ctx.registry.span(c.kid);
+  if (span !== undefined) {
+    const ok = parsed !== undefined ? await verifyStatementSignature(parsed, span.publicKey) : await verifyLifecycleSignature(lifecycle!, span.publicKey);
+    if (!ok) return { ok: false, code: 'SIGNATURE_ERROR', seq };
+    c.verified = true;
+  }
+  if (reading !== undefined && parsed !== undefined) {
+    let result: ReturnType<typeof checkStatementAgainstReading>;
+    try {
+      result = checkStatementAgainstReading(parsed, reading);
+    } catch (e) {
+      if (e instanceof SteleError) return { ok: false, code: 'READING_FORMAT_ERROR', seq, detail: errorText(e) };
+      throw e;
+    }
+    if (result === 'DIGEST_MISMATCH') return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };
+    if (result === 'HEADER_MISMATCH') return { ok: false, code: 'HEADER_MISMATCH_ERROR', seq };
+    c.reading = reading;
+    // Inside a device-level batch the statement signs no prev of its own: the body's prev is the link (§3.1).
+    c.prev ??= decodeReading(reading).prev;
+  } else if (reading !== undefined && !equalBytes(reading, lifecycle!.bodyBytes)) {
+    // The outbox sends a lifecycle body beside its statement in full mode; it must be the attached one.
+    return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };
+  }
+  return { ok: true, value: c };
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof SteleError) return `${e.code}: ${e.message}`;
+  return e instanceof Error ? e.message : String(e);
+}
