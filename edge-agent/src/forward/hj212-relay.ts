@@ -89,8 +89,13 @@ export interface RelayStatus {
   pauses: number;
   /** Bytes from loggers that were no frame (not forwarded). */
   noiseBytes: number;
-  /** Frames cut off by a logger disconnect (not forwarded). */
+  /**
+   * Frame starts cut off by a logger disconnect or by the next `##LLLL` (not forwarded); a run of them the decoder
+   * folded into one rejection counts each.
+   */
   truncated: number;
+  /** Bytes of those cut-off frames (not forwarded). */
+  truncatedBytes: number;
   /** Frames that failed a check, by code (still forwarded). */
   rejected: Record<string, number>;
   /** Readings offered to the agent / dropped because the agent did not keep up. */
@@ -176,6 +181,7 @@ export class Hj212Relay extends EventEmitter {
     pauses: 0,
     noiseBytes: 0,
     truncated: 0,
+    truncatedBytes: 0,
     readings: 0,
     readingsDropped: 0,
   };
@@ -346,7 +352,8 @@ export class Hj212Relay extends EventEmitter {
           continue;
         }
         if (code === 'HJ212_TRUNCATED') {
-          this.#stats.truncated++;
+          this.#stats.truncated += r.error.candidates; // a folded run of cut-off frame starts counts each one
+          this.#stats.truncatedBytes += r.error.length;
           continue;
         }
         this.#rejected[code] = (this.#rejected[code] ?? 0) + 1;
