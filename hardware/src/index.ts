@@ -19,6 +19,7 @@ export type {
 export {
   HJ212_MAX_DATA_LENGTH,
   HJ212_MAX_FRAME_BYTES,
+  HJ212_RUN_RAW_BYTES,
   type Hj212DecoderOptions,
   type Hj212Mode,
   Hj212StreamDecoder,

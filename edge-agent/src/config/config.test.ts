@@ -154,6 +154,28 @@ describe('parseConfig', () => {
     expect(err.issues.map((i) => i.path)).toEqual(['instruments[1].options.devices[0].slave', 'instruments[1].options.devices[0].profile']);
   });
 
+  it('reads relays with their limits (defaults, sizes, and what is refused)', () => {
+    const relays = `relays:
+  - id: plat
+    listen: { host: 0.0.0.0, port: 9000 }
+    upstream: { host: platform.example.org, port: 9001 }
+  - id: tight
+    listen: { port: 9002 }
+    upstream: { host: 10.0.0.1, port: 9001 }
+    mode: strict
+    maxConnections: 2
+    maxBytesPerSecond: 8KiB
+    maxTotalBytesPerSecond: 12000
+`;
+    const c = parseConfig(GOOD + relays, '/etc/stele/gateway.yaml');
+    expect(c.relays).toEqual([
+      { id: 'plat', listen: { host: '0.0.0.0', port: 9000 }, upstream: { host: 'platform.example.org', port: 9001 }, mode: 'lenient', maxConnections: 16, maxBytesPerSecond: 65_536, maxTotalBytesPerSecond: 262_144 },
+      { id: 'tight', listen: { host: '127.0.0.1', port: 9002 }, upstream: { host: '10.0.0.1', port: 9001 }, mode: 'strict', maxConnections: 2, maxBytesPerSecond: 8192, maxTotalBytesPerSecond: 12_000 },
+    ]);
+    const err = invalid(GOOD + relays.replace('maxConnections: 2', 'maxConnections: 0').replace('maxBytesPerSecond: 8KiB', 'maxBytesPerSecond: 0').replace('maxTotalBytesPerSecond: 12000', 'maxTotalBytesPerSecond: lots'));
+    expect(err.issues.map((i) => i.path)).toEqual(['relays[1].maxConnections', 'relays[1].maxBytesPerSecond', 'relays[1].maxTotalBytesPerSecond']);
+  });
+
   it('an empty file says what is expected', () => {
     const err = invalid('');
     expect(err.issues[0]!.message).toContain('gateway');

@@ -80,6 +80,12 @@ export interface RelayConfig {
   listen: { host: string; port: number };
   upstream: { host: string; port: number };
   mode: 'strict' | 'lenient';
+  /** Data logger connections at once (the LAN is untrusted); more are refused at accept and counted. Default 16. */
+  maxConnections: number;
+  /** Bytes per second read from one logger connection; beyond, it is paused (TCP backpressure) and counted. Default 64 KiB. */
+  maxBytesPerSecond: number;
+  /** Bytes per second read from all logger connections together; beyond, they are paused and counted. Default 256 KiB. */
+  maxTotalBytesPerSecond: number;
 }
 
 export interface GatewayConfig {
@@ -417,6 +423,9 @@ function rootRule(drivers: readonly string[]): Rule<Record<string, unknown>> {
               required: true,
             },
             mode: { rule: oneOf(['strict', 'lenient'] as const), default: 'lenient' },
+            maxConnections: { rule: integer({ min: 1, max: 10_000 }), default: 16 },
+            maxBytesPerSecond: { rule: bytes({ min: 1 }), default: 64 * 1024 },
+            maxTotalBytesPerSecond: { rule: bytes({ min: 1 }), default: 256 * 1024 },
           }),
         ),
         default: [],

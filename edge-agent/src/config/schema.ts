@@ -104,8 +104,9 @@ const SIZE_UNITS: Record<string, number> = {
 };
 
 /** A size in bytes: an integer, or a string such as `500MB`, `1.5 GiB` (SI and IEC units). */
-export function bytes(): Rule<number> {
-  return (at, ctx) => {
+export function bytes(options: { min?: number } = {}): Rule<number> {
+  const { min = 0 } = options;
+  const size: Rule<number> = (at, ctx) => {
     const v = scalar(at);
     if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
     if (typeof v === 'string') {
@@ -117,6 +118,11 @@ export function bytes(): Rule<number> {
       }
     }
     return report(ctx, at, `expected a size such as 500MB or 2GiB (or a number of bytes), got ${show(at.node)}`);
+  };
+  return (at, ctx) => {
+    const n = size(at, ctx);
+    if (typeof n === 'number' && n < min) return report(ctx, at, `expected at least ${min} bytes, got ${show(at.node)}`);
+    return n;
   };
 }
 

@@ -206,7 +206,7 @@ describe('Hj212Relay', () => {
 });
 
 describe('relay limits (issue #8: the LAN is untrusted)', () => {
-  it('closes connections beyond maxConnections and counts them', async () => {
+  it('closes connections beyond maxConnections, counts them by code, and takes a new one once a slot is free', async () => {
     const p = await platform();
     const r = await relay(p, { maxConnections: 1 });
     const net = await import('node:net');
@@ -214,14 +214,23 @@ describe('relay limits (issue #8: the LAN is untrusted)', () => {
     cleanups.push(async () => void a.destroy());
     await waitFor(() => r.status().loggers === 1, 5000, 'first logger');
     const b = net.connect({ host: '127.0.0.1', port: r.port! });
+    b.on('error', () => undefined);
     await new Promise<void>((resolve) => b.once('close', () => resolve()));
     expect(r.status().refusedConnections).toBe(1);
+    expect(r.status().limited).toEqual({ RELAY_TOO_MANY_CONNECTIONS: 1, RELAY_CONNECTION_RATE: 0, RELAY_RATE: 0 });
     expect(r.status().loggers).toBe(1);
+    a.destroy();
+    await waitFor(() => r.status().loggers === 0, 5000, 'first logger gone');
+    const c = await connectLogger(r.port!);
+    cleanups.push(() => c.close());
+    c.write(upload(1));
+    await waitFor(() => p.frames.length === 1, 10_000, 'frame of the third connection forwarded');
+    expect(r.status().limited.RELAY_TOO_MANY_CONNECTIONS).toBe(1);
   });
 
   it('decodes a burst in slices (the event loop keeps turning) and throttles beyond maxBytesPerSecond', async () => {
     const p = await platform();
-    const r = await relay(p, { maxBytesPerSecond: 256 * 1024 });
+    const r = await relay(p, { maxBytesPerSecond: 256 * 1024, maxTotalBytesPerSecond: 4 << 20 });
     const net = await import('node:net');
     const a = net.connect({ host: '127.0.0.1', port: r.port! });
     cleanups.push(async () => void a.destroy());
@@ -231,6 +240,49 @@ describe('relay limits (issue #8: the LAN is untrusted)', () => {
     a.write(Buffer.alloc(600_000, 'A')); // 600 KB of junk in one burst
     await waitFor(() => r.status().noiseBytes >= 600_000 - 4096, 20_000, 'all decoded');
     expect(r.status().throttled).toBeGreaterThan(0);
+    expect(r.status().limited.RELAY_CONNECTION_RATE).toBeGreaterThan(0);
+    expect(r.status().limited.RELAY_RATE).toBe(0);
     expect(ticks).toBeGreaterThan(10);
+  });
+
+  it('holds all loggers together to maxTotalBytesPerSecond: paused, not dropped (every frame still forwarded intact)', async () => {
+    const p = await platform();
+    const r = await relay(p, { maxBytesPerSecond: 4 << 20, maxTotalBytesPerSecond: 64 * 1024 });
+    await waitFor(() => r.status().upstreamConnected, 10_000, 'upstream');
+    const loggers = [await connectLogger(r.port!), await connectLogger(r.port!)];
+    for (const l of loggers) cleanups.push(() => l.close());
+    const frames = [upload(1), upload(2)];
+    loggers.forEach((l, i) => {
+      l.write(Buffer.alloc(60_000, 'A')); // 120 KB together: about two seconds at 64 KiB/s
+      l.write(frames[i]!);
+    });
+    await waitFor(() => p.frames.length === 2, 20_000, 'both frames forwarded');
+    expect(p.frames.map((f) => Buffer.from(f).toString('latin1')).sort()).toEqual(frames.map((f) => Buffer.from(f).toString('latin1')).sort());
+    const s = r.status();
+    expect(s.limited.RELAY_RATE).toBeGreaterThan(0);
+    expect(s.limited.RELAY_CONNECTION_RATE).toBe(0);
+    expect(s.noiseBytes).toBe(120_000);
+  });
+
+  it('gets through `##9999` repeated without holding the event loop, counts each cut-off frame start, and resynchronises', async () => {
+    const p = await platform();
+    const r = await relay(p, { maxBytesPerSecond: 4 << 20, maxTotalBytesPerSecond: 4 << 20 });
+    await waitFor(() => r.status().upstreamConnected, 10_000, 'upstream');
+    const logger = await connectLogger(r.port!);
+    cleanups.push(() => logger.close());
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    cleanups.push(async () => clearInterval(timer));
+    const hostile = Buffer.alloc(6 * 50_000);
+    for (let i = 0; i < hostile.length; i += 6) hostile.write('##9999', i, 'latin1');
+    const good = upload(7);
+    logger.write(hostile);
+    logger.write(good);
+    await waitFor(() => p.frames.length === 1, 30_000, 'the frame after the hostile run forwarded');
+    expect(Buffer.from(p.frames[0]!).equals(Buffer.from(good))).toBe(true);
+    const s = r.status();
+    // every candidate is counted (the decoder folds runs of them into one rejection each), none forwarded
+    expect(s).toMatchObject({ truncated: 50_000, truncatedBytes: hostile.length, framesIn: 1, framesUp: 1, rejected: {} });
+    expect(ticks).toBeGreaterThan(3);
   });
 });

@@ -24,6 +24,13 @@
  * survives a gateway restart: the logger's own retry of unanswered uploads covers that, and every frame already
  * read was signed into the outbox. Bytes handed to the upstream socket are not resent after a reconnect: whether
  * the platform got an upload is what its 9014 answer to the logger says.
+ *
+ * Limits (the LAN is untrusted; gateway config `relays[].maxConnections`, `maxBytesPerSecond`,
+ * `maxTotalBytesPerSecond`): connections beyond the maximum are closed at accept (RELAY_TOO_MANY_CONNECTIONS); a
+ * connection over its byte rate, or all of them together over the relay's, is paused until the next second
+ * (RELAY_CONNECTION_RATE, RELAY_RATE: TCP backpressure, nothing dropped). Each is counted in `status().limited`
+ * (metric `stele_relay_limited_total{relay,reason}`) and logged at most once per 10 s. Input is decoded in slices
+ * of at most 16 KiB, one per turn of the event loop.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -61,10 +68,13 @@ export interface Hj212RelayOptions {
   maxConnections?: number;
   /**
    * Bytes per second read from one logger connection (a logger sends a few KiB a minute); beyond, its socket is
-   * paused until the next second. Input is decoded in slices of 16 KiB with a turn of the event loop between
+   * paused until the next second (TCP backpressure: nothing is dropped, the sender waits), counted as
+   * RELAY_CONNECTION_RATE. Input is decoded in slices of at most 16 KiB with a turn of the event loop between
    * them, so a burst never holds the loop. Default 64 KiB/s.
    */
   maxBytesPerSecond?: number;
+  /** Bytes per second read from all logger connections together; beyond, they wait likewise (RELAY_RATE). Default 256 KiB/s. */
+  maxTotalBytesPerSecond?: number;
   log?: Logger;
 }
 
@@ -89,18 +99,31 @@ export interface RelayStatus {
   pauses: number;
   /** Bytes from loggers that were no frame (not forwarded). */
   noiseBytes: number;
-  /** Frames cut off by a logger disconnect (not forwarded). */
+  /**
+   * Frame starts cut off by a logger disconnect or by the next `##LLLL` (not forwarded); a run of them the decoder
+   * folded into one rejection counts each.
+   */
   truncated: number;
+  /** Bytes of those cut-off frames (not forwarded). */
+  truncatedBytes: number;
   /** Frames that failed a check, by code (still forwarded). */
   rejected: Record<string, number>;
   /** Readings offered to the agent / dropped because the agent did not keep up. */
   readings: number;
   readingsDropped: number;
   /** Logger connections closed at accept because maxConnections were open. */
-  refusedConnections?: number;
-  /** Times a logger connection was paused for going over maxBytesPerSecond. */
-  throttled?: number;
+  refusedConnections: number;
+  /** Times a logger connection was paused for going over maxBytesPerSecond or maxTotalBytesPerSecond. */
+  throttled: number;
+  /** The same, by reason: RELAY_TOO_MANY_CONNECTIONS (refused), RELAY_CONNECTION_RATE, RELAY_RATE (paused). */
+  limited: Record<RelayLimitCode, number>;
 }
+
+/** Why the relay refused a connection or paused one. */
+export type RelayLimitCode = 'RELAY_TOO_MANY_CONNECTIONS' | 'RELAY_CONNECTION_RATE' | 'RELAY_RATE';
+
+/** A limit that is hit over and over is logged at most once per this period (with the count since). */
+const LIMIT_LOG_PERIOD_MS = 10_000;
 
 export interface RecentFrame {
   /** SHA-256 (hex) of the exact frame bytes. */
@@ -141,6 +164,7 @@ const DEFAULTS = {
   recentFrames: 10_000,
   maxConnections: 16,
   maxBytesPerSecond: 64 * 1024,
+  maxTotalBytesPerSecond: 256 * 1024,
 } as const;
 
 /** Events: `upstream-connect`, `upstream-close`, `frame` (RecentFrame), `reply` (Uint8Array). Never `error`. */
@@ -166,6 +190,10 @@ export class Hj212Relay extends EventEmitter {
   readonly #readings: Acquired[] = [];
   #wake: (() => void) | undefined;
   readonly #limits = { refusedConnections: 0, throttled: 0 };
+  readonly #limited: Record<RelayLimitCode, number> = { RELAY_TOO_MANY_CONNECTIONS: 0, RELAY_CONNECTION_RATE: 0, RELAY_RATE: 0 };
+  readonly #limitLog = new Map<RelayLimitCode, { at: number; since: number }>();
+  /** The current second and the bytes decoded in it, all connections together (maxTotalBytesPerSecond). */
+  #rate = { second: 0, bytes: 0 };
   readonly #stats = {
     upstreamConnects: 0,
     framesIn: 0,
@@ -176,6 +204,7 @@ export class Hj212Relay extends EventEmitter {
     pauses: 0,
     noiseBytes: 0,
     truncated: 0,
+    truncatedBytes: 0,
     readings: 0,
     readingsDropped: 0,
   };
@@ -252,6 +281,7 @@ export class Hj212Relay extends EventEmitter {
       upstreamConnected: this.#upstreamReady,
       loggers: this.#loggers.size,
       ...this.#limits,
+      limited: { ...this.#limited },
       bufferedFrames: this.#queue.length,
       bufferedBytes: this.#queuedBytes,
       ...this.#stats,
@@ -282,7 +312,7 @@ export class Hj212Relay extends EventEmitter {
     }
     if (this.#loggers.size >= this.#o.maxConnections) {
       this.#limits.refusedConnections++;
-      this.#log('warn', 'data logger connection refused: too many open', { remote: `${socket.remoteAddress}:${socket.remotePort}`, max: this.#o.maxConnections });
+      this.#limit('RELAY_TOO_MANY_CONNECTIONS', 'data logger connection refused: too many open', { remote: `${socket.remoteAddress}:${socket.remotePort}`, max: this.#o.maxConnections });
       socket.destroy();
       return;
     }
@@ -317,16 +347,23 @@ export class Hj212Relay extends EventEmitter {
           conn.second = second;
           conn.bytesThisSecond = 0;
         }
-        if (conn.bytesThisSecond >= this.#o.maxBytesPerSecond) {
+        if (second !== this.#rate.second) this.#rate = { second, bytes: 0 };
+        const connRoom = this.#o.maxBytesPerSecond - conn.bytesThisSecond;
+        const relayRoom = this.#o.maxTotalBytesPerSecond - this.#rate.bytes;
+        if (connRoom <= 0 || relayRoom <= 0) {
+          // paused until the next second: the socket stays paused, so TCP backpressure holds the sender
           this.#limits.throttled++;
+          if (connRoom <= 0) this.#limit('RELAY_CONNECTION_RATE', 'data logger over maxBytesPerSecond: paused', { remote: conn.socket.remoteAddress, max: this.#o.maxBytesPerSecond });
+          else this.#limit('RELAY_RATE', 'data loggers together over maxTotalBytesPerSecond: paused', { max: this.#o.maxTotalBytesPerSecond });
           await new Promise((r) => setTimeout(r, (second + 1) * 1000 - now));
           continue;
         }
         const head = conn.pending[0]!;
-        const n = Math.min(head.length, DECODE_SLICE_BYTES, this.#o.maxBytesPerSecond - conn.bytesThisSecond);
+        const n = Math.min(head.length, DECODE_SLICE_BYTES, connRoom, relayRoom);
         if (n === head.length) conn.pending.shift();
         else conn.pending[0] = head.subarray(n);
         conn.bytesThisSecond += n;
+        this.#rate.bytes += n;
         this.#onLoggerResults(conn, conn.decoder.push(head.subarray(0, n)));
         await new Promise((r) => setImmediate(r));
       }
@@ -335,6 +372,16 @@ export class Hj212Relay extends EventEmitter {
       if (conn.closed) this.#onLoggerResults(conn, conn.decoder.end());
       else if (!this.#paused && !conn.socket.destroyed) conn.socket.resume();
     }
+  }
+
+  /** Counts a limit hit and logs it, at most once per LIMIT_LOG_PERIOD_MS per code (a flood is not a log flood). */
+  #limit(code: RelayLimitCode, message: string, fields: Record<string, unknown>): void {
+    this.#limited[code]++;
+    const now = Date.now();
+    const last = this.#limitLog.get(code);
+    if (last !== undefined && now - last.at < LIMIT_LOG_PERIOD_MS) return;
+    this.#log('warn', message, { code, ...fields, count: this.#limited[code], sinceLastLog: this.#limited[code] - (last?.since ?? 0) });
+    this.#limitLog.set(code, { at: now, since: this.#limited[code] });
   }
 
   #onLoggerResults(conn: LoggerConn, results: Hj212DecodeResult[]): void {
@@ -346,7 +393,8 @@ export class Hj212Relay extends EventEmitter {
           continue;
         }
         if (code === 'HJ212_TRUNCATED') {
-          this.#stats.truncated++;
+          this.#stats.truncated += r.error.candidates; // a folded run of cut-off frame starts counts each one
+          this.#stats.truncatedBytes += r.error.length;
           continue;
         }
         this.#rejected[code] = (this.#rejected[code] ?? 0) + 1;

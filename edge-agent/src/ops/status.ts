@@ -223,6 +223,12 @@ export function renderMetrics(s: GatewayStatus): string {
     "1 when the HJ 212 relay is connected to the authority's platform.",
     Object.entries(s.relays ?? {}).map(([id, r]) => [{ relay: id }, r.upstreamConnected ? 1 : 0]),
   );
+  metric(
+    'stele_relay_limited_total',
+    'counter',
+    'HJ 212 relay: logger connections refused (RELAY_TOO_MANY_CONNECTIONS) or paused for their byte rate (RELAY_CONNECTION_RATE, RELAY_RATE), by reason.',
+    Object.entries(s.relays ?? {}).flatMap(([id, r]) => Object.entries(r.limited ?? {}).map(([reason, n]): [Record<string, string>, number] => [{ relay: id, reason }, n])),
+  );
   metric('stele_disk_free_bytes', 'gauge', 'Free bytes on the data folder filesystem.', one(s.disk.freeBytes));
   metric('stele_disk_level', 'gauge', '0 ok, 1 below the warning level, 2 below the stop level (policy applies).', one({ ok: 0, warn: 1, stop: 2, unknown: undefined }[s.disk.level]));
   metric('stele_clock_synced', 'gauge', '1 when the clock is synchronised (recorded in each reading).', one(s.clock.synced ? 1 : 0));

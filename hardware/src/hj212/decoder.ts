@@ -40,6 +40,8 @@ export const HJ212_MAX_DATA_LENGTH = 1024;
 export const HJ212_MAX_FRAME_BYTES = 2 + 4 + 9999 + 4 + 2;
 /** A run of noise is reported once it reaches this many bytes, so that noise is never kept or grown. */
 const NOISE_REPORT_BYTES = 4096;
+/** Raw bytes kept for a folded run of truncated candidates (its first bytes; the error's length covers the run). */
+export const HJ212_RUN_RAW_BYTES = 256;
 
 const HASH = 0x23;
 const CR = 0x0d;
@@ -74,6 +76,12 @@ export class Hj212StreamDecoder {
   // bytes (0.03-0.15 MB/s; docs/BENCHMARKS.md, HJ 212 resynchronisation).
   private lfFreeFrom = -1;
   private lfFreeTo = -1;
+
+  // The current run of candidates each cut off by the next one (HJ212_TRUNCATED), not reported yet. A lone one is
+  // reported as it always was; two or more adjacent ones fold into one rejection (see flushRun). Without this,
+  // `##9999` or `##0000` repeated cost one coded error (with a stack) per 6 input bytes: 0.2 MB/s against ~30 MB/s
+  // for noise (docs/BENCHMARKS.md, HJ 212 resynchronisation).
+  private run: { from: number; to: number; count: number; raw: Uint8Array; declared: number; cutByNext: boolean } | undefined;
 
   // The current noise run.
   private noiseFrom = -1; // stream offset, -1 when none
@@ -115,6 +123,7 @@ export class Hj212StreamDecoder {
       off += n;
       this.process(false, out);
     }
+    this.flushRun(out);
     return out;
   }
 
@@ -122,6 +131,7 @@ export class Hj212StreamDecoder {
   end(): Hj212DecodeResult[] {
     const out: Hj212DecodeResult[] = [];
     this.process(true, out);
+    this.flushRun(out);
     this.flushNoise(out);
     return out;
   }
@@ -223,7 +233,8 @@ export class Hj212StreamDecoder {
         lf = i;
         break;
       }
-      if (this.nextStart < 0 && c === HASH && b[i + 1] === HASH) {
+      // (a `#` as the last byte held may be the first half of `##`: wait for the next byte, never read past stop)
+      if (this.nextStart < 0 && c === HASH && (i + 1 >= this.stop || b[i + 1] === HASH)) {
         if (i + 5 >= this.stop) {
           if (!final) waiting = true; // cannot tell yet whether `##` starts a frame
           if (waiting) break;
@@ -260,7 +271,7 @@ export class Hj212StreamDecoder {
     if (final && !waiting) {
       // The stream ended inside the candidate.
       if (this.stop === crcAt + 4 && q < 0) return this.missingCrlf(this.stop, out);
-      return this.reject(out, 'HJ212_TRUNCATED', `stream ended inside a frame (declared length ${this.declared})`, p, this.stop);
+      return this.truncatedRun(out, p, this.stop, false);
     }
     return false;
   }
@@ -271,7 +282,7 @@ export class Hj212StreamDecoder {
     const crcEnd = p + 6 + this.declared + 4;
     if (q === crcEnd) return this.missingCrlf(q, out);
     if (q > crcEnd) return this.reject(out, 'HJ212_BAD_TRAILER', `no CR LF after the CRC; the next frame starts ${q - crcEnd} bytes later`, p, q);
-    return this.reject(out, 'HJ212_TRUNCATED', `frame cut off: the next frame starts ${q - p} bytes after this one (declared length ${this.declared})`, p, q);
+    return this.truncatedRun(out, p, q, true);
   }
 
   /** Data and CRC are complete where LLLL says, but no CR LF follows. */
@@ -383,6 +394,7 @@ export class Hj212StreamDecoder {
   }
 
   private emit(out: Hj212DecodeResult[], r: Hj212DecodeResult, end: number): true {
+    this.flushRun(out);
     out.push(r);
     this.start = end;
     this.inFrame = false;
@@ -417,8 +429,62 @@ export class Hj212StreamDecoder {
     return this.emit(out, rej, end);
   }
 
+  /**
+   * Rejects the candidate [p, end) as HJ212_TRUNCATED, cut off by the next `##LLLL` (cutByNext) or by the end of
+   * the stream: adds it to the current run, or starts one when it does not adjoin it.
+   */
+  private truncatedRun(out: Hj212DecodeResult[], p: number, end: number, cutByNext: boolean): true {
+    const from = this.base + p;
+    const run = this.run;
+    if (run !== undefined && run.to === from) {
+      run.to = this.base + end;
+      run.count++;
+      if (run.raw.length > HJ212_RUN_RAW_BYTES) run.raw = run.raw.slice(0, HJ212_RUN_RAW_BYTES);
+      else if (run.raw.length < HJ212_RUN_RAW_BYTES) {
+        const more = this.buf.subarray(p, Math.min(end, p + HJ212_RUN_RAW_BYTES - run.raw.length));
+        const raw = new Uint8Array(run.raw.length + more.length);
+        raw.set(run.raw);
+        raw.set(more, run.raw.length);
+        run.raw = raw;
+      }
+    } else {
+      this.flushRun(out);
+      this.run = { from, to: this.base + end, count: 1, raw: this.buf.slice(p, end), declared: this.declared, cutByNext };
+    }
+    this.start = end;
+    this.inFrame = false;
+    return true;
+  }
+
+  /**
+   * Reports the current run of truncated candidates: a lone one exactly as any rejection (its message, all its
+   * bytes); a run of n >= 2 as one HJ212_TRUNCATED covering the run, with `candidates: n` and its first
+   * HJ212_RUN_RAW_BYTES bytes.
+   */
+  private flushRun(out: Hj212DecodeResult[]): void {
+    const run = this.run;
+    if (run === undefined) return;
+    this.run = undefined;
+    const length = run.to - run.from;
+    if (run.count === 1) {
+      const message = run.cutByNext
+        ? `frame cut off: the next frame starts ${length} bytes after this one (declared length ${run.declared})`
+        : `stream ended inside a frame (declared length ${run.declared})`;
+      out.push({ ok: false, error: new Hj212Error('HJ212_TRUNCATED', message, { offset: run.from, length }), raw: run.raw });
+      return;
+    }
+    const message = `${run.count} frame starts in a row, each cut off by the next \`##LLLL\` (${length} bytes; corrupt or hostile input)`;
+    out.push({
+      ok: false,
+      error: new Hj212Error('HJ212_TRUNCATED', message, { offset: run.from, length, candidates: run.count }),
+      raw: run.raw.length > HJ212_RUN_RAW_BYTES ? run.raw.slice(0, HJ212_RUN_RAW_BYTES) : run.raw,
+      candidates: run.count,
+    });
+  }
+
   private noise(from: number, to: number, out: Hj212DecodeResult[]): void {
     if (to <= from) return;
+    this.flushRun(out);
     if (this.noiseFrom < 0) this.noiseFrom = this.base + from;
     for (let i = from; i < to && !this.noiseLoud; i++) if (!isQuiet(this.buf[i]!)) this.noiseLoud = true;
     this.noiseLen += to - from;

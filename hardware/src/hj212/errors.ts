@@ -16,7 +16,10 @@ export type Hj212ErrorCode =
   | 'HJ212_BAD_FIELD'
   /** The frame does not end with CR LF, or no terminator came within the largest possible frame. */
   | 'HJ212_BAD_TRAILER'
-  /** The frame was cut off: the next `##LLLL` (or the end of the stream) came before its end. */
+  /**
+   * The frame was cut off: the next `##LLLL` (or the end of the stream) came before its end. Adjacent candidates
+   * each cut off by the next are folded into one (its `candidates` says how many).
+   */
   | 'HJ212_TRUNCATED'
   /** The data segment is longer than allowed (strict: 1024 bytes, §6.3.1). */
   | 'HJ212_OVERSIZE'
@@ -32,13 +35,17 @@ export class Hj212Error extends SteleError<Hj212ErrorCode> {
   readonly length: number;
   /** True for a broken link (HJ212_LINK_CLOSED), as the driver contract asks. */
   readonly disconnected: boolean;
+  /** Frame candidates the error covers: 1, or n for a folded run of HJ212_TRUNCATED candidates. */
+  readonly candidates: number;
 
-  constructor(code: Hj212ErrorCode, message: string, options: { offset?: number; length?: number; cause?: unknown } = {}) {
+  constructor(code: Hj212ErrorCode, message: string, options: { offset?: number; length?: number; candidates?: number; cause?: unknown } = {}) {
     const offset = options.offset ?? 0;
     const length = options.length ?? 0;
-    super(code, message, { cause: options.cause, where: { offset, length } });
+    const candidates = options.candidates ?? 1;
+    super(code, message, { cause: options.cause, where: candidates === 1 ? { offset, length } : { offset, length, candidates } });
     this.offset = offset;
     this.length = length;
+    this.candidates = candidates;
     this.disconnected = code === 'HJ212_LINK_CLOSED';
   }
 

@@ -94,7 +94,7 @@ export class Hj212SerialSession {
         this.queue.push(r);
         if (this.options.acknowledge === true) this.acknowledge(r);
       } else {
-        this.counts.rejections[r.error.code] = (this.counts.rejections[r.error.code] ?? 0) + 1;
+        this.counts.rejections[r.error.code] = (this.counts.rejections[r.error.code] ?? 0) + r.error.candidates; // a folded run counts each
         this.options.onRejection?.(r);
       }
     }

@@ -94,8 +94,13 @@ export interface Hj212Frame {
 export interface Hj212Rejection {
   ok: false;
   error: Hj212Error;
-  /** The rejected frame's bytes (absent for noise). */
+  /**
+   * The rejected frame's bytes (absent for noise). For a folded run of truncated candidates (`candidates` >= 2),
+   * only the run's first HJ212_RUN_RAW_BYTES (256) bytes; `error.length` covers the whole run.
+   */
   raw?: Uint8Array;
+  /** Present when several adjacent HJ212_TRUNCATED candidates were folded into this one rejection: how many. */
+  candidates?: number;
   /** What the frame would parse to, when its boundaries were known and its fields parse (e.g. a bad CRC). */
   parsed?: Hj212Parsed;
 }
