@@ -4,13 +4,32 @@ import { FormatError } from './errors.ts';
 import { assertP256PublicKey } from './keys.ts';
 import { ES256_SIGNATURE_LENGTH } from './signer.ts';
 
-/** Order n of the P-256 group (FIPS 186-5 / SEC 2 §2.4.2). */
-const P256_N = p256.Point.Fn.ORDER;
+/** Order n of the P-256 group (FIPS 186-5 / SEC 2 §2.4.2), as 32 big-endian bytes. */
+const P256_N_BYTES: Uint8Array = (() => {
+  const out = new Uint8Array(32);
+  let n = p256.Point.Fn.ORDER;
+  for (let i = 31; i >= 0; i--) {
+    out[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return out;
+})();
 
-function bytesToBigInt(bytes: Uint8Array): bigint {
-  let n = 0n;
-  for (const b of bytes) n = (n << 8n) | BigInt(b);
-  return n;
+/** 1 <= x < n for the 32 big-endian bytes at `offset` (a bytewise comparison: no BigInt per signature). */
+function inScalarRange(sig: Uint8Array, offset: number): boolean {
+  let zero = true;
+  for (let i = 0; i < 32; i++) {
+    const b = sig[offset + i]!;
+    if (b !== 0) zero = false;
+    const nb = P256_N_BYTES[i]!;
+    if (b < nb) {
+      // Smaller than n from here on; it is in range unless every byte is zero.
+      if (zero) for (let j = i + 1; j < 32; j++) if (sig[offset + j] !== 0) return true;
+      return !zero;
+    }
+    if (b > nb) return false;
+  }
+  return false; // equal to n
 }
 
 function checkArgs(publicKey: unknown, message: unknown, signature: unknown): void {
@@ -26,9 +45,7 @@ function checkArgs(publicKey: unknown, message: unknown, signature: unknown): vo
  */
 function isWellFormedSignature(signature: Uint8Array): boolean {
   if (signature.length !== ES256_SIGNATURE_LENGTH) return false;
-  const r = bytesToBigInt(signature.subarray(0, 32));
-  const s = bytesToBigInt(signature.subarray(32, 64));
-  return r > 0n && r < P256_N && s > 0n && s < P256_N;
+  return inScalarRange(signature, 0) && inScalarRange(signature, 32);
 }
 
 /**

@@ -65,7 +65,7 @@ import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
 import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
 import { bundleDigest, parseBundleBytes } from '../bundle.ts';
 import { equalBytes, toBase64Url, toHex } from '../bytes.ts';
-import { checkStatementAgainstReading, parseReceipt, parseStatement, sigStructure1, verifyStatementSignature } from '../cose/index.ts';
+import { parseReceipt, parseStatement, sigStructure1, verifyStatementSignature } from '../cose/index.ts';
 import type { ParsedReceipt, ParsedStatement } from '../cose/index.ts';
 import { verifyEs256 } from '../ecdsa.ts';
 import { SteleError } from '../errors.ts';
@@ -75,6 +75,8 @@ import { buildKeyTimeline, findSpan, keyStatusAt, parseLifecycleStatement, type 
 import { decodeReading, GENESIS_PREV } from '../reading.ts';
 import type { Reading } from '../reading.ts';
 import { hashLeaf, rootFromInclusionProof } from '../rfc9162/index.ts';
+import { hashChildren, splitPoint } from '../rfc9162/hash.ts';
+import { buildInclusionPath } from '../rfc9162/proof-build.ts';
 import type { KeyBackend } from '../signer.ts';
 import { keyValidAt, type EvmAnchorTarget, type IngestKeyEntry, type TrustPolicy } from '../trust/policy.ts';
 import type { OpenCode, VerifyCode } from './codes.ts';
@@ -130,6 +132,8 @@ interface Item {
   reading?: Reading;
   /** True when an identical statement appeared earlier in the bundle (checked once). */
   duplicate: boolean;
+  /** hashLeaf(entry.statement), set with `statement`. */
+  leafHash?: Uint8Array;
 }
 type UsableItem = Item & { statement: ParsedStatement };
 
@@ -160,6 +164,8 @@ interface Leaf {
   seq?: number;
   batchId: number;
   statementBytes: Uint8Array;
+  /** hashLeaf(statementBytes) when already known. */
+  leafHash?: Uint8Array;
   receipt: ParsedReceipt;
 }
 
@@ -327,7 +333,9 @@ function checkFormat(ctx: Ctx): void {
         });
       } else {
         item.statement = st;
-        const key = toHex(sha256(entry.statement));
+        // The leaf hash (checks 5-7 need it anyway) identifies the statement bytes as well as their SHA-256 would.
+        item.leafHash = hashLeaf(entry.statement);
+        const key = toHex(item.leafHash);
         item.duplicate = seenStatements.has(key);
         seenStatements.add(key);
         if (item.duplicate) duplicates.push(entry.seq);
@@ -497,27 +505,20 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
     const st = item.statement;
     const body = item.entry.reading;
     let time: number | undefined;
+    let bodyDigest: Uint8Array;
     if (body === undefined) {
       if (!item.duplicate) hashOnly++;
-    } else if (!equalBytes(sha256(body), st.payload)) {
+    } else if (!equalBytes((bodyDigest = sha256(body)), st.payload)) {
       // A changed body: say so even when it no longer decodes (that is what the change did).
-      c.signatures.fail('DIGEST_MISMATCH_ERROR', FAIL.digest(st.seq), { seq: st.seq, expected: toHex(st.payload), actual: toHex(sha256(body)) });
+      c.signatures.fail('DIGEST_MISMATCH_ERROR', FAIL.digest(st.seq), { seq: st.seq, expected: toHex(st.payload), actual: toHex(bodyDigest) });
     } else {
       try {
         item.reading = decodeReading(body);
         time = item.reading.time;
+        // The digest matched above and the body decoded: what checkStatementAgainstReading would say is exactly
+        // headerMismatch (same fields, same order), without hashing and decoding the body a second time.
         const field = headerMismatch(st, item.reading);
-        let verdict: ReturnType<typeof checkStatementAgainstReading>;
-        try {
-          verdict = checkStatementAgainstReading(st, body);
-        } catch {
-          verdict = field === undefined ? 'ok' : 'HEADER_MISMATCH';
-        }
-        if (verdict === 'DIGEST_MISMATCH') {
-          c.signatures.fail('DIGEST_MISMATCH_ERROR', FAIL.digest(st.seq, time), { seq: st.seq });
-        } else if (verdict === 'HEADER_MISMATCH' || field !== undefined) {
-          c.signatures.fail('HEADER_MISMATCH_ERROR', FAIL.header(st.seq, field ?? 'device'), { seq: st.seq });
-        }
+        if (field !== undefined) c.signatures.fail('HEADER_MISMATCH_ERROR', FAIL.header(st.seq, field), { seq: st.seq });
       } catch (err) {
         c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.entryFormat(st.seq, 'reading', `${item.path}.reading`), {
           seq: st.seq, path: `${item.path}.reading`, ...(codeOf(err) ? { actual: codeOf(err)! } : {}),
@@ -609,14 +610,21 @@ async function checkInclusionReceiptRecordedRoot(ctx: Ctx): Promise<void> {
     c.receipt.fail('UNKNOWN_KEY_ERROR', FAIL.keyIdNotOfKey('ingest'), { expected: toHex(ingestKid), actual: toHex(bundle.ingest.kid) });
   }
   const sigCache = new Map<string, Promise<boolean>>();
+  // The receipts of one batch share their protected header and signature, and usually their root: the last
+  // look-up is compared bytewise before the hex key is built.
+  let last: { r: ParsedReceipt; root: Uint8Array; p: Promise<boolean> } | undefined;
   const receiptSigOver = (r: ParsedReceipt, root: Uint8Array): Promise<boolean> => {
     if (!ctx.ingest.ok) return Promise.resolve(false);
+    if (last !== undefined && equalBytes(last.root, root) && equalBytes(last.r.signature, r.signature) && equalBytes(last.r.protectedBytes, r.protectedBytes)) {
+      return last.p;
+    }
     const key = `${toHex(r.protectedBytes)}|${toHex(r.signature)}|${toHex(root)}`;
     let p = sigCache.get(key);
     if (p === undefined) {
       p = safeVerify(ctx.ingest.publicKey, sigStructure1(r.protectedBytes, root), r.signature);
       sigCache.set(key, p);
     }
+    last = { r, root, p };
     return p;
   };
   const anchorMismatchOffline = new Set<number>();
@@ -624,7 +632,7 @@ async function checkInclusionReceiptRecordedRoot(ctx: Ctx): Promise<void> {
   const leaves: Leaf[] = [];
   for (const item of ctx.items) {
     if (item.statement === undefined || item.receipt === undefined) continue;
-    leaves.push({ subject: item.statement.seq, seq: item.statement.seq, batchId: item.entry.batchId, statementBytes: item.entry.statement, receipt: item.receipt });
+    leaves.push({ subject: item.statement.seq, seq: item.statement.seq, batchId: item.entry.batchId, statementBytes: item.entry.statement, leafHash: item.leafHash!, receipt: item.receipt });
   }
   for (const li of ctx.lifecycleItems) {
     if (li.statement === undefined || li.receipt === undefined) continue;
@@ -634,7 +642,16 @@ async function checkInclusionReceiptRecordedRoot(ctx: Ctx): Promise<void> {
   }
   // The receipts must name the bundle's issuer; check 11 then matches (issuer, key id) with the policy as one entry.
   const issuer = bundle.ingest.issuer;
-  for (const leaf of leaves) {
+  // First every root (R of the decision table) and every signature check R needs, started together so that
+  // WebCrypto works them off concurrently; then the table, leaf by leaf in bundle order, as before.
+  const roots = rootsOf(leaves);
+  const signedRs = leaves.map((leaf, i) => {
+    const root = roots[i];
+    const batch = batchById.get(leaf.batchId)!;
+    if (leaf.receipt.batchId !== batch.batchId || root === undefined || !equalBytes(leaf.receipt.kid, ingestKid)) return undefined;
+    return receiptSigOver(leaf.receipt, root);
+  });
+  for (const [i, leaf] of leaves.entries()) {
     const r = leaf.receipt;
     const subject = leaf.subject;
     const at = leaf.seq === undefined ? {} : { seq: leaf.seq };
@@ -646,10 +663,8 @@ async function checkInclusionReceiptRecordedRoot(ctx: Ctx): Promise<void> {
       receiptUnassessed++;
       continue;
     }
-    let root: Uint8Array;
-    try {
-      root = rootFromInclusionProof(r.proof.leafIndex, r.proof.treeSize, hashLeaf(leaf.statementBytes), r.proof.path);
-    } catch {
+    const root = roots[i];
+    if (root === undefined) {
       c.inclusion.fail('INCLUSION_PROOF_ERROR', FAIL.inclusionMalformed(subject, batch.batchId), { ...at, batchId: batch.batchId });
       receiptUnassessed++;
       continue;
@@ -664,7 +679,7 @@ async function checkInclusionReceiptRecordedRoot(ctx: Ctx): Promise<void> {
       }
       continue;
     }
-    const signedR = await receiptSigOver(r, root);
+    const signedR = await signedRs[i]!;
     if (atRecorded) {
       if (!signedR) {
         c.receipt.fail('RECEIPT_SIGNATURE_ERROR', FAIL.receiptSignature(subject, toHex(ingestKid)), { ...at, batchId: batch.batchId });
@@ -977,6 +992,75 @@ function runsOf(seqs: number[]): [number, number][] {
     const last = out[out.length - 1];
     if (last !== undefined && last[1] === seq - 1) last[1] = seq;
     else out.push([seq, seq]);
+  }
+  return out;
+}
+
+/**
+ * R of the decision table for every leaf: the root its receipt's inclusion proof leads to (RFC 9162 §2.1.3.2), or
+ * undefined when the proof is malformed for its index and size. The same values as `rootFromInclusionProof` per
+ * leaf, computed faster when a bundle holds a whole batch: the leaves of one (batch id, tree size) whose indices
+ * are exactly 0..size-1 give the tree itself (size - 1 hashes, against about log2(size) per leaf), and a proof
+ * whose every node equals the tree's sibling hash leads to the tree's root. Any other proof, and every leaf of a
+ * batch the bundle holds only part of, is recomputed on its own. The tree's root is cross-checked once per batch
+ * through `rootFromInclusionProof` (the verifying code, kept apart from the proof-building code on purpose).
+ */
+function rootsOf(leaves: readonly Leaf[]): (Uint8Array | undefined)[] {
+  const leafHashes = leaves.map((l) => l.leafHash ?? hashLeaf(l.statementBytes));
+  const one = (i: number): Uint8Array | undefined => {
+    const { leafIndex, treeSize, path } = leaves[i]!.receipt.proof;
+    try {
+      return rootFromInclusionProof(leafIndex, treeSize, leafHashes[i]!, path);
+    } catch {
+      return undefined;
+    }
+  };
+  const out: (Uint8Array | undefined)[] = new Array(leaves.length);
+  const groups = new Map<string, number[]>();
+  for (const [i, l] of leaves.entries()) {
+    const key = `${l.receipt.batchId}|${l.receipt.proof.treeSize}`;
+    const g = groups.get(key);
+    if (g === undefined) groups.set(key, [i]);
+    else g.push(i);
+  }
+  for (const group of groups.values()) {
+    const size = leaves[group[0]!]!.receipt.proof.treeSize;
+    const byIndex: number[] = new Array(size);
+    let whole = group.length === size && size >= 2;
+    for (const i of group) {
+      if (!whole) break;
+      const index = leaves[i]!.receipt.proof.leafIndex;
+      if (byIndex[index] !== undefined) whole = false;
+      else byIndex[index] = i;
+    }
+    if (!whole) {
+      for (const i of group) out[i] = one(i);
+      continue;
+    }
+    const memo = new Map<number, Uint8Array>();
+    const range = (start: number, end: number): Uint8Array => {
+      if (end - start === 1) return leafHashes[byIndex[start]!]!;
+      const key = start * (size + 1) + end;
+      let h = memo.get(key);
+      if (h === undefined) {
+        const k = splitPoint(end - start);
+        h = hashChildren(range(start, start + k), range(start + k, end));
+        memo.set(key, h);
+      }
+      return h;
+    };
+    const treeRoot = range(0, size);
+    let crossChecked = false;
+    for (const i of group) {
+      const { leafIndex, path } = leaves[i]!.receipt.proof;
+      const expected = buildInclusionPath(range, leafIndex, size);
+      const same = path.length === expected.length && path.every((p, j) => equalBytes(p, expected[j]!));
+      if (same && !crossChecked) {
+        const r = one(i);
+        crossChecked = r !== undefined && equalBytes(r, treeRoot);
+        out[i] = r;
+      } else out[i] = same && crossChecked ? treeRoot : one(i);
+    }
   }
   return out;
 }
