@@ -64,11 +64,14 @@ export function verifyEs256Noble(publicKey: Uint8Array, message: Uint8Array, sig
   }
 }
 
-/** Imported WebCrypto keys by hex of the SEC1 point; bounded, least recently used evicted first. */
+/**
+ * Imported WebCrypto keys by hex of the SEC1 point; bounded, least recently used evicted first. `key` is set once
+ * the import is done, so that later checks call `verify` at once (see verifyEs256WebCrypto).
+ */
 const KEY_CACHE_MAX = 64;
-const keyCache = new Map<string, Promise<CryptoKey>>();
+const keyCache = new Map<string, { pending: Promise<CryptoKey>; key?: CryptoKey }>();
 
-function importWebCryptoKey(subtle: SubtleCrypto, publicKey: Uint8Array): Promise<CryptoKey> {
+function importWebCryptoKey(subtle: SubtleCrypto, publicKey: Uint8Array): { pending: Promise<CryptoKey>; key?: CryptoKey } {
   const hex = toHex(publicKey);
   const hit = keyCache.get(hex);
   if (hit !== undefined) {
@@ -81,14 +84,35 @@ function importWebCryptoKey(subtle: SubtleCrypto, publicKey: Uint8Array): Promis
   const pending = subtle.importKey('raw', new Uint8Array(publicKey), { name: 'ECDSA', namedCurve: 'P-256' }, false, [
     'verify',
   ]);
-  keyCache.set(hex, pending);
-  pending.catch(() => keyCache.delete(hex));
+  const entry: { pending: Promise<CryptoKey>; key?: CryptoKey } = { pending };
+  keyCache.set(hex, entry);
+  pending.then(
+    (key) => {
+      entry.key = key;
+    },
+    () => keyCache.delete(hex),
+  );
   while (keyCache.size > KEY_CACHE_MAX) {
     const oldest = keyCache.keys().next().value;
     if (oldest === undefined) break;
     keyCache.delete(oldest);
   }
-  return pending;
+  return entry;
+}
+
+/**
+ * Imports `publicKey` into WebCrypto ahead of a run of checks with it (when WebCrypto is there), so that each
+ * check hands its work to WebCrypto as soon as it is called instead of after a turn of the event loop: the
+ * caller can then do other work while WebCrypto verifies. Never throws; a bad key is reported by the checks.
+ */
+export async function prepareEs256Key(publicKey: Uint8Array): Promise<void> {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle === undefined || !(publicKey instanceof Uint8Array)) return;
+  try {
+    await importWebCryptoKey(subtle, publicKey).pending;
+  } catch {
+    // reported when the key is used
+  }
 }
 
 /**
@@ -101,7 +125,9 @@ export async function verifyEs256WebCrypto(publicKey: Uint8Array, message: Uint8
   if (subtle === undefined) throw new TypeError('WebCrypto (crypto.subtle) is not available');
   let key: CryptoKey;
   try {
-    key = await importWebCryptoKey(subtle, publicKey);
+    const entry = importWebCryptoKey(subtle, publicKey);
+    // An imported key is used at once (no await before `verify`, so WebCrypto starts while the caller goes on).
+    key = entry.key ?? (await entry.pending);
   } catch (cause) {
     if (cause instanceof FormatError) throw cause;
     throw new FormatError('KEY_FORMAT_ERROR', 'WebCrypto refused the public key', { cause });

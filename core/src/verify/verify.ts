@@ -67,7 +67,7 @@ import { bundleDigest, parseBundleBytes } from '../bundle.ts';
 import { equalBytes, toBase64Url, toHex } from '../bytes.ts';
 import { parseReceipt, parseStatement, sigStructure1, verifyStatementSignature } from '../cose/index.ts';
 import type { ParsedReceipt, ParsedStatement } from '../cose/index.ts';
-import { verifyEs256 } from '../ecdsa.ts';
+import { prepareEs256Key, verifyEs256 } from '../ecdsa.ts';
 import { SteleError } from '../errors.ts';
 import { sha256 } from '../hash.ts';
 import { assertP256PublicKey, keyIdOf } from '../keys.ts';
@@ -109,6 +109,12 @@ export interface VerifyOptions {
   chainConcurrency?: number;
   /** Called after each batch's chain look-up (for a progress line). */
   onProgress?: (progress: { done: number; total: number }) => void;
+  /**
+   * Filled with the milliseconds spent in each step (`parse` by verifyBundleBytes; `format` = decoding every
+   * COSE structure, `signatures`, `inclusion` = checks 5, 6 and 7 offline, `rest` = everything else), for the
+   * benchmarks (docs/BENCHMARKS.md).
+   */
+  timings?: Record<string, number>;
 }
 
 /** Default of `VerifyOptions.timeToleranceS`. */
@@ -254,6 +260,14 @@ function validKey(publicKey: Uint8Array): boolean {
 
 /** Runs every check of FORMAT.md §9 on a bundle that passed `parseBundle`. Never throws on bad evidence. */
 export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOptions = {}): Promise<Verdict> {
+  return (await runChecks(bundle, options)).verdict;
+}
+
+/**
+ * The verdict, and the readings check 3 decoded (bodies whose digest is the signed one), by entry, so that a
+ * caller drawing them (the web page's chart) does not decode them again.
+ */
+async function runChecks(bundle: EvidenceBundle, options: VerifyOptions): Promise<{ verdict: Verdict; readings: Map<BundleEntry, Reading> }> {
   const deviceKeyOk = validKey(bundle.device.publicKey);
   const ctx: Ctx = {
     bundle,
@@ -278,11 +292,23 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
     confirmed: new Map(),
     targets: new Map(),
   };
+  const timings = options.timings;
+  let mark = performance.now();
+  const lap = (step: string): void => {
+    const now = performance.now();
+    if (timings !== undefined) timings[step] = (timings[step] ?? 0) + now - mark;
+    mark = now;
+  };
   checkFormat(ctx);
+  lap('format');
   await checkEnrolment(ctx);
+  lap('rest');
   await checkSignatures(ctx);
+  lap('signatures');
   checkCompleteness(ctx);
+  lap('rest');
   await checkInclusionReceiptRecordedRoot(ctx);
+  lap('inclusion');
   await checkAnchor(ctx);
   checkTime(ctx);
   checkAlert(ctx);
@@ -302,7 +328,10 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
     anchors: ctx.anchors,
     trust: trustSummary(ctx),
   };
-  return assemble(ORDER.map((id) => ctx.c[id].build()), foldNotes(ctx.notes), summary);
+  lap('rest');
+  const readings = new Map<BundleEntry, Reading>();
+  for (const item of ctx.items) if (item.reading !== undefined) readings.set(item.entry, item.reading);
+  return { verdict: assemble(ORDER.map((id) => ctx.c[id].build()), foldNotes(ctx.notes), summary), readings };
 }
 
 /** The ingest key to judge with: the policy's entry for the bundle's key id when it has one. */
@@ -486,7 +515,9 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
   // Start every signature check at once: WebCrypto works them off in parallel (3,600 statements: 0.67 s awaited
   // one by one, 0.36 s together, Node 20 on the 2-core CI machine).
   const usableKey = new Map<KeySpan, boolean>(spans.map((sp) => [sp, validKey(sp.publicKey)]));
-  const signatureResults = await Promise.all(
+  await Promise.all([...spans.filter((sp) => usableKey.get(sp) === true).map((sp) => sp.publicKey), ...(ctx.deviceKeyOk ? [bundle.device.publicKey] : [])].map(prepareEs256Key));
+  // Not awaited yet: the bodies below are hashed and decoded while WebCrypto works (off this thread).
+  const pendingSignatures = Promise.all(
     ctx.unique.map(async (item) => {
       // The key the statement names, when the timeline knows it; else the record's key (which then fails).
       const span = findSpan(spans, item.statement.kid);
@@ -500,7 +531,7 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
     }),
   );
   // Bodies of duplicate entries are checked too: an identical statement must not smuggle in another body.
-  const signatureOk = new Map(ctx.unique.map((u, i) => [u, signatureResults[i] === true]));
+  const timeOf = new Map<Item, number>();
   for (const item of ctx.usable) {
     const st = item.statement;
     const body = item.entry.reading;
@@ -525,7 +556,13 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
         });
       }
     }
-    if (!item.duplicate && signatureOk.get(item) !== true) c.signatures.fail('SIGNATURE_ERROR', FAIL.signature(st.seq, time), { seq: st.seq });
+    if (time !== undefined) timeOf.set(item, time);
+  }
+  const signatureResults = await pendingSignatures;
+  const signatureOk = new Map(ctx.unique.map((u, i) => [u, signatureResults[i] === true]));
+  // Signature failures in entry order, as the loop above met them; the sort below puts them first.
+  for (const item of ctx.usable) {
+    if (!item.duplicate && signatureOk.get(item) !== true) c.signatures.fail('SIGNATURE_ERROR', FAIL.signature(item.statement.seq, timeOf.get(item)), { seq: item.statement.seq });
   }
   // Signature failures first in this check: they are what §4.5 leads with.
   c.signatures.failures.sort((a, b) => rank(a.code) - rank(b.code) || (a.seq ?? 0) - (b.seq ?? 0));
@@ -1193,10 +1230,15 @@ export function formatErrorVerdict(err: unknown): Verdict {
  * beyond the limits of FORMAT.md §7, gives a `failed` verdict with BUNDLE_FORMAT_ERROR or BUNDLE_LIMIT_ERROR
  * (never a throw).
  */
-export async function verifyBundleBytes(bytes: Uint8Array, options: VerifyOptions = {}): Promise<{ verdict: Verdict; bundle?: EvidenceBundle }> {
+export async function verifyBundleBytes(
+  bytes: Uint8Array,
+  options: VerifyOptions = {},
+): Promise<{ verdict: Verdict; bundle?: EvidenceBundle; readings?: Map<BundleEntry, Reading> }> {
   let bundle: EvidenceBundle;
+  const t0 = performance.now();
   try {
     bundle = parseBundleBytes(bytes);
+    if (options.timings !== undefined) options.timings.parse = performance.now() - t0;
   } catch (err) {
     const code = codeOf(err);
     if (code === 'BUNDLE_FORMAT_ERROR' || code === 'BUNDLE_LIMIT_ERROR') {
@@ -1206,7 +1248,7 @@ export async function verifyBundleBytes(bytes: Uint8Array, options: VerifyOption
     }
     throw err;
   }
-  const verdict = await verifyBundle(bundle, options);
+  const { verdict, readings } = await runChecks(bundle, options);
   verdict.summary.bundleSha256 = bundleDigest(bytes);
-  return { verdict, bundle };
+  return { verdict, bundle, readings };
 }
