@@ -92,6 +92,8 @@ interface PageRun {
   progressTexts: number;
   longTaskMaxMs: number;
   longTasks: number;
+  /** "start after the file was chosen: duration" of each long task. */
+  longTaskAt: string[];
   longTaskTotalMs: number;
   state: string;
 }
@@ -191,10 +193,13 @@ async function main(): Promise<void> {
       await page.evaluate(() => {
         const w = window as unknown as { __probe: { max: number; texts: Set<string>; stop(): void } };
         let last = performance.now();
-        const probe = { max: 0, late: 0, ticks: 0, texts: new Set<string>(), longTasks: [] as number[], stop: () => undefined as void };
+        const probe = { max: 0, late: 0, ticks: 0, texts: new Set<string>(), longTasks: [] as number[], longTaskAt: [] as string[], t0: performance.now(), stop: () => undefined as void };
         // Main-thread long tasks (> 50 ms) while the verification runs (Long Tasks API).
         const longTaskObs = new PerformanceObserver((list) => {
-          for (const e of list.getEntries()) probe.longTasks.push(e.duration);
+          for (const e of list.getEntries()) {
+            probe.longTasks.push(e.duration);
+            probe.longTaskAt.push(`${((e.startTime - probe.t0) / 1000).toFixed(1)} s: ${e.duration.toFixed(0)} ms`);
+          }
         });
         longTaskObs.observe({ type: 'longtask', buffered: false });
         const timer = setInterval(() => {
@@ -218,7 +223,7 @@ async function main(): Promise<void> {
       await page.waitForFunction(() => (window as unknown as { stele: { runs(): number } }).stele.runs() > 0, undefined, { timeout: 600_000 });
       const run = (await page.evaluate(() => {
         const w = window as unknown as {
-          __probe: { max: number; late: number; ticks: number; texts: Set<string>; longTasks: number[]; stop(): void };
+          __probe: { max: number; late: number; ticks: number; texts: Set<string>; longTasks: number[]; longTaskAt: string[]; stop(): void };
           stele: { result(): { elapsedMs: number; verdict: { state: string }; timings: { parseAndVerifyMs: number; chartMs: number; signatureChecks: number; steps?: Record<string, number> } } };
         };
         w.__probe.stop();
@@ -234,6 +239,7 @@ async function main(): Promise<void> {
           progressTexts: w.__probe.texts.size,
           longTaskMaxMs: Math.max(0, ...w.__probe.longTasks),
           longTasks: w.__probe.longTasks.length,
+          longTaskAt: w.__probe.longTaskAt,
           longTaskTotalMs: w.__probe.longTasks.reduce((a, b) => a + b, 0),
           state: r.verdict.state,
         };

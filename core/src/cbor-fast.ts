@@ -199,3 +199,129 @@ export function encodeFast(value: unknown): Uint8Array | undefined {
   }
   return w.buf.slice(0, w.len);
 }
+
+// ---- decoding ---------------------------------------------------------------------------------------------------
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+/** What `decodeFast` returns when it leaves the bytes to cborg. */
+export const DECLINED: unique symbol = Symbol('declined');
+
+class Reader {
+  pos = 0;
+  depth = 0;
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly tags: readonly number[],
+  ) {}
+}
+
+/** Argument of a head with additional info `info`; only the shortest form is taken (else cborg decides). */
+function argument(r: Reader, info: number): number {
+  const b = r.bytes;
+  if (info < 24) return info;
+  let n: number;
+  if (info === 24) {
+    if (r.pos + 1 > b.length) throw UNSUPPORTED;
+    n = b[r.pos]!;
+    r.pos += 1;
+    if (n < 24) throw UNSUPPORTED;
+  } else if (info === 25) {
+    if (r.pos + 2 > b.length) throw UNSUPPORTED;
+    n = (b[r.pos]! << 8) | b[r.pos + 1]!;
+    r.pos += 2;
+    if (n < 0x100) throw UNSUPPORTED;
+  } else if (info === 26) {
+    if (r.pos + 4 > b.length) throw UNSUPPORTED;
+    n = ((b[r.pos]! << 24) >>> 0) + ((b[r.pos + 1]! << 16) | (b[r.pos + 2]! << 8) | b[r.pos + 3]!);
+    r.pos += 4;
+    if (n < 0x10000) throw UNSUPPORTED;
+  } else if (info === 27) {
+    if (r.pos + 8 > b.length) throw UNSUPPORTED;
+    const hi = ((b[r.pos]! << 24) >>> 0) + ((b[r.pos + 1]! << 16) | (b[r.pos + 2]! << 8) | b[r.pos + 3]!);
+    const lo = ((b[r.pos + 4]! << 24) >>> 0) + ((b[r.pos + 5]! << 16) | (b[r.pos + 6]! << 8) | b[r.pos + 7]!);
+    r.pos += 8;
+    if (hi === 0 || hi > 0x1fffff) throw UNSUPPORTED; // not shortest, or beyond a safe integer
+    n = hi * 0x100000000 + lo;
+  } else throw UNSUPPORTED; // indefinite lengths and reserved values
+  return n;
+}
+
+function read(r: Reader): unknown {
+  const b = r.bytes;
+  if (r.pos >= b.length) throw UNSUPPORTED;
+  const initial = b[r.pos++]!;
+  const major = initial >> 5;
+  const info = initial & 31;
+  switch (major) {
+    case 0:
+      return argument(r, info);
+    case 1: {
+      const n = argument(r, info);
+      if (n >= Number.MAX_SAFE_INTEGER) throw UNSUPPORTED; // -1 - n would not be a safe integer
+      return -1 - n;
+    }
+    case 2:
+    case 3: {
+      const n = argument(r, info);
+      if (r.pos + n > b.length) throw UNSUPPORTED;
+      const start = r.pos;
+      r.pos += n;
+      if (major === 2) return b.slice(start, start + n);
+      try {
+        return utf8Fatal.decode(b.subarray(start, start + n));
+      } catch {
+        throw UNSUPPORTED;
+      }
+    }
+    case 4: {
+      const n = argument(r, info);
+      if (n > b.length - r.pos || ++r.depth > MAX_DEPTH) throw UNSUPPORTED;
+      const out: unknown[] = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = read(r);
+      r.depth--;
+      return out;
+    }
+    case 5: {
+      const n = argument(r, info);
+      if (n > b.length - r.pos || ++r.depth > MAX_DEPTH) throw UNSUPPORTED;
+      const out = new Map<unknown, unknown>();
+      for (let i = 0; i < n; i++) {
+        const key = read(r);
+        if ((typeof key !== 'number' && typeof key !== 'string') || out.has(key)) throw UNSUPPORTED;
+        out.set(key, read(r));
+      }
+      r.depth--;
+      return out;
+    }
+    case 6: {
+      const tag = argument(r, info);
+      if (!r.tags.includes(tag) || ++r.depth > MAX_DEPTH) throw UNSUPPORTED;
+      const value = read(r);
+      r.depth--;
+      return new Tagged(tag, value);
+    }
+    default:
+      if (initial === 0xf4) return false;
+      if (initial === 0xf5) return true;
+      if (initial === 0xf6) return null;
+      throw UNSUPPORTED; // floats, undefined and other simple values
+  }
+}
+
+/**
+ * Decodes bytes made only of the shapes above in their shortest form (maps with integer or text keys, none
+ * twice; tags only from `tags`; nothing after the item) to what cborg's strict decoder with `useMaps` gives for
+ * them; anything else returns DECLINED, and `decodeCbor` asks cborg (which decodes it or says what is wrong).
+ */
+export function decodeFast(bytes: Uint8Array, tags: readonly number[]): unknown {
+  const r = new Reader(bytes, tags);
+  try {
+    const value = read(r);
+    if (r.pos !== bytes.length) return DECLINED;
+    return value;
+  } catch (err) {
+    if (err === UNSUPPORTED) return DECLINED;
+    throw err;
+  }
+}

@@ -1,6 +1,6 @@
 import { decode, encode, rfc8949EncodeOptions, Tagged } from 'cborg';
 import { FormatError } from './errors.ts';
-import { encodeFast } from './cbor-fast.ts';
+import { DECLINED, decodeFast, encodeFast } from './cbor-fast.ts';
 
 export { Tagged };
 
@@ -22,6 +22,8 @@ export function encodeCbor(value: unknown): Uint8Array {
  * any other tag is an error.
  */
 export function decodeCbor(bytes: Uint8Array, options: { tags?: number[]; what?: string } = {}): unknown {
+  const fast = decodeFast(bytes, options.tags ?? []);
+  if (fast !== DECLINED) return fast;
   const tags = Tagged.preserve(...(options.tags ?? []));
   try {
     return decode(bytes, {

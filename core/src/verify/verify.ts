@@ -121,6 +121,8 @@ export interface VerifyOptions {
 export const DEFAULT_TIME_TOLERANCE_S = 300;
 /** Default of `VerifyOptions.chainDeadlineMs`. */
 export const DEFAULT_CHAIN_DEADLINE_MS = 60_000;
+/** Statements whose signature checks are started together (check 3); see checkSignatures. */
+const SIGNATURE_CHUNK = 2048;
 /** Notes of one kind shown before the rest are folded into one "and N more" note. */
 const NOTES_PER_KIND = 3;
 
@@ -516,23 +518,47 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
   // one by one, 0.36 s together, Node 20 on the 2-core CI machine).
   const usableKey = new Map<KeySpan, boolean>(spans.map((sp) => [sp, validKey(sp.publicKey)]));
   await Promise.all([...spans.filter((sp) => usableKey.get(sp) === true).map((sp) => sp.publicKey), ...(ctx.deviceKeyOk ? [bundle.device.publicKey] : [])].map(prepareEs256Key));
-  // Not awaited yet: the bodies below are hashed and decoded while WebCrypto works (off this thread).
-  const pendingSignatures = Promise.all(
-    ctx.unique.map(async (item) => {
-      // The key the statement names, when the timeline knows it; else the record's key (which then fails).
-      const span = findSpan(spans, item.statement.kid);
-      const key = span?.publicKey ?? bundle.device.publicKey;
-      const keyOk = span === undefined ? ctx.deviceKeyOk : usableKey.get(span) === true;
-      try {
-        return keyOk && (await verifyStatementSignature(item.statement, key));
-      } catch {
-        return false;
-      }
-    }),
-  );
+  const verifyOne = async (item: UsableItem): Promise<boolean> => {
+    // The key the statement names, when the timeline knows it; else the record's key (which then fails).
+    const span = findSpan(spans, item.statement.kid);
+    const key = span?.publicKey ?? bundle.device.publicKey;
+    const keyOk = span === undefined ? ctx.deviceKeyOk : usableKey.get(span) === true;
+    try {
+      return keyOk && (await verifyStatementSignature(item.statement, key));
+    } catch {
+      return false;
+    }
+  };
+  const signatureOk = new Map<Item, boolean>();
   // Bodies of duplicate entries are checked too: an identical statement must not smuggle in another body.
   const timeOf = new Map<Item, number>();
+  // In chunks: the signature checks of a chunk start, then the previous chunk's are awaited, then this chunk's
+  // bodies are hashed and decoded while WebCrypto works on its signatures (off this thread). At most two chunks
+  // are in flight: 86,400 checks started at once took 2.5 times as long in Chromium as the same checks in chunks.
+  let previous: Promise<unknown> = Promise.resolve();
+  for (let from = 0; from < ctx.usable.length; from += SIGNATURE_CHUNK) {
+    const chunk = ctx.usable.slice(from, from + SIGNATURE_CHUNK);
+    const started = Promise.all(chunk.filter((i) => !i.duplicate).map(async (item) => signatureOk.set(item, await verifyOne(item))));
+    await previous;
+    hashOnly += checkBodies(ctx, chunk, timeOf);
+    previous = started;
+  }
+  await previous;
+  // Signature failures in entry order; the sort below puts them first.
   for (const item of ctx.usable) {
+    if (!item.duplicate && signatureOk.get(item) !== true) c.signatures.fail('SIGNATURE_ERROR', FAIL.signature(item.statement.seq, timeOf.get(item)), { seq: item.statement.seq });
+  }
+  // Signature failures first in this check: they are what §4.5 leads with.
+  c.signatures.failures.sort((a, b) => rank(a.code) - rank(b.code) || (a.seq ?? 0) - (b.seq ?? 0));
+  c.signatures.sentence = PASS.signatures(ctx.unique.length);
+  if (hashOnly > 0) ctx.notes.push({ id: 'hash-only', sentence: NOTE.hashOnly(hashOnly) });
+}
+
+/** Each body against its statement (check 3): digest, decoding, header fields. Returns the hash-only count. */
+function checkBodies(ctx: Ctx, items: readonly UsableItem[], timeOf: Map<Item, number>): number {
+  const { c } = ctx;
+  let hashOnly = 0;
+  for (const item of items) {
     const st = item.statement;
     const body = item.entry.reading;
     let time: number | undefined;
@@ -558,16 +584,7 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
     }
     if (time !== undefined) timeOf.set(item, time);
   }
-  const signatureResults = await pendingSignatures;
-  const signatureOk = new Map(ctx.unique.map((u, i) => [u, signatureResults[i] === true]));
-  // Signature failures in entry order, as the loop above met them; the sort below puts them first.
-  for (const item of ctx.usable) {
-    if (!item.duplicate && signatureOk.get(item) !== true) c.signatures.fail('SIGNATURE_ERROR', FAIL.signature(item.statement.seq, timeOf.get(item)), { seq: item.statement.seq });
-  }
-  // Signature failures first in this check: they are what §4.5 leads with.
-  c.signatures.failures.sort((a, b) => rank(a.code) - rank(b.code) || (a.seq ?? 0) - (b.seq ?? 0));
-  c.signatures.sentence = PASS.signatures(ctx.unique.length);
-  if (hashOnly > 0) ctx.notes.push({ id: 'hash-only', sentence: NOTE.hashOnly(hashOnly) });
+  return hashOnly;
 }
 
 // ---- 4. Completeness: gaps, forks, chain links (§9 check 4) ---------------------------------------------------
