@@ -38,6 +38,11 @@ const cacheDir = join(repoRoot, '.tmp', 'bench-web');
  * shorter proofs, more batches; test-bundle's proof building is O(n) per leaf, so far larger batches build slowly.)
  */
 const BATCH = 60;
+/**
+ * BENCH_WEB_DEVICE_BATCH=60: the device signs runs of this many readings as device-level batches (FORMAT.md
+ * §3.1, one signature per run) instead of one signature per reading. Default 0 (one per reading).
+ */
+const DEVICE_BATCH = Number(process.env.BENCH_WEB_DEVICE_BATCH ?? 0);
 
 /** A node:crypto P-256 signer (about 40,000 signatures/s here, against about 1,000 for the noble test signer). */
 function nodeSigner(): Signer {
@@ -144,7 +149,7 @@ async function main(): Promise<void> {
   const limitRows: string[] = [];
   try {
     for (const count of counts) {
-      const cached = join(cacheDir, `bundle-${count}-b${BATCH}.json`);
+      const cached = join(cacheDir, `bundle-${count}-b${BATCH}${DEVICE_BATCH > 0 ? `-d${DEVICE_BATCH}` : ''}.json`);
       const file = existsSync(cached) ? cached : join(dir, `bundle-${count}.json`);
       process.stderr.write(`${existsSync(cached) ? 'reading' : 'building'} a bundle of ${count} readings…\n`);
       const t0 = performance.now();
@@ -153,6 +158,7 @@ async function main(): Promise<void> {
         intervalMs: 1_000,
         batchSizes: Array.from({ length: Math.ceil(count / BATCH) }, () => BATCH),
         deviceSigner: nodeSigner(),
+        ...(DEVICE_BATCH > 0 ? { deviceBatches: Array.from({ length: Math.floor(count / DEVICE_BATCH) }, (_, i) => ({ first: 1 + i * DEVICE_BATCH, count: DEVICE_BATCH })) } : {}),
         ingestSigner: nodeSigner(),
         rpc: null,
       });
@@ -247,7 +253,7 @@ async function main(): Promise<void> {
       await context.close();
       process.stderr.write(`  page: ${JSON.stringify(run)}\n`);
       rows.push(
-        `| ${count.toLocaleString('en')} | ${(bytes.length / 1e6).toFixed(1)} MB | ${(run.elapsedMs / 1000).toFixed(2)} s | ${(run.parseAndVerifyMs / 1000).toFixed(2)} s | ${['parse', 'format', 'signatures', 'inclusion', 'rest'].map((k) => ((run.steps[k] ?? 0) / 1000).toFixed(2)).join(' / ')} s | ${(run.chartMs / 1000).toFixed(2)} s | ${run.signatureChecks.toLocaleString('en')} | ${run.progressTexts} | ${run.maxMainThreadLatenessMs.toFixed(0)} ms (${run.lateTicks} ticks > 250 ms late) | ${run.longTasks} (max ${run.longTaskMaxMs.toFixed(0)} ms, total ${run.longTaskTotalMs.toFixed(0)} ms) | ${n2 === n0 ? 'skipped' : `${((n1 - n0) / 1000).toFixed(2)} s + ${((n2 - n1) / 1000).toFixed(2)} s`} | ${run.state} |`,
+        `| ${count.toLocaleString('en')}${DEVICE_BATCH > 0 ? ` (device batches of ${DEVICE_BATCH})` : ''} | ${(bytes.length / 1e6).toFixed(1)} MB | ${(run.elapsedMs / 1000).toFixed(2)} s | ${(run.parseAndVerifyMs / 1000).toFixed(2)} s | ${['parse', 'format', 'signatures', 'inclusion', 'rest'].map((k) => ((run.steps[k] ?? 0) / 1000).toFixed(2)).join(' / ')} s | ${(run.chartMs / 1000).toFixed(2)} s | ${run.signatureChecks.toLocaleString('en')} | ${run.progressTexts} | ${run.maxMainThreadLatenessMs.toFixed(0)} ms (${run.lateTicks} ticks > 250 ms late) | ${run.longTasks} (max ${run.longTaskMaxMs.toFixed(0)} ms, total ${run.longTaskTotalMs.toFixed(0)} ms) | ${n2 === n0 ? 'skipped' : `${((n1 - n0) / 1000).toFixed(2)} s + ${((n2 - n1) / 1000).toFixed(2)} s`} | ${run.state} |`,
       );
     }
   } finally {

@@ -176,7 +176,7 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], opt
         showProgress(text, m.done, m.total);
         return;
       }
-      worker.terminate();
+      // The worker closes itself after its result (tearing down a day's heap there, not on this thread).
       startSpareWorker();
       if (state.worker === worker) state.worker = undefined;
       showProgress(undefined);
