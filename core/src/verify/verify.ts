@@ -63,7 +63,7 @@
  */
 import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
 import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
-import { bundleDigest, parseBundleBytes } from '../bundle.ts';
+import { bundleDigestAsync, parseBundleBytes } from '../bundle.ts';
 import { equalBytes, toBase64Url, toHex } from '../bytes.ts';
 import { parseReceipt, parseStatement, sigStructure1, verifyStatementSignature } from '../cose/index.ts';
 import type { ParsedReceipt, ParsedStatement } from '../cose/index.ts';
@@ -1260,6 +1260,8 @@ export async function verifyBundleBytes(
   bytes: Uint8Array,
   options: VerifyOptions = {},
 ): Promise<{ verdict: Verdict; bundle?: EvidenceBundle; readings?: Map<BundleEntry, Reading> }> {
+  // The file's digest is computed by WebCrypto while the checks run.
+  const digest = bundleDigestAsync(bytes);
   let bundle: EvidenceBundle;
   const t0 = performance.now();
   try {
@@ -1269,12 +1271,12 @@ export async function verifyBundleBytes(
     const code = codeOf(err);
     if (code === 'BUNDLE_FORMAT_ERROR' || code === 'BUNDLE_LIMIT_ERROR') {
       const verdict = formatErrorVerdict(err);
-      verdict.summary.bundleSha256 = bundleDigest(bytes);
+      verdict.summary.bundleSha256 = await digest;
       return { verdict };
     }
     throw err;
   }
   const { verdict, readings } = await runChecks(bundle, options);
-  verdict.summary.bundleSha256 = bundleDigest(bytes);
+  verdict.summary.bundleSha256 = await digest;
   return { verdict, bundle, readings };
 }
