@@ -38,6 +38,11 @@ const cacheDir = join(repoRoot, '.tmp', 'bench-web');
  * shorter proofs, more batches; test-bundle's proof building is O(n) per leaf, so far larger batches build slowly.)
  */
 const BATCH = 60;
+/**
+ * BENCH_WEB_DEVICE_BATCH=60: the device signs runs of this many readings as device-level batches (FORMAT.md
+ * §3.1, one signature per run) instead of one signature per reading. Default 0 (one per reading).
+ */
+const DEVICE_BATCH = Number(process.env.BENCH_WEB_DEVICE_BATCH ?? 0);
 
 /** A node:crypto P-256 signer (about 40,000 signatures/s here, against about 1,000 for the noble test signer). */
 function nodeSigner(): Signer {
@@ -85,11 +90,53 @@ interface PageRun {
   parseAndVerifyMs: number;
   chartMs: number;
   signatureChecks: number;
+  steps: Record<string, number>;
   maxMainThreadLatenessMs: number;
   /** Timer ticks more than 250 ms late / all ticks. */
   lateTicks: string;
   progressTexts: number;
+  longTaskMaxMs: number;
+  longTasks: number;
+  /** "start after the file was chosen: duration" of each long task. */
+  longTaskAt: string[];
+  longTaskTotalMs: number;
   state: string;
+}
+
+interface PageLimits {
+  verifySequentialPerS: number;
+  verifyConcurrentPerS: number;
+  digest200ConcurrentPerS: number;
+  digest1MiBMBps: number;
+}
+
+/**
+ * The ceilings in the same page, measured before each bundle: WebCrypto P-256 verify awaited one at a time and
+ * with 2,000 in flight, SHA-256 (WebCrypto digest) of 200-byte inputs with 2,000 in flight, and of 1 MiB inputs.
+ */
+async function pageLimits(page: import('playwright-core').Page): Promise<PageLimits> {
+  return page.evaluate(async () => {
+    const subtle = crypto.subtle;
+    const pair = (await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const alg = { name: 'ECDSA', hash: 'SHA-256' };
+    const msgs = Array.from({ length: 2000 }, (_, i) => new TextEncoder().encode(`message ${i} `.repeat(8)));
+    const sigs = await Promise.all(msgs.map((m) => subtle.sign(alg, pair.privateKey, m)));
+    let t = performance.now();
+    for (let i = 0; i < 500; i++) await subtle.verify(alg, pair.publicKey, sigs[i]!, msgs[i]!);
+    const verifySequentialPerS = 500 / ((performance.now() - t) / 1000);
+    t = performance.now();
+    await Promise.all(msgs.map((m, i) => subtle.verify(alg, pair.publicKey, sigs[i]!, m)));
+    const verifyConcurrentPerS = 2000 / ((performance.now() - t) / 1000);
+    const small = Array.from({ length: 2000 }, (_, i) => new Uint8Array(200).fill(i & 255));
+    t = performance.now();
+    await Promise.all(small.map((m) => subtle.digest('SHA-256', m)));
+    const digest200ConcurrentPerS = 2000 / ((performance.now() - t) / 1000);
+    const big = new Uint8Array(1 << 20);
+    t = performance.now();
+    for (let i = 0; i < 32; i++) await subtle.digest('SHA-256', big);
+    const digest1MiBMBps = (32 * (1 << 20)) / 1e6 / ((performance.now() - t) / 1000);
+    return { verifySequentialPerS, verifyConcurrentPerS, digest200ConcurrentPerS, digest1MiBMBps };
+  });
 }
 
 async function main(): Promise<void> {
@@ -99,9 +146,10 @@ async function main(): Promise<void> {
   const browser = await chromium.launch({ executablePath: process.env.STELE_CHROMIUM ?? DEFAULT_CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   const rows: string[] = [];
   const shares: string[] = [];
+  const limitRows: string[] = [];
   try {
     for (const count of counts) {
-      const cached = join(cacheDir, `bundle-${count}-b${BATCH}.json`);
+      const cached = join(cacheDir, `bundle-${count}-b${BATCH}${DEVICE_BATCH > 0 ? `-d${DEVICE_BATCH}` : ''}.json`);
       const file = existsSync(cached) ? cached : join(dir, `bundle-${count}.json`);
       process.stderr.write(`${existsSync(cached) ? 'reading' : 'building'} a bundle of ${count} readings…\n`);
       const t0 = performance.now();
@@ -110,6 +158,7 @@ async function main(): Promise<void> {
         intervalMs: 1_000,
         batchSizes: Array.from({ length: Math.ceil(count / BATCH) }, () => BATCH),
         deviceSigner: nodeSigner(),
+        ...(DEVICE_BATCH > 0 ? { deviceBatches: Array.from({ length: Math.floor(count / DEVICE_BATCH) }, (_, i) => ({ first: 1 + i * DEVICE_BATCH, count: DEVICE_BATCH })) } : {}),
         ingestSigner: nodeSigner(),
         rpc: null,
       });
@@ -142,10 +191,23 @@ async function main(): Promise<void> {
       await context.addInitScript('window.__name = (f) => f;');
       const page = await context.newPage();
       await page.goto(pathToFileURL(PAGE).href);
+      const limits = await pageLimits(page);
+      process.stderr.write(`  page limits: ${JSON.stringify(limits)}\n`);
+      limitRows.push(
+        `| ${count.toLocaleString('en')} | ${Math.round(limits.verifySequentialPerS).toLocaleString('en')} /s | ${Math.round(limits.verifyConcurrentPerS).toLocaleString('en')} /s | ${Math.round(limits.digest200ConcurrentPerS).toLocaleString('en')} /s | ${Math.round(limits.digest1MiBMBps).toLocaleString('en')} MB/s | ${(count / limits.verifyConcurrentPerS).toFixed(2)} s |`,
+      );
       await page.evaluate(() => {
         const w = window as unknown as { __probe: { max: number; texts: Set<string>; stop(): void } };
         let last = performance.now();
-        const probe = { max: 0, late: 0, ticks: 0, texts: new Set<string>(), stop: () => undefined as void };
+        const probe = { max: 0, late: 0, ticks: 0, texts: new Set<string>(), longTasks: [] as number[], longTaskAt: [] as string[], t0: performance.now(), stop: () => undefined as void };
+        // Main-thread long tasks (> 50 ms) while the verification runs (Long Tasks API).
+        const longTaskObs = new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) {
+            probe.longTasks.push(e.duration);
+            probe.longTaskAt.push(`${((e.startTime - probe.t0) / 1000).toFixed(1)} s: ${e.duration.toFixed(0)} ms`);
+          }
+        });
+        longTaskObs.observe({ type: 'longtask', buffered: false });
         const timer = setInterval(() => {
           const now = performance.now();
           probe.max = Math.max(probe.max, now - last - 50);
@@ -159,6 +221,7 @@ async function main(): Promise<void> {
         probe.stop = () => {
           clearInterval(timer);
           obs.disconnect();
+          longTaskObs.disconnect();
         };
         w.__probe = probe;
       });
@@ -166,8 +229,8 @@ async function main(): Promise<void> {
       await page.waitForFunction(() => (window as unknown as { stele: { runs(): number } }).stele.runs() > 0, undefined, { timeout: 600_000 });
       const run = (await page.evaluate(() => {
         const w = window as unknown as {
-          __probe: { max: number; late: number; ticks: number; texts: Set<string>; stop(): void };
-          stele: { result(): { elapsedMs: number; verdict: { state: string }; timings: { parseAndVerifyMs: number; chartMs: number; signatureChecks: number } } };
+          __probe: { max: number; late: number; ticks: number; texts: Set<string>; longTasks: number[]; longTaskAt: string[]; stop(): void };
+          stele: { result(): { elapsedMs: number; verdict: { state: string }; timings: { parseAndVerifyMs: number; chartMs: number; signatureChecks: number; steps?: Record<string, number> } } };
         };
         w.__probe.stop();
         const r = w.stele.result();
@@ -176,16 +239,21 @@ async function main(): Promise<void> {
           parseAndVerifyMs: r.timings.parseAndVerifyMs,
           chartMs: r.timings.chartMs,
           signatureChecks: r.timings.signatureChecks,
+          steps: r.timings.steps ?? {},
           maxMainThreadLatenessMs: w.__probe.max,
           lateTicks: `${w.__probe.late}/${w.__probe.ticks}`,
           progressTexts: w.__probe.texts.size,
+          longTaskMaxMs: Math.max(0, ...w.__probe.longTasks),
+          longTasks: w.__probe.longTasks.length,
+          longTaskAt: w.__probe.longTaskAt,
+          longTaskTotalMs: w.__probe.longTasks.reduce((a, b) => a + b, 0),
           state: r.verdict.state,
         };
       })) as PageRun;
       await context.close();
       process.stderr.write(`  page: ${JSON.stringify(run)}\n`);
       rows.push(
-        `| ${count.toLocaleString('en')} | ${(bytes.length / 1e6).toFixed(1)} MB | ${(run.elapsedMs / 1000).toFixed(2)} s | ${(run.parseAndVerifyMs / 1000).toFixed(2)} s | ${(run.chartMs / 1000).toFixed(2)} s | ${run.signatureChecks.toLocaleString('en')} | ${run.progressTexts} | ${run.maxMainThreadLatenessMs.toFixed(0)} ms (${run.lateTicks} ticks > 250 ms late) | ${n2 === n0 ? 'skipped' : `${((n1 - n0) / 1000).toFixed(2)} s + ${((n2 - n1) / 1000).toFixed(2)} s`} | ${run.state} |`,
+        `| ${count.toLocaleString('en')}${DEVICE_BATCH > 0 ? ` (device batches of ${DEVICE_BATCH})` : ''} | ${(bytes.length / 1e6).toFixed(1)} MB | ${(run.elapsedMs / 1000).toFixed(2)} s | ${(run.parseAndVerifyMs / 1000).toFixed(2)} s | ${['parse', 'format', 'signatures', 'inclusion', 'rest'].map((k) => ((run.steps[k] ?? 0) / 1000).toFixed(2)).join(' / ')} s | ${(run.chartMs / 1000).toFixed(2)} s | ${run.signatureChecks.toLocaleString('en')} | ${run.progressTexts} | ${run.maxMainThreadLatenessMs.toFixed(0)} ms (${run.lateTicks} ticks > 250 ms late) | ${run.longTasks} (max ${run.longTaskMaxMs.toFixed(0)} ms, total ${run.longTaskTotalMs.toFixed(0)} ms) | ${n2 === n0 ? 'skipped' : `${((n1 - n0) / 1000).toFixed(2)} s + ${((n2 - n1) / 1000).toFixed(2)} s`} | ${run.state} |`,
       );
     }
   } finally {
@@ -199,9 +267,15 @@ async function main(): Promise<void> {
       `- Date: ${new Date().toISOString()}; load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
       `- Command: \`npm run bench:web\` (bench/src/verifier-page.ts), offline (no chain look-up)`,
       '',
-      '| readings | bundle | page: file chosen → verdict shown | worker: parse + verify | worker: chart data | signature checks | progress texts shown | page thread max lateness | Node, same code: parse + verify | verdict |',
-      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+      '| readings | bundle | page: file chosen → verdict shown | worker: parse + verify | of which parse / format / signatures / inclusion / rest | worker: chart data | signature checks | progress texts shown | page thread max lateness | page long tasks (> 50 ms) | Node, same code: parse + verify | verdict |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
       ...rows,
+      '',
+      'Limits in the same page just before each bundle (main thread, WebCrypto):',
+      '',
+      '| before bundle of | P-256 verify, one at a time | P-256 verify, 2,000 in flight | SHA-256 200 B, 2,000 in flight | SHA-256 1 MiB | readings / concurrent verify rate |',
+      '|---:|---:|---:|---:|---:|---:|',
+      ...limitRows,
       '',
       '| readings | field | bytes | share | per reading |',
       '|---:|---|---:|---:|---:|',

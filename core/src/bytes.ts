@@ -18,7 +18,12 @@ export function fromHex(hex: string): Uint8Array {
 }
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-const B64URL_INDEX = new Map([...B64URL].map((c, i) => [c, i] as const));
+/** Value of each UTF-16 code unit below 128 in B64URL, -1 for the others. */
+const B64URL_VALUE = (() => {
+  const t = new Int8Array(128).fill(-1);
+  for (let i = 0; i < B64URL.length; i++) t[B64URL.charCodeAt(i)] = i;
+  return t;
+})();
 
 /** RFC 4648 §5 base64url, no padding. */
 export function toBase64Url(bytes: Uint8Array): string {
@@ -39,24 +44,48 @@ export function toBase64Url(bytes: Uint8Array): string {
   return out;
 }
 
-/** Strict base64url decoder (no padding, no whitespace). Throws RangeError on any other character. */
+function notBase64Url(text: string, at: number): never {
+  const cp = text.codePointAt(at)!;
+  throw new RangeError(`not a base64url character: ${JSON.stringify(String.fromCodePoint(cp))}`);
+}
+
+/**
+ * Strict base64url decoder (no padding, no whitespace). Throws RangeError on any other character. A lookup by
+ * char code, four characters at a time (this decodes every binary field of a bundle: 100 MB a day at 1 Hz).
+ */
 export function fromBase64Url(text: string): Uint8Array {
-  if (text.length % 4 === 1) throw new RangeError('base64url text has an impossible length');
-  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
-  let acc = 0;
-  let bits = 0;
+  const len = text.length;
+  if (len % 4 === 1) throw new RangeError('base64url text has an impossible length');
+  const out = new Uint8Array(Math.floor((len * 3) / 4));
+  const T = B64URL_VALUE;
+  const value = (i: number): number => {
+    const c = text.charCodeAt(i);
+    const v = c < 128 ? T[c]! : -1;
+    if (v < 0) notBase64Url(text, i);
+    return v;
+  };
   let o = 0;
-  for (const c of text) {
-    const v = B64URL_INDEX.get(c);
-    if (v === undefined) throw new RangeError(`not a base64url character: ${JSON.stringify(c)}`);
-    acc = (acc << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (acc >> bits) & 0xff;
-    }
+  let i = 0;
+  for (; i + 4 <= len; i += 4) {
+    const n = (value(i) << 18) | (value(i + 1) << 12) | (value(i + 2) << 6) | value(i + 3);
+    out[o++] = n >> 16;
+    out[o++] = (n >> 8) & 0xff;
+    out[o++] = n & 0xff;
   }
-  if ((acc & ((1 << bits) - 1)) !== 0) throw new RangeError('base64url text has non-zero trailing bits');
+  const rest = len - i;
+  if (rest === 2) {
+    const a = value(i);
+    const b = value(i + 1);
+    if ((b & 15) !== 0) throw new RangeError('base64url text has non-zero trailing bits');
+    out[o++] = (a << 2) | (b >> 4);
+  } else if (rest === 3) {
+    const a = value(i);
+    const b = value(i + 1);
+    const c = value(i + 2);
+    if ((c & 3) !== 0) throw new RangeError('base64url text has non-zero trailing bits');
+    out[o++] = (a << 2) | (b >> 4);
+    out[o++] = ((b & 15) << 4) | (c >> 2);
+  }
   return out;
 }
 

@@ -1,5 +1,6 @@
 import { decode, encode, rfc8949EncodeOptions, Tagged } from 'cborg';
 import { FormatError } from './errors.ts';
+import { DECLINED, decodeFast, encodeFast } from './cbor-fast.ts';
 
 export { Tagged };
 
@@ -8,6 +9,8 @@ export { Tagged };
  * Use `Map` for integer-keyed maps (COSE headers) and plain objects for text-keyed maps.
  */
 export function encodeCbor(value: unknown): Uint8Array {
+  const fast = encodeFast(value);
+  if (fast !== undefined) return fast;
   const b = encode(value, rfc8949EncodeOptions);
   // cborg may hand back a Node Buffer, whose slice() does not copy: always give callers a plain Uint8Array.
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -19,6 +22,8 @@ export function encodeCbor(value: unknown): Uint8Array {
  * any other tag is an error.
  */
 export function decodeCbor(bytes: Uint8Array, options: { tags?: number[]; what?: string } = {}): unknown {
+  const fast = decodeFast(bytes, options.tags ?? []);
+  if (fast !== DECLINED) return fast;
   const tags = Tagged.preserve(...(options.tags ?? []));
   try {
     return decode(bytes, {

@@ -4,13 +4,32 @@ import { FormatError } from './errors.ts';
 import { assertP256PublicKey } from './keys.ts';
 import { ES256_SIGNATURE_LENGTH } from './signer.ts';
 
-/** Order n of the P-256 group (FIPS 186-5 / SEC 2 §2.4.2). */
-const P256_N = p256.Point.Fn.ORDER;
+/** Order n of the P-256 group (FIPS 186-5 / SEC 2 §2.4.2), as 32 big-endian bytes. */
+const P256_N_BYTES: Uint8Array = (() => {
+  const out = new Uint8Array(32);
+  let n = p256.Point.Fn.ORDER;
+  for (let i = 31; i >= 0; i--) {
+    out[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return out;
+})();
 
-function bytesToBigInt(bytes: Uint8Array): bigint {
-  let n = 0n;
-  for (const b of bytes) n = (n << 8n) | BigInt(b);
-  return n;
+/** 1 <= x < n for the 32 big-endian bytes at `offset` (a bytewise comparison: no BigInt per signature). */
+function inScalarRange(sig: Uint8Array, offset: number): boolean {
+  let zero = true;
+  for (let i = 0; i < 32; i++) {
+    const b = sig[offset + i]!;
+    if (b !== 0) zero = false;
+    const nb = P256_N_BYTES[i]!;
+    if (b < nb) {
+      // Smaller than n from here on; it is in range unless every byte is zero.
+      if (zero) for (let j = i + 1; j < 32; j++) if (sig[offset + j] !== 0) return true;
+      return !zero;
+    }
+    if (b > nb) return false;
+  }
+  return false; // equal to n
 }
 
 function checkArgs(publicKey: unknown, message: unknown, signature: unknown): void {
@@ -26,9 +45,7 @@ function checkArgs(publicKey: unknown, message: unknown, signature: unknown): vo
  */
 function isWellFormedSignature(signature: Uint8Array): boolean {
   if (signature.length !== ES256_SIGNATURE_LENGTH) return false;
-  const r = bytesToBigInt(signature.subarray(0, 32));
-  const s = bytesToBigInt(signature.subarray(32, 64));
-  return r > 0n && r < P256_N && s > 0n && s < P256_N;
+  return inScalarRange(signature, 0) && inScalarRange(signature, 32);
 }
 
 /**
@@ -47,11 +64,14 @@ export function verifyEs256Noble(publicKey: Uint8Array, message: Uint8Array, sig
   }
 }
 
-/** Imported WebCrypto keys by hex of the SEC1 point; bounded, least recently used evicted first. */
+/**
+ * Imported WebCrypto keys by hex of the SEC1 point; bounded, least recently used evicted first. `key` is set once
+ * the import is done, so that later checks call `verify` at once (see verifyEs256WebCrypto).
+ */
 const KEY_CACHE_MAX = 64;
-const keyCache = new Map<string, Promise<CryptoKey>>();
+const keyCache = new Map<string, { pending: Promise<CryptoKey>; key?: CryptoKey }>();
 
-function importWebCryptoKey(subtle: SubtleCrypto, publicKey: Uint8Array): Promise<CryptoKey> {
+function importWebCryptoKey(subtle: SubtleCrypto, publicKey: Uint8Array): { pending: Promise<CryptoKey>; key?: CryptoKey } {
   const hex = toHex(publicKey);
   const hit = keyCache.get(hex);
   if (hit !== undefined) {
@@ -64,14 +84,35 @@ function importWebCryptoKey(subtle: SubtleCrypto, publicKey: Uint8Array): Promis
   const pending = subtle.importKey('raw', new Uint8Array(publicKey), { name: 'ECDSA', namedCurve: 'P-256' }, false, [
     'verify',
   ]);
-  keyCache.set(hex, pending);
-  pending.catch(() => keyCache.delete(hex));
+  const entry: { pending: Promise<CryptoKey>; key?: CryptoKey } = { pending };
+  keyCache.set(hex, entry);
+  pending.then(
+    (key) => {
+      entry.key = key;
+    },
+    () => keyCache.delete(hex),
+  );
   while (keyCache.size > KEY_CACHE_MAX) {
     const oldest = keyCache.keys().next().value;
     if (oldest === undefined) break;
     keyCache.delete(oldest);
   }
-  return pending;
+  return entry;
+}
+
+/**
+ * Imports `publicKey` into WebCrypto ahead of a run of checks with it (when WebCrypto is there), so that each
+ * check hands its work to WebCrypto as soon as it is called instead of after a turn of the event loop: the
+ * caller can then do other work while WebCrypto verifies. Never throws; a bad key is reported by the checks.
+ */
+export async function prepareEs256Key(publicKey: Uint8Array): Promise<void> {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle === undefined || !(publicKey instanceof Uint8Array)) return;
+  try {
+    await importWebCryptoKey(subtle, publicKey).pending;
+  } catch {
+    // reported when the key is used
+  }
 }
 
 /**
@@ -84,7 +125,9 @@ export async function verifyEs256WebCrypto(publicKey: Uint8Array, message: Uint8
   if (subtle === undefined) throw new TypeError('WebCrypto (crypto.subtle) is not available');
   let key: CryptoKey;
   try {
-    key = await importWebCryptoKey(subtle, publicKey);
+    const entry = importWebCryptoKey(subtle, publicKey);
+    // An imported key is used at once (no await before `verify`, so WebCrypto starts while the caller goes on).
+    key = entry.key ?? (await entry.pending);
   } catch (cause) {
     if (cause instanceof FormatError) throw cause;
     throw new FormatError('KEY_FORMAT_ERROR', 'WebCrypto refused the public key', { cause });

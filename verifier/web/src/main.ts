@@ -130,6 +130,24 @@ function showProgress(text: Text | undefined, done = 0, total = 1): void {
   bar.setAttribute('aria-valuetext', text === undefined ? '' : say(text));
 }
 
+/**
+ * A worker started ahead (the page load, then after each verification), so that its script is already compiled
+ * when the officer drops a bundle; each verification still gets a worker of its own.
+ */
+let spareWorker: Worker | undefined;
+function takeWorker(): Worker {
+  const worker = spareWorker ?? new VerifyWorker();
+  spareWorker = undefined;
+  return worker;
+}
+/** Starts the next spare worker once the page is idle (not while one verifies: the CPUs are busy then). */
+function startSpareWorker(): void {
+  setTimeout(() => {
+    spareWorker ??= new VerifyWorker();
+  }, 0);
+}
+startSpareWorker();
+
 /** Verifies bundle bytes in a fresh worker; resolves with the rendered result. */
 function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], options: { transfer?: boolean; t0?: number; offline?: boolean } = {}): Promise<PageResult> {
   const t0 = options.t0 ?? performance.now();
@@ -145,7 +163,7 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], opt
   state.result = undefined;
   $('result').hidden = true;
   clear($('result-body'));
-  const worker = new VerifyWorker();
+  const worker = takeWorker();
   state.worker = worker;
   showProgress(W.progressRead);
   ($('print') as HTMLButtonElement).disabled = true;
@@ -158,7 +176,8 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], opt
         showProgress(text, m.done, m.total);
         return;
       }
-      worker.terminate();
+      // The worker closes itself after its result (tearing down a day's heap there, not on this thread).
+      startSpareWorker();
       if (state.worker === worker) state.worker = undefined;
       showProgress(undefined);
       if (m.type === 'error') {

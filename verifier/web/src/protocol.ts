@@ -29,6 +29,8 @@ export interface Timings {
   chartMs: number;
   totalMs: number;
   signatureChecks: number;
+  /** Milliseconds per step of core's verification (VerifyOptions.timings). */
+  steps?: Record<string, number>;
 }
 
 /** One bucket of the chart and the table: the readings of one measurement code in [startMs, endMs). */

@@ -4,9 +4,9 @@
  * and the missing seq ranges as gaps. Device time is untrusted (FORMAT.md §8): it places points on the time axis
  * only; gaps are found by seq.
  */
-import type { EvidenceBundle } from '@stele/core/bundle.ts';
+import type { BundleEntry, EvidenceBundle } from '@stele/core/bundle.ts';
 import { toHex } from '@stele/core/bytes.ts';
-import { decodeReading } from '@stele/core/reading.ts';
+import { decodeReading, type Reading } from '@stele/core/reading.ts';
 import type { Verdict } from '@stele/core/verify/index.ts';
 import type { Bucket, BundleInfo, Gap, Marker, Series } from './protocol.ts';
 
@@ -43,7 +43,7 @@ function medianStepMs(times: number[]): number {
 }
 
 /** The bundle facts the page shows, with the chart's series. */
-export function describeBundle(bundle: EvidenceBundle, verdict: Verdict): BundleInfo {
+export function describeBundle(bundle: EvidenceBundle, verdict: Verdict, decoded?: ReadonlyMap<BundleEntry, Reading>): BundleInfo {
   const failedSeqs = new Set<number>();
   for (const c of verdict.checks) for (const f of c.failures) if (f.seq !== undefined && c.status === 'fail') failedSeqs.add(f.seq);
 
@@ -53,7 +53,7 @@ export function describeBundle(bundle: EvidenceBundle, verdict: Verdict): Bundle
     if (entry.reading === undefined) continue;
     let reading;
     try {
-      reading = decodeReading(entry.reading);
+      reading = decoded?.get(entry) ?? decodeReading(entry.reading); // the verifier's decode when it made one
     } catch {
       continue; // reported by check 1; nothing to draw
     }

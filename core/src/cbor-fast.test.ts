@@ -1,0 +1,110 @@
+import { encode, rfc8949EncodeOptions, Tagged } from 'cborg';
+import { describe, expect, it } from 'vitest';
+import { decode } from 'cborg';
+import { DECLINED, decodeFast, encodeFast } from './cbor-fast.ts';
+
+/** A small deterministic PRNG so that a failure can be replayed. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function randomValue(r: () => number, depth: number): unknown {
+  const pick = Math.floor(r() * (depth > 3 ? 5 : 10));
+  const ints = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, -1, -24, -25, -256, -257, -(2 ** 32), -(2 ** 32) - 1, Number.MIN_SAFE_INTEGER];
+  switch (pick) {
+    case 0:
+      return ints[Math.floor(r() * ints.length)]!;
+    case 1:
+      return ['', 'a', 'seq', 'é', '排口', 'x'.repeat(24), 'y'.repeat(300), '🙂'][Math.floor(r() * 8)];
+    case 2:
+      return Uint8Array.from({ length: [0, 1, 23, 24, 32, 64, 300][Math.floor(r() * 7)]! }, () => Math.floor(r() * 256));
+    case 3:
+      return [true, false, null][Math.floor(r() * 3)];
+    case 4:
+      return Math.floor(r() * 1e6) - 5e5;
+    case 5:
+      return Array.from({ length: Math.floor(r() * 5) }, () => randomValue(r, depth + 1));
+    case 6: {
+      const m = new Map<unknown, unknown>();
+      for (let i = Math.floor(r() * 6); i > 0; i--) m.set(r() < 0.5 ? Math.floor(r() * 70000) - 35000 : ['a', 'b', 'aa', 'z', '1', 'seq', 'prev'][Math.floor(r() * 7)], randomValue(r, depth + 1));
+      return m;
+    }
+    case 7: {
+      const o: Record<string, unknown> = {};
+      for (let i = Math.floor(r() * 6); i > 0; i--) o[['v', 'device', 'seq', 'meas', 'clock', 'raw', '10', 'aa', 'b'][Math.floor(r() * 9)]!] = randomValue(r, depth + 1);
+      return o;
+    }
+    case 8:
+      return new Tagged([0, 18, 24, 1000, 70000][Math.floor(r() * 5)]!, randomValue(r, depth + 1));
+    default:
+      return 'm';
+  }
+}
+
+describe('encodeFast', () => {
+  it('gives the bytes of cborg rfc8949 encoding for 20,000 random values of the supported shapes', () => {
+    const r = rng(13);
+    for (let i = 0; i < 20_000; i++) {
+      const v = randomValue(r, 0);
+      const fast = encodeFast(v);
+      expect(fast, JSON.stringify(v, (_k, x) => (x instanceof Map ? [...x] : x instanceof Uint8Array ? [...x] : x))).toEqual(new Uint8Array(encode(v, rfc8949EncodeOptions)));
+    }
+  });
+
+  it('declines values outside its shapes (encodeCbor then uses cborg)', () => {
+    for (const v of [1.5, -0, 2 ** 53, Number.NaN, 10n, undefined, '\uD800', { a: undefined }, new Map([[true, 1]]), new Map([[[1], 1]]), new Int8Array(2), new Date(0)]) {
+      expect(encodeFast(v)).toBeUndefined();
+    }
+    const cycle: unknown[] = [];
+    cycle.push(cycle);
+    expect(encodeFast(cycle)).toBeUndefined();
+  });
+});
+
+/** cborg as core's decodeCbor calls it (cbor.ts). */
+function cborgDecode(bytes: Uint8Array, tags: number[]): unknown {
+  return decode(bytes, {
+    strict: true,
+    allowIndefinite: false,
+    allowUndefined: false,
+    rejectDuplicateMapKeys: true,
+    useMaps: true,
+    tags: Tagged.preserve(...tags),
+  } as Parameters<typeof decode>[1]);
+}
+
+describe('decodeFast', () => {
+  it('decodes what cborg decodes, to equal values, for 20,000 random values and 20,000 mutations of them', () => {
+    const r = rng(21);
+    const tags = [18, 24, 1000];
+    let declined = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const v = randomValue(r, 0);
+      const bytes = new Uint8Array(encode(v, rfc8949EncodeOptions));
+      const fast = decodeFast(bytes, tags);
+      if (fast === DECLINED) declined++;
+      else expect(fast).toEqual(cborgDecode(bytes, tags));
+      // A mutation: one byte changed, or cut short, or a byte added.
+      const m = bytes.slice();
+      const at = Math.floor(r() * m.length);
+      const kind = r();
+      const mutated = kind < 0.6 ? (m.fill(Math.floor(r() * 256), at, at + 1), m) : kind < 0.8 ? m.subarray(0, at) : Uint8Array.from([...m, Math.floor(r() * 256)]);
+      const fastM = decodeFast(mutated, tags);
+      if (fastM === DECLINED) continue;
+      expect(fastM).toEqual(cborgDecode(mutated, tags)); // cborg must not throw where decodeFast accepted
+    }
+    // Values with a tag outside the list (70000, 0) are the only ones left to cborg.
+    expect(declined).toBeLessThan(20_000 * 0.5);
+  });
+
+  it('declines non-shortest integers, indefinite lengths, floats, undefined, duplicate keys, trailing bytes, other tags', () => {
+    for (const hex of ['1817', '190017', '1a00000017', '1b0000000000000017', '9fff', '5f41ff', 'f93c00', 'fb3ff0000000000000', 'f7', 'a2616101616102', '0000', 'c100', '1b0020000000000000', '3b001fffffffffffff', '62c328']) {
+      const bytes = Uint8Array.from(hex.match(/../g)!.map((x) => parseInt(x, 16)));
+      expect(decodeFast(bytes, [18]), hex).toBe(DECLINED);
+    }
+  });
+});
