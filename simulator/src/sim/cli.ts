@@ -62,7 +62,7 @@ export async function runSim(argv: string[], io: SimIo): Promise<number> {
   if (v.list === true) {
     if (v.scenario !== undefined) return usageError(io, SPEC, '--list takes no --scenario');
     try {
-      for (const s of await shippedScenarios()) io.stdout.write(`${s.name.padEnd(24)} ${String(s.seconds).padStart(4)} s  ${s.description.trim().split('\n')[0]}\n`);
+      for (const s of await shippedScenarios()) io.stdout.write(`${s.name.padEnd(24)} ${String(s.seconds).padStart(4)} s  ${firstSentence(s.description)}\n`);
     } catch (e) {
       return scenarioError(e, io);
     }
@@ -104,4 +104,11 @@ function scenarioError(e: unknown, io: SimIo): number {
   if (e.issues.length > 0) io.stderr.write(`stele sim: ${e.code}:\n${e.issues.map((i) => `  ${formatScenarioIssue(i)}`).join('\n')}\n`);
   else io.stderr.write(`stele sim: ${e.code}: ${e.message}\n`);
   return EXIT_USAGE;
+}
+
+/** The description's first sentence, on one line. */
+function firstSentence(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  const end = flat.search(/[.](\s|$)/);
+  return end < 0 ? flat : flat.slice(0, end + 1);
 }

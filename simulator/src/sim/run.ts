@@ -149,7 +149,7 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
     say(`  ${(t() / 1000).toFixed(1).padStart(6)} s  ${what}: ${text}`);
   };
   try {
-    say(`scenario ${s.name}: ${s.description.trim().split('\n')[0]}`);
+    say(`scenario ${s.name}: ${s.description.replace(/\s+/g, ' ').trim()}`);
     say(`work dir ${work}`);
 
     // 1. The broker, in this process: an outage closes it and reopens it on the same port.
@@ -211,15 +211,6 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
       await writeFile(config, gatewayConfig(spec, { dataDir: join(dir, 'data'), keyFile, brokerUrl: broker.url, ingestKey, api, opsPort, ports: pairs.map((p) => p.pathA) }));
       const run: GatewayRun = { spec, config, dataDir: join(dir, 'data'), opsPort, child: undefined, down: [], pairs, instruments: [] };
       gateways.set(spec.id, run);
-      for (const [i, ins] of spec.instruments.entries()) {
-        run.instruments.push(await startInstrument(ins, pairs[i]!.pathB, seed + insIndex++, spec.id, frames, () => Date.now() - started));
-      }
-      cleanups.push(async () => {
-        for (const ins of run.instruments) {
-          ins.stop();
-          await ins.transport.close().catch(() => undefined);
-        }
-      });
     }
     const startGateway = async (g: GatewayRun): Promise<void> => {
       g.child = spawnStele(root, ['gateway', 'run', '--config', g.config]);
@@ -239,6 +230,18 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
       g.down[g.down.length - 1]!.to = t() + 500;
       cleanups.push(() => g.child?.stop() ?? Promise.resolve());
       note('gateway', `${g.spec.id}: stele gateway run --config ${g.config} (${g.spec.instruments.map((i) => `${i.id} ${i.kind}`).join(', ')})`);
+    }
+    // The instruments start talking once their gateways listen (a frame sent to a closed pty is lost, as on a line).
+    for (const g of gateways.values()) {
+      for (const [i, ins] of g.spec.instruments.entries()) {
+        g.instruments.push(await startInstrument(ins, g.pairs[i]!.pathB, seed + insIndex++, g.spec.id, frames, () => Date.now() - started));
+      }
+      cleanups.push(async () => {
+        for (const ins of g.instruments) {
+          ins.stop();
+          await ins.transport.close().catch(() => undefined);
+        }
+      });
     }
 
     // 4. The timeline.
@@ -435,11 +438,23 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
             counted++;
             if (!(await found(f.digest))) missing.push(f);
           }
-          const ok = missing.length === 0 && counted > 0;
+          // once: no frame stands behind two readings of the evidence (a duplicate delivery committed twice)
+          let twice = 0;
+          for (const g of gateways.values()) {
+            const seen = new Set<string>();
+            for (const r of (await evidence(g.spec.id)).readings) {
+              for (const raw of r.raw) {
+                const h = toHex(raw);
+                if (seen.has(h)) twice++;
+                seen.add(h);
+              }
+            }
+          }
+          const ok = missing.length === 0 && counted > 0 && twice === 0;
           return {
             name,
             ok,
-            detail: `${counted - missing.length} of ${counted} frames sent while their gateway listened are at ingest (GET /frames/<sha256>)${whileDown > 0 ? `; ${whileDown} sent while it was down, lost on the line` : ''}${missing.length > 0 ? `; missing: ${missing.slice(0, 3).map((m) => `${m.instrument}@${(m.atMs / 1000).toFixed(1)}s`).join(', ')}` : ''}`,
+            detail: `${counted - missing.length} of ${counted} frames sent while their gateway listened are at ingest (GET /frames/<sha256>), ${twice === 0 ? 'none twice' : `${twice} behind two readings`}${whileDown > 0 ? `; ${whileDown} sent while it was down, lost on the line` : ''}${missing.length > 0 ? `; missing: ${missing.slice(0, 3).map((m) => `${m.instrument}@${(m.atMs / 1000).toFixed(1)}s`).join(', ')}` : ''}`,
           };
         }
         case 'bundles-verify': {
