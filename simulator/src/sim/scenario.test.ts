@@ -80,7 +80,7 @@ describe('scenario files', () => {
       const dup = issuesOf(GOOD.replace('id: room', 'id: stack'));
       expect(dup).toContainEqual(expect.objectContaining({ line: 9, path: 'gateways[0].instruments[1].id', message: 'duplicate instrument id "stack"' }));
       const unknown = issuesOf(GOOD.replace('instrument: stack', 'instrument: nowhere'));
-      expect(unknown.map((i) => i.path)).toEqual(['timeline[1].instrument']);
+      expect(unknown.map((i) => i.path)).toEqual(['timeline[0].instrument']);
     });
 
     it('reports YAML syntax errors with their line', () => {
