@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 /** One problem found in a scenario file: `file:line:column path: message`, as the gateway config reports its own. */
 export interface ScenarioIssue {
