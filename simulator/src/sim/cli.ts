@@ -7,7 +7,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, parseCommand, usageError } from '@stele/command';
 import { SimError, formatScenarioIssue } from './errors.ts';
-import { findRepoRoot } from './processes.ts';
+import { findRepoRoot, killSpawnedGroups } from './processes.ts';
 import { runScenario, type SimIo } from './run.ts';
 import { loadScenario, type Scenario } from './scenario.ts';
 
@@ -86,6 +86,14 @@ export async function runSim(argv: string[], io: SimIo): Promise<number> {
   } catch (e) {
     return scenarioError(e, io);
   }
+  // Ctrl-C or SIGTERM: the gateways and ingest run in their own process groups, so end them before exiting
+  const onSignal = (sig: NodeJS.Signals) => {
+    killSpawnedGroups();
+    io.stderr.write(`stele sim: stopped by ${sig}\n`);
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const report = await runScenario({ scenario, ...(seconds === undefined ? {} : { seconds }), ...(seed === undefined ? {} : { seed }), ...(v.out === undefined ? {} : { out: v.out }), io });
     if (v.json === true) io.stdout.write(`${JSON.stringify(report)}\n`);
@@ -96,6 +104,9 @@ export async function runSim(argv: string[], io: SimIo): Promise<number> {
       return EXIT_FAILED;
     }
     throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

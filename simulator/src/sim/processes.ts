@@ -39,8 +39,43 @@ export interface Child {
   powerCut(): Promise<Exit>;
 }
 
+/** Every `stele` process group this process started and that has not exited: Ctrl-C of `stele sim` ends them too. */
+const live = new Set<number>();
+
+/** Other helpers of this run (socat of the pty pairs) to end with the groups. */
+const helpers = new Set<number>();
+export function trackHelper(pid: number | undefined): void {
+  if (pid !== undefined) helpers.add(pid);
+}
+
+/** SIGKILLs every process group spawnStele started that still runs, and the tracked helpers (a sim interrupted by a signal). */
+export function killSpawnedGroups(): void {
+  for (const pid of helpers) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+  helpers.clear();
+  for (const pid of live) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  live.clear();
+}
+
 export function spawnStele(root: string, args: string[], options: { onLine?: (line: string) => void; keepLines?: number } = {}): Child {
+  // its own process group (detached), so a power cut reaches its children; the terminal's Ctrl-C does not, hence `live`
   const proc = spawn(process.execPath, [join(root, 'cli', 'bin', 'stele.mjs'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env }, detached: true });
+  const pid = proc.pid;
+  if (pid !== undefined) {
+    live.add(pid);
+    proc.once('exit', () => live.delete(pid));
+  }
   const lines: string[] = [];
   const errTail: string[] = [];
   const keep = options.keepLines ?? 400;

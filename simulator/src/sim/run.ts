@@ -43,7 +43,7 @@ import { CemsSimulator } from '../instruments/cems.ts';
 import { ModbusThSlave } from '../instruments/modbus-th.ts';
 import { PtyPair, socatAvailable } from '../pty.ts';
 import { SimError } from './errors.ts';
-import { SimBroker, findRepoRoot, runStele, spawnStele, type Child } from './processes.ts';
+import { SimBroker, findRepoRoot, runStele, spawnStele, trackHelper, type Child } from './processes.ts';
 import type { AssertionName, GatewaySpec, InstrumentSpec, Scenario, StepSpec } from './scenario.ts';
 
 export interface SimIo {
@@ -216,6 +216,7 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
       for (const ins of spec.instruments) {
         const pair = await PtyPair.start({ dir, names: [`${ins.id}.gw`, `${ins.id}.dev`] });
         pairs.push(pair);
+        trackHelper(pair.pid);
         cleanups.push(() => pair.stop());
       }
       const opsPort = await freePort();
