@@ -22,6 +22,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the whole chain on this machine: simulated CEMS, gateway, broker, ingest, anvil, verifier',
     run: async (argv, io) => (await import('@stele/simulator/demo.ts')).runDemo(argv, io),
   },
+  sim: {
+    summary: 'run a scenario: simulated instruments, `stele gateway run`, ingest, faults, assertions: `stele sim --list | --scenario NAME`',
+    run: async (argv, io) => (await import('@stele/simulator/sim/cli.ts')).runSim(argv, io),
+  },
   verify: {
     summary: 'verify an evidence bundle offline and, where a chain endpoint answers, its on-chain anchor',
     run: async (argv, io) => (await import('@stele/verifier/cli.ts')).runVerify(argv, io),

@@ -26,6 +26,25 @@ describe('CemsSimulator', () => {
     expect(m.find((x) => x.code === 'a21026' && x.kind === 'ZsRtd')).toMatchObject({ unit: 'mg/m³', flag: 'N' });
   });
 
+  it('episodes: setScale multiplies the sent value of one channel, setFlag flags every item, both undone', () => {
+    const a = new CemsSimulator({ mn: MN, seed: 9 });
+    const b = new CemsSimulator({ mn: MN, seed: 9 });
+    b.setScale('a21026', 3);
+    b.setFlag('C');
+    const fa = decodeFrame(a.nextFrame(T0)) as Hj212Frame;
+    const fb = decodeFrame(b.nextFrame(T0)) as Hj212Frame;
+    expect(Number(fb.parsed.cp.items.a21026!.Rtd)).toBeCloseTo(Number(fa.parsed.cp.items.a21026!.Rtd) * 3, 1);
+    expect(fb.parsed.cp.items.a21002!.Rtd).toBe(fa.parsed.cp.items.a21002!.Rtd);
+    expect(Object.values(fb.parsed.cp.items).every((i) => i.Flag === 'C')).toBe(true);
+    b.setScale('a21026', 1);
+    b.setFlag(undefined);
+    const na = decodeFrame(a.nextFrame(T0 + 1000)) as Hj212Frame;
+    const nb = decodeFrame(b.nextFrame(T0 + 1000)) as Hj212Frame;
+    expect(nb.parsed.cp.items).toEqual(na.parsed.cp.items);
+    expect(() => b.setScale('x99999', 2)).toThrow(RangeError);
+    expect(() => b.setFlag('c')).toThrow(RangeError);
+  });
+
   it('Flag=5 asks for an answer', () => {
     const r = decodeFrame(new CemsSimulator({ mn: MN, flag: 5 }).nextFrame(T0));
     expect(r.ok && r.parsed.flag_decoded?.A_ack_required).toBe(1);

@@ -91,6 +91,9 @@ export class CemsSimulator {
   private readonly values: number[];
   private lastTimeMs: number | undefined;
   private readonly counts: CemsStats = { frames: 0, badCrc: 0, garbage: 0, split: 0 };
+  /** Episodes (`stele sim` timelines): code -> factor applied to the sent value (an exceedance), and a flag for every item. */
+  private readonly scales = new Map<string, number>();
+  private flagOverride: string | undefined;
 
   constructor(options: CemsSimulatorOptions) {
     if (typeof options?.mn !== 'string' || options.mn === '') throw new TypeError('options.mn must be a non-empty string');
@@ -113,6 +116,23 @@ export class CemsSimulator {
     return { ...this.counts };
   }
 
+  /**
+   * An episode: the channel `code` is sent multiplied by `factor` (an exceedance: 3 puts SO2 near 54 mg/m³, over
+   * the ultra-low limit of 35) until setScale(code, 1). The walk underneath goes on unchanged.
+   */
+  setScale(code: string, factor: number): void {
+    if (!CHANNELS.some((c) => c.code === code)) throw new RangeError(`no channel ${code}`);
+    if (!(Number.isFinite(factor) && factor > 0)) throw new RangeError('factor must be a positive number');
+    if (factor === 1) this.scales.delete(code);
+    else this.scales.set(code, factor);
+  }
+
+  /** An episode: every item carries this data flag (HJ 212-2017 table 8, e.g. C while calibrating) until setFlag(undefined). */
+  setFlag(flag: string | undefined): void {
+    if (flag !== undefined && !/^[A-Z]$/.test(flag)) throw new RangeError('flag must be one capital letter');
+    this.flagOverride = flag;
+  }
+
   /** The CP of the next real-time record at `timeMs` (advances the walks). */
   nextRecord(timeMs: number): { params: Record<string, string>; items: Record<string, Record<string, string>> } {
     if (!Number.isFinite(timeMs)) throw new RangeError('timeMs must be a finite number');
@@ -125,7 +145,7 @@ export class CemsSimulator {
       const next = x + (c.mean - x) * Math.min(1, k) + c.sd * Math.sqrt(2 * Math.min(1, k)) * this.gauss();
       this.values[i] = Math.min(c.max, Math.max(c.min, next));
     });
-    const text = CHANNELS.map((c, i) => this.values[i]!.toFixed(c.decimals));
+    const text = CHANNELS.map((c, i) => Math.min(c.max, this.values[i]! * (this.scales.get(c.code) ?? 1)).toFixed(c.decimals));
     const o2 = Number(text[CHANNELS.findIndex((c) => c.code === 'a19001')]);
     const velocity = Number(text[CHANNELS.findIndex((c) => c.code === 'a01011')]);
     const items: Record<string, Record<string, string>> = {};
@@ -133,10 +153,10 @@ export class CemsSimulator {
       const rtd = text[i]!;
       const item: Record<string, string> = { Rtd: rtd };
       if (c.zs === true) item.ZsRtd = ((Number(rtd) * (21 - O2_REF)) / Math.max(0.5, 21 - o2)).toFixed(c.decimals);
-      item.Flag = 'N';
+      item.Flag = this.flagOverride ?? 'N';
       items[c.code] = item;
     });
-    items.a00000 = { Rtd: (velocity * DUCT_AREA_M2).toFixed(1), Flag: 'N' };
+    items.a00000 = { Rtd: (velocity * DUCT_AREA_M2).toFixed(1), Flag: this.flagOverride ?? 'N' };
     return { params: { DataTime: formatHj212Time(timeMs, false, this.utcOffsetMinutes) }, items };
   }
 

@@ -35,6 +35,16 @@ describe('ModbusThSlave', () => {
     }
   });
 
+  it('episodes: temperatureOverrideC is what the probe reads until it is cleared', () => {
+    const slave = new ModbusThSlave({ slave: 1, family: 'xy-md02', meanTemperatureC: 4 });
+    const req = profileRequest(XY_MD02, 1);
+    const read = () => Number(measurementsFromRegisters(XY_MD02, decodeReadResponse(slave.answer(encodeReadRequest(req))!.bytes, req).registers, req.address).find((x) => x.code === 'temperature')?.value);
+    slave.temperatureOverrideC = 12;
+    expect(read()).toBe(12);
+    slave.temperatureOverrideC = undefined;
+    expect(Math.abs(read() - 4)).toBeLessThan(1);
+  });
+
   it('answers the configuration registers the manuals list, and exceptions for the rest', () => {
     const slave = new ModbusThSlave({ slave: 1 });
     expect(decodeReadResponse(slave.answer(hex('01 03 01 01 00 01 D4 36'))!.bytes).registers).toEqual([1]); // fixture sht20-read-addr-req

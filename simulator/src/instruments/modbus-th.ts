@@ -90,6 +90,11 @@ export class ModbusThSlave {
   readonly slave: number;
   readonly family: ModbusThFamily;
   behaviour: ModbusSlaveBehaviour = 'normal';
+  /**
+   * An episode (`stele sim` timelines): the probe reads this temperature (°C) instead of its walk, e.g. a cold room
+   * with its door open; undefined again when the episode ends.
+   */
+  temperatureOverrideC: number | undefined;
   private readonly map: Map;
   private readonly rand: () => number;
   private readonly meanT: number;
@@ -119,7 +124,7 @@ export class ModbusThSlave {
 
   /** Raw register value of a channel now (two's complement for negatives). */
   private raw(channel: 'temperature' | 'humidity'): number {
-    const v = Math.round((channel === 'temperature' ? this.t : this.h) * this.map.scale);
+    const v = Math.round((channel === 'temperature' ? (this.temperatureOverrideC ?? this.t) : this.h) * this.map.scale);
     return v < 0 ? v + 0x10000 : v & 0xffff;
   }
 
