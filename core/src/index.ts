@@ -19,3 +19,5 @@ export * from './enrolment/index.ts';
 export * from './bundle.ts';
 export * from './verify/index.ts';
 export * from './trust/index.ts';
+export * from './alerts/index.ts';
+export * from './prng.ts';

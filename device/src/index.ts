@@ -3,6 +3,7 @@ export { SoftwareSigner, createSoftwareKey, loadSoftwareSigner, loadOrCreateSoft
 export { makeEnrolmentRecord, checkDeviceId, type EnrolmentRecord } from './enrolment.ts';
 export { Pkcs11Signer, type Pkcs11SignerConfig, type Pkcs11SignerOptions, type Pkcs11Backend, type KeyProtection, type TokenDescription } from './pkcs11/signer.ts';
 export { TokenError, PKCS11JS_INSTALL_HINT, type TokenErrorCode } from './pkcs11/errors.ts';
+export { loadBinding, type BindingLoader, type Pkcs11Binding } from './pkcs11/binding.ts';
 export { readPin, checkPinSource, type PinSource } from './pkcs11/pin.ts';
 export { provisionGateway, type ProvisionOptions, type ProvisionResult, type ProvisionBackend } from './provision/provision.ts';
 export {

@@ -10,3 +10,5 @@ export { runIngest, type IngestIo } from './cli.ts';
 export type { RawRef } from './store.ts';
 export { aedesAccessHooks, BrokerAccess, mayPublish, maySubscribe, mayUseClientId, type BrokerRole, type BrokerUser } from './broker/access.ts';
 export { DEFAULT_MAX_PACKET_BYTES, limitServerSocket } from './broker/packet-limit.ts';
+export { initIngestKey, openIngestKey, describeIngestKey, type IngestKeyConfig, type IngestSigner } from './key.ts';
+export { loadOrCreateAdminToken, readAdminToken } from './http/admin-token.ts';
