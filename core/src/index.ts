@@ -21,3 +21,4 @@ export * from './verify/index.ts';
 export * from './trust/index.ts';
 export * from './alerts/index.ts';
 export * from './prng.ts';
+export * from './sleep.ts';

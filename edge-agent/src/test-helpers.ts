@@ -180,7 +180,7 @@ export function waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'co
   return waitForCondition(condition, what, timeoutMs);
 }
 
-export { sleep } from '@stele/testkit';
+export { sleep } from '@stele/core';
 
 /** Software ES256 keys, one per file name, made in a temp dir (`prefix` + random) that is removed once they are loaded. */
 async function createTestKeys(prefix: string, files: readonly string[]): Promise<SoftwareSigner[]> {

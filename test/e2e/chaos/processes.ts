@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { mulberry32 } from '@stele/core/prng.ts';
 
 export { mulberry32 };
-export { freePort, sleep, waitForPort } from '@stele/testkit';
+export { freePort, waitForPort } from '@stele/testkit';
+export { sleep } from '@stele/core';
 import { freePort, waitForPort } from '@stele/testkit';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
