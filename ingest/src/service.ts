@@ -40,14 +40,13 @@ import {
   type ParsedLifecycle,
 } from '@stele/core/lifecycle/index.ts';
 import { decodeReading, GENESIS_PREV } from '@stele/core/reading.ts';
-import { hashLeaf } from '@stele/core/rfc9162/index.ts';
+import { BatchProofs, hashLeaf } from '@stele/core/rfc9162/index.ts';
 import type { Signer } from '@stele/core/signer.ts';
 import { checkEnrolmentRecord, verifyEnrolmentRequest, type CheckedRecord, type EnrolmentRecord } from '@stele/core/enrolment/index.ts';
 import type { Anchorer } from './anchor/index.ts';
 import { stepAnchor, type AnchorAlarm, type AnchorJob } from './anchor/machine.ts';
 import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
-import { BatchProofs } from './merkle-batch.ts';
 import { currentKey, decodeDeviceKeys, encodeDeviceKeys, isLifecycleLogId, KeyRegistry, lifecycleLogId, registryKey, type DeviceKeys } from './registry/index.ts';
 import { limitedClientStream } from './broker/packet-limit.ts';
 import { IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
