@@ -22,3 +22,4 @@ export * from './trust/index.ts';
 export * from './alerts/index.ts';
 export * from './prng.ts';
 export * from './sleep.ts';
+export * from './chain-link.ts';

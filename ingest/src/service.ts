@@ -15,6 +15,7 @@ import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
 import { equalBytes, fromBase64Url, toBase64Url, toHex } from '@stele/core/bytes.ts';
 import { parseBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
 import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
+import { extendsChain } from '@stele/core/chain-link.ts';
 import {
   checkStatementAgainstReading,
   decodeSign1,
@@ -882,11 +883,7 @@ export class IngestService {
     const tryCommit = (c: Checked): boolean => {
       // Hash-only inside a device-level batch (FORMAT.md §3.1): the head must be the leaf before it in the same
       // signed tree, whose digest is then the one this reading's body links to.
-      const inBatch = c.batch;
-      const linked =
-        c.prev !== undefined
-          ? equalBytes(c.prev, head.digest)
-          : inBatch !== undefined && headBatch?.seq === head.seq && headBatch.index === inBatch.index - 1 && equalBytes(headBatch.root, inBatch.root);
+      const linked = extendsChain(c, { digest: head.digest, batch: headBatch?.seq === head.seq ? headBatch : undefined });
       if (!linked) {
         this.reject(device, 'CHAIN_LINK_ERROR', c.seq, c.prev !== undefined ? 'prev is not the digest of the committed reading seq - 1' : 'the committed seq - 1 is not the leaf before it in its device batch');
         return false;
