@@ -23,3 +23,4 @@ export * from './alerts/index.ts';
 export * from './prng.ts';
 export * from './sleep.ts';
 export * from './chain-link.ts';
+export * from './wire/index.ts';

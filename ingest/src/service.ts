@@ -51,6 +51,7 @@ import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { currentKey, decodeDeviceKeys, encodeDeviceKeys, isLifecycleLogId, KeyRegistry, lifecycleLogId, registryKey, type DeviceKeys } from './registry/index.ts';
 import { limitedClientStream } from './broker/packet-limit.ts';
 import { IngestStore, type CommitItem, type ForkRow, type DeviceRow, type Head, type PendingLeaf } from './store.ts';
+import { deviceTopic, everyDeviceFilter, parseDeviceTopic } from '@stele/core/wire';
 
 /**
  * The FORMAT.md §7 JSON object (base64url / 0x-hex fields), ready for `JSON.stringify`. core's `EvidenceBundle`
@@ -207,7 +208,7 @@ interface DeviceQueue {
   running: Promise<void> | undefined;
 }
 
-const TOPIC_FILTER = 'stele/v1/+/statements';
+const TOPIC_FILTER = everyDeviceFilter('statements');
 /** Most seqs one evidence bundle (exportBundle, GET /bundle) covers: about 14 MB of JSON with every body. */
 export const MAX_BUNDLE_WINDOW = 10_000;
 const GROUP_LIMIT = 256;
@@ -775,9 +776,8 @@ export class IngestService {
 
   private onMessage(topic: string, payload: Uint8Array): void {
     if (this.stopping) return; // not acked: the gateway resends after our restart
-    const parts = topic.split('/');
-    const device = parts[2];
-    if (parts.length !== 4 || device === undefined || device === '') return;
+    const device = parseDeviceTopic(topic)?.device; // four levels, a device level (FORMAT.md §11); else ignored
+    if (device === undefined) return;
     if (payload.byteLength === 0) {
       // an oversize packet cut to its topic (packet-limit.ts), or an empty message: never a statement
       this.reject(device, 'INGEST_OVERSIZE', 0, 'empty or oversize message');
@@ -1097,7 +1097,7 @@ export class IngestService {
     const fields: Record<string, unknown> = { device, seq, code };
     if (detail !== undefined) fields['detail'] = detail;
     this.log('warn', 'statement rejected', fields);
-    void this.publish(`stele/v1/${device}/rejects`, { seq, code });
+    void this.publish(deviceTopic(device, 'rejects'), { seq, code });
   }
 
   private scheduleAck(device: string): void {
@@ -1127,7 +1127,7 @@ export class IngestService {
       this.log('error', 'cannot sign a confirmation', { device, type, err: errorText(e) });
       return;
     }
-    await this.publishBytes(`stele/v1/${device}/acks`, bytes);
+    await this.publishBytes(deviceTopic(device, 'acks'), bytes);
   }
 
   /**

@@ -26,6 +26,7 @@ import type { InstrumentStatus } from '../ops/status.ts';
 import { mqttOptionsFor } from '../run/mqtt-options.ts';
 import { keyFix, openSigner, type OpenSignerOptions } from '../run/signer.ts';
 import { checkBroker } from './broker.ts';
+import { deviceTopic } from '@stele/core/wire';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -403,7 +404,7 @@ async function checkBrokerOf(config: GatewayConfig, o: DoctorOptions): Promise<D
     mqttOptions,
     clientId,
     protocolVersion: config.broker.protocolVersion,
-    subscribeTopic: `stele/v1/${config.gateway.id}/acks`,
+    subscribeTopic: deviceTopic(config.gateway.id, 'acks'),
     timeoutMs: o.brokerTimeoutMs ?? 5000,
   });
   if (r.cause === 'ok') return { name: 'broker', status: 'ok', message: r.message };
