@@ -12,6 +12,7 @@ import { SerialError } from '../transport/errors.ts';
 import type { SerialTransport } from '../transport/serial-transport.ts';
 import { SessionCore } from './session-core.ts';
 import type { DriverCommonOptions, SensorDriver, SensorReading, SensorSession, SessionStats } from './types.ts';
+import { sleep } from '@stele/core';
 
 export interface ModbusDeviceConfig {
   /** Sensor id for the readings, e.g. `coldroom-1-probe-a`. */
@@ -102,17 +103,9 @@ class ModbusSession implements SensorSession {
   }
 }
 
+/** Waits `ms` (none when it is 0 or less) or until `signal` aborts: core's one abortable sleep. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return ms > 0 ? sleep(ms, signal) : Promise.resolve();
 }
 
 /** The Modbus RTU driver: one session per bus, polling every configured device. */
