@@ -1,6 +1,9 @@
 // ESLint (flat config) with typescript-eslint: the guardrails CI runs (`npm run lint`). See docs/developer.md
 // "Lint and package boundaries".
+import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import tseslint from 'typescript-eslint';
 
 const NODE_MODULES = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
@@ -12,12 +15,37 @@ const NODE_GLOBALS = ['process', 'Buffer', 'global', '__dirname', '__filename', 
 }));
 
 /**
- * An import of another package's file (`@stele/core/verify/index.ts`) instead of its entry point
- * (`@stele/core`): the file layout becomes the public API. A warning until the boundary plan in
- * docs/developer.md lands; then an error.
+ * An import of another package's file (`@stele/core/verify/index.ts`) instead of one of its entry points (the keys
+ * of its package.json `exports`: `@stele/core`, `@stele/core/verify`, …): the file layout would become the public
+ * API. An error; `node scripts/rewrite-imports.mjs` moves such imports onto the entry points.
  */
-const DEEP_IMPORT = 'Literal[value=/^@stele\\/[^/]+\\/./]';
-const DEEP_IMPORT_MESSAGE = "Import another package through its entry point (e.g. '@stele/core'), not its files: see docs/developer.md, package boundaries.";
+const root = dirname(fileURLToPath(import.meta.url));
+const ENTRY_POINTS = new Set();
+const PACKAGES = new Set();
+for (const ws of JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).workspaces) {
+  const pkg = JSON.parse(readFileSync(join(root, ws, 'package.json'), 'utf8'));
+  PACKAGES.add(pkg.name);
+  for (const key of Object.keys(pkg.exports ?? {})) ENTRY_POINTS.add(key === '.' ? pkg.name : `${pkg.name}/${key.slice(2)}`);
+}
+const noDeepImports = {
+  meta: { type: 'problem', schema: [], messages: { deep: "'{{ spec }}' is a file of {{ pkg }}, not an entry point: import it through one of {{ entries }} (node scripts/rewrite-imports.mjs does it; see docs/developer.md, package boundaries)." } },
+  create(context) {
+    const check = (source) => {
+      if (!source || source.type !== 'Literal' || typeof source.value !== 'string') return;
+      const m = /^(@stele\/[^/]+)\/./.exec(source.value);
+      if (!m || !PACKAGES.has(m[1]) || ENTRY_POINTS.has(source.value)) return;
+      const entries = [...ENTRY_POINTS].filter((e) => e === m[1] || e.startsWith(`${m[1]}/`)).join(', ');
+      context.report({ node: source, messageId: 'deep', data: { spec: source.value, pkg: m[1], entries } });
+    };
+    return {
+      ImportDeclaration: (node) => check(node.source),
+      ExportNamedDeclaration: (node) => check(node.source),
+      ExportAllDeclaration: (node) => check(node.source),
+      ImportExpression: (node) => check(node.source),
+      TSImportType: (node) => check(node.argument?.literal ?? node.argument),
+    };
+  },
+};
 
 export default tseslint.config(
   {
@@ -26,14 +54,9 @@ export default tseslint.config(
   {
     files: ['**/*.ts', '**/*.mjs', '**/*.js'],
     extends: [tseslint.configs.base],
+    plugins: { stele: { rules: { 'no-deep-imports': noDeepImports } } },
     rules: {
-      'no-restricted-syntax': [
-        'warn',
-        { selector: `ImportDeclaration > ${DEEP_IMPORT}.source`, message: DEEP_IMPORT_MESSAGE },
-        { selector: `ExportNamedDeclaration > ${DEEP_IMPORT}.source`, message: DEEP_IMPORT_MESSAGE },
-        { selector: `ExportAllDeclaration > ${DEEP_IMPORT}.source`, message: DEEP_IMPORT_MESSAGE },
-        { selector: `ImportExpression > ${DEEP_IMPORT}.source`, message: DEEP_IMPORT_MESSAGE },
-      ],
+      'stele/no-deep-imports': 'error',
       'no-debugger': 'error',
       'no-dupe-keys': 'error',
       'no-self-compare': 'error',

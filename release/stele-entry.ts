@@ -6,8 +6,8 @@
  *   stele gateway run|doctor|status|provision ...   the agent and the installer's tools (edge-agent/src/cli.ts)
  *   stele hj212 decode ...                           check an HJ 212 line before writing the config
  */
-import { runHj212Decode } from '@stele/hardware/hj212/cli.ts';
-import { runGateway } from '@stele/edge-agent/cli.ts';
+import { runHj212Decode } from '@stele/hardware/cli';
+import { runGateway } from '@stele/edge-agent/cli';
 
 declare const STELE_RELEASE_VERSION: string;
 

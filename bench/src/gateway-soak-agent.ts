@@ -12,12 +12,12 @@ import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SerialPortMock } from 'serialport';
-import { fromBase64Url } from '@stele/core/bytes.ts';
+import { fromBase64Url } from '@stele/core';
 import { loadSoftwareSigner } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
-import { Retention } from '@stele/edge-agent/retention/index.ts';
+import { Retention } from '@stele/edge-agent';
 import { Hj212SerialSession, measurementsFromFrame } from '@stele/hardware';
-import { CemsSimulator } from '@stele/simulator/instruments/cems.ts';
+import { CemsSimulator } from '@stele/simulator';
 
 const { values } = parseArgs({
   options: { data: { type: 'string' }, mqtt: { type: 'string' }, device: { type: 'string' }, key: { type: 'string' }, 'ingest-key': { type: 'string' }, instruments: { type: 'string', default: '16' } },

@@ -17,7 +17,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { toBase64Url } from '@stele/core/bytes.ts';
+import { toBase64Url } from '@stele/core';
 import { createSoftwareKey } from '@stele/device';
 import { jsonLines, REPO_ROOT, sleep, spawnChild, type Child } from '../../test/e2e/chaos/processes.ts';
 import { machineLine, startStack } from './gateway-stack.ts';

@@ -8,7 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
-import type { Signer } from '@stele/core/signer.ts';
+import type { Signer } from '@stele/core';
 import { createSoftwareKey, makeEnrolmentRecord } from '@stele/device';
 import { freePort, INGEST_SCRIPT, sleep, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 

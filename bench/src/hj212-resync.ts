@@ -9,7 +9,7 @@
  * Prints a markdown table (MB/s, 3 runs, median) on stdout.
  */
 import { parseArgs } from 'node:util';
-import { mulberry32 } from '@stele/core/prng.ts';
+import { mulberry32 } from '@stele/core';
 import { encodeFrame, Hj212StreamDecoder } from '@stele/hardware';
 
 function repeat(unit: Uint8Array, size: number): Uint8Array {

@@ -4,8 +4,8 @@
  * breakdown in docs/BENCHMARKS.md (the verifier page section).
  */
 import { readFileSync } from 'node:fs';
-import { parseBundleBytes } from '@stele/core/bundle.ts';
-import { verifyBundle } from '@stele/core/verify/index.ts';
+import { parseBundleBytes } from '@stele/core';
+import { verifyBundle } from '@stele/core/verify';
 
 const file = process.argv[2];
 if (file === undefined) throw new Error('usage: prof-verify.ts BUNDLE [RUNS]');

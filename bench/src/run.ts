@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { p256 } from '@noble/curves/nist.js';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { Level } from 'level';
-import { MerkleTree, hashLeaf, rootFromLeafHashes } from '@stele/core/rfc9162/index.ts';
+import { MerkleTree, hashLeaf, rootFromLeafHashes } from '@stele/core/rfc9162';
 import { bench, formatRate, resultsTable, writeMarkdownSection, type BenchOptions, type BenchResult } from './harness.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

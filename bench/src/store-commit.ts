@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { LevelStore, PostgresStore, type IngestStore } from '@stele/ingest';
 import { sha256, utf8 } from '@stele/core';
-import { createTestDatabase, postgresAvailable } from '@stele/ingest/store/postgres/test-database.ts';
+import { createTestDatabase, postgresAvailable } from '@stele/ingest/testing';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);

@@ -22,12 +22,11 @@ import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
-import { parseBundleBytes, type EvidenceBundle } from '@stele/core/bundle.ts';
-import { keyIdOf } from '@stele/core/keys.ts';
-import type { Signer } from '@stele/core/signer.ts';
-import { verifyBundle } from '@stele/core/verify/index.ts';
-import { buildTestBundle } from '@stele/core/verify/test-bundle.ts';
-import { CHROMIUM_ARGS, DEFAULT_CHROMIUM } from '@stele/verifier/report.ts';
+import { parseBundleBytes, type EvidenceBundle, keyIdOf } from '@stele/core';
+import type { Signer } from '@stele/core';
+import { verifyBundle } from '@stele/core/verify';
+import { buildTestBundle } from '@stele/core/testing';
+import { CHROMIUM_ARGS, DEFAULT_CHROMIUM } from '@stele/verifier/report';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PAGE = join(repoRoot, 'dist', 'stele-verify.html');

@@ -3,7 +3,7 @@
  * (VerifyOptions.timings: parse, format, signatures, inclusion, rest), wall and CPU. See docs/BENCHMARKS.md.
  */
 import { readFileSync } from 'node:fs';
-import { verifyBundleBytes } from '@stele/core/verify/index.ts';
+import { verifyBundleBytes } from '@stele/core/verify';
 
 const file = process.argv[2];
 if (file === undefined) throw new Error('usage: verify-steps.ts BUNDLE');

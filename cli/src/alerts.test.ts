@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readingJsonView, type EvalResult } from '@stele/core/alerts/index.ts';
-import { chain, minuteRecord, MIN, T0, tempSample } from '@stele/core/alerts/test-helpers.ts';
+import { readingJsonView, type EvalResult } from '@stele/core/alerts';
+import { chain, minuteRecord, MIN, T0, tempSample } from '@stele/core/testing';
 import { main } from './main.ts';
 
 let dir: string;

@@ -20,35 +20,35 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   demo: {
     summary: 'run the whole chain on this machine: simulated CEMS, gateway, broker, ingest, anvil, verifier',
-    run: async (argv, io) => (await import('@stele/simulator/demo.ts')).runDemo(argv, io),
+    run: async (argv, io) => (await import('@stele/simulator/demo')).runDemo(argv, io),
   },
   sim: {
     summary: 'run a scenario: simulated instruments, `stele gateway run`, ingest, faults, assertions: `stele sim --list | --scenario NAME`',
-    run: async (argv, io) => (await import('@stele/simulator/sim/cli.ts')).runSim(argv, io),
+    run: async (argv, io) => (await import('@stele/simulator/sim')).runSim(argv, io),
   },
   verify: {
     summary: 'verify an evidence bundle offline and, where a chain endpoint answers, its on-chain anchor',
-    run: async (argv, io) => (await import('@stele/verifier/cli.ts')).runVerify(argv, io),
+    run: async (argv, io) => (await import('@stele/verifier/cli')).runVerify(argv, io),
   },
   alerts: {
     summary: 'evaluate alert rules over readings: `stele alerts eval --rules FILE --readings FILE.jsonl [--json]`',
-    run: async (argv, io) => (await import('@stele/verifier/alerts-cli.ts')).runAlerts(argv, io),
+    run: async (argv, io) => (await import('@stele/verifier/alerts-cli')).runAlerts(argv, io),
   },
   evidence: {
     summary: 'an alert\'s evidence from a running ingest: `stele evidence` lists alerts, `stele evidence ALERT_ID` writes its bundle',
-    run: async (argv, io) => (await import('@stele/ingest/evidence-cli.ts')).runEvidence(argv, io),
+    run: async (argv, io) => (await import('@stele/ingest/cli')).runEvidence(argv, io),
   },
   trust: {
     summary: 'the authority\'s trust policy: `stele trust keygen | fingerprint | sign | show`',
-    run: async (argv, io) => (await import('@stele/verifier/trust-cli.ts')).runTrust(argv, io),
+    run: async (argv, io) => (await import('@stele/verifier/trust-cli')).runTrust(argv, io),
   },
   gateway: {
     summary: 'the gateway: `stele gateway run | doctor | status | provision | rotate-key | reinstall`',
-    run: async (argv, io) => (await import('@stele/edge-agent/cli.ts')).runGateway(argv, io),
+    run: async (argv, io) => (await import('@stele/edge-agent/cli')).runGateway(argv, io),
   },
   ingest: {
     summary: 'the ingest service: `stele ingest init | run | enrol | revoke | deploy-contract | trust export`',
-    run: async (argv, io) => (await import('@stele/ingest/cli.ts')).runIngest(argv, io),
+    run: async (argv, io) => (await import('@stele/ingest/cli')).runIngest(argv, io),
   },
   hj212: {
     summary: 'HJ 212 tools: `stele hj212 decode` reads frames from stdin or a serial port and prints JSON',
@@ -58,7 +58,7 @@ const COMMANDS: Record<string, Command> = {
         {
           name: 'stele hj212',
           usage: 'usage: stele hj212 decode [--lenient] [--crc hj212|modbus-lsb-first] [--port PATH --baud N]\n\nstele hj212 decode --help for its options.\n',
-          commands: { decode: async (rest) => (await import('@stele/hardware/hj212/cli.ts')).runHj212Decode(rest, io) },
+          commands: { decode: async (rest) => (await import('@stele/hardware/cli')).runHj212Decode(rest, io) },
         },
         io,
       ),

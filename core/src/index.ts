@@ -20,3 +20,8 @@ export * from './bundle.ts';
 export * from './verify/index.ts';
 export * from './trust/index.ts';
 export * from './tpm2/index.ts';
+export * from './alerts/index.ts';
+export * from './prng.ts';
+export * from './sleep.ts';
+export * from './chain-link.ts';
+export * from './wire/index.ts';

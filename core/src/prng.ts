@@ -1,7 +1,7 @@
 /**
  * mulberry32: a small, fast, seedable 32-bit PRNG (public domain). Deterministic and NOT for cryptography: for the
- * simulators' drifting values and for replayable test schedules (fuzzing, chaos). Not exported from the index (the
- * verifier has no use for it): import `@stele/core/prng.ts`.
+ * simulators' drifting values and for replayable test schedules (fuzzing, chaos). Exported from `@stele/core` (the
+ * verifier has no use for it; a bundler drops it).
  */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;

@@ -1,6 +1,6 @@
-import { toBase64Url } from '@stele/core/bytes.ts';
-import { checkDeviceId, type EnrolmentRecord } from '@stele/core/enrolment/record.ts';
-import type { Signer } from '@stele/core/signer.ts';
+import { toBase64Url } from '@stele/core';
+import { checkDeviceId, type EnrolmentRecord } from '@stele/core/enrolment';
+import type { Signer } from '@stele/core';
 
 // The record and its checks live in core (core/src/enrolment/record.ts): one check for the CLI, ingest and the verifier.
 export { checkDeviceId, type EnrolmentRecord };

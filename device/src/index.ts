@@ -3,6 +3,7 @@ export { SoftwareSigner, createSoftwareKey, loadSoftwareSigner, loadOrCreateSoft
 export { makeEnrolmentRecord, checkDeviceId, type EnrolmentRecord } from './enrolment.ts';
 export { Pkcs11Signer, type Pkcs11SignerConfig, type Pkcs11SignerOptions, type Pkcs11Backend, type KeyProtection, type TokenDescription } from './pkcs11/signer.ts';
 export { TokenError, PKCS11JS_INSTALL_HINT, type TokenErrorCode } from './pkcs11/errors.ts';
+export { loadBinding, type BindingLoader, type Pkcs11Binding } from './pkcs11/binding.ts';
 export { readPin, checkPinSource, type PinSource } from './pkcs11/pin.ts';
 export { provisionGateway, type ProvisionOptions, type ProvisionResult, type ProvisionBackend } from './provision/provision.ts';
 export {
@@ -19,3 +20,4 @@ export {
 export { readGatewayIdentity, readTpmAttestation, type GatewayIdentity, type Attestation } from './provision/identity.ts';
 export { ProvisionError, type ProvisionErrorCode } from './provision/errors.ts';
 export { runGatewayProvision, PROVISION_USAGE, type ProvisionIo } from './provision/cli.ts';
+export { certifyTpmKey } from './provision/tpm-certify.ts';

@@ -6,9 +6,8 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
-import { toBase64Url } from '@stele/core/bytes.ts';
-import { keyIdOf } from '@stele/core/keys.ts';
-import type { KeyBackend, Signer } from '@stele/core/signer.ts';
+import { toBase64Url, keyIdOf } from '@stele/core';
+import type { KeyBackend, Signer } from '@stele/core';
 import { KeyError } from './errors.ts';
 
 export interface LoadKeyOptions {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { decodeReading } from '@stele/core/reading.ts';
+import { decodeReading } from '@stele/core';
 import { createSoftwareKey, type SoftwareSigner } from '@stele/device';
 import { GatewayAgent } from './agent.ts';
 import { Outbox, type Acquired } from './outbox.ts';

@@ -12,7 +12,7 @@
  * device-level batch, §3.1). So the backlog stays near arrival rate × signature latency instead of growing, and
  * a signer that fails (a token unplugged) leaves readings durable and unsigned until it is back.
  */
-import type { Signer } from '@stele/core/signer.ts';
+import type { Signer } from '@stele/core';
 import { checkDeviceId } from '@stele/device';
 import { OutboxError } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSoftwareKey } from '@stele/device';
 import { encodeFrame, MockSerialLine } from '@stele/hardware';
 import { runGateway } from './cli.ts';
-import { toBase64Url } from '@stele/core/bytes.ts';
+import { toBase64Url } from '@stele/core';
 import { collect, startBroker, startFakeIngest, TEST_INGEST, waitFor, type FakeIngest, type TestBroker } from './test-helpers.ts';
 
 

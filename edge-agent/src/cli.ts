@@ -258,7 +258,7 @@ export function formatStatus(s: GatewayStatus): string {
 async function cmdProvision(argv: string[], io: GatewayIo): Promise<number> {
   let mod: { runGatewayProvision?: (argv: string[], io: GatewayIo) => Promise<number> };
   try {
-    mod = (await import('@stele/device/provision/cli.ts')) as typeof mod;
+    mod = (await import('@stele/device/provision')) as typeof mod;
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') {

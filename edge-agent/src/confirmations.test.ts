@@ -6,8 +6,8 @@
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encodeCbor } from '@stele/core/cbor.ts';
-import { createTestSigner } from '@stele/core/cose/test-helpers.ts';
+import { encodeCbor } from '@stele/core';
+import { createTestSigner } from '@stele/core/testing';
 import type { SoftwareSigner } from '@stele/device';
 import { Publisher, type PublisherOptions } from './publisher.ts';
 import { Retention } from './retention/retention.ts';

@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 /**
  * - `OUTBOX_CLOSED`: the outbox was closed (or is closing); nothing was taken.

@@ -6,7 +6,7 @@
  * (ingest's confirmations, branch trust-wire) slot in as another {@link IngestHead} source: the comparison itself
  * is {@link compareWithIngest}, one function.
  */
-import { equalBytes, fromHex } from '@stele/core/bytes.ts';
+import { equalBytes, fromHex } from '@stele/core';
 import type { Outbox } from './outbox.ts';
 import type { PublishGate } from './publisher.ts';
 

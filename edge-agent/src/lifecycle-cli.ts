@@ -14,12 +14,10 @@
 import { access, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { parseArgs } from 'node:util';
-import { fromBase64Url, toBase64Url, equalBytes } from '@stele/core/bytes.ts';
-import { parseReceipt, parseStatement, verifyReceipt, verifyStatementSignature } from '@stele/core/cose/index.ts';
-import { SteleError } from '@stele/core/errors.ts';
-import { assertP256PublicKey, keyIdOf } from '@stele/core/keys.ts';
-import { isLifecycleStatement, parseLifecycleStatement, verifyLifecycleSignature } from '@stele/core/lifecycle/index.ts';
-import { hashLeaf } from '@stele/core/rfc9162/index.ts';
+import { fromBase64Url, toBase64Url, equalBytes, SteleError, assertP256PublicKey, keyIdOf } from '@stele/core';
+import { parseReceipt, parseStatement, verifyReceipt, verifyStatementSignature } from '@stele/core/cose';
+import { isLifecycleStatement, parseLifecycleStatement, verifyLifecycleSignature } from '@stele/core/lifecycle';
+import { hashLeaf } from '@stele/core/rfc9162';
 import { createSoftwareKey, Pkcs11Signer } from '@stele/device';
 import { join } from 'node:path';
 import { loadConfig, type KeyConfig } from './config/config.ts';

@@ -8,9 +8,7 @@ import { readdir, readFile, rm, stat, truncate, unlink, writeFile } from 'node:f
 import { join } from 'node:path';
 import { Level } from 'level';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { equalBytes } from '@stele/core/bytes.ts';
-import { encodeCbor } from '@stele/core/cbor.ts';
-import { mulberry32 } from '@stele/core/prng.ts';
+import { equalBytes, encodeCbor, mulberry32 } from '@stele/core';
 import type { SoftwareSigner } from '@stele/device';
 import { OutboxError } from './errors.ts';
 import { Outbox, OUTBOX_MARKER, type OutboxEntry } from './outbox.ts';

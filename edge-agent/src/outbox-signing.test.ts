@@ -1,10 +1,9 @@
 /** The outbox's unsigned takes and signing stage (slow keys, FORMAT.md §3.1, §12). */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { equalBytes } from '@stele/core/bytes.ts';
-import { checkStatementAgainstReading, parseStatement, verifyStatementSignature } from '@stele/core/cose/index.ts';
-import { parseLifecycleStatement } from '@stele/core/lifecycle/index.ts';
-import { decodeReading, GENESIS_PREV, readingDigest } from '@stele/core/reading.ts';
-import type { Signer } from '@stele/core/signer.ts';
+import { equalBytes, decodeReading, GENESIS_PREV, readingDigest } from '@stele/core';
+import { checkStatementAgainstReading, parseStatement, verifyStatementSignature } from '@stele/core/cose';
+import { parseLifecycleStatement } from '@stele/core/lifecycle';
+import type { Signer } from '@stele/core';
 import type { SoftwareSigner } from '@stele/device';
 import type { OutboxEntry } from './outbox.ts';
 import { rotateKey } from './rotation.ts';

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { equalBytes } from '@stele/core/bytes.ts';
-import { checkStatementAgainstReading, parseStatement, verifyStatementSignature } from '@stele/core/cose/index.ts';
-import { decodeReading, GENESIS_PREV, readingDigest } from '@stele/core/reading.ts';
+import { equalBytes, decodeReading, GENESIS_PREV, readingDigest } from '@stele/core';
+import { checkStatementAgainstReading, parseStatement, verifyStatementSignature } from '@stele/core/cose';
 import type { SoftwareSigner } from '@stele/device';
 import { OutboxError } from './errors.ts';
 import { Outbox, type Acquired, type OutboxEntry } from './outbox.ts';

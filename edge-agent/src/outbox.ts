@@ -30,13 +30,24 @@
 import { chmod, mkdir, open as openFile, readdir, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { encodeCbor, decodeCbor } from '@stele/core/cbor.ts';
-import { concatBytes, equalBytes, utf8 } from '@stele/core/bytes.ts';
-import { checkStatementAgainstReading, parseStatement, signBatchedStatements, signStatement } from '@stele/core/cose/index.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { parseLifecycleStatement } from '@stele/core/lifecycle/index.ts';
-import { decodeReading, encodeReading, GENESIS_PREV, readingDigest, type ClockState, type Measurement, type Reading } from '@stele/core/reading.ts';
-import type { Signer } from '@stele/core/signer.ts';
+import {
+  encodeCbor,
+  decodeCbor,
+  concatBytes,
+  equalBytes,
+  utf8,
+  sha256,
+  decodeReading,
+  encodeReading,
+  GENESIS_PREV,
+  readingDigest,
+  type ClockState,
+  type Measurement,
+  type Reading,
+} from '@stele/core';
+import { checkStatementAgainstReading, parseStatement, signBatchedStatements, signStatement } from '@stele/core/cose';
+import { parseLifecycleStatement } from '@stele/core/lifecycle';
+import type { Signer } from '@stele/core';
 import { OutboxError } from './errors.ts';
 
 /** What a driver hands the agent: everything of a reading but the chain fields the outbox assigns. */

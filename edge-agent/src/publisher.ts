@@ -15,15 +15,14 @@
  */
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
-import { checkConfirmation, ConfirmationError, CONFIRMATION_MAX_BYTES } from '@stele/core/cose/confirmation.ts';
-import { equalBytes } from '@stele/core/bytes.ts';
-import { assertP256PublicKey } from '@stele/core/keys.ts';
+import { decodeCbor, encodeCbor, equalBytes, assertP256PublicKey } from '@stele/core';
+import { checkConfirmation, ConfirmationError, CONFIRMATION_MAX_BYTES } from '@stele/core/cose';
 import { checkDeviceId } from '@stele/device';
 import type { PublishErrorCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { compareWithIngest } from './ingest-head.ts';
 import type { Outbox, OutboxEntry } from './outbox.ts';
+import { deviceTopic, gatewayClientId } from '@stele/core/wire';
 
 export interface PublisherOptions {
   /** `mqtt://host:port` or `mqtts://…`. */
@@ -170,10 +169,9 @@ export class Publisher extends EventEmitter {
         throw new RangeError('ingestKey must be a P-256 public key (SEC1 uncompressed, 65 bytes)', { cause });
       }
     }
-    this.#o = { ...o, clientId: clientId ?? `stele-gw-${o.deviceId}`, mqttOptions: mqttOptions ?? {}, ingestKey: ingestKey?.slice() };
+    this.#o = { ...o, clientId: clientId ?? gatewayClientId(o.deviceId), mqttOptions: mqttOptions ?? {}, ingestKey: ingestKey?.slice() };
     this.#log = toLogFn(log);
-    const base = `stele/v1/${o.deviceId}`;
-    this.#topics = { statements: `${base}/statements`, acks: `${base}/acks`, rejects: `${base}/rejects` };
+    this.#topics = { statements: deviceTopic(o.deviceId, 'statements'), acks: deviceTopic(o.deviceId, 'acks'), rejects: deviceTopic(o.deviceId, 'rejects') };
     this.#reconnectDelayMs = o.reconnectPeriodMs;
   }
 

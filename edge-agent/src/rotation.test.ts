@@ -2,12 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { equalBytes } from '@stele/core/bytes.ts';
-import { parseStatement } from '@stele/core/cose/index.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { parseLifecycleStatement } from '@stele/core/lifecycle/index.ts';
-import { GENESIS_PREV } from '@stele/core/reading.ts';
-import { testSigner } from '@stele/core/verify/test-bundle.ts';
+import { equalBytes, sha256, GENESIS_PREV } from '@stele/core';
+import { parseStatement } from '@stele/core/cose';
+import { parseLifecycleStatement } from '@stele/core/lifecycle';
+import { testSigner } from '@stele/core/testing';
 import { Outbox, type Acquired } from './outbox.ts';
 import { reinstallAgent, rotateKey } from './rotation.ts';
 

@@ -14,8 +14,8 @@
  * Readings the old agent had taken but not delivered are lost (the statement says so in the log); no seq is ever
  * used twice as far as ingest is concerned, and a stale copy of the old chain that turns up later is a FORK_ERROR.
  */
-import { signLifecycleStatement, encodeLifecycleBody, type LifecycleBody } from '@stele/core/lifecycle/index.ts';
-import type { Signer } from '@stele/core/signer.ts';
+import { signLifecycleStatement, encodeLifecycleBody, type LifecycleBody } from '@stele/core/lifecycle';
+import type { Signer } from '@stele/core';
 import type { Outbox, TakeResult } from './outbox.ts';
 
 /** The head ingest has committed for the device (IngestService.head): seq and reading digest. */

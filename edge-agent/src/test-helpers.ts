@@ -9,12 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
-import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
-import { parseStatement, signConfirmation, type ConfirmationType } from '@stele/core/cose/index.ts';
-import { createTestSigner } from '@stele/core/cose/test-helpers.ts';
-import type { Signer } from '@stele/core/signer.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { utf8 } from '@stele/core/bytes.ts';
+import { decodeCbor, encodeCbor, sha256, utf8 } from '@stele/core';
+import { parseStatement, signConfirmation, type ConfirmationType } from '@stele/core/cose';
+import { createTestSigner } from '@stele/core/testing';
+import type { Signer } from '@stele/core';
 import { createSoftwareKey, type SoftwareSigner } from '@stele/device';
 import { afterEach, beforeEach } from 'vitest';
 import { Outbox, type Acquired } from './outbox.ts';
@@ -180,7 +178,7 @@ export function waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'co
   return waitForCondition(condition, what, timeoutMs);
 }
 
-export { sleep } from '@stele/testkit';
+export { sleep } from '@stele/core';
 
 /** Software ES256 keys, one per file name, made in a temp dir (`prefix` + random) that is removed once they are loaded. */
 async function createTestKeys(prefix: string, files: readonly string[]): Promise<SoftwareSigner[]> {

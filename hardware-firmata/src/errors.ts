@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 export type FirmataErrorCode =
   /** The board did not become ready (no firmware answer, IO error, timeout). */

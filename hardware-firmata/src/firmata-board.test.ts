@@ -10,8 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import mockFirmata from 'mock-firmata';
 import firmataIo from 'firmata-io';
 import { SerialPortMock } from 'serialport';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { toHex, sha256 } from '@stele/core';
 import { FirmataError } from './errors.ts';
 import { FirmataBoard, type FirmataSample } from './firmata-board.ts';
 

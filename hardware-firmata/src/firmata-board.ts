@@ -12,8 +12,8 @@
  */
 import five from 'johnny-five';
 import type { Board, FirmataLikeIo, Sensor } from 'johnny-five';
-import { sha256 } from '@stele/core/hash.ts';
-import type { Measurement } from '@stele/core/reading.ts';
+import { sha256 } from '@stele/core';
+import type { Measurement } from '@stele/core';
 import { FirmataError } from './errors.ts';
 
 export interface FirmataPin {

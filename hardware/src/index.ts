@@ -1,7 +1,7 @@
 /**
  * @stele/hardware: sensor protocols and drivers. HJ 212 (HJ 212-2017, with HJ/T 212-2005 tolerance): CRC,
  * streaming decoder, encoder and answers, split-packet reassembly, measurements, serial session.
- * The CLI (`stele hj212 decode`) is loaded on demand from '@stele/hardware/hj212/cli.ts'.
+ * The CLI (`stele hj212 decode`) is loaded on demand from '@stele/hardware/cli'.
  */
 export { type Hj212CrcVariant, HJ212_CRC_VARIANTS, crc16Hj212, crc16Modbus, crcText, checkCrc } from './hj212/crc.ts';
 export { Hj212Error, type Hj212ErrorCode } from './hj212/errors.ts';
@@ -112,7 +112,7 @@ export {
 } from './transport/serial-transport.ts';
 
 // Drivers: the plug-in shape, the HJ 212 and Modbus drivers. The conformance suite (needs vitest) is at
-// '@stele/hardware/driver/driver-suite.ts'.
+// '@stele/hardware/testing'.
 export type { DriverCommonOptions, DriverIssue, SensorDriver, SensorReading, SensorSession, SessionStats } from './driver/types.ts';
 export { DriverError, type DriverErrorCode } from './driver/session-core.ts';
 export { type Hj212DriverOptions, hj212Driver } from './driver/hj212-driver.ts';

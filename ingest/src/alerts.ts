@@ -11,9 +11,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AlertError, evalReading, evaluateRuleSet, parseRuleSet, type Alert, type EvalReading, type RuleSet } from '@stele/core/alerts/index.ts';
-import { basisTimeMs, judgeBundleAlert } from '@stele/core/verify/alert-check.ts';
-import { decodeReading, type Reading } from '@stele/core/reading.ts';
+import { AlertError, evalReading, evaluateRuleSet, parseRuleSet, type Alert, type EvalReading, type RuleSet } from '@stele/core/alerts';
+import { basisTimeMs, judgeBundleAlert } from '@stele/core/verify';
+import { decodeReading, type Reading } from '@stele/core';
 import { IngestError } from './errors.ts';
 import { MAX_BUNDLE_WINDOW, type EvidenceBundleJson, type IngestService } from './service.ts';
 

@@ -1,12 +1,9 @@
 import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseBundle } from '@stele/core/bundle.ts';
-import { utf8 } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { GENESIS_PREV } from '@stele/core/reading.ts';
-import { verifyBundle } from '@stele/core/verify/index.ts';
-import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
+import { parseBundle, utf8, sha256, GENESIS_PREV } from '@stele/core';
+import { verifyBundle } from '@stele/core/verify';
+import { policyTrustingBundle } from '@stele/core/testing';
 import { ANVIL_DEV_PRIVATE_KEY, readAnchor, startAnvil } from './anchor/index.ts';
 import { runIngest, type IngestIo } from './cli.ts';
 import { loadSoftwareSigner, provisionGateway } from '@stele/device';

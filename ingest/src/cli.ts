@@ -21,10 +21,8 @@ import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXIT_OK, parseCommand, usageError } from '@stele/command';
 import { pino, type DestinationStream } from 'pino';
-import { fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
-import { assertP256PublicKey } from '@stele/core/keys.ts';
-import { SteleError } from '@stele/core/errors.ts';
-import { verifyEnrolmentRequest } from '@stele/core/enrolment/request.ts';
+import { fromBase64Url, toBase64Url, assertP256PublicKey, SteleError } from '@stele/core';
+import { verifyEnrolmentRequest } from '@stele/core/enrolment';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from './anchor/index.ts';
 import { IngestError } from './errors.ts';
 import { loadOrCreateAdminToken, readAdminToken } from './http/admin-token.ts';
@@ -693,3 +691,4 @@ function brokerCredentials(v: Record<string, string | boolean | undefined>): Non
   if (key !== undefined) b.key = key;
   return b;
 }
+export { runEvidence } from './evidence-cli.ts';

@@ -3,10 +3,10 @@
  * hash-only, a reading past the batch's first links by its place in the signed tree.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeSign1, encodeSign1, signBatchedStatements } from '@stele/core/cose/index.ts';
-import { encodeReading, GENESIS_PREV, readingDigest } from '@stele/core/reading.ts';
-import type { Signer } from '@stele/core/signer.ts';
-import { verifyBundle } from '@stele/core/verify/verify.ts';
+import { decodeSign1, encodeSign1, signBatchedStatements } from '@stele/core/cose';
+import { encodeReading, GENESIS_PREV, readingDigest } from '@stele/core';
+import type { Signer } from '@stele/core';
+import { verifyBundle } from '@stele/core/verify';
 import type { Anchorer } from './anchor/index.ts';
 import { IngestService } from './service.ts';
 import { enrolmentOf, readingAt, startBroker, tempDir, testSigner, TestGateway, waitFor, type TestBroker } from './test-helpers.ts';

@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 /**
  * Codes ingest puts on a rejected statement (counted in `stats().rejected`, logged, and published on

@@ -16,7 +16,6 @@ export {
   type TimeRef,
 } from './store/index.ts';
 export { IngestError, type IngestErrorCode, type RejectCode } from './errors.ts';
-export { BatchProofs } from './merkle-batch.ts';
 export { jsonLineLogger, type LogFn, type LogLevel, type Logger, type PinoLike } from './log.ts';
 export * from './anchor/index.ts';
 export { KeyRegistry, currentKey, lifecycleLogId, isLifecycleLogId, type DeviceKeys } from './registry/index.ts';
@@ -26,3 +25,5 @@ export { runIngest, type IngestIo } from './cli.ts';
 export type { RawRef } from './store/index.ts';
 export { aedesAccessHooks, BrokerAccess, mayPublish, maySubscribe, mayUseClientId, type BrokerRole, type BrokerUser } from './broker/access.ts';
 export { DEFAULT_MAX_PACKET_BYTES, limitServerSocket } from './broker/packet-limit.ts';
+export { initIngestKey, openIngestKey, describeIngestKey, type IngestKeyConfig, type IngestSigner } from './key.ts';
+export { loadOrCreateAdminToken, readAdminToken } from './http/admin-token.ts';

@@ -5,8 +5,8 @@
  */
 import { mkdir, readFile, stat, chmod } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { toBase64Url, toHex } from '@stele/core/bytes.ts';
-import type { Signer } from '@stele/core/signer.ts';
+import { toBase64Url, toHex } from '@stele/core';
+import type { Signer } from '@stele/core';
 import { checkPinSource, createSoftwareKey, loadSoftwareSigner, Pkcs11Signer, type Pkcs11SignerConfig } from '@stele/device';
 import { IngestError } from './errors.ts';
 import { writePrivateFile } from './private-files.ts';

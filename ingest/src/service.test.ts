@@ -1,14 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
-import { parseBundle } from '@stele/core/bundle.ts';
-import { verifyBundle } from '@stele/core/verify/verify.ts';
-import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
-import { equalBytes, fromBase64Url, fromHex, toHex } from '@stele/core/bytes.ts';
-import { encodeCbor } from '@stele/core/cbor.ts';
-import { parseReceipt, verifyReceipt } from '@stele/core/cose/index.ts';
-import { GENESIS_PREV } from '@stele/core/reading.ts';
-import { hashLeaf } from '@stele/core/rfc9162/index.ts';
-import type { Signer } from '@stele/core/signer.ts';
+import { readAnchor } from '@stele/core/anchor';
+import { parseBundle, equalBytes, fromBase64Url, fromHex, toHex, encodeCbor, GENESIS_PREV } from '@stele/core';
+import { verifyBundle } from '@stele/core/verify';
+import { policyTrustingBundle } from '@stele/core/testing';
+import { parseReceipt, verifyReceipt } from '@stele/core/cose';
+import { hashLeaf } from '@stele/core/rfc9162';
+import type { Signer } from '@stele/core';
 import type { Anchorer } from './anchor/index.ts';
 import { IngestService, type IngestOptions } from './service.ts';
 import {

@@ -7,35 +7,31 @@
  * payload, and it extends the device's committed head (seq = head + 1, prev = head digest). Anything else is
  * counted, logged and published on `stele/v1/<device>/rejects`; a fork is recorded and never applied.
  */
+import { deviceTopic, parseDeviceTopic } from '@stele/core/wire';
 import type { MqttClient } from 'mqtt';
-import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
-import { equalBytes, fromBase64Url, toBase64Url, toHex } from '@stele/core/bytes.ts';
-import { parseBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
-import { encodeCbor } from '@stele/core/cbor.ts';
+import type { AnchorRef } from '@stele/core/anchor';
 import {
-  encodeReceipt,
-  signConfirmation,
-  parseStatement,
-} from '@stele/core/cose/index.ts';
-import { SteleError } from '@stele/core/errors.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { keyIdOf } from '@stele/core/keys.ts';
-import {
-  findSpan,
-  isLifecycleStatement,
-  parseLifecycleStatement,
-  signLifecycleStatement,
-  type LifecycleBody,
-} from '@stele/core/lifecycle/index.ts';
-import { GENESIS_PREV } from '@stele/core/reading.ts';
-import { hashLeaf } from '@stele/core/rfc9162/index.ts';
-import type { Signer } from '@stele/core/signer.ts';
-import { checkEnrolmentRecord, verifyEnrolmentRequest, type CheckedRecord, type EnrolmentRecord } from '@stele/core/enrolment/index.ts';
+  equalBytes,
+  fromBase64Url,
+  toBase64Url,
+  toHex,
+  parseBundle,
+  type EvidenceBundle,
+  encodeCbor,
+  SteleError,
+  sha256,
+  keyIdOf,
+  GENESIS_PREV,
+} from '@stele/core';
+import { encodeReceipt, signConfirmation, parseStatement } from '@stele/core/cose';
+import { findSpan, isLifecycleStatement, parseLifecycleStatement, signLifecycleStatement, type LifecycleBody } from '@stele/core/lifecycle';
+import { hashLeaf, BatchProofs } from '@stele/core/rfc9162';
+import type { Signer } from '@stele/core';
+import { checkEnrolmentRecord, verifyEnrolmentRequest, type CheckedRecord, type EnrolmentRecord } from '@stele/core/enrolment';
 import type { Anchorer } from './anchor/index.ts';
 import { AnchorDriver, type AnchoringHealth } from './anchor/driver.ts';
 import { IngestError, type RejectCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
-import { BatchProofs } from './merkle-batch.ts';
 import { sealNextBatch } from './batch/seal.ts';
 import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
 import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
@@ -752,9 +748,8 @@ export class IngestService {
 
   private onMessage(topic: string, payload: Uint8Array): void {
     if (this.stopping) return; // not acked: the gateway resends after our restart
-    const parts = topic.split('/');
-    const device = parts[2];
-    if (parts.length !== 4 || device === undefined || device === '') return;
+    const device = parseDeviceTopic(topic)?.device; // four levels, a device level (FORMAT.md §11); else ignored
+    if (device === undefined) return;
     if (payload.byteLength === 0) {
       // an oversize packet cut to its topic (packet-limit.ts), or an empty message: never a statement
       this.reject(device, 'INGEST_OVERSIZE', 0, 'empty or oversize message');
@@ -939,7 +934,7 @@ export class IngestService {
     const fields: Record<string, unknown> = { device, seq, code };
     if (detail !== undefined) fields['detail'] = detail;
     this.log('warn', 'statement rejected', fields);
-    void this.publish(`stele/v1/${device}/rejects`, { seq, code });
+    void this.publish(deviceTopic(device, 'rejects'), { seq, code });
   }
 
   private scheduleAck(device: string): void {
@@ -971,7 +966,7 @@ export class IngestService {
       this.log('error', 'cannot sign a confirmation', { device, type, err: errorText(e) });
       return;
     }
-    await this.publishBytes(`stele/v1/${device}/acks`, bytes);
+    await this.publishBytes(deviceTopic(device, 'acks'), bytes);
   }
 
   /**

@@ -2,10 +2,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toHex } from '@stele/core/bytes.ts';
-import { completePolicyDraft } from '@stele/core/trust/draft.ts';
-import { loadTrustPolicy, signTrustPolicy } from '@stele/core/trust/policy.ts';
-import { testSigner } from '@stele/core/verify/test-bundle.ts';
+import { toHex } from '@stele/core';
+import { completePolicyDraft, loadTrustPolicy, signTrustPolicy } from '@stele/core/trust';
+import { testSigner } from '@stele/core/testing';
 import { createSoftwareKey } from '@stele/device';
 import { runIngest } from './cli.ts';
 

@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { draftTrustPolicy } from '@stele/core/trust/draft.ts';
+import { draftTrustPolicy } from '@stele/core/trust';
 import { loadSoftwareSigner } from '@stele/device';
 import type { AnchorerState } from './anchor/evm-anchorer.ts';
 import type { IngestIo } from './cli.ts';

@@ -3,9 +3,9 @@
  * identity (a high-S twin is a duplicate, never a fork), and bounded receiving.
  */
 import { describe, expect, it } from 'vitest';
-import { equalBytes } from '@stele/core/bytes.ts';
-import { checkConfirmation, decodeSign1, encodeSign1, type ParsedConfirmation } from '@stele/core/cose/index.ts';
-import { toHighS } from '@stele/core/cose/test-helpers.ts';
+import { equalBytes } from '@stele/core';
+import { checkConfirmation, decodeSign1, encodeSign1, type ParsedConfirmation } from '@stele/core/cose';
+import { toHighS } from '@stele/core/testing';
 import { envelope, makeChain, useIngestStack, waitFor } from './test-helpers.ts';
 
 const stack = useIngestStack('ingest-wire');

@@ -4,7 +4,7 @@
  * The same code as the repository's `stele verify` (verifier/src/cli.ts), compiled and bundled into one file with
  * no runtime dependency: `npm install -g ./stele-verify-VERSION.tgz` needs no registry.
  */
-import { runVerify } from '@stele/verifier/cli.ts';
+import { runVerify } from '@stele/verifier/cli';
 
 declare const STELE_VERIFY_VERSION: string;
 

@@ -22,11 +22,10 @@ import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { Hj212SerialSession, measurementsFromFrame, recordFieldsOf } from '@stele/hardware';
 import { ANVIL_DEV_PRIVATE_KEY, IngestService, aedesAccessHooks, BrokerAccess, connectEvmAnchorer, limitServerSocket, startAnvil } from '@stele/ingest';
-import { AlertBook, loadRuleFiles } from '@stele/ingest/alerts.ts';
-import { runEvidence } from '@stele/ingest/evidence-cli.ts';
-import { startIngestHttp } from '@stele/ingest/http/server.ts';
+import { AlertBook, loadRuleFiles, startIngestHttp } from '@stele/ingest';
+import { runEvidence } from '@stele/ingest/cli';
 import { formatVerdict } from '@stele/verifier';
-import { runVerify } from '@stele/verifier/cli.ts';
+import { runVerify } from '@stele/verifier/cli';
 import { EPISODE_DEVICES, episodeRuleFiles, runEpisodes } from './episodes.ts';
 import { CemsSimulator } from './instruments/cems.ts';
 

@@ -16,7 +16,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { toBase64Url } from '@stele/core/bytes.ts';
+import { toBase64Url } from '@stele/core';
 import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { loadConfig, startGateway, type RunningGateway } from '@stele/edge-agent';
 import { crc8Dallas, encodeFrame, formatHj212Time, MockSerialLine } from '@stele/hardware';

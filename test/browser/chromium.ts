@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
-import { CHROMIUM_ARGS, DEFAULT_CHROMIUM } from '@stele/verifier/report.ts';
+import { CHROMIUM_ARGS, DEFAULT_CHROMIUM } from '@stele/verifier/report';
 
 export function chromiumPath(): string {
   const path = process.env.STELE_CHROMIUM ?? DEFAULT_CHROMIUM;

@@ -6,16 +6,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { evalReading, evaluateRuleSet, parseRuleSet } from '@stele/core/alerts/index.ts';
-import { encodeBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
-import { toHex, utf8 } from '@stele/core/bytes.ts';
-import { keyIdOf } from '@stele/core/keys.ts';
-import { decodeReading, encodeReading } from '@stele/core/reading.ts';
-import type { VerifyCode } from '@stele/core/verify/index.ts';
-import { buildTestBundle, cloneBundle, flipByte, tamper, testSigner, type TestBundleOptions } from '@stele/core/verify/test-bundle.ts';
-import { completePolicyDraft, draftTrustPolicy } from '@stele/core/trust/draft.ts';
-import { signTrustPolicy } from '@stele/core/trust/policy.ts';
-import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from '@stele/ingest/anchor/index.ts';
+import { evalReading, evaluateRuleSet, parseRuleSet } from '@stele/core/alerts';
+import { encodeBundle, type EvidenceBundle, toHex, utf8, keyIdOf, decodeReading, encodeReading } from '@stele/core';
+import type { VerifyCode } from '@stele/core/verify';
+import { buildTestBundle, cloneBundle, flipByte, tamper, testSigner, type TestBundleOptions } from '@stele/core/testing';
+import { completePolicyDraft, draftTrustPolicy, signTrustPolicy } from '@stele/core/trust';
+import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type AnvilNode } from '@stele/ingest/anchor';
 
 export interface Chain {
   rpcUrl: string;

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { Verdict } from '@stele/core/verify/index.ts';
+import type { Verdict } from '@stele/core/verify';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const PAGE_PATH = join(REPO_ROOT, 'dist', 'stele-verify.html');

@@ -8,12 +8,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
-import { encodeBundle, type EvidenceBundle } from '@stele/core/bundle.ts';
-import { verifyBundleBytes, type AnchorReader, type Verdict } from '@stele/core/verify/index.ts';
-import { cloneBundle } from '@stele/core/verify/test-bundle.ts';
+import { readAnchor } from '@stele/core/anchor';
+import { encodeBundle, type EvidenceBundle } from '@stele/core';
+import { verifyBundleBytes, type AnchorReader, type Verdict } from '@stele/core/verify';
+import { cloneBundle } from '@stele/core/testing';
 import { launchChromium, type LaunchedBrowser } from './chromium.ts';
-import { loadTrustPolicy, type TrustPolicy } from '@stele/core/trust/policy.ts';
+import { loadTrustPolicy, type TrustPolicy } from '@stele/core/trust';
 import { alertBundle, anchoredBundle, editedAlertValue, HOSTILE_TEXT, signedPolicy, startChain, tamperedVariants, type Chain } from './fixtures.ts';
 import { ARTIFACTS, openPage, setRpc, verdictText, verifyFile, type OpenedPage } from './page.ts';
 
@@ -336,7 +336,7 @@ describe('stele verify BUNDLE --report FILE.pdf', () => {
   const pdfText = (pdf: string): string => execFileSync('pdftotext', ['-enc', 'UTF-8', pdf, '-'], { encoding: 'utf8' }).replace(/\s+/g, '');
 
   it('writes the page\'s report through headless Chromium, agreeing with the CLI verdict', async () => {
-    const { runVerify } = await import('@stele/verifier/cli.ts');
+    const { runVerify } = await import('@stele/verifier/cli');
     const bundlePath = join(ARTIFACTS, 'valid.bundle.json');
     writeFileSync(bundlePath, validBytes);
     const pdf = join(ARTIFACTS, 'report-cli.pdf');
@@ -356,7 +356,7 @@ describe('stele verify BUNDLE --report FILE.pdf', () => {
   });
 
   it('reports a tampered bundle as failed, exit 1', async () => {
-    const { runVerify } = await import('@stele/verifier/cli.ts');
+    const { runVerify } = await import('@stele/verifier/cli');
     const v = tamperedVariants(valid).find((x) => x.name === 'altered value')!;
     const bundlePath = join(ARTIFACTS, 'altered-value.bundle.json');
     writeFileSync(bundlePath, v.bytes);
@@ -371,7 +371,7 @@ describe('stele verify BUNDLE --report FILE.pdf', () => {
   });
 
   it('says how to build the page when it is missing (exit 2)', async () => {
-    const { runVerify } = await import('@stele/verifier/cli.ts');
+    const { runVerify } = await import('@stele/verifier/cli');
     const bundlePath = join(ARTIFACTS, 'valid.bundle.json');
     const { out, io: streams } = io();
     const code = await runVerify([bundlePath, '--offline', '--report', join(ARTIFACTS, 'x.pdf'), '--page', join(ARTIFACTS, 'nope.html')], streams);

@@ -13,9 +13,9 @@ import { freePort } from '@stele/testkit';
 import { decodeReading, encodeReading, fromBase64Url, toBase64Url } from '@stele/core';
 import { loadSoftwareSigner } from '@stele/device';
 import { AlertBook, IngestService, loadRuleFiles, startAnvil, startIngestHttp } from '@stele/ingest';
-import { runEvidence } from '@stele/ingest/evidence-cli.ts';
-import { episodeRuleFiles } from '@stele/simulator/episodes.ts';
-import { demo, type DemoSummary } from '@stele/simulator/demo.ts';
+import { runEvidence } from '@stele/ingest/cli';
+import { episodeRuleFiles } from '@stele/simulator';
+import { demo, type DemoSummary } from '@stele/simulator/demo';
 import { runVerify } from '@stele/verifier';
 
 function sink(): { write(s: string): boolean; text: string } {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '@stele/testkit';
 import { decodeReading, encodeReading, fromBase64Url, parseReceipt, toBase64Url, encodeReceipt } from '@stele/core';
 import { startAnvil } from '@stele/ingest';
-import { demo, type DemoSummary } from '@stele/simulator/demo.ts';
+import { demo, type DemoSummary } from '@stele/simulator/demo';
 import { runVerify } from '@stele/verifier';
 
 class Sink extends Writable {

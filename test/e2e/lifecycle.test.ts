@@ -11,13 +11,13 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Verdict } from '@stele/core/verify/index.ts';
+import type { Verdict } from '@stele/core/verify';
 import { loadSoftwareSigner } from '@stele/device';
 import { Outbox, Publisher, type Acquired } from '@stele/edge-agent';
-import { runGateway } from '@stele/edge-agent/cli.ts';
-import { runIngest } from '@stele/ingest/cli.ts';
-import { startBroker, tempDir, waitFor } from '@stele/ingest/test-helpers.ts';
-import { runVerify } from '@stele/verifier/cli.ts';
+import { runGateway } from '@stele/edge-agent/cli';
+import { runIngest } from '@stele/ingest/cli';
+import { startBroker, tempDir, waitFor } from '@stele/ingest/testing';
+import { runVerify } from '@stele/verifier/cli';
 
 class Sink {
   text = '';

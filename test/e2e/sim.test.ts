@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '@stele/testkit';
-import { SOCAT_SKIP_REASON, socatAvailable } from '@stele/simulator/pty.ts';
+import { SOCAT_SKIP_REASON, socatAvailable } from '@stele/simulator';
 
 function stele(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

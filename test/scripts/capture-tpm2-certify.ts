@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { provisionGateway } from '@stele/device/provision/provision.ts';
+import { provisionGateway } from '@stele/device';
 import { startSwTpm, TPM2_PKCS11_MODULE, tpmSkipReason } from '../integration/signers/helpers.ts';
 
 const out = process.argv[2];

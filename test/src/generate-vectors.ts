@@ -8,7 +8,7 @@
  * compares it with the checked-in files byte for byte. test/vectors/SOURCE.md says how each file was made.
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
-import { evalReading, evaluateRuleSet, parseRuleSet, readingJsonView, type EvalReading } from '@stele/core/alerts/index.ts';
+import { evalReading, evaluateRuleSet, parseRuleSet, readingJsonView, type EvalReading } from '@stele/core/alerts';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { p256 } from '@noble/curves/nist.js';
@@ -60,9 +60,9 @@ import {
   type VerdictState,
   type VerifyCode,
 } from '@stele/core';
-import { signEnrolmentRequest, type EnrolmentRequest } from '@stele/core/enrolment/request.ts';
+import { signEnrolmentRequest, type EnrolmentRequest } from '@stele/core/enrolment';
 import artifact from '../../ingest/contracts/SteleAnchor.json' with { type: 'json' };
-import { encodeDeterministic } from '@stele/core/cose/plain-bytes.ts';
+import { encodeDeterministic } from '@stele/core/cose';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixed inputs. These keys are public test keys: never use them for anything else.

@@ -34,9 +34,9 @@ import {
   type Verdict,
   type VerifyCode,
 } from '@stele/core';
-import { loadTrustPolicy, TrustPolicyError, type TrustPolicy } from '@stele/core/trust/policy.ts';
+import { loadTrustPolicy, TrustPolicyError, type TrustPolicy } from '@stele/core/trust';
 import { generateVectors, VECTORS_DIR } from './generate-vectors.ts';
-import { evaluateRuleSet, parseReadingLines, parseRuleSet } from '@stele/core/alerts/index.ts';
+import { evaluateRuleSet, parseReadingLines, parseRuleSet } from '@stele/core/alerts';
 import { repoRoot } from './shared.ts';
 
 const generated = await generateVectors();

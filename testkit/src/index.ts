@@ -1,3 +1,3 @@
 export { freePort, waitForPort } from './net.ts';
 export { repoRoot, sharedDir, SHARED_SKIP_REASON } from './shared.ts';
-export { codeOf, sleep, waitFor } from './wait.ts';
+export { codeOf, waitFor } from './wait.ts';

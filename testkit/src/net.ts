@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { sleep } from './wait.ts';
+import { pause } from './wait.ts';
 
 /**
  * A TCP port that was free on 127.0.0.1 a moment ago (the OS picks it). Tests never use fixed ports: the machine
@@ -31,6 +31,6 @@ export async function waitForPort(port: number, timeoutMs = 15_000): Promise<voi
     });
     if (ok) return;
     if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
-    await sleep(50);
+    await pause(50);
   }
 }

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { codeOf, freePort, sleep, waitFor, waitForPort } from './index.ts';
+import { codeOf, freePort, waitFor, waitForPort } from './index.ts';
 
 class CodedError extends Error {
   constructor(readonly code: string) {
@@ -19,15 +19,6 @@ describe('waitFor', () => {
   });
   it('refuses the other argument order', async () => {
     await expect(waitFor(() => true, 1000 as unknown as string)).rejects.toThrow(TypeError);
-  });
-});
-
-describe('sleep', () => {
-  it('ends early when the signal aborts', async () => {
-    const ac = new AbortController();
-    const p = sleep(60_000, ac.signal);
-    ac.abort();
-    await p;
   });
 });
 

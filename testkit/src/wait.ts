@@ -3,23 +3,8 @@
  * broken build fails instead of hanging; it never sleeps a guessed time and hopes.
  */
 
-/**
- * Resolves after `ms`, or as soon as `signal` aborts (it does not reject: the caller looks at the signal).
- * For pacing a loop, not for waiting on a result: use `waitFor` for that.
- */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`ms must be a non-negative number, got ${ms}`);
-  return new Promise((resolve) => {
-    if (signal?.aborted === true) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
+/** A pause between polls (the abortable sleep for code is `sleep` in @stele/core; this package has no dependencies). */
+export const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Polls `condition` every `pollMs` (default 5) until it holds; rejects with `timed out waiting for WHAT` after
@@ -31,7 +16,7 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, what:
   const until = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what} (${timeoutMs} ms)`);
-    await sleep(pollMs);
+    await pause(pollMs);
   }
 }
 

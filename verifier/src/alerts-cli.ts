@@ -9,7 +9,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AlertError, evaluateRuleSet, parseReadingLines, parseRuleSet, type Alert, type EvalResult, type RuleSet } from '@stele/core/alerts/index.ts';
+import { AlertError, evaluateRuleSet, parseReadingLines, parseRuleSet, type Alert, type EvalResult, type RuleSet } from '@stele/core/alerts';
 
 export interface AlertsIo {
   stdout: { write(chunk: string): unknown };

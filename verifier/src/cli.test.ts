@@ -4,10 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeBundle } from '@stele/core/bundle.ts';
-import { answerJsonRpc, buildTestBundle, buildTestPolicy, cloneBundle, tamper, testSigner } from '@stele/core/verify/test-bundle.ts';
-import { toHex } from '@stele/core/bytes.ts';
-import type { Verdict } from '@stele/core/verify/index.ts';
+import { encodeBundle, toHex } from '@stele/core';
+import { answerJsonRpc, buildTestBundle, buildTestPolicy, cloneBundle, tamper, testSigner } from '@stele/core/testing';
+import type { Verdict } from '@stele/core/verify';
 import { runVerify } from './cli.ts';
 import { formatVerdict } from './format.ts';
 

@@ -9,13 +9,11 @@
  */
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { MAX_BUNDLE_BYTES } from '@stele/core/bundle.ts';
-import { loadTrustPolicy, parseFingerprint, TrustPolicyError, type TrustPolicy } from '@stele/core/trust/policy.ts';
-import { findFrameInBundle, formatErrorVerdict, verifyBundleBytes, type FrameQueryResult } from '@stele/core/verify/index.ts';
-import { FormatError } from '@stele/core/errors.ts';
-import type { AnchorReader, Verdict } from '@stele/core/verify/index.ts';
+import { AnchorError, readAnchor } from '@stele/core/anchor';
+import { sha256, MAX_BUNDLE_BYTES, FormatError } from '@stele/core';
+import { loadTrustPolicy, parseFingerprint, TrustPolicyError, type TrustPolicy } from '@stele/core/trust';
+import { findFrameInBundle, formatErrorVerdict, verifyBundleBytes, type FrameQueryResult } from '@stele/core/verify';
+import type { AnchorReader, Verdict } from '@stele/core/verify';
 import { EXIT_OK } from '@stele/command';
 import { formatVerdict, type Lang } from './format.ts';
 

@@ -1,7 +1,7 @@
 /**
  * Plain-text rendering of a Verdict for terminals (the web page renders the same object as HTML).
  */
-import type { Check, CheckStatus, Verdict, VerdictState } from '@stele/core/verify/index.ts';
+import type { Check, CheckStatus, Verdict, VerdictState } from '@stele/core/verify';
 
 export type Lang = 'zh' | 'en';
 

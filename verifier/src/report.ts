@@ -11,8 +11,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { SteleError } from '@stele/core/errors.ts';
-import type { Verdict } from '@stele/core/verify/index.ts';
+import { SteleError } from '@stele/core';
+import type { Verdict } from '@stele/core/verify';
 
 export type ReportErrorCode = 'REPORT_PAGE_MISSING' | 'REPORT_BROWSER_MISSING' | 'REPORT_BROWSER_ERROR';
 export class ReportError extends SteleError<ReportErrorCode> {}

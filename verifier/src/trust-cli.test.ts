@@ -2,9 +2,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { draftTrustPolicy } from '@stele/core/trust/draft.ts';
-import { loadTrustPolicy } from '@stele/core/trust/policy.ts';
-import { testSigner, TEST_CONTRACT } from '@stele/core/verify/test-bundle.ts';
+import { draftTrustPolicy, loadTrustPolicy } from '@stele/core/trust';
+import { testSigner, TEST_CONTRACT } from '@stele/core/testing';
 import { runTrust } from './trust-cli.ts';
 
 let dir: string;

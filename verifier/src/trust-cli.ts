@@ -12,12 +12,17 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
-import { parseCertificate } from '@stele/core/tpm2/x509.ts';
-import { keyIdOf } from '@stele/core/keys.ts';
-import type { Signer } from '@stele/core/signer.ts';
-import { completePolicyDraft, type PolicyDraft } from '@stele/core/trust/draft.ts';
-import { formatFingerprint, loadTrustPolicy, policyPayloadOf, signTrustPolicy, TrustPolicyError } from '@stele/core/trust/policy.ts';
+import { fromBase64Url, toBase64Url, parseCertificate, keyIdOf } from '@stele/core';
+import type { Signer } from '@stele/core';
+import {
+  completePolicyDraft,
+  type PolicyDraft,
+  formatFingerprint,
+  loadTrustPolicy,
+  policyPayloadOf,
+  signTrustPolicy,
+  TrustPolicyError,
+} from '@stele/core/trust';
 import type { VerifyIo } from './cli.ts';
 
 const USAGE = `usage: stele trust <keygen|fingerprint|sign|show|add-attestation-root> [options]

@@ -1,6 +1,7 @@
 /** COSE structures of Stele (FORMAT.md §3, §5): generic COSE_Sign1, signed statements, receipts. */
 export * from './labels.ts';
 export { decodeSign1, encodeSign1, sigStructure1 } from './sign1.ts';
+export { encodeDeterministic } from './plain-bytes.ts';
 export type { CoseSign1 } from './sign1.ts';
 export {
   checkStatementAgainstReading,

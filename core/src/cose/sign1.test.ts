@@ -34,11 +34,17 @@ function load(folder: string): { file: string; ex: CoseExample }[] {
 
 const jwkToSec1 = (key: { x: string; y: string }): Uint8Array => concatBytes(new Uint8Array([0x04]), fromBase64Url(key.x), fromBase64Url(key.y));
 
-/** Why an example is not run: Stele implements ES256 (ECDSA P-256 with SHA-256) only (FORMAT.md conventions). */
-function skipReason(crv: string, alg: string | undefined): string | undefined {
-  if (crv === 'P-256' && alg === 'ES256') return undefined;
-  return `skipped: ${alg ?? '?'} on ${crv} is not ES256 on P-256, the only signature algorithm Stele implements`;
+/**
+ * Whether an example applies: Stele implements ES256 (ECDSA P-256 with SHA-256) only (FORMAT.md conventions). The
+ * others (ES384, ES512, P-384, P-521) are left out when the examples are read, not registered as skips, so CI's
+ * skip count stays a signal; how many are left out is pinned below.
+ */
+function isEs256(crv: string, alg: string | undefined): boolean {
+  return crv === 'P-256' && alg === 'ES256';
 }
+/** Examples of another algorithm or curve, left out: COSE_Sign1 and COSE_Sign. */
+const SIGN1_LEFT_OUT = 3;
+const SIGN_LEFT_OUT = 3;
 
 type Outcome = 'valid' | 'bad-signature' | 'unsupported-alg' | 'decode-error';
 
@@ -73,16 +79,15 @@ const EXPECTED_FAILURE: Record<string, Outcome> = {
 };
 
 describe.skipIf(!dir)(`COSE WG examples: COSE_Sign1 ES256 ${dir ? '' : SHARED_SKIP_REASON}`, () => {
-  const cases = dir ? [...load('sign1-tests'), ...load('ecdsa-examples').filter(({ ex }) => ex.input.sign0 !== undefined)] : [];
+  const all = dir ? [...load('sign1-tests'), ...load('ecdsa-examples').filter(({ ex }) => ex.input.sign0 !== undefined)] : [];
+  const cases = all.filter(({ ex }) => isEs256(ex.input.sign0!.key.crv, ex.input.sign0!.protected?.alg ?? ex.input.sign0!.alg));
+
+  it(`runs ${cases.length} ES256 examples and leaves out ${all.length - cases.length} of other algorithms`, () => {
+    expect(all.length - cases.length).toBe(SIGN1_LEFT_OUT);
+  });
 
   for (const { file, ex } of cases) {
     const s0 = ex.input.sign0!;
-    const alg = s0.protected?.alg ?? s0.alg;
-    const reason = skipReason(s0.key.crv, alg);
-    if (reason !== undefined) {
-      it.skip(`${file} (${ex.title}): ${reason}`, () => {});
-      continue;
-    }
     const bytes = fromHex(ex.output.cbor);
     const publicKey = jwkToSec1(s0.key);
     const aad = s0.external === undefined ? undefined : fromHex(s0.external);
@@ -114,14 +119,15 @@ describe.skipIf(!dir)(`COSE WG examples: COSE_Sign1 ES256 ${dir ? '' : SHARED_SK
 });
 
 describe.skipIf(!dir)(`COSE WG examples: COSE_Sign (tag 98) with one ES256 signer ${dir ? '' : SHARED_SKIP_REASON}`, () => {
-  const cases = dir ? load('ecdsa-examples').filter(({ ex }) => ex.input.sign !== undefined) : [];
+  const all = dir ? load('ecdsa-examples').filter(({ ex }) => ex.input.sign !== undefined) : [];
+  const cases = all.filter(({ ex }) => isEs256(ex.input.sign!.signers[0]!.key.crv, ex.input.sign!.signers[0]!.protected?.alg));
+
+  it(`runs ${cases.length} ES256 examples and leaves out ${all.length - cases.length} of other algorithms`, () => {
+    expect(all.length - cases.length).toBe(SIGN_LEFT_OUT);
+  });
+
   for (const { file, ex } of cases) {
     const signer = ex.input.sign!.signers[0]!;
-    const reason = skipReason(signer.key.crv, signer.protected?.alg);
-    if (reason !== undefined) {
-      it.skip(`${file} (${ex.title}): ${reason}`, () => {});
-      continue;
-    }
     it(`${file} (${ex.title}): the signer's signature verifies over Sig_structure "Signature" (RFC 9052 §4.4)`, async () => {
       // Stele has no COSE_Sign decoder (it only uses COSE_Sign1); this decodes the example by hand.
       const tagged = decodeCbor(fromHex(ex.output.cbor), { tags: [98] });

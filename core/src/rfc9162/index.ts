@@ -9,3 +9,4 @@ export { HASH_SIZE, LEAF_PREFIX, NODE_PREFIX, hashChildren, hashEmpty, hashLeaf 
 export { consistencyProof, inclusionProof, rootFromLeafHashes } from './proof-build.ts';
 export { rootFromInclusionProof, verifyConsistency, verifyInclusion } from './proof-verify.ts';
 export { MerkleTree } from './merkle-tree.ts';
+export { BatchProofs } from './batch-proofs.ts';

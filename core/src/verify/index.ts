@@ -24,3 +24,4 @@ export {
   type VerifyOptions,
 } from './verify.ts';
 export { findFrameInBundle, type FrameMatch, type FrameQueryResult } from './frame-query.ts';
+export { basisTimeMs, judgeBundleAlert } from './alert-check.ts';

@@ -66,6 +66,7 @@ import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } f
 import { bundleDigestAsync, parseBundleBytes } from '../bundle.ts';
 import { equalBytes, fromBase64Url, toBase64Url, toHex } from '../bytes.ts';
 import { parseReceipt, parseStatement, sigStructure1, verifyStatementSignature } from '../cose/index.ts';
+import { extendsChain, type ChainLinkTo } from '../chain-link.ts';
 import type { ParsedReceipt, ParsedStatement } from '../cose/index.ts';
 import { prepareEs256Key, verifyEs256 } from '../ecdsa.ts';
 import { verifyEnrolmentRequest } from '../enrolment/request.ts';
@@ -747,20 +748,12 @@ function checkCompleteness(ctx: Ctx): void {
     if (variants.length > 1) {
       c.completeness.fail('FORK_ERROR', FAIL.fork(seq, variants.length), { seq, expected: toHex(variants[0]!.digest), actual: toHex(variants[1]!.digest) });
     }
-    const before = seq === 1 ? [GENESIS_PREV] : bySeq.get(seq - 1)?.map((v) => v.digest);
+    const before: ChainLinkTo[] | undefined = seq === 1 ? [{ digest: GENESIS_PREV }] : bySeq.get(seq - 1);
     if (before === undefined) continue; // seq - 1 outside the window or missing (reported as a gap)
     for (const v of variants) {
-      const prev = v.prev;
-      const inBatch = v.batch;
-      const linked =
-        prev !== undefined
-          ? before.some((d) => equalBytes(d, prev))
-          : // hash-only inside a device-level batch: seq - 1 must be the leaf before it in the same signed tree
-            inBatch !== undefined &&
-            (bySeq.get(seq - 1) ?? []).some((w) => w.batch !== undefined && w.batch.index === inBatch.index - 1 && equalBytes(w.batch.root, inBatch.root));
-      if (!linked) {
+      if (!before.some((w) => extendsChain(v, w))) {
         c.completeness.fail('CHAIN_LINK_ERROR', seq === 1 ? FAIL.genesis() : FAIL.chainLink(seq), {
-          seq, expected: toHex(before[0]!), actual: prev !== undefined ? toHex(prev) : 'not the next leaf of the device batch of seq - 1',
+          seq, expected: toHex(before[0]!.digest), actual: v.prev !== undefined ? toHex(v.prev) : 'not the next leaf of the device batch of seq - 1',
         });
       }
     }

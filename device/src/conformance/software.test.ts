@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { createSoftwareKey } from '../software-signer.ts';
 import { signerConformanceSuite } from './signer-suite.ts';
 
+// No PIN, token or library to get wrong, nothing to unplug: those checks do not apply and are not registered.
 signerConformanceSuite('software key (PKCS#8 file)', () => {
   let dir = '';
   return {
-    notApplicable: 'software key: no token, no PIN, no library',
     async setup() {
       dir = await mkdtemp(join(tmpdir(), 'stele-suite-sw-'));
       await createSoftwareKey(join(dir, 'device-key.pem'));

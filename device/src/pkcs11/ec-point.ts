@@ -1,5 +1,4 @@
-import { equalBytes } from '@stele/core/bytes.ts';
-import { assertP256PublicKey, P256_PUBLIC_KEY_LENGTH } from '@stele/core/keys.ts';
+import { equalBytes, assertP256PublicKey, P256_PUBLIC_KEY_LENGTH } from '@stele/core';
 import { P256_EC_PARAMS } from './constants.ts';
 import { TokenError } from './errors.ts';
 

@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 /**
  * Codes raised by the PKCS#11 key store (SoftHSM, TPM 2.0 through tpm2-pkcs11, secure elements, HSMs).

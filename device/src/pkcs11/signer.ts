@@ -16,11 +16,8 @@
  *   caller still holds the message and decides (the agent keeps the reading unsigned in its outbox and retries).
  */
 import { randomBytes } from 'node:crypto';
-import { fromHex, toBase64Url, toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { keyIdOf } from '@stele/core/keys.ts';
-import type { KeyBackend, Signer } from '@stele/core/signer.ts';
-import { ES256_SIGNATURE_LENGTH } from '@stele/core/signer.ts';
+import { fromHex, toBase64Url, toHex, sha256, keyIdOf, ES256_SIGNATURE_LENGTH } from '@stele/core';
+import type { KeyBackend, Signer } from '@stele/core';
 import {
   acquireModule,
   ckrNameOf,

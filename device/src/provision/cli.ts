@@ -3,7 +3,7 @@
  * Wired into the stele CLI by cli/src/main.ts (`gateway provision`).
  */
 import { UsageError, parseCommand, usageError } from '@stele/command';
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 import type { Pkcs11Backend } from '../pkcs11/signer.ts';
 import type { PinSource } from '../pkcs11/pin.ts';
 import { provisionGateway, type ProvisionBackend } from './provision.ts';

@@ -7,8 +7,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { toBase64Url } from '@stele/core/bytes.ts';
-import type { Attestation, GatewayIdentity } from '@stele/core/enrolment/request.ts';
+import { toBase64Url } from '@stele/core';
+import type { Attestation, GatewayIdentity } from '@stele/core/enrolment';
 
 export type { Attestation, GatewayIdentity };
 

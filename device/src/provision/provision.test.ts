@@ -2,9 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { toBase64Url } from '@stele/core/bytes.ts';
-import { decodeSign1, encodeSign1 } from '@stele/core/cose/sign1.ts';
-import { SteleError } from '@stele/core/errors.ts';
+import { toBase64Url, SteleError } from '@stele/core';
+import { decodeSign1, encodeSign1 } from '@stele/core/cose';
 import { createSoftwareKey } from '../software-signer.ts';
 import { runGatewayProvision } from './cli.ts';
 import { provisionGateway, type ProvisionOptions } from './provision.ts';
@@ -117,7 +116,7 @@ describe('verifyEnrolmentRequest', () => {
     const innerBad = encodeSign1({ protectedBytes: inner.protectedBytes, unprotectedHeader: inner.unprotectedHeader, payload: inner.payload, signature: sig });
     // re-countersign honestly over the altered inner message
     const installer = await import('../software-signer.ts').then((m) => m.loadSoftwareSigner(join(dir, 'installer.pem')));
-    const { sigStructure1 } = await import('@stele/core/cose/sign1.ts');
+    const { sigStructure1 } = await import('@stele/core/cose');
     const outerSig = await installer.sign(sigStructure1(outer.protectedBytes, innerBad));
     const file = encodeSign1({ protectedBytes: outer.protectedBytes, unprotectedHeader: new Map(), payload: innerBad, signature: outerSig });
     expect(await codeOf(verifyEnrolmentRequest(file))).toBe('ENROLMENT_SIGNATURE_INVALID');

@@ -4,8 +4,8 @@
  */
 import { mkdir, open, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { toBase64Url } from '@stele/core/bytes.ts';
-import type { Signer } from '@stele/core/signer.ts';
+import { toBase64Url } from '@stele/core';
+import type { Signer } from '@stele/core';
 import { checkDeviceId } from '../enrolment.ts';
 import { DEFAULT_KEY_LABEL, Pkcs11Signer, type Pkcs11SignerConfig, type Pkcs11SignerOptions } from '../pkcs11/signer.ts';
 import { createSoftwareKey, loadSoftwareSigner } from '../software-signer.ts';

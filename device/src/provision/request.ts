@@ -15,4 +15,4 @@ export {
   type EnrolmentRequest,
   type InstrumentEntry,
   type VerifiedEnrolment,
-} from '@stele/core/enrolment/request.ts';
+} from '@stele/core/enrolment';

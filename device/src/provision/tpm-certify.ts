@@ -24,9 +24,16 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { equalBytes, toBase64Url, toHex } from '@stele/core/bytes.ts';
-import { checkTpm2Certify, TPM2_CERTIFY_KIND, unwrapTpm2bPublic, type Tpm2CertifyAttestation } from '@stele/core/tpm2/index.ts';
-import { SteleError } from '@stele/core/errors.ts';
+import {
+  equalBytes,
+  toBase64Url,
+  toHex,
+  checkTpm2Certify,
+  TPM2_CERTIFY_KIND,
+  unwrapTpm2bPublic,
+  type Tpm2CertifyAttestation,
+  SteleError,
+} from '@stele/core';
 
 const run = promisify(execFile);
 

@@ -6,10 +6,8 @@
 import { open } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, YAMLMap as YAMLMapClass, type YAMLMap, type YAMLSeq } from 'yaml';
-import { fromBase64Url } from '@stele/core/bytes.ts';
-import { assertP256PublicKey } from '@stele/core/keys.ts';
-import { HJ212_CRC_VARIANTS } from '@stele/hardware/hj212/crc.ts';
-import { REGISTER_PROFILES } from '@stele/hardware/modbus/profile.ts';
+import { fromBase64Url, assertP256PublicKey } from '@stele/core';
+import { HJ212_CRC_VARIANTS, REGISTER_PROFILES } from '@stele/hardware';
 import { ConfigError, formatIssue, type ConfigIssue } from './errors.ts';
 import {
   INVALID,

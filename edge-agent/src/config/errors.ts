@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 /** One problem found in a config file, with where it is. `line` and `column` are 1-based. */
 export interface ConfigIssue {

@@ -9,8 +9,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { verifyEs256 } from '@stele/core/ecdsa.ts';
-import { utf8 } from '@stele/core/bytes.ts';
+import { verifyEs256, utf8 } from '@stele/core';
 import { SerialPortMock } from 'serialport';
 import { listW1Thermometers } from '@stele/hardware';
 import { loadConfig, SERIAL_DRIVERS, type GatewayConfig, type InstrumentConfig } from '../config/config.ts';
@@ -26,6 +25,7 @@ import type { InstrumentStatus } from '../ops/status.ts';
 import { mqttOptionsFor } from '../run/mqtt-options.ts';
 import { keyFix, openSigner, type OpenSignerOptions } from '../run/signer.ts';
 import { checkBroker } from './broker.ts';
+import { deviceTopic } from '@stele/core/wire';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -403,7 +403,7 @@ async function checkBrokerOf(config: GatewayConfig, o: DoctorOptions): Promise<D
     mqttOptions,
     clientId,
     protocolVersion: config.broker.protocolVersion,
-    subscribeTopic: `stele/v1/${config.gateway.id}/acks`,
+    subscribeTopic: deviceTopic(config.gateway.id, 'acks'),
     timeoutMs: o.brokerTimeoutMs ?? 5000,
   });
   if (r.cause === 'ok') return { name: 'broker', status: 'ok', message: r.message };

@@ -34,9 +34,8 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import type { ClockState } from '@stele/core/reading.ts';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import type { ClockState } from '@stele/core';
+import { toHex, sha256 } from '@stele/core';
 import { Hj212StreamDecoder, measurementsFromFrame, recordFieldsOf, type Hj212DecoderOptions, type Hj212DecodeResult, type Hj212Frame } from '@stele/hardware';
 import { toLogFn, type LogFn, type Logger } from '../log.ts';
 import type { Acquired } from '../outbox.ts';

@@ -6,9 +6,7 @@
  * matches); it is an operator tool, not a hot path. Ingest has an index for the same question
  * (`IngestService.findByFrameDigest`, `GET /frames/<sha256>`), which also returns the proof.
  */
-import { equalBytes } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { decodeReading, type Reading } from '@stele/core/reading.ts';
+import { equalBytes, sha256, decodeReading, type Reading } from '@stele/core';
 import type { Outbox, OutboxEntry } from '../outbox.ts';
 
 export interface FrameMatch {

@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { access } from 'node:fs/promises';
-import type { ClockState } from '@stele/core/reading.ts';
+import type { ClockState } from '@stele/core';
 
 /** Earliest plausible wall-clock time: before it, the board has no RTC and no sync yet. */
 export const MIN_PLAUSIBLE_TIME_MS = Date.UTC(2024, 0, 1);

@@ -11,11 +11,12 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { toLogFn, type Logger } from '../log.ts';
 import type { GatewayStatus } from './status.ts';
 import { evidenceProblems } from './status.ts';
+import { deviceTopic } from '@stele/core/wire';
 
 export type HealthState = 'ok' | 'warn' | 'alarm' | 'offline';
 
 export function healthTopic(deviceId: string): string {
-  return `stele/v1/${deviceId}/health`;
+  return deviceTopic(deviceId, 'health');
 }
 
 export function healthOf(s: GatewayStatus): { state: HealthState; problems: string[] } {

@@ -1,4 +1,4 @@
-import { decodeReading } from '@stele/core/reading.ts';
+import { decodeReading, toBase64Url } from '@stele/core';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,6 @@ import { createSoftwareKey } from '@stele/device';
 import { encodeFrame, MockSerialLine } from '@stele/hardware';
 import { parseConfig } from '../config/config.ts';
 import { Outbox } from '../outbox.ts';
-import { toBase64Url } from '@stele/core/bytes.ts';
 import { startBroker, startFakeIngest, TEST_INGEST, waitFor, type FakeIngest, type TestBroker } from '../test-helpers.ts';
 import { startGateway, type RunningGateway } from './gateway.ts';
 

@@ -6,7 +6,8 @@
  * The full-disk policy is applied here, before the take: under `refuse-new` a reading is decoded (so the line
  * stays drained and counted) but not taken, and counted as refused.
  */
-import type { ClockState } from '@stele/core/reading.ts';
+import type { ClockState } from '@stele/core';
+import { sleep } from '@stele/core';
 import { cal3kDriver, hj212Driver, modbusDriver, REGISTER_PROFILES, SerialTransport, type SensorSession, type SerialStatus, type SerialTransportOptions } from '@stele/hardware';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -314,15 +315,3 @@ export class InstrumentRunner {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

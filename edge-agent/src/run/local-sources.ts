@@ -4,8 +4,8 @@
  * for the agent, like a serial driver session; what they reject is counted as an issue with its code.
  */
 import { join } from 'node:path';
-import { fromUtf8 } from '@stele/core/bytes.ts';
-import type { Measurement } from '@stele/core/reading.ts';
+import { fromUtf8, sleep } from '@stele/core';
+import type { Measurement } from '@stele/core';
 import {
   CoalError,
   ColdRoomController,
@@ -44,18 +44,6 @@ export interface LocalSourceDeps {
 /** Largest custody event file, bytes. */
 const MAX_CUSTODY_FILE = 64 * 1024;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 /** Polls a folder; `handle` turns one settled file into readings (a CoalError rejects the file, counted). */
 async function* pollFolder(c: InstrumentConfig, deps: LocalSourceDeps, signal: AbortSignal, handle: (f: ExportFile) => LocalReading[], include?: RegExp): AsyncGenerator<LocalReading> {

@@ -1,7 +1,7 @@
 /** mqtt.js connection options from the broker config: credentials and TLS files read here, never logged. */
 import { readFile } from 'node:fs/promises';
 import type { IClientOptions } from 'mqtt';
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 import type { BrokerConfig } from '../config/config.ts';
 
 /**

@@ -1,6 +1,6 @@
 /** The signer named by the config's `key`: a software key file, or a key on a PKCS#11 token (TPM, SE, HSM). */
 import { stat } from 'node:fs/promises';
-import type { Signer } from '@stele/core/signer.ts';
+import type { Signer } from '@stele/core';
 import { KeyError, loadSoftwareSigner, Pkcs11Signer, type Pkcs11SignerOptions } from '@stele/device';
 import type { KeyConfig } from '../config/config.ts';
 

@@ -1,7 +1,6 @@
 import { SerialPortMock } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { toHex, sha256 } from '@stele/core';
 import { MockSerialLine } from '../transport/mock-line.ts';
 import { SerialTransport } from '../transport/serial-transport.ts';
 import { type DriverHarness, driverSuite } from '../driver/driver-suite.ts';

@@ -17,8 +17,8 @@
  * The digest of a record is SHA-256 of the record's bytes without its line terminator (CR, LF or CR LF), so the
  * same record hashes the same whatever the line ending setting of the unit.
  */
-import type { Measurement } from '@stele/core/reading.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import type { Measurement } from '@stele/core';
+import { sha256 } from '@stele/core';
 import { CoalError, type CoalErrorCode } from './errors.ts';
 import { COAL_ASSAY_CODE, type CoalKind, basisOf } from './parameters.ts';
 import { type CoalResult, DECIMAL_RE, expandYear, localTimeToMs, trimField } from './result.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeReading, decodeReading, GENESIS_PREV } from '@stele/core/reading.ts';
+import { encodeReading, decodeReading, GENESIS_PREV } from '@stele/core';
 import { type CustodyEvent, checkCustodyChain, custodyEventFromMeasurements, custodyMeasurements } from './custody.ts';
 
 // Fixture: one batch's custody events written here by hand after the entity chain of PROTOCOLS.md §3.3

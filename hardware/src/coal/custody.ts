@@ -8,7 +8,7 @@
  * comes back from them with {@link custodyEventFromMeasurements}. {@link checkCustodyChain} finds missing steps,
  * broken links, weight changes beyond tolerance, time going backwards and holder mismatches, each with a code.
  */
-import type { Measurement } from '@stele/core/reading.ts';
+import type { Measurement } from '@stele/core';
 import { CoalError } from './errors.ts';
 import { DECIMAL_RE } from './result.ts';
 

@@ -2,8 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { toHex, sha256 } from '@stele/core';
 import { DatabasePoller, type DbRowEvent, KAIYUAN_5E_CALORIMETER_COLUMNS, canonicalRowBytes, coalResultFromRow, measurementsFromRow } from './db-poller.ts';
 
 // Fixture: an in-memory table shaped like the Kaiyuan 5E calorimeter table `win5emdb` (PROTOCOLS.md §3.1 field

@@ -13,9 +13,8 @@
  *   ({@link canonicalRowBytes}: JSON, keys sorted, values as the driver returned them) and that is hashed; the
  *   handler receives those bytes to keep with the evidence.
  */
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import type { Measurement } from '@stele/core/reading.ts';
+import { toHex, sha256 } from '@stele/core';
+import type { Measurement } from '@stele/core';
 import { loadJsonState, saveJsonState } from './state-file.ts';
 import type { RunCsvColumn } from './run-csv.ts';
 import { COAL_ASSAY_CODE } from './parameters.ts';

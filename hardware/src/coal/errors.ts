@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 /** Codes for coal-lab input that fails a check (records, run files, state files). Tests assert these. */
 export type CoalErrorCode =

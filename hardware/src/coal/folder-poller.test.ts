@@ -2,8 +2,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, utimes, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { toHex, sha256 } from '@stele/core';
 import { CoalError } from './errors.ts';
 import { type ExportFile, ExportFolderPoller } from './folder-poller.ts';
 import { parseRunCsv } from './run-csv.ts';

@@ -17,8 +17,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { toHex, sha256 } from '@stele/core';
 import { CoalError } from './errors.ts';
 import { loadJsonState, saveJsonState } from './state-file.ts';
 

@@ -3,7 +3,7 @@
  * bytes it came from (a serial record, a run file, a canonical database row). Only a result whose `final` is true
  * may become a reading ({@link coalReading} enforces it).
  */
-import type { ClockState, Measurement } from '@stele/core/reading.ts';
+import type { ClockState, Measurement } from '@stele/core';
 import { CoalError } from './errors.ts';
 
 export interface CoalResult {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromHex, toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { fromHex, toHex, sha256 } from '@stele/core';
 import { decodeText, parseCsv } from './csv.ts';
 import { CoalError } from './errors.ts';
 import { PARR_6X00_PROFILE, type RunCsvProfile, parseRunCsv } from './run-csv.ts';

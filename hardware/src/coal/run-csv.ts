@@ -8,8 +8,8 @@
  * File-level failures (encoding, quoting, header) throw CoalError; a bad row is rejected with a code and the
  * other rows still decode.
  */
-import type { Measurement } from '@stele/core/reading.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import type { Measurement } from '@stele/core';
+import { sha256 } from '@stele/core';
 import { CoalError } from './errors.ts';
 import { type CoalTextEncoding, decodeText, parseCsv } from './csv.ts';
 import { COAL_ASSAY_CODE, type CoalKind } from './parameters.ts';

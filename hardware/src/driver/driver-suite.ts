@@ -8,7 +8,7 @@
  * under onDisconnect 'reject'; recovers after the line comes back under 'resume'), close, abort.
  * Waits are bounded (`waitMs`, default 5000 ms); nothing asserts on durations.
  */
-import { sha256 } from '@stele/core/hash.ts';
+import { sha256 } from '@stele/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '@stele/testkit';
 import type { SerialStatus, SerialTransport } from '../transport/serial-transport.ts';

@@ -5,7 +5,7 @@
  * as HJ212_TRUNCATED and the next connection starts with a fresh decoder, so half a frame before a cut and half
  * after can never be glued into one.
  */
-import { concatBytes } from '@stele/core/bytes.ts';
+import { concatBytes } from '@stele/core';
 import { Hj212StreamDecoder, type Hj212DecoderOptions } from '../hj212/decoder.ts';
 import { encodeDataAnswer } from '../hj212/encoder.ts';
 import { measurementsFromFrame, recordFieldsOf } from '../hj212/measurements.ts';

@@ -4,7 +4,7 @@
  * device's register profile, the response frame and its SHA-256); each failed poll (timeout, bad CRC, exception…)
  * is an issue naming the sensor. While the link is down, polls wait for it instead of failing in a loop.
  */
-import { sha256 } from '@stele/core/hash.ts';
+import { sha256 } from '@stele/core';
 import { ModbusError } from '../modbus/errors.ts';
 import { ModbusRtuMaster, type ModbusMasterOptions } from '../modbus/master.ts';
 import { type RegisterProfile, assertProfile, measurementsFromRegisters, profileRequest } from '../modbus/profile.ts';
@@ -12,6 +12,7 @@ import { SerialError } from '../transport/errors.ts';
 import type { SerialTransport } from '../transport/serial-transport.ts';
 import { SessionCore } from './session-core.ts';
 import type { DriverCommonOptions, SensorDriver, SensorReading, SensorSession, SessionStats } from './types.ts';
+import { sleep } from '@stele/core';
 
 export interface ModbusDeviceConfig {
   /** Sensor id for the readings, e.g. `coldroom-1-probe-a`. */
@@ -102,17 +103,9 @@ class ModbusSession implements SensorSession {
   }
 }
 
+/** Waits `ms` (none when it is 0 or less) or until `signal` aborts: core's one abortable sleep. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return ms > 0 ? sleep(ms, signal) : Promise.resolve();
 }
 
 /** The Modbus RTU driver: one session per bus, polling every configured device. */

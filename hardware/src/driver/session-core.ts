@@ -2,7 +2,7 @@
  * The part every driver session shares: a bounded queue of readings with one async reader, issue counting, and
  * the disconnect policy against the transport's status. Drivers feed it; it never does I/O itself.
  */
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 import { SerialError } from '../transport/errors.ts';
 import type { SerialStatus, SerialTransport } from '../transport/serial-transport.ts';
 import { ReadingQueue } from './reading-queue.ts';

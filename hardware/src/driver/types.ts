@@ -4,8 +4,7 @@
  * the measurements (not bare Measurement[]), because a Stele reading signs the digest of the bytes received
  * (FORMAT.md §2 `raw`), and only the driver still has them.
  */
-import type { Measurement } from '@stele/core/reading.ts';
-import type { SteleError } from '@stele/core/errors.ts';
+import type { Measurement, SteleError } from '@stele/core';
 import type { SerialTransport } from '../transport/serial-transport.ts';
 
 /** What a driver yields: everything edge-agent's `Acquired` needs except the clock state. */

@@ -5,7 +5,7 @@
  * Exit status: 0 every frame was good, 1 something was rejected (or the port failed), 2 usage error.
  */
 import { parseCommand, usageError } from '@stele/command';
-import { toHex } from '@stele/core/bytes.ts';
+import { toHex } from '@stele/core';
 import { HJ212_CRC_VARIANTS, type Hj212CrcVariant } from './crc.ts';
 import { type Hj212DecoderOptions, Hj212StreamDecoder } from './decoder.ts';
 import type { SerialDuplex } from './session.ts';

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SHARED_SKIP_REASON } from '@stele/testkit';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { toHex, sha256 } from '@stele/core';
 import { crcText } from './crc.ts';
 import { HJ212_MAX_FRAME_BYTES, HJ212_RUN_RAW_BYTES, Hj212StreamDecoder, decodeAll, decodeFrame } from './decoder.ts';
 import { frameDataSegment } from './encoder.ts';

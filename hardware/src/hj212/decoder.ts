@@ -10,7 +10,7 @@
  * Memory: the decoder never holds more than the largest possible frame (2 + 4 + 9999 + 4 + 2 bytes) plus the
  * last chunk, whatever it is fed; noise is counted, not kept.
  */
-import { sha256 } from '@stele/core/hash.ts';
+import { sha256 } from '@stele/core';
 import { type Hj212CrcVariant, HJ212_CRC_VARIANTS, crc16Hj212, crcText } from './crc.ts';
 import { Hj212Error, type Hj212ErrorCode } from './errors.ts';
 import { SegmentFieldError, parseDataSegment } from './segment.ts';

@@ -3,7 +3,7 @@
  * the CRC of the chosen variant. Plus the data logger's answers (HJ 212-2017 §6.1–6.2, Appendix C):
  * 9011 request answer (QnRtn), 9012 execution result (ExeRtn), 9014 data answer.
  */
-import { utf8 } from '@stele/core/bytes.ts';
+import { utf8 } from '@stele/core';
 import { type Hj212CrcVariant, crcText } from './crc.ts';
 import { HJ212_MAX_DATA_LENGTH } from './decoder.ts';
 

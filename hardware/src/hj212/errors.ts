@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 /**
  * Codes for HJ 212 input that fails a check. The shared fixtures (packets_invalid.jsonl) state verdicts as

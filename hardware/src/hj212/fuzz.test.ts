@@ -4,9 +4,7 @@
  * its buffer bounded, and finish. The elapsed time is printed, never asserted.
  */
 import { describe, expect, it } from 'vitest';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { mulberry32 } from '@stele/core/prng.ts';
+import { toHex, sha256, mulberry32 } from '@stele/core';
 import { HJ212_MAX_FRAME_BYTES, type Hj212DecoderOptions, Hj212StreamDecoder, decodeFrame } from './decoder.ts';
 import { encodeFrame, frameDataSegment } from './encoder.ts';
 import { Hj212Error, type Hj212ErrorCode } from './errors.ts';

@@ -4,7 +4,7 @@
  * and units come from HJ 212-2017 table B.2 / HJ/T 212-2005 appendix B for the common CEMS codes
  * (PROTOCOLS.md §1.10). Params (DataTime, …) are not measurements; they stay in the signed raw frame.
  */
-import { isInstrumentTime, RTYPE_PATTERN, type Measurement } from '@stele/core/reading.ts';
+import { isInstrumentTime, RTYPE_PATTERN, type Measurement } from '@stele/core';
 import type { Hj212Cp, Hj212Parsed } from './types.ts';
 
 interface CodeInfo {

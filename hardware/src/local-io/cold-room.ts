@@ -12,7 +12,7 @@
  *   (default: outOfRangeMinutes) raises the alarm too: GSP asks for an alarm on monitoring failure.
  * Defaults for a pharmaceutical cold store (2–8 °C) are in {@link GSP_COLD_ROOM_RULE}; N and M are site settings.
  */
-import type { Measurement } from '@stele/core/reading.ts';
+import type { Measurement } from '@stele/core';
 import type { Ds18b20Result } from './ds18b20.ts';
 import { type DoorState, doorMeasurement } from './gpio.ts';
 

@@ -2,8 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { toHex, sha256 } from '@stele/core';
 import { crc8Dallas, listW1Thermometers, milliToDecimalText, parseW1Slave, readAllDs18b20, readDs18b20 } from './ds18b20.ts';
 
 /**

@@ -16,8 +16,8 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256 } from '@stele/core/hash.ts';
-import type { Measurement } from '@stele/core/reading.ts';
+import { sha256 } from '@stele/core';
+import type { Measurement } from '@stele/core';
 import { LocalIoError } from './errors.ts';
 
 export const W1_DEVICES_ROOT = '/sys/bus/w1/devices';

@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 /** Codes for local I/O (1-Wire probes, GPIO through libgpiod's tools) that fails a check. */
 export type LocalIoErrorCode =

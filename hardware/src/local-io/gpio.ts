@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { Measurement } from '@stele/core/reading.ts';
+import type { Measurement } from '@stele/core';
 import { LocalIoError } from './errors.ts';
 
 export type GpiodDialect = 'v1' | 'v2';

@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 /** Codes for Modbus RTU input that fails a check, and for exchanges that fail on the bus. */
 export type ModbusErrorCode =

@@ -3,7 +3,7 @@
  * order, turned into Stele measurements with the value as exact decimal text (raw 305, scale 10 -> "30.5").
  * Register maps are vendor-specific (HJ 212-2017 §7 / PROTOCOLS.md §1.12, §4.2): never guess one from a read.
  */
-import type { Measurement } from '@stele/core/reading.ts';
+import type { Measurement } from '@stele/core';
 import type { ModbusReadFunction, ReadRequest } from './frame.ts';
 
 import type { Parity } from '../transport/serial-transport.ts';

@@ -1,4 +1,4 @@
-import { SteleError } from '@stele/core/errors.ts';
+import { SteleError } from '@stele/core';
 
 export type SerialErrorCode =
   /** The port could not be opened: missing device or symlink, busy/locked, bad settings. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { codeOf } from '@stele/testkit';
-import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
+import { AnchorError, readAnchor } from '@stele/core/anchor';
 import { ANVIL_STATE_FILE, startAnvil, type AnvilNode } from './anvil.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer } from './evm-anchorer.ts';
 

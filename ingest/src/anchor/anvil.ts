@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { gunzipSync } from 'node:zlib';
-import { AnchorError } from '@stele/core/anchor/evm-reader.ts';
+import { AnchorError } from '@stele/core/anchor';
 
 /** anvil's default dev chain id, pinned with --chain-id so a reloaded state cannot change it. */
 export const ANVIL_CHAIN_ID = 31337;

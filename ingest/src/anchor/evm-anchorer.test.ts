@@ -7,7 +7,7 @@ import { createPublicClient, createWalletClient, defineChain, http, type Address
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeOf } from '@stele/testkit';
-import { AnchorError, readAnchor, type AnchorRef } from '@stele/core/anchor/evm-reader.ts';
+import { AnchorError, readAnchor, type AnchorRef } from '@stele/core/anchor';
 import { STELE_ANCHOR_ABI } from './abi.ts';
 import { startAnvil, type AnvilNode } from './anvil.ts';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, type EvmAnchorer } from './evm-anchorer.ts';

@@ -19,8 +19,8 @@ import {
   type Hex,
 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import { toHex } from '@stele/core/bytes.ts';
-import { AnchorError, type AnchorRef } from '@stele/core/anchor/evm-reader.ts';
+import { toHex } from '@stele/core';
+import { AnchorError, type AnchorRef } from '@stele/core/anchor';
 import artifact from '../../contracts/SteleAnchor.json' with { type: 'json' };
 import { STELE_ANCHOR_ABI } from './abi.ts';
 

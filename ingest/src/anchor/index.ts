@@ -8,4 +8,4 @@ export {
   type EvmAnchorerOptions,
 } from './evm-anchorer.ts';
 export { STELE_ANCHOR_ABI } from './abi.ts';
-export { AnchorError, readAnchor, type AnchorFacts, type AnchorRef } from '@stele/core/anchor/evm-reader.ts';
+export { AnchorError, readAnchor, type AnchorFacts, type AnchorRef } from '@stele/core/anchor';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AnchorRef } from '@stele/core/anchor/evm-reader.ts';
+import type { AnchorRef } from '@stele/core/anchor';
 import type { AnchorInspection, StagedAnchorer } from './evm-anchorer.ts';
 import { stepAnchor, type AnchorJob } from './machine.ts';
 

@@ -4,7 +4,7 @@
  * one sealer at a time (store/types.ts sealBatch), so several workers sharing a store never seal a leaf twice.
  */
 import { signBatchRoot, type Signer } from '@stele/core';
-import { BatchProofs } from '../merkle-batch.ts';
+import { BatchProofs } from '@stele/core/rfc9162';
 import type { BatchRow, IngestStore } from '../store/index.ts';
 
 /** Seals, signs and stores one batch of at most `maxSize` of the oldest pending leaves; undefined when none. */

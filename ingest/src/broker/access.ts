@@ -17,6 +17,7 @@
  * Passwords are compared as scrypt hashes in constant time; they are never logged.
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { deviceTopic, everyDeviceFilter, gatewayClientId, GATEWAY_CLIENT_ID_PREFIX, parseDeviceTopic, type TopicKind } from '@stele/core/wire';
 
 export type BrokerRole = { kind: 'gateway'; device: string } | { kind: 'ingest' } | { kind: 'operator' };
 
@@ -27,20 +28,17 @@ export interface BrokerUser {
   role: BrokerRole;
 }
 
-const PREFIX = 'stele/v1/';
-
 /** One topic level that is a usable device id (FORMAT.md §2.2): no wildcard, no separator, no control character. */
-function deviceLevel(topic: string, leaf: string): string | undefined {
-  if (!topic.startsWith(PREFIX) || !topic.endsWith(`/${leaf}`)) return undefined;
-  const device = topic.slice(PREFIX.length, topic.length - leaf.length - 1);
-  return device !== '' && !/[/+#\u0000-\u001f\u007f]/.test(device) ? device : undefined;
+function deviceLevel(topic: string, kind: TopicKind): string | undefined {
+  const t = parseDeviceTopic(topic);
+  return t !== undefined && t.kind === kind && !/[+#\u0000-\u001f\u007f]/.test(t.device) ? t.device : undefined;
 }
 
 /** May `role` publish on `topic`? (Exact topics only: a publish never carries a wildcard.) */
 export function mayPublish(role: BrokerRole, topic: string): boolean {
   switch (role.kind) {
     case 'gateway':
-      return topic === `${PREFIX}${role.device}/statements` || topic === `${PREFIX}${role.device}/health`;
+      return topic === deviceTopic(role.device, 'statements') || topic === deviceTopic(role.device, 'health');
     case 'ingest':
       return deviceLevel(topic, 'acks') !== undefined || deviceLevel(topic, 'rejects') !== undefined;
     case 'operator':
@@ -52,18 +50,18 @@ export function mayPublish(role: BrokerRole, topic: string): boolean {
 export function maySubscribe(role: BrokerRole, filter: string): boolean {
   switch (role.kind) {
     case 'gateway':
-      return filter === `${PREFIX}${role.device}/acks` || filter === `${PREFIX}${role.device}/rejects`;
+      return filter === deviceTopic(role.device, 'acks') || filter === deviceTopic(role.device, 'rejects');
     case 'ingest':
-      return filter === `${PREFIX}+/statements` || filter === `${PREFIX}+/health` || deviceLevel(filter, 'statements') !== undefined || deviceLevel(filter, 'health') !== undefined;
+      return filter === everyDeviceFilter('statements') || filter === everyDeviceFilter('health') || deviceLevel(filter, 'statements') !== undefined || deviceLevel(filter, 'health') !== undefined;
     case 'operator':
-      return filter === `${PREFIX}+/health` || deviceLevel(filter, 'health') !== undefined;
+      return filter === everyDeviceFilter('health') || deviceLevel(filter, 'health') !== undefined;
   }
 }
 
 /** May a client of `role` use this client id? */
 export function mayUseClientId(role: BrokerRole, clientId: string): boolean {
-  if (role.kind !== 'gateway') return !clientId.startsWith('stele-gw-');
-  const own = `stele-gw-${role.device}`;
+  if (role.kind !== 'gateway') return !clientId.startsWith(GATEWAY_CLIENT_ID_PREFIX);
+  const own = gatewayClientId(role.device);
   return clientId === own || clientId.startsWith(`${own}-`);
 }
 
@@ -86,7 +84,7 @@ export class BrokerAccess {
       if (typeof u.username !== 'string' || u.username === '') throw new TypeError('username must be a non-empty string');
       if (typeof u.password !== 'string' || u.password.length < 16) throw new RangeError(`password of ${u.username} must have at least 16 characters`);
       if (this.#users.has(u.username)) throw new RangeError(`duplicate broker user ${u.username}`);
-      if (u.role.kind === 'gateway' && deviceLevel(`${PREFIX}${u.role.device}/acks`, 'acks') !== u.role.device) throw new RangeError(`not a usable device id: ${u.role.device}`);
+      if (u.role.kind === 'gateway' && deviceLevel(deviceTopic(u.role.device, 'acks'), 'acks') !== u.role.device) throw new RangeError(`not a usable device id: ${u.role.device}`);
       const salt = randomBytes(16);
       this.#users.set(u.username, { salt, hash: scryptSync(u.password, salt, SCRYPT_KEYLEN), role: u.role });
     }

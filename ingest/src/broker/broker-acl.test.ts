@@ -157,9 +157,12 @@ describe.each(kinds)('on %s', (kind) => {
     expect((got.get('stele/v1/gw-a/acks') ?? []).map(String)).toEqual(['real']);
   });
 
-  it.runIf(kind === 'aedes')("refuses another gateway's client id (no session takeover)", async () => {
-    await expect(connect('gw-a', { clientId: 'stele-gw-gw-b' })).rejects.toThrow();
-  });
+  // aedes only: mosquitto cannot tie client ids to users (docs/broker.md); not registered there rather than skipped.
+  if (kind === 'aedes') {
+    it("refuses another gateway's client id (no session takeover)", async () => {
+      await expect(connect('gw-a', { clientId: 'stele-gw-gw-b' })).rejects.toThrow();
+    });
+  }
 
   it('disconnects a client that sends a packet over the size limit', async () => {
     const a = await connect('gw-a');

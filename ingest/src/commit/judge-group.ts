@@ -6,6 +6,7 @@
  * once per (device, seq), and the chain check advances over what is held contiguously after the head (statements
  * that came ahead of a gap, possibly to another worker). The caller commits the result in one atomic store step.
  */
+import { extendsChain } from '@stele/core';
 import { equalBytes, decodeCbor, decodeSign1, verifyStatementSignature, findSpan, keyStatusAt, verifyLifecycleSignature, hashLeaf } from '@stele/core';
 import { IngestError, type RejectCode } from '../errors.ts';
 import type { DeviceKeys, KeyRegistry } from '../registry/index.ts';
@@ -84,11 +85,7 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
   const tryCommit = (c: Checked): boolean => {
     // Hash-only inside a device-level batch (FORMAT.md §3.1): the head must be the leaf before it in the same
     // signed tree, whose digest is then the one this reading's body links to.
-    const inBatch = c.batch;
-    const linked =
-      c.prev !== undefined
-        ? equalBytes(c.prev, head.digest)
-        : inBatch !== undefined && headBatch?.seq === head.seq && headBatch.index === inBatch.index - 1 && equalBytes(headBatch.root, inBatch.root);
+    const linked = extendsChain(c, { digest: head.digest, batch: headBatch?.seq === head.seq ? headBatch : undefined });
     if (!linked) {
       ctx.reject(device, 'CHAIN_LINK_ERROR', c.seq, c.prev !== undefined ? 'prev is not the digest of the committed reading seq - 1' : 'the committed seq - 1 is not the leaf before it in its device batch');
       return false;

@@ -1,7 +1,6 @@
 /** Ingest's read-only device routes as `stele gateway doctor` and the gateway's head check use them. */
 import { describe, expect, it } from 'vitest';
-import { toBase64Url } from '@stele/core/bytes.ts';
-import { keyIdOf } from '@stele/core/keys.ts';
+import { toBase64Url, keyIdOf } from '@stele/core';
 import { useIngestStack } from '../test-helpers.ts';
 import { startIngestHttp } from './server.ts';
 

@@ -3,6 +3,7 @@
  * mqtt.js buffers a packet) and the subscription to every device's statements. What arrives is untrusted; the
  * service queues it per device (service.ts onMessage) and verify/ and commit/ judge it.
  */
+import { everyDeviceFilter } from '@stele/core/wire';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -13,7 +14,7 @@ import { IngestError } from '../errors.ts';
 import type { LogFn } from '../log.ts';
 
 /** Every device's statements (FORMAT.md §11). */
-export const STATEMENTS_TOPIC_FILTER = 'stele/v1/+/statements';
+export const STATEMENTS_TOPIC_FILTER = everyDeviceFilter('statements');
 
 /**
  * Ingest's own broker credentials (docs/broker.md): files, read at start, never in the URL, never logged.

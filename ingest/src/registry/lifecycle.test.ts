@@ -4,14 +4,13 @@
  * rejected with their code; the bundles that result verify with the key timeline.
  */
 import { describe, expect, it } from 'vitest';
-import { readAnchor } from '@stele/core/anchor/evm-reader.ts';
-import { equalBytes, fromBase64Url, toBase64Url } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { encodeLifecycleBody, parseLifecycleStatement, signLifecycleStatement, type LifecycleBody } from '@stele/core/lifecycle/index.ts';
-import type { Signer } from '@stele/core/signer.ts';
-import { verifyBundle } from '@stele/core/verify/verify.ts';
-import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
-import { signEnrolmentRequest, type EnrolmentRequest } from '@stele/device/provision/request.ts';
+import { readAnchor } from '@stele/core/anchor';
+import { equalBytes, fromBase64Url, toBase64Url, sha256 } from '@stele/core';
+import { encodeLifecycleBody, parseLifecycleStatement, signLifecycleStatement, type LifecycleBody } from '@stele/core/lifecycle';
+import type { Signer } from '@stele/core';
+import { verifyBundle } from '@stele/core/verify';
+import { policyTrustingBundle } from '@stele/core/testing';
+import { signEnrolmentRequest, type EnrolmentRequest } from '@stele/device';
 import { enrolmentOf, makeChain, testSigner, TestGateway, useIngestStack, waitFor, type IngestSetup, type SignedReading } from '../test-helpers.ts';
 
 const stack = useIngestStack('lifecycle-chain');

@@ -9,10 +9,9 @@
  * `\u0001<deviceId>` (U+0001 never occurs in a device id, FORMAT.md §2.2), so that they become Merkle leaves and
  * get batched, receipted and anchored by the same code as readings.
  */
-import { toHex } from '@stele/core/bytes.ts';
-import { decodeCbor, encodeCbor } from '@stele/core/cbor.ts';
-import { findSpan, keyStatusAt, type KeySpan, type KeyStatus } from '@stele/core/lifecycle/index.ts';
-import type { KeyBackend } from '@stele/core/signer.ts';
+import { toHex, decodeCbor, encodeCbor } from '@stele/core';
+import { findSpan, keyStatusAt, type KeySpan, type KeyStatus } from '@stele/core/lifecycle';
+import type { KeyBackend } from '@stele/core';
 import { IngestError } from '../errors.ts';
 
 /** Store device id prefix of a device's lifecycle log (U+0001: checkDeviceId forbids control characters). */

@@ -6,8 +6,7 @@
  * Optional faults for tests and demos: a frame with a bad CRC, noise bytes before a frame, a frame delivered in
  * several chunks.
  */
-import { concatBytes } from '@stele/core/bytes.ts';
-import { mulberry32 } from '@stele/core/prng.ts';
+import { concatBytes, mulberry32 } from '@stele/core';
 import { encodeFrame, formatHj212Time, type Hj212CrcVariant } from '@stele/hardware';
 
 interface Channel {

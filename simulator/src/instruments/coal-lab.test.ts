@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { Cal3kStreamDecoder, checkCustodyChain, parseRunCsv, type Cal3kEvent } from '@stele/hardware/coal/index.ts';
+import { toHex, sha256 } from '@stele/core';
+import { Cal3kStreamDecoder, checkCustodyChain, parseRunCsv, type Cal3kEvent } from '@stele/hardware';
 import { CAL3K_SIM_FINAL_STATUS, Cal3kSimulator, ParrCsvSimulator, encodeGb18030, simulateCustodyChain } from './coal-lab.ts';
 
 describe('Cal3kSimulator', () => {

@@ -8,7 +8,7 @@
  * and `<id>.det.prel.csv` (State 1).
  */
 import type { CustodyEvent } from '@stele/hardware';
-import { mulberry32 } from '@stele/core/prng.ts';
+import { mulberry32 } from '@stele/core';
 
 const pad2 = (n: number) => String(n).padStart(2, '0');
 

@@ -15,7 +15,7 @@ import {
   encodeReadResponse,
   requestLength,
 } from '@stele/hardware';
-import { mulberry32 } from '@stele/core/prng.ts';
+import { mulberry32 } from '@stele/core';
 
 export type ModbusThFamily = 'xy-md02' | 'xy-md02-x100' | 'md02';
 export type ModbusSlaveBehaviour = 'normal' | 'garbage' | 'bad-crc' | 'truncated' | 'silent' | 'exception';

@@ -9,7 +9,7 @@ import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { HJ212_CRC_VARIANTS, type Hj212CrcVariant } from '@stele/hardware';
-import { INVALID, duration, integer, list, object, oneOf, report, string, type Ctx, type Rule } from '@stele/edge-agent/config/schema.ts';
+import { INVALID, duration, integer, list, object, oneOf, report, string, type Ctx, type Rule } from '@stele/edge-agent/config-schema';
 import { SimError, formatScenarioIssue, type ScenarioIssue } from './errors.ts';
 
 export const MAX_SCENARIO_BYTES = 256 * 1024;

@@ -36,8 +36,8 @@ import {
   type BrokerUser,
   type IngestHttp,
 } from '@stele/ingest';
-import { loadOrCreateAdminToken } from '@stele/ingest/http/admin-token.ts';
-import { startPolicyAedes, type PolicyBroker } from '@stele/ingest/broker/test-brokers.ts';
+import { loadOrCreateAdminToken } from '@stele/ingest';
+import { startPolicyAedes, type PolicyBroker } from '@stele/ingest/testing';
 
 const GW = 'gw-evidence-a';
 /** Both ingests use this issuer name: the rogue copies it (the finding used the default name). */

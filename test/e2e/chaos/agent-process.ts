@@ -18,11 +18,10 @@
 import { appendFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fromBase64Url, toHex, utf8 } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { fromBase64Url, toHex, utf8, sha256 } from '@stele/core';
 import { loadSoftwareSigner } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
-import { Retention } from '@stele/edge-agent/retention/index.ts';
+import { Retention } from '@stele/edge-agent';
 
 const { values } = parseArgs({
   options: {

@@ -12,13 +12,11 @@ import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '@stele/testkit';
-import { decodeCbor } from '@stele/core/cbor.ts';
-import { parseStatement } from '@stele/core/cose/index.ts';
+import { decodeCbor, utf8, sha256 } from '@stele/core';
+import { parseStatement } from '@stele/core/cose';
 import { createSoftwareKey, makeEnrolmentRecord } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
 import { IngestService, type Anchorer } from '@stele/ingest';
-import { utf8 } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
 
 const DEVICE = 'gw-drop-1';
 const cleanups: (() => Promise<unknown>)[] = [];

@@ -4,7 +4,7 @@
  *
  *   node --import tsx test/e2e/chaos/ingest-process.ts run --mqtt URL --data DIR --embedded-chain --health-port N
  */
-import { runIngest } from '@stele/ingest/cli.ts';
+import { runIngest } from '@stele/ingest/cli';
 
 process.exitCode = await runIngest(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
 // a handle left by a library must not keep a stopped ingest alive

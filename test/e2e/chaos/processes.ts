@@ -7,10 +7,11 @@ import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { mulberry32 } from '@stele/core/prng.ts';
+import { mulberry32 } from '@stele/core';
 
 export { mulberry32 };
-export { freePort, sleep, waitForPort } from '@stele/testkit';
+export { freePort, waitForPort } from '@stele/testkit';
+export { sleep } from '@stele/core';
 import { freePort, waitForPort } from '@stele/testkit';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

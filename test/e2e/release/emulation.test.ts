@@ -15,13 +15,12 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { toBase64Url } from '@stele/core/bytes.ts';
+import { toBase64Url } from '@stele/core';
 import { createSoftwareKey } from '@stele/device';
-import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
-import { PtyPair } from '@stele/simulator/pty.ts';
-import { CemsSimulator } from '@stele/simulator/instruments/cems.ts';
-import { runVerify } from '@stele/verifier/cli.ts';
-import { policyFileTrustingBundle } from '@stele/core/verify/test-bundle.ts';
+import { verifyEnrolmentRequest } from '@stele/device';
+import { PtyPair, CemsSimulator } from '@stele/simulator';
+import { runVerify } from '@stele/verifier/cli';
+import { policyFileTrustingBundle } from '@stele/core/testing';
 import { freePort, INGEST_SCRIPT, REPO_ROOT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../chaos/processes.ts';
 import { gatewayArchive, installVerifyPackage, RELEASE_TESTS, runCmd, unpack } from './release-files.ts';
 

@@ -12,7 +12,7 @@ import { chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PtyPair } from '@stele/simulator/pty.ts';
+import { PtyPair } from '@stele/simulator';
 import { freePort, REPO_ROOT, startMosquitto } from '../chaos/processes.ts';
 import { gatewayArchive, RELEASE_DIR, RELEASE_TESTS, runCmd } from './release-files.ts';
 

@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runVerify } from '@stele/verifier/cli.ts';
+import { runVerify } from '@stele/verifier/cli';
 import { REPO_ROOT } from '../chaos/processes.ts';
 import { installVerifyPackage, RELEASE_TESTS, runCmd, VERSION } from './release-files.ts';
 

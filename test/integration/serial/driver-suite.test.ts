@@ -5,8 +5,8 @@
  */
 import { SerialPortMock } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
-import { driverSuite } from '@stele/hardware/driver/driver-suite.ts';
-import { SOCAT_SKIP_REASON, socatAvailable } from '@stele/simulator/pty.ts';
+import { driverSuite } from '@stele/hardware/testing';
+import { SOCAT_SKIP_REASON, socatAvailable } from '@stele/simulator';
 import { hj212Harness, modbusHarness } from './harnesses.ts';
 
 const socat = socatAvailable();

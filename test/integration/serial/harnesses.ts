@@ -2,10 +2,7 @@
  * Driver-suite harnesses with the simulator's instruments (CEMS data logger, Modbus T/RH slave), over a socat
  * pty pair (native serialport on both ends) or over serialport's mock binding.
  */
-import {
-  type DriverHarness,
-  type InstrumentBehaviour,
-} from '@stele/hardware/driver/driver-suite.ts';
+import { type DriverHarness, type InstrumentBehaviour } from '@stele/hardware/testing';
 import {
   type Hj212DriverOptions,
   MockSerialLine,
@@ -15,9 +12,7 @@ import {
   hj212Driver,
   modbusDriver,
 } from '@stele/hardware';
-import { CemsSimulator } from '@stele/simulator/instruments/cems.ts';
-import { ModbusThSlave, type ModbusSlaveBehaviour } from '@stele/simulator/instruments/modbus-th.ts';
-import { PtyPair } from '@stele/simulator/pty.ts';
+import { CemsSimulator, ModbusThSlave, type ModbusSlaveBehaviour, PtyPair } from '@stele/simulator';
 
 const MN = '010000A8900016F000169DC0';
 const T0 = Date.UTC(2024, 0, 1, 4, 0, 0);

@@ -28,9 +28,7 @@ import {
   hj212Driver,
   modbusDriver,
 } from '@stele/hardware';
-import { CemsSimulator } from '@stele/simulator/instruments/cems.ts';
-import { ModbusThSlave } from '@stele/simulator/instruments/modbus-th.ts';
-import { LinePacer, PtyPair, SOCAT_SKIP_REASON, socatAvailable } from '@stele/simulator/pty.ts';
+import { CemsSimulator, ModbusThSlave, LinePacer, PtyPair, SOCAT_SKIP_REASON, socatAvailable } from '@stele/simulator';
 
 const socat = socatAvailable();
 const MN = '010000A8900016F000169DC0';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { loadBinding } from '@stele/device/pkcs11/binding.ts';
+import { loadBinding } from '@stele/device';
 
 const run = promisify(execFile);
 export const SCRIPTS = resolve(dirname(fileURLToPath(import.meta.url)), '../../scripts');

@@ -8,14 +8,13 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Verdict } from '@stele/core/verify/index.ts';
+import type { Verdict } from '@stele/core/verify';
 import { Outbox, Publisher, type Acquired } from '@stele/edge-agent';
-import { runGateway } from '@stele/edge-agent/cli.ts';
-import { loadConfig } from '@stele/edge-agent/config/config.ts';
-import { openSigner } from '@stele/edge-agent/run/signer.ts';
-import { runIngest } from '@stele/ingest/cli.ts';
-import { startBroker, tempDir } from '@stele/ingest/test-helpers.ts';
-import { runVerify } from '@stele/verifier/cli.ts';
+import { runGateway } from '@stele/edge-agent/cli';
+import { loadConfig, openSigner } from '@stele/edge-agent';
+import { runIngest } from '@stele/ingest/cli';
+import { startBroker, tempDir } from '@stele/ingest/testing';
+import { runVerify } from '@stele/verifier/cli';
 import { makeSoftHsmToken, SOFTHSM_MODULE, softhsmSkipReason, type SoftHsmToken } from './helpers.ts';
 
 const skip = await softhsmSkipReason();

@@ -7,12 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runGatewayProvision } from '@stele/device/provision/cli.ts';
-import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
-import { Pkcs11Signer } from '@stele/device/pkcs11/signer.ts';
-import { utf8 } from '@stele/core/bytes.ts';
-import { verifyEs256 } from '@stele/core/ecdsa.ts';
-import { createSoftwareKey } from '@stele/device/software-signer.ts';
+import { runGatewayProvision } from '@stele/device/provision';
+import { verifyEnrolmentRequest, Pkcs11Signer, createSoftwareKey } from '@stele/device';
+import { utf8, verifyEs256 } from '@stele/core';
 import { hasCommand, makeSoftHsmToken, SOFTHSM_MODULE, softhsmSkipReason, USER_PIN, type SoftHsmToken } from './helpers.ts';
 
 const run = promisify(execFile);

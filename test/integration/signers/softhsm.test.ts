@@ -7,8 +7,8 @@
  * after C_Finalize + C_Initialize, which is what the signer's reconnect does.
  */
 import { rename } from 'node:fs/promises';
-import { Pkcs11Signer } from '@stele/device/pkcs11/signer.ts';
-import { signerConformanceSuite } from '@stele/device/conformance/signer-suite.ts';
+import { Pkcs11Signer } from '@stele/device';
+import { signerConformanceSuite } from '@stele/device/testing';
 import { makeSoftHsmToken, SOFTHSM_MODULE, softhsmSkipReason, type SoftHsmToken } from './helpers.ts';
 
 const skip = await softhsmSkipReason();

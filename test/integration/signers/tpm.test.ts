@@ -9,13 +9,11 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { verifyTpm2Certify } from '@stele/core/tpm2/index.ts';
+import { verifyTpm2Certify } from '@stele/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pkcs11Signer } from '@stele/device/pkcs11/signer.ts';
-import { provisionGateway } from '@stele/device/provision/provision.ts';
-import { verifyEnrolmentRequest } from '@stele/device/provision/request.ts';
-import { certifyTpmKey } from '@stele/device/provision/tpm-certify.ts';
-import { signerConformanceSuite } from '@stele/device/conformance/signer-suite.ts';
+import { Pkcs11Signer, provisionGateway, verifyEnrolmentRequest } from '@stele/device';
+import { certifyTpmKey } from '@stele/device';
+import { signerConformanceSuite } from '@stele/device/testing';
 import { startSwTpm, TPM2_PKCS11_MODULE, tpmSkipReason, type SwTpm } from './helpers.ts';
 
 const skip = await tpmSkipReason();

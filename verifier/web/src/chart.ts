@@ -4,7 +4,7 @@
  * missing seq ranges (gaps are never joined); non-N flags and failed readings get shaped markers, not only
  * colours (C ▲, M ■, D ✕, failed: red ✕ in a circle); a dashed red limit line when the bundle carries a limit.
  */
-import { formatTime } from '@stele/core/verify/index.ts';
+import { formatTime } from '@stele/core/verify';
 import { s } from './dom.ts';
 import type { BundleInfo, Series } from './protocol.ts';
 

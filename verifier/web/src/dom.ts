@@ -3,7 +3,7 @@
  * a text node or an attribute value, so a bundle whose strings contain markup shows that markup as text.
  * There is no innerHTML, outerHTML, insertAdjacentHTML or document.write in this page.
  */
-import type { Text } from '@stele/core/verify/index.ts';
+import type { Text } from '@stele/core/verify';
 
 export type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | undefined>;

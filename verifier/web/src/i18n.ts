@@ -1,5 +1,5 @@
 /** The page's own words, zh and en (the verdict's sentences come from core's messages.ts). */
-import type { CheckStatus, Text, VerdictState } from '@stele/core/verify/index.ts';
+import type { CheckStatus, Text, VerdictState } from '@stele/core/verify';
 import { T } from './dom.ts';
 
 export type Lang = 'zh' | 'en';

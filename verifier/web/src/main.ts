@@ -8,10 +8,9 @@
  * the page file's SHA-256 (known to the program that opened the file, not to the page).
  */
 import './style.css';
-import { toHex, utf8 } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import type { Check, Text, Verdict } from '@stele/core/verify/index.ts';
-import { formatTime, shortHex } from '@stele/core/verify/index.ts';
+import { toHex, utf8, sha256 } from '@stele/core';
+import type { Check, Text, Verdict } from '@stele/core/verify';
+import { formatTime, shortHex } from '@stele/core/verify';
 import { drawChart, fmtNum, hhmm } from './chart.ts';
 import { bi, clear, h, T } from './dom.ts';
 import { BACKEND_WORD, bucketWord, STATE_ICON, STATE_WORD, STATUS_WORD, W, type Lang } from './i18n.ts';

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { toHex, utf8 } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
+import { toHex, utf8, sha256 } from '@stele/core';
 import { comparePolicy, loadStoredPolicy, MAX_POLICY_BYTES, policyVerifyOptions, readPolicy, storePolicy } from './policy.ts';
 
 const KID = 'ab'.repeat(32);

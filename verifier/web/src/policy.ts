@@ -10,11 +10,10 @@
  *   and returns `{ trust }` for `verifyBundle`: the verdict then carries the policy checks and their codes.
  * Nothing else in the page knows the policy's shape.
  */
-import { toHex } from '@stele/core/bytes.ts';
-import { sha256 } from '@stele/core/hash.ts';
-import { decodeSign1 } from '@stele/core/cose/sign1.ts';
-import { loadTrustPolicy, parsePolicyPayload } from '@stele/core/trust/policy.ts';
-import type { VerifyOptions } from '@stele/core/verify/index.ts';
+import { toHex, sha256 } from '@stele/core';
+import { decodeSign1 } from '@stele/core/cose';
+import { loadTrustPolicy, parsePolicyPayload } from '@stele/core/trust';
+import type { VerifyOptions } from '@stele/core/verify';
 
 /** localStorage key of the remembered policy (base64 of the file bytes). */
 export const POLICY_STORAGE_KEY = 'stele.trust-policy.v1';

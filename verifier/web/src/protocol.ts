@@ -3,7 +3,7 @@
  * (structured-clone safe). Everything that came from the bundle is untrusted text: the page only ever puts it into
  * the DOM as text nodes or attribute values, never as markup.
  */
-import type { Verdict } from '@stele/core/verify/index.ts';
+import type { Verdict } from '@stele/core/verify';
 
 export interface VerifyRequest {
   type: 'verify';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildTestBundle } from '@stele/core/verify/test-bundle.ts';
-import { verifyBundle } from '@stele/core/verify/index.ts';
+import { buildTestBundle } from '@stele/core/testing';
+import { verifyBundle } from '@stele/core/verify';
 import { chooseBucketMs, describeBundle, MAX_BUCKETS } from './series.ts';
 
 describe('chooseBucketMs', () => {

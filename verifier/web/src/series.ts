@@ -4,10 +4,9 @@
  * and the missing seq ranges as gaps. Device time is untrusted (FORMAT.md §8): it places points on the time axis
  * only; gaps are found by seq.
  */
-import type { BundleEntry, EvidenceBundle } from '@stele/core/bundle.ts';
-import { toHex } from '@stele/core/bytes.ts';
-import { decodeReading, type Reading } from '@stele/core/reading.ts';
-import type { Verdict } from '@stele/core/verify/index.ts';
+import type { BundleEntry, EvidenceBundle } from '@stele/core';
+import { toHex, decodeReading, type Reading } from '@stele/core';
+import type { Verdict } from '@stele/core/verify';
 import type { Bucket, BundleInfo, Gap, Marker, Series } from './protocol.ts';
 
 /** Bucket widths tried in order; the first giving at most MAX_BUCKETS buckets is used. */

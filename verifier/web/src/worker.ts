@@ -6,10 +6,10 @@
  * through WebCrypto (`SubtleCrypto.prototype.verify`, wrapped in this worker only): one per statement and one per
  * batch receipt signature. A finer callback would belong in core's VerifyOptions.
  */
-import { AnchorError, readAnchor } from '@stele/core/anchor/evm-reader.ts';
-import { parseBundleBytes } from '@stele/core/bundle.ts';
-import type { AnchorReader } from '@stele/core/verify/index.ts';
-import { verifyBundleBytes } from '@stele/core/verify/index.ts';
+import { AnchorError, readAnchor } from '@stele/core/anchor';
+import { parseBundleBytes } from '@stele/core';
+import type { AnchorReader } from '@stele/core/verify';
+import { verifyBundleBytes } from '@stele/core/verify';
 import { policyVerifyOptions } from './policy.ts';
 import type { VerifyRequest, WorkerMessage } from './protocol.ts';
 import { describeBundle } from './series.ts';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readAnchor, parseBundle, verifyBundle } from '@stele/core';
-import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
+import { policyTrustingBundle } from '@stele/core/testing';
 import { provisionGateway, loadSoftwareSigner } from '@stele/device';
 import { freePort } from '@stele/testkit';
 import { runIngest, type IngestIo } from '../../cli.ts';

@@ -8,7 +8,7 @@
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { parseBundle, readAnchor, verifyBundle } from '@stele/core';
-import { policyTrustingBundle } from '@stele/core/verify/test-bundle.ts';
+import { policyTrustingBundle } from '@stele/core/testing';
 import { IngestService } from '../../service.ts';
 import { enrolmentOf, makeChain, tempDir, testSigner, TestGateway, useIngestStack, waitFor } from '../../test-helpers.ts';
 import { createTestDatabase, postgresAvailable } from './test-database.ts';
