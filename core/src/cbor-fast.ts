@@ -267,7 +267,8 @@ function read(r: Reader): unknown {
       if (r.pos + n > b.length) throw UNSUPPORTED;
       const start = r.pos;
       r.pos += n;
-      if (major === 2) return b.slice(start, start + n);
+      // a copy, and a plain Uint8Array even when the input is a Node Buffer (whose slice() is a view, and a Buffer)
+      if (major === 2) return new Uint8Array(b.subarray(start, start + n));
       try {
         return utf8Fatal.decode(b.subarray(start, start + n));
       } catch {
