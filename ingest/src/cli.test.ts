@@ -9,22 +9,9 @@ import { runIngest, type IngestIo } from './cli.ts';
 import { loadSoftwareSigner, provisionGateway } from '@stele/device';
 import { LevelStore } from './store/index.ts';
 import { readingAt, signedReading, startBroker, tempDir, TestGateway, waitFor } from './test-helpers.ts';
+import { captureIo } from '@stele/testkit';
 
-class Sink {
-  text = '';
-  write(s: string): boolean {
-    this.text += s;
-    return true;
-  }
-  lines(): Record<string, unknown>[] {
-    return this.text
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
-
-const io = () => ({ stdout: new Sink(), stderr: new Sink() });
+const io = captureIo;
 
 /** `stele gateway provision` for a software key into dir/usb, by `installerKeyFile` (created). */
 async function provision(dir: string, deviceId: string, installerKeyFile = join(dir, 'installer.pem')) {

@@ -18,23 +18,10 @@ import { runGateway } from '@stele/edge-agent/cli';
 import { runIngest } from '@stele/ingest/cli';
 import { startBroker, tempDir, waitFor } from '@stele/ingest/testing';
 import { runVerify } from '@stele/verifier/cli';
+import { captureIo } from '@stele/testkit';
 
-class Sink {
-  text = '';
-  write(s: string): boolean {
-    this.text += s;
-    return true;
-  }
-}
-const io = () => ({ stdin: process.stdin, stdout: new Sink() as unknown as NodeJS.WritableStream & Sink, stderr: new Sink() as unknown as NodeJS.WritableStream & Sink });
+const io = captureIo;
 
-async function until(cond: () => Promise<boolean>, what: string, limitMs: number): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function reading(i: number): Acquired {
   return {
@@ -82,7 +69,7 @@ describe('key lifecycle through the CLIs (software key)', () => {
       abort.abort();
       await running;
     });
-    await until(async () => (await readFile(join(data, 'ingest-http.json'), 'utf8').catch(() => '')) !== '', 'ingest http', 60_000);
+    await waitFor(async () => (await readFile(join(data, 'ingest-http.json'), 'utf8').catch(() => '')) !== '', 'ingest http', 60_000, 50);
     const { url } = JSON.parse(await readFile(join(data, 'ingest-http.json'), 'utf8')) as { url: string };
 
     const enrol = io();
@@ -100,7 +87,7 @@ describe('key lifecycle through the CLIs (software key)', () => {
         await publisher.start();
         for (let i = 0; i < n; i++) await outbox.take(reading(outbox.head().seq + 1), signer, D);
         publisher.notify();
-        if (rejected !== undefined) await until(rejected, 'the rejection', 20_000);
+        if (rejected !== undefined) await waitFor(rejected, 'the rejection', 20_000, 50);
         else await waitFor(() => outbox.ackedUpTo() === outbox.head().seq, `ack of seq ${outbox.head().seq}`, 20_000);
         return outbox.head().seq;
       } finally {

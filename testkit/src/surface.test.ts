@@ -9,7 +9,8 @@ import { surfaceOf, type EntrySurface } from '@stele/testkit/surface';
 
 const SURFACE: Record<string, string[]> = {
   '.': [
-    'SHARED_SKIP_REASON', 'codeOf', 'freePort', 'repoRoot', 'sharedDir', 'waitFor', 'waitForPort',
+    'CapturedStream', 'SHARED_SKIP_REASON', 'TextSink', 'captureIo', 'codeOf', 'freePort', 'repoRoot', 'sharedDir', 'waitFor',
+    'waitForPort',
   ],
   './surface': [
     'EntrySurface', 'surfaceOf',

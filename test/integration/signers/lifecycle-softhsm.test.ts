@@ -16,25 +16,12 @@ import { runIngest } from '@stele/ingest/cli';
 import { startBroker, tempDir } from '@stele/ingest/testing';
 import { runVerify } from '@stele/verifier/cli';
 import { makeSoftHsmToken, SOFTHSM_MODULE, softhsmSkipReason, type SoftHsmToken } from './helpers.ts';
+import { captureIo, waitFor } from '@stele/testkit';
 
 const skip = await softhsmSkipReason();
 
-class Sink {
-  text = '';
-  write(s: string): boolean {
-    this.text += s;
-    return true;
-  }
-}
-const io = () => ({ stdin: process.stdin, stdout: new Sink() as unknown as NodeJS.WritableStream & Sink, stderr: new Sink() as unknown as NodeJS.WritableStream & Sink });
+const io = captureIo;
 
-async function until(cond: () => Promise<boolean> | boolean, what: string, limitMs = 20_000): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const reading = (i: number): Acquired => ({
   sensor: 'cems-1',
@@ -81,7 +68,7 @@ describe.skipIf(skip !== undefined)(`key lifecycle on SoftHSM2${skip ? ` (skippe
       abort.abort();
       await running;
     });
-    await until(async () => (await readFile(join(data, 'ingest-http.json'), 'utf8').catch(() => '')) !== '', 'ingest http', 60_000);
+    await waitFor(async () => (await readFile(join(data, 'ingest-http.json'), 'utf8').catch(() => '')) !== '', 'ingest http', 60_000, 50);
     const { url } = JSON.parse(await readFile(join(data, 'ingest-http.json'), 'utf8')) as { url: string };
     expect(await runIngest(['enrol', join(dir.path, 'usb', `${D}.enrol.cose`), '--data', data], io())).toBe(0);
 
@@ -103,8 +90,8 @@ describe.skipIf(skip !== undefined)(`key lifecycle on SoftHSM2${skip ? ` (skippe
         await publisher.start();
         for (let i = 0; i < n; i++) await outbox.take(reading(outbox.head().seq + 1), signer, D);
         publisher.notify();
-        if (rejected !== undefined) await until(rejected, 'the rejection', 30_000);
-        else await until(() => outbox.ackedUpTo() === outbox.head().seq, `ack of seq ${outbox.head().seq}`, 30_000);
+        if (rejected !== undefined) await waitFor(rejected, 'the rejection', 30_000, 50);
+        else await waitFor(() => outbox.ackedUpTo() === outbox.head().seq, `ack of seq ${outbox.head().seq}`, 30_000, 50);
         return outbox.head().seq;
       } finally {
         await publisher.stop();

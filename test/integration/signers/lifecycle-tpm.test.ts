@@ -22,25 +22,12 @@ import { startBroker, tempDir, waitFor } from '@stele/ingest/testing';
 import { runVerify } from '@stele/verifier/cli';
 import { runTrust } from '@stele/verifier/trust-cli';
 import { startSwTpm, TPM2_PKCS11_MODULE, tpmSkipReason, type SwTpm } from './helpers.ts';
+import { captureIo } from '@stele/testkit';
 
 const skip = await tpmSkipReason();
 
-class Sink {
-  text = '';
-  write(s: string): boolean {
-    this.text += s;
-    return true;
-  }
-}
-const io = () => ({ stdin: process.stdin, stdout: new Sink() as unknown as NodeJS.WritableStream & Sink, stderr: new Sink() as unknown as NodeJS.WritableStream & Sink });
+const io = captureIo;
 
-async function until(cond: () => Promise<boolean>, what: string, limitMs: number): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const reading = (i: number): Acquired => ({
   sensor: 'th-1',
@@ -92,7 +79,7 @@ describe.skipIf(skip !== undefined)(`key lifecycle and attestation on a TPM${ski
       abort.abort();
       await running;
     });
-    await until(async () => (await readFile(join(data, 'ingest-http.json'), 'utf8').catch(() => '')) !== '', 'ingest http', 60_000);
+    await waitFor(async () => (await readFile(join(data, 'ingest-http.json'), 'utf8').catch(() => '')) !== '', 'ingest http', 60_000, 50);
     const { url } = JSON.parse(await readFile(join(data, 'ingest-http.json'), 'utf8')) as { url: string };
     const enrol = io();
     expect(await runIngest(['enrol', join(dir.path, 'usb', `${D}.enrol.cose`), '--data', data], enrol)).toBe(0);
@@ -114,7 +101,7 @@ describe.skipIf(skip !== undefined)(`key lifecycle and attestation on a TPM${ski
         await publisher.start();
         for (let i = 0; i < n; i++) await outbox.take(reading(outbox.head().seq + 1), signer, D);
         publisher.notify();
-        if (rejected !== undefined) await until(rejected, 'the rejection', 30_000);
+        if (rejected !== undefined) await waitFor(rejected, 'the rejection', 30_000, 50);
         else await waitFor(() => outbox.ackedUpTo() === outbox.head().seq, `ack of seq ${outbox.head().seq}`, 30_000);
         return outbox.head().seq;
       } finally {

@@ -12,25 +12,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readAnchor, parseBundle, verifyBundle } from '@stele/core';
 import { policyTrustingBundle } from '@stele/core/testing';
 import { provisionGateway, loadSoftwareSigner } from '@stele/device';
-import { freePort } from '@stele/testkit';
+import { captureIo, freePort } from '@stele/testkit';
 import { runIngest, type IngestIo } from '../../cli.ts';
 import { makeChain, startBroker, tempDir, TestGateway, waitFor } from '../../test-helpers.ts';
 import { createTestDatabase, postgresAvailable } from './test-database.ts';
 
-class Sink {
-  text = '';
-  write(s: string): boolean {
-    this.text += s;
-    return true;
-  }
-  lines(): Record<string, unknown>[] {
-    return this.text
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
-const io = () => ({ stdout: new Sink(), stderr: new Sink() });
+const io = captureIo;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
