@@ -9,7 +9,7 @@ import { surfaceOf, type EntrySurface } from '@stele/testkit/surface';
 
 const SURFACE: Record<string, string[]> = {
   '.': [
-    'ALG_ES256', 'ALG_SHA256', 'ANCHORED_EVENT_TOPIC', 'Aggregate', 'Alert', 'AlertCheckFailure', 'AlertCheckResult',
+    'ALERTS_TOPIC', 'ALG_ES256', 'ALG_SHA256', 'ANCHORED_EVENT_TOPIC', 'Aggregate', 'Alert', 'AlertCheckFailure', 'AlertCheckResult',
     'AlertError', 'AlertErrorCode', 'AlertWindow', 'AnchorError', 'AnchorErrorCode', 'AnchorFacts', 'AnchorReader',
     'AnchorRef', 'AnchorSummary', 'Attestation', 'AttestationError', 'AttestationErrorCode', 'AttestationRoot',
     'BUNDLE_FORMAT', 'BatchPosition', 'BatchProofs', 'BundleBatch', 'BundleDevice', 'BundleEntry', 'BundleIngest',
@@ -137,7 +137,7 @@ const SURFACE: Record<string, string[]> = {
     'tamper', 'tempSample', 'testSigner', 'toHighS', 'unreachableReader',
   ],
   './wire': [
-    'GATEWAY_CLIENT_ID_PREFIX', 'TOPIC_KINDS', 'TOPIC_PREFIX', 'TopicKind', 'deviceTopic', 'everyDeviceFilter',
+    'ALERTS_TOPIC', 'GATEWAY_CLIENT_ID_PREFIX', 'TOPIC_KINDS', 'TOPIC_PREFIX', 'TopicKind', 'deviceTopic', 'everyDeviceFilter',
     'gatewayClientId', 'parseDeviceTopic',
   ],
 };

@@ -31,6 +31,8 @@ import { describeIngestKey, initIngestKey, openIngestKey, type IngestSigner } fr
 import { assertPrivateFile, ensurePrivateDir, writePrivateFile } from './private-files.ts';
 import { IngestService, type IngestOptions } from './service.ts';
 import { AlertBook, loadRuleFiles } from './alerts.ts';
+import { mqttChannel, Notifier, readNoticeSecret, webhookChannel, type AlertChannel } from './notify/index.ts';
+import { toLogFn } from './log.ts';
 import { isPostgresUrl } from './store/index.ts';
 import { redact } from './store/postgres/postgres-store.ts';
 
@@ -83,6 +85,11 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --health-port N         serve /health, /metrics and the admin API on 127.0.0.1:N (0: a free port)
   --rules FILE[,FILE…]    alert rule sets (FORMAT.md §15; a file, or a shipped name: \`stele alerts standards\`):
                           GET /alerts, /alerts/ID and /alerts/ID/bundle on the HTTP endpoint; \`stele evidence\`
+  --alert-webhook URL     POST every new alert to URL (FORMAT.md §15.9), once, retried with backoff until a 2xx;
+                          each delivery recorded (GET /alerts/ID/deliveries); needs --rules
+  --alert-webhook-secret-file F   the webhook's HMAC-SHA256 secret (>= 32 bytes, mode 0600): Stele-Signature
+  --alert-mqtt-secret-file F      also publish every new alert on stele/v1/alerts from ingest's own broker client,
+                          HMAC'd with this secret (>= 32 bytes, mode 0600); needs --rules
   --admin-token-file F    token for the admin API (default DIR/admin-token, made with mode 0600 when missing;
                           refused when others can read it)
   --log-level L           debug | info | warn | error (default info)
@@ -180,6 +187,9 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       'mqtt-key': { type: 'string' },
       'admin-token-file': { type: 'string' },
       rules: { type: 'string' },
+      'alert-webhook': { type: 'string' },
+      'alert-webhook-secret-file': { type: 'string' },
+      'alert-mqtt-secret-file': { type: 'string' },
       store: { type: 'string' },
       'store-password-file': { type: 'string' },
     },
@@ -209,6 +219,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     if ((v['mqtt-cert'] === undefined) !== (v['mqtt-key'] === undefined)) throw new RangeError('--mqtt-cert and --mqtt-key go together');
     if (v['mqtt-password-file'] !== undefined && v['mqtt-username'] === undefined) throw new RangeError('--mqtt-password-file needs --mqtt-username');
     if (dataDir === undefined) throw new RangeError('--data DIR is required');
+    if ((v['alert-webhook'] === undefined) !== (v['alert-webhook-secret-file'] === undefined)) throw new RangeError('--alert-webhook and --alert-webhook-secret-file go together');
+    if ((v['alert-webhook'] !== undefined || v['alert-mqtt-secret-file'] !== undefined) && v['rules'] === undefined) throw new RangeError('alert notification needs --rules FILE');
     checkStoreOption(v['store'] as string | undefined, v['store-password-file'] as string | undefined);
     if (embedded === (rpc !== undefined)) throw new RangeError('give either --embedded-chain or --rpc URL with --anchor-key-file F');
     if (rpc !== undefined && anchorKeyFile === undefined) throw new RangeError('--rpc needs --anchor-key-file F');
@@ -240,8 +252,10 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let chain: AnvilNode | undefined;
   let service: IngestService | undefined;
   let httpServer: IngestHttp | undefined;
+  let notifier: Notifier | undefined;
   let closeKey: IngestSigner | undefined;
   const httpFile = join(dataDir, 'ingest-http.json');
+  const channels: AlertChannel[] = [];
   try {
     // The store and the chain state are evidence: 0700 folders (the files inside are then out of others' reach).
     await ensurePrivateDir(dataDir);
@@ -251,6 +265,14 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     if (embedded) await ensurePrivateDir(join(dataDir, 'chain'));
     const rules = typeof v['rules'] === 'string' ? await loadRuleFiles((v['rules']).split(',').filter((x) => x !== '')) : undefined;
     if (rules !== undefined && healthPort === undefined) throw new RangeError('--rules needs --health-port: alerts are served on the HTTP endpoint');
+    if (typeof v['alert-webhook'] === 'string') {
+      const secret = await readNoticeSecret(v['alert-webhook-secret-file'] as string, 'the webhook secret file');
+      channels.push(webhookChannel({ url: v['alert-webhook'], secret }));
+    }
+    if (typeof v['alert-mqtt-secret-file'] === 'string') {
+      const secret = await readNoticeSecret(v['alert-mqtt-secret-file'], 'the MQTT alert secret file');
+      channels.push(await mqttChannel({ mqttUrl, broker: brokerCredentials(v), secret, log: toLogFn(logger) }));
+    }
     const signer = await openIngestKey(dataDir, v['key'] as string | undefined);
     closeKey = signer;
     const trustedInstallers = await readInstallerKeys(dataDir, v['installer-keys'] as string | undefined);
@@ -304,7 +326,13 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     }
     if (healthPort !== undefined) {
       const adminToken = await loadOrCreateAdminToken((v['admin-token-file'] as string | undefined) ?? join(dataDir, 'admin-token'));
-      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger, ...(rules === undefined ? {} : { alerts: new AlertBook(service, rules) }) });
+      const book = rules === undefined ? undefined : new AlertBook(service, rules);
+      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger, ...(book === undefined ? {} : { alerts: book }) });
+      if (book !== undefined && channels.length > 0) {
+        notifier = new Notifier({ alerts: () => book.alerts(), store: service.alertDeliveryStore(), channels, issuer: (v['issuer'] as string | undefined) ?? 'stele-ingest', log: toLogFn(logger) });
+        notifier.start();
+        logger.info({ channels: channels.map((c) => c.name) }, 'alert notification on');
+      }
       await writePrivateFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
       logger.info({ url: httpServer.url, port: httpServer.port }, 'http listening');
     }
@@ -318,6 +346,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    await notifier?.stop();
+    if (notifier === undefined) for (const c of channels) await c.close();
     await httpServer?.close();
     if (httpServer !== undefined) await rm(httpFile, { force: true });
     await service?.stop().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stop failed'));

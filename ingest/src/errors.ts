@@ -44,6 +44,8 @@ export type IngestErrorCode =
   | 'INGEST_ALERT_NOT_FOUND' // alerts: no current alert with this id
   | 'INGEST_ALERT_MULTI_DEVICE' // alert bundle: the alert's readings span several devices (one device per bundle)
   | 'INGEST_ALERT_NOT_REPRODUCIBLE' // alert bundle: the exported readings do not give the alert again (FORMAT.md §15.7)
+  | 'INGEST_NOTIFY_SECRET' // run --alert-*-secret-file: the secret file is missing, readable by others or too short
+  | 'INGEST_NOTIFY_FAILED' // a notification attempt failed (receiver down, non-2xx, broker not connected); retried
   | 'INGEST_WINDOW_TOO_LARGE'; // exportBundle: more seqs asked for than the documented maximum (MAX_BUNDLE_WINDOW)
 
 export class IngestError extends SteleError<IngestErrorCode> {}

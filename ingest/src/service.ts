@@ -37,7 +37,7 @@ import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceK
 import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
 import { checkStatement, type Checked, type HeadBatch, type Incoming, type Precheck } from './verify/statement-check.ts';
 import { judgeGroup } from './commit/judge-group.ts';
-import { openStore, type BatchRow, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
+import { openStore, type AlertDeliveryStore, type BatchRow, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
 /** How often non-final anchors are read again from the chain between batch cuts, in ms. */
 const ANCHOR_POLL_MS = 500;
@@ -655,6 +655,11 @@ export class IngestService {
       throw new IngestError('INGEST_WINDOW_TOO_LARGE', `a bundle holds at most ${MAX_BUNDLE_WINDOW} seqs; ask for a shorter window`, { where: { deviceId, by, fromMs, toMs, first, last } });
     }
     return this.exportBundle(deviceId, first, last);
+  }
+
+  /** Where alert notifications stand (ingest/src/notify/): the delivery records kept in the store. */
+  alertDeliveryStore(): AlertDeliveryStore {
+    return this.store;
   }
 
   /** Statements recorded as forks of a device (a second, different statement for a committed seq). */

@@ -9,17 +9,17 @@ import { surfaceOf, type EntrySurface } from '@stele/testkit/surface';
 
 const SURFACE: Record<string, string[]> = {
   '.': [
-    'ANVIL_CHAIN_ID', 'ANVIL_DEV_PRIVATE_KEY', 'ANVIL_STATE_FILE', 'AlertBook', 'AlertListItem', 'AnchorError',
+    'ANVIL_CHAIN_ID', 'ANVIL_DEV_PRIVATE_KEY', 'ANVIL_STATE_FILE', 'AlertBook', 'AlertChannel', 'AlertListItem', 'AnchorError',
     'AnchorFacts', 'AnchorRef', 'Anchorer', 'AnchorerState', 'AnvilNode', 'AnvilOptions', 'BatchRow', 'BrokerAccess',
     'BrokerRole', 'BrokerUser', 'DEFAULT_MAX_PACKET_BYTES', 'DeviceKeys', 'DeviceRow', 'EntryRow',
     'EvidenceBundleJson', 'EvmAnchorer', 'EvmAnchorerOptions', 'ForkRow', 'Head', 'HeldRow', 'IngestError',
     'IngestErrorCode', 'IngestHttp', 'IngestHttpOptions', 'IngestIo', 'IngestKeyConfig', 'IngestOptions',
     'IngestService', 'IngestSigner', 'IngestStats', 'IngestStore', 'KeyRegistry', 'LevelStore', 'LogFn', 'LogLevel',
-    'Logger', 'PendingLeaf', 'PinoLike', 'PostgresStore', 'RawRef', 'RejectCode', 'STELE_ANCHOR_ABI', 'TimeAxis',
-    'TimeRef', 'aedesAccessHooks', 'connectEvmAnchorer', 'currentKey', 'describeIngestKey', 'initIngestKey',
+    'Logger', 'NOTICE_FORMAT', 'NoticeCheck', 'Notifier', 'PendingLeaf', 'PinoLike', 'PostgresStore', 'RawRef', 'RejectCode', 'STELE_ANCHOR_ABI', 'TimeAxis',
+    'TimeRef', 'aedesAccessHooks', 'checkMqttNotice', 'checkWebhookRequest', 'connectEvmAnchorer', 'currentKey', 'describeIngestKey', 'initIngestKey',
     'isLifecycleLogId', 'isPostgresUrl', 'jsonLineLogger', 'lifecycleLogId', 'limitServerSocket', 'listItem',
-    'loadOrCreateAdminToken', 'loadRuleFiles', 'mayPublish', 'maySubscribe', 'mayUseClientId', 'openIngestKey',
-    'openStore', 'readAdminToken', 'readAnchor', 'resolveAnvilBinary', 'runIngest', 'startAnvil', 'startIngestHttp',
+    'loadOrCreateAdminToken', 'loadRuleFiles', 'mayPublish', 'maySubscribe', 'mayUseClientId', 'mqttChannel', 'openIngestKey',
+    'openStore', 'readAdminToken', 'readAnchor', 'resolveAnvilBinary', 'runIngest', 'startAnvil', 'startIngestHttp', 'webhookChannel',
   ],
   './cli': [
     'IngestIo', 'ingestUrl', 'readInstallerKeys', 'runEvidence', 'runIngest',

@@ -42,3 +42,9 @@ export const GATEWAY_CLIENT_ID_PREFIX = 'stele-gw-';
 export function gatewayClientId(device: string): string {
   return `${GATEWAY_CLIENT_ID_PREFIX}${device}`;
 }
+
+/**
+ * The alert notices topic (FORMAT.md §15.9): ingest alone publishes there (QoS 1, not retained), operators'
+ * dashboards and SMS/e-mail gateways subscribe. Three levels, so it never parses as a device topic.
+ */
+export const ALERTS_TOPIC = `${TOPIC_PREFIX}alerts`;

@@ -5,9 +5,9 @@
  *
  *   gateway <device>  publish   stele/v1/<device>/statements, stele/v1/<device>/health
  *                     subscribe stele/v1/<device>/acks, stele/v1/<device>/rejects
- *   ingest            publish   stele/v1/+/acks, stele/v1/+/rejects
+ *   ingest            publish   stele/v1/+/acks, stele/v1/+/rejects, stele/v1/alerts (its alert client)
  *                     subscribe stele/v1/+/statements, stele/v1/+/health
- *   operator          subscribe stele/v1/+/health
+ *   operator          subscribe stele/v1/+/health, stele/v1/alerts (dashboards, SMS and e-mail gateways)
  *   anyone else       refused at CONNECT (no anonymous clients)
  *
  * So a gateway cannot speak for another device, cannot read statements (its own or others'), cannot forge
@@ -17,7 +17,7 @@
  * Passwords are compared as scrypt hashes in constant time; they are never logged.
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { deviceTopic, everyDeviceFilter, gatewayClientId, GATEWAY_CLIENT_ID_PREFIX, parseDeviceTopic, type TopicKind } from '@stele/core/wire';
+import { ALERTS_TOPIC, deviceTopic, everyDeviceFilter, gatewayClientId, GATEWAY_CLIENT_ID_PREFIX, parseDeviceTopic, type TopicKind } from '@stele/core/wire';
 
 export type BrokerRole = { kind: 'gateway'; device: string } | { kind: 'ingest' } | { kind: 'operator' };
 
@@ -40,7 +40,7 @@ export function mayPublish(role: BrokerRole, topic: string): boolean {
     case 'gateway':
       return topic === deviceTopic(role.device, 'statements') || topic === deviceTopic(role.device, 'health');
     case 'ingest':
-      return deviceLevel(topic, 'acks') !== undefined || deviceLevel(topic, 'rejects') !== undefined;
+      return topic === ALERTS_TOPIC || deviceLevel(topic, 'acks') !== undefined || deviceLevel(topic, 'rejects') !== undefined;
     case 'operator':
       return false;
   }
@@ -54,7 +54,7 @@ export function maySubscribe(role: BrokerRole, filter: string): boolean {
     case 'ingest':
       return filter === everyDeviceFilter('statements') || filter === everyDeviceFilter('health') || deviceLevel(filter, 'statements') !== undefined || deviceLevel(filter, 'health') !== undefined;
     case 'operator':
-      return filter === everyDeviceFilter('health') || deviceLevel(filter, 'health') !== undefined;
+      return filter === ALERTS_TOPIC || filter === everyDeviceFilter('health') || deviceLevel(filter, 'health') !== undefined;
   }
 }
 

@@ -14,6 +14,7 @@ const USERS: BrokerUser[] = [
   { username: 'stele-ingest', password: 'ingest-password-0123456789', role: { kind: 'ingest' } },
   { username: 'gw-a', password: 'gateway-a-password-0123456789', role: { kind: 'gateway', device: 'gw-a' } },
   { username: 'gw-b', password: 'gateway-b-password-0123456789', role: { kind: 'gateway', device: 'gw-b' } },
+  { username: 'stele-operator', password: 'operator-password-0123456789', role: { kind: 'operator' } },
 ];
 const pw = (u: string) => USERS.find((x) => x.username === u)!.password;
 
@@ -33,6 +34,13 @@ describe('the access policy', () => {
     expect(maySubscribe({ kind: 'ingest' }, 'stele/v1/+/statements')).toBe(true);
     expect(maySubscribe({ kind: 'ingest' }, '#')).toBe(false);
     expect(maySubscribe({ kind: 'operator' }, 'stele/v1/+/statements')).toBe(false);
+  });
+  it('lets only ingest publish alert notices, and operators (not gateways) read them', () => {
+    expect(mayPublish({ kind: 'ingest' }, 'stele/v1/alerts')).toBe(true);
+    expect(mayPublish(gwA, 'stele/v1/alerts')).toBe(false);
+    expect(mayPublish({ kind: 'operator' }, 'stele/v1/alerts')).toBe(false);
+    expect(maySubscribe({ kind: 'operator' }, 'stele/v1/alerts')).toBe(true);
+    expect(maySubscribe(gwA, 'stele/v1/alerts')).toBe(false);
   });
   it("keeps a gateway off another's client id", () => {
     expect(mayUseClientId(gwA, 'stele-gw-gw-a')).toBe(true);
@@ -64,7 +72,7 @@ describe.each(kinds)('on %s', (kind) => {
       protocolVersion: 4,
       reconnectPeriod: 0,
       connectTimeout: 5000,
-      clientId: user === 'stele-ingest' ? `stele-ingest-${Math.random().toString(16).slice(2, 8)}` : user === undefined ? `anon-${Math.random()}` : `stele-gw-${user}`,
+      clientId: user === 'stele-ingest' || user === 'stele-operator' ? `${user}-${Math.random().toString(16).slice(2, 8)}` : user === undefined ? `anon-${Math.random()}` : `stele-gw-${user}`,
       ...(user === undefined ? {} : { username: user, password: pw(user) }),
       ...options,
     });
@@ -139,6 +147,26 @@ describe.each(kinds)('on %s', (kind) => {
     await until(ingestGot, 'stele/v1/gw-b/statements', 'secret reading');
     await ingest.publishAsync('stele/v1/gw-b/acks', 'for b', { qos: 1 });
     // a's own confirmation arrives (so the subscription is live), b's traffic never did
+    await a.subscribeAsync('stele/v1/gw-a/acks', { qos: 1 });
+    await ingest.publishAsync('stele/v1/gw-a/acks', 'for a', { qos: 1 });
+    await until(aGot, 'stele/v1/gw-a/acks', 'for a');
+    expect([...aGot.keys()]).toEqual(['stele/v1/gw-a/acks']);
+  });
+
+  it('only ingest publishes alert notices; an operator reads them, a gateway can neither forge nor read them', async () => {
+    const op = await connect('stele-operator');
+    const opGot = record(op);
+    await op.subscribeAsync('stele/v1/alerts', { qos: 1 });
+    const a = await connect('gw-a');
+    const aGot = record(a);
+    await a.subscribeAsync('stele/v1/alerts', { qos: 1 }).catch(() => undefined);
+    const forger = await connect('gw-a', { clientId: 'stele-gw-gw-a-forger' });
+    await attempt(forger, 'stele/v1/alerts', 'forged');
+    const ingest = await connect('stele-ingest');
+    await ingest.publishAsync('stele/v1/alerts', 'notice', { qos: 1 });
+    await until(opGot, 'stele/v1/alerts', 'notice');
+    expect((opGot.get('stele/v1/alerts') ?? []).map(String)).toEqual(['notice']);
+    // a's own confirmation arrives after the notice was published: the subscription path is live, no notice came
     await a.subscribeAsync('stele/v1/gw-a/acks', { qos: 1 });
     await ingest.publishAsync('stele/v1/gw-a/acks', 'for a', { qos: 1 });
     await until(aGot, 'stele/v1/gw-a/acks', 'for a');

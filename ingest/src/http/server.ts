@@ -24,6 +24,8 @@
  *                                         what the configured rules (`run --rules`) give over the stored readings
  *   GET  /alerts/<id>                     the alert (FORMAT.md §15.7) | 404 INGEST_ALERT_NOT_FOUND / INGEST_NO_RULES
  *   GET  /alerts/<id>/bundle              its evidence bundle (FORMAT.md §15.8) | 409 INGEST_NOT_ANCHORED (not yet)
+ *   GET  /alerts/<id>/deliveries [admin]  {alertId, deliveries: [{channel, state, attempts, queuedAt, lastAttemptAt?,
+ *                                         lastError?, deliveredAt?}]}: its notifications (`run --alert-webhook`, FORMAT.md §15.9)
  *   POST /flush  [admin]                  cuts and anchors every pending leaf now; {batches, anchored}
  *   GET  /verify                          the officer's verifier page (dist/stele-verify.html, npm run build:web)
  *
@@ -153,7 +155,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== `http://${host.toLowerCase()}`) throw new HttpProblem(403, 'HTTP_ORIGIN_REFUSED', 'cross-origin requests are refused');
     if (req.headers['sec-fetch-site'] === 'cross-site') throw new HttpProblem(403, 'HTTP_ORIGIN_REFUSED', 'cross-site requests are refused');
-    if (ADMIN_ROUTES.has(`${method} ${path}`) || (method === 'POST' && /^\/devices\/[^/]+\/revoke$/.test(path))) {
+    if (ADMIN_ROUTES.has(`${method} ${path}`) || (method === 'POST' && /^\/devices\/[^/]+\/revoke$/.test(path)) || /^\/alerts\/[^/]+\/deliveries\/?$/.test(path)) {
       if (options.adminToken === undefined) throw new HttpProblem(403, 'HTTP_ADMIN_DISABLED', 'no admin token is configured: state-changing endpoints are disabled');
       if (!checkBearer(req.headers.authorization, options.adminToken)) throw new HttpProblem(401, 'HTTP_UNAUTHORIZED', 'this endpoint needs Authorization: Bearer <admin token>');
     }
@@ -285,6 +287,12 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       if (!/^[0-9a-f]{64}$/.test(id)) throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'an alert id is 64 lowercase hex digits');
       if (parts.length === 2) return { status: 200, body: await book.alert(id) };
       if (parts[2] === 'bundle') return { status: 200, body: await book.bundle(id) };
+      if (parts[2] === 'deliveries') {
+        // the records outlive the alert's view (an alert beyond maxReadingsPerDevice): read by id, 404 when none
+        const rows = await service.alertDeliveryStore().listAlertDeliveries(id);
+        if (rows.length === 0) throw new HttpProblem(404, 'INGEST_NOT_FOUND', 'no notification of this alert is recorded (ingest runs without --alert-webhook / --alert-mqtt, or the alert is new)');
+        return { status: 200, body: { alertId: id, deliveries: rows.map(({ alertId: _a, body: _b, ...rest }) => rest) } };
+      }
     }
     if (parts[0] === 'frames' && ((method === 'GET' && parts.length === 2) || (method === 'POST' && parts.length === 1))) {
       let digest: Uint8Array;

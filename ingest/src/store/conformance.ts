@@ -318,5 +318,27 @@ export function storeConformance(name: string, open: () => Promise<StoreHarness>
       await expect(s.findByTime('gw-1', { by: 'device', fromMs: 10, toMs: 5, limit: 1 })).rejects.toThrow(RangeError);
       expect((await (await h.reopen()).findByTime('gw-1', { by: 'device', fromMs: T0, toMs: T0 + 2000, limit: 10 })).map((r) => r.seq)).toEqual([1]);
     });
+
+    withStore('keeps alert delivery records across reopen; pending ones are listed per channel, oldest first, until delivered', async (h) => {
+      const s = h.store;
+      const id = (n: number): string => n.toString(16).padStart(64, '0');
+      await s.putAlertDelivery({ alertId: id(2), channel: 'webhook', state: 'pending', body: utf8('{"n":2}'), queuedAt: T0 + 2, attempts: 0 });
+      await s.putAlertDelivery({ alertId: id(1), channel: 'webhook', state: 'pending', body: utf8('{"n":1}'), queuedAt: T0 + 1, attempts: 0 });
+      await s.putAlertDelivery({ alertId: id(1), channel: 'mqtt', state: 'pending', body: utf8('{"n":1}'), queuedAt: T0 + 1, attempts: 0 });
+      expect((await s.listPendingAlertDeliveries('webhook', 10)).map((r) => r.alertId)).toEqual([id(1), id(2)]);
+      expect((await s.listPendingAlertDeliveries('webhook', 1)).map((r) => r.alertId)).toEqual([id(1)]);
+      expect(await s.countPendingAlertDeliveries('webhook')).toBe(2);
+      await s.putAlertDelivery({ alertId: id(1), channel: 'webhook', state: 'pending', body: utf8('{"n":1}'), queuedAt: T0 + 1, attempts: 1, lastAttemptAt: T0 + 5, lastError: 'HTTP 503' });
+      await s.putAlertDelivery({ alertId: id(1), channel: 'webhook', state: 'delivered', body: utf8('{"n":1}'), queuedAt: T0 + 1, attempts: 2, lastAttemptAt: T0 + 9, deliveredAt: T0 + 9, lastError: 'HTTP 503' });
+      const r = await h.reopen();
+      expect((await r.listPendingAlertDeliveries('webhook', 10)).map((x) => x.alertId)).toEqual([id(2)]);
+      expect(await r.countPendingAlertDeliveries('webhook')).toBe(1);
+      expect(await r.countPendingAlertDeliveries('mqtt')).toBe(1);
+      const all = await r.listAlertDeliveries(id(1));
+      expect(all.map((x) => [x.channel, x.state, x.attempts])).toEqual([['mqtt', 'pending', 0], ['webhook', 'delivered', 2]]);
+      expect(all[1]).toMatchObject({ lastAttemptAt: T0 + 9, deliveredAt: T0 + 9, lastError: 'HTTP 503' });
+      expect(all[1]!.body).toEqual(utf8('{"n":1}'));
+      expect(await r.getAlertDelivery(id(3), 'webhook')).toBeUndefined();
+    });
   });
 }

@@ -111,6 +111,28 @@ export interface TimeQuery {
   limit: number;
 }
 
+/**
+ * Where the notification of one alert on one channel stands (issue #12 item 7, ingest/src/notify/): written
+ * `pending` (with the body to send) before the first attempt, updated after each attempt, `delivered` once the
+ * receiver took it. The store is the queue: a restart resends what is pending and never what was delivered.
+ */
+export interface AlertDeliveryRow {
+  alertId: string;
+  /** `webhook` or `mqtt` (the channel's name). */
+  channel: string;
+  state: 'pending' | 'delivered';
+  /** The notice to send (FORMAT.md §15.9), fixed when queued: every attempt sends these bytes. */
+  body: Uint8Array;
+  queuedAt: number;
+  attempts: number;
+  lastAttemptAt?: number;
+  lastError?: string;
+  deliveredAt?: number;
+}
+
+/** The part of the store the notifier uses. */
+export type AlertDeliveryStore = Pick<IngestStore, 'putAlertDelivery' | 'getAlertDelivery' | 'listAlertDeliveries' | 'listPendingAlertDeliveries' | 'countPendingAlertDeliveries'>;
+
 export interface CommitOptions {
   /** The device's registry row (key timeline, revocations), written in the same atomic step as the chain. */
   keys?: DeviceKeys;
@@ -189,4 +211,14 @@ export interface IngestStore {
   getAnchorJob<T>(batchId: number): Promise<T | undefined>;
   /** Records a batch's final anchor, clears its unanchored mark and its anchor job. */
   setAnchor(batchId: number, anchor: AnchorRef): Promise<void>;
+
+  // ---- alert notifications (ingest/src/notify/)
+  /** Writes (inserts or replaces) the delivery record of (alertId, channel), durably. */
+  putAlertDelivery(row: AlertDeliveryRow): Promise<void>;
+  getAlertDelivery(alertId: string, channel: string): Promise<AlertDeliveryRow | undefined>;
+  /** The delivery records of one alert, by channel name. */
+  listAlertDeliveries(alertId: string): Promise<AlertDeliveryRow[]>;
+  /** Pending records of one channel, oldest queued first, at most `limit`. */
+  listPendingAlertDeliveries(channel: string, limit: number): Promise<AlertDeliveryRow[]>;
+  countPendingAlertDeliveries(channel: string): Promise<number>;
 }

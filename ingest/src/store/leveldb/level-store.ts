@@ -25,6 +25,8 @@
  *   trcv!<deviceId>!<recv>!<seq>   {receivedAt, deviceTime?}: time index by ingest receive time (every entry)
  *   meta!timeIndex                 marker: every stored entry is in the time indexes
  *   req!<sha256 hex>               an enrolment request file, written with its enrolment statement
+ *   adel!<alertId>!<channel>       an alert's delivery record on one channel (ingest/src/notify/)
+ *   apend!<channel>!<queuedAt>!<alertId>  empty: that record is pending (written in the same batch)
  *
  * One process owns the directory (LevelDB's lock); within it, commits of one device and sealing are serialised
  * here, so the interface's atomic steps (../types.ts) hold.
@@ -35,6 +37,7 @@ import type { EnrolmentRecord } from '@stele/device';
 import { IngestError } from '../../errors.ts';
 import { decodeDeviceKeys, encodeDeviceKeys, registryKey, type DeviceKeys } from '../../registry/index.ts';
 import type {
+  AlertDeliveryRow,
   BatchRow,
   CommitItem,
   CommitOptions,
@@ -395,6 +398,64 @@ export class LevelStore implements IngestStore {
   async batchCount(): Promise<number> {
     return this.nextBatch - 1;
   }
+
+  // ---- alert notifications
+
+  async putAlertDelivery(row: AlertDeliveryRow): Promise<void> {
+    const marker = `apend!${row.channel}!${pad(row.queuedAt)}!${row.alertId}`;
+    await this.db.batch(
+      [{ type: 'put', key: `adel!${row.alertId}!${row.channel}`, value: encDelivery(row) }, row.state === 'pending' ? { type: 'put', key: marker, value: EMPTY } : { type: 'del', key: marker }],
+      SYNC,
+    );
+  }
+
+  async getAlertDelivery(alertId: string, channel: string): Promise<AlertDeliveryRow | undefined> {
+    const v = await this.db.get(`adel!${alertId}!${channel}`);
+    return v === undefined ? undefined : decDelivery(alertId, channel, v);
+  }
+
+  async listAlertDeliveries(alertId: string): Promise<AlertDeliveryRow[]> {
+    const prefix = `adel!${alertId}!`;
+    const out: AlertDeliveryRow[] = [];
+    for await (const [key, value] of this.db.iterator({ gt: prefix, lt: `${prefix}\u{10ffff}` })) out.push(decDelivery(alertId, key.slice(prefix.length), value));
+    return out;
+  }
+
+  async listPendingAlertDeliveries(channel: string, limit: number): Promise<AlertDeliveryRow[]> {
+    const prefix = `apend!${channel}!`;
+    const out: AlertDeliveryRow[] = [];
+    for await (const key of this.db.keys({ gt: prefix, lt: `${prefix}\u{10ffff}`, limit })) {
+      const row = await this.getAlertDelivery(key.slice(prefix.length + 17), channel);
+      if (row !== undefined && row.state === 'pending') out.push(row);
+    }
+    return out;
+  }
+
+  async countPendingAlertDeliveries(channel: string): Promise<number> {
+    const prefix = `apend!${channel}!`;
+    let n = 0;
+    for await (const _key of this.db.keys({ gt: prefix, lt: `${prefix}\u{10ffff}` })) n++;
+    return n;
+  }
+}
+
+function encDelivery(r: AlertDeliveryRow): Uint8Array {
+  const o: Record<string, unknown> = { state: r.state, body: r.body, queuedAt: r.queuedAt, attempts: r.attempts };
+  if (r.lastAttemptAt !== undefined) o['lastAttemptAt'] = r.lastAttemptAt;
+  if (r.lastError !== undefined) o['lastError'] = r.lastError;
+  if (r.deliveredAt !== undefined) o['deliveredAt'] = r.deliveredAt;
+  return enc(o);
+}
+
+function decDelivery(alertId: string, channel: string, value: Uint8Array): AlertDeliveryRow {
+  const o = dec(value);
+  const state = str(o, 'state');
+  if (state !== 'pending' && state !== 'delivered') throw new IngestError('INGEST_STORE_ERROR', 'store field state is not pending or delivered');
+  const row: AlertDeliveryRow = { alertId, channel, state, body: bytes(o, 'body'), queuedAt: num(o, 'queuedAt'), attempts: num(o, 'attempts') };
+  if (o.has('lastAttemptAt')) row.lastAttemptAt = num(o, 'lastAttemptAt');
+  if (o.has('lastError')) row.lastError = str(o, 'lastError');
+  if (o.has('deliveredAt')) row.deliveredAt = num(o, 'deliveredAt');
+  return row;
 }
 
 /** Raw-frame and time index rows of one entry (written in the same batch as the entry). */

@@ -31,6 +31,7 @@ import { IngestError } from '../../errors.ts';
 import { decodeDeviceKeys, encodeDeviceKeys, type DeviceKeys } from '../../registry/index.ts';
 import { checkCommitItems, checkTimeQuery, conflict, indexFieldsOf } from '../derive.ts';
 import type {
+  AlertDeliveryRow,
   BatchRow,
   CommitItem,
   CommitOptions,
@@ -74,6 +75,10 @@ create table if not exists batches (batch_id bigint primary key, size int not nu
 create index if not exists batches_unanchored on batches (batch_id) where anchor is null;
 create table if not exists anchor_jobs (batch_id bigint primary key, job jsonb not null);
 create table if not exists enrolment_requests (digest bytea primary key, file bytea not null);
+create table if not exists alert_deliveries (alert_id text not null, channel text not null, state text not null, body bytea not null,
+  queued_at_ms bigint not null, attempts int not null, last_attempt_ms bigint, last_error text, delivered_at_ms bigint,
+  primary key (alert_id, channel));
+create index if not exists alert_deliveries_pending on alert_deliveries (channel, queued_at_ms, alert_id) where state = 'pending';
 `;
 
 export interface PostgresStoreOptions {
@@ -394,6 +399,43 @@ export class PostgresStore implements IngestStore {
       await tx`delete from anchor_jobs where batch_id = ${batchId}`;
     });
   }
+
+  // ---- alert notifications
+
+  async putAlertDelivery(r: AlertDeliveryRow): Promise<void> {
+    await this.sql`insert into alert_deliveries (alert_id, channel, state, body, queued_at_ms, attempts, last_attempt_ms, last_error, delivered_at_ms)
+      values (${r.alertId}, ${r.channel}, ${r.state}, ${buf(r.body)}, ${r.queuedAt}, ${r.attempts}, ${r.lastAttemptAt ?? null}, ${r.lastError ?? null}, ${r.deliveredAt ?? null})
+      on conflict (alert_id, channel) do update set state = excluded.state, body = excluded.body, queued_at_ms = excluded.queued_at_ms,
+        attempts = excluded.attempts, last_attempt_ms = excluded.last_attempt_ms, last_error = excluded.last_error, delivered_at_ms = excluded.delivered_at_ms`;
+  }
+
+  async getAlertDelivery(alertId: string, channel: string): Promise<AlertDeliveryRow | undefined> {
+    const rows = await this.sql`select * from alert_deliveries where alert_id = ${alertId} and channel = ${channel}`;
+    return rows[0] === undefined ? undefined : deliveryOf(rows[0]);
+  }
+
+  async listAlertDeliveries(alertId: string): Promise<AlertDeliveryRow[]> {
+    return (await this.sql`select * from alert_deliveries where alert_id = ${alertId} order by channel`).map(deliveryOf);
+  }
+
+  async listPendingAlertDeliveries(channel: string, limit: number): Promise<AlertDeliveryRow[]> {
+    return (await this.sql`select * from alert_deliveries where channel = ${channel} and state = 'pending' order by queued_at_ms, alert_id limit ${limit}`).map(deliveryOf);
+  }
+
+  async countPendingAlertDeliveries(channel: string): Promise<number> {
+    const rows = await this.sql`select count(*)::int as n from alert_deliveries where channel = ${channel} and state = 'pending'`;
+    return int(rows[0]?.['n']);
+  }
+}
+
+function deliveryOf(r: Row): AlertDeliveryRow {
+  const state = r['state'];
+  if (state !== 'pending' && state !== 'delivered') throw new IngestError('INGEST_STORE_ERROR', 'alert delivery state is not pending or delivered');
+  const row: AlertDeliveryRow = { alertId: String(r['alert_id']), channel: String(r['channel']), state, body: u8(r['body']), queuedAt: int(r['queued_at_ms']), attempts: int(r['attempts']) };
+  if (r['last_attempt_ms'] !== null) row.lastAttemptAt = int(r['last_attempt_ms']);
+  if (r['last_error'] !== null) row.lastError = String(r['last_error']);
+  if (r['delivered_at_ms'] !== null) row.deliveredAt = int(r['delivered_at_ms']);
+  return row;
 }
 
 /** The URL without its password, for logs and errors. */
