@@ -27,4 +27,4 @@ export { aedesAccessHooks, BrokerAccess, mayPublish, maySubscribe, mayUseClientI
 export { DEFAULT_MAX_PACKET_BYTES, limitServerSocket } from './broker/packet-limit.ts';
 export { initIngestKey, openIngestKey, describeIngestKey, type IngestKeyConfig, type IngestSigner } from './key.ts';
 export { loadOrCreateAdminToken, readAdminToken } from './http/admin-token.ts';
-export { checkMqttNotice, checkWebhookRequest, mqttChannel, Notifier, NOTICE_FORMAT, webhookChannel, type AlertChannel, type NoticeCheck } from './notify/index.ts';
+export { checkMqttNotice, checkWebhookRequest, mqttChannel, mqttNotice, Notifier, NOTICE_FORMAT, noticeBody, noticeMac, webhookChannel, webhookHeaders, type AlertChannel, type NoticeCheck } from './notify/index.ts';

@@ -18,8 +18,8 @@ const SURFACE: Record<string, string[]> = {
     'Logger', 'NOTICE_FORMAT', 'NoticeCheck', 'Notifier', 'PendingLeaf', 'PinoLike', 'PostgresStore', 'RawRef', 'RejectCode', 'STELE_ANCHOR_ABI', 'TimeAxis',
     'TimeRef', 'aedesAccessHooks', 'checkMqttNotice', 'checkWebhookRequest', 'connectEvmAnchorer', 'currentKey', 'describeIngestKey', 'initIngestKey',
     'isLifecycleLogId', 'isPostgresUrl', 'jsonLineLogger', 'lifecycleLogId', 'limitServerSocket', 'listItem',
-    'loadOrCreateAdminToken', 'loadRuleFiles', 'mayPublish', 'maySubscribe', 'mayUseClientId', 'mqttChannel', 'openIngestKey',
-    'openStore', 'readAdminToken', 'readAnchor', 'resolveAnvilBinary', 'runIngest', 'startAnvil', 'startIngestHttp', 'webhookChannel',
+    'loadOrCreateAdminToken', 'loadRuleFiles', 'mayPublish', 'maySubscribe', 'mayUseClientId', 'mqttChannel', 'mqttNotice', 'noticeBody', 'noticeMac', 'openIngestKey',
+    'openStore', 'readAdminToken', 'readAnchor', 'resolveAnvilBinary', 'runIngest', 'startAnvil', 'startIngestHttp', 'webhookChannel', 'webhookHeaders',
   ],
   './cli': [
     'IngestIo', 'ingestUrl', 'readInstallerKeys', 'runEvidence', 'runIngest',

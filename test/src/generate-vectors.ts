@@ -8,7 +8,8 @@
  * compares it with the checked-in files byte for byte. test/vectors/SOURCE.md says how each file was made.
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
-import { evalReading, evaluateRuleSet, parseRuleSet, readingJsonView, type EvalReading } from '@stele/core/alerts';
+import { evalReading, evaluateRuleSet, parseRuleSet, readingJsonView, type Alert, type EvalReading } from '@stele/core/alerts';
+import { mqttNotice, noticeBody, noticeMac, webhookHeaders } from '@stele/ingest';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { p256 } from '@noble/curves/nist.js';
@@ -1393,7 +1394,27 @@ export async function generateVectors(): Promise<Map<string, string>> {
       }),
     );
   }
+  files.set('alert-notice.json', json(alertNoticeFile(JSON.parse(files.get('bundles/alert.bundle.json')!) as { alert: Alert })));
   return files;
+}
+
+/** FORMAT.md §15.9: the notice of the `alert` bundle's alert, as the webhook and the MQTT channel send it at one t. */
+function alertNoticeFile(bundle: { alert: Alert }): unknown {
+  const secret = utf8('stele-alert-notice-vector-secret-0123456789');
+  const t = 1_764_720_000_000;
+  const body = noticeBody(bundle.alert, 'stele-ingest');
+  const payload = mqttNotice(secret, t, body);
+  return {
+    description:
+      'FORMAT.md §15.9: the notice of the alert of bundles/alert.bundle.json (issuer stele-ingest) at t, under the secret (its UTF-8 bytes). ' +
+      'mac = HMAC-SHA256(secret, "stele-alert-notice/1" LF t LF body); the webhook sends body with these headers, MQTT sends payload on stele/v1/alerts.',
+    secret: 'stele-alert-notice-vector-secret-0123456789',
+    t,
+    body: new TextDecoder().decode(body),
+    mac: hex(noticeMac(secret, t, body)),
+    webhookHeaders: webhookHeaders(secret, t, body, bundle.alert.id),
+    mqtt: { topic: 'stele/v1/alerts', qos: 1, payload: hex(payload), annotated: annotateCbor(payload, {}, { elideBytesOver: 64 }) },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

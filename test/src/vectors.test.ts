@@ -3,6 +3,7 @@
  * vector gives its expected verdict through core's verifyBundle, and the smaller vectors check out with core's
  * own decoders and verifiers (and, for the anchor log, core's JSON-RPC reader against viem's encoding).
  */
+import { createHmac } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
@@ -36,6 +37,7 @@ import {
 } from '@stele/core';
 import { loadTrustPolicy, TrustPolicyError, type TrustPolicy } from '@stele/core/trust';
 import { generateVectors, VECTORS_DIR } from './generate-vectors.ts';
+import { checkMqttNotice, checkWebhookRequest } from '@stele/ingest';
 import { evaluateRuleSet, parseReadingLines, parseRuleSet } from '@stele/core/alerts';
 import { repoRoot } from './shared.ts';
 
@@ -243,6 +245,24 @@ describe('device-level batch vector', () => {
 });
 
 describe('MQTT and outbox vectors', () => {
+  it('the alert notice (FORMAT.md §15.9): its MAC recomputed from the text of the spec, the MQTT payload and webhook headers checked as a receiver does', () => {
+    const n = readVector<{ secret: string; t: number; body: string; mac: string; webhookHeaders: Record<string, string>; mqtt: { topic: string; payload: string } }>('alert-notice.json');
+    const mac = createHmac('sha256', Buffer.from(n.secret, 'utf8')).update(`stele-alert-notice/1\n${n.t}\n${n.body}`).digest('hex');
+    expect(n.mac).toBe(mac);
+    expect(n.webhookHeaders['stele-signature']).toBe(`v1=${mac}`);
+    const secret = new TextEncoder().encode(n.secret);
+    const body = new TextEncoder().encode(n.body);
+    const payload = decodeCbor(fromHex(n.mqtt.payload)) as Map<string, unknown>;
+    expect([...payload.keys()]).toEqual(['t', 'mac', 'body']);
+    expect(checkMqttNotice(secret, fromHex(n.mqtt.payload), n.t)).toMatchObject({ ok: true, t: n.t });
+    expect(checkWebhookRequest(secret, n.webhookHeaders, body, n.t)).toMatchObject({ ok: true });
+    const edited = fromHex(n.mqtt.payload);
+    edited[edited.length - 3]! ^= 1;
+    expect(checkMqttNotice(secret, edited, n.t)).toMatchObject({ ok: false });
+    const bundleAlert = (JSON.parse(readFileSync(resolve(VECTORS_DIR, 'bundles/alert.bundle.json'), 'utf8')) as { alert: unknown }).alert;
+    expect((JSON.parse(n.body) as { alert: unknown }).alert).toEqual(bundleAlert);
+  });
+
   it('the statement envelopes carry the statement (and reading) bytes; the ack is the stored confirmation; rejects decode to their JSON', () => {
     const m = readVector<{
       statementFull: { payload: string };
