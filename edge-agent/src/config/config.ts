@@ -113,9 +113,10 @@ export const SERIAL_DRIVERS = ['hj212', 'modbus-th', 'modbus-rtu', 'cal3k'] as c
 /**
  * Drivers the config accepts; the runner says so clearly when one of them is not available in this build.
  * `parr-csv` and `custody-folder` poll a folder (`options.dir`); `cold-room` (alias `ds18b20`) reads DS18B20
- * probes from sysfs, door contacts from GPIO and drives the alarm output. Those have no `port`: their source is it.
+ * probes from sysfs, door contacts from GPIO and drives the alarm output; `lab-db` polls the lab's PostgreSQL
+ * database (a LIMS or the instrument software's results table). Those have no `port`: their source is it.
  */
-export const KNOWN_DRIVERS = [...SERIAL_DRIVERS, 'parr-csv', 'custody-folder', 'cold-room', 'ds18b20'] as const;
+export const KNOWN_DRIVERS = [...SERIAL_DRIVERS, 'parr-csv', 'custody-folder', 'cold-room', 'ds18b20', 'lab-db'] as const;
 const GPIO_DIALECTS = ['v1', 'v2'] as const;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -177,6 +178,40 @@ function folderOptions(extra: Record<string, { rule: Rule<unknown>; default?: un
     settle: { rule: duration(), default: 2000 },
     writerRenames: { rule: boolean(), default: false },
     ...extra,
+  });
+}
+
+/** SQL identifier (a table may be schema-qualified): checked here, double-quoted in the query. */
+const SQL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/**
+ * The lab database poller (hardware/src/coal/db-poller.ts) on PostgreSQL: the connection URL without a password
+ * (the password in a file), the results table, its key and time (cursor) columns, an optional boolean column that
+ * says a row is final (approved), and which columns become which measurements.
+ */
+function labDbOptions(): Rule<Record<string, unknown>> {
+  return object({
+    url: { rule: string({ pattern: /^postgres(ql)?:\/\/[^:@/\s]+@[^/\s]+\/[^\s?#]+$/, expected: 'postgres://USER@HOST:PORT/DATABASE (no password: use passwordFile)' }), required: true },
+    passwordFile: { rule: path('a file holding the database password') },
+    table: { rule: string({ pattern: /^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/, expected: 'a table name (schema.table allowed)' }), required: true },
+    key: { rule: string({ pattern: SQL_NAME, expected: 'the primary key column' }), required: true },
+    cursor: { rule: string({ pattern: SQL_NAME, expected: 'a timestamp column that grows when a row is written or changed' }), required: true },
+    final: { rule: string({ pattern: SQL_NAME, expected: 'a boolean column that is true once the result is approved' }) },
+    columns: {
+      rule: list(
+        object({
+          column: { rule: string({ pattern: SQL_NAME, expected: 'a column name' }), required: true },
+          code: { rule: string({ pattern: /^[^\u0000-\u001f]{1,64}$/, expected: 'a measurement code such as Qnet,v,ar' }), required: true },
+          kind: { rule: oneOf(['ar', 'ad', 'd', 'daf', 'dmmf', 'id', 'run'] as const), required: true },
+          unit: { rule: string({ pattern: /^[^\u0000-\u001f]{1,16}$/, expected: 'a unit such as MJ/kg' }) },
+        }),
+        { min: 1 },
+      ),
+      required: true,
+    },
+    interval: { rule: duration({ minMs: 1000 }), default: 30_000 },
+    /** Rows read per poll at most (the next poll continues from the cursor). */
+    maxRows: { rule: integer({ min: 1, max: 10_000 }), default: 1000 },
   });
 }
 
@@ -272,16 +307,19 @@ function instrument(drivers: readonly string[]): Rule<Record<string, unknown>> {
           const checked = modbusOptions()(f.at('options'), ctx);
           if (checked !== INVALID) v.options = checked;
         } else {
-          const rule = v.driver === 'cal3k' ? cal3kOptions() : v.driver === 'parr-csv' ? folderOptions({ utcOffsetMinutes: { rule: integer({ min: 0, max: 24 * 60 }), default: 480 } }) : v.driver === 'custody-folder' ? folderOptions() : coldRoomOptions();
+          const rule = v.driver === 'cal3k' ? cal3kOptions() : v.driver === 'parr-csv' ? folderOptions({ utcOffsetMinutes: { rule: integer({ min: 0, max: 24 * 60 }), default: 480 } }) : v.driver === 'custody-folder' ? folderOptions() : v.driver === 'lab-db' ? labDbOptions() : coldRoomOptions();
           const at = f.at('options');
           const checked = rule(at.node === undefined ? { ...at, node: new YAMLMapClass() } : at, ctx);
           if (checked !== INVALID) v.options = checked;
         }
         const serial = (SERIAL_DRIVERS as readonly string[]).includes(v.driver as string);
         if (serial && v.port === undefined) report(ctx, f.at('port'), 'required field is missing');
-        if (!serial && v.port !== undefined) report(ctx, f.at('port'), `not used by driver ${String(v.driver)} (its source is in options: ${v.driver === 'cold-room' || v.driver === 'ds18b20' ? 'root, doors, alarm' : 'dir'})`);
+        if (!serial && v.port !== undefined) report(ctx, f.at('port'), `not used by driver ${String(v.driver)} (its source is in options: ${v.driver === 'cold-room' || v.driver === 'ds18b20' ? 'root, doors, alarm' : v.driver === 'lab-db' ? 'url, table' : 'dir'})`);
         // the source of a non-serial instrument stands where a port would, in status, logs and doctor
-        if (!serial && v.options !== undefined) v.port = String((v.options as Record<string, unknown>).dir ?? (v.options as Record<string, unknown>).root ?? '');
+        if (!serial && v.options !== undefined) {
+          const o = v.options as Record<string, unknown>;
+          v.port = v.driver === 'lab-db' ? `${String(o['url'])}#${String(o['table'])}` : String(o['dir'] ?? o['root'] ?? '');
+        }
       },
     },
   );

@@ -6,6 +6,7 @@
  * When the agent is running (its /status answers), the ports and the outbox belong to it: frames seen and the
  * outbox state come from the agent instead of opening them here.
  */
+import { connectLabDb, type LabDbOptions } from '../run/local-sources.ts';
 import { constants as fsConstants } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -161,6 +162,23 @@ export async function checkLocalSource(ins: InstrumentConfig, pathEnv: string | 
     }
     const files = (await readdir(dir)).length;
     return [{ name, status: 'ok', message: `instrument ${ins.id}: folder ${dir} readable (${files} entries)` }];
+  }
+  if (ins.driver === 'lab-db') {
+    const db = ins.options as unknown as LabDbOptions;
+    let sql: Awaited<ReturnType<typeof connectLabDb>> | undefined;
+    try {
+      sql = await connectLabDb(db);
+      const cols = await sql`select column_name from information_schema.columns where (table_schema || '.' || table_name = ${db.table} or (table_name = ${db.table} and table_schema = any (current_schemas(false))))`;
+      const have = new Set(cols.map((r) => String(r['column_name'])));
+      if (have.size === 0) return [{ name, status: 'fail', code: 'INSTRUMENT_SOURCE_MISSING', message: `instrument ${ins.id}: no table ${db.table} visible to the database user`, fix: 'check options.table and grant SELECT on it to the gateway\'s database user' }];
+      const missing = [db.key, db.cursor, ...(db.final === undefined ? [] : [db.final]), ...db.columns.map((c) => c.column)].filter((c) => !have.has(c));
+      if (missing.length > 0) return [{ name, status: 'fail', code: 'INSTRUMENT_SOURCE_MISSING', message: `instrument ${ins.id}: ${db.table} has no column ${missing.join(', ')}`, fix: 'fix the column names in options (key, cursor, final, columns)' }];
+      return [{ name, status: 'ok', message: `instrument ${ins.id}: ${db.table} readable (${have.size} columns)` }];
+    } catch (err) {
+      return [{ name, status: 'fail', code: 'INSTRUMENT_SOURCE_DENIED', message: `instrument ${ins.id}: cannot read the lab database: ${(err as Error).message}`, fix: 'check options.url, the password file and that the database accepts the gateway (pg_hba.conf)' }];
+    } finally {
+      await sql?.end({ timeout: 1 }).catch(() => undefined);
+    }
   }
   const out: DoctorCheck[] = [];
   const root = o.root ?? '/sys/bus/w1/devices';

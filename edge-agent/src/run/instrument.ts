@@ -13,7 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InstrumentConfig } from '../config/config.ts';
-import { coldRoomSource, custodyFolderSource, parrCsvSource, type LocalSourceDeps } from './local-sources.ts';
+import { coldRoomSource, custodyFolderSource, labDbSource, parrCsvSource, type LocalSourceDeps } from './local-sources.ts';
 import type { LogFn } from '../log.ts';
 import type { Acquired } from '../outbox.ts';
 import type { DiskMonitor } from '../ops/disk.ts';
@@ -78,9 +78,9 @@ export interface InstrumentDeps {
 }
 
 /** Supported driver names (config `instruments[].driver`). */
-export const DRIVERS = ['hj212', 'modbus-th', 'modbus-rtu', 'cal3k', 'parr-csv', 'custody-folder', 'cold-room', 'ds18b20'] as const;
+export const DRIVERS = ['hj212', 'modbus-th', 'modbus-rtu', 'cal3k', 'parr-csv', 'custody-folder', 'cold-room', 'ds18b20', 'lab-db'] as const;
 /** Drivers that do not read a serial port (their source is a folder, sysfs and GPIO). */
-const LOCAL_DRIVERS = new Set(['parr-csv', 'custody-folder', 'cold-room', 'ds18b20']);
+const LOCAL_DRIVERS = new Set(['parr-csv', 'custody-folder', 'cold-room', 'ds18b20', 'lab-db']);
 
 export class InstrumentRunner {
   readonly config: InstrumentConfig;
@@ -250,7 +250,7 @@ export class InstrumentRunner {
       ...(this.#deps.commands === undefined ? {} : { commands: this.#deps.commands }),
     };
     await mkdir(deps.stateDir, { recursive: true, mode: 0o750 });
-    const source = c.driver === 'parr-csv' ? parrCsvSource(c, deps, signal) : c.driver === 'custody-folder' ? custodyFolderSource(c, deps, signal) : coldRoomSource(c, deps, signal);
+    const source = c.driver === 'parr-csv' ? parrCsvSource(c, deps, signal) : c.driver === 'custody-folder' ? custodyFolderSource(c, deps, signal) : c.driver === 'lab-db' ? labDbSource(c, deps, signal) : coldRoomSource(c, deps, signal);
     this.#status.state = 'open';
     this.#status.opens++;
     for await (const r of source) {

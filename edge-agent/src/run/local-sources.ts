@@ -3,12 +3,19 @@
  * (DS18B20 probes in sysfs, door contacts and the alarm output on GPIO). Each is an async source of readings
  * for the agent, like a serial driver session; what they reject is counted as an issue with its code.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { fromUtf8, sleep } from '@stele/core';
 import type { Measurement } from '@stele/core';
 import {
   CoalError,
   ColdRoomController,
+  DatabasePoller,
+  measurementsFromRow,
+  type CoalKind,
+  type DbRow,
+  type RunCsvColumn,
   createCommandRunner,
   custodyMeasurements,
   ExportFolderPoller,
@@ -115,6 +122,67 @@ export function custodyFolderSource(c: InstrumentConfig, deps: LocalSourceDeps, 
     },
     /\.json$/i,
   );
+}
+
+export interface LabDbOptions {
+  url: string;
+  passwordFile?: string;
+  table: string;
+  key: string;
+  cursor: string;
+  final?: string;
+  columns: { column: string; code: string; kind: CoalKind; unit?: string }[];
+  interval: number;
+  maxRows: number;
+}
+
+const quoteName = (name: string): string => name.split('.').map((p) => `"${p.replace(/"/g, '""')}"`).join('.');
+
+/** A PostgreSQL connection for the lab database: one connection, the password from its file (never in the URL). */
+export async function connectLabDb(o: LabDbOptions): Promise<postgres.Sql> {
+  const password = o.passwordFile === undefined ? undefined : (await readFile(o.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+  return postgres(o.url, { max: 1, connect_timeout: 10, idle_timeout: 60, onnotice: () => {}, connection: { application_name: 'stele-gateway' }, ...(password === undefined ? {} : { password }) });
+}
+
+/**
+ * The lab database (PROTOCOLS.md §3.1: the instrument software or the LIMS writes result rows): polled with the
+ * DatabasePoller (cursor on the time column, inclusive, persisted in the state folder; rows not final hold it
+ * back). One reading per final row: the mapped columns as measurements, `raw` = SHA-256 of the canonical row
+ * bytes (the evidence of a row; a corrected row has a new digest and is signed again). A row not final is
+ * counted COAL_NOT_FINAL once per poll, not signed.
+ */
+export async function* labDbSource(c: InstrumentConfig, deps: LocalSourceDeps, signal: AbortSignal): AsyncGenerator<LocalReading> {
+  const o = c.options as unknown as LabDbOptions;
+  const sql = await connectLabDb(o);
+  const columns: Record<string, RunCsvColumn> = Object.fromEntries(o.columns.map((x) => [x.column, { code: x.code, kind: x.kind, ...(x.unit === undefined ? {} : { unit: x.unit }) }]));
+  const text = `select * from ${quoteName(o.table)} where ($1::text is null or ${quoteName(o.cursor)} >= $1::timestamptz) order by ${quoteName(o.cursor)}, ${quoteName(o.key)} limit ${o.maxRows}`;
+  const poller = new DatabasePoller<DbRow>({
+    query: async (since) => (await sql.unsafe(text, [since ?? null])) as unknown as DbRow[],
+    key: (row) => String(row[o.key]),
+    cursor: (row) => {
+      const v = row[o.cursor];
+      return v instanceof Date ? v.toISOString() : String(v);
+    },
+    isFinal: (row) => o.final === undefined || row[o.final] === true,
+    stateFile: join(deps.stateDir, `${c.id}.lab-db.json`),
+  });
+  try {
+    while (!signal.aborted) {
+      const out: LocalReading[] = [];
+      try {
+        const report = await poller.pollOnce((e) => {
+          out.push({ sensor: c.id, time: deps.now(), meas: measurementsFromRow(e.row, columns), raw: [e.sha256] });
+        });
+        for (const key of report.waiting) deps.onIssue({ code: 'COAL_NOT_FINAL', error: new CoalError('COAL_NOT_FINAL', `${o.table}: row ${key} is not final yet`, { where: { table: o.table, key } }) });
+      } catch (err) {
+        deps.onIssue({ code: 'INSTRUMENT_SOURCE_UNAVAILABLE', error: err instanceof Error ? err : new Error(String(err)) });
+      }
+      yield* out;
+      await sleep(o.interval, signal);
+    }
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+  }
 }
 
 interface ColdRoomOptions {
