@@ -133,6 +133,9 @@ export class AlertBook {
       throw new IngestError('INGEST_ALERT_MULTI_DEVICE', `the alert's readings span ${devices.length} devices; a bundle holds one (FORMAT.md §15.8)`, { where: { id, devices } });
     }
     const device = devices[0]!;
+    if (alert.kind === 'integrity-fork') {
+      throw new IngestError('INGEST_ALERT_FORK_EVIDENCE', 'a fork alert names two readings at one seq; a bundle (FORMAT.md §7) holds one statement per seq: the second statement is at GET /devices/<id>/forks', { where: { id, device } });
+    }
     const readings = state.byDevice.get(device) ?? new Map<number, Reading>();
     const seqs = alert.readings.map((r) => r.seq);
     const min = Math.min(...seqs);
@@ -185,7 +188,9 @@ export class AlertBook {
   }
 
   private evaluate(): Promise<NonNullable<AlertBook['cache']>> {
-    const count = this.service.stats().readings;
+    // forks are not committed readings: count the ones caught since start too, so a new fork is seen
+    const stats = this.service.stats();
+    const count = stats.readings + (stats.rejected['FORK_ERROR'] ?? 0);
     if (this.cache !== undefined && this.cache.readings === count) return Promise.resolve(this.cache);
     this.running ??= this.run(count).finally(() => (this.running = undefined));
     return this.running;
@@ -209,6 +214,16 @@ export class AlertBook {
           }
           map.set(row.seq, reading);
           evals.push(evalReading(reading, { receivedAt: row.receivedAt }));
+        }
+      }
+      // Forks ingest caught (FORMAT.md §11 step 7: a second statement, signature checked, for a committed seq): the
+      // integrity rules see both readings of the seq and give `integrity-fork` (§15.6). Only those in view.
+      for (const fork of await this.service.forks(device)) {
+        if (fork.reading === undefined || fork.seq < head - this.maxPerDevice + 1) continue;
+        try {
+          evals.push(evalReading(decodeReading(fork.reading), { receivedAt: fork.receivedAt }));
+        } catch {
+          continue; // not a reading body
         }
       }
     }

@@ -194,6 +194,27 @@ describe('alert notification', () => {
     expect(checkWebhookRequest(SECRET, h, edited, 1_000_000)).toEqual({ ok: false, reason: 'mac' });
   }, 60_000);
 
+  it('a fork ingest caught is an integrity-fork alert and is notified; its bundle is refused with a clear code', async () => {
+    const s = await stack.setup({ deviceId: 'gw-n4', dirPrefix: 'notify' });
+    const ops = await subscribe(stack.broker.url, MQTT_SECRET);
+    stack.cleanups.push(() => ops.close());
+    const chain = await makeChain(s.device, 'gw-n4', 3);
+    for (const r of chain) await s.gw.publish(r);
+    await waitFor(() => s.gw.ackedUpTo === 3, 'acks');
+    const { readingAt, signedReading } = await import('../test-helpers.ts');
+    const twin = await signedReading(s.device, readingAt('gw-n4', 2, chain[0]!.digest, '99.99'));
+    await s.gw.publish(twin);
+    await waitFor(() => s.gw.rejects.some((r) => r.code === 'FORK_ERROR'), 'FORK_ERROR');
+    const book = new AlertBook(s.ingest, RULES);
+    const fork = (await book.alerts()).find((a) => a.kind === 'integrity-fork');
+    expect(fork).toMatchObject({ subject: 'gw-n4/2', values: { seq: 2, readings: 2 } });
+    const notifier = new Notifier({ alerts: () => book.alerts(), store: s.ingest.alertDeliveryStore(), issuer: 'stele-ingest-test', scanMs: 50, channels: [await mqttChannel({ mqttUrl: stack.broker.url, broker: {}, secret: MQTT_SECRET })] });
+    notifier.start();
+    stack.cleanups.push(() => notifier.stop());
+    await waitFor(() => ops.got.includes(fork!.id), 'the fork notice');
+    await expect(book.bundle(fork!.id)).rejects.toMatchObject({ code: 'INGEST_ALERT_FORK_EVIDENCE' });
+  }, 60_000);
+
   it('refuses a secret file others can read or one that is too short', async () => {
     const dir = await tempDir('notify-secret');
     stack.cleanups.push(() => dir.remove());
