@@ -117,6 +117,8 @@ export class StatementTap {
   seen = 0;
   republished = 0;
   duplicating = false;
+  /** Copies this tap published and will see again on its subscription. */
+  readonly echoes = new Map<string, number>();
   private constructor(
     private readonly client: MqttClient,
     readonly topic: string,
@@ -125,13 +127,23 @@ export class StatementTap {
   static async start(brokerUrl: string, device: string): Promise<StatementTap> {
     const client = await mqtt.connectAsync(brokerUrl, { clientId: `sim-tap-${device}-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 200, connectTimeout: 5000 });
     const tap = new StatementTap(client, `stele/v1/${device}/statements`);
+    // our own copies come back on the subscription: each is recognised (by its bytes) and not copied again
+    const echoes = tap.echoes;
     client.on('message', (topic, payload) => {
       if (topic !== tap.topic) return;
+      const hex = payload.toString('hex');
+      const echo = echoes.get(hex) ?? 0;
+      if (echo > 0) {
+        if (echo === 1) echoes.delete(hex);
+        else echoes.set(hex, echo - 1);
+        return;
+      }
       tap.seen++;
       const bytes = new Uint8Array(payload);
       if (tap.kept.length < TAP_KEEP) tap.kept.push(bytes);
-      if (tap.duplicating) {
+      if (tap.duplicating && echoes.size < TAP_KEEP) {
         tap.republished++;
+        echoes.set(hex, (echoes.get(hex) ?? 0) + 1);
         client.publish(tap.topic, Buffer.from(bytes), { qos: 1 });
       }
     });
@@ -145,6 +157,8 @@ export class StatementTap {
   async replayOldest(): Promise<Uint8Array | undefined> {
     const old = this.kept[0];
     if (old === undefined) return undefined;
+    const hex = Buffer.from(old).toString('hex');
+    this.echoes.set(hex, (this.echoes.get(hex) ?? 0) + 1);
     await this.client.publishAsync(this.topic, Buffer.from(old), { qos: 1 });
     return old;
   }
