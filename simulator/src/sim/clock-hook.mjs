@@ -23,14 +23,18 @@ if (file) {
     }
     return realNow() + offset;
   };
-  class SimDate extends RealDate {
-    constructor(...args) {
-      if (args.length === 0) super(current());
-      else super(...args);
-    }
-    static now() {
-      return current();
-    }
-  }
+  // a Proxy, not a subclass: Date() called without new still returns the (shifted) time as a string
+  const SimDate = new Proxy(RealDate, {
+    construct(target, args, newTarget) {
+      return Reflect.construct(target, args.length === 0 ? [current()] : args, newTarget);
+    },
+    apply() {
+      return new RealDate(current()).toString();
+    },
+    get(target, key, receiver) {
+      if (key === 'now') return current;
+      return Reflect.get(target, key, receiver);
+    },
+  });
   globalThis.Date = SimDate;
 }

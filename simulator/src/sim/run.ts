@@ -111,6 +111,8 @@ interface GatewayRun {
   clock?: SimClock;
   latencyFile?: string;
   disk?: SmallDisk;
+  /** Why disk-full cannot run here (not root, mount refused). */
+  diskSkip?: string | undefined;
   tap?: StatementTap;
   keyFile?: string;
   /** Extra environment of `stele gateway run` (the sim's clock and signer hooks). */
@@ -252,12 +254,19 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
         await writeFile(g.latencyFile, '0\n');
         g.env = { ...g.env, STELE_SIM_SIGN_LATENCY_FILE: g.latencyFile };
       }
-      if (f.has('disk-full') && smallDiskSkipReason() === undefined) {
-        g.disk = new SmallDisk(join(dir, 'data'), 48 * 1024 * 1024);
-        await g.disk.mount();
-        const disk = g.disk;
-        cleanups.push(() => disk.unmount());
-        extra.diskCheckEvery = '500ms';
+      if (f.has('disk-full')) {
+        g.diskSkip = smallDiskSkipReason();
+        if (g.diskSkip === undefined) {
+          const disk = new SmallDisk(join(dir, 'data'), 48 * 1024 * 1024);
+          try {
+            await disk.mount();
+            g.disk = disk;
+            cleanups.push(() => disk.unmount());
+            extra.diskCheckEvery = '500ms';
+          } catch (e) {
+            g.diskSkip = `cannot mount a small tmpfs for the outbox here (${(e as Error).message})`;
+          }
+        }
       }
       if (f.has('duplicate-delivery') || f.has('statement-replay')) {
         g.tap = await StatementTap.start(broker.url, g.spec.id);
@@ -555,7 +564,7 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
         }
         case 'disk-full': {
           if (g.disk === undefined) {
-            const reason = smallDiskSkipReason() ?? 'no small disk';
+            const reason = g.diskSkip ?? 'no small disk';
             rec.disks.push({ gateway: g.spec.id, skipped: reason, sawStop: false, sawUnhealthy: false, refused: 0, headAtFill: 0 });
             note(label, `skipped: ${reason}`);
             return;
