@@ -866,7 +866,7 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
             const counted = (d.duplicatesAfter ?? 0) - d.duplicatesBefore;
             const good = d.republished > 0 && f.twice === 0 && f.missing === 0 && seqs.size === readings.length && verdict.state === 'verified';
             ok &&= good;
-            parts.push(`${d.gateway}: ${d.republished} statements delivered twice, ingest counted ${counted} duplicates (re-acked); ${readings.length} readings stored, ${readings.length - seqs.size} seqs twice, ${f.twice} frames behind two readings; ${f.counted - f.missing} of ${f.counted} frames at ingest`);
+            parts.push(`${d.gateway}: ${d.republished} statements delivered twice, ingest counted ${counted} duplicates in all (re-acked); ${readings.length} readings stored, ${readings.length - seqs.size} seqs twice, ${f.twice} frames behind two readings; ${f.counted - f.missing} of ${f.counted} frames at ingest`);
           }
           return { name, ok, detail: parts.join('; ') };
         }
