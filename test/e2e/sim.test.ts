@@ -79,14 +79,15 @@ describe.skipIf(!socatAvailable())(`stele sim: shipped scenarios ${socatAvailabl
     expect(r.code).toBe(0);
   }, 240_000);
 
-  it('exits 1 with FAIL in the report when an assertion does not hold (tamper-detected, with nothing tampered)', async () => {
+  it('exits 1 with FAIL in the report when an assertion does not hold (tamper-detected, key-swap-rejected, with nothing injected)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stele-sim-fail-'));
     try {
       const file = join(dir, 'nothing-tampered.yaml');
-      await writeFile(file, 'name: nothing-tampered\ndescription: asserts a detection without injecting anything\nseconds: 5\ngateways:\n  - id: gw-sim-none\n    instruments:\n      - id: stack\n        kind: cems\nassertions: [tamper-detected]\n');
+      await writeFile(file, 'name: nothing-tampered\ndescription: asserts a detection without injecting anything\nseconds: 5\ngateways:\n  - id: gw-sim-none\n    instruments:\n      - id: stack\n        kind: cems\nassertions: [tamper-detected, key-swap-rejected]\n');
       const r = await stele(['sim', '--scenario', file]);
       expect(r.stdout).toMatch(/FAIL {2}tamper-detected: no value was altered/);
-      expect(r.stdout).toMatch(/result {3}FAIL: 1 of 1 assertions failed/);
+      expect(r.stdout).toMatch(/FAIL {2}key-swap-rejected: no key-swap step ran/);
+      expect(r.stdout).toMatch(/result {3}FAIL: 2 of 2 assertions failed/);
       expect(r.code).toBe(1);
     } finally {
       await rm(dir, { recursive: true, force: true });
