@@ -33,6 +33,7 @@ import { IngestService, type IngestOptions } from './service.ts';
 import { AlertBook, loadRuleFiles } from './alerts.ts';
 import { isPostgresUrl } from './store/index.ts';
 import { redact } from './store/postgres/postgres-store.ts';
+import { statementsSubscription } from './receive/broker-client.ts';
 
 export interface IngestIo {
   stdout: { write(s: string): unknown };
@@ -67,6 +68,11 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --store WHERE           the store: postgres://USER@HOST:PORT/DB for PostgreSQL (several workers may share it),
                           or a directory for LevelDB (default DIR/store, LevelDB)
   --store-password-file F file holding the PostgreSQL password (mode 0600; never in the URL)
+  --share GROUP           one of several workers on the MQTT 5 shared subscription $share/GROUP/...: needs
+                          --store postgres://... and a broker with shared subscriptions (mosquitto, EMQX; not
+                          aedes); each worker subscribes again on every connect
+  --anchor-lease-ms N     a worker that stops (killed) hands its batches' anchoring to another after N ms
+                          (default 15000)
   --embedded-chain        run anvil as a child process (dev chain, state in DIR/chain)
   --chain-port N          port of the embedded chain (default: a free one)
   --rpc URL               anchor on this Ethereum JSON-RPC endpoint instead ...
@@ -182,6 +188,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       rules: { type: 'string' },
       store: { type: 'string' },
       'store-password-file': { type: 'string' },
+      share: { type: 'string' },
+      'anchor-lease-ms': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -203,6 +211,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let confirmations: number | undefined;
   let blockTimeSec: number | undefined;
   let stateIntervalSec: number | undefined;
+  let anchorLeaseMs: number | undefined;
   try {
     if (mqttUrl === undefined || !/^mqtts?:\/\//.test(mqttUrl)) throw new RangeError('--mqtt mqtt://HOST:PORT is required');
     if (/^mqtts?:\/\/[^/]*@/.test(mqttUrl)) throw new RangeError('--mqtt must not carry credentials: use --mqtt-username and --mqtt-password-file');
@@ -210,6 +219,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     if (v['mqtt-password-file'] !== undefined && v['mqtt-username'] === undefined) throw new RangeError('--mqtt-password-file needs --mqtt-username');
     if (dataDir === undefined) throw new RangeError('--data DIR is required');
     checkStoreOption(v['store'] as string | undefined, v['store-password-file'] as string | undefined);
+    if (v['share'] !== undefined) statementsSubscription(v['share'] as string);
     if (embedded === (rpc !== undefined)) throw new RangeError('give either --embedded-chain or --rpc URL with --anchor-key-file F');
     if (rpc !== undefined && anchorKeyFile === undefined) throw new RangeError('--rpc needs --anchor-key-file F');
     batchMs = positiveInt(v['batch-ms'] as string | undefined, '--batch-ms');
@@ -218,6 +228,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     confirmations = positiveInt(v['confirmations'] as string | undefined, '--confirmations');
     blockTimeSec = positiveInt(v['chain-block-time'] as string | undefined, '--chain-block-time');
     stateIntervalSec = positiveInt(v['chain-state-interval'] as string | undefined, '--chain-state-interval');
+    anchorLeaseMs = positiveInt(v['anchor-lease-ms'] as string | undefined, '--anchor-lease-ms', 500);
     const level = (v['log-level'] as string | undefined) ?? 'info';
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new RangeError('--log-level must be debug, info, warn or error');
     v['log-level'] = level;
@@ -226,6 +237,11 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     return 2;
   }
 
+  if (v['share'] !== undefined && !isPostgresUrl((v['store'] as string | undefined) ?? '')) {
+    // Checked before anything starts; the service checks it again (IngestService.start).
+    io.stderr.write(`stele ingest run: INGEST_SHARE_NEEDS_SHARED_STORE: --share runs several workers on one store: give --store postgres://... (LevelDB belongs to one process)\n`);
+    return 2;
+  }
   const logger = pino({ level: v['log-level'] as string, base: { svc: 'stele-ingest', pid: process.pid } }, io.stdout as DestinationStream);
   const stop = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
@@ -289,6 +305,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           ...(confirmations === undefined ? {} : { anchorConfirmations: confirmations }),
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
           broker: brokerCredentials(v),
+          ...(v['share'] === undefined ? {} : { shareGroup: v['share'] as string }),
+          ...(anchorLeaseMs === undefined ? {} : { anchorLeaseMs }),
           log: logger,
         });
         break;
@@ -297,6 +315,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
         const code = (err as { code?: string }).code;
         // a store held by another process is not going to go away by waiting
         if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'INGEST_BROKER_SECRET') throw err;
+        // a broker without shared subscriptions, or a store of one worker's own, will not change by waiting either
+        if (code === 'INGEST_SHARE_UNSUPPORTED' || code === 'INGEST_SHARE_NEEDS_SHARED_STORE' || code === 'INGEST_BROKER_REFUSED') throw err;
         logger.warn({ err: (err as Error).message, code, retryInMs: delayMs }, 'cannot start ingest (broker down?); retrying');
         await Promise.race([new Promise((r) => setTimeout(r, delayMs)), stopped]);
         if (stop.signal.aborted) return 0;

@@ -9,6 +9,7 @@
  */
 import { deviceTopic, parseDeviceTopic } from '@stele/core/wire';
 import type { MqttClient } from 'mqtt';
+import { hostname } from 'node:os';
 import type { AnchorRef } from '@stele/core/anchor';
 import {
   equalBytes,
@@ -117,6 +118,16 @@ export interface IngestOptions {
   trustedInstallers?: readonly Uint8Array[];
   /** MQTT client id. Default: random, with a clean session; when given, a persistent session (clean: false). */
   clientId?: string;
+  /**
+   * Run as one of several workers on the MQTT 5 shared subscription `$share/GROUP/...` (receive/broker-client.ts):
+   * needs a store the workers share (PostgreSQL; INGEST_SHARE_NEEDS_SHARED_STORE otherwise) and a broker with
+   * shared subscriptions (INGEST_SHARE_UNSUPPORTED otherwise).
+   */
+  shareGroup?: string;
+  /** This worker's name in anchor job leases. Default: host:pid:random. */
+  workerName?: string;
+  /** A worker that stops renewing its anchor job leases (killed) hands them on after this long. Default 15000. */
+  anchorLeaseMs?: number;
   log?: Logger;
 }
 
@@ -227,6 +238,8 @@ export class IngestService {
       stuckMs: positive(options.anchorStuckMs ?? 60_000, 'anchorStuckMs'),
       log: this.log,
       onFinal: (row) => this.confirmAnchored(row),
+      worker: options.workerName ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
+      ...(options.anchorLeaseMs === undefined ? {} : { leaseMs: positive(options.anchorLeaseMs, 'anchorLeaseMs') }),
     });
     this.maxQueuedPerDevice = positive(options.maxQueuedPerDevice ?? 4096, 'maxQueuedPerDevice');
     this.maxQueuedTotal = positive(options.maxQueuedTotal ?? 65_536, 'maxQueuedTotal');
@@ -236,6 +249,14 @@ export class IngestService {
   static async start(options: IngestOptions): Promise<IngestService> {
     if (typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('options.issuer must be a non-empty string');
     const store = await openStore(options.store ?? options.dataDir);
+    if (options.shareGroup !== undefined && store.kind !== 'postgres') {
+      await store.close();
+      throw new IngestError(
+        'INGEST_SHARE_NEEDS_SHARED_STORE',
+        `--share runs several workers on one store: give --store postgres://... (a ${store.kind} store belongs to one process)`,
+        { where: { store: store.location, shareGroup: options.shareGroup } },
+      );
+    }
     const service = new IngestService(options, store);
     try {
       await service.resume();
@@ -724,6 +745,7 @@ export class IngestService {
       mqttUrl: this.options.mqttUrl,
       broker: this.options.broker ?? {},
       ...(this.options.clientId === undefined ? {} : { clientId: this.options.clientId }),
+      ...(this.options.shareGroup === undefined ? {} : { shareGroup: this.options.shareGroup }),
       maxPacketBytes: positive(this.options.maxPacketBytes ?? this.maxMessageBytes + 1024, 'maxPacketBytes'),
       onOversize: (sizeBytes) => this.noteOversizePacket(sizeBytes),
       onMessage: (topic, payload) => this.onMessage(topic, payload),

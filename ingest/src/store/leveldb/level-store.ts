@@ -13,7 +13,9 @@
  *   pend!<order>                   pending leaf {deviceId, seq, leafHash}, in commit order
  *   bat!<batchId>                  {batchId, size, root, leafHashes, protectedBytes, signature, createdAt, anchor?}
  *   unanch!<batchId>               marker: batch stored but not anchored (final) yet
- *   anc!<batchId>                  JSON AnchorJob: where its anchor stands (anchor/machine.ts); deleted when final
+ *   anc!<batchId>                  JSON AnchorJob: where its anchor stands (anchor/machine.ts); written {state:
+ *                                  'prepared'} with the batch (the outbox row); deleted when final
+ *   nonce!<account>                the last nonce allocated to the anchoring account (signAnchorWithNonce)
  *   raw!<sha256 hex>!<deviceId>!<seq>  empty: the reading seq of deviceId names this frame digest in `raw`
  *                                  (written in the same batch as its entry; only for readings sent in full)
  *   meta!rawIndex                  marker: every stored entry is in the raw index (set once it was built)
@@ -43,6 +45,7 @@ import type {
   ForkRow,
   Head,
   HeldRow,
+  AnchorNonceJob,
   IngestStore,
   PendingLeaf,
   RawRef,
@@ -50,7 +53,17 @@ import type {
   TimeQuery,
   TimeRef,
 } from '../types.ts';
-import { checkCommitItems, checkTimeQuery, conflict, indexFieldsOf, KeyedMutex } from '../derive.ts';
+import {
+  checkCommitItems,
+  checkLease,
+  checkTimeQuery,
+  conflict,
+  IN_FLIGHT_ANCHOR_STATES,
+  indexFieldsOf,
+  KeyedMutex,
+  nextAnchorNonce,
+  OUTBOX_ANCHOR_JOB,
+} from '../derive.ts';
 
 type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
@@ -68,6 +81,8 @@ export class LevelStore implements IngestStore {
   private nextOrder = 0;
   private nextBatch = 1;
   private readonly locks = new KeyedMutex();
+  /** Anchor job leases: one process owns a LevelDB store, so they live in its memory. */
+  private readonly leases = new Map<number, { worker: string; untilMs: number }>();
 
   private constructor(
     private readonly db: Level<string, Uint8Array>,
@@ -352,6 +367,8 @@ export class LevelStore implements IngestStore {
       const row: BatchRow = { ...batch, leaves: leaves.map((l) => ({ deviceId: l.deviceId, seq: l.seq })) };
       ops.push({ type: 'put', key: `bat!${pad(batchId)}`, value: encBatch(row) });
       ops.push({ type: 'put', key: `unanch!${pad(batchId)}`, value: EMPTY });
+      // the anchor outbox row, in the same write as the batch
+      ops.push({ type: 'put', key: `anc!${pad(batchId)}`, value: new TextEncoder().encode(JSON.stringify(OUTBOX_ANCHOR_JOB)) });
       await this.db.batch(ops, SYNC);
       this.nextBatch = batchId + 1;
       return row;
@@ -394,6 +411,64 @@ export class LevelStore implements IngestStore {
 
   async batchCount(): Promise<number> {
     return this.nextBatch - 1;
+  }
+
+  async leaseAnchorJobs(worker: string, leaseMs: number, limit: number): Promise<number[]> {
+    checkLease(worker, leaseMs, limit);
+    return this.locks.run('anchor-lease', async () => {
+      const now = Date.now();
+      const out: number[] = [];
+      for (const id of await this.listUnanchoredIds()) {
+        if (out.length >= limit) break;
+        const l = this.leases.get(id);
+        if (l !== undefined && l.worker !== worker && l.untilMs >= now) continue;
+        this.leases.set(id, { worker, untilMs: now + leaseMs });
+        out.push(id);
+      }
+      return out;
+    });
+  }
+
+  private holdsLease(batchId: number, worker: string): boolean {
+    const l = this.leases.get(batchId);
+    return l !== undefined && l.worker === worker && l.untilMs >= Date.now();
+  }
+
+  async putLeasedAnchorJob(batchId: number, worker: string, job: object): Promise<boolean> {
+    return this.locks.run('anchor-lease', async () => {
+      if (!this.holdsLease(batchId, worker)) return false;
+      await this.putAnchorJob(batchId, job);
+      return true;
+    });
+  }
+
+  async signAnchorWithNonce(batchId: number, worker: string, account: string, chainNonce: number, sign: (nonce: number) => Promise<AnchorNonceJob>): Promise<boolean> {
+    const acct = account.toLowerCase();
+    return this.locks.run('anchor-lease', async () => {
+      if (!this.holdsLease(batchId, worker)) return false;
+      const inFlight: number[] = [];
+      for await (const [key, v] of this.db.iterator({ gt: 'anc!', lt: 'anc"' })) {
+        if (key === `anc!${pad(batchId)}`) continue;
+        const j = JSON.parse(new TextDecoder().decode(v)) as { state?: string; nonce?: unknown };
+        if (typeof j.nonce === 'number' && IN_FLIGHT_ANCHOR_STATES.includes(j.state ?? '')) inFlight.push(j.nonce);
+      }
+      const nonce = nextAnchorNonce(chainNonce, inFlight);
+      const job = await sign(nonce);
+      if (job.nonce !== nonce) throw new RangeError(`the signed job carries nonce ${job.nonce}, not the allocated ${nonce}`);
+      await this.db.batch(
+        [
+          { type: 'put', key: `anc!${pad(batchId)}`, value: new TextEncoder().encode(JSON.stringify(job)) },
+          { type: 'put', key: `nonce!${acct}`, value: new TextEncoder().encode(String(nonce)) },
+        ],
+        SYNC,
+      );
+      return true;
+    });
+  }
+
+  async getLastAnchorNonce(account: string): Promise<number | undefined> {
+    const v = await this.db.get(`nonce!${account.toLowerCase()}`);
+    return v === undefined ? undefined : Number(new TextDecoder().decode(v));
   }
 }
 
