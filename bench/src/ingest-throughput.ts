@@ -4,7 +4,7 @@
  * confirmations, batches sealed, anchored on its embedded anvil chain), on LevelDB and on PostgreSQL, next to the
  * raw WebCrypto P-256 verify rate measured in the same run with the same number in flight.
  *
- *   npm run bench -- ingest-throughput [--store level,postgres] [--devices 64] [--readings 40000] [--window 64]
+ *   npm run bench -- ingest-throughput [--store level,postgres] [--devices 32] [--readings 20000] [--window 256]
  *                                      [--in-flight 64] [--profile DIR] [--write]
  *
  * Setup (not timed): a broker (mosquitto on a free port, aedes when not installed), ingest with its embedded chain,
@@ -220,9 +220,9 @@ export async function main(argv: string[]): Promise<void> {
     args: argv,
     options: {
       store: { type: 'string', default: 'level,postgres' },
-      devices: { type: 'string', default: '64' },
-      readings: { type: 'string', default: '40000' },
-      window: { type: 'string', default: '64' },
+      devices: { type: 'string', default: '32' },
+      readings: { type: 'string', default: '20000' },
+      window: { type: 'string', default: '256' },
       'in-flight': { type: 'string', default: '64' },
       profile: { type: 'string' },
       write: { type: 'boolean', default: false },
