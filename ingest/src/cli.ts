@@ -19,6 +19,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { EXIT_OK, parseCommand, usageError } from '@stele/command';
 import { pino, type DestinationStream } from 'pino';
 import { fromBase64Url, toBase64Url, assertP256PublicKey, SteleError } from '@stele/core';
@@ -92,6 +93,8 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --admin-token-file F    token for the admin API (default DIR/admin-token, made with mode 0600 when missing;
                           refused when others can read it)
   --log-level L           debug | info | warn | error (default info)
+  --worker-id NAME        this worker's name: the worker label of every /metrics series and a field of every
+                          log line (default: the host name); one per worker sharing a store
 `;
 
 const ENROL_USAGE = `usage: stele ingest enrol FILE.enrol.cose --data DIR [--url URL] [--installer-keys FILE] [--admin-token-file F]
@@ -190,6 +193,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       'store-password-file': { type: 'string' },
       share: { type: 'string' },
       'anchor-lease-ms': { type: 'string' },
+      'worker-id': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -232,6 +236,9 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     const level = (v['log-level'] as string | undefined) ?? 'info';
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new RangeError('--log-level must be debug, info, warn or error');
     v['log-level'] = level;
+    const worker = (v['worker-id'] as string | undefined) ?? hostname();
+    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(worker)) throw new RangeError('--worker-id must be 1..64 of A-Z a-z 0-9 . _ : -');
+    v['worker-id'] = worker;
   } catch (err) {
     io.stderr.write(`stele ingest run: ${(err as Error).message}\n\n${RUN_USAGE}`);
     return 2;
@@ -242,7 +249,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     io.stderr.write(`stele ingest run: INGEST_SHARE_NEEDS_SHARED_STORE: --share runs several workers on one store: give --store postgres://... (LevelDB belongs to one process)\n`);
     return 2;
   }
-  const logger = pino({ level: v['log-level'] as string, base: { svc: 'stele-ingest', pid: process.pid } }, io.stdout as DestinationStream);
+  const logger = pino({ level: v['log-level'] as string, base: { svc: 'stele-ingest', worker: v['worker-id'] as string, pid: process.pid } }, io.stdout as DestinationStream);
   const stop = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     logger.info({ signal: sig }, 'stopping');
@@ -324,7 +331,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     }
     if (healthPort !== undefined) {
       const adminToken = await loadOrCreateAdminToken((v['admin-token-file'] as string | undefined) ?? join(dataDir, 'admin-token'));
-      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger, ...(rules === undefined ? {} : { alerts: new AlertBook(service, rules) }) });
+      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger, workerId: v['worker-id'] as string, ...(rules === undefined ? {} : { alerts: new AlertBook(service, rules) }) });
       await writePrivateFile(httpFile, `${JSON.stringify({ url: httpServer.url, pid: process.pid })}\n`);
       logger.info({ url: httpServer.url, port: httpServer.port }, 'http listening');
     }

@@ -38,7 +38,7 @@ import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceK
 import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
 import { checkStatement, type Checked, type HeadBatch, type Incoming, type Precheck } from './verify/statement-check.ts';
 import { judgeGroup } from './commit/judge-group.ts';
-import { openStore, type BatchRow, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
+import { openStore, type BatchRow, type DeviceRow, type EntryRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
 /** How often non-final anchors are read again from the chain between batch cuts, in ms. */
 const ANCHOR_POLL_MS = 500;
@@ -156,6 +156,16 @@ export interface IngestStats {
   rejectsSuppressed: number;
   /** Messages queued for processing now. */
   queued: number;
+  /** Messages received from the broker (this process). */
+  received: number;
+  /** Statements whose signature and body checked (this process; before the chain check). */
+  verified: number;
+  /** Statements this process committed (readings counts the whole store's). */
+  committed: number;
+  /** Leaves this process sealed into batches. */
+  sealed: number;
+  /** Seconds the oldest message still queued has waited (0 when nothing is queued). */
+  lagSeconds: number;
 }
 
 
@@ -213,6 +223,10 @@ export class IngestService {
   private offline = false;
 
   private readonly counters = {
+    received: 0,
+    verified: 0,
+    committed: 0,
+    sealed: 0,
     readings: 0,
     batches: 0,
     duplicates: 0,
@@ -500,7 +514,22 @@ export class IngestService {
       shed: this.counters.shed,
       rejectsSuppressed: this.counters.rejectsSuppressed,
       queued: this.queuedTotal,
+      received: this.counters.received,
+      verified: this.counters.verified,
+      committed: this.counters.committed,
+      sealed: this.counters.sealed,
+      lagSeconds: this.lagSeconds(),
     };
+  }
+
+  /** Age of the oldest message queued and not processed yet, in seconds. */
+  private lagSeconds(): number {
+    let oldest = Infinity;
+    for (const q of this.queues.values()) {
+      const first = q.items[0];
+      if (first !== undefined && first.receivedAt < oldest) oldest = first.receivedAt;
+    }
+    return oldest === Infinity ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
   }
 
   /** The committed head of a device as this worker last read it (seq 0 and 32 zero bytes before its first reading). */
@@ -772,6 +801,7 @@ export class IngestService {
     if (this.stopping) return; // not acked: the gateway resends after our restart
     const device = parseDeviceTopic(topic)?.device; // four levels, a device level (FORMAT.md §11); else ignored
     if (device === undefined) return;
+    this.counters.received++;
     if (payload.byteLength === 0) {
       // an oversize packet cut to its topic (packet-limit.ts), or an empty message: never a statement
       this.reject(device, 'INGEST_OVERSIZE', 0, 'empty or oversize message');
@@ -862,6 +892,7 @@ export class IngestService {
     // sequential (commit/judge-group.ts), against a draft of the device's key registry that rotations in this
     // group update as they commit.
     const checks = await Promise.all(group.map((m) => this.safePrecheck(device, m)));
+    for (const c of checks) if (c.ok) this.counters.verified++;
     const v = await judgeGroup(
       {
         store: this.store,
@@ -891,6 +922,7 @@ export class IngestService {
       if (draftChanged && draft !== undefined) this.registry.adopt(draft);
       this.pendingCount += leaves.length;
       this.counters.readings += leaves.length;
+      this.counters.committed += leaves.length;
       this.log('debug', 'committed', { device, from: commits[0]!.seq, to: head.seq });
       this.scheduleAck(device);
       if (this.pendingCount >= this.maxBatchSize) this.tick(true);
@@ -1080,6 +1112,7 @@ export class IngestService {
       return undefined;
     }
     this.pendingCount = Math.max(0, this.pendingCount - row.size);
+    this.counters.sealed += row.size;
     this.anchors.unanchored.push(row.batchId);
     this.counters.batches = Math.max(this.counters.batches, row.batchId);
     this.log('info', 'batch cut', { batchId: row.batchId, size: row.size, root: `0x${toHex(row.root)}` });
@@ -1089,6 +1122,28 @@ export class IngestService {
   /** Where anchoring stands, for /health and /metrics. */
   anchoring(): AnchoringHealth {
     return this.anchors.health();
+  }
+
+  // ---------------------------------------------------------------- read-only look-ups for the HTTP API
+
+  /** The enrolment row of a device, from the cache or the store; undefined when not enrolled. */
+  async device(deviceId: string): Promise<DeviceRow | undefined> {
+    return this.devicesById.get(deviceId) ?? (await this.store.getDevice(deviceId));
+  }
+
+  /** One committed entry of a device (its statement, reading when sent in full, receive time, batch position). */
+  async entry(deviceId: string, seq: number): Promise<EntryRow | undefined> {
+    return this.store.getEntry(deviceId, seq);
+  }
+
+  /** One sealed batch, or undefined. */
+  async batch(batchId: number): Promise<BatchRow | undefined> {
+    return this.store.getBatch(batchId);
+  }
+
+  /** Number of batches sealed in the store (ids 1..n; other workers sharing it included). */
+  async batchTotal(): Promise<number> {
+    return this.store.batchCount();
   }
 }
 
