@@ -11,6 +11,9 @@ import { SteleError } from '@stele/core';
 import { runIngest } from '../cli.ts';
 import { hasMosquitto, startRestartableMosquitto } from '../broker/test-brokers.ts';
 import { startBroker, tempDir } from '../test-helpers.ts';
+import { createTestDatabase, postgresAvailable } from '../store/postgres/test-database.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { connectBroker, statementsSubscription } from './broker-client.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -19,6 +22,7 @@ afterEach(async () => {
 });
 
 const log = () => {};
+const pg = await postgresAvailable();
 const connect = (mqttUrl: string, onMessage: (topic: string, payload: Uint8Array) => void, shareGroup = 'workers') =>
   connectBroker({ mqttUrl, broker: {}, maxPacketBytes: 70_000, onOversize: () => {}, onMessage, log, shareGroup });
 
@@ -47,6 +51,23 @@ describe('stele ingest run --share GROUP', () => {
     expect((err as SteleError<string>).code).toBe('INGEST_SHARE_UNSUPPORTED');
     expect((err as Error).message).toMatch(/aedes/);
   });
+
+  it.skipIf(!pg.ok)('stops with INGEST_SHARE_UNSUPPORTED (exit 1) when the broker is aedes, even with a PostgreSQL store', async () => {
+    const dir = await tempDir('share-aedes');
+    cleanups.push(() => dir.remove());
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const broker = await startBroker();
+    cleanups.push(() => broker.close());
+    const url = new URL(db.url);
+    await writeFile(join(dir.path, 'pg-password'), `${decodeURIComponent(url.password)}\n`, { mode: 0o600 });
+    url.password = '';
+    const io = captureIo();
+    expect(await runIngest(['init', '--data', dir.path], captureIo())).toBe(0);
+    const args = ['run', '--mqtt', broker.url, '--data', dir.path, '--embedded-chain', '--store', url.toString(), '--store-password-file', join(dir.path, 'pg-password'), '--share', 'workers'];
+    expect(await runIngest(args, io)).toBe(1);
+    expect(io.stderr.text).toMatch(/^stele ingest run: INGEST_SHARE_UNSUPPORTED: .*aedes/m);
+  }, 90_000);
 
   it.skipIf(!hasMosquitto())('on mosquitto: each message to one worker of the group, and both subscribe again after a broker restart', async () => {
     const dir = await tempDir('share-mosq');
