@@ -313,6 +313,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
           broker: brokerCredentials(v),
           ...(v['share'] === undefined ? {} : { shareGroup: v['share'] as string }),
+          // Anchor leases are held by this process: the worker id plus the pid, so two workers sharing a host name never share a lease.
+          workerName: `${v['worker-id'] as string}:${process.pid}`,
           ...(anchorLeaseMs === undefined ? {} : { anchorLeaseMs }),
           log: logger,
         });
