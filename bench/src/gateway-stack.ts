@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import type { Signer } from '@stele/core';
 import { createSoftwareKey, makeEnrolmentRecord } from '@stele/device';
-import { freePort, INGEST_SCRIPT, sleep, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
+import { freePort, INGEST_SCRIPT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 
 export interface BenchStack {
   broker: 'mosquitto' | 'aedes';
@@ -28,12 +28,23 @@ export function hasMosquitto(): boolean {
   return spawnSync('mosquitto', ['-h']).error === undefined;
 }
 
-export async function startStack(dir: string, options: { broker?: 'mosquitto' | 'aedes'; batchMs?: number } = {}): Promise<BenchStack> {
+export interface StackOptions {
+  broker?: 'mosquitto' | 'aedes';
+  batchMs?: number;
+  /** More `stele ingest run` arguments (e.g. `--store postgres://... --store-password-file F`). */
+  ingestArgs?: string[];
+  /** More mosquitto.conf lines. */
+  mosquittoConfig?: string[];
+  /** Node options for the ingest child before its script (e.g. `--cpu-prof --cpu-prof-dir D`). */
+  nodeArgs?: string[];
+}
+
+export async function startStack(dir: string, options: StackOptions = {}): Promise<BenchStack> {
   const kind = options.broker ?? (hasMosquitto() ? 'mosquitto' : 'aedes');
   let mqttUrl: string;
   let stopBroker: () => Promise<void>;
   if (kind === 'mosquitto') {
-    const m = await startMosquitto(dir);
+    const m = await startMosquitto(dir, options.mosquittoConfig);
     mqttUrl = m.url;
     stopBroker = () => m.stop();
   } else {
@@ -51,10 +62,11 @@ export async function startStack(dir: string, options: { broker?: 'mosquitto' | 
   await mkdir(join(dir, 'ingest', 'keys'), { recursive: true });
   const ingestKey = (await createSoftwareKey(join(dir, 'ingest', 'keys', 'ingest.pem'))).publicKey;
   const api = `http://127.0.0.1:${healthPort}`;
-  const ingest = spawnTs(INGEST_SCRIPT, [
+  const args = [
     'run', '--mqtt', mqttUrl, '--data', join(dir, 'ingest'), '--embedded-chain', '--batch-ms', String(options.batchMs ?? 1000),
-    '--health-port', String(healthPort), '--log-level', 'warn',
-  ]);
+    '--health-port', String(healthPort), '--log-level', 'warn', ...(options.ingestArgs ?? []),
+  ];
+  const ingest = options.nodeArgs === undefined ? spawnTs(INGEST_SCRIPT, args) : spawnChild(process.execPath, [...options.nodeArgs, '--import', 'tsx', INGEST_SCRIPT, ...args]);
   const until = Date.now() + 60_000;
   while (!(await fetch(`${api}/health`).then((r) => r.ok, () => false))) {
     if (ingest.proc.exitCode !== null) throw new Error(`ingest exited: ${ingest.errTail.join(' | ')}`);

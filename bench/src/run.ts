@@ -8,6 +8,8 @@
  *   npm run bench -- slow-key [...]   the slow-key scenario instead (bench/src/slow-key.ts; `--write` rewrites the
  *                                     "Slow keys" section; about 75 s)
  *   npm run bench -- gateway-replay   100k buffered readings replayed to real ingest (gateway-replay.ts)
+ *   npm run bench -- ingest-throughput  readings/s through real ingest (LevelDB, PostgreSQL) next to the raw P-256
+ *                                     verify rate of the same run (ingest-throughput.ts)
  *   npm run bench -- hj212-resync     HJ 212 decoder on valid, noisy and hostile streams (hj212-resync.ts)
  *   npm run bench -- gateway-soak     16 instruments at 1 Hz for 10 minutes, max RSS per minute (gateway-soak.ts)
  *
@@ -243,6 +245,11 @@ async function main(): Promise<void> {
     // A scenario, not a micro-benchmark: it runs the real outbox, agent, publisher and ingest for a minute.
     const { runSlowKey } = await import('./slow-key.ts');
     await runSlowKey(process.argv.slice(3));
+    return;
+  }
+  if (process.argv[2] === 'ingest-throughput') {
+    const { main } = await import('./ingest-throughput.ts');
+    await main(process.argv.slice(3));
     return;
   }
   if (process.argv[2] === 'hj212-resync') {

@@ -152,7 +152,7 @@ describe('stele ingest', () => {
       const out = io();
       const abort = new AbortController();
       const running = runIngest(
-        ['run', '--mqtt', broker.url, '--data', dir.path, '--embedded-chain', '--batch-ms', '200', '--health-port', '0'],
+        ['run', '--mqtt', broker.url, '--data', dir.path, '--embedded-chain', '--batch-ms', '200', '--health-port', '0', '--worker-id', 'w-cli'],
         { ...out, signal: abort.signal } satisfies IngestIo,
       );
       cleanups.push(async () => {
@@ -198,7 +198,9 @@ describe('stele ingest', () => {
       expect(verdict.state).toBe('verified');
       expect((await fetch(`${url}/frames/${'00'.repeat(32)}`)).status).toBe(404);
       const metrics = await (await fetch(`${url}/metrics`)).text();
-      expect(metrics).toMatch(/^stele_ingest_readings_total 1$/m);
+      expect(metrics).toMatch(/^stele_ingest_readings_total\{worker="w-cli"\} 1$/m);
+      expect(metrics).toMatch(/^stele_ingest_committed_total\{worker="w-cli"\} 1$/m);
+      expect(out.stdout.lines().some((l) => l['worker'] === 'w-cli')).toBe(true);
 
       abort.abort();
       expect(await running).toBe(0);

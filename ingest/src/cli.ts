@@ -19,6 +19,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { EXIT_OK, parseCommand, usageError } from '@stele/command';
 import { pino, type DestinationStream } from 'pino';
 import { fromBase64Url, toBase64Url, assertP256PublicKey, SteleError } from '@stele/core';
@@ -35,6 +36,7 @@ import { mqttChannel, Notifier, readNoticeSecret, webhookChannel, type AlertChan
 import { toLogFn } from './log.ts';
 import { isPostgresUrl } from './store/index.ts';
 import { redact } from './store/postgres/postgres-store.ts';
+import { statementsSubscription } from './receive/broker-client.ts';
 
 export interface IngestIo {
   stdout: { write(s: string): unknown };
@@ -69,6 +71,11 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --store WHERE           the store: postgres://USER@HOST:PORT/DB for PostgreSQL (several workers may share it),
                           or a directory for LevelDB (default DIR/store, LevelDB)
   --store-password-file F file holding the PostgreSQL password (mode 0600; never in the URL)
+  --share GROUP           one of several workers on the MQTT 5 shared subscription $share/GROUP/...: needs
+                          --store postgres://... and a broker with shared subscriptions (mosquitto, EMQX; not
+                          aedes); each worker subscribes again on every connect
+  --anchor-lease-ms N     a worker that stops (killed) hands its batches' anchoring to another after N ms
+                          (default 15000)
   --embedded-chain        run anvil as a child process (dev chain, state in DIR/chain)
   --chain-port N          port of the embedded chain (default: a free one)
   --rpc URL               anchor on this Ethereum JSON-RPC endpoint instead ...
@@ -93,6 +100,8 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --admin-token-file F    token for the admin API (default DIR/admin-token, made with mode 0600 when missing;
                           refused when others can read it)
   --log-level L           debug | info | warn | error (default info)
+  --worker-id NAME        this worker's name: the worker label of every /metrics series and a field of every
+                          log line (default: the host name); one per worker sharing a store
 `;
 
 const ENROL_USAGE = `usage: stele ingest enrol FILE.enrol.cose --data DIR [--url URL] [--installer-keys FILE] [--admin-token-file F]
@@ -192,6 +201,9 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       'alert-mqtt-secret-file': { type: 'string' },
       store: { type: 'string' },
       'store-password-file': { type: 'string' },
+      share: { type: 'string' },
+      'anchor-lease-ms': { type: 'string' },
+      'worker-id': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -213,6 +225,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   let confirmations: number | undefined;
   let blockTimeSec: number | undefined;
   let stateIntervalSec: number | undefined;
+  let anchorLeaseMs: number | undefined;
   try {
     if (mqttUrl === undefined || !/^mqtts?:\/\//.test(mqttUrl)) throw new RangeError('--mqtt mqtt://HOST:PORT is required');
     if (/^mqtts?:\/\/[^/]*@/.test(mqttUrl)) throw new RangeError('--mqtt must not carry credentials: use --mqtt-username and --mqtt-password-file');
@@ -222,6 +235,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     if ((v['alert-webhook'] === undefined) !== (v['alert-webhook-secret-file'] === undefined)) throw new RangeError('--alert-webhook and --alert-webhook-secret-file go together');
     if ((v['alert-webhook'] !== undefined || v['alert-mqtt-secret-file'] !== undefined) && v['rules'] === undefined) throw new RangeError('alert notification needs --rules FILE');
     checkStoreOption(v['store'] as string | undefined, v['store-password-file'] as string | undefined);
+    if (v['share'] !== undefined) statementsSubscription(v['share'] as string);
     if (embedded === (rpc !== undefined)) throw new RangeError('give either --embedded-chain or --rpc URL with --anchor-key-file F');
     if (rpc !== undefined && anchorKeyFile === undefined) throw new RangeError('--rpc needs --anchor-key-file F');
     batchMs = positiveInt(v['batch-ms'] as string | undefined, '--batch-ms');
@@ -230,15 +244,24 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     confirmations = positiveInt(v['confirmations'] as string | undefined, '--confirmations');
     blockTimeSec = positiveInt(v['chain-block-time'] as string | undefined, '--chain-block-time');
     stateIntervalSec = positiveInt(v['chain-state-interval'] as string | undefined, '--chain-state-interval');
+    anchorLeaseMs = positiveInt(v['anchor-lease-ms'] as string | undefined, '--anchor-lease-ms', 500);
     const level = (v['log-level'] as string | undefined) ?? 'info';
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new RangeError('--log-level must be debug, info, warn or error');
     v['log-level'] = level;
+    const worker = (v['worker-id'] as string | undefined) ?? hostname();
+    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(worker)) throw new RangeError('--worker-id must be 1..64 of A-Z a-z 0-9 . _ : -');
+    v['worker-id'] = worker;
   } catch (err) {
     io.stderr.write(`stele ingest run: ${(err as Error).message}\n\n${RUN_USAGE}`);
     return 2;
   }
 
-  const logger = pino({ level: v['log-level'] as string, base: { svc: 'stele-ingest', pid: process.pid } }, io.stdout as DestinationStream);
+  if (v['share'] !== undefined && !isPostgresUrl((v['store'] as string | undefined) ?? '')) {
+    // Checked before anything starts; the service checks it again (IngestService.start).
+    io.stderr.write(`stele ingest run: INGEST_SHARE_NEEDS_SHARED_STORE: --share runs several workers on one store: give --store postgres://... (LevelDB belongs to one process)\n`);
+    return 2;
+  }
+  const logger = pino({ level: v['log-level'] as string, base: { svc: 'stele-ingest', worker: v['worker-id'] as string, pid: process.pid } }, io.stdout as DestinationStream);
   const stop = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     logger.info({ signal: sig }, 'stopping');
@@ -311,6 +334,10 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           ...(confirmations === undefined ? {} : { anchorConfirmations: confirmations }),
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
           broker: brokerCredentials(v),
+          ...(v['share'] === undefined ? {} : { shareGroup: v['share'] as string }),
+          // Anchor leases are held by this process: the worker id plus the pid, so two workers sharing a host name never share a lease.
+          workerName: `${v['worker-id'] as string}:${process.pid}`,
+          ...(anchorLeaseMs === undefined ? {} : { anchorLeaseMs }),
           log: logger,
         });
         break;
@@ -319,6 +346,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
         const code = (err as { code?: string }).code;
         // a store held by another process is not going to go away by waiting
         if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'INGEST_BROKER_SECRET') throw err;
+        // a broker without shared subscriptions, or a store of one worker's own, will not change by waiting either
+        if (code === 'INGEST_SHARE_UNSUPPORTED' || code === 'INGEST_SHARE_NEEDS_SHARED_STORE' || code === 'INGEST_BROKER_REFUSED') throw err;
         logger.warn({ err: (err as Error).message, code, retryInMs: delayMs }, 'cannot start ingest (broker down?); retrying');
         await Promise.race([new Promise((r) => setTimeout(r, delayMs)), stopped]);
         if (stop.signal.aborted) return 0;
@@ -327,7 +356,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     if (healthPort !== undefined) {
       const adminToken = await loadOrCreateAdminToken((v['admin-token-file'] as string | undefined) ?? join(dataDir, 'admin-token'));
       const book = rules === undefined ? undefined : new AlertBook(service, rules);
-      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger, ...(book === undefined ? {} : { alerts: book }) });
+      httpServer = await startIngestHttp({ service, port: healthPort, adminToken, log: logger, workerId: v['worker-id'] as string, ...(book === undefined ? {} : { alerts: book }) });
       if (book !== undefined && channels.length > 0) {
         notifier = new Notifier({ alerts: () => book.alerts(), store: service.alertDeliveryStore(), channels, issuer: (v['issuer'] as string | undefined) ?? 'stele-ingest', log: toLogFn(logger) });
         notifier.start();

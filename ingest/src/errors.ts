@@ -38,6 +38,9 @@ export type IngestErrorCode =
   | 'INGEST_FILE_MODE' // a secret file (PIN, key, installer list) is readable by others: chmod 600 it
   | 'INGEST_USAGE' // a command was given the wrong input (e.g. the readable .enrol.json instead of the .enrol.cose)
   | 'INGEST_ADMIN_TOKEN_ERROR' // the admin token file is missing, readable by others, too large or too short
+  | 'INGEST_SHARE_UNSUPPORTED' // run --share: the broker has no MQTT 5 shared subscriptions (aedes); mosquitto or EMQX have them
+  | 'INGEST_SHARE_NEEDS_SHARED_STORE' // run --share: several workers need one shared store (PostgreSQL), not a worker's own LevelDB
+  | 'INGEST_BROKER_REFUSED' // start: the broker refused ingest's subscription (ACL, or a filter it does not support)
   | 'INGEST_BROKER_SECRET' // start: a broker password, CA, certificate or key file cannot be read (never its content)
   | 'INGEST_RULES_ERROR' // run --rules: a rule set file that cannot be read or is not a FORMAT.md §15 rule set
   | 'INGEST_NO_RULES' // alerts: ingest runs without rules (`stele ingest run --rules FILE`)

@@ -9,6 +9,7 @@
  */
 import { deviceTopic, parseDeviceTopic } from '@stele/core/wire';
 import type { MqttClient } from 'mqtt';
+import { hostname } from 'node:os';
 import type { AnchorRef } from '@stele/core/anchor';
 import {
   equalBytes,
@@ -37,7 +38,7 @@ import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceK
 import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
 import { checkStatement, type Checked, type HeadBatch, type Incoming, type Precheck } from './verify/statement-check.ts';
 import { judgeGroup } from './commit/judge-group.ts';
-import { openStore, type AlertDeliveryStore, type BatchRow, type DeviceRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
+import { openStore, type AlertDeliveryStore, type BatchRow, type DeviceRow, type EntryRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
 /** How often non-final anchors are read again from the chain between batch cuts, in ms. */
 const ANCHOR_POLL_MS = 500;
@@ -117,6 +118,16 @@ export interface IngestOptions {
   trustedInstallers?: readonly Uint8Array[];
   /** MQTT client id. Default: random, with a clean session; when given, a persistent session (clean: false). */
   clientId?: string;
+  /**
+   * Run as one of several workers on the MQTT 5 shared subscription `$share/GROUP/...` (receive/broker-client.ts):
+   * needs a store the workers share (PostgreSQL; INGEST_SHARE_NEEDS_SHARED_STORE otherwise) and a broker with
+   * shared subscriptions (INGEST_SHARE_UNSUPPORTED otherwise).
+   */
+  shareGroup?: string;
+  /** This worker's name in anchor job leases. Default: host:pid:random. */
+  workerName?: string;
+  /** A worker that stops renewing its anchor job leases (killed) hands them on after this long. Default 15000. */
+  anchorLeaseMs?: number;
   log?: Logger;
 }
 
@@ -145,6 +156,16 @@ export interface IngestStats {
   rejectsSuppressed: number;
   /** Messages queued for processing now. */
   queued: number;
+  /** Messages received from the broker (this process). */
+  received: number;
+  /** Statements whose signature and body checked (this process; before the chain check). */
+  verified: number;
+  /** Statements this process committed (readings counts the whole store's). */
+  committed: number;
+  /** Leaves this process sealed into batches. */
+  sealed: number;
+  /** Seconds the oldest message still queued has waited (0 when nothing is queued). */
+  lagSeconds: number;
 }
 
 
@@ -202,6 +223,10 @@ export class IngestService {
   private offline = false;
 
   private readonly counters = {
+    received: 0,
+    verified: 0,
+    committed: 0,
+    sealed: 0,
     readings: 0,
     batches: 0,
     duplicates: 0,
@@ -227,6 +252,8 @@ export class IngestService {
       stuckMs: positive(options.anchorStuckMs ?? 60_000, 'anchorStuckMs'),
       log: this.log,
       onFinal: (row) => this.confirmAnchored(row),
+      worker: options.workerName ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
+      ...(options.anchorLeaseMs === undefined ? {} : { leaseMs: positive(options.anchorLeaseMs, 'anchorLeaseMs') }),
     });
     this.maxQueuedPerDevice = positive(options.maxQueuedPerDevice ?? 4096, 'maxQueuedPerDevice');
     this.maxQueuedTotal = positive(options.maxQueuedTotal ?? 65_536, 'maxQueuedTotal');
@@ -236,6 +263,14 @@ export class IngestService {
   static async start(options: IngestOptions): Promise<IngestService> {
     if (typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('options.issuer must be a non-empty string');
     const store = await openStore(options.store ?? options.dataDir);
+    if (options.shareGroup !== undefined && store.kind !== 'postgres') {
+      await store.close();
+      throw new IngestError(
+        'INGEST_SHARE_NEEDS_SHARED_STORE',
+        `--share runs several workers on one store: give --store postgres://... (a ${store.kind} store belongs to one process)`,
+        { where: { store: store.location, shareGroup: options.shareGroup } },
+      );
+    }
     const service = new IngestService(options, store);
     try {
       await service.resume();
@@ -479,7 +514,22 @@ export class IngestService {
       shed: this.counters.shed,
       rejectsSuppressed: this.counters.rejectsSuppressed,
       queued: this.queuedTotal,
+      received: this.counters.received,
+      verified: this.counters.verified,
+      committed: this.counters.committed,
+      sealed: this.counters.sealed,
+      lagSeconds: this.lagSeconds(),
     };
+  }
+
+  /** Age of the oldest message queued and not processed yet, in seconds. */
+  private lagSeconds(): number {
+    let oldest = Infinity;
+    for (const q of this.queues.values()) {
+      const first = q.items[0];
+      if (first !== undefined && first.receivedAt < oldest) oldest = first.receivedAt;
+    }
+    return oldest === Infinity ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
   }
 
   /** The committed head of a device as this worker last read it (seq 0 and 32 zero bytes before its first reading). */
@@ -729,6 +779,7 @@ export class IngestService {
       mqttUrl: this.options.mqttUrl,
       broker: this.options.broker ?? {},
       ...(this.options.clientId === undefined ? {} : { clientId: this.options.clientId }),
+      ...(this.options.shareGroup === undefined ? {} : { shareGroup: this.options.shareGroup }),
       maxPacketBytes: positive(this.options.maxPacketBytes ?? this.maxMessageBytes + 1024, 'maxPacketBytes'),
       onOversize: (sizeBytes) => this.noteOversizePacket(sizeBytes),
       onMessage: (topic, payload) => this.onMessage(topic, payload),
@@ -755,6 +806,7 @@ export class IngestService {
     if (this.stopping) return; // not acked: the gateway resends after our restart
     const device = parseDeviceTopic(topic)?.device; // four levels, a device level (FORMAT.md §11); else ignored
     if (device === undefined) return;
+    this.counters.received++;
     if (payload.byteLength === 0) {
       // an oversize packet cut to its topic (packet-limit.ts), or an empty message: never a statement
       this.reject(device, 'INGEST_OVERSIZE', 0, 'empty or oversize message');
@@ -845,6 +897,7 @@ export class IngestService {
     // sequential (commit/judge-group.ts), against a draft of the device's key registry that rotations in this
     // group update as they commit.
     const checks = await Promise.all(group.map((m) => this.safePrecheck(device, m)));
+    for (const c of checks) if (c.ok) this.counters.verified++;
     const v = await judgeGroup(
       {
         store: this.store,
@@ -874,6 +927,7 @@ export class IngestService {
       if (draftChanged && draft !== undefined) this.registry.adopt(draft);
       this.pendingCount += leaves.length;
       this.counters.readings += leaves.length;
+      this.counters.committed += leaves.length;
       this.log('debug', 'committed', { device, from: commits[0]!.seq, to: head.seq });
       this.scheduleAck(device);
       if (this.pendingCount >= this.maxBatchSize) this.tick(true);
@@ -1063,6 +1117,7 @@ export class IngestService {
       return undefined;
     }
     this.pendingCount = Math.max(0, this.pendingCount - row.size);
+    this.counters.sealed += row.size;
     this.anchors.unanchored.push(row.batchId);
     this.counters.batches = Math.max(this.counters.batches, row.batchId);
     this.log('info', 'batch cut', { batchId: row.batchId, size: row.size, root: `0x${toHex(row.root)}` });
@@ -1072,6 +1127,28 @@ export class IngestService {
   /** Where anchoring stands, for /health and /metrics. */
   anchoring(): AnchoringHealth {
     return this.anchors.health();
+  }
+
+  // ---------------------------------------------------------------- read-only look-ups for the HTTP API
+
+  /** The enrolment row of a device, from the cache or the store; undefined when not enrolled. */
+  async device(deviceId: string): Promise<DeviceRow | undefined> {
+    return this.devicesById.get(deviceId) ?? (await this.store.getDevice(deviceId));
+  }
+
+  /** One committed entry of a device (its statement, reading when sent in full, receive time, batch position). */
+  async entry(deviceId: string, seq: number): Promise<EntryRow | undefined> {
+    return this.store.getEntry(deviceId, seq);
+  }
+
+  /** One sealed batch, or undefined. */
+  async batch(batchId: number): Promise<BatchRow | undefined> {
+    return this.store.getBatch(batchId);
+  }
+
+  /** Number of batches sealed in the store (ids 1..n; other workers sharing it included). */
+  async batchTotal(): Promise<number> {
+    return this.store.batchCount();
   }
 }
 

@@ -30,9 +30,9 @@ const SURFACE: Record<string, string[]> = {
     'connectEvmAnchorer', 'readAnchor', 'resolveAnvilBinary', 'startAnvil',
   ],
   './testing': [
-    'IngestSetup', 'IngestSetupOptions', 'IngestStack', 'PolicyBroker', 'SignedReading', 'TestBroker', 'TestGateway',
+    'IngestSetup', 'IngestSetupOptions', 'IngestStack', 'PolicyBroker', 'RestartableMosquitto', 'SignedReading', 'TestBroker', 'TestGateway',
     'createTestDatabase', 'enrolmentOf', 'envelope', 'hasMosquitto', 'makeChain', 'postgresAvailable', 'readingAt',
-    'signedReading', 'startBroker', 'startPolicyAedes', 'startPolicyMosquitto', 'tempDir', 'testSigner',
+    'signedReading', 'startBroker', 'startPolicyAedes', 'startPolicyMosquitto', 'startRestartableMosquitto', 'tempDir', 'testSigner',
     'useIngestStack', 'waitFor',
   ],
 };

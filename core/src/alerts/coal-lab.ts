@@ -3,73 +3,40 @@
  * a code hand-over that does not match, a weight discrepancy, a holder mismatch, time going backwards), duplicate
  * determinations outside repeatability, and a result changed after approval.
  *
- * Custody events are readings with measurements of kind `custody` (hardware/src/coal/custody.ts writes them: code =
- * field name). They may come from several gateways (sampling, preparation, lab), so there is no common seq: events
- * are taken in the order of their recorded `at` time, then device, then seq. Results are readings with a
+ * Custody events are readings with measurements of kind `custody` (code = field name); the chain rule itself is
+ * custody.ts, shared with the gateway's tools. Results are readings with a
  * measurement of kind `id`, code `AssayCode`, and analysis values with kind `ar`, `ad`, `d`, `daf` or `dmmf`.
  */
-import { cmp, decimal, div, formatDecimal, fromInt, mul, parseDecimal, sub, add, type Rational } from './decimal.ts';
+import { cmp, decimal, div, formatDecimal, fromInt, parseDecimal, sub, add, type Rational } from './decimal.ts';
+import { checkCustody, CUSTODY_KIND, type CustodyChainEvent, type CustodyInput } from './custody.ts';
 import { DEFAULT_UTC_OFFSET, makeAlert, msIso, selectReadings } from './common.ts';
 import type { Aggregate, Alert, CoalLabParams, EvalReading, ReadingRef, Rule, RuleSet } from './types.ts';
 
 type CoalLabRule = Rule & { type: 'coal-lab'; params: CoalLabParams };
 
-const STEPS = ['sampling', 'preparation', 'storage', 'retrieval', 'handover', 'assay'];
 const BASES = new Set(['ar', 'ad', 'd', 'daf', 'dmmf']);
-const ISO_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
-
-interface Event {
-  ref: ReadingRef;
-  step: string;
-  at: string;
-  atMs: number;
-  by: string;
-  to?: string;
-  code: string;
-  fromCode?: string;
-  weight?: string;
-  grams?: Rational;
-  batch?: string;
-}
 
 const abs = (r: Rational): Rational => (r.n < 0n ? { n: -r.n, d: r.d } : r);
 
-function eventOf(er: EvalReading): Event | { ref: ReadingRef; bad: string } | undefined {
+/** A reading's `custody` measurements as the custody rule reads them (undefined: not a custody event). */
+function custodyInputOf(er: EvalReading): CustodyInput | undefined {
   const r = er.reading;
-  const f: Record<string, string> = {};
+  const fields: Record<string, string> = {};
   let unit: string | undefined;
+  let bad: string | undefined;
   let any = false;
   for (const m of r.meas) {
-    if (m.kind !== 'custody') continue;
+    if (m.kind !== CUSTODY_KIND) continue;
     any = true;
-    if (f[m.code] !== undefined) return { ref: { device: r.device, seq: r.seq }, bad: `field ${m.code} repeated` };
-    f[m.code] = m.value;
+    if (fields[m.code] !== undefined) {
+      bad ??= `field ${m.code} repeated`;
+      continue;
+    }
+    fields[m.code] = m.value;
     if (m.code === 'weight') unit = m.unit ?? 'g';
   }
   if (!any) return undefined;
-  const ref = { device: r.device, seq: r.seq };
-  if (!STEPS.includes(f.step ?? '')) return { ref, bad: 'unknown step' };
-  if (!f.at || !ISO_AT.test(f.at) || Number.isNaN(Date.parse(f.at))) return { ref, bad: 'at is not ISO 8601 with an offset' };
-  if (!f.by || !f.code) return { ref, bad: 'by or code missing' };
-  let grams: Rational | undefined;
-  if (f.weight !== undefined) {
-    const w = parseDecimal(f.weight);
-    if (w === undefined || (unit !== 'g' && unit !== 'kg')) return { ref, bad: 'weight is not decimal g or kg' };
-    grams = unit === 'kg' ? mul(w, fromInt(1000)) : w;
-  }
-  return {
-    ref,
-    step: f.step!,
-    at: f.at,
-    atMs: Date.parse(f.at),
-    by: f.by,
-    code: f.code,
-    ...(f.to === undefined ? {} : { to: f.to }),
-    ...(f.fromCode === undefined ? {} : { fromCode: f.fromCode }),
-    ...(f.weight === undefined ? {} : { weight: `${f.weight} ${unit}` }),
-    ...(grams === undefined ? {} : { grams }),
-    ...(f.batch === undefined ? {} : { batch: f.batch }),
-  };
+  return { device: r.device, seq: r.seq, fields, ...(unit === undefined ? {} : { weightUnit: unit }), ...(bad === undefined ? {} : { bad }) };
 }
 
 /** Evaluates one coal-lab rule. */
@@ -77,76 +44,34 @@ export function evaluateCoalLab(rule: CoalLabRule, readings: readonly EvalReadin
   const p = rule.params;
   const off = set.utcOffset ?? DEFAULT_UTC_OFFSET;
   const places = p.decimals ?? 4;
-  const tol = decimal(p.weightTolerance ?? '0.01');
   const required = p.requiredSteps ?? ['sampling', 'preparation'];
   const aggregates: Aggregate[] = [];
   const alerts: Alert[] = [];
   const sel = selectReadings(rule, readings);
 
-  // ---- chain of custody
-  const events: Event[] = [];
+  // ---- chain of custody (custody.ts: the one rule)
+  const custodyReadings: EvalReading[] = [];
+  const inputs: CustodyInput[] = [];
   for (const er of sel) {
-    const e = eventOf(er);
-    if (e === undefined) continue;
-    if ('bad' in e) {
-      const at = msIso(er.reading.time, off);
-      alerts.push(makeAlert({ kind: 'coal-custody-break', rule, window: { from: at, to: at, basis: 'time' }, subject: `${e.ref.device}/${e.ref.seq}`, values: { issue: 'CUSTODY_BAD_EVENT', detail: e.bad }, inputs: [], readings: [e.ref] }));
-    } else events.push(e);
+    const input = custodyInputOf(er);
+    if (input === undefined) continue;
+    custodyReadings.push(er);
+    inputs.push(input);
   }
-  events.sort((a, b) => a.atMs - b.atMs || (a.ref.device < b.ref.device ? -1 : a.ref.device > b.ref.device ? 1 : a.ref.seq - b.ref.seq));
-  const view = (e: Event) => ({ device: e.ref.device, seq: e.ref.seq, step: e.step, at: e.at, by: e.by, ...(e.to === undefined ? {} : { to: e.to }), code: e.code, ...(e.fromCode === undefined ? {} : { fromCode: e.fromCode }), ...(e.weight === undefined ? {} : { weight: e.weight }) });
-  const issue = (code: string, subject: string, evs: Event[], values: Record<string, string | number | boolean>) => {
-    const times = evs.map((e) => e.at);
-    alerts.push(makeAlert({ kind: 'coal-custody-break', rule, window: { from: times[0]!, to: times[times.length - 1]!, basis: 'itime' }, subject, values: { issue: code, ...values }, inputs: evs.map(view), readings: evs.map((e) => e.ref) }));
-  };
-  const creator = new Map<string, Event>();
-  const last = new Map<string, Event>();
-  const holder = new Map<string, string>();
-  for (const e of events) {
-    const relabels = e.step === 'preparation' || e.step === 'assay';
-    if (e.step === 'sampling' || relabels) {
-      const c = creator.get(e.code);
-      if (c !== undefined) issue('CUSTODY_DUPLICATE_CODE', e.code, [c, e], { code: e.code });
-      else creator.set(e.code, e);
+  const custody = checkCustody(inputs, { requiredSteps: required, ...(p.weightTolerance === undefined ? {} : { weightTolerance: p.weightTolerance }), decimals: places });
+  const events = custody.events;
+  const view = (e: CustodyChainEvent) => ({ device: e.device, seq: e.seq, step: e.step, at: e.at, by: e.by, ...(e.to === undefined ? {} : { to: e.to }), code: e.code, ...(e.fromCode === undefined ? {} : { fromCode: e.fromCode }), ...(e.weight === undefined ? {} : { weight: e.weight }) });
+  for (const i of custody.issues) {
+    if (i.code === 'CUSTODY_BAD_EVENT') {
+      const r = custodyReadings[i.index]!.reading;
+      const at = msIso(r.time, off);
+      alerts.push(makeAlert({ kind: 'coal-custody-break', rule, window: { from: at, to: at, basis: 'time' }, subject: i.subject, values: { issue: i.code, ...i.values }, inputs: [], readings: [{ device: r.device, seq: r.seq }] }));
+      continue;
     }
-    const before = relabels ? e.fromCode : e.code;
-    const prev = e.step === 'sampling' || before === undefined ? undefined : last.get(before);
-    if (e.step !== 'sampling' && prev === undefined) issue('CUSTODY_BROKEN_LINK', e.code, [e], { missingCode: before ?? '' });
-    if (prev !== undefined) {
-      if (e.atMs < prev.atMs) issue('CUSTODY_TIME_BACKWARDS', e.code, [prev, e], {});
-      if (!relabels && prev.grams !== undefined && e.grams !== undefined && prev.grams.n > 0n) {
-        const change = div(sub(e.grams, prev.grams), prev.grams);
-        if (cmp(abs(change), tol) > 0) {
-          issue('CUSTODY_WEIGHT_DISCREPANCY', e.code, [prev, e], { fromGrams: formatDecimal(prev.grams, places), toGrams: formatDecimal(e.grams, places), change: formatDecimal(change, places), tolerance: p.weightTolerance ?? '0.01' });
-        }
-      }
-      if (e.step === 'handover' || relabels) {
-        const h = holder.get(before!);
-        if (h !== undefined && h !== e.by) issue('CUSTODY_HOLDER_MISMATCH', e.code, [prev, e], { holder: h, by: e.by });
-      }
-    }
-    last.set(e.code, e);
-    if (e.step === 'storage') holder.delete(e.code);
-    else holder.set(e.code, e.to ?? e.by);
+    const times = i.events.map((e) => e.at);
+    alerts.push(makeAlert({ kind: 'coal-custody-break', rule, window: { from: times[0]!, to: times[times.length - 1]!, basis: 'itime' }, subject: i.subject, values: { issue: i.code, ...i.values }, inputs: i.events.map(view), readings: i.events.map((e) => ({ device: e.device, seq: e.seq })) }));
   }
-  // Every assay walks back to its sampling: assay code <- preparation code <- sampling code.
-  const assayed = new Set<string>();
-  for (const e of events) {
-    if (e.step !== 'assay') continue;
-    assayed.add(e.code);
-    const chain: Event[] = [];
-    const codes = new Set<string>();
-    let cur: Event | undefined = e;
-    for (let guard = 0; cur !== undefined && guard <= events.length; guard++) {
-      codes.add(cur.code);
-      if (cur.step === 'sampling') break;
-      cur = cur.fromCode === undefined ? undefined : creator.get(cur.fromCode);
-    }
-    for (const x of events) if (codes.has(x.code) && x.atMs <= e.atMs) chain.push(x);
-    const steps = new Set(chain.map((x) => x.step));
-    const missing = required.filter((s) => !steps.has(s));
-    if (missing.length > 0) issue('CUSTODY_MISSING_STEP', e.code, chain, { missing: missing.join(','), steps: [...steps].join(',') });
-  }
+  const assayed = new Set(events.filter((e) => e.step === 'assay').map((e) => e.code));
 
   // ---- results: duplicates and changes after approval
   interface Result { ref: ReadingRef; time: number; assay: string; det?: string; values: Map<string, string> }

@@ -1,5 +1,7 @@
 /** The signer named by the config's `key`: a software key file, or a key on a PKCS#11 token (TPM, SE, HSM). */
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Signer } from '@stele/core';
 import { KeyError, loadSoftwareSigner, Pkcs11Signer, type Pkcs11SignerOptions } from '@stele/device';
 import type { KeyConfig } from '../config/config.ts';
@@ -25,7 +27,9 @@ export async function openSigner(key: KeyConfig, options: OpenSignerOptions = {}
   if (key.backend === 'software') await refuseOpenToOthers(key.path, 'key file');
   else if ('file' in key.pin) await refuseOpenToOthers(key.pin.file, 'PIN file');
   if (key.backend === 'software') {
-    return loadSoftwareSigner(key.path, options.onWarning === undefined ? {} : { onWarning: options.onWarning });
+    const signer = await loadSoftwareSigner(key.path, options.onWarning === undefined ? {} : { onWarning: options.onWarning });
+    const latencyFile = (options.env ?? process.env).STELE_SIM_SIGN_LATENCY_FILE;
+    return latencyFile === undefined || latencyFile === '' ? signer : withSimulatedLatency(signer, latencyFile);
   }
   return Pkcs11Signer.open(
     {
@@ -38,6 +42,42 @@ export async function openSigner(key: KeyConfig, options: OpenSignerOptions = {}
     },
     { ...options.pkcs11, ...(options.env === undefined ? {} : { env: options.env }) },
   );
+}
+
+/**
+ * `stele sim`'s slow secure element (docs/simulator.md, fault `slow-signer`), set only by the sim through the
+ * environment variable STELE_SIM_SIGN_LATENCY_FILE: each signature of the software key waits the milliseconds
+ * written in that file (re-read at most every 100 ms; 0 or unreadable: no wait) before the real signing, as a
+ * secure element on a slow bus does. The agent measures that latency and signs device-level batches (FORMAT §3.1).
+ */
+function withSimulatedLatency(signer: ClosableSigner, file: string): ClosableSigner {
+  let latencyMs = 0;
+  let readAt = Number.NEGATIVE_INFINITY;
+  const current = () => {
+    const t = performance.now();
+    if (t - readAt >= 100) {
+      readAt = t;
+      try {
+        const v = Number(readFileSync(file, 'utf8').trim());
+        latencyMs = Number.isFinite(v) && v > 0 ? Math.min(v, 60_000) : 0;
+      } catch {
+        latencyMs = 0;
+      }
+    }
+    return latencyMs;
+  };
+  return {
+    algorithm: signer.algorithm,
+    keyId: signer.keyId,
+    publicKey: signer.publicKey,
+    backend: signer.backend,
+    async sign(message: Uint8Array): Promise<Uint8Array> {
+      const ms = current();
+      if (ms > 0) await sleep(ms);
+      return signer.sign(message);
+    },
+    ...(signer.close === undefined ? {} : { close: () => signer.close!() }),
+  };
 }
 
 /** KEY_FILE_MODE when `path` grants anything to others (mode & 0o007); a missing file is left to the loader. */

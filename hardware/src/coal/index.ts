@@ -30,14 +30,8 @@ export {
 } from './db-poller.ts';
 export {
   CUSTODY_KIND,
-  type CustodyCheckOptions,
   type CustodyEvent,
-  type CustodyIssue,
-  type CustodyIssueCode,
-  type CustodyLink,
-  type CustodyReport,
   type CustodyStep,
-  checkCustodyChain,
   custodyEventFromMeasurements,
   custodyMeasurements,
   validateCustodyEvent,

@@ -4,9 +4,13 @@
  * chain down since, the last alarm). A chain failure stops the round; the next tick retries (batches queue in the
  * store, nothing is lost). Anchorers without stages (tests' fakes) are driven through anchor() in one step.
  *
- * Several workers sharing one store may each drive the same batch: the contract refuses a second anchor of a
- * batch id, so this is safe but not yet exactly-once in transactions sent (issue #11 item 3: an outbox row written
- * in the seal transaction, the nonce allocated in the database).
+ * Several workers sharing one store (issue #11 item 3): each batch's anchor job (the outbox row sealBatch writes in
+ * the seal transaction) is leased to one worker at a time (store.leaseAnchorJobs); only the lease holder saves
+ * the job's steps (putLeasedAnchorJob). Its transaction is signed with a nonce allocated in the store and saved in
+ * the same step (signAnchorWithNonce) before it is broadcast; after a crash the saved bytes are sent again as they
+ * are. A worker killed mid-anchor leaves its job leased until the lease ends; then another worker takes it from
+ * the state it was saved in. Finality is the block hash at the inclusion height (machine.ts). The contract refuses a
+ * second anchor of a batch id, the last guard should all of this fail.
  */
 import { type AnchorRef, SteleError } from '@stele/core';
 import { IngestError } from '../errors.ts';
@@ -25,7 +29,14 @@ export interface AnchorDriverOptions {
   log: LogFn;
   /** Called once a batch's anchor is final and stored (the service sends `anchored` confirmations). */
   onFinal: (row: BatchRow) => Promise<void>;
+  /** This worker's name in anchor job leases (unique among workers sharing the store). */
+  worker: string;
+  /** How long a lease lasts without renewal (each round renews it). Default 15000. */
+  leaseMs?: number;
 }
+
+/** Batches one round leases at most. */
+const LEASE_LIMIT = 64;
 
 export interface AnchoringHealth {
   confirmations: number;
@@ -57,7 +68,8 @@ export class AnchorDriver {
   async drive(): Promise<void> {
     const staged = this.o.anchorer.staged;
     this.unanchored = await this.o.store.listUnanchoredIds();
-    for (const batchId of [...this.unanchored]) {
+    const mine = staged === undefined ? [...this.unanchored] : await this.o.store.leaseAnchorJobs(this.o.worker, this.o.leaseMs ?? 15_000, LEASE_LIMIT);
+    for (const batchId of mine) {
       const row = await this.o.store.getBatch(batchId);
       if (row === undefined) throw new IngestError('INGEST_STORE_ERROR', 'unanchored batch missing', { where: { batchId } });
       let ref: AnchorRef | undefined;
@@ -68,13 +80,25 @@ export class AnchorDriver {
         } else {
           let job: AnchorJob = (await this.o.store.getAnchorJob<AnchorJob>(batchId)) ?? { state: 'prepared' };
           for (let steps = 0; steps < 6 && ref === undefined; steps++) {
+            if (job.state === 'prepared') {
+              // The nonce from the store, the signed bytes saved with it, before anything leaves this process.
+              const chainNonce = await staged.pendingNonce();
+              const prior = job;
+              const signed = await this.o.store.signAnchorWithNonce(batchId, this.o.worker, staged.account, chainNonce, async (nonce) => {
+                const { txHash, raw } = await staged.prepare(batchId, row.root, row.size, nonce);
+                return { ...prior, state: 'signed', txHash, raw, nonce } satisfies AnchorJob;
+              });
+              if (!signed) break; // the lease ended: another worker has the job now
+              job = (await this.o.store.getAnchorJob<AnchorJob>(batchId)) ?? job;
+              continue;
+            }
             const out = await stepAnchor(staged, row, job, this.o.confirmations, Date.now(), this.o.stuckMs);
             if (out.alarm !== undefined) this.raiseAlarm(batchId, out.alarm, job);
             if (out.final !== undefined) ref = out.final;
             const changed = JSON.stringify(out.job) !== JSON.stringify(job);
             job = out.job;
             if (!changed) break;
-            if (ref === undefined) await this.o.store.putAnchorJob(batchId, job);
+            if (ref === undefined && !(await this.o.store.putLeasedAnchorJob(batchId, this.o.worker, job))) break; // lease lost
           }
           this.states.set(batchId, job.state);
         }

@@ -57,8 +57,16 @@ export type AnchorInspection =
   | { status: 'missing' };
 
 export interface StagedAnchorer {
-  /** Builds and signs anchor(batchId, root, size) with the next nonce: the raw transaction and its hash, sent nowhere. */
-  prepare(batchId: number, root: Uint8Array, size: number): Promise<{ txHash: string; raw: string }>;
+  /**
+   * Builds and signs anchor(batchId, root, size): the raw transaction and its hash, sent nowhere. With `nonce`, that
+   * nonce (allocated in the store, shared by every worker: IngestStore.signAnchorWithNonce); without, the chain's
+   * pending count (one process only).
+   */
+  prepare(batchId: number, root: Uint8Array, size: number, nonce?: number): Promise<{ txHash: string; raw: string }>;
+  /** Lower-case 0x address of the account that signs anchor transactions. */
+  readonly account: string;
+  /** The account's transaction count including pending ones: the lowest nonce the chain would take next. */
+  pendingNonce(): Promise<number>;
   /**
    * Sends a signed transaction (again). Resolves `'sent'` (or already known), `'stale'` when its nonce was used by
    * another transaction (prepare a new one), `'anchored'` when the batch is already anchored on chain.
@@ -246,13 +254,19 @@ export async function connectEvmAnchorer(options: EvmAnchorerOptions): Promise<E
   }
 
   const staged: StagedAnchorer = {
-    async prepare(batchId, root, size) {
+    account: owner,
+    async pendingNonce() {
+      return rpc('eth_getTransactionCount', rpcUrl, () => publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' }));
+    },
+    async prepare(batchId, root, size, nonce) {
+      if (nonce !== undefined && (!Number.isSafeInteger(nonce) || nonce < 0)) throw new RangeError('nonce must be a non-negative integer');
       const request = await rpc('prepare', rpcUrl, () =>
         wallet.prepareTransactionRequest({
           to: address,
           data: encodeFunctionData({ abi: STELE_ANCHOR_ABI, functionName: 'anchor', args: [BigInt(batchId), `0x${toHex(root)}` as Hex, BigInt(size)] }),
           // a fixed limit: estimating would fail (revert) for a batch anchored meanwhile; anchor() needs ~70k gas
           gas: 150_000n,
+          ...(nonce === undefined ? {} : { nonce }),
           nonceManager: undefined,
         }),
       );

@@ -8,6 +8,8 @@ function fakeChain(script: { inspect?: AnchorInspection[]; broadcast?: ('sent' |
   let n = 0;
   const calls: string[] = [];
   const chain: StagedAnchorer = {
+    account: `0x${'cd'.repeat(20)}`,
+    pendingNonce: async () => 0,
     prepare: async () => {
       calls.push('prepare');
       n++;

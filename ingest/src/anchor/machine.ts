@@ -28,6 +28,8 @@ export interface AnchorJob {
   txHash?: string;
   /** The signed raw transaction (0x hex), kept to send again after a restart. */
   raw?: string;
+  /** Its nonce, when allocated in the store (IngestStore.signAnchorWithNonce). */
+  nonce?: number;
   blockNumber?: number;
   blockHash?: string;
   blockTime?: number;

@@ -104,3 +104,65 @@ export async function startPolicyMosquitto(dir: string, users: readonly BrokerUs
     },
   };
 }
+
+/** A mosquitto a test can restart on the same port (its persistence kept in `dir`), as a broker restart in production. */
+export interface RestartableMosquitto {
+  url: string;
+  port: number;
+  /** The running broker's process id (changes on restart). */
+  readonly pid: number | undefined;
+  /** Stops the broker (SIGTERM: it saves its persistence file) and starts it again on the same port. */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The Debian mosquitto on a free 127.0.0.1 port, anonymous, MQTT 5 (shared subscriptions), persistence on in `dir`:
+ * for the several-workers tests (issue #11), where a broker restart must not lose the workers' subscription.
+ */
+export async function startRestartableMosquitto(dir: string): Promise<RestartableMosquitto> {
+  const port = await freePort();
+  const confFile = join(dir, 'mosquitto.conf');
+  await writeFile(
+    confFile,
+    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'max_queued_messages 100000', 'max_inflight_messages 0', `user ${userInfo().username}`, 'log_dest stderr', 'log_type error', ''].join('\n'),
+  );
+  let proc: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const start = async () => {
+    const p = spawn('mosquitto', ['-c', confFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    exited = new Promise<void>((r) => p.once('exit', () => r()));
+    proc = p;
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const ok = await new Promise<boolean>((r) => {
+        const s = net.connect({ port, host: '127.0.0.1' });
+        s.once('connect', () => (s.destroy(), r(true)));
+        s.once('error', () => r(false));
+      });
+      if (ok) return;
+      if (p.exitCode !== null) throw new Error(`mosquitto exited: ${stderr}`);
+      if (Date.now() > until) throw new Error('mosquitto did not come up');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const stop = async () => {
+    if (proc !== undefined && proc.exitCode === null) proc.kill('SIGTERM');
+    await exited;
+  };
+  await start();
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    get pid() {
+      return proc?.pid;
+    },
+    async restart() {
+      await stop();
+      await start();
+    },
+    close: stop,
+  };
+}

@@ -28,6 +28,14 @@
  *                                         lastError?, deliveredAt?}]}: its notifications (`run --alert-webhook`, FORMAT.md §15.9)
  *   POST /flush  [admin]                  cuts and anchors every pending leaf now; {batches, anchored}
  *   GET  /verify                          the officer's verifier page (dist/stele-verify.html, npm run build:web)
+ *   GET  /openapi.json                    the OpenAPI 3.1 document of every route (openapi.ts: the route table)
+ *   GET  /devices, /devices/<id>          enrolled devices; one device with its head and key timeline
+ *   GET  /devices/<id>/readings?first=N&last=M   readings by seq window (at most 10 000)
+ *   GET  /devices/<id>/readings/<seq>[/proof]     one reading; its proof (a single-entry evidence bundle)
+ *   GET  /batches[?before=N&limit=M], /batches/<id>, /anchors   sealed batches and where anchoring stands
+ *
+ * Only the routes of openapi.ts's ROUTES are answered (404 HTTP_NOT_FOUND "no route" otherwise); their `admin`
+ * flag is what needs the admin token.
  *
  * Trust boundary: loopback is not trusted. Any local process, and any web page the operator's browser opens, can
  * send requests to 127.0.0.1 (a DNS-rebinding page even with its own Host name). So:
@@ -54,6 +62,8 @@ import { MAX_BUNDLE_WINDOW, type IngestService } from '../service.ts';
 import { checkBearer } from './admin-token.ts';
 import { listItem, type AlertBook } from '../alerts.ts';
 import { timeWindowRoute } from './time-window.ts';
+import { matchRoute, openApiDocument } from './openapi.ts';
+import { metricsText } from './metrics.ts';
 
 export interface IngestHttpOptions {
   service: IngestService;
@@ -70,6 +80,8 @@ export interface IngestHttpOptions {
   verifierPagePath?: string;
   /** The alert rules' results (`run --rules`); without it the /alerts routes answer 404 INGEST_NO_RULES. */
   alerts?: AlertBook;
+  /** This worker's name: the `worker` label of every /metrics series and a field of /health. Default `ingest`. */
+  workerId?: string;
 }
 
 /** Where `npm run build:web` writes the verifier page. */
@@ -111,13 +123,12 @@ const STATUS_OF_CODE: Record<string, number> = {
   INGEST_STORE_UNAVAILABLE: 503,
 };
 
-/** Request paths that change state: only with the admin token. */
-const ADMIN_ROUTES = new Set(['POST /enrol', 'POST /flush']);
 
 export async function startIngestHttp(options: IngestHttpOptions): Promise<IngestHttp> {
   const { service } = options;
   const log = toLogFn(options.log);
   const started = Date.now();
+  const workerId = options.workerId ?? 'ingest';
   const server = http.createServer((req, res) => {
     handle(req)
       .then(({ status, body, type }) => {
@@ -150,13 +161,13 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
   }
 
   let allowedHosts = new Set<string>();
-  const checkRequest = (req: http.IncomingMessage, method: string, path: string): void => {
+  const checkRequest = (req: http.IncomingMessage, admin: boolean): void => {
     const host = req.headers.host;
     if (host === undefined || !allowedHosts.has(host.toLowerCase())) throw new HttpProblem(421, 'HTTP_HOST_REFUSED', 'the Host header does not name this endpoint');
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== `http://${host.toLowerCase()}`) throw new HttpProblem(403, 'HTTP_ORIGIN_REFUSED', 'cross-origin requests are refused');
     if (req.headers['sec-fetch-site'] === 'cross-site') throw new HttpProblem(403, 'HTTP_ORIGIN_REFUSED', 'cross-site requests are refused');
-    if (ADMIN_ROUTES.has(`${method} ${path}`) || (method === 'POST' && /^\/devices\/[^/]+\/revoke$/.test(path)) || /^\/alerts\/[^/]+\/deliveries\/?$/.test(path)) {
+    if (admin) {
       if (options.adminToken === undefined) throw new HttpProblem(403, 'HTTP_ADMIN_DISABLED', 'no admin token is configured: state-changing endpoints are disabled');
       if (!checkBearer(req.headers.authorization, options.adminToken)) throw new HttpProblem(401, 'HTTP_UNAUTHORIZED', 'this endpoint needs Authorization: Bearer <admin token>');
     }
@@ -172,7 +183,11 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'the request path does not decode');
     }
     const method = req.method ?? 'GET';
-    checkRequest(req, method, url.pathname);
+    const route = matchRoute(method, url.pathname);
+    checkRequest(req, route?.admin === true);
+    // Only what the route table (and so the OpenAPI document) holds is answered.
+    if (route === undefined) throw new HttpProblem(404, 'HTTP_NOT_FOUND', `no route ${method} ${url.pathname}`);
+    if (method === 'GET' && url.pathname === '/openapi.json') return { status: 200, body: openApiDocument() };
     if (method === 'GET' && url.pathname === '/health') {
       const anchoring = service.anchoring();
       // Degraded (not down: readings are still taken and kept) while the chain does not answer, or for 10 minutes
@@ -188,6 +203,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
         body: {
           status: problems.length === 0 ? 'ok' : 'degraded',
           problems,
+          worker: workerId,
           uptimeS: Math.round((Date.now() - started) / 1000),
           ingestKey: { publicKey: toBase64Url(key.publicKey), kid: toBase64Url(key.kid) },
           ...service.stats(),
@@ -196,7 +212,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       };
     }
     if (method === 'GET' && url.pathname === '/verify') return { status: 200, body: await verifierPage(), type: 'text/html; charset=utf-8' };
-    if (method === 'GET' && url.pathname === '/metrics') return { status: 200, body: metrics(service), type: 'text/plain; version=0.0.4' };
+    if (method === 'GET' && url.pathname === '/metrics') return { status: 200, body: metricsText(service, workerId), type: 'text/plain; version=0.0.4' };
     if (method === 'POST' && url.pathname === '/enrol') {
       // The installer's countersigned request (COSE_Sign1). Only with its own media type: a cross-origin form cannot
       // send it without a preflight, which this server never grants.
@@ -268,6 +284,8 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       const forks = await service.forks(parts[1]!);
       return { status: 200, body: { deviceId: parts[1], forks: forks.map((f) => ({ seq: f.seq, receivedAt: f.receivedAt })) } };
     }
+    const more = await readRoutes(service, method, parts, url);
+    if (more !== undefined) return more;
     const byTime = await timeWindowRoute(service, method, parts, url); // readings and bundles by time (time-window.ts)
     if (byTime !== undefined) return byTime;
     if (method === 'GET' && url.pathname === '/bundle') {
@@ -380,51 +398,104 @@ async function readBody(req: http.IncomingMessage): Promise<Uint8Array> {
   return new Uint8Array(Buffer.concat(chunks));
 }
 
-function metrics(service: IngestService): string {
-  const s = service.stats();
-  const lines = [
-    '# HELP stele_ingest_readings_total Statements committed (since the store was created).',
-    '# TYPE stele_ingest_readings_total counter',
-    `stele_ingest_readings_total ${s.readings}`,
-    '# HELP stele_ingest_batches_total Batches cut.',
-    '# TYPE stele_ingest_batches_total counter',
-    `stele_ingest_batches_total ${s.batches}`,
-    '# HELP stele_ingest_anchored_total Batches anchored.',
-    '# TYPE stele_ingest_anchored_total counter',
-    `stele_ingest_anchored_total ${s.anchored}`,
-    '# HELP stele_ingest_duplicates_total Redelivered statements re-acked (this process).',
-    '# TYPE stele_ingest_duplicates_total counter',
-    `stele_ingest_duplicates_total ${s.duplicates}`,
-    '# HELP stele_ingest_pending Leaves committed but not in a batch yet.',
-    '# TYPE stele_ingest_pending gauge',
-    `stele_ingest_pending ${s.pending}`,
-    '# HELP stele_ingest_buffered Statements held in reorder buffers.',
-    '# TYPE stele_ingest_buffered gauge',
-    `stele_ingest_buffered ${s.buffered}`,
-    '# HELP stele_ingest_anchor_failures_total Failed anchor attempts (this process).',
-    '# TYPE stele_ingest_anchor_failures_total counter',
-    `stele_ingest_anchor_failures_total ${s.anchorFailures}`,
-    '# HELP stele_ingest_anchors_lost_total Anchors found lost or reorged on chain and anchored again (alarm).',
-    '# TYPE stele_ingest_anchors_lost_total counter',
-    `stele_ingest_anchors_lost_total ${s.anchorsLost}`,
-    '# HELP stele_ingest_unanchored Batches whose anchor is not final yet.',
-    '# TYPE stele_ingest_unanchored gauge',
-    `stele_ingest_unanchored ${service.anchoring().unanchored}`,
-    '# HELP stele_ingest_chain_up 0 while the last anchoring attempt could not reach the chain.',
-    '# TYPE stele_ingest_chain_up gauge',
-    `stele_ingest_chain_up ${service.anchoring().chainDownSinceMs === undefined ? 1 : 0}`,
-    '# HELP stele_ingest_shed_total Messages shed because a receive queue was full (this process).',
-    '# TYPE stele_ingest_shed_total counter',
-    `stele_ingest_shed_total ${s.shed}`,
-    '# HELP stele_ingest_rejects_suppressed_total Rejections counted but not logged or published (rate limit, this process).',
-    '# TYPE stele_ingest_rejects_suppressed_total counter',
-    `stele_ingest_rejects_suppressed_total ${s.rejectsSuppressed}`,
-    '# HELP stele_ingest_queued Messages received and not processed yet.',
-    '# TYPE stele_ingest_queued gauge',
-    `stele_ingest_queued ${s.queued}`,
-    '# HELP stele_ingest_rejected_total Rejected statements by code (this process).',
-    '# TYPE stele_ingest_rejected_total counter',
-    ...Object.entries(s.rejected).map(([code, n]) => `stele_ingest_rejected_total{code="${code}"} ${n}`),
-  ];
-  return `${lines.join('\n')}\n`;
+/**
+ * Devices, readings by seq, the proof of one reading, batches and anchors (issue #11 item 5); undefined when the
+ * request is not one of them.
+ */
+async function readRoutes(service: IngestService, method: string, parts: string[], url: URL): Promise<{ status: number; body: unknown } | undefined> {
+  if (method !== 'GET') return undefined;
+  if (parts[0] === 'devices' && parts.length === 1) {
+    const devices = [];
+    for (const id of service.deviceIds().sort()) {
+      const row = await service.device(id);
+      if (row === undefined) continue;
+      devices.push({ ...deviceJson(row.record), head: service.head(id).seq });
+    }
+    return { status: 200, body: { devices } };
+  }
+  if (parts[0] === 'devices' && parts.length === 2) {
+    const row = await service.device(parts[1]!);
+    if (row === undefined) throw new HttpProblem(404, 'INGEST_UNKNOWN_DEVICE', 'no such enrolled device');
+    const head = service.head(parts[1]!);
+    return { status: 200, body: { ...deviceJson(row.record), head: { seq: head.seq, digest: toHex(head.digest) }, keys: keysJson(service, parts[1]!) } };
+  }
+  if (parts[0] === 'devices' && parts.length === 3 && parts[2] === 'readings' && (url.searchParams.has('first') || url.searchParams.has('last'))) {
+    if (url.searchParams.has('from') || url.searchParams.has('to') || url.searchParams.has('by')) {
+      throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'give a seq window (first, last) or a time window (by, from, to), not both');
+    }
+    const first = seqParam(url.searchParams.get('first'), 'first');
+    const last = url.searchParams.has('last') ? seqParam(url.searchParams.get('last'), 'last') : first;
+    if (last < first) throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'last must be >= first');
+    if (last - first + 1 > MAX_BUNDLE_WINDOW) throw new HttpProblem(413, 'HTTP_WINDOW_TOO_LARGE', `at most ${MAX_BUNDLE_WINDOW} seqs per request`);
+    if ((await service.device(parts[1]!)) === undefined) throw new HttpProblem(404, 'INGEST_UNKNOWN_DEVICE', 'no such enrolled device');
+    const rows = await service.storedReadings(parts[1]!, first, last);
+    return {
+      status: 200,
+      body: { deviceId: parts[1], first, last, readings: rows.map((r) => ({ seq: r.seq, receivedAt: new Date(r.receivedAt).toISOString(), full: r.reading !== undefined, inBatch: r.inBatch })) },
+    };
+  }
+  if (parts[0] === 'devices' && (parts.length === 4 || (parts.length === 5 && parts[4] === 'proof')) && parts[2] === 'readings') {
+    const seq = seqParam(parts[3]!, 'seq');
+    if (parts.length === 5) return { status: 200, body: await service.exportBundle(parts[1]!, seq, seq) };
+    const row = await service.entry(parts[1]!, seq);
+    if (row === undefined) throw new HttpProblem(404, 'INGEST_NOT_FOUND', 'no such committed reading');
+    return {
+      status: 200,
+      body: {
+        deviceId: parts[1],
+        seq,
+        receivedAt: new Date(row.receivedAt).toISOString(),
+        statement: toBase64Url(row.statement),
+        ...(row.reading === undefined ? {} : { reading: toBase64Url(row.reading) }),
+        ...(row.batchId === undefined ? {} : { batchId: row.batchId, leafIndex: row.leafIndex }),
+      },
+    };
+  }
+  if (parts[0] === 'batches' && parts.length === 1) {
+    const total = await service.batchTotal();
+    const before = url.searchParams.has('before') ? seqParam(url.searchParams.get('before'), 'before') : total + 1;
+    const limitText = url.searchParams.get('limit') ?? '100';
+    if (!/^[1-9][0-9]{0,3}$/.test(limitText) || Number(limitText) > 1000) throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'limit must be an integer in 1..1000');
+    const batches = [];
+    for (let id = Math.min(before - 1, total); id >= 1 && batches.length < Number(limitText); id--) {
+      const b = await service.batch(id);
+      if (b !== undefined) batches.push(batchJson(b, false));
+    }
+    return { status: 200, body: { total, batches } };
+  }
+  if (parts[0] === 'batches' && parts.length === 2) {
+    const b = await service.batch(seqParam(parts[1]!, 'batchId'));
+    if (b === undefined) throw new HttpProblem(404, 'INGEST_NOT_FOUND', 'no such batch');
+    return { status: 200, body: batchJson(b, true) };
+  }
+  if (parts[0] === 'anchors' && parts.length === 1) {
+    const s = service.stats();
+    return { status: 200, body: { batches: s.batches, anchored: s.anchored, anchorFailures: s.anchorFailures, anchorsLost: s.anchorsLost, ...service.anchoring() } };
+  }
+  return undefined;
+}
+
+function deviceJson(r: EnrolmentRecord): Record<string, unknown> {
+  return { deviceId: r.deviceId, kid: r.kid, publicKey: r.publicKey, keyBackend: r.keyBackend, enrolledAt: r.enrolledAt, ...(r.site === undefined ? {} : { site: r.site }) };
+}
+
+function keysJson(service: IngestService, deviceId: string): unknown[] {
+  return (service.keys(deviceId)?.keys ?? []).map((k) => ({
+    kid: toBase64Url(k.kid),
+    backend: k.backend,
+    from: k.from,
+    ...(k.until === undefined ? {} : { until: k.until }),
+    ...(k.revokedAfter === undefined ? {} : { revokedAfter: k.revokedAfter }),
+  }));
+}
+
+function batchJson(b: NonNullable<Awaited<ReturnType<IngestService['batch']>>>, withLeaves: boolean): Record<string, unknown> {
+  return {
+    batchId: b.batchId,
+    size: b.size,
+    root: `0x${toHex(b.root)}`,
+    createdAt: new Date(b.createdAt).toISOString(),
+    ...(b.anchor === undefined ? {} : { anchor: b.anchor }),
+    ...(withLeaves ? { leaves: b.leaves } : {}),
+  };
 }

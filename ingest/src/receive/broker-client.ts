@@ -42,12 +42,43 @@ export interface BrokerConnectOptions {
   onOversize: (sizeBytes: number) => void;
   onMessage: (topic: string, payload: Uint8Array) => void;
   log: LogFn;
+  /**
+   * Several workers on one MQTT 5 shared subscription (`$share/GROUP/stele/v1/+/statements`): the broker hands each
+   * message to one member of the group. Needs an MQTT 5 broker with shared subscriptions (mosquitto >= 1.6, EMQX);
+   * aedes, the embedded broker, has neither: INGEST_SHARE_UNSUPPORTED. The subscription is made again on every
+   * connect: mosquitto 2.0.11 does not restore a saved shared subscription after a restart (issue #11).
+   */
+  shareGroup?: string;
+}
+
+/** An MQTT 5 share name (§4.8.2: no '/', '+' or '#'); bounded and plain so that it is safe in logs and ACLs. */
+export const SHARE_GROUP_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The filter ingest subscribes to: every device's statements, through `$share/GROUP/` when sharing. */
+export function statementsSubscription(shareGroup?: string): string {
+  if (shareGroup === undefined) return STATEMENTS_TOPIC_FILTER;
+  if (!SHARE_GROUP_PATTERN.test(shareGroup)) throw new RangeError('shareGroup must be 1 to 64 of A-Z a-z 0-9 _ -');
+  return `$share/${shareGroup}/${STATEMENTS_TOPIC_FILTER}`;
+}
+
+/** MQTT 5 reason codes a broker without shared subscriptions answers (§3.2.2.2, §3.9.3). */
+const SHARED_NOT_SUPPORTED = 0x9e;
+const UNSUPPORTED_PROTOCOL_VERSION = [1, 0x84];
+
+function shareUnsupported(mqttUrl: string, why: string, cause?: unknown): IngestError {
+  return new IngestError(
+    'INGEST_SHARE_UNSUPPORTED',
+    `the broker at ${mqttUrl} ${why}: --share needs an MQTT 5 broker with shared subscriptions (mosquitto, EMQX); aedes, the embedded broker, has no $share: run one worker without --share`,
+    { ...(cause === undefined ? {} : { cause }), where: { mqttUrl } },
+  );
 }
 
 /** Connects to the broker and subscribes to every device's statements (QoS 1). */
 export async function connectBroker(o: BrokerConnectOptions): Promise<MqttClient> {
   const clientId = o.clientId ?? `stele-ingest-${toHex(crypto.getRandomValues(new Uint8Array(6)))}`;
   const url = parseBrokerUrl(o.mqttUrl);
+  const share = o.shareGroup !== undefined;
+  const filter = statementsSubscription(o.shareGroup);
   const creds = await readBrokerCredentials(o.broker);
   const opts: IClientOptions = {
     ...creds.auth,
@@ -55,7 +86,9 @@ export async function connectBroker(o: BrokerConnectOptions): Promise<MqttClient
     clean: o.clientId === undefined,
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
-    protocolVersion: 4,
+    protocolVersion: share ? 5 : 4,
+    // Sharing: we subscribe ourselves on every connect (below), whatever mqtt.js or the broker remembered.
+    ...(share ? { resubscribe: false } : {}),
   };
   let client: MqttClient;
   if (url.protocol === 'mqtt:' || url.protocol === 'mqtts:') {
@@ -69,16 +102,25 @@ export async function connectBroker(o: BrokerConnectOptions): Promise<MqttClient
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error) => {
         client.end(true);
-        reject(e);
+        const code = (e as { code?: unknown }).code;
+        reject(share && typeof code === 'number' && UNSUPPORTED_PROTOCOL_VERSION.includes(code) ? shareUnsupported(o.mqttUrl, 'refused MQTT 5', e) : e);
       };
-      client.once('connect', () => {
+      client.once('connect', (connack) => {
         client.off('error', onError);
+        if (share && connack.properties?.sharedSubscriptionAvailable === false) {
+          client.end(true);
+          reject(shareUnsupported(o.mqttUrl, 'says shared subscriptions are not available (CONNACK)'));
+          return;
+        }
         resolve();
       });
       client.once('error', onError);
     });
   } else {
-    client = await mqtt.connectAsync(o.mqttUrl, { ...opts, ...(creds.tls as IClientOptions) });
+    client = await mqtt.connectAsync(o.mqttUrl, { ...opts, ...(creds.tls as IClientOptions) }).catch((e: unknown) => {
+      const code = (e as { code?: unknown }).code;
+      throw share && typeof code === 'number' && UNSUPPORTED_PROTOCOL_VERSION.includes(code) ? shareUnsupported(o.mqttUrl, 'refused MQTT 5', e) : e;
+    });
   }
   // Small QoS 1 packets both ways: without TCP_NODELAY, delayed ACKs stall each gateway's window refill
   // (~40 ms); see the measurement in edge-agent/src/publisher.ts.
@@ -88,11 +130,26 @@ export async function connectBroker(o: BrokerConnectOptions): Promise<MqttClient
   client.on('message', (topic, payload) => o.onMessage(topic, payload));
   client.on('error', (e) => o.log('warn', 'mqtt error', { err: e.message }));
   client.on('offline', () => o.log('warn', 'mqtt offline', {}));
+  const subscribe = async () => {
+    const granted = await client.subscribeAsync(filter, { qos: 1 });
+    const code = granted[0]?.qos as number | undefined; // MQTT 5: a reason code, 0-2 when granted
+    if (share && code === SHARED_NOT_SUPPORTED) throw shareUnsupported(o.mqttUrl, 'refused the shared subscription (0x9E)');
+    if (code === undefined || code > 2) throw new IngestError('INGEST_BROKER_REFUSED', `the broker refused the subscription to ${filter} (reason ${code})`, { where: { mqttUrl: o.mqttUrl, filter, reason: code } });
+  };
   try {
-    await client.subscribeAsync(STATEMENTS_TOPIC_FILTER, { qos: 1 });
+    await subscribe();
   } catch (e) {
     await client.endAsync(true).catch(() => {});
     throw e;
+  }
+  if (share) {
+    // Every reconnect, broker restart or not: mosquitto 2.0.11 forgets a saved shared subscription on restart.
+    client.on('connect', () => {
+      subscribe().then(
+        () => o.log('info', 'subscribed again after reconnect', { filter }),
+        (e: unknown) => o.log('error', 'subscribing again after reconnect failed', { filter, err: (e as Error).message, code: (e as { code?: string }).code }),
+      );
+    });
   }
   return client;
 }

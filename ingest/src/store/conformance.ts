@@ -138,7 +138,8 @@ export function storeConformance(name: string, open: () => Promise<StoreHarness>
       const s = h.store;
       await s.commit('gw-1', items(1, 1), headOf(1));
       await s.sealBatch(10, build);
-      expect(await s.getAnchorJob(1)).toBeUndefined();
+      // the outbox row, written with the batch
+      expect(await s.getAnchorJob(1)).toEqual({ state: 'prepared' });
       await s.putAnchorJob(1, { state: 'signed', rawTx: '0x01', nonce: 3 });
       await s.putAnchorJob(1, { state: 'sent', rawTx: '0x01', nonce: 3 });
       const r = await h.reopen();
@@ -148,6 +149,86 @@ export function storeConformance(name: string, open: () => Promise<StoreHarness>
       expect(await r.listUnanchoredIds()).toEqual([]);
       expect(await r.getAnchorJob(1)).toBeUndefined();
       expect((await r.getBatch(1))!.anchor).toEqual(anchor);
+    });
+
+    withStore('leases each unanchored batch to one worker at a time; an ended lease passes to another', async (h) => {
+      const s = h.store;
+      const other = (await h.second()) ?? s;
+      for (let d = 1; d <= 3; d++) {
+        await s.commit(`gw-${d}`, items(1, 1, { tag: d }), headOf(1));
+        await s.sealBatch(1, build);
+      }
+      expect(await s.leaseAnchorJobs('w1', 60_000, 2)).toEqual([1, 2]);
+      expect(await other.leaseAnchorJobs('w2', 60_000, 10)).toEqual([3]);
+      expect(await s.leaseAnchorJobs('w1', 60_000, 10)).toEqual([1, 2]); // renewed; 3 is w2's
+      expect(await other.putLeasedAnchorJob(1, 'w2', { state: 'signed' })).toBe(false);
+      expect(await s.getAnchorJob(1)).toEqual({ state: 'prepared' });
+      expect(await s.putLeasedAnchorJob(1, 'w1', { state: 'signed', raw: '0x01' })).toBe(true);
+      expect(await s.getAnchorJob(1)).toEqual({ state: 'signed', raw: '0x01' });
+      // w2 dies: its lease (renewed for 1 ms here) ends and w1 takes the job over, where w2 left it
+      expect(await other.putLeasedAnchorJob(3, 'w2', { state: 'broadcast', raw: '0x03' })).toBe(true);
+      expect(await other.leaseAnchorJobs('w2', 1, 10)).toEqual([3]);
+      const deadline = Date.now() + 10_000;
+      let taken: number[] = [];
+      while (!(taken = await s.leaseAnchorJobs('w1', 60_000, 10)).includes(3) && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      expect(taken).toEqual([1, 2, 3]);
+      expect(await s.getAnchorJob(3)).toEqual({ state: 'broadcast', raw: '0x03' });
+      expect(await other.putLeasedAnchorJob(3, 'w2', { state: 'prepared' })).toBe(false);
+      await s.setAnchor(1, { chainId: 31337, contract: '0xc', txHash: '0xt', blockNumber: 7, blockTime: 1_700_000_000 });
+      expect(await s.leaseAnchorJobs('w1', 60_000, 10)).toEqual([2, 3]);
+      await expect(s.leaseAnchorJobs('', 1, 1)).rejects.toThrow(TypeError);
+      await expect(s.leaseAnchorJobs('w1', 0, 1)).rejects.toThrow(RangeError);
+    });
+
+    withStore('two workers leasing at once get disjoint jobs, every unanchored batch to one of them', async (h) => {
+      const s = h.store;
+      const other = (await h.second()) ?? s;
+      for (let d = 1; d <= 8; d++) {
+        await s.commit(`gw-${d}`, items(1, 1, { tag: d }), headOf(1));
+        await s.sealBatch(1, build);
+      }
+      const [a, b2] = await Promise.all([s.leaseAnchorJobs('wa', 60_000, 100), other.leaseAnchorJobs('wb', 60_000, 100)]);
+      expect(a.filter((id) => b2.includes(id))).toEqual([]);
+      expect([...a, ...b2].sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    });
+
+    withStore('allocates anchor nonces after the chain count and every nonce in flight, saving the signed transaction with its nonce', async (h) => {
+      const s = h.store;
+      const other = (await h.second()) ?? s;
+      for (let d = 1; d <= 4; d++) {
+        await s.commit(`gw-${d}`, items(1, 1, { tag: d }), headOf(1));
+        await s.sealBatch(1, build);
+      }
+      expect(await s.leaseAnchorJobs('w1', 60_000, 2)).toEqual([1, 2]);
+      expect(await other.leaseAnchorJobs('w2', 60_000, 10)).toEqual([3, 4]);
+      const signer = (batchId: number) => async (nonce: number) => ({ state: 'signed', nonce, raw: `0xraw-${batchId}-${nonce}`, txHash: `0xh${batchId}` });
+      expect(await s.getLastAnchorNonce('0xAbC')).toBeUndefined();
+      expect(await s.signAnchorWithNonce(1, 'w1', '0xAbC', 5, signer(1))).toBe(true);
+      expect(await s.getAnchorJob(1)).toEqual({ state: 'signed', nonce: 5, raw: '0xraw-1-5', txHash: '0xh1' });
+      // two workers at once: distinct nonces, one after the other
+      const [r2, r3] = await Promise.all([s.signAnchorWithNonce(2, 'w1', '0xabc', 5, signer(2)), other.signAnchorWithNonce(3, 'w2', '0xabc', 5, signer(3))]);
+      expect([r2, r3]).toEqual([true, true]);
+      const n2 = (await s.getAnchorJob<{ nonce: number }>(2))!.nonce;
+      const n3 = (await s.getAnchorJob<{ nonce: number }>(3))!.nonce;
+      expect([n2, n3].sort()).toEqual([6, 7]);
+      expect(await s.getLastAnchorNonce('0xabc')).toBe(Math.max(n2, n3));
+      // no lease, no nonce: the signer is never called and nothing is written
+      let called = false;
+      expect(await s.signAnchorWithNonce(4, 'w1', '0xabc', 5, async (n) => ((called = true), { state: 'signed', nonce: n }))).toBe(false);
+      expect(called).toBe(false);
+      expect(await s.getAnchorJob(4)).toEqual({ state: 'prepared' });
+      // a signer that fails takes no nonce
+      await expect(other.signAnchorWithNonce(4, 'w2', '0xabc', 5, () => Promise.reject(new Error('token gone')))).rejects.toThrow('token gone');
+      expect(await s.getAnchorJob(4)).toEqual({ state: 'prepared' });
+      // a transaction found lost goes back to prepared: its nonce is free again; the chain's count still counts
+      expect(await other.putLeasedAnchorJob(3, 'w2', { state: 'prepared' })).toBe(true);
+      expect(await other.signAnchorWithNonce(4, 'w2', '0xabc', 5, signer(4))).toBe(true);
+      expect((await s.getAnchorJob<{ nonce: number }>(4))!.nonce).toBe(n2 + 1); // after 5 (batch 1) and n2 (batch 2), the two still in flight
+      expect(await other.signAnchorWithNonce(3, 'w2', '0xabc', 20, signer(3))).toBe(true);
+      expect((await s.getAnchorJob<{ nonce: number }>(3))!.nonce).toBe(20);
+      const r = await h.reopen();
+      expect(await r.getAnchorJob(1)).toEqual({ state: 'signed', nonce: 5, raw: '0xraw-1-5', txHash: '0xh1' });
+      expect(await r.getLastAnchorNonce('0xABC')).toBe(20);
     });
 
     withStore('inserts idempotently on (device, seq): the same statements again write nothing', async (h) => {

@@ -60,3 +60,24 @@ export function conflict(deviceId: string, seq: number, why: string): IngestErro
   return new IngestError('INGEST_STORE_CONFLICT', `commit conflicts with the store: ${why}`, { where: { deviceId, seq } });
 }
 
+
+/** Anchor job states whose transaction may still be mined: their nonces are taken (signAnchorWithNonce). */
+export const IN_FLIGHT_ANCHOR_STATES: readonly string[] = ['signed', 'broadcast'];
+
+/** The outbox row sealBatch writes with each batch: its anchor job before anything is signed (anchor/machine.ts). */
+export const OUTBOX_ANCHOR_JOB = { state: 'prepared' } as const;
+
+/** Misuse checks of the anchor lease arguments (both stores). */
+export function checkLease(worker: string, leaseMs: number, limit: number): void {
+  if (typeof worker !== 'string' || worker === '' || worker.length > 200) throw new TypeError('worker must be a non-empty string of at most 200 characters');
+  if (!Number.isSafeInteger(leaseMs) || leaseMs < 1) throw new RangeError('leaseMs must be a positive integer');
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('limit must be a positive integer');
+}
+
+/** The nonce signAnchorWithNonce allocates: after the chain's pending count and after every nonce still in flight. */
+export function nextAnchorNonce(chainNonce: number, inFlight: Iterable<number>): number {
+  if (!Number.isSafeInteger(chainNonce) || chainNonce < 0) throw new RangeError('chainNonce must be a non-negative integer');
+  let n = chainNonce;
+  for (const f of inFlight) if (f + 1 > n) n = f + 1;
+  return n;
+}

@@ -11,7 +11,11 @@
  *     different one is INGEST_STORE_CONFLICT; the new entries must continue the stored head (else CONFLICT, the
  *     worker re-reads the head and judges its statements again);
  *   - `hold` keeps a statement ahead of the head once per (device, seq); `commit` drops the held rows it passes;
- *   - `sealBatch` takes the oldest pending leaves and the next batch id in one transaction, one sealer at a time.
+ *   - `sealBatch` takes the oldest pending leaves and the next batch id in one transaction, one sealer at a time,
+ *     and writes the batch's anchor outbox row ({state: 'prepared'}) in that same step;
+ *   - `leaseAnchorJobs` hands each unanchored batch to one worker at a time for a lease (a worker killed mid-anchor
+ *     leaves its jobs to whoever leases them after the lease ends); `signAnchorWithNonce` allocates the anchoring
+ *     account's nonce and saves the signed transaction in one step, before anything is broadcast.
  */
 import { type AnchorRef } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/device';
@@ -221,4 +225,30 @@ export interface IngestStore {
   /** Pending records of one channel, oldest queued first, at most `limit`. */
   listPendingAlertDeliveries(channel: string, limit: number): Promise<AlertDeliveryRow[]>;
   countPendingAlertDeliveries(channel: string): Promise<number>;
+
+  // ---- anchoring across workers (issue #11 item 3)
+  /**
+   * Leases up to `limit` unanchored batches' anchor jobs to `worker` for `leaseMs`, in batch id order: those it
+   * already holds (renewed), free ones and ones whose lease ended. A job another worker holds is skipped, never
+   * waited for. Returns the leased batch ids.
+   */
+  leaseAnchorJobs(worker: string, leaseMs: number, limit: number): Promise<number[]>;
+  /** Saves an anchor job only while `worker` holds its lease; false (nothing written) when it does not. */
+  putLeasedAnchorJob(batchId: number, worker: string, job: object): Promise<boolean>;
+  /**
+   * Allocates the next nonce of `account` and saves the signed transaction, one atomic step under the account's
+   * nonce row lock: nonce = max(`chainNonce` (the chain's pending count), 1 + the highest nonce of a job still in
+   * flight (a `nonce` field, state signed or broadcast)); `sign(nonce)` returns the job to save. False (nothing
+   * written, no nonce taken) when `worker` does not hold the job's lease.
+   */
+  signAnchorWithNonce(batchId: number, worker: string, account: string, chainNonce: number, sign: (nonce: number) => Promise<AnchorNonceJob>): Promise<boolean>;
+  /** The last nonce allocated for `account` (the nonce table's record), undefined before the first. */
+  getLastAnchorNonce(account: string): Promise<number | undefined>;
+}
+
+/** What signAnchorWithNonce saves: an anchor job (anchor/machine.ts) carrying its transaction's nonce. */
+export interface AnchorNonceJob {
+  state: string;
+  nonce: number;
+  [k: string]: unknown;
 }

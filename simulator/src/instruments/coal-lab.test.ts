@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { toHex, sha256 } from '@stele/core';
-import { Cal3kStreamDecoder, checkCustodyChain, parseRunCsv, type Cal3kEvent } from '@stele/hardware';
+import { checkCustodyEvents } from '@stele/core/alerts';
+import { Cal3kStreamDecoder, parseRunCsv, type Cal3kEvent } from '@stele/hardware';
 import { CAL3K_SIM_FINAL_STATUS, Cal3kSimulator, ParrCsvSimulator, encodeGb18030, simulateCustodyChain } from './coal-lab.ts';
 
 describe('Cal3kSimulator', () => {
@@ -56,7 +57,7 @@ describe('ParrCsvSimulator', () => {
 describe('simulateCustodyChain', () => {
   it('produces a chain that checks clean and re-links assay -> batch', () => {
     const c = simulateCustodyChain({ seed: 2, batch: 'RC-1' });
-    const r = checkCustodyChain(c.events);
+    const r = checkCustodyEvents(c.events);
     expect(r.issues).toEqual([]);
     expect(r.links[0]).toMatchObject({ assayCode: c.assayCode, preparationCode: c.preparationCode, samplingCode: c.samplingCode, batch: 'RC-1' });
   });

@@ -250,7 +250,7 @@ function csvField(s: string): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** A custody event as @stele/hardware's checkCustodyChain takes it. */
+/** A custody event as @stele/core/alerts' checkCustodyEvents takes it. */
 export type SimCustodyEvent = CustodyEvent;
 
 function isoAt(ms: number, utcOffsetMinutes: number): string {

@@ -17,7 +17,8 @@ const USAGE = `usage: stele sim --list
 Runs a scenario through the path an installation uses: simulated instruments on pseudo-terminal pairs (socat)
 read by \`stele gateway run\` (its config file, drivers and serial transport), an MQTT broker, \`stele ingest run\`
 with its embedded chain. The timeline injects episodes (an exceedance, a probe that goes quiet, a door opening)
-and faults (broker outage, power cuts, an altered outbox, a forged confirmation); at the end the scenario's
+and faults (broker outage, power cuts, an altered outbox, a forged confirmation, a network partition, clock
+jumps and a 1970 boot, a slow signer, duplicates and replays, a deleted reading, a swapped key, a full disk); at the end the scenario's
 assertions are checked, counting at the instruments, at ingest's API and with the verifier, and a report printed.
 
   --list           the shipped scenarios (simulator/scenarios/*.yaml), with what each shows

@@ -68,9 +68,9 @@ export function killSpawnedGroups(): void {
   live.clear();
 }
 
-export function spawnStele(root: string, args: string[], options: { onLine?: (line: string) => void; keepLines?: number } = {}): Child {
+export function spawnStele(root: string, args: string[], options: { onLine?: (line: string) => void; keepLines?: number; env?: Record<string, string> } = {}): Child {
   // its own process group (detached), so a power cut reaches its children; the terminal's Ctrl-C does not, hence `live`
-  const proc = spawn(process.execPath, [join(root, 'cli', 'bin', 'stele.mjs'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env }, detached: true });
+  const proc = spawn(process.execPath, [join(root, 'cli', 'bin', 'stele.mjs'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env }, detached: true });
   const pid = proc.pid;
   if (pid !== undefined) {
     live.add(pid);

@@ -43,6 +43,7 @@ import { CemsSimulator } from '../instruments/cems.ts';
 import { ModbusThSlave } from '../instruments/modbus-th.ts';
 import { PtyPair, socatAvailable } from '../pty.ts';
 import { SimError } from './errors.ts';
+import { SimClock, SmallDisk, StatementTap, TcpProxy, deleteOutboxEntry, smallDiskSkipReason, statementSignature, swapKey } from './faults.ts';
 import { SimBroker, findRepoRoot, runStele, spawnStele, trackHelper, type Child } from './processes.ts';
 import type { AssertionName, GatewaySpec, InstrumentSpec, Scenario, StepSpec } from './scenario.ts';
 
@@ -66,6 +67,8 @@ export interface AssertionResult {
   name: AssertionName;
   ok: boolean;
   detail: string;
+  /** Could not be checked on this machine (the reason); counted as holding, printed SKIP. */
+  skipped?: string;
 }
 
 export interface SimReport {
@@ -103,6 +106,31 @@ interface GatewayRun {
   down: Window[];
   pairs: PtyPair[];
   instruments: InstrumentRun[];
+  /** Faults that need the gateway set up for them (faults.ts). */
+  proxy?: TcpProxy;
+  clock?: SimClock;
+  latencyFile?: string;
+  disk?: SmallDisk;
+  /** Why disk-full cannot run here (not root, mount refused). */
+  diskSkip?: string | undefined;
+  tap?: StatementTap;
+  keyFile?: string;
+  /** Extra environment of `stele gateway run` (the sim's clock and signer hooks). */
+  env?: Record<string, string>;
+  /** Its key was swapped: ingest never acknowledges it again (no drain). */
+  keySwapped?: boolean;
+}
+
+/** What the faults of faults.ts injected, for their assertions. */
+interface FaultRecords {
+  partitions: { gateway: string; mode: 'drop' | 'stall'; forMs: number; reset: number; ackedBefore: number; ackedDuring: number; headDuring: number }[];
+  clocks: { gateway: string; kind: 'clock-jump' | 'boot-1970'; byMs: number; fromWallMs: number; toWallMs: number; jumpsSeen?: number }[];
+  slow: { gateway: string; latencyMs: number; headBefore: number; headAfter: number }[];
+  duplicates: { gateway: string; republished: number; duplicatesBefore: number; duplicatesAfter?: number }[];
+  deletes: { gateway: string; seq: number; acked: number; head: number; refusal?: string; ingestHead?: number | undefined; forks?: number }[];
+  replays: { gateway: string; duplicatesBefore: number; duplicatesAfter: number; headBefore: number | undefined; headAfter: number | undefined; forks?: number }[];
+  swaps: { gateway: string; newKid: string; gatewayHeadAtSwap: number; rejectedBefore: number; rejectedAfter?: number; ingestHeadEnd?: number | undefined }[];
+  disks: { gateway: string; skipped?: string; sawStop: boolean; sawUnhealthy: boolean; refused: number; headAtFill: number; ackedEnd?: number | undefined; headEnd?: number | undefined; ingestHeadEnd?: number | undefined }[];
 }
 
 interface InstrumentRun {
@@ -204,6 +232,49 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
     // a config file as an installer writes it; the instruments on pty pairs; `stele gateway run`.
     const gateways = new Map<string, GatewayRun>();
     const frames: SentFrame[] = [];
+    const faultsOf = (id: string) => new Set(s.timeline.filter((x) => x.gateway === id && x.fault !== undefined).map((x) => x.fault!));
+    /** Sets a gateway up for the faults its steps inject: a proxy to the broker, the clock and signer hooks, a small disk. */
+    const setUpFaults = async (g: GatewayRun, dir: string): Promise<{ diskCheckEvery?: string; clockCheckEvery?: string }> => {
+      const f = faultsOf(g.spec.id);
+      const extra: { diskCheckEvery?: string; clockCheckEvery?: string } = {};
+      if (f.has('network-partition')) {
+        g.proxy = new TcpProxy(await freePort(), { host: '127.0.0.1', port: broker.port });
+        await g.proxy.start();
+        const proxy = g.proxy;
+        cleanups.push(() => proxy.close());
+      }
+      if (f.has('clock-jump') || f.has('boot-1970')) {
+        g.clock = new SimClock(dir);
+        await g.clock.init();
+        g.env = { ...g.env, ...g.clock.env() };
+        extra.clockCheckEvery = '1s';
+      }
+      if (f.has('slow-signer')) {
+        g.latencyFile = join(dir, 'sign-latency-ms');
+        await writeFile(g.latencyFile, '0\n');
+        g.env = { ...g.env, STELE_SIM_SIGN_LATENCY_FILE: g.latencyFile };
+      }
+      if (f.has('disk-full')) {
+        g.diskSkip = smallDiskSkipReason();
+        if (g.diskSkip === undefined) {
+          const disk = new SmallDisk(join(dir, 'data'), 48 * 1024 * 1024);
+          try {
+            await disk.mount();
+            g.disk = disk;
+            cleanups.push(() => disk.unmount());
+            extra.diskCheckEvery = '500ms';
+          } catch (e) {
+            g.diskSkip = `cannot mount a small tmpfs for the outbox here (${(e as Error).message})`;
+          }
+        }
+      }
+      if (f.has('duplicate-delivery') || f.has('statement-replay')) {
+        g.tap = await StatementTap.start(broker.url, g.spec.id);
+        const tap = g.tap;
+        cleanups.push(() => tap.close());
+      }
+      return extra;
+    };
     let insIndex = 0;
     for (const spec of s.gateways) {
       const dir = join(work, spec.id);
@@ -221,12 +292,13 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
       }
       const opsPort = await freePort();
       const config = join(dir, 'gateway.yaml');
-      await writeFile(config, gatewayConfig(spec, { dataDir: join(dir, 'data'), keyFile, brokerUrl: broker.url, ingestKey, api, opsPort, ports: pairs.map((p) => p.pathA) }));
-      const run: GatewayRun = { spec, config, dataDir: join(dir, 'data'), opsPort, child: undefined, down: [], pairs, instruments: [] };
+      const run: GatewayRun = { spec, config, dataDir: join(dir, 'data'), opsPort, child: undefined, down: [], pairs, instruments: [], keyFile };
+      const extra = await setUpFaults(run, dir);
+      await writeFile(config, gatewayConfig(spec, { dataDir: join(dir, 'data'), keyFile, brokerUrl: run.proxy?.url ?? broker.url, ingestKey, api, opsPort, ports: pairs.map((p) => p.pathA), ...extra }));
       gateways.set(spec.id, run);
     }
     const startGateway = async (g: GatewayRun): Promise<void> => {
-      g.child = spawnStele(root, ['gateway', 'run', '--config', g.config]);
+      g.child = spawnStele(root, ['gateway', 'run', '--config', g.config], g.env === undefined ? {} : { env: g.env });
       const until = Date.now() + 60_000;
       for (;;) {
         const st = await gatewayStatus(g).catch(() => undefined);
@@ -368,6 +440,158 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
           note(label, `${g.spec.id}: a confirmation up to seq ${head} signed by a key ingest never had, published on stele/v1/${g.spec.id}/acks`);
           return;
         }
+        default:
+          return injectFault(step, g);
+      }
+    };
+
+    // Faults of faults.ts (network partition, clock, slow signer, duplicates, outbox delete, replay, key swap, full disk).
+    const rec: FaultRecords = { partitions: [], clocks: [], slow: [], duplicates: [], deletes: [], replays: [], swaps: [], disks: [] };
+    const ingestHealth = async () => (await (await fetch(`${api}/health`)).json()) as { duplicates: number; rejected: Record<string, number>; readings: number };
+    const forksOf = async (device: string) => ((await (await fetch(`${api}/devices/${encodeURIComponent(device)}/forks`)).json()) as { forks: unknown[] }).forks.length;
+    const injectFault = async (step: StepSpec, g: GatewayRun): Promise<void> => {
+      const label = step.fault!;
+      switch (step.fault) {
+        case 'network-partition': {
+          const proxy = g.proxy!;
+          const resetBefore = proxy.reset;
+          const ackedBefore = (await gatewayStatus(g)).outbox.acked;
+          proxy.partition(step.mode);
+          note(label, `${g.spec.id} <-> broker: ${step.mode === 'drop' ? 'connections reset, new ones refused' : 'every byte held both ways'} for ${step.forMs} ms (TCP proxy 127.0.0.1:${proxy.port})`);
+          await sleep(step.forMs);
+          const during = await gatewayStatus(g);
+          proxy.heal();
+          rec.partitions.push({ gateway: g.spec.id, mode: step.mode, forMs: step.forMs, reset: proxy.reset - resetBefore, ackedBefore, ackedDuring: during.outbox.acked, headDuring: during.outbox.head });
+          note('partition healed', `${g.spec.id}: ${proxy.reset - resetBefore} connections reset; outbox head ${during.outbox.head}, acked ${during.outbox.acked}`);
+          return;
+        }
+        case 'clock-jump': {
+          const clock = g.clock!;
+          const from = Date.now() + step.byMs;
+          await clock.set({ offsetMs: step.byMs, synced: false });
+          note(label, `${g.spec.id}: wall clock ${step.byMs >= 0 ? '+' : ''}${step.byMs / 1000} s, NTP not synchronised, for ${step.forMs} ms`);
+          await sleep(step.forMs);
+          await clock.set({ offsetMs: 0, synced: true });
+          const st = (await gatewayStatus(g).catch(() => undefined)) as (Status & { clock?: { jumps?: number } }) | undefined;
+          rec.clocks.push({ gateway: g.spec.id, kind: 'clock-jump', byMs: step.byMs, fromWallMs: from, toWallMs: Date.now() + step.byMs, ...(st?.clock?.jumps === undefined ? {} : { jumpsSeen: st.clock.jumps }) });
+          note('clock synchronised', `${g.spec.id}: NTP set the clock back to the right time (${st?.clock?.jumps ?? '?'} jumps seen by the gateway)`);
+          return;
+        }
+        case 'boot-1970': {
+          const clock = g.clock!;
+          const w: Window = { from: t() - CUT_GRACE_MS, to: Number.POSITIVE_INFINITY };
+          g.down.push(w);
+          await g.child?.powerCut();
+          const offset = Date.UTC(1970, 0, 1) + 60_000 - Date.now();
+          await clock.set({ offsetMs: offset, synced: false });
+          await startGateway(g);
+          w.to = t() + 500;
+          note(label, `${g.spec.id}: power cut, boots with its clock at 1970-01-01 (no RTC, no NTP) for ${step.forMs} ms`);
+          await sleep(step.forMs);
+          await clock.set({ offsetMs: 0, synced: true });
+          rec.clocks.push({ gateway: g.spec.id, kind: 'boot-1970', byMs: offset, fromWallMs: 0, toWallMs: Date.UTC(2024, 0, 1) });
+          note('clock synchronised', `${g.spec.id}: NTP set the clock`);
+          return;
+        }
+        case 'slow-signer': {
+          const headBefore = (await gatewayStatus(g)).outbox.head;
+          await writeFile(g.latencyFile!, `${step.latencyMs}\n`);
+          note(label, `${g.spec.id}: each signature waits ${step.latencyMs} ms (software key behind a slow secure element) for ${step.forMs} ms`);
+          await sleep(step.forMs);
+          await writeFile(g.latencyFile!, '0\n');
+          const headAfter = (await gatewayStatus(g)).outbox.head;
+          rec.slow.push({ gateway: g.spec.id, latencyMs: step.latencyMs, headBefore, headAfter });
+          note('signer fast again', `${g.spec.id}: readings ${headBefore + 1}..${headAfter} were taken while it was slow`);
+          return;
+        }
+        case 'duplicate-delivery': {
+          const tap = g.tap!;
+          const before = (await ingestHealth()).duplicates;
+          const from = tap.republished;
+          tap.duplicating = true;
+          note(label, `${g.spec.id}: every statement on stele/v1/${g.spec.id}/statements is published a second time for ${step.forMs} ms`);
+          await sleep(step.forMs);
+          tap.duplicating = false;
+          rec.duplicates.push({ gateway: g.spec.id, republished: tap.republished - from, duplicatesBefore: before });
+          note('duplicates end', `${g.spec.id}: ${tap.republished - from} statements delivered twice`);
+          return;
+        }
+        case 'outbox-delete': {
+          const w: Window = { from: t() - CUT_GRACE_MS, to: Number.POSITIVE_INFINITY };
+          g.down.push(w);
+          await g.child?.powerCut();
+          const del = await deleteOutboxEntry(g.dataDir);
+          if (del === undefined) {
+            failures.push(`outbox-delete at ${step.where}: no unacknowledged reading in ${g.spec.id}'s outbox to delete (put it inside a broker outage)`);
+            note(label, `${g.spec.id}: nothing unacknowledged to delete`);
+          } else note(label, `${g.spec.id}: seq ${del.seq} deleted from the outbox (acked ${del.acked}, head ${del.head})`);
+          await startGateway(g);
+          const st = await gatewayStatus(g).catch(() => undefined);
+          if (del !== undefined) rec.deletes.push({ ...del, gateway: g.spec.id, ...(st?.state === 'refused' ? { refusal: st.refusal?.code ?? 'refused' } : {}) });
+          if (st?.state === 'refused') note('gateway refused', `${g.spec.id}: ${st.refusal?.code ?? ''} ${st.refusal?.message ?? ''}`.trim());
+          else {
+            w.to = t() + 500;
+            note('gateway back', `${g.spec.id} restarted (state ${st?.state ?? 'unknown'})`);
+          }
+          return;
+        }
+        case 'statement-replay': {
+          const tap = g.tap!;
+          const before = (await ingestHealth()).duplicates;
+          const headBefore = await ingestHead(g.spec.id);
+          const old = await tap.replayOldest();
+          if (old === undefined) {
+            failures.push(`statement-replay at ${step.where}: no statement of ${g.spec.id} was seen to replay`);
+            return;
+          }
+          note(label, `${g.spec.id}: its first statement (${old.length} bytes, seen ${tap.seen} since) published again on the wire`);
+          await sleep(Math.min(step.forMs, 3000));
+          rec.replays.push({ gateway: g.spec.id, duplicatesBefore: before, duplicatesAfter: (await ingestHealth()).duplicates, headBefore, headAfter: await ingestHead(g.spec.id) });
+          return;
+        }
+        case 'key-swap': {
+          const w: Window = { from: t() - CUT_GRACE_MS, to: Number.POSITIVE_INFINITY };
+          g.down.push(w);
+          const rejectedBefore = (await ingestHealth()).rejected.UNKNOWN_KEY_ERROR ?? 0;
+          await g.child?.powerCut();
+          const newKid = await swapKey(g.keyFile!);
+          g.keySwapped = true;
+          const gatewayHeadAtSwap = await outboxHead(g.dataDir);
+          await startGateway(g);
+          rec.swaps.push({ gateway: g.spec.id, newKid, gatewayHeadAtSwap, rejectedBefore });
+          note(label, `${g.spec.id}: key file replaced by another P-256 key (kid ${newKid.slice(0, 16)}...) at outbox head ${gatewayHeadAtSwap}; restarted`);
+          return;
+        }
+        case 'disk-full': {
+          if (g.disk === undefined) {
+            const reason = g.diskSkip ?? 'no small disk';
+            rec.disks.push({ gateway: g.spec.id, skipped: reason, sawStop: false, sawUnhealthy: false, refused: 0, headAtFill: 0 });
+            note(label, `skipped: ${reason}`);
+            return;
+          }
+          const w: Window = { from: t(), to: Number.POSITIVE_INFINITY };
+          g.down.push(w);
+          const headAtFill = (await gatewayStatus(g)).outbox.head;
+          await g.disk.fill(2 * 1024 * 1024);
+          note(label, `${g.spec.id}: its data disk (tmpfs, 48 MB) filled to ${Math.round((await g.disk.free()) / 1024)} KiB free for ${step.forMs} ms`);
+          const until = Date.now() + step.forMs;
+          let sawStop = false;
+          let sawUnhealthy = false;
+          let refused = 0;
+          while (Date.now() < until) {
+            const st = (await gatewayStatus(g).catch(() => undefined)) as (Status & { disk?: { level: string; refused: number } }) | undefined;
+            if (st?.disk?.level === 'stop') sawStop = true;
+            if (st?.disk !== undefined) refused = Math.max(refused, st.disk.refused);
+            const hz = await fetch(`http://127.0.0.1:${g.opsPort}/healthz`).then((r) => r.status, () => 0);
+            if (hz === 503) sawUnhealthy = true;
+            await sleep(250);
+          }
+          await g.disk.empty();
+          w.to = t() + 1500;
+          rec.disks.push({ gateway: g.spec.id, sawStop, sawUnhealthy, refused, headAtFill });
+          note('disk freed', `${g.spec.id}: ${refused} readings refused while full; ${Math.round((await g.disk.free()) / 1024 / 1024)} MB free again`);
+          return;
+        }
       }
     };
 
@@ -392,6 +616,7 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
       for (;;) {
         const st = await gatewayStatus(g).catch(() => undefined);
         if (st?.state === 'refused') break;
+        if (g.keySwapped === true) break; // ingest never acknowledges readings signed by the swapped-in key
         if (st !== undefined && st.outbox.acked >= st.outbox.head) break;
         if (Date.now() > drainUntil) {
           failures.push(`${g.spec.id}: ingest acknowledged only up to seq ${st?.outbox.acked} of ${st?.outbox.head} within 90 s`);
@@ -412,7 +637,28 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
       f.headAtEnd = st?.outbox.head;
     }
     for (const r of tampers) r.ingestHead = await ingestHead(r.gateway);
+    await finishFaultRecords();
     note('drained', 'every running gateway acknowledged; last batch anchored');
+    async function finishFaultRecords(): Promise<void> {
+      const h = await ingestHealth();
+      for (const d of rec.duplicates) d.duplicatesAfter = h.duplicates;
+      for (const d of rec.deletes) {
+        d.ingestHead = await ingestHead(d.gateway);
+        d.forks = await forksOf(d.gateway);
+      }
+      for (const r of rec.replays) r.forks = await forksOf(r.gateway);
+      for (const k of rec.swaps) {
+        k.rejectedAfter = h.rejected.UNKNOWN_KEY_ERROR ?? 0;
+        k.ingestHeadEnd = await ingestHead(k.gateway);
+      }
+      for (const d of rec.disks) {
+        if (d.skipped !== undefined) continue;
+        const st = await gatewayStatus(gateways.get(d.gateway)!).catch(() => undefined);
+        d.ackedEnd = st?.outbox.acked;
+        d.headEnd = st?.outbox.head;
+        d.ingestHeadEnd = await ingestHead(d.gateway);
+      }
+    }
 
     // 6. The assertions.
     const results: AssertionResult[] = [];
@@ -537,13 +783,147 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
           }
           return { name, ok, detail: parts.join('; ') };
         }
+        default:
+          return checkFault(name);
+      }
+    }
+    /** Frames of one gateway sent while it listened: how many are at ingest, and how many readings stand behind more frames than were sent. */
+    async function framesOf(gateway: string): Promise<{ counted: number; missing: number; twice: number }> {
+      const g = gateways.get(gateway)!;
+      let counted = 0;
+      let missing = 0;
+      const sent = new Map<string, number>();
+      for (const f of frames) {
+        if (f.gateway !== gateway) continue;
+        sent.set(f.digest, (sent.get(f.digest) ?? 0) + 1);
+        if (isDown(g, f.atMs)) continue;
+        counted++;
+        if (!(await found(f.digest))) missing++;
+      }
+      const seen = new Map<string, number>();
+      let twice = 0;
+      for (const r of (await evidence(gateway)).readings) {
+        for (const raw of r.raw) {
+          const h = toHex(raw);
+          const n = (seen.get(h) ?? 0) + 1;
+          seen.set(h, n);
+          if (n > (sent.get(h) ?? 0)) twice++;
+        }
+      }
+      return { counted, missing, twice };
+    }
+    async function checkFault(name: AssertionName): Promise<AssertionResult> {
+      const parts: string[] = [];
+      let ok = true;
+      const none = (what: string): AssertionResult => ({ name, ok: false, detail: `no ${what} step ran` });
+      switch (name) {
+        case 'partition-survived': {
+          if (rec.partitions.length === 0) return none('network-partition');
+          for (const p of rec.partitions) {
+            const f = await framesOf(p.gateway);
+            const { verdict } = await evidence(p.gateway);
+            const good = f.counted > 0 && f.missing === 0 && f.twice === 0 && verdict.state === 'verified' && p.headDuring > p.ackedDuring && (p.mode === 'stall' || p.reset > 0);
+            ok &&= good;
+            parts.push(`${p.gateway} (${p.mode} ${p.forMs} ms, ${p.reset} connections reset): ${p.headDuring - p.ackedDuring} readings waited unacknowledged; after healing ${f.counted - f.missing} of ${f.counted} frames at ingest, ${f.twice === 0 ? 'none twice' : `${f.twice} twice`}, evidence ${verdict.state}`);
+          }
+          return { name, ok, detail: parts.join('; ') };
+        }
+        case 'clock-state-recorded': {
+          if (rec.clocks.length === 0) return none('clock-jump or boot-1970');
+          for (const c of rec.clocks) {
+            const { verdict, readings } = await evidence(c.gateway);
+            const shifted = c.kind === 'boot-1970' ? readings.filter((r) => r.time < Date.UTC(2024, 0, 1)) : c.byMs > 0 ? readings.filter((r) => r.time > Date.now() + c.byMs / 2) : readings.filter((r) => r.time < started + c.byMs / 2);
+            const wronglySynced = shifted.filter((r) => r.clock.synced).length;
+            const synced = readings.filter((r) => r.clock.synced).length;
+            const time = verdict.checks.find((x) => x.id === 'time');
+            const good = shifted.length > 0 && wronglySynced === 0 && synced > 0 && time !== undefined && time.status === 'pass' && verdict.state === 'verified';
+            ok &&= good;
+            parts.push(`${c.gateway} ${c.kind}${c.kind === 'clock-jump' ? ` ${c.byMs / 1000} s` : ''}: ${shifted.length} readings carry the wrong time, ${wronglySynced === 0 ? 'all' : `${shifted.length - wronglySynced} of them`} with clock.synced false; ${synced} synced readings time-bounded (check 8: ${time?.status ?? '?'}${time !== undefined && time.failures.length > 0 ? ` ${time.failures[0]!.code}` : ''})${c.jumpsSeen === undefined ? '' : `; the gateway saw ${c.jumpsSeen} jumps`}`);
+          }
+          return { name, ok, detail: parts.join('; ') };
+        }
+        case 'signer-batched': {
+          if (rec.slow.length === 0) return none('slow-signer');
+          for (const sl of rec.slow) {
+            const bundleJson = (await (await fetch(`${api}/bundle?device=${encodeURIComponent(sl.gateway)}&first=1&last=${Math.max(1, (await ingestHead(sl.gateway)) ?? 1)}`)).json()) as unknown;
+            const entries = parseBundle(bundleJson).entries.filter((e) => e.seq > sl.headBefore && e.seq <= sl.headAfter);
+            const perSig = new Map<string, number>();
+            for (const e of entries) perSig.set(statementSignature(e.statement), (perSig.get(statementSignature(e.statement)) ?? 0) + 1);
+            const max = Math.max(0, ...perSig.values());
+            const f = await framesOf(sl.gateway);
+            const good = entries.length === sl.headAfter - sl.headBefore && entries.length > 0 && max > 1 && f.missing === 0 && f.twice === 0;
+            ok &&= good;
+            parts.push(`${sl.gateway} (${sl.latencyMs} ms per signature): ${entries.length} readings taken while slow under ${perSig.size} signatures (device-level batches of up to ${max}); ${f.counted - f.missing} of ${f.counted} frames at ingest`);
+          }
+          return { name, ok, detail: parts.join('; ') };
+        }
+        case 'duplicates-stored-once': {
+          if (rec.duplicates.length === 0) return none('duplicate-delivery');
+          for (const d of rec.duplicates) {
+            const f = await framesOf(d.gateway);
+            const { verdict, readings } = await evidence(d.gateway);
+            const seqs = new Set(readings.map((r) => r.seq));
+            const counted = (d.duplicatesAfter ?? 0) - d.duplicatesBefore;
+            const good = d.republished > 0 && f.twice === 0 && f.missing === 0 && seqs.size === readings.length && verdict.state === 'verified';
+            ok &&= good;
+            parts.push(`${d.gateway}: ${d.republished} statements delivered twice, ingest counted ${counted} duplicates in all (re-acked); ${readings.length} readings stored, ${readings.length - seqs.size} seqs twice, ${f.twice} frames behind two readings; ${f.counted - f.missing} of ${f.counted} frames at ingest`);
+          }
+          return { name, ok, detail: parts.join('; ') };
+        }
+        case 'gap-detected': {
+          if (rec.deletes.length === 0) return none('outbox-delete');
+          for (const d of rec.deletes) {
+            const { verdict } = await evidence(d.gateway);
+            const good = d.refusal === 'OUTBOX_GAP' && (d.ingestHead ?? 0) < d.seq && d.forks === 0 && verdict.state === 'verified';
+            ok &&= good;
+            parts.push(`${d.gateway} seq ${d.seq} deleted: gateway ${d.refusal === undefined ? 'did NOT refuse' : `refused its outbox (${d.refusal})`}; ingest head ${d.ingestHead ?? '?'} ${(d.ingestHead ?? 0) < d.seq ? '<' : '>='} ${d.seq}; ${d.forks} forks; evidence 1..${d.ingestHead ?? '?'} ${verdict.state}`);
+          }
+          return { name, ok, detail: parts.join('; ') };
+        }
+        case 'replay-ignored': {
+          if (rec.replays.length === 0) return none('statement-replay');
+          for (const r of rec.replays) {
+            const { verdict, readings } = await evidence(r.gateway);
+            const seqs = new Set(readings.map((x) => x.seq));
+            const good = r.duplicatesAfter > r.duplicatesBefore && r.forks === 0 && seqs.size === readings.length && verdict.state === 'verified';
+            ok &&= good;
+            parts.push(`${r.gateway}: the replayed statement was ${r.duplicatesAfter > r.duplicatesBefore ? 'counted as a duplicate (stele_ingest_duplicates_total)' : 'NOT counted'}, ${r.forks} forks, head ${r.headBefore ?? '?'} -> ${r.headAfter ?? '?'}; evidence ${verdict.state}`);
+          }
+          return { name, ok, detail: parts.join('; ') };
+        }
+        case 'key-swap-rejected': {
+          if (rec.swaps.length === 0) return none('key-swap');
+          for (const k of rec.swaps) {
+            const { verdict } = await evidence(k.gateway);
+            const rejected = (k.rejectedAfter ?? 0) - k.rejectedBefore;
+            const good = rejected > 0 && (k.ingestHeadEnd ?? 0) <= k.gatewayHeadAtSwap && verdict.state === 'verified';
+            ok &&= good;
+            parts.push(`${k.gateway}: ingest rejected ${rejected} statements with UNKNOWN_KEY_ERROR; head ${k.ingestHeadEnd ?? '?'} ${(k.ingestHeadEnd ?? 0) <= k.gatewayHeadAtSwap ? '<=' : '>'} ${k.gatewayHeadAtSwap} (the outbox head when the key was swapped): nothing accepted under the new key; evidence ${verdict.state}`);
+          }
+          return { name, ok, detail: parts.join('; ') };
+        }
+        case 'disk-full-refused': {
+          if (rec.disks.length === 0) return none('disk-full');
+          const skipped = rec.disks.find((d) => d.skipped !== undefined);
+          if (skipped !== undefined) return { name, ok: true, detail: `skipped: ${skipped.skipped}`, skipped: skipped.skipped! };
+          for (const d of rec.disks) {
+            const { verdict } = await evidence(d.gateway);
+            const drained = d.ackedEnd !== undefined && d.ackedEnd === d.headEnd && d.ingestHeadEnd === d.headEnd && (d.headEnd ?? 0) >= d.headAtFill;
+            const good = d.sawStop && d.sawUnhealthy && d.refused > 0 && drained && verdict.state === 'verified';
+            ok &&= good;
+            parts.push(`${d.gateway}: disk level ${d.sawStop ? 'reached stop' : 'never reached stop'}, /healthz ${d.sawUnhealthy ? '503 (alarm)' : 'never 503'}, ${d.refused} new readings refused (refuse-new); every reading taken (1..${d.headEnd ?? '?'}) is at ingest (head ${d.ingestHeadEnd ?? '?'}), none deleted; evidence ${verdict.state}`);
+          }
+          return { name, ok, detail: parts.join('; ') };
+        }
+        default:
+          return { name, ok: false, detail: 'not an assertion of this sim' };
       }
     }
     for (const f of failures) results.push({ name: 'frames-reach-ingest', ok: false, detail: `step failed: ${f}` });
     const report: SimReport = { scenario: s.name, seconds, seed, frames: { sent: frames.length, whileDown }, steps, assertions: results, ok: results.every((r) => r.ok) };
     say('');
     say(`report   ${s.name} (${seconds} s, seed ${seed}): ${frames.length} frames sent by ${s.gateways.reduce((n, g) => n + g.instruments.length, 0)} instruments`);
-    for (const r of results) say(`  ${r.ok ? 'PASS' : 'FAIL'}  ${r.name}: ${r.detail}`);
+    for (const r of results) say(`  ${r.skipped !== undefined ? 'SKIP' : r.ok ? 'PASS' : 'FAIL'}  ${r.name}: ${r.detail}`);
     say(report.ok ? `result   PASS: every assertion holds` : `result   FAIL: ${results.filter((r) => !r.ok).length} of ${results.length} assertions failed`);
     await writeFile(join(work, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     return report;
@@ -553,7 +933,7 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
   }
 }
 
-function gatewayConfig(spec: GatewaySpec, o: { dataDir: string; keyFile: string; brokerUrl: string; ingestKey: string; api: string; opsPort: number; ports: string[] }): string {
+function gatewayConfig(spec: GatewaySpec, o: { dataDir: string; keyFile: string; brokerUrl: string; ingestKey: string; api: string; opsPort: number; ports: string[]; diskCheckEvery?: string; clockCheckEvery?: string }): string {
   const instruments = spec.instruments.map((ins, i) => {
     const port = JSON.stringify(o.ports[i]);
     if (ins.kind === 'cems') {
@@ -594,9 +974,9 @@ ${instruments.join('\n')}
 disk:
   warnAtFreeBytes: 20MB
   stopAtFreeBytes: 5MB
-health:
+${o.diskCheckEvery === undefined ? '' : `  checkEvery: ${o.diskCheckEvery}\n`}health:
   port: ${o.opsPort}
-`;
+${o.clockCheckEvery === undefined ? '' : `clock:\n  checkEvery: ${o.clockCheckEvery}\n`}`;
 }
 
 interface Status {
@@ -678,6 +1058,17 @@ async function tamperOutbox(g: GatewayRun): Promise<TamperRecord | undefined> {
     const raw = reading.raw[0];
     const frame = raw === undefined ? '' : toHex(raw);
     return { gateway: g.spec.id, seq, frame, from, to: altered.meas[0]!.value };
+  } finally {
+    await db.close();
+  }
+}
+
+/** The outbox head of a stopped gateway (its `m!head` record). */
+async function outboxHead(dataDir: string): Promise<number> {
+  const db = new Level<string, Uint8Array>(join(dataDir, 'outbox'), { keyEncoding: 'utf8', valueEncoding: 'view' });
+  await db.open();
+  try {
+    return asMap(decodeCbor((await db.get('m!head'))!)).get('seq') as number;
   } finally {
     await db.close();
   }

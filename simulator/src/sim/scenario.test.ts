@@ -53,6 +53,27 @@ describe('scenario files', () => {
     expect(s.batchMs).toBe(1000);
   });
 
+  it('parses the fault steps of faults.ts with their keys and defaults, and refuses a bad mode or jump', () => {
+    const text = GOOD.replace(
+      'assertions: [frames-reach-ingest, bundles-verify]',
+      `  - { at: 3s, fault: network-partition, mode: stall, for: 4s }
+  - { at: 4s, fault: clock-jump, by: -90 }
+  - { at: 6s, fault: slow-signer, latency: 250ms }
+  - { at: 7s, fault: network-partition }
+assertions: [partition-survived, clock-state-recorded, signer-batched]`,
+    );
+    const s = parseScenario(text, 'x.yaml');
+    expect(s.timeline.filter((t) => t.fault !== 'broker-outage' && t.episode === undefined).map((t) => [t.fault, t.mode, t.byMs, t.latencyMs, t.forMs])).toEqual([
+      ['network-partition', 'stall', 3_600_000, 400, 4000],
+      ['clock-jump', 'drop', -90_000, 400, 5000],
+      ['slow-signer', 'drop', 3_600_000, 250, 5000],
+      ['network-partition', 'drop', 3_600_000, 400, 5000],
+    ]);
+    expect(s.assertions).toEqual(['partition-survived', 'clock-state-recorded', 'signer-batched']);
+    const bad = issuesOf(text.replace('mode: stall', 'mode: cut').replace('by: -90', 'by: 99999999'));
+    expect(bad.map((i) => i.path)).toEqual(['timeline[2].mode', 'timeline[3].by']);
+  });
+
   it('parses every shipped scenario', async () => {
     const all = await shippedScenarios();
     expect(all.length).toBeGreaterThanOrEqual(3);

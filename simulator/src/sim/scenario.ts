@@ -22,7 +22,22 @@ export type InstrumentKind = (typeof INSTRUMENT_KINDS)[number];
 
 /** Episodes change what an instrument sends; faults break a part of Stele's path. */
 export const EPISODES = ['exceedance', 'calibration', 'door-open', 'probe-quiet'] as const;
-export const FAULTS = ['broker-outage', 'gateway-power-cut', 'ingest-power-cut', 'outbox-tamper', 'forged-confirmation'] as const;
+export const FAULTS = [
+  'broker-outage',
+  'gateway-power-cut',
+  'ingest-power-cut',
+  'outbox-tamper',
+  'forged-confirmation',
+  'network-partition',
+  'clock-jump',
+  'boot-1970',
+  'slow-signer',
+  'duplicate-delivery',
+  'outbox-delete',
+  'statement-replay',
+  'key-swap',
+  'disk-full',
+] as const;
 export type Episode = (typeof EPISODES)[number];
 export type Fault = (typeof FAULTS)[number];
 /** Which instrument kind each episode applies to. */
@@ -36,6 +51,14 @@ export const ASSERTIONS = [
   'door-open-in-evidence',
   'tamper-detected',
   'forged-confirmation-ignored',
+  'partition-survived',
+  'clock-state-recorded',
+  'signer-batched',
+  'duplicates-stored-once',
+  'gap-detected',
+  'replay-ignored',
+  'key-swap-rejected',
+  'disk-full-refused',
 ] as const;
 export type AssertionName = (typeof ASSERTIONS)[number];
 
@@ -74,6 +97,12 @@ export interface StepSpec {
   factor: number;
   /** door-open: the temperature the room reaches. */
   temperatureC: number;
+  /** network-partition: connections reset (`drop`) or bytes held (`stall`). */
+  mode: 'drop' | 'stall';
+  /** clock-jump: how far the wall clock jumps, ms (negative: backwards). */
+  byMs: number;
+  /** slow-signer: the wait before each signature, ms. */
+  latencyMs: number;
   /** `file:line` of the step, for the report. */
   where: string;
 }
@@ -135,6 +164,9 @@ function stepRule(): Rule<Record<string, unknown>> {
       channel: { rule: string({ pattern: /^[a-z][0-9]{5}$/, expected: 'an HJ 212-2017 code such as a21026' }), default: 'a21026' },
       factor: { rule: number({ min: 0.01, max: 100 }), default: 3 },
       temperature: { rule: number({ min: -40, max: 80 }), default: 12 },
+      mode: { rule: oneOf(['drop', 'stall'] as const), default: 'drop' },
+      by: { rule: number({ min: -366 * 86_400, max: 366 * 86_400 }), default: 3600 },
+      latency: { rule: duration({ minMs: 1 }), default: 400 },
     },
     {
       refine(v, f, ctx) {
@@ -280,6 +312,9 @@ function toScenario(v: Record<string, unknown>, file: string, doc: Doc, ctx: Ctx
       channel: s.channel as string,
       factor: s.factor as number,
       temperatureC: s.temperature as number,
+      mode: s.mode as 'drop' | 'stall',
+      byMs: Math.round((s.by as number) * 1000),
+      latencyMs: s.latency as number,
       where: `${file}:${stepAt.line}`,
     };
   });

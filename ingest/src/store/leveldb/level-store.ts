@@ -13,7 +13,9 @@
  *   pend!<order>                   pending leaf {deviceId, seq, leafHash}, in commit order
  *   bat!<batchId>                  {batchId, size, root, leafHashes, protectedBytes, signature, createdAt, anchor?}
  *   unanch!<batchId>               marker: batch stored but not anchored (final) yet
- *   anc!<batchId>                  JSON AnchorJob: where its anchor stands (anchor/machine.ts); deleted when final
+ *   anc!<batchId>                  JSON AnchorJob: where its anchor stands (anchor/machine.ts); written {state:
+ *                                  'prepared'} with the batch (the outbox row); deleted when final
+ *   nonce!<account>                the last nonce allocated to the anchoring account (signAnchorWithNonce)
  *   raw!<sha256 hex>!<deviceId>!<seq>  empty: the reading seq of deviceId names this frame digest in `raw`
  *                                  (written in the same batch as its entry; only for readings sent in full)
  *   meta!rawIndex                  marker: every stored entry is in the raw index (set once it was built)
@@ -29,7 +31,11 @@
  *   apend!<channel>!<queuedAt>!<alertId>  empty: that record is pending (written in the same batch)
  *
  * One process owns the directory (LevelDB's lock); within it, commits of one device and sealing are serialised
- * here, so the interface's atomic steps (../types.ts) hold.
+ * here, so the interface's atomic steps (../types.ts) hold. Because no other process can write it, this store
+ * keeps exact mirrors of the small hot rows in memory (heads, registry rows, which seqs are held), read on every
+ * statement group and every confirmation, and group-commits: the synced writes (commits, holds) that arrive while
+ * one is being written go together into the next `db.batch` (one fsync for all of them; each caller's ops stay
+ * in one atomic batch, and it resolves only once that batch is durable).
  */
 import { Level } from 'level';
 import { type AnchorRef, equalBytes, toBase64Url, toHex, decodeCbor, encodeCbor, sha256 } from '@stele/core';
@@ -46,6 +52,7 @@ import type {
   ForkRow,
   Head,
   HeldRow,
+  AnchorNonceJob,
   IngestStore,
   PendingLeaf,
   RawRef,
@@ -53,7 +60,17 @@ import type {
   TimeQuery,
   TimeRef,
 } from '../types.ts';
-import { checkCommitItems, checkTimeQuery, conflict, indexFieldsOf, KeyedMutex } from '../derive.ts';
+import {
+  checkCommitItems,
+  checkLease,
+  checkTimeQuery,
+  conflict,
+  IN_FLIGHT_ANCHOR_STATES,
+  indexFieldsOf,
+  KeyedMutex,
+  nextAnchorNonce,
+  OUTBOX_ANCHOR_JOB,
+} from '../derive.ts';
 
 type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
@@ -71,6 +88,16 @@ export class LevelStore implements IngestStore {
   private nextOrder = 0;
   private nextBatch = 1;
   private readonly locks = new KeyedMutex();
+  /** Anchor job leases: one process owns a LevelDB store, so they live in its memory. */
+  private readonly leases = new Map<number, { worker: string; untilMs: number }>();
+  /** Mirrors of what this process (the only writer) wrote: heads, encoded registry rows, held seqs per device. */
+  private readonly heads = new Map<string, Head>();
+  private readonly registryRows = new Map<string, Uint8Array | undefined>();
+  private readonly held = new Map<string, Set<number>>();
+  /** Group commit: ops waiting for the next synced batch, and who waits on it. */
+  private groupOps: Op[] = [];
+  private groupWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private groupWriting = false;
 
   private constructor(
     private readonly db: Level<string, Uint8Array>,
@@ -85,6 +112,10 @@ export class LevelStore implements IngestStore {
     if (lastPend[0] !== undefined) store.nextOrder = Number(lastPend[0].slice(5)) + 1;
     const lastBatch = await db.keys({ gt: 'bat!', lt: 'bat"', reverse: true, limit: 1 }).all();
     if (lastBatch[0] !== undefined) store.nextBatch = Number(lastBatch[0].slice(4)) + 1;
+    for await (const key of db.keys({ gt: 'held!', lt: 'held"' })) {
+      const m = /^held!(.*)!(\d{16})$/.exec(key);
+      if (m !== null) store.heldSet(m[1]!).add(Number(m[2]));
+    }
     if ((await db.get(RAW_INDEX_MARKER)) === undefined || (await db.get(TIME_INDEX_MARKER)) === undefined) await store.buildIndexes();
     return store;
   }
@@ -106,6 +137,47 @@ export class LevelStore implements IngestStore {
     }
     ops.push({ type: 'put', key: RAW_INDEX_MARKER, value: EMPTY }, { type: 'put', key: TIME_INDEX_MARKER, value: EMPTY });
     await this.db.batch(ops, SYNC);
+  }
+
+  private heldSet(deviceId: string): Set<number> {
+    let set = this.held.get(deviceId);
+    if (set === undefined) {
+      set = new Set();
+      this.held.set(deviceId, set);
+    }
+    return set;
+  }
+
+  /**
+   * Writes `ops` in a synced batch, together with the ops of every other caller that arrives while a batch is being
+   * written (group commit: one fsync for many statements). Resolves once the batch holding them is durable.
+   */
+  private writeSynced(ops: Op[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      for (const op of ops) this.groupOps.push(op);
+      this.groupWaiters.push({ resolve, reject });
+      if (!this.groupWriting) void this.writeGroups();
+    });
+  }
+
+  private async writeGroups(): Promise<void> {
+    this.groupWriting = true;
+    try {
+      while (this.groupWaiters.length > 0) {
+        const ops = this.groupOps;
+        const waiters = this.groupWaiters;
+        this.groupOps = [];
+        this.groupWaiters = [];
+        try {
+          await this.db.batch(ops, SYNC);
+          for (const w of waiters) w.resolve();
+        } catch (e) {
+          for (const w of waiters) w.reject(e);
+        }
+      }
+    } finally {
+      this.groupWriting = false;
+    }
   }
 
   async findByRawDigest(digest: Uint8Array, limit = 100): Promise<RawRef[]> {
@@ -167,7 +239,12 @@ export class LevelStore implements IngestStore {
   }
 
   async getDeviceKeys(deviceId: string): Promise<DeviceKeys | undefined> {
-    const v = await this.db.get(registryKey(deviceId));
+    let v: Uint8Array | undefined;
+    if (this.registryRows.has(deviceId)) v = this.registryRows.get(deviceId);
+    else {
+      v = await this.db.get(registryKey(deviceId));
+      if (!this.registryRows.has(deviceId)) this.registryRows.set(deviceId, v === undefined ? undefined : Uint8Array.from(v));
+    }
     return v === undefined ? undefined : decodeDeviceKeys(v);
   }
 
@@ -185,10 +262,14 @@ export class LevelStore implements IngestStore {
   // ---- heads and entries
 
   async getHead(deviceId: string): Promise<Head | undefined> {
+    const known = this.heads.get(deviceId);
+    if (known !== undefined) return { seq: known.seq, digest: known.digest.slice() };
     const v = await this.db.get(`head!${deviceId}`);
     if (v === undefined) return undefined;
     const o = dec(v);
-    return { seq: num(o, 'seq'), digest: bytes(o, 'digest') };
+    const head = { seq: num(o, 'seq'), digest: bytes(o, 'digest') };
+    if (!this.heads.has(deviceId)) this.heads.set(deviceId, { seq: head.seq, digest: head.digest.slice() });
+    return head;
   }
 
   async listHeads(): Promise<Map<string, Head>> {
@@ -228,7 +309,8 @@ export class LevelStore implements IngestStore {
       if (fresh.length === 0) return [];
       if (fresh[0]!.seq !== stored + 1) throw conflict(deviceId, fresh[0]!.seq, `the stored head is ${stored}`);
       const ops: Op[] = [];
-      if (options.keys !== undefined) ops.push({ type: 'put', key: registryKey(options.keys.deviceId), value: encodeDeviceKeys(options.keys) });
+      const registryRow = options.keys === undefined ? undefined : encodeDeviceKeys(options.keys);
+      if (options.keys !== undefined) ops.push({ type: 'put', key: registryKey(options.keys.deviceId), value: registryRow! });
       if (options.enrolmentRequest !== undefined) ops.push({ type: 'put', key: enrolmentRequestKey(options.enrolmentRequest.digest), value: options.enrolmentRequest.file });
       const pending: PendingLeaf[] = [];
       // Reserve the orders before any await so that concurrent commits of other devices get distinct ones.
@@ -242,11 +324,13 @@ export class LevelStore implements IngestStore {
         pending.push({ order, deviceId, seq: item.seq, leafHash: item.leafHash });
       }
       ops.push({ type: 'put', key: `head!${deviceId}`, value: enc({ seq: head.seq, digest: head.digest }) });
-      const heldPrefix = `held!${deviceId}!`;
-      for await (const key of this.db.keys({ gt: heldPrefix, lte: `${heldPrefix}${pad(head.seq)}` })) {
-        if (/^\d{16}$/.test(key.slice(heldPrefix.length))) ops.push({ type: 'del', key });
-      }
-      await this.db.batch(ops, SYNC);
+      const heldSeqs = this.held.get(deviceId);
+      const passed = heldSeqs === undefined ? [] : [...heldSeqs].filter((seq) => seq <= head.seq);
+      for (const seq of passed) ops.push({ type: 'del', key: `held!${deviceId}!${pad(seq)}` });
+      await this.writeSynced(ops);
+      this.heads.set(deviceId, { seq: head.seq, digest: head.digest.slice() });
+      if (options.keys !== undefined) this.registryRows.set(options.keys.deviceId, registryRow);
+      for (const seq of passed) heldSeqs!.delete(seq);
       return pending;
     });
   }
@@ -278,8 +362,10 @@ export class LevelStore implements IngestStore {
   async hold(deviceId: string, row: HeldRow): Promise<boolean> {
     return this.locks.run(`dev:${deviceId}`, async () => {
       const key = `held!${deviceId}!${pad(row.seq)}`;
-      if ((await this.db.get(key)) !== undefined) return false;
-      await this.db.put(key, enc({ payload: row.payload, receivedAt: row.receivedAt }), SYNC);
+      const set = this.heldSet(deviceId);
+      if (set.has(row.seq)) return false;
+      await this.writeSynced([{ type: 'put', key, value: enc({ payload: row.payload, receivedAt: row.receivedAt }) }]);
+      set.add(row.seq);
       return true;
     });
   }
@@ -298,20 +384,20 @@ export class LevelStore implements IngestStore {
   }
 
   async countHeld(deviceId: string): Promise<number> {
-    const prefix = `held!${deviceId}!`;
-    let n = 0;
-    for await (const key of this.db.keys({ gt: prefix, lt: `${prefix}\u{10ffff}` })) if (/^\d{16}$/.test(key.slice(prefix.length))) n++;
-    return n;
+    return this.held.get(deviceId)?.size ?? 0;
   }
 
   async countAllHeld(): Promise<number> {
     let n = 0;
-    for await (const _ of this.db.keys({ gt: 'held!', lt: 'held"' })) n++;
+    for (const set of this.held.values()) n += set.size;
     return n;
   }
 
   async dropHeld(deviceId: string, seq: number): Promise<void> {
-    await this.db.del(`held!${deviceId}!${pad(seq)}`, SYNC);
+    await this.locks.run(`dev:${deviceId}`, async () => {
+      await this.writeSynced([{ type: 'del', key: `held!${deviceId}!${pad(seq)}` }]);
+      this.held.get(deviceId)?.delete(seq);
+    });
   }
 
   // ---- pending leaves and batches
@@ -355,6 +441,8 @@ export class LevelStore implements IngestStore {
       const row: BatchRow = { ...batch, leaves: leaves.map((l) => ({ deviceId: l.deviceId, seq: l.seq })) };
       ops.push({ type: 'put', key: `bat!${pad(batchId)}`, value: encBatch(row) });
       ops.push({ type: 'put', key: `unanch!${pad(batchId)}`, value: EMPTY });
+      // the anchor outbox row, in the same write as the batch
+      ops.push({ type: 'put', key: `anc!${pad(batchId)}`, value: new TextEncoder().encode(JSON.stringify(OUTBOX_ANCHOR_JOB)) });
       await this.db.batch(ops, SYNC);
       this.nextBatch = batchId + 1;
       return row;
@@ -397,6 +485,64 @@ export class LevelStore implements IngestStore {
 
   async batchCount(): Promise<number> {
     return this.nextBatch - 1;
+  }
+
+  async leaseAnchorJobs(worker: string, leaseMs: number, limit: number): Promise<number[]> {
+    checkLease(worker, leaseMs, limit);
+    return this.locks.run('anchor-lease', async () => {
+      const now = Date.now();
+      const out: number[] = [];
+      for (const id of await this.listUnanchoredIds()) {
+        if (out.length >= limit) break;
+        const l = this.leases.get(id);
+        if (l !== undefined && l.worker !== worker && l.untilMs >= now) continue;
+        this.leases.set(id, { worker, untilMs: now + leaseMs });
+        out.push(id);
+      }
+      return out;
+    });
+  }
+
+  private holdsLease(batchId: number, worker: string): boolean {
+    const l = this.leases.get(batchId);
+    return l !== undefined && l.worker === worker && l.untilMs >= Date.now();
+  }
+
+  async putLeasedAnchorJob(batchId: number, worker: string, job: object): Promise<boolean> {
+    return this.locks.run('anchor-lease', async () => {
+      if (!this.holdsLease(batchId, worker)) return false;
+      await this.putAnchorJob(batchId, job);
+      return true;
+    });
+  }
+
+  async signAnchorWithNonce(batchId: number, worker: string, account: string, chainNonce: number, sign: (nonce: number) => Promise<AnchorNonceJob>): Promise<boolean> {
+    const acct = account.toLowerCase();
+    return this.locks.run('anchor-lease', async () => {
+      if (!this.holdsLease(batchId, worker)) return false;
+      const inFlight: number[] = [];
+      for await (const [key, v] of this.db.iterator({ gt: 'anc!', lt: 'anc"' })) {
+        if (key === `anc!${pad(batchId)}`) continue;
+        const j = JSON.parse(new TextDecoder().decode(v)) as { state?: string; nonce?: unknown };
+        if (typeof j.nonce === 'number' && IN_FLIGHT_ANCHOR_STATES.includes(j.state ?? '')) inFlight.push(j.nonce);
+      }
+      const nonce = nextAnchorNonce(chainNonce, inFlight);
+      const job = await sign(nonce);
+      if (job.nonce !== nonce) throw new RangeError(`the signed job carries nonce ${job.nonce}, not the allocated ${nonce}`);
+      await this.db.batch(
+        [
+          { type: 'put', key: `anc!${pad(batchId)}`, value: new TextEncoder().encode(JSON.stringify(job)) },
+          { type: 'put', key: `nonce!${acct}`, value: new TextEncoder().encode(String(nonce)) },
+        ],
+        SYNC,
+      );
+      return true;
+    });
+  }
+
+  async getLastAnchorNonce(account: string): Promise<number | undefined> {
+    const v = await this.db.get(`nonce!${account.toLowerCase()}`);
+    return v === undefined ? undefined : Number(new TextDecoder().decode(v));
   }
 
   // ---- alert notifications

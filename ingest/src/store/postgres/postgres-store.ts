@@ -21,7 +21,10 @@
  *                                      (device_id, received_at_ms, seq) for time windows
  *   raw_index(digest, device_id, seq)  frame digests named by readings received in full
  *   forks, held, pending               second statements for a seq; statements ahead of the head; unsealed leaves
- *   batches, anchor_jobs               sealed batches (anchor jsonb once final); where each anchor stands
+ *   batches, anchor_jobs               sealed batches (anchor jsonb once final); where each anchor stands: the
+ *                                      outbox row, written {state: 'prepared'} in the seal transaction, leased to
+ *                                      one worker at a time (leased_by, lease_until_ms on the database clock)
+ *   anchor_nonces(account, last_nonce) the anchoring account's nonce row: its lock serialises allocation
  *   enrolment_requests(digest, file)   enrolment request files, kept with their enrolment statements
  */
 import postgres from 'postgres';
@@ -29,9 +32,10 @@ import { type AnchorRef, equalBytes, toHex, sha256 } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/device';
 import { IngestError } from '../../errors.ts';
 import { decodeDeviceKeys, encodeDeviceKeys, type DeviceKeys } from '../../registry/index.ts';
-import { checkCommitItems, checkTimeQuery, conflict, indexFieldsOf } from '../derive.ts';
+import { checkCommitItems, checkLease, checkTimeQuery, conflict, IN_FLIGHT_ANCHOR_STATES, indexFieldsOf, nextAnchorNonce, OUTBOX_ANCHOR_JOB } from '../derive.ts';
 import type {
   AlertDeliveryRow,
+  AnchorNonceJob,
   BatchRow,
   CommitItem,
   CommitOptions,
@@ -74,6 +78,10 @@ create table if not exists batches (batch_id bigint primary key, size int not nu
   leaves jsonb not null, protected bytea not null, signature bytea not null, created_at_ms bigint not null, anchor jsonb);
 create index if not exists batches_unanchored on batches (batch_id) where anchor is null;
 create table if not exists anchor_jobs (batch_id bigint primary key, job jsonb not null);
+alter table anchor_jobs add column if not exists leased_by text;
+alter table anchor_jobs add column if not exists lease_until_ms bigint;
+insert into anchor_jobs (batch_id, job) select batch_id, '{"state":"prepared"}'::jsonb from batches where anchor is null on conflict do nothing;
+create table if not exists anchor_nonces (account text primary key, last_nonce bigint);
 create table if not exists enrolment_requests (digest bytea primary key, file bytea not null);
 create table if not exists alert_deliveries (alert_id text not null, channel text not null, state text not null, body bytea not null,
   queued_at_ms bigint not null, attempts int not null, last_attempt_ms bigint, last_error text, delivered_at_ms bigint,
@@ -340,6 +348,8 @@ export class PostgresStore implements IngestStore {
       await tx`insert into batches (batch_id, size, root, leaf_hashes, leaves, protected, signature, created_at_ms)
         values (${batchId}, ${batch.size}, ${buf(batch.root)}, ${buf(packed)}, ${tx.json(row.leaves.map((l) => [l.deviceId, l.seq]))},
                 ${buf(batch.protectedBytes)}, ${buf(batch.signature)}, ${batch.createdAt})`;
+      // the anchor outbox row, in the seal transaction: whichever worker leases it anchors the batch
+      await tx`insert into anchor_jobs (batch_id, job) values (${batchId}, ${tx.json(OUTBOX_ANCHOR_JOB)})`;
       await tx`update stele_state set next_batch = ${batchId + 1} where id = 1`;
       return row;
     });
@@ -391,6 +401,52 @@ export class PostgresStore implements IngestStore {
     return r === undefined ? undefined : (r['job'] as T);
   }
 
+  async leaseAnchorJobs(worker: string, leaseMs: number, limit: number): Promise<number[]> {
+    checkLease(worker, leaseMs, limit);
+    const now = this.sql.unsafe(NOW_MS);
+    // SKIP LOCKED: a job another worker is leasing right now is passed over, not waited for.
+    const rows = await this.sql`with c as (
+        select j.batch_id from anchor_jobs j join batches b on b.batch_id = j.batch_id
+        where b.anchor is null and (j.leased_by = ${worker} or j.lease_until_ms is null or j.lease_until_ms < ${now})
+        order by j.batch_id limit ${limit} for update of j skip locked)
+      update anchor_jobs j set leased_by = ${worker}, lease_until_ms = ${now} + ${leaseMs} from c where j.batch_id = c.batch_id
+      returning j.batch_id`;
+    return rows.map((r) => int(r['batch_id'])).sort((a, b) => a - b);
+  }
+
+  async putLeasedAnchorJob(batchId: number, worker: string, job: object): Promise<boolean> {
+    const value = JSON.parse(JSON.stringify(job)) as postgres.JSONValue;
+    const r = await this.sql`update anchor_jobs set job = ${this.sql.json(value)}
+      where batch_id = ${batchId} and leased_by = ${worker} and lease_until_ms >= ${this.sql.unsafe(NOW_MS)}`;
+    return r.count === 1;
+  }
+
+  async signAnchorWithNonce(batchId: number, worker: string, account: string, chainNonce: number, sign: (nonce: number) => Promise<AnchorNonceJob>): Promise<boolean> {
+    const acct = account.toLowerCase();
+    return this.sql.begin(async (tx: Tx) => {
+      // The account's nonce row is the lock: one allocation at a time over every worker.
+      await tx`insert into anchor_nonces (account, last_nonce) values (${acct}, null) on conflict do nothing`;
+      await tx`select last_nonce from anchor_nonces where account = ${acct} for update`;
+      const [held] = await tx`select 1 as ok from anchor_jobs
+        where batch_id = ${batchId} and leased_by = ${worker} and lease_until_ms >= ${tx.unsafe(NOW_MS)} for update`;
+      if (held === undefined) return false;
+      const inFlight = await tx`select (job->>'nonce')::bigint as nonce from anchor_jobs
+        where batch_id <> ${batchId} and job->>'state' = any(${IN_FLIGHT_ANCHOR_STATES as string[]}::text[]) and job ? 'nonce'`;
+      const nonce = nextAnchorNonce(chainNonce, inFlight.map((r) => int(r['nonce'])));
+      const job = await sign(nonce);
+      if (job.nonce !== nonce) throw new RangeError(`the signed job carries nonce ${job.nonce}, not the allocated ${nonce}`);
+      const value = JSON.parse(JSON.stringify(job)) as postgres.JSONValue;
+      await tx`update anchor_jobs set job = ${tx.json(value)} where batch_id = ${batchId}`;
+      await tx`update anchor_nonces set last_nonce = ${nonce} where account = ${acct}`;
+      return true;
+    });
+  }
+
+  async getLastAnchorNonce(account: string): Promise<number | undefined> {
+    const [r] = await this.sql`select last_nonce from anchor_nonces where account = ${account.toLowerCase()}`;
+    return r === undefined || r['last_nonce'] === null ? undefined : int(r['last_nonce']);
+  }
+
   async setAnchor(batchId: number, anchor: AnchorRef): Promise<void> {
     const value = JSON.parse(JSON.stringify(anchor)) as postgres.JSONValue;
     await this.sql.begin(async (tx) => {
@@ -437,6 +493,9 @@ function deliveryOf(r: Row): AlertDeliveryRow {
   if (r['delivered_at_ms'] !== null) row.deliveredAt = int(r['delivered_at_ms']);
   return row;
 }
+
+/** Now on the database's clock, ms: leases compare against one clock whichever worker's host runs slow. */
+const NOW_MS = 'floor(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 /** The URL without its password, for logs and errors. */
 export function redact(url: string): string {

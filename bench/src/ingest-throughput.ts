@@ -1,0 +1,266 @@
+/**
+ * Ingest throughput against the raw P-256 verify limit (issue #11 acceptance): sustained readings/s through real
+ * ingest (`stele ingest run` as a child process: mosquitto, signature check, chain check, store, signed `stored`
+ * confirmations, batches sealed, anchored on its embedded anvil chain), on LevelDB and on PostgreSQL, next to the
+ * raw WebCrypto P-256 verify rate measured in the same run with the same number in flight.
+ *
+ *   npm run bench -- ingest-throughput [--store level,postgres] [--devices 32] [--readings 20000] [--window 256]
+ *                                      [--in-flight 64] [--profile DIR] [--write]
+ *
+ * Setup (not timed): a broker (mosquitto on a free port, aedes when not installed), ingest with its embedded chain,
+ * `devices` enrolled gateways and `readings` statements signed in advance (node:crypto, spread over the devices).
+ * Timed: every gateway publishes its chain at QoS 1 with at most `window` readings not yet confirmed by ingest
+ * (what edge-agent's Publisher does; mosquitto's max_queued_messages raised so that nothing is dropped) until ingest's signed `stored` confirmation reaches its last seq:
+ *  - stored/s, sustained: readings confirmed between 10 % and 90 % of the total over that time (verified, chained,
+ *    stored and confirmed);
+ *  - anchored/s: every reading from the first publish until POST /flush returns (every batch sealed, signed and
+ *    final on the chain).
+ * Raw limit: WebCrypto `subtle.verify` (ECDSA P-256, SHA-256, key imported once, the API ingest uses through
+ * core/src/ecdsa.ts) over a signed 200-byte message with `in-flight` verifications outstanding, for 2 s before and
+ * after each store's run; the table gives the mean of those.
+ * `--profile DIR` runs ingest under `node --cpu-prof --cpu-prof-dir DIR` (open the .cpuprofile in Chrome DevTools).
+ * `--write` replaces the "Ingest throughput" section of docs/BENCHMARKS.md.
+ * PostgreSQL: STELE_TEST_POSTGRES (default postgres://stele:stele@127.0.0.1:5432/postgres, a role with CREATEDB); a
+ * database with a random name is created and dropped.
+ */
+import { generateKeyPairSync, sign as nodeSign, webcrypto } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import mqtt, { type MqttClient } from 'mqtt';
+import { encodeCbor, encodeReading, GENESIS_PREV, keyIdOf, readingDigest, type Signer } from '@stele/core';
+import { parseConfirmation, signStatement } from '@stele/core/cose';
+import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/testing';
+import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
+import { writeMarkdownSection } from './harness.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const say = (s: string) => process.stderr.write(`${s}\n`);
+
+/** An ES256 signer over node:crypto (fast enough to sign 100k statements in a few seconds of setup). */
+function nodeSigner(): Signer {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const raw = new Uint8Array(65);
+  raw[0] = 0x04;
+  raw.set(Buffer.from(jwk.x!, 'base64url'), 1);
+  raw.set(Buffer.from(jwk.y!, 'base64url'), 33);
+  return {
+    algorithm: 'ES256',
+    backend: 'software',
+    keyId: keyIdOf(raw),
+    publicKey: raw,
+    sign: async (message: Uint8Array) => new Uint8Array(nodeSign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' })),
+  };
+}
+
+/** WebCrypto P-256 verifications per second with `inFlight` outstanding, for `ms`. */
+export async function rawVerifyRate(inFlight: number, ms: number): Promise<number> {
+  const subtle = globalThis.crypto?.subtle ?? webcrypto.subtle;
+  const signer = nodeSigner();
+  const message = new Uint8Array(200).map((_, i) => (i * 7 + 3) & 0xff);
+  const signature = new Uint8Array(await signer.sign(message));
+  const key = await subtle.importKey('raw', new Uint8Array(signer.publicKey), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+  const algo = { name: 'ECDSA', hash: 'SHA-256' };
+  let n = 0;
+  const until = performance.now() + ms;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < until) {
+        if (!(await subtle.verify(algo, key, signature, message))) throw new Error('raw verify failed');
+        n++;
+      }
+    }),
+  );
+  return n / ((performance.now() - t0) / 1000);
+}
+
+interface Gateway {
+  id: string;
+  envelopes: Uint8Array[];
+  acked: number;
+  client: MqttClient;
+  /** Resolved (and replaced) on each confirmation that moves `acked`. */
+  wake: () => void;
+}
+
+async function prepare(stack: BenchStack, devices: number, total: number, tag: string): Promise<Gateway[]> {
+  const per = Math.ceil(total / devices);
+  const out: Gateway[] = [];
+  for (let d = 0; d < devices; d++) {
+    const id = `gw-tp-${tag}-${d}`;
+    const signer = nodeSigner();
+    await stack.enrol(signer, id);
+    const envelopes: Uint8Array[] = [];
+    let prev = GENESIS_PREV;
+    for (let seq = 1; seq <= per; seq++) {
+      const reading = encodeReading(readingAt(id, seq, prev));
+      const statement = await signStatement(reading, signer);
+      envelopes.push(encodeCbor({ statement, reading }));
+      prev = readingDigest(reading);
+    }
+    const client = await mqtt.connectAsync(stack.mqttUrl, { clientId: `${id}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 });
+    const g: Gateway = { id, envelopes, acked: 0, client, wake: () => {} };
+    client.on('message', (topic, payload) => {
+      try {
+        const c = parseConfirmation(new Uint8Array(payload));
+        if (c.type === 'stored' && c.upTo > g.acked) {
+          g.acked = c.upTo;
+          g.wake();
+        }
+      } catch {
+        // not a confirmation: not counted
+      }
+    });
+    await client.subscribeAsync(`stele/v1/${id}/acks`, { qos: 1 });
+    out.push(g);
+  }
+  return out;
+}
+
+interface RunResult {
+  store: string;
+  readings: number;
+  storedPerSec: number;
+  anchoredPerSec: number;
+  rawBefore: number;
+  rawAfter: number;
+  load: string;
+}
+
+async function runOne(kind: 'level' | 'postgres', o: { devices: number; readings: number; window: number; inFlight: number; profile?: string }): Promise<RunResult | undefined> {
+  const dir = await mkdtemp(join(tmpdir(), `stele-bench-tp-${kind}-`));
+  let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+  const ingestArgs: string[] = [];
+  if (kind === 'postgres') {
+    const ok = await postgresAvailable();
+    if (!ok.ok) {
+      say(`PostgreSQL skipped: ${ok.reason}`);
+      return undefined;
+    }
+    db = await createTestDatabase();
+    const u = new URL(db.url);
+    const password = decodeURIComponent(u.password);
+    u.password = '';
+    const pwFile = join(dir, 'pg-password');
+    await writeFile(pwFile, password, { mode: 0o600 });
+    ingestArgs.push('--store', u.toString(), '--store-password-file', pwFile);
+  }
+  const stack = await startStack(dir, {
+    ingestArgs,
+    // room for every gateway's window in ingest's broker queue (the default 1000 drops beyond, and this load sends no resends)
+    mosquittoConfig: ['max_queued_messages 100000'],
+    ...(o.profile === undefined ? {} : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', o.profile] }),
+  });
+  try {
+    say(`${kind}: enrolling ${o.devices} gateways and signing ${o.readings} readings (${stack.broker})`);
+    const gws = await prepare(stack, o.devices, o.readings, kind);
+    const total = gws.reduce((n, g) => n + g.envelopes.length, 0);
+    const rawBefore = await rawVerifyRate(o.inFlight, 2000);
+    say(`${kind}: raw WebCrypto P-256 verify ${Math.round(rawBefore)}/s (${o.inFlight} in flight); publishing`);
+    const acked = () => gws.reduce((n, g) => n + g.acked, 0);
+    const t0 = performance.now();
+    let t10: number | undefined;
+    let t90: number | undefined;
+    let a10 = 0;
+    let a90 = 0;
+    const progress = setInterval(() => {
+      const a = acked();
+      if (t10 === undefined && a >= total * 0.1) [t10, a10] = [performance.now(), a];
+      if (t90 === undefined && a >= total * 0.9) [t90, a90] = [performance.now(), a];
+    }, 20);
+    // Each gateway keeps at most `window` readings sent and not confirmed by ingest (as edge-agent's Publisher).
+    const publishing = gws.map(async (g) => {
+      const topic = `stele/v1/${g.id}/statements`;
+      const sent: Promise<unknown>[] = [];
+      for (let next = 0; next < g.envelopes.length; next++) {
+        while (next - g.acked >= o.window) await new Promise<void>((r) => (g.wake = r));
+        const e = g.envelopes[next]!;
+        sent.push(g.client.publishAsync(topic, Buffer.from(e.buffer, e.byteOffset, e.byteLength), { qos: 1 }));
+      }
+      await Promise.all(sent);
+    });
+    await Promise.all(publishing);
+    const deadline = Date.now() + 600_000;
+    while (gws.some((g) => g.acked < g.envelopes.length)) {
+      if (Date.now() > deadline) throw new Error(`not all confirmed: ${acked()} of ${total}`);
+      if (stack.ingest.proc.exitCode !== null) throw new Error(`ingest exited: ${stack.ingest.errTail.join(' | ')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const tStored = performance.now();
+    clearInterval(progress);
+    const token = (await import('node:fs')).readFileSync(join(dir, 'ingest', 'admin-token'), 'utf8').trim();
+    const res = await fetch(`${stack.api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`flush failed: ${await res.text()}`);
+    const tAnchored = performance.now();
+    const health = (await (await fetch(`${stack.api}/health`)).json()) as { readings: number; pending: number; unanchored?: number; anchored: number; batches: number };
+    if (health.pending !== 0 || health.anchored !== health.batches) throw new Error(`not all anchored: ${JSON.stringify(health)}`);
+    const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+    const rawAfter = await rawVerifyRate(o.inFlight, 2000);
+    const storedPerSec = t10 !== undefined && t90 !== undefined && t90 > t10 ? (a90 - a10) / ((t90 - t10) / 1000) : total / ((tStored - t0) / 1000);
+    const anchoredPerSec = total / ((tAnchored - t0) / 1000);
+    say(
+      `${kind}: ${total} readings: stored ${Math.round(storedPerSec)}/s sustained (all confirmed after ${((tStored - t0) / 1000).toFixed(1)} s), ` +
+        `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health.batches} batches); raw after ${Math.round(rawAfter)}/s; load ${load}`,
+    );
+    for (const g of gws) await g.client.endAsync();
+    return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load };
+  } finally {
+    await stack.stop();
+    await db?.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      store: { type: 'string', default: 'level,postgres' },
+      devices: { type: 'string', default: '32' },
+      readings: { type: 'string', default: '20000' },
+      window: { type: 'string', default: '256' },
+      'in-flight': { type: 'string', default: '64' },
+      profile: { type: 'string' },
+      write: { type: 'boolean', default: false },
+    },
+  });
+  const o = {
+    devices: Number(values.devices),
+    readings: Number(values.readings),
+    window: Number(values.window),
+    inFlight: Number(values['in-flight']),
+    ...(values.profile === undefined ? {} : { profile: resolve(values.profile) }),
+  };
+  for (const [k, v] of Object.entries(o)) if (typeof v === 'number' && !(Number.isSafeInteger(v) && v > 0)) throw new RangeError(`--${k} must be a positive integer`);
+  const machine = await machineLine();
+  const results: RunResult[] = [];
+  for (const kind of values.store.split(',')) {
+    if (kind !== 'level' && kind !== 'postgres') throw new RangeError('--store takes level and/or postgres');
+    const r = await runOne(kind, o);
+    if (r !== undefined) results.push(r);
+  }
+  const rows = results.map((r) => {
+    const raw = (r.rawBefore + r.rawAfter) / 2;
+    return `| ${r.store} | 1 | ${r.readings} | ${Math.round(r.storedPerSec)} | ${Math.round(r.anchoredPerSec)} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${r.load} |`;
+  });
+  const body = [
+    `- Machine: ${machine}`,
+    `- Date: ${new Date().toISOString().slice(0, 10)}`,
+    `- Command: \`${['npm run bench -- ingest-throughput', ...argv].join(' ')}\``,
+    `- Load: ${o.devices} gateways, ${o.readings} signed readings in all, each gateway with at most ${o.window} readings sent and not yet confirmed by ingest; broker ${hasMosquitto() ? 'mosquitto' : 'aedes'}; ingest a child process (\`stele ingest run --embedded-chain\`), batches every 1 s or 4096 leaves.`,
+    `- Raw limit: WebCrypto P-256 verify, key imported once, ${o.inFlight} in flight, 2 s before and 2 s after each store's run in the same process (mean).`,
+    '',
+    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | load average after |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+  process.stdout.write(`${body}\n`);
+  if (values.write) {
+    const path = await writeMarkdownSection(join(repoRoot, 'docs', 'BENCHMARKS.md'), '## Ingest throughput (issue #11)', `${body}\n`);
+    say(`wrote ${path}`);
+  }
+}
