@@ -6,6 +6,7 @@
  *   npm run bench:web                 both sizes (about 3 minutes, most of it building the day bundle)
  *   npm run bench:web -- 3600         one size
  *   BENCH_WEB_KEEP=1 npm run bench:web    keep the bundles in .tmp/bench-web/ and reuse them next time
+ *   BENCH_WEB_FORM=v1 npm run bench:web   the v1 bundle form (default v2, the compact form ingest exports, FORMAT.md §7.1)
  *
  * Bundles are built with core's test-bundle helper (node:crypto signing the device statements for speed), one
  * batch per 60 readings (see BATCH); verified offline (the chain look-up is network
@@ -22,7 +23,7 @@ import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
-import { parseBundleBytes, type EvidenceBundle, keyIdOf } from '@stele/core';
+import { bundleToJson, encodeBundle, parseBundleBytes, type EvidenceBundle, keyIdOf } from '@stele/core';
 import type { Signer } from '@stele/core';
 import { verifyBundle } from '@stele/core/verify';
 import { buildTestBundle } from '@stele/core/testing';
@@ -42,6 +43,8 @@ const BATCH = 60;
  * §3.1, one signature per run) instead of one signature per reading. Default 0 (one per reading).
  */
 const DEVICE_BATCH = Number(process.env.BENCH_WEB_DEVICE_BATCH ?? 0);
+/** BENCH_WEB_FORM=v1|v2: the bundle form the page is given (default v2, FORMAT.md §7.1). */
+const FORM: 1 | 2 = process.env.BENCH_WEB_FORM === 'v1' ? 1 : 2;
 
 /** A node:crypto P-256 signer (about 40,000 signatures/s here, against about 1,000 for the noble test signer). */
 function nodeSigner(): Signer {
@@ -63,6 +66,30 @@ function nodeSigner(): Signer {
 interface ByteShare {
   field: string;
   bytes: number;
+}
+
+/** Bytes of a compact bundle's JSON by field (base64url text as written). */
+function byteSharesV2(bundle: EvidenceBundle, total: number): ByteShare[] {
+  const j = bundleToJson(bundle, { form: 2 }) as { entries: Record<string, unknown>[]; batches: Record<string, unknown>[]; deviceBatches?: Record<string, unknown>[] };
+  const len = (v: unknown): number => (typeof v === 'string' ? v.length : 0);
+  let statement = 0;
+  let digest = 0;
+  let reading = 0;
+  for (const e of j.entries) {
+    statement += len(e.statement);
+    digest += len(e.digest);
+    reading += len(e.reading);
+  }
+  const receipts = j.batches.reduce((n, b) => n + JSON.stringify(b.receipt ?? '').length + JSON.stringify(b.nodes ?? '').length, 0);
+  const deviceBatches = JSON.stringify(j.deviceBatches ?? []).length;
+  return [
+    { field: 'v2 entries[].statement (single-reading statements)', bytes: statement },
+    { field: 'v2 entries[].digest (device-level batch members)', bytes: digest },
+    { field: 'v2 deviceBatches (header + signature once per device batch)', bytes: deviceBatches },
+    { field: 'v2 batches[].receipt + nodes (once per ingest batch)', bytes: receipts },
+    { field: 'v2 entries[].reading (reading CBOR)', bytes: reading },
+    { field: 'v2 JSON keys, quotes, seq/batchId/leaf, device, batches', bytes: total - statement - digest - deviceBatches - receipts - reading },
+  ];
 }
 
 /** Bytes of the bundle JSON by field (base64url text as written). */
@@ -149,7 +176,6 @@ async function main(): Promise<void> {
   try {
     for (const count of counts) {
       const cached = join(cacheDir, `bundle-${count}-b${BATCH}${DEVICE_BATCH > 0 ? `-d${DEVICE_BATCH}` : ''}.json`);
-      const file = existsSync(cached) ? cached : join(dir, `bundle-${count}.json`);
       process.stderr.write(`${existsSync(cached) ? 'reading' : 'building'} a bundle of ${count} readings…\n`);
       const t0 = performance.now();
       const built = existsSync(cached) ? { bytes: new Uint8Array(readFileSync(cached)), bundle: parseBundleBytes(new Uint8Array(readFileSync(cached))) } : await buildTestBundle({
@@ -161,14 +187,15 @@ async function main(): Promise<void> {
         ingestSigner: nodeSigner(),
         rpc: null,
       });
-      const bytes = built.bytes;
-      if (!existsSync(file)) writeFileSync(file, bytes);
+      const bytes = FORM === 2 ? encodeBundle(built.bundle, { form: 2 }) : built.bytes;
+      const given = join(dir, `bundle-${count}.json`); // what the page is given: the bundle in the form measured
+      writeFileSync(given, bytes);
       if (process.env.BENCH_WEB_KEEP === '1' && !existsSync(cached)) {
         mkdirSync(cacheDir, { recursive: true });
-        writeFileSync(cached, bytes);
+        writeFileSync(cached, built.bytes);
       }
       process.stderr.write(`  built in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${(bytes.length / 1e6).toFixed(1)} MB\n`);
-      for (const s of byteShares(built.bundle, bytes.length)) {
+      for (const s of FORM === 2 ? byteSharesV2(built.bundle, bytes.length) : byteShares(built.bundle, bytes.length)) {
         shares.push(`| ${count.toLocaleString('en')} | ${s.field} | ${(s.bytes / 1e6).toFixed(1)} MB | ${((100 * s.bytes) / bytes.length).toFixed(0)} % | ${Math.round(s.bytes / count)} B |`);
       }
 
@@ -224,7 +251,7 @@ async function main(): Promise<void> {
         };
         w.__probe = probe;
       });
-      await page.locator('#file').setInputFiles(file);
+      await page.locator('#file').setInputFiles(given);
       await page.waitForFunction(() => (window as unknown as { stele: { runs(): number } }).stele.runs() > 0, undefined, { timeout: 600_000 });
       const run = (await page.evaluate(() => {
         const w = window as unknown as {
@@ -252,7 +279,7 @@ async function main(): Promise<void> {
       await context.close();
       process.stderr.write(`  page: ${JSON.stringify(run)}\n`);
       rows.push(
-        `| ${count.toLocaleString('en')}${DEVICE_BATCH > 0 ? ` (device batches of ${DEVICE_BATCH})` : ''} | ${(bytes.length / 1e6).toFixed(1)} MB | ${(run.elapsedMs / 1000).toFixed(2)} s | ${(run.parseAndVerifyMs / 1000).toFixed(2)} s | ${['parse', 'format', 'signatures', 'inclusion', 'rest'].map((k) => ((run.steps[k] ?? 0) / 1000).toFixed(2)).join(' / ')} s | ${(run.chartMs / 1000).toFixed(2)} s | ${run.signatureChecks.toLocaleString('en')} | ${run.progressTexts} | ${run.maxMainThreadLatenessMs.toFixed(0)} ms (${run.lateTicks} ticks > 250 ms late) | ${run.longTasks} (max ${run.longTaskMaxMs.toFixed(0)} ms, total ${run.longTaskTotalMs.toFixed(0)} ms) | ${n2 === n0 ? 'skipped' : `${((n1 - n0) / 1000).toFixed(2)} s + ${((n2 - n1) / 1000).toFixed(2)} s`} | ${run.state} |`,
+        `| ${count.toLocaleString('en')} v${FORM}${DEVICE_BATCH > 0 ? ` (device batches of ${DEVICE_BATCH})` : ''} | ${(bytes.length / 1e6).toFixed(1)} MB | ${(run.elapsedMs / 1000).toFixed(2)} s | ${(run.parseAndVerifyMs / 1000).toFixed(2)} s | ${['parse', 'format', 'signatures', 'inclusion', 'rest'].map((k) => ((run.steps[k] ?? 0) / 1000).toFixed(2)).join(' / ')} s | ${(run.chartMs / 1000).toFixed(2)} s | ${run.signatureChecks.toLocaleString('en')} | ${run.progressTexts} | ${run.maxMainThreadLatenessMs.toFixed(0)} ms (${run.lateTicks} ticks > 250 ms late) | ${run.longTasks} (max ${run.longTaskMaxMs.toFixed(0)} ms, total ${run.longTaskTotalMs.toFixed(0)} ms) | ${n2 === n0 ? 'skipped' : `${((n1 - n0) / 1000).toFixed(2)} s + ${((n2 - n1) / 1000).toFixed(2)} s`} | ${run.state} |`,
       );
     }
   } finally {

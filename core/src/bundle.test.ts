@@ -44,7 +44,7 @@ describe('parseBundle', () => {
     ['padding', (j) => (j.entries[1].receipt = `${j.entries[1].receipt}==`), '$.entries[1].receipt'],
     ['a missing key', (j) => delete j.entries[2].receipt, '$.entries[2].receipt'],
     ['an unknown key', (j) => (j.entries[0].extra = 1), '$.entries[0].extra'],
-    ['a wrong format', (j) => (j.format = 'stele-evidence/2'), '$.format'],
+    ['a wrong format', (j) => (j.format = 'stele-evidence/3'), '$.format'],
     ['a string seq', (j) => (j.entries[0].seq = '1'), '$.entries[0].seq'],
     ['a fractional batch id', (j) => (j.entries[0].batchId = 1.5), '$.entries[0].batchId'],
     ['seq 0', (j) => (j.entries[0].seq = 0), '$.entries[0].seq'],

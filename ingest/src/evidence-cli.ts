@@ -1,5 +1,5 @@
 /**
- * `stele evidence [ALERT_ID] [--url URL | --data DIR] [--out FILE] [--json]`
+ * `stele evidence [ALERT_ID] [--url URL | --data DIR] [--out FILE] [--form v1|v2] [--json]`
  *
  * The officer's or operator's way to an alert's evidence (issue #12 item 5): without an id, lists the alerts the
  * running ingest's rules give (GET /alerts); with one, writes the alert's evidence bundle (GET /alerts/ID/bundle,
@@ -16,7 +16,7 @@ export interface EvidenceIo {
   stderr: { write(chunk: string): unknown };
 }
 
-const USAGE = `usage: stele evidence [ALERT_ID] [--url URL | --data DIR] [--out FILE] [--json]
+const USAGE = `usage: stele evidence [ALERT_ID] [--url URL | --data DIR] [--out FILE] [--form v1|v2] [--json]
 
 Without ALERT_ID: lists the alerts the running ingest's rules give (\`stele ingest run --rules\`).
 With it: writes that alert's evidence bundle (its whole time window, FORMAT.md §15.8) for \`stele verify\`.
@@ -24,6 +24,7 @@ With it: writes that alert's evidence bundle (its whole time window, FORMAT.md �
   --url URL    the running ingest's HTTP endpoint (its --health-port)
   --data DIR   the ingest data directory: the endpoint is read from DIR/ingest-http.json
   --out FILE   where the bundle goes (default ./alert-<id prefix>.bundle.json)
+  --form F     v2 (default): the compact bundle (FORMAT.md §7.1); v1: one receipt per reading, for older tools
   --json       print the list (or the written bundle's summary) as JSON
 
 exit: 0 done, 1 ingest refused, 2 usage error
@@ -33,7 +34,7 @@ const SPEC = {
   name: 'stele evidence',
   usage: USAGE,
   positionals: true,
-  options: { url: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean', default: false } },
+  options: { url: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, form: { type: 'string', default: 'v2' }, json: { type: 'boolean', default: false } },
 } as const;
 
 interface Listed {
@@ -52,6 +53,8 @@ export async function runEvidence(argv: string[], io: EvidenceIo): Promise<numbe
   const [id, ...extra] = args.positionals;
   if (extra.length > 0) return usageError(io, SPEC, `one alert id at most (got ${args.positionals.length})`);
   if (id !== undefined && !/^[0-9a-f]{64}$/.test(id)) return usageError(io, SPEC, 'an alert id is 64 lowercase hex digits (`stele evidence` lists them)');
+  const form = args.values.form;
+  if (form !== 'v1' && form !== 'v2') return usageError(io, SPEC, `--form is v1 or v2 (got ${form})`);
   const url = await ingestUrl(args.values.data, args.values.url);
   if (url === undefined) return usageError(io, SPEC, 'give --url URL (or --data DIR of a running ingest)');
   const get = async (path: string): Promise<{ ok: boolean; body: Record<string, unknown>; text: string }> => {
@@ -85,7 +88,7 @@ export async function runEvidence(argv: string[], io: EvidenceIo): Promise<numbe
       }
       return 0;
     }
-    const r = await get(`/alerts/${id}/bundle`);
+    const r = await get(`/alerts/${id}/bundle?form=${form}`);
     if (!r.ok) return refused(io, r.body);
     const out = args.values.out ?? `alert-${id.slice(0, 12)}.bundle.json`;
     await writeFile(out, `${JSON.stringify(r.body, null, 2)}\n`);

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evalReading, evaluateRuleSet, parseRuleSet } from '@stele/core/alerts';
-import { encodeBundle, type EvidenceBundle, toHex, utf8, keyIdOf, decodeReading, encodeReading } from '@stele/core';
+import { bundleToJson, encodeBundle, fromBase64Url, type EvidenceBundle, toBase64Url, toHex, utf8, keyIdOf, decodeReading, encodeReading } from '@stele/core';
 import type { VerifyCode } from '@stele/core/verify';
 import { buildTestBundle, cloneBundle, flipByte, tamper, testSigner, type TestBundleOptions } from '@stele/core/testing';
 import { completePolicyDraft, draftTrustPolicy, signTrustPolicy } from '@stele/core/trust';
@@ -114,17 +114,32 @@ export async function alertBundle(): Promise<EvidenceBundle> {
 export function editedAlertValue(bundle: EvidenceBundle): Variant {
   const b = cloneBundle(bundle);
   (b.alert as { values: Record<string, unknown> }).values.peak = '12.5';
-  return { name: 'edited alert value', code: 'ALERT_MISMATCH_ERROR', bytes: encodeBundle(b) };
+  return { name: 'edited alert value', code: 'ALERT_MISMATCH_ERROR', bytes: encodeBundle(b, { form: 2 }) };
 }
 
-/** Tampered copies of a valid anchored bundle, one per kind of attack the page must catch. */
-export function tamperedVariants(valid: EvidenceBundle): Variant[] {
+type Json = Record<string, any>;
+const jsonBytes = (j: Json): Uint8Array => new TextEncoder().encode(`${JSON.stringify(j, null, 2)}\n`);
+const flipB64 = (text: string, index: number): string => toBase64Url(flipByte(fromBase64Url(text), index));
+
+/**
+ * Tampered copies of a valid anchored bundle, one per kind of attack the page must catch, in the compact form
+ * (FORMAT.md §7.1, what ingest exports) or in v1. A change the compact form carries differently (a statement
+ * byte, a proof node, the batch's receipt signature) is made on its JSON; the code expected is the same in both.
+ */
+export function tamperedVariants(valid: EvidenceBundle, form: 1 | 2 = 2): Variant[] {
   const out: Variant[] = [];
-  const add = (name: string, code: VerifyCode | VerifyCode[], edit: (b: EvidenceBundle) => void): void => {
+  const add = (name: string, code: VerifyCode | VerifyCode[], edit: (b: EvidenceBundle) => void, compact?: (j: Json, b: EvidenceBundle) => void): void => {
     const b = cloneBundle(valid);
+    if (form === 2 && compact !== undefined) {
+      const j = bundleToJson(b, { form: 2 });
+      compact(j, b);
+      out.push({ name, code, bytes: jsonBytes(j) });
+      return;
+    }
     edit(b);
-    out.push({ name, code, bytes: encodeBundle(b) });
+    out.push({ name, code, bytes: encodeBundle(b, { form }) });
   };
+  const entryAt = (j: Json, seq: number): Json => (j.entries as Json[]).find((e) => e.seq === seq)!;
   add('altered value', 'DIGEST_MISMATCH_ERROR', (b) => {
     const e = entryOf(b, 5);
     const r = decodeReading(e.reading!);
@@ -137,10 +152,21 @@ export function tamperedVariants(valid: EvidenceBundle): Variant[] {
   add('forged signature', 'SIGNATURE_ERROR', (b) => {
     const e = entryOf(b, 3);
     e.statement = tamper.signatureByte(e.statement);
+  }, (j) => {
+    const e = entryAt(j, 3);
+    e.statement = flipB64(e.statement, -1);
   });
   add('altered proof', 'INCLUSION_PROOF_ERROR', (b) => {
     const e = entryOf(b, 4);
     e.receipt = tamper.proofNode(e.receipt);
+  }, (j, b) => {
+    // The bundle's batches are whole (no nodes): start the window at seq 2, so that batch 1 carries leaf 0 as a node.
+    b.entries = b.entries.filter((e) => e.seq !== 1);
+    b.window = { ...b.window, firstSeq: 2 };
+    const cut = bundleToJson(b, { form: 2 }) as Json;
+    cut.batches[0].nodes[0] = flipB64(cut.batches[0].nodes[0], 0);
+    for (const k of Object.keys(j)) delete j[k];
+    Object.assign(j, cut);
   });
   add('altered root', 'ANCHOR_MISMATCH_ERROR', (b) => {
     b.batches[0]!.root = flipByte(b.batches[0]!.root, 0);
@@ -148,6 +174,8 @@ export function tamperedVariants(valid: EvidenceBundle): Variant[] {
   add('forged receipt signature', 'RECEIPT_SIGNATURE_ERROR', (b) => {
     const e = entryOf(b, 2);
     e.receipt = tamper.signatureByte(e.receipt);
+  }, (j) => {
+    j.batches[0].receipt.signature = flipB64(j.batches[0].receipt.signature, -1);
   });
   add('rogue ingest key (receipts not re-signed)', ['UNTRUSTED_INGEST_KEY_ERROR', 'RECEIPT_SIGNATURE_ERROR'], (b) => {
     const rogue = testSigner('rogue-ingest');
@@ -169,7 +197,7 @@ export function tamperedVariants(valid: EvidenceBundle): Variant[] {
     const a = b.batches[0]!.anchor!;
     b.batches[0]!.anchor = { ...a, txHash: `0x${toHex(flipByte(Uint8Array.from(Buffer.from(a.txHash.slice(2), 'hex')), 31))}` };
   });
-  const bytes = encodeBundle(valid);
+  const bytes = encodeBundle(valid, { form });
   out.push({ name: 'truncated file', code: 'BUNDLE_FORMAT_ERROR', bytes: bytes.slice(0, Math.floor(bytes.length / 2)) });
   return out;
 }

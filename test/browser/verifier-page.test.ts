@@ -35,7 +35,7 @@ beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   [browser, chain] = await Promise.all([launchChromium(), startChain()]);
   valid = await anchoredBundle(chain, { flagOf: (seq) => (seq === 9 ? 'M' : seq === 15 ? 'C' : undefined) });
-  validBytes = encodeBundle(valid);
+  validBytes = encodeBundle(valid, { form: 2 }); // the compact form ingest exports (FORMAT.md §7.1)
   policy = await signedPolicy(valid);
   trust = await loadTrustPolicy(policy.bytes, policy.authority);
   opened = await openPage(browser.browser, { allowOrigin: chain.rpcUrl, policy });
@@ -108,9 +108,20 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'offline-en.png'), fullPage: false });
   });
 
-  const variants = (): ReturnType<typeof tamperedVariants> => tamperedVariants(valid);
+  const variants = (form: 1 | 2 = 2): ReturnType<typeof tamperedVariants> => tamperedVariants(valid, form);
   it('has at least eight tampered variants', () => {
     expect(variants().length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('gives each tampered variant the same failure codes in the v1 form as in the compact form', async () => {
+    const unique = (v: Verdict): string[] => [...new Set(codesOf(v))];
+    const v1 = variants(1);
+    for (const v2 of variants(2)) {
+      const same = v1.find((x) => x.name === v2.name)!;
+      const [a, b] = [await cliVerdict(v2.bytes, chain.rpcUrl), await cliVerdict(same.bytes, chain.rpcUrl)];
+      expect([v2.name, a.state, unique(a)]).toEqual([v2.name, b.state, unique(b)]);
+      expect(JSON.parse(new TextDecoder().decode(v2.name === 'truncated file' ? validBytes : v2.bytes)).format).toBe('stele-evidence/2');
+    }
   });
 
   it.each(

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '@stele/testkit';
-import { decodeReading, encodeReading, fromBase64Url, toBase64Url } from '@stele/core';
+import { bundleToJson, decodeReading, encodeReading, fromBase64Url, parseBundle, toBase64Url } from '@stele/core';
 import { loadSoftwareSigner } from '@stele/device';
 import { AlertBook, IngestService, loadRuleFiles, startAnvil, startIngestHttp } from '@stele/ingest';
 import { runEvidence } from '@stele/ingest/cli';
@@ -130,8 +130,15 @@ describe('alert episodes of the demo, end to end', () => {
 
     it('one reading of its window removed: SEQUENCE_GAP_ERROR', async () => {
       const r = await variant('removed', (b) => {
+        // `stele evidence` writes the compact form (FORMAT.md §7.1): the entry is removed and the bundle rewritten so
+        // that it stays readable (left out by hand, its leaf is missing from the batch's nodes: BUNDLE_FORMAT_ERROR).
+        expect(b.format).toBe('stele-evidence/2');
         const seq = usedSeq(b);
-        b.entries = b.entries.filter((e: any) => e.seq !== seq);
+        const parsed = parseBundle(b);
+        parsed.entries = parsed.entries.filter((e) => e.seq !== seq);
+        const rewritten = bundleToJson(parsed);
+        for (const k of Object.keys(b)) delete b[k];
+        Object.assign(b, rewritten);
       });
       expect(r.code).toBe(1);
       expect(codesOf(r.verdict)).toContain('SEQUENCE_GAP_ERROR');

@@ -25,6 +25,7 @@ import {
   TRUST_POLICY_CONTENT_TYPE,
   decodeReading,
   encodeBundle,
+  bundleToJson,
   encodeCbor,
   encodeLifecycleBody,
   encodeReading,
@@ -47,6 +48,7 @@ import {
   decodeSign1,
   signStatement,
   toBase64Url,
+  fromBase64Url,
   toHex,
   utf8,
   type AnchorFacts,
@@ -767,6 +769,9 @@ interface BundleCase {
   expected: { state: VerdictState; codes: VerifyCode[] };
   /** Without any chain access. */
   expectedOffline: { state: VerdictState; codes: VerifyCode[] };
+  /** Written in the compact form (FORMAT.md §7.1), then `edit`ed as JSON (a change only that form can carry). */
+  form?: 2;
+  edit?: (json: Record<string, any>) => void;
 }
 
 function flipByte(bytes: Uint8Array, index: number): Uint8Array {
@@ -1379,8 +1384,14 @@ export async function generateVectors(): Promise<Map<string, string>> {
   files.set('device-batch.json', json(deviceBatchFile(w, dw)));
   files.set('alerts.json', json(alertsFile()));
   files.set('trust.json', json(await trustFile(w)));
-  for (const c of [...(await bundleCases(w)), ...(await lifecycleCases(w)), ...(await deviceBatchCases(w, dw)), ...(await alertCases(w))]) {
-    const bytes = encodeBundle(c.bundle);
+  const v1Cases = [...(await bundleCases(w)), ...(await lifecycleCases(w)), ...(await deviceBatchCases(w, dw)), ...(await alertCases(w))];
+  for (const c of [...v1Cases, ...compactCases(w, dw, v1Cases)]) {
+    let bytes: Uint8Array;
+    if (c.form === 2) {
+      const obj = bundleToJson(c.bundle, { form: 2 });
+      c.edit?.(obj);
+      bytes = new TextEncoder().encode(`${JSON.stringify(obj, null, 2)}\n`);
+    } else bytes = encodeBundle(c.bundle);
     files.set(`bundles/${c.name}.bundle.json`, new TextDecoder().decode(bytes));
     files.set(
       `bundles/${c.name}.expected.json`,
@@ -1415,6 +1426,73 @@ function alertNoticeFile(bundle: { alert: Alert }): unknown {
     webhookHeaders: webhookHeaders(secret, t, body, bundle.alert.id),
     mqtt: { topic: 'stele/v1/alerts', qos: 1, payload: hex(payload), annotated: annotateCbor(payload, {}, { elideBytesOver: 64 }) },
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Compact bundles (FORMAT.md §7.1, `stele-evidence/2`).
+
+/** The v1 cases that ingest could have written compactly, as `v2-<name>`, and the changes only the compact form carries. */
+function compactCases(w: World, dw: { signed: Signed[]; batches: Batch[] }, v1Cases: BundleCase[]): BundleCase[] {
+  const cases: BundleCase[] = [];
+  const flipB64 = (text: string, index: number): string => toBase64Url(flipByte(fromBase64Url(text), index));
+  for (const c of v1Cases) {
+    try {
+      bundleToJson(c.bundle, { form: 2 });
+    } catch {
+      continue; // e.g. tampered-proof-node: receipts that do not describe one tree have no compact form
+    }
+    cases.push({ ...c, name: `v2-${c.name}`, description: `\`${c.name}\` in the compact form: the same verdict. ${c.description}`, form: 2 });
+  }
+  const chain = w.batches.map((b) => b.facts);
+  const part = structuredClone(baseBundle(w));
+  part.window = { firstSeq: 2, lastSeq: 4 };
+  part.entries = part.entries.filter((e) => e.seq >= 2 && e.seq <= 4);
+  part.batches = part.batches.filter((b) => b.batchId === 1);
+  const ok = { state: 'verified' as const, codes: [] };
+  const partial = { state: 'partial' as const, codes: [] };
+  cases.push({
+    name: 'v2-part-of-batch',
+    description: 'Seq 2..4 only, leaves 1..3 of the five of batch 1: the batch carries nodes [leaf 0, leaf 4] for the leaves the bundle does not hold; verified.',
+    bundle: part, chain: chain.slice(0, 1), expected: ok, expectedOffline: partial, form: 2,
+  });
+  cases.push({
+    name: 'v2-tampered-node',
+    description: '`v2-part-of-batch` with the first byte of batch 1\'s first node XOR 0x01: every rebuilt proof leads to another root.',
+    bundle: part, chain: chain.slice(0, 1),
+    expected: { state: 'failed', codes: ['INCLUSION_PROOF_ERROR'] }, expectedOffline: { state: 'failed', codes: ['INCLUSION_PROOF_ERROR'] }, form: 2,
+    edit: (j) => { j.batches[0].nodes[0] = flipB64(j.batches[0].nodes[0], 0); },
+  });
+  cases.push({
+    name: 'v2-tampered-receipt-signature',
+    description: '`v2-valid` with the last byte of batch 1\'s receipt signature XOR 0x01.',
+    bundle: structuredClone(baseBundle(w)), chain,
+    expected: { state: 'failed', codes: ['RECEIPT_SIGNATURE_ERROR'] }, expectedOffline: { state: 'failed', codes: ['RECEIPT_SIGNATURE_ERROR'] }, form: 2,
+    edit: (j) => { j.batches[0].receipt.signature = flipB64(j.batches[0].receipt.signature, -1); },
+  });
+  cases.push({
+    name: 'v2-tampered-statement-signature',
+    description: '`v2-valid` with the last byte of the statement of seq 3 XOR 0x01: as `tampered-statement-signature`.',
+    bundle: structuredClone(baseBundle(w)), chain,
+    expected: { state: 'failed', codes: ['SIGNATURE_ERROR', 'INCLUSION_PROOF_ERROR'] }, expectedOffline: { state: 'failed', codes: ['SIGNATURE_ERROR', 'INCLUSION_PROOF_ERROR'] }, form: 2,
+    edit: (j) => { const e = j.entries.find((x: { seq: number }) => x.seq === 3); e.statement = flipB64(e.statement, -1); },
+  });
+  const device = structuredClone(baseBundle({ ...w, signed: dw.signed, batches: dw.batches }));
+  const dchain = dw.batches.map((b) => b.facts);
+  cases.push({
+    name: 'v2-tampered-device-signature',
+    description: '`v2-device-batch` with the last byte of the device-level batch signature XOR 0x01: all five statements fail, and none is the ingest leaf any more.',
+    bundle: device, chain: dchain,
+    expected: { state: 'failed', codes: ['SIGNATURE_ERROR', 'INCLUSION_PROOF_ERROR'] }, expectedOffline: { state: 'failed', codes: ['SIGNATURE_ERROR', 'INCLUSION_PROOF_ERROR'] }, form: 2,
+    edit: (j) => { j.deviceBatches[0].signature = flipB64(j.deviceBatches[0].signature, -1); },
+  });
+  cases.push({
+    name: 'v2-tampered-digest',
+    description: '`v2-device-batch` with the first byte of the digest of seq 3 XOR 0x01: the body no longer hashes to it, the device batch root moves (all five signatures fail), and the changed statements are not the ingest leaves, and the body of seq 4 no longer links to seq 3.',
+    bundle: device, chain: dchain,
+    expected: { state: 'failed', codes: ['SIGNATURE_ERROR', 'DIGEST_MISMATCH_ERROR', 'CHAIN_LINK_ERROR', 'INCLUSION_PROOF_ERROR'] }, expectedOffline: { state: 'failed', codes: ['SIGNATURE_ERROR', 'DIGEST_MISMATCH_ERROR', 'CHAIN_LINK_ERROR', 'INCLUSION_PROOF_ERROR'] }, form: 2,
+    edit: (j) => { const e = j.entries.find((x: { seq: number }) => x.seq === 3); e.digest = flipB64(e.digest, 0); },
+  });
+  return cases;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

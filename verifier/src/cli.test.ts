@@ -47,6 +47,7 @@ beforeAll(async () => {
   huge.window = { firstSeq: 1, lastSeq: Number.MAX_SAFE_INTEGER };
   const contents: Record<string, Uint8Array> = {
     valid: built.bytes,
+    validV2: encodeBundle(built.bundle, { form: 2 }),
     rogue: rogue.bytes,
     edited: encodeBundle(edited),
     huge: encodeBundle(huge),
@@ -85,6 +86,17 @@ describe('stele verify', () => {
     expect(r.out).toContain('[pass] 7. On-chain anchor');
     expect(r.out).toContain('[pass] 11. Trust policy');
     expect(r.out).toContain('declared software, not attested');
+  });
+
+  it('reads the compact form (stele-evidence/2, FORMAT.md §7.1) with the same verdict, exit 0', async () => {
+    const v1 = await run(files.valid!, ...trustArgs, '--rpc', rpcUrl, '--json');
+    const v2 = await run(files.validV2!, ...trustArgs, '--rpc', rpcUrl, '--json');
+    expect([v1.code, v2.code]).toEqual([0, 0]);
+    const strip = (out: string) => {
+      const v = JSON.parse(out) as Verdict & { bundleSha256?: string };
+      return JSON.stringify(v.checks);
+    };
+    expect(strip(v2.out)).toEqual(strip(v1.out));
   });
 
   it('takes the pinned fingerprint from a file (--authority-file)', async () => {

@@ -14,6 +14,8 @@
  *   GET  /devices/<id>/forks              {deviceId, forks: [{seq, receivedAt}]}
  *   GET  /devices/<id>/keys               {deviceId, keys: [{kid (base64url), backend, from, until?, revokedAfter?}]} | 404
  *                                         (read-only: which keys may sign for the device; `stele gateway doctor` asks)
+ *   Every bundle route answers the compact form `stele-evidence/2` (FORMAT.md §7.1); `&form=v1` gives the v1
+ *   form (§7) for tools from before it; any other form is 400 HTTP_BAD_REQUEST.
  *   GET  /bundle?device=ID&first=N&last=M FORMAT.md §7 evidence bundle | 404/409 {code, error}; at most
  *                                         MAX_BUNDLE_WINDOW (10 000) seqs, 413 HTTP_WINDOW_TOO_LARGE beyond
  *   GET  /devices/<id>/readings?by=device|received&from=T&to=T   statements in a time window (time-window.ts)
@@ -55,7 +57,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fromBase64Url, fromHex, toBase64Url, toHex, SteleError, sha256 } from '@stele/core';
+import { bundleToJson, fromBase64Url, fromHex, parseBundle, toBase64Url, toHex, SteleError, sha256 } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/core/enrolment';
 import { toLogFn, type Logger } from '../log.ts';
 import { MAX_BUNDLE_WINDOW, type IngestService } from '../service.ts';
@@ -286,8 +288,9 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
     }
     const more = await readRoutes(service, method, parts, url);
     if (more !== undefined) return more;
+    const form = bundleForm(url);
     const byTime = await timeWindowRoute(service, method, parts, url); // readings and bundles by time (time-window.ts)
-    if (byTime !== undefined) return byTime;
+    if (byTime !== undefined) return url.pathname === '/bundle' ? { ...byTime, body: inForm(byTime.body, form) } : byTime;
     if (method === 'GET' && url.pathname === '/bundle') {
       const device = url.searchParams.get('device');
       if (device === null || device === '') throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'device is required');
@@ -296,7 +299,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       if (last < first) throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'last must be >= first');
       // refused before anything is read or allocated: the window is a number the client wrote
       if (last - first + 1 > MAX_BUNDLE_WINDOW) throw new HttpProblem(413, 'HTTP_WINDOW_TOO_LARGE', `a bundle holds at most ${MAX_BUNDLE_WINDOW} seqs; ask for several windows`);
-      return { status: 200, body: await service.exportBundle(device, first, last) };
+      return { status: 200, body: inForm(await service.exportBundle(device, first, last), form) };
     }
     if (method === 'GET' && parts[0] === 'alerts' && parts.length <= 3) {
       const book = options.alerts;
@@ -305,7 +308,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       const id = parts[1]!;
       if (!/^[0-9a-f]{64}$/.test(id)) throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'an alert id is 64 lowercase hex digits');
       if (parts.length === 2) return { status: 200, body: await book.alert(id) };
-      if (parts[2] === 'bundle') return { status: 200, body: await book.bundle(id) };
+      if (parts[2] === 'bundle') return { status: 200, body: inForm(await book.bundle(id), form) };
       if (parts[2] === 'deliveries') {
         // the records outlive the alert's view (an alert beyond maxReadingsPerDevice): read by id, 404 when none
         const rows = await service.alertDeliveryStore().listAlertDeliveries(id);
@@ -325,7 +328,7 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       const bundles: unknown[] = [];
       for (const r of readings) {
         try {
-          bundles.push(await service.exportBundle(r.deviceId, r.seq, r.seq));
+          bundles.push(inForm(await service.exportBundle(r.deviceId, r.seq, r.seq), form));
         } catch (err) {
           if (err instanceof SteleError && err.code === 'INGEST_NOT_ANCHORED') bundles.push({ code: err.code, deviceId: r.deviceId, seq: r.seq });
           else throw err;
@@ -334,6 +337,19 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       return { status: 200, body: { frameSha256: toHex(digest), readings, bundles } };
     }
     throw new HttpProblem(404, 'HTTP_NOT_FOUND', `no route ${method} ${url.pathname}`);
+  }
+
+  /** `?form=v1|v2` of a bundle route; default v2 (FORMAT.md §7.1). */
+  function bundleForm(url: URL): 1 | 2 {
+    const f = url.searchParams.get('form');
+    if (f === null || f === 'v2') return 2;
+    if (f === 'v1') return 1;
+    throw new HttpProblem(400, 'HTTP_BAD_REQUEST', 'form is v1 or v2 (default v2, FORMAT.md §7.1)');
+  }
+
+  /** A bundle as the service exports it (v1 JSON, §7) in the asked form. */
+  function inForm(body: unknown, form: 1 | 2): unknown {
+    return form === 1 ? body : bundleToJson(parseBundle(body), { form: 2 });
   }
 
   await new Promise<void>((resolve, reject) => {

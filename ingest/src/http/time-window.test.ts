@@ -50,6 +50,18 @@ describe('GET /devices/<id>/readings and /bundle by time window', () => {
     const byReceive = parseBundle((await get(`/bundle?device=gw-time-1&by=received&from=${before}&to=${after}`)).json);
     expect(byReceive.window).toEqual({ firstSeq: 1, lastSeq: 10 });
 
+    // the compact form by default (FORMAT.md §7.1), v1 on request: the same statements and receipts
+    expect(bundle.json.format).toBe('stele-evidence/2');
+    const v1 = await get(`/bundle?device=gw-time-1&by=device&from=${T0 + 3000}&to=${T0 + 6000}&form=v1`);
+    expect(v1.json.format).toBe('stele-evidence/1');
+    expect(parseBundle(v1.json).entries).toEqual(parsed.entries);
+    const bySeq = await get('/bundle?device=gw-time-1&first=1&last=10');
+    const bySeqV1 = await get('/bundle?device=gw-time-1&first=1&last=10&form=v1');
+    expect([bySeq.json.format, bySeqV1.json.format]).toEqual(['stele-evidence/2', 'stele-evidence/1']);
+    expect(JSON.stringify(bySeq.json).length).toBeLessThan(JSON.stringify(bySeqV1.json).length);
+    expect(parseBundle(bySeq.json).entries).toEqual(parseBundle(bySeqV1.json).entries);
+    expect(await get('/bundle?device=gw-time-1&first=1&last=10&form=v3')).toMatchObject({ status: 400, json: { code: 'HTTP_BAD_REQUEST' } });
+
     // coded refusals
     expect(await get(`/devices/gw-time-1/readings?by=device&from=2026-12-03T14:00:00&to=2026-12-03T15:00:00Z`)).toMatchObject({ status: 400, json: { code: 'HTTP_BAD_REQUEST' } });
     expect(await get(`/devices/gw-time-1/readings?by=device&from=${T0 + 10}&to=${T0}`)).toMatchObject({ status: 400, json: { code: 'HTTP_BAD_REQUEST' } });
