@@ -163,8 +163,8 @@ async function main(specFile: string): Promise<void> {
   const gateways: GatewayOutcome[] = running.map((r) => ({ id: r.id, sent: r.sendTimes.length, dropped: r.dropped, head: r.gw.status().outbox.head, stored: r.stored, anchored: r.anchored }));
   const result: FleetWorkerResult = { pid: process.pid, gateways, storedMs, anchoredMs, startMs, cpuUserMs: cpu.user / 1000, cpuSystemMs: cpu.system / 1000, maxRssBytes: maxRss };
   await writeFile(spec.result, JSON.stringify(result));
-  for (const r of running) await r.gw.stop('fleet bench done');
   emit({ type: 'result', file: spec.result });
+  await Promise.all(running.map((r) => r.gw.stop('fleet bench done')));
 }
 
 main(process.argv[2] ?? '').then(

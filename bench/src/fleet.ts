@@ -244,8 +244,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
     for (const w of workers) w.proc.stdin!.write('go\n');
     const progress = setInterval(() => {
       void fetch(`${stack!.api}/health`)
-        .then((r) => r.json() as Promise<{ readings?: number; batches?: number; anchored?: number; duplicates?: number; shed?: number; queued?: number }>)
-        .then((h) => say(`fleet: ${((performance.now() - t0) / 60_000).toFixed(1)} min; ingest ${JSON.stringify({ readings: h.readings, batches: h.batches, anchored: h.anchored, duplicates: h.duplicates, shed: h.shed, queued: h.queued })}`))
+        .then((r) => r.json() as Promise<{ readings?: number; batches?: number; anchored?: number; duplicates?: number; shed?: number; queued?: number; pending?: number; anchoring?: unknown }>)
+        .then((h) => say(`fleet: ${((performance.now() - t0) / 60_000).toFixed(1)} min; ingest ${JSON.stringify({ readings: h.readings, batches: h.batches, anchored: h.anchored, duplicates: h.duplicates, shed: h.shed, queued: h.queued, pending: h.pending, anchoring: h.anchoring })}`))
         .catch(() => undefined);
     }, 30_000);
     await Promise.all(workers.map((w) => waitFor(w, 'sent', o.durationMs + 60_000)));

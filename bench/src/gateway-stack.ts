@@ -4,7 +4,7 @@
  * (`stele ingest run --embedded-chain`), with its HTTP endpoint for enrolment and checks.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
@@ -28,7 +28,8 @@ export function hasMosquitto(): boolean {
   return spawnSync('mosquitto', ['-h']).error === undefined;
 }
 
-export async function startStack(dir: string, options: { broker?: 'mosquitto' | 'aedes'; batchMs?: number } = {}): Promise<BenchStack> {
+/** `storeUrl`: a postgres:// URL (a password in it goes to a 0600 file, as `--store-password-file`); default LevelDB. */
+export async function startStack(dir: string, options: { broker?: 'mosquitto' | 'aedes'; batchMs?: number; storeUrl?: string } = {}): Promise<BenchStack> {
   const kind = options.broker ?? (hasMosquitto() ? 'mosquitto' : 'aedes');
   let mqttUrl: string;
   let stopBroker: () => Promise<void>;
@@ -51,8 +52,19 @@ export async function startStack(dir: string, options: { broker?: 'mosquitto' | 
   await mkdir(join(dir, 'ingest', 'keys'), { recursive: true });
   const ingestKey = (await createSoftwareKey(join(dir, 'ingest', 'keys', 'ingest.pem'))).publicKey;
   const api = `http://127.0.0.1:${healthPort}`;
+  const storeArgs: string[] = [];
+  if (options.storeUrl !== undefined) {
+    const u = new URL(options.storeUrl);
+    const password = decodeURIComponent(u.password);
+    u.password = '';
+    storeArgs.push('--store', u.toString());
+    if (password !== '') {
+      await writeFile(join(dir, 'store-password'), `${password}\n`, { mode: 0o600 });
+      storeArgs.push('--store-password-file', join(dir, 'store-password'));
+    }
+  }
   const ingest = spawnTs(INGEST_SCRIPT, [
-    'run', '--mqtt', mqttUrl, '--data', join(dir, 'ingest'), '--embedded-chain', '--batch-ms', String(options.batchMs ?? 1000),
+    'run', ...storeArgs, '--mqtt', mqttUrl, '--data', join(dir, 'ingest'), '--embedded-chain', '--batch-ms', String(options.batchMs ?? 1000),
     '--health-port', String(healthPort), '--log-level', 'warn',
   ]);
   const until = Date.now() + 60_000;

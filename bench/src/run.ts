@@ -12,6 +12,8 @@
  *   npm run bench -- gateway-soak     16 instruments at 1 Hz for 10 minutes, max RSS per minute (gateway-soak.ts)
  *   npm run bench -- fleet [...]      500 gateways x 4 instruments against one ingest, 10 minutes (fleet.ts; --minutes,
  *                                     --gateways for a short run; `--write` rewrites the "Fleet" section)
+ *   npm run bench -- seed-fleet [...] 19,000 signing devices, one reading a minute each, 10 minutes (seed-fleet.ts;
+ *                                     --devices, --minutes, --store leveldb|postgres; `--write`)
  *
  * Progress goes to stderr, the markdown table to stdout. The whole run takes about 40 s with the defaults.
  */
@@ -252,8 +254,8 @@ async function main(): Promise<void> {
     await main(process.argv.slice(3));
     return;
   }
-  if (process.argv[2] === 'fleet') {
-    const { main } = await import('./fleet.ts');
+  if (process.argv[2] === 'fleet' || process.argv[2] === 'seed-fleet') {
+    const { main } = process.argv[2] === 'fleet' ? await import('./fleet.ts') : await import('./seed-fleet.ts');
     await main(process.argv.slice(3));
     return;
   }
