@@ -11,7 +11,7 @@
  * instruments, each gateway's head read back from ingest's API (GET /devices/ID/head) and compared; CPU and RSS
  * of every process (workers, ingest, broker) read from /proc every 5 s; latency from the frame leaving the
  * instrument to the gateway holding ingest's signed `stored` and `anchored` (final) confirmation for it.
- * `--write` replaces the "## Fleet" section of docs/BENCHMARKS.md.
+ * `--write` replaces the "## Fleet of gateways (issue #14)" section of docs/BENCHMARKS.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -388,7 +388,7 @@ export async function main(argv: string[]): Promise<void> {
       '',
       text,
     ].join('\n');
-    process.stderr.write(`wrote ${await writeMarkdownSection(join(repoRoot, 'docs', 'BENCHMARKS.md'), '## Fleet', body)}\n`);
+    process.stderr.write(`wrote ${await writeMarkdownSection(join(repoRoot, 'docs', 'BENCHMARKS.md'), '## Fleet of gateways (issue #14)', body)}\n`);
   }
   const ok = report.mismatched.length === 0 && report.anchored === report.sent && report.sent > 0;
   if (!ok) process.exitCode = 1;
