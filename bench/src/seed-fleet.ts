@@ -34,6 +34,7 @@ type TestDatabase = Awaited<ReturnType<typeof createTestDatabase>>;
 import { writeMarkdownSection } from './harness.ts';
 import { machineLine, startStack, type BenchStack } from './gateway-stack.ts';
 
+const RESEND_AFTER_MS = 30_000;
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface SeedFleetOptions {
@@ -66,6 +67,7 @@ export interface SeedFleetReport {
   ingestMaxRssMiB: number;
   benchCpu: number;
   bad: Record<string, number>;
+  resends: number;
 }
 
 interface Device {
@@ -76,6 +78,10 @@ interface Device {
   /** digest and publish time per seq (index seq - 1) */
   digests: Uint8Array[];
   sentAt: number[];
+  /** Payloads not confirmed stored yet (index seq - 1), for resends. */
+  payloads: (Buffer | undefined)[];
+  /** Last publish or confirmation: the resend clock. */
+  lastActivity: number;
   stored: number;
 }
 
@@ -112,7 +118,7 @@ export async function runSeedFleet(o: SeedFleetOptions): Promise<SeedFleetReport
     const enrol = async () => {
       for (let i = next++; i < o.devices; i = next++) {
         const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-        const d: Device = { id: `seed-${String(i + 1).padStart(5, '0')}`, signer: new SoftwareSigner(privateKey), seq: 0, prev: GENESIS_PREV, digests: [], sentAt: [], stored: 0 };
+        const d: Device = { id: `seed-${String(i + 1).padStart(5, '0')}`, signer: new SoftwareSigner(privateKey), seq: 0, prev: GENESIS_PREV, digests: [], sentAt: [], payloads: [], lastActivity: 0, stored: 0 };
         await stack!.enrol(d.signer, d.id);
         devices[i] = d;
         if ((i + 1) % 2000 === 0) say(`seed-fleet: ${i + 1} enrolled`);
@@ -142,8 +148,12 @@ export async function runSeedFleet(o: SeedFleetOptions): Promise<SeedFleetReport
             bad['CONFIRMATION_HEAD'] = (bad['CONFIRMATION_HEAD'] ?? 0) + 1;
             return;
           }
-          for (let s = d.stored; s < c.upTo; s++) storedMs.push(at - d.sentAt[s]!);
+          for (let s = d.stored; s < c.upTo; s++) {
+            storedMs.push(at - d.sentAt[s]!);
+            d.payloads[s] = undefined;
+          }
           d.stored = c.upTo;
+          d.lastActivity = at;
         },
         (err: unknown) => {
           const code = (err as { code?: string }).code ?? 'ERROR';
@@ -197,15 +207,35 @@ export async function runSeedFleet(o: SeedFleetOptions): Promise<SeedFleetReport
       d.digests[seq - 1] = d.prev;
       const statement = await signStatement(reading, d.signer);
       const payload = encodeCbor({ statement, reading });
-      const client = clients[1 + (Number(d.id.slice(5)) % o.connections)]!;
+      const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
       d.sentAt[seq - 1] = Date.now();
-      client.publish(deviceTopic(d.id, 'statements'), Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 });
+      d.payloads[seq - 1] = buf;
+      d.lastActivity = Date.now();
+      clientOf(d).publish(deviceTopic(d.id, 'statements'), buf, { qos: 1 });
       sent++;
     };
+    const clientOf = (d: Device) => clients[1 + (Number(d.id.slice(5)) % o.connections)]!;
+    // As a gateway does (resendAfter): a device with no stored confirmation for RESEND_AFTER_MS after its last
+    // publish or confirmation sends again from its confirmed mark (a broker may drop QoS 1 messages it cannot
+    // queue for a slow subscriber; ingest stores each seq once).
+    let resends = 0;
+    const resender = setInterval(() => {
+      const now = Date.now();
+      for (const d of devices) {
+        if (d.stored >= d.seq || now - d.lastActivity < RESEND_AFTER_MS) continue;
+        for (let s = d.stored; s < d.seq; s++) {
+          const buf = d.payloads[s];
+          if (buf === undefined) continue;
+          clientOf(d).publish(deviceTopic(d.id, 'statements'), buf, { qos: 1 });
+          resends++;
+        }
+        d.lastActivity = now;
+      }
+    }, 5_000);
     const sampler = setInterval(() => (ingestMaxRss = Math.max(ingestMaxRss, rssMiBOf(ingestPid))), 5_000);
     const progress = setInterval(() => {
       const n = devices.reduce((a, d) => a + d.stored, 0);
-      say(`seed-fleet: ${((performance.now() - start) / 60_000).toFixed(1)} min; sent ${sent}, stored-confirmed ${n}`);
+      say(`seed-fleet: ${((performance.now() - start) / 60_000).toFixed(1)} min; sent ${sent}, stored-confirmed ${n}, resends ${resends}`);
     }, 30_000);
     // Paced: by time t, k = t / duration * total statements are due; device k mod N sends its next reading.
     while (k < total) {
@@ -221,10 +251,11 @@ export async function runSeedFleet(o: SeedFleetOptions): Promise<SeedFleetReport
     const cpu = process.cpuUsage(benchCpu0);
     const benchCpu = (cpu.user + cpu.system) / 1e6 / loadWallS;
     say(`seed-fleet: ${sent} statements sent in ${loadWallS.toFixed(0)} s; waiting for the confirmations`);
-    const drainBy = Date.now() + (o.drainMs ?? 120_000);
+    const drainBy = Date.now() + (o.drainMs ?? 180_000);
     while (Date.now() < drainBy && devices.some((d) => d.stored < d.seq)) await new Promise((r) => setTimeout(r, 250));
     clearInterval(sampler);
     clearInterval(progress);
+    clearInterval(resender);
     let atIngest = 0;
     for (let i = 0; i < devices.length; i += 64) {
       const heads = await Promise.all(devices.slice(i, i + 64).map((d) => stack!.head(d.id)));
@@ -251,6 +282,7 @@ export async function runSeedFleet(o: SeedFleetOptions): Promise<SeedFleetReport
       ingestMaxRssMiB: ingestMaxRss,
       benchCpu,
       bad,
+      resends,
     };
   } finally {
     for (const c of clients) await c.endAsync(true).catch(() => undefined);
@@ -270,7 +302,7 @@ export function formatSeedFleetReport(r: SeedFleetReport, o: SeedFleetOptions, c
     `- Load: ${f(o.devices)} devices (signers with their own P-256 keys, enrolled in ${f(r.enrolS)} s), ${o.perMinute} reading per minute each ` +
       `(${((o.devices * o.perMinute) / 60).toFixed(0)} readings/s), for ${(r.loadWallS / 60).toFixed(1)} min over ${o.connections} MQTT connections; ` +
       `load average ${load(r.loadBefore)} before, ${load(r.loadAfter)} at the end of the load`,
-    `- Readings: ${f(r.sent)} signed statements sent, ${f(r.atIngest)} at ingest (sum of GET /devices/ID/head), ${f(r.stored)} with a verified stored confirmation` +
+    `- Readings: ${f(r.sent)} signed statements sent (${f(r.resends)} resends after ${RESEND_AFTER_MS / 1000} s without a confirmation), ${f(r.atIngest)} at ingest (sum of GET /devices/ID/head), ${f(r.stored)} with a verified stored confirmation` +
       `${Object.keys(r.bad).length === 0 ? '' : `; confirmations refused: ${JSON.stringify(r.bad)}`}`,
     `- Reading to stored confirmation: p50 **${f(r.storedMs.p50)} ms**, p99 **${f(r.storedMs.p99)} ms**, max ${f(r.storedMs.max)} ms`,
     `- CPU over the load: ingest ${r.ingestCpu.toFixed(2)} cores (max RSS ${f(r.ingestMaxRssMiB)} MiB), the devices' process ${r.benchCpu.toFixed(2)} cores`,
