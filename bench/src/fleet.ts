@@ -156,6 +156,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
   const dir = await mkdtemp(join(tmpdir(), 'stele-fleet-'));
   let stack: BenchStack | undefined;
   const workers: Worker[] = [];
+  const timers: NodeJS.Timeout[] = [];
   try {
     stack = await startStack(dir, o.broker === undefined ? {} : { broker: o.broker });
     const ingestKey = toBase64Url(stack.ingestKey);
@@ -238,6 +239,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
         last.set(w.pid, t.rssMiB);
       }
     }, 5_000);
+    timers.push(sampler);
 
     const loadBefore = loadavg();
     const t0 = performance.now();
@@ -248,6 +250,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
         .then((h) => say(`fleet: ${((performance.now() - t0) / 60_000).toFixed(1)} min; ingest ${JSON.stringify({ readings: h.readings, batches: h.batches, anchored: h.anchored, duplicates: h.duplicates, shed: h.shed, queued: h.queued, pending: h.pending, anchoring: h.anchoring })}`))
         .catch(() => undefined);
     }, 30_000);
+    timers.push(progress);
     await Promise.all(workers.map((w) => waitFor(w, 'sent', o.durationMs + 60_000)));
     const loadWallS = (performance.now() - t0) / 1000;
     const end = new Map(watched.map((w) => [w.pid, procTimes(w.pid)]));
@@ -300,6 +303,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
       loadWallS,
     };
   } finally {
+    for (const t of timers) clearInterval(t); // a failed run must not keep the process alive
     for (const w of workers) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
     await stack?.stop().catch(() => undefined);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
