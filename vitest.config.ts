@@ -12,7 +12,7 @@ export default defineConfig({
       ...(process.env.STELE_TPM === '1' ? [] : ['test/integration/signers/tpm.test.ts', 'test/integration/signers/lifecycle-tpm.test.ts']),
       ...(process.env.STELE_POWER_CUT === '1' ? [] : ['test/e2e/power-cut.test.ts']),
       ...(process.env.STELE_RELEASE === '1' ? [] : ['test/e2e/release/**']),
-      ...(process.env.STELE_BENCH === '1' ? [] : ['ingest/src/throughput.test.ts']),
+      ...(process.env.STELE_BENCH === '1' ? [] : ['ingest/src/throughput.test.ts', 'bench/src/fleet.test.ts']),
       ...(process.env.STELE_WORKERS === '1' ? [] : ['test/e2e/workers.test.ts']),
     ],
     testTimeout: 30_000,

@@ -4,7 +4,7 @@
  * (`stele ingest run --embedded-chain`), with its HTTP endpoint for enrolment and checks.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
@@ -37,6 +37,8 @@ export interface StackOptions {
   mosquittoConfig?: string[];
   /** Node options for the ingest child before its script (e.g. `--cpu-prof --cpu-prof-dir D`). */
   nodeArgs?: string[];
+  /** A postgres:// URL (a password in it goes to a 0600 file, as `--store-password-file`); default LevelDB. */
+  storeUrl?: string;
 }
 
 export async function startStack(dir: string, options: StackOptions = {}): Promise<BenchStack> {
@@ -62,8 +64,19 @@ export async function startStack(dir: string, options: StackOptions = {}): Promi
   await mkdir(join(dir, 'ingest', 'keys'), { recursive: true });
   const ingestKey = (await createSoftwareKey(join(dir, 'ingest', 'keys', 'ingest.pem'))).publicKey;
   const api = `http://127.0.0.1:${healthPort}`;
+  const storeArgs: string[] = [];
+  if (options.storeUrl !== undefined) {
+    const u = new URL(options.storeUrl);
+    const password = decodeURIComponent(u.password);
+    u.password = '';
+    storeArgs.push('--store', u.toString());
+    if (password !== '') {
+      await writeFile(join(dir, 'store-password'), `${password}\n`, { mode: 0o600 });
+      storeArgs.push('--store-password-file', join(dir, 'store-password'));
+    }
+  }
   const args = [
-    'run', '--mqtt', mqttUrl, '--data', join(dir, 'ingest'), '--embedded-chain', '--batch-ms', String(options.batchMs ?? 1000),
+    'run', ...storeArgs, '--mqtt', mqttUrl, '--data', join(dir, 'ingest'), '--embedded-chain', '--batch-ms', String(options.batchMs ?? 1000),
     '--health-port', String(healthPort), '--log-level', 'warn', ...(options.ingestArgs ?? []),
   ];
   const ingest = options.nodeArgs === undefined ? spawnTs(INGEST_SCRIPT, args) : spawnChild(process.execPath, [...options.nodeArgs, '--import', 'tsx', INGEST_SCRIPT, ...args]);

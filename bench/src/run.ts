@@ -12,6 +12,10 @@
  *                                     verify rate of the same run (ingest-throughput.ts)
  *   npm run bench -- hj212-resync     HJ 212 decoder on valid, noisy and hostile streams (hj212-resync.ts)
  *   npm run bench -- gateway-soak     16 instruments at 1 Hz for 10 minutes, max RSS per minute (gateway-soak.ts)
+ *   npm run bench -- fleet [...]      500 gateways x 4 instruments against one ingest, 10 minutes (fleet.ts; --minutes,
+ *                                     --gateways for a short run; `--write` rewrites the "Fleet" section)
+ *   npm run bench -- seed-fleet [...] 19,000 signing devices, one reading a minute each, 10 minutes (seed-fleet.ts;
+ *                                     --devices, --minutes, --store leveldb|postgres; `--write`)
  *
  * Progress goes to stderr, the markdown table to stdout. The whole run takes about 40 s with the defaults.
  */
@@ -254,6 +258,11 @@ async function main(): Promise<void> {
   }
   if (process.argv[2] === 'hj212-resync') {
     const { main } = await import('./hj212-resync.ts');
+    await main(process.argv.slice(3));
+    return;
+  }
+  if (process.argv[2] === 'fleet' || process.argv[2] === 'seed-fleet') {
+    const { main } = process.argv[2] === 'fleet' ? await import('./fleet.ts') : await import('./seed-fleet.ts');
     await main(process.argv.slice(3));
     return;
   }
