@@ -8,8 +8,8 @@
  * Plain JavaScript so it runs without tsx. Without esbuild (`npm ci --omit=dev`) it says so and exits 0: the bin
  * then runs the sources.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const cliDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,6 +46,9 @@ const result = await esbuild.build({
     },
   ],
 });
+// Files a bundled module loads beside itself at run time (new URL('./NAME', import.meta.url)): copied next to the chunks.
+// The sim's clock preload (simulator/src/sim/faults.ts) is one; it runs in the gateway process, not in this bundle.
+for (const file of ['simulator/src/sim/clock-hook.mjs']) await copyFile(join(root, file), join(outdir, basename(file)));
 const inputs = Object.keys(result.metafile.inputs).map((p) => relative(root, join(process.cwd(), p)));
 await mkdir(outdir, { recursive: true });
 await writeFile(join(outdir, 'inputs.json'), `${JSON.stringify({ builtAtMs, inputs }, null, 1)}\n`);

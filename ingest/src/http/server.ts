@@ -52,6 +52,7 @@
  *  - malformed input is 400 with a code (HTTP_BAD_JSON, HTTP_BAD_REQUEST), never 500; bodies are capped at 64 KiB
  *    (413 HTTP_TOO_LARGE) and every window is bounded (413 HTTP_WINDOW_TOO_LARGE).
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -86,8 +87,14 @@ export interface IngestHttpOptions {
   workerId?: string;
 }
 
-/** Where `npm run build:web` writes the verifier page. */
-export const DEFAULT_VERIFIER_PAGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../dist/stele-verify.html');
+/**
+ * Where `npm run build:web` writes the verifier page: dist/ at the project root, three levels above this module in the
+ * sources (ingest/src/http) and two above the `stele` bundle's chunks (cli/dist), whichever holds it.
+ */
+export const DEFAULT_VERIFIER_PAGE = ((here: string) => {
+  const candidates = ['../../../dist/stele-verify.html', '../../dist/stele-verify.html'].map((p) => resolve(here, p));
+  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+})(dirname(fileURLToPath(import.meta.url)));
 
 export interface IngestHttp {
   port: number;
