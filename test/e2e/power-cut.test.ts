@@ -153,5 +153,5 @@ run('power cut: ingest and its chain SIGKILLed together', () => {
     console.log(`power cut: ${CUTS} cuts, ${sent} readings, ${health.batches} batches, ${lostAlarms} anchor alarms (lost/reorged, anchored again)`);
     await ingest.kill('SIGTERM');
     await gw.close();
-  }, 170_000);
+  }, 300_000);
 });
