@@ -30,8 +30,9 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
-import { encodeCbor, encodeReading, GENESIS_PREV, keyIdOf, readingDigest, type Signer } from '@stele/core';
+import { encodeReading, GENESIS_PREV, keyIdOf, readingDigest, type Signer } from '@stele/core';
 import { parseConfirmation, signStatement } from '@stele/core/cose';
+import { encodeStatementMessage } from '@stele/core/wire';
 import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/testing';
 import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
 import { writeMarkdownSection } from './harness.ts';
@@ -99,7 +100,7 @@ async function prepare(stack: BenchStack, devices: number, total: number, tag: s
     for (let seq = 1; seq <= per; seq++) {
       const reading = encodeReading(readingAt(id, seq, prev));
       const statement = await signStatement(reading, signer);
-      envelopes.push(encodeCbor({ statement, reading }));
+      envelopes.push(encodeStatementMessage({ statement, reading }));
       prev = readingDigest(reading);
     }
     const client = await mqtt.connectAsync(stack.mqttUrl, { clientId: `${id}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 });

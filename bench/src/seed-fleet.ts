@@ -24,9 +24,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
-import { GENESIS_PREV, encodeCbor, encodeReading, equalBytes, readingDigest, sha256, utf8 } from '@stele/core';
+import { GENESIS_PREV, encodeReading, equalBytes, readingDigest, sha256, utf8 } from '@stele/core';
 import { checkConfirmation, signStatement } from '@stele/core/cose';
-import { deviceTopic, parseDeviceTopic } from '@stele/core/wire';
+import { deviceTopic, encodeStatementMessage, parseDeviceTopic } from '@stele/core/wire';
 import { SoftwareSigner } from '@stele/device';
 import { createTestDatabase } from '@stele/ingest/testing';
 
@@ -206,7 +206,7 @@ export async function runSeedFleet(o: SeedFleetOptions): Promise<SeedFleetReport
       d.prev = readingDigest(reading);
       d.digests[seq - 1] = d.prev;
       const statement = await signStatement(reading, d.signer);
-      const payload = encodeCbor({ statement, reading });
+      const payload = encodeStatementMessage({ statement, reading });
       const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
       d.sentAt[seq - 1] = Date.now();
       d.payloads[seq - 1] = buf;

@@ -9,15 +9,13 @@ import { surfaceOf, type EntrySurface } from '@stele/testkit/surface';
 
 const SURFACE: Record<string, string[]> = {
   '.': [
-    'Attestation', 'BindingLoader', 'COUNTERSIGN_CONTENT_TYPE', 'ENROLMENT_CONTENT_TYPE', 'ENROLMENT_REQUEST_VERSION',
-    'EnrolmentRecord', 'EnrolmentRequest', 'GatewayIdentity', 'InstrumentEntry', 'KeyError', 'KeyErrorCode',
-    'KeyProtection', 'LoadKeyOptions', 'PKCS11JS_INSTALL_HINT', 'PROVISION_USAGE', 'PinSource', 'Pkcs11Backend',
-    'Pkcs11Binding', 'Pkcs11Signer', 'Pkcs11SignerConfig', 'Pkcs11SignerOptions', 'ProvisionBackend',
-    'ProvisionError', 'ProvisionErrorCode', 'ProvisionIo', 'ProvisionOptions', 'ProvisionResult', 'SoftwareSigner',
-    'TokenDescription', 'TokenError', 'TokenErrorCode', 'VerifiedEnrolment', 'certifyTpmKey', 'checkDeviceId',
-    'checkPinSource', 'createSoftwareKey', 'enrolmentSummary', 'loadBinding', 'loadOrCreateSoftwareSigner',
-    'loadSoftwareSigner', 'makeEnrolmentRecord', 'provisionGateway', 'readGatewayIdentity', 'readPin',
-    'readTpmAttestation', 'runGatewayProvision', 'signEnrolmentRequest', 'verifyEnrolmentRequest',
+    'Attestation', 'BindingLoader', 'EnrolmentRecord', 'GatewayIdentity', 'KeyError', 'KeyErrorCode', 'KeyProtection',
+    'LoadKeyOptions', 'PKCS11JS_INSTALL_HINT', 'PROVISION_USAGE', 'PinSource', 'Pkcs11Backend', 'Pkcs11Binding',
+    'Pkcs11Signer', 'Pkcs11SignerConfig', 'Pkcs11SignerOptions', 'ProvisionBackend', 'ProvisionError',
+    'ProvisionErrorCode', 'ProvisionIo', 'ProvisionOptions', 'ProvisionResult', 'SoftwareSigner', 'TokenDescription',
+    'TokenError', 'TokenErrorCode', 'certifyTpmKey', 'checkDeviceId', 'checkPinSource', 'createSoftwareKey',
+    'loadBinding', 'loadOrCreateSoftwareSigner', 'loadSoftwareSigner', 'makeEnrolmentRecord', 'provisionGateway',
+    'readGatewayIdentity', 'readPin', 'readTpmAttestation', 'runGatewayProvision',
   ],
   './provision': [
     'PROVISION_USAGE', 'ProvisionIo', 'runGatewayProvision',

@@ -167,6 +167,25 @@ describe('Publisher', () => {
     expect(env.outbox.ackedUpTo()).toBe(0);
   });
 
+  it('ignores malformed rejects (FORMAT.md §11) and counts them as PUBLISH_BAD_MESSAGE', async () => {
+    await ingest({ ack: false });
+    const p = await publisher();
+    const rejects: unknown[] = [];
+    p.on('rejected', (r) => rejects.push(r));
+    await take(1, 1, p);
+    const c = await mqtt.connectAsync(env.broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+    cleanups.push(() => c.endAsync(true));
+    const topic = `stele/v1/${DEVICE}/rejects`;
+    // hand-made CBOR (not core's codec): not CBOR; a third key; code of 65 bytes; negative seq; then a good one
+    const bad = ['ff', 'a3637365710164636f646561416664657461696c6178', `a2637365710164636f64657841${'58'.repeat(65)}`, 'a2637365712064636f64656141'];
+    for (const hex of bad) await c.publishAsync(topic, Buffer.from(hex, 'hex'), { qos: 1 });
+    await c.publishAsync(topic, Buffer.from('a2637365710164636f64656a464f524b5f4552524f52', 'hex'), { qos: 1 });
+    await waitFor(() => rejects.length === 1, 10_000, 'the good reject');
+    expect(rejects).toEqual([{ seq: 1, code: 'FORK_ERROR' }]);
+    await waitFor(() => p.status().problems.PUBLISH_BAD_MESSAGE === bad.length, 10_000, 'the bad rejects counted');
+    expect(p.status().rejected).toEqual({ FORK_ERROR: 1 });
+  });
+
   it('stops cleanly and can be stopped twice', async () => {
     await ingest();
     const p = await publisher();

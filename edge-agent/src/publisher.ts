@@ -15,14 +15,14 @@
  */
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { decodeCbor, encodeCbor, equalBytes, assertP256PublicKey } from '@stele/core';
-import { checkConfirmation, ConfirmationError, CONFIRMATION_MAX_BYTES } from '@stele/core/cose';
+import { equalBytes, assertP256PublicKey } from '@stele/core';
+import { checkConfirmation, ConfirmationError } from '@stele/core/cose';
 import { checkDeviceId } from '@stele/device';
 import type { PublishErrorCode } from './errors.ts';
 import { toLogFn, type LogFn, type Logger } from './log.ts';
 import { compareWithIngest } from './ingest-head.ts';
 import type { Outbox, OutboxEntry } from './outbox.ts';
-import { deviceTopic, gatewayClientId } from '@stele/core/wire';
+import { decodeReject, deviceTopic, encodeStatementMessage, gatewayClientId, WireError, type RejectMessage } from '@stele/core/wire';
 
 export interface PublisherOptions {
   /** `mqtt://host:port` or `mqtts://…`. */
@@ -388,7 +388,7 @@ export class Publisher extends EventEmitter {
   }
 
   #publish(client: MqttClient, entry: OutboxEntry): void {
-    const payload = encodeCbor(this.#o.mode === 'full' ? { statement: entry.statement, reading: entry.reading } : { statement: entry.statement });
+    const payload = encodeStatementMessage(this.#o.mode === 'full' ? { statement: entry.statement, reading: entry.reading } : { statement: entry.statement });
     this.#sentAt.set(entry.seq, Date.now());
     this.#stats.sent++;
     client.publish(this.#topics.statements, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 }, (err) => {
@@ -433,13 +433,10 @@ export class Publisher extends EventEmitter {
       this.#ignore('PUBLISH_INGEST_KEY_UNPINNED', payload);
       return;
     }
-    if (payload.length > CONFIRMATION_MAX_BYTES) {
-      this.#ignore('CONFIRMATION_FORMAT_ERROR', payload);
-      return;
-    }
     let c;
     try {
-      c = await checkConfirmation(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), { publicKey: key, device: this.#o.deviceId });
+      // bounded (CONFIRMATION_MAX_BYTES) before it is decoded
+      c = await checkConfirmation(bytesOf(payload), { publicKey: key, device: this.#o.deviceId });
     } catch (err) {
       if (!(err instanceof ConfirmationError)) throw err;
       this.#ignore(err.code, payload);
@@ -497,13 +494,15 @@ export class Publisher extends EventEmitter {
   }
 
   #onReject(payload: Buffer): void {
-    const map = decodeMessage(payload);
-    const seq = uintIn(map, 'seq');
-    const code = map?.get('code');
-    if (seq === undefined || typeof code !== 'string' || code.length === 0 || code.length > 64) {
-      this.#bad('reject', payload);
+    let r: RejectMessage;
+    try {
+      r = decodeReject(bytesOf(payload));
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err;
+      this.#bad('reject', payload, err);
       return;
     }
+    const { seq, code } = r;
     this.#rejected[code] = (this.#rejected[code] ?? 0) + 1;
     this.#lastReject = { seq, code, at: Date.now() };
     if (seq > this.#o.outbox.ackedUpTo()) {
@@ -513,9 +512,9 @@ export class Publisher extends EventEmitter {
     this.emit('rejected', { seq, code });
   }
 
-  #bad(what: string, payload: Buffer): void {
+  #bad(what: string, payload: Buffer, err: WireError): void {
     this.#count('PUBLISH_BAD_MESSAGE');
-    this.#log('warn', `bad ${what} message ignored`, { code: 'PUBLISH_BAD_MESSAGE', sizeBytes: payload.length });
+    this.#log('warn', `bad ${what} message ignored`, { code: 'PUBLISH_BAD_MESSAGE', sizeBytes: payload.length, err: err.message, where: err.where });
   }
 
   /** Stops publishing for good (this process): the outbox cannot supply what comes next, or must not. */
@@ -531,20 +530,9 @@ export class Publisher extends EventEmitter {
   }
 }
 
-/** The CBOR map of an ack or reject (FORMAT.md, MQTT wire), or undefined when it is not one. */
-function decodeMessage(payload: Buffer): Map<unknown, unknown> | undefined {
-  let value: unknown;
-  try {
-    value = decodeCbor(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), { what: 'message' });
-  } catch {
-    return undefined;
-  }
-  return value instanceof Map ? value : undefined;
-}
-
-function uintIn(map: Map<unknown, unknown> | undefined, field: string): number | undefined {
-  const v = map?.get(field);
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+/** A broker payload as a plain Uint8Array view (no copy) for core's decoders. */
+function bytesOf(payload: Buffer): Uint8Array {
+  return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
 }
 
 function stripUndefined<T extends object>(o: T): T {

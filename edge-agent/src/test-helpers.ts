@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
-import { decodeCbor, encodeCbor, sha256, utf8 } from '@stele/core';
+import { sha256, utf8 } from '@stele/core';
+import { decodeStatementMessage, encodeReject } from '@stele/core/wire';
 import { parseStatement, signConfirmation, type ConfirmationType } from '@stele/core/cose';
 import { createTestSigner } from '@stele/core/testing';
 import type { Signer } from '@stele/core';
@@ -137,11 +138,11 @@ export async function startFakeIngest(url: string, deviceId: string, options: { 
   client.on('connect', noDelay);
   client.on('message', (topic, payload) => {
     if (!topic.endsWith('/statements')) return;
-    const map = decodeCbor(new Uint8Array(payload)) as Map<string, Uint8Array>;
-    const statement = parseStatement(map.get('statement')!);
+    const message = decodeStatementMessage(new Uint8Array(payload));
+    const statement = parseStatement(message.statement);
     received.push(statement.seq);
     digests.set(statement.seq, statement.payload);
-    payloads.push({ seq: statement.seq, hasReading: map.has('reading') });
+    payloads.push({ seq: statement.seq, hasReading: message.reading !== undefined });
     seen.add(statement.seq);
     while (seen.has(committed + 1)) committed++;
     if (!ack || committed === 0) return;
@@ -160,7 +161,7 @@ export async function startFakeIngest(url: string, deviceId: string, options: { 
     committed: () => committed,
     digestOf: (seq) => digests.get(seq),
     async reject(seq, code) {
-      await client.publishAsync(`stele/v1/${deviceId}/rejects`, Buffer.from(encodeCbor({ seq, code })), { qos: 1 });
+      await client.publishAsync(`stele/v1/${deviceId}/rejects`, Buffer.from(encodeReject({ seq, code })), { qos: 1 });
     },
     async stop() {
       clearTimeout(flushTimer);

@@ -7,7 +7,7 @@
  * payload, and it extends the device's committed head (seq = head + 1, prev = head digest). Anything else is
  * counted, logged and published on `stele/v1/<device>/rejects`; a fork is recorded and never applied.
  */
-import { deviceTopic, parseDeviceTopic } from '@stele/core/wire';
+import { deviceTopic, encodeReject, parseDeviceTopic } from '@stele/core/wire';
 import type { MqttClient } from 'mqtt';
 import { hostname } from 'node:os';
 import type { AnchorRef } from '@stele/core/anchor';
@@ -993,7 +993,7 @@ export class IngestService {
     const fields: Record<string, unknown> = { device, seq, code };
     if (detail !== undefined) fields['detail'] = detail;
     this.log('warn', 'statement rejected', fields);
-    void this.publish(deviceTopic(device, 'rejects'), { seq, code });
+    void this.publishBytes(deviceTopic(device, 'rejects'), encodeReject({ seq, code }));
   }
 
   private scheduleAck(device: string): void {
@@ -1041,10 +1041,6 @@ export class IngestService {
       if (entry === undefined) continue;
       await this.sendConfirmation('anchored', device, { seq, digest: chainDigestOf(entry.statement) });
     }
-  }
-
-  private async publish(topic: string, value: Record<string, unknown>): Promise<void> {
-    await this.publishBytes(topic, encodeCbor(value));
   }
 
   private async publishBytes(topic: string, bytes: Uint8Array): Promise<void> {

@@ -10,8 +10,9 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { p256 } from '@noble/curves/nist.js';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
-import { decodeCbor, encodeCbor, keyIdOf, encodeReading, GENESIS_PREV, readingDigest, type Reading, toBase64Url } from '@stele/core';
+import { keyIdOf, encodeReading, GENESIS_PREV, readingDigest, type Reading, toBase64Url } from '@stele/core';
 import { parseConfirmation, signStatement, type ParsedConfirmation } from '@stele/core/cose';
+import { decodeReject, encodeStatementMessage } from '@stele/core/wire';
 import type { Signer } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/device';
 import { ANVIL_DEV_PRIVATE_KEY, connectEvmAnchorer, startAnvil, type Anchorer, type AnvilNode } from './anchor/index.ts';
@@ -103,7 +104,7 @@ export async function makeChain(signer: Signer, deviceId: string, n: number, fro
 }
 
 export function envelope(r: { statement: Uint8Array; reading?: Uint8Array }, mode: 'full' | 'hash-only' = 'full'): Uint8Array {
-  return encodeCbor(mode === 'full' && r.reading !== undefined ? { statement: r.statement, reading: r.reading } : { statement: r.statement });
+  return encodeStatementMessage(mode === 'full' && r.reading !== undefined ? { statement: r.statement, reading: r.reading } : { statement: r.statement });
 }
 
 /** A gateway's side of the MQTT wire: publishes statements, records confirmations (parsed, not verified) and rejects. */
@@ -135,8 +136,7 @@ export class TestGateway {
         }
         return;
       }
-      const m = decodeCbor(new Uint8Array(payload)) as Map<string, unknown>;
-      if (topic.endsWith('/rejects')) gw.rejects.push({ seq: m.get('seq') as number, code: m.get('code') as string });
+      if (topic.endsWith('/rejects')) gw.rejects.push(decodeReject(new Uint8Array(payload)));
     });
     await client.subscribeAsync([`stele/v1/${deviceId}/acks`, `stele/v1/${deviceId}/rejects`], { qos: 1 });
     return gw;

@@ -1,8 +1,10 @@
 /**
- * The MQTT wire contract's names (FORMAT.md §11), once for the gateway, ingest and the broker policy: the topic of
- * each message kind per device, the filters ingest and operators subscribe to, and the gateways' client ids.
- * `@stele/core/wire`. Payload codecs are not here yet (the gateway and ingest each encode theirs).
+ * The MQTT wire contract (FORMAT.md §11), once for the gateway, ingest and the broker policy: the topic of each
+ * message kind per device, the filters ingest and operators subscribe to, the gateways' client ids, and the payload
+ * codecs (messages.ts: the statement message and the reject; the acks payload is the signed confirmation of
+ * `@stele/core/cose`). `@stele/core/wire`.
  */
+export * from './messages.ts';
 
 /** Every Stele topic starts with this (FORMAT.md §11: `stele/v1/<device>/<kind>`). */
 export const TOPIC_PREFIX = 'stele/v1/';

@@ -7,7 +7,7 @@ import { SteleError } from '@stele/core';
 import type { Pkcs11Backend } from '../pkcs11/signer.ts';
 import type { PinSource } from '../pkcs11/pin.ts';
 import { provisionGateway, type ProvisionBackend } from './provision.ts';
-import type { InstrumentEntry } from './request.ts';
+import type { InstrumentEntry } from '@stele/core/enrolment';
 import { readFile } from 'node:fs/promises';
 
 export interface ProvisionIo {

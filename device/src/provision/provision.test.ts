@@ -7,7 +7,7 @@ import { decodeSign1, encodeSign1 } from '@stele/core/cose';
 import { createSoftwareKey } from '../software-signer.ts';
 import { runGatewayProvision } from './cli.ts';
 import { provisionGateway, type ProvisionOptions } from './provision.ts';
-import { verifyEnrolmentRequest } from './request.ts';
+import { verifyEnrolmentRequest } from '@stele/core/enrolment';
 
 let dir: string;
 beforeEach(async () => {

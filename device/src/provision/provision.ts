@@ -13,7 +13,7 @@ import { readPin } from '../pkcs11/pin.ts';
 import { ProvisionError } from './errors.ts';
 import { certifyTpmKey, TpmCertifyError } from './tpm-certify.ts';
 import { readGatewayIdentity, readTpmAttestation, type Attestation, type GatewayIdentity } from './identity.ts';
-import { enrolmentSummary, ENROLMENT_REQUEST_VERSION, signEnrolmentRequest, type EnrolmentRequest, type InstrumentEntry } from './request.ts';
+import { enrolmentSummary, ENROLMENT_REQUEST_VERSION, signEnrolmentRequest, type EnrolmentRequest, type InstrumentEntry } from '@stele/core/enrolment';
 
 /** Where the device key is made: a software key file, or a PKCS#11 token (SoftHSM, TPM, secure element, HSM). */
 export type ProvisionBackend =

@@ -7,7 +7,8 @@
  * that came ahead of a gap, possibly to another worker). The caller commits the result in one atomic store step.
  */
 import { extendsChain } from '@stele/core';
-import { equalBytes, decodeCbor, decodeSign1, verifyStatementSignature, findSpan, keyStatusAt, verifyLifecycleSignature, hashLeaf } from '@stele/core';
+import { equalBytes, decodeSign1, verifyStatementSignature, findSpan, keyStatusAt, verifyLifecycleSignature, hashLeaf } from '@stele/core';
+import { decodeStatementMessage } from '@stele/core/wire';
 import { IngestError, type RejectCode } from '../errors.ts';
 import type { DeviceKeys, KeyRegistry } from '../registry/index.ts';
 import type { CommitItem, Head, IngestStore } from '../store/index.ts';
@@ -189,12 +190,13 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
   return { commits, head, headBatch, draft, draftChanged, reAck, heldChanged, duplicates };
 }
 
-/** The statement inside a message as received (FORMAT.md §11 envelope); empty bytes when it holds none. */
+/**
+ * The statement inside a held message (FORMAT.md §11 envelope); empty bytes when it holds none. Held messages
+ * passed ingest's size bound when they came, so their own length is the bound here.
+ */
 export function statementOf(payload: Uint8Array): Uint8Array {
   try {
-    const env = decodeCbor(payload, { what: 'statement message' });
-    const st = env instanceof Map ? env.get('statement') : undefined;
-    return st instanceof Uint8Array ? st : new Uint8Array(0);
+    return decodeStatementMessage(payload, payload.byteLength).statement;
   } catch {
     return new Uint8Array(0);
   }

@@ -10,7 +10,7 @@ import { encodeLifecycleBody, parseLifecycleStatement, signLifecycleStatement, t
 import type { Signer } from '@stele/core';
 import { verifyBundle } from '@stele/core/verify';
 import { policyTrustingBundle } from '@stele/core/testing';
-import { signEnrolmentRequest, type EnrolmentRequest } from '@stele/device';
+import { signEnrolmentRequest, type EnrolmentRequest } from '@stele/core/enrolment';
 import { enrolmentOf, makeChain, testSigner, TestGateway, useIngestStack, waitFor, type IngestSetup, type SignedReading } from '../test-helpers.ts';
 
 const stack = useIngestStack('lifecycle-chain');

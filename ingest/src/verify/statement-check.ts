@@ -7,7 +7,6 @@
  */
 import {
   equalBytes,
-  decodeCbor,
   checkStatementAgainstReading,
   parseStatement,
   verifyStatementSignature,
@@ -20,6 +19,7 @@ import {
   type ParsedLifecycle,
   decodeReading,
 } from '@stele/core';
+import { decodeStatementMessage, WireError, type StatementMessage } from '@stele/core/wire';
 import type { RejectCode } from '../errors.ts';
 import type { KeyRegistry } from '../registry/index.ts';
 
@@ -73,20 +73,14 @@ export interface StatementCheckContext {
 }
 
 export async function checkStatement(ctx: StatementCheckContext, topicDevice: string, m: Incoming): Promise<Precheck> {
-  if (m.payload.byteLength > ctx.maxMessageBytes) return { ok: false, code: 'INGEST_OVERSIZE', seq: 0, detail: `${m.payload.byteLength} bytes` };
-  let envelope: unknown;
+  let envelope: StatementMessage;
   try {
-    envelope = decodeCbor(m.payload, { what: 'statement message' });
+    envelope = decodeStatementMessage(m.payload, ctx.maxMessageBytes);
   } catch (e) {
-    return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
+    if (!(e instanceof WireError)) throw e;
+    return { ok: false, code: e.code === 'WIRE_LIMIT_ERROR' ? 'INGEST_OVERSIZE' : 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
   }
-  if (!(envelope instanceof Map)) return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: 'message is not a CBOR map' };
-  const statement = envelope.get('statement');
-  const reading = envelope.get('reading');
-  const extra = [...envelope.keys()].filter((k) => k !== 'statement' && k !== 'reading');
-  if (!(statement instanceof Uint8Array) || (reading !== undefined && !(reading instanceof Uint8Array)) || extra.length > 0) {
-    return { ok: false, code: 'INGEST_MALFORMED', seq: 0, detail: 'message is not {statement: bstr, reading?: bstr}' };
-  }
+  const { statement, reading } = envelope;
   // A lifecycle statement (FORMAT.md §13) or a reading statement (§3): the content type tells them apart.
   let parsed: ParsedStatement | undefined;
   let lifecycle: ParsedLifecycle | undefined;

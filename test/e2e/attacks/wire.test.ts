@@ -15,6 +15,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { utf8, encodeCbor, sha256 } from '@stele/core';
 import { decodeSign1, encodeSign1, signConfirmation } from '@stele/core/cose';
+import { encodeStatementMessage } from '@stele/core/wire';
 import { toHighS } from '@stele/core/testing';
 import { createSoftwareKey, makeEnrolmentRecord, type SoftwareSigner } from '@stele/device';
 import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
@@ -171,7 +172,7 @@ describe.each(kinds)('attacks on the wire, broker %s', (kind) => {
     const rejectedBefore = JSON.stringify(ingest.stats().rejected);
     const readingsBefore = ingest.stats().readings;
     const spoof = await connect(OTHER, `stele-gw-${OTHER}`);
-    await Promise.race([spoof.publishAsync(`stele/v1/${GW}/statements`, Buffer.from(encodeCbor({ statement: new Uint8Array(10) })), { qos: 1 }).catch(() => undefined), new Promise<void>((r) => spoof.once('close', () => r()))]);
+    await Promise.race([spoof.publishAsync(`stele/v1/${GW}/statements`, Buffer.from(encodeStatementMessage({ statement: new Uint8Array(10) })), { qos: 1 }).catch(() => undefined), new Promise<void>((r) => spoof.once('close', () => r()))]);
     agent.addSource('s2', readings(3));
     await waitFor(() => outbox.ackedUpTo() === 8, 'acked 8');
     expect(seen).toEqual([]);
@@ -185,7 +186,7 @@ describe.each(kinds)('attacks on the wire, broker %s', (kind) => {
     const twin = encodeSign1({ ...c, signature: toHighS(c.signature) });
     const thief = await connect(GW, `stele-gw-${GW}-replay`);
     const before = ingest.stats().duplicates;
-    await thief.publishAsync(`stele/v1/${GW}/statements`, Buffer.from(encodeCbor({ statement: twin, reading: first!.reading })), { qos: 1 });
+    await thief.publishAsync(`stele/v1/${GW}/statements`, Buffer.from(encodeStatementMessage({ statement: twin, reading: first!.reading })), { qos: 1 });
     await waitFor(() => ingest.stats().duplicates === before + 1, 'duplicate counted');
     expect(await ingest.forks(GW)).toEqual([]);
     expect(ingest.stats().rejected['FORK_ERROR']).toBeUndefined();

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { toBase64Url } from '@stele/core';
 import { createSoftwareKey } from '@stele/device';
-import { verifyEnrolmentRequest } from '@stele/device';
+import { verifyEnrolmentRequest } from '@stele/core/enrolment';
 import { PtyPair, CemsSimulator } from '@stele/simulator';
 import { runVerify } from '@stele/verifier/cli';
 import { policyFileTrustingBundle } from '@stele/core/testing';

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGatewayProvision } from '@stele/device/provision';
-import { verifyEnrolmentRequest, Pkcs11Signer, createSoftwareKey } from '@stele/device';
+import { verifyEnrolmentRequest } from '@stele/core/enrolment';
+import { Pkcs11Signer, createSoftwareKey } from '@stele/device';
 import { utf8, verifyEs256 } from '@stele/core';
 import { hasCommand, makeSoftHsmToken, SOFTHSM_MODULE, softhsmSkipReason, USER_PIN, type SoftHsmToken } from './helpers.ts';
 
