@@ -52,7 +52,6 @@
  *  - malformed input is 400 with a code (HTTP_BAD_JSON, HTTP_BAD_REQUEST), never 500; bodies are capped at 64 KiB
  *    (413 HTTP_TOO_LARGE) and every window is bounded (413 HTTP_WINDOW_TOO_LARGE).
  */
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -89,12 +88,10 @@ export interface IngestHttpOptions {
 
 /**
  * Where `npm run build:web` writes the verifier page: dist/ at the project root, three levels above this module in the
- * sources (ingest/src/http) and two above the `stele` bundle's chunks (cli/dist), whichever holds it.
+ * sources (ingest/src/http) and two above the `stele` bundle's chunks (cli/dist). Looked for at each request, in this
+ * order, so a page built after ingest started is served.
  */
-export const DEFAULT_VERIFIER_PAGE = ((here: string) => {
-  const candidates = ['../../../dist/stele-verify.html', '../../dist/stele-verify.html'].map((p) => resolve(here, p));
-  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
-})(dirname(fileURLToPath(import.meta.url)));
+const DEFAULT_VERIFIER_PAGES = ['../../../dist/stele-verify.html', '../../dist/stele-verify.html'].map((p) => resolve(dirname(fileURLToPath(import.meta.url)), p));
 
 export interface IngestHttp {
   port: number;
@@ -160,13 +157,16 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
       });
   });
 
-  const pagePath = options.verifierPagePath ?? DEFAULT_VERIFIER_PAGE;
+  const pagePaths = options.verifierPagePath !== undefined ? [options.verifierPagePath] : DEFAULT_VERIFIER_PAGES;
   async function verifierPage(): Promise<string> {
-    try {
-      return await readFile(pagePath, 'utf8');
-    } catch {
-      throw new HttpProblem(404, 'HTTP_NOT_FOUND', `the verifier page is not built (${pagePath}): run npm run build:web`);
+    for (const path of pagePaths) {
+      try {
+        return await readFile(path, 'utf8');
+      } catch {
+        // not there: the next place
+      }
     }
+    throw new HttpProblem(404, 'HTTP_NOT_FOUND', `the verifier page is not built (${pagePaths.join(' or ')}): run npm run build:web`);
   }
 
   let allowedHosts = new Set<string>();
