@@ -310,8 +310,10 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
         ...(stateIntervalSec === undefined ? {} : { stateIntervalSec }),
       });
       // The dev chain ingest runs itself: its contract is deployed on its first start only (no state file yet); a
-      // state file whose contract is gone is ANCHOR_CONTRACT_MISSING, never a new deployment.
-      anchorer = await connectEvmAnchorer({ rpcUrl: chain.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(dataDir, 'chain', 'anchor-contract.json') });
+      // state file whose contract is gone is ANCHOR_CONTRACT_MISSING, never a new deployment. The chain's state is
+      // dumped before the state file names the contract (a power cut right after the first start loses neither).
+      const node = chain;
+      anchorer = await connectEvmAnchorer({ rpcUrl: chain.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(dataDir, 'chain', 'anchor-contract.json'), afterDeploy: () => node.persist() });
       logger.info({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, contract: anchorer.contract, anvilPid: chain.pid }, 'embedded chain up');
     } else {
       await assertPrivateFile(anchorKeyFile!, 'the anchor key file');

@@ -124,6 +124,11 @@ run('power cut: ingest and its chain SIGKILLed together', () => {
       await sleep(1000);
       flushed = await fetch(`${api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${(await readFile(join(data, 'admin-token'), 'utf8')).trim()}` } });
     }
+    if (flushed.status !== 200) {
+      // What the anchorer last said, to tell a stuck anchor from a slow chain.
+      console.log(ingest.lines.filter((l) => !l.includes('"level":30') || l.includes('anchor')).slice(-60).join('\n'), ingest.errTail.join('\n'));
+      console.log(`health: ${await (await fetch(`${api}/health`)).text()}`);
+    }
     expect(flushed.status).toBe(200);
     const health = (await (await fetch(`${api}/health`)).json()) as { batches: number; anchored: number; anchorsLost: number; anchoring: { unanchored: number } };
     lostAlarms += ingest.lines.filter((l) => l.includes('ALARM anchor')).length;

@@ -118,6 +118,25 @@ describe('startAnvil', () => {
       expect(facts.size).toBe(10);
     });
 
+    it('keeps a contract deployed on the first start through a SIGKILL before any periodic dump (persist() after the deploy)', async () => {
+      const dir = tempDir();
+      const chainDir = join(dir, 'chain');
+      const stateFile = join(dir, 'a.json');
+      // a periodic dump an hour away: only persist() can have written the state the second start loads
+      const node1 = await startAnvil({ stateDir: chainDir, stateIntervalSec: 3600 });
+      nodes.push(node1);
+      const anchorer1 = await connectEvmAnchorer({ rpcUrl: node1.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile, afterDeploy: () => node1.persist() });
+      process.kill(node1.pid, 'SIGKILL');
+      await node1.stop();
+
+      const node2 = await start(chainDir);
+      const anchorer2 = await connectEvmAnchorer({ rpcUrl: node2.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile, deploy: 'never' });
+      expect(anchorer2.contract).toBe(anchorer1.contract);
+      await expect(node2.persist()).resolves.toBeUndefined();
+      await node2.stop();
+      await expect(node2.persist()).rejects.toThrow(/stopped/);
+    });
+
     it('never reloads contract storage ahead of its blocks: each anchor it reports after a SIGKILL has its log', async () => {
       // Blocks and dumps every 100 ms while anchors stream in, SIGKILLed at 4 different moments: whatever survives
       // must be whole (the contract's record of a batch names a block that holds its Anchored log).

@@ -39,6 +39,11 @@ export interface AnvilNode {
   pid: number;
   /** Spawn to first eth_chainId answer, in ms. */
   startupMs: number;
+  /**
+   * Dumps the state now (from the driver's loop, so never while a block is mined) and resolves once it is on disk.
+   * For a change that must survive a SIGKILL before the next periodic dump: the contract deployment on a first start.
+   */
+  persist(): Promise<void>;
   /** SIGTERM, then wait for exit: anvil dumps the state on the way out. Idempotent. */
   stop(): Promise<void>;
 }
@@ -196,7 +201,8 @@ export async function startAnvil(options: AnvilOptions): Promise<AnvilNode> {
     }
     if (child.pid === undefined) throw new AnchorError('ANCHOR_NODE_ERROR', 'anvil has no pid');
     driver = startDriver(rpcUrl, statePath, options.blockTimeSec, stateIntervalSec, log);
-    return { rpcUrl, chainId, pid: child.pid, startupMs: performance.now() - t0, stop };
+    const started = driver;
+    return { rpcUrl, chainId, pid: child.pid, startupMs: performance.now() - t0, persist: () => started.persist(), stop };
   } catch (e) {
     await stop();
     throw e;
@@ -206,6 +212,8 @@ export async function startAnvil(options: AnvilOptions): Promise<AnvilNode> {
 interface Driver {
   /** Stops the loop after its current step; resolves once no mine or dump is in flight. */
   halt(): Promise<void>;
+  /** Asks the loop for a dump at its next step; resolves once written, rejects with what failed (or a halt). */
+  persist(): Promise<void>;
 }
 
 /** Driver tick in automine mode: how often the transaction pool is looked at. */
@@ -236,6 +244,8 @@ function startDriver(rpcUrl: string, statePath: string, blockTimeSec: number | u
     return body.result;
   };
   let lastError = '';
+  /** Callers of persist() waiting for the next dump. */
+  let waiting: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   const loop = (async () => {
     for (let tick = 1; !halted; tick++) {
       await new Promise<void>((resolve) => {
@@ -253,10 +263,18 @@ function startDriver(rpcUrl: string, statePath: string, blockTimeSec: number | u
           const pool = (await call('txpool_status')) as { pending?: string } | undefined;
           if (pool?.pending !== undefined && Number.parseInt(pool.pending, 16) > 0) await call('evm_mine');
         }
-        if (tick % dumpEvery === 0) {
-          const dump = await call('anvil_dumpState');
-          if (typeof dump !== 'string' || !dump.startsWith('0x')) throw new Error('anvil_dumpState answered no hex');
-          writeAtomically(statePath, gunzipSync(Buffer.from(dump.slice(2), 'hex')));
+        const asked = waiting;
+        if (tick % dumpEvery === 0 || asked.length > 0) {
+          waiting = [];
+          try {
+            const dump = await call('anvil_dumpState');
+            if (typeof dump !== 'string' || !dump.startsWith('0x')) throw new Error('anvil_dumpState answered no hex');
+            writeAtomically(statePath, gunzipSync(Buffer.from(dump.slice(2), 'hex')));
+          } catch (e) {
+            for (const w of asked) w.reject(e);
+            throw e;
+          }
+          for (const w of asked) w.resolve();
         }
         lastError = '';
       } catch (e) {
@@ -271,7 +289,14 @@ function startDriver(rpcUrl: string, statePath: string, blockTimeSec: number | u
       halted = true;
       wake?.();
       await loop;
+      for (const w of waiting.splice(0)) w.reject(new Error('the chain driver stopped before the state was dumped'));
     },
+    persist: () =>
+      new Promise<void>((resolve, reject) => {
+        if (halted) return reject(new Error('the chain driver is stopped'));
+        waiting.push({ resolve, reject });
+        wake?.();
+      }),
   };
 }
 

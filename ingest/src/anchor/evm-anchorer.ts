@@ -103,6 +103,11 @@ export interface EvmAnchorerOptions {
    * whose contract has no code on the chain is always ANCHOR_CONTRACT_MISSING, never a silent new deployment.
    */
   deploy?: 'if-no-state' | 'never';
+  /**
+   * Called after a deployment is mined and before `stateFile` records it: the embedded chain dumps its state here,
+   * so a power cut can never leave a state file naming a contract the reloaded chain does not hold.
+   */
+  afterDeploy?: () => Promise<void>;
 }
 
 const HEX_ADDRESS = /^0x[0-9a-fA-F]{40}$/;
@@ -179,6 +184,7 @@ export async function connectEvmAnchorer(options: EvmAnchorerOptions): Promise<E
       throw new AnchorError('ANCHOR_TX_ERROR', `deploying SteleAnchor failed (tx ${hash})`, { where: { txHash: hash, chainId } });
     }
     contract = receipt.contractAddress.toLowerCase() as Address;
+    await options.afterDeploy?.();
     await writeState(stateFile, { chainId, contract, deployTxHash: hash, owner });
   }
   const address: Address = contract;

@@ -74,10 +74,18 @@ export function checkLease(worker: string, leaseMs: number, limit: number): void
   if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('limit must be a positive integer');
 }
 
-/** The nonce signAnchorWithNonce allocates: after the chain's pending count and after every nonce still in flight. */
+/**
+ * The nonce signAnchorWithNonce allocates: the lowest one at or above the chain's pending count that no transaction
+ * still in flight holds. Lowest, not "after the highest in flight": after a chain lost blocks (a power cut of a dev
+ * chain, a reorg) the transactions still in flight can sit above a gap the chain will never fill by itself, and a
+ * new anchor allocated above them would wait behind the same gap; each one found stuck and re-signed there would
+ * land above the others again, so no anchor would ever be mined (seen in test/e2e/power-cut.test.ts). Filling the
+ * lowest free nonce first lets the chain mine again, and the transactions above become minable in turn.
+ */
 export function nextAnchorNonce(chainNonce: number, inFlight: Iterable<number>): number {
   if (!Number.isSafeInteger(chainNonce) || chainNonce < 0) throw new RangeError('chainNonce must be a non-negative integer');
+  const taken = new Set(inFlight);
   let n = chainNonce;
-  for (const f of inFlight) if (f + 1 > n) n = f + 1;
+  while (taken.has(n)) n++;
   return n;
 }
