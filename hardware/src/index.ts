@@ -50,7 +50,6 @@ export {
   type Hj212ReassemblyEvent,
   Hj212Reassembler,
 } from './hj212/reassembler.ts';
-export { type Hj212SessionOptions, type Hj212SessionStats, Hj212SerialSession, type SerialDuplex } from './hj212/session.ts';
 
 // Modbus RTU (Modbus over Serial Line v1.02, Modbus Application Protocol v1.1b3): codec, master, register profiles.
 export { MODBUS_EXCEPTIONS, ModbusError, type ModbusErrorCode } from './modbus/errors.ts';

@@ -11,16 +11,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseCommand, usageError } from '@stele/command';
 import { Aedes } from 'aedes';
 import { SerialPortMock } from 'serialport';
-import { completePolicyDraft, draftTrustPolicy, formatFingerprint, loadTrustPolicy, parseBundle, readAnchor, signTrustPolicy, toHex, verifyBundle, type Verdict } from '@stele/core';
+import { completePolicyDraft, draftTrustPolicy, formatFingerprint, loadTrustPolicy, parseBundle, readAnchor, signTrustPolicy, toBase64Url, toHex, verifyBundle, type Verdict } from '@stele/core';
 import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
-import { GatewayAgent, Outbox, Publisher, type Acquired } from '@stele/edge-agent';
-import { Hj212SerialSession, measurementsFromFrame, recordFieldsOf } from '@stele/hardware';
+import { loadConfig, startGateway, type RunningGateway } from '@stele/edge-agent';
+import { MockSerialLine } from '@stele/hardware';
 import { ANVIL_DEV_PRIVATE_KEY, IngestService, aedesAccessHooks, BrokerAccess, connectEvmAnchorer, limitServerSocket, startAnvil } from '@stele/ingest';
 import { AlertBook, loadRuleFiles, startIngestHttp } from '@stele/ingest';
 import { runEvidence } from '@stele/ingest/cli';
@@ -173,48 +174,88 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     });
     cleanups.push(() => ingest.stop());
 
-    // 4. The gateway: software key (flagged as such in its enrolment), outbox, publisher.
+    // 4. The gateway, configured as an installer configures one: DIR/data/gateway/gateway.yaml with the hj212
+    // driver on a serial port, run by the same startGateway that `stele gateway run` runs (signer, outbox,
+    // publisher, driver, serial transport); only the port is serialport's mock binding instead of a USB adapter.
+    const gwDir = join(data, 'gateway');
+    if (existsSync(join(gwDir, 'CURRENT'))) {
+      throw new Error(`${o.out} was written by an older stele demo (its outbox sits directly in ${gwDir}); run with a new --out DIR`);
+    }
     const deviceSigner = await loadOrCreateSoftwareSigner(join(data, 'keys', 'gateway.pem'));
     await ingest.enrol(makeEnrolmentRecord(deviceSigner, DEVICE_ID, 'demo site: stack 2'));
-    const outbox = await Outbox.open(join(data, 'gateway'));
-    cleanups.push(() => outbox.close());
-    const publisher = new Publisher({ mqttUrl, deviceId: DEVICE_ID, outbox, resendAfterMs: 5000, ingestKey: ingestSigner.publicKey, mqttOptions: { username: DEVICE_ID, password: gatewayPassword } });
-    const agent = new GatewayAgent({ deviceId: DEVICE_ID, signer: deviceSigner, outbox, publisher });
-    await publisher.start();
-    cleanups.push(() => agent.stop());
-    const seqBefore = outbox.head().seq;
-    say(`gateway  ${DEVICE_ID}, software key ${hex8(deviceSigner.keyId)}, chain head seq ${seqBefore}`);
+    await mkdir(gwDir, { recursive: true, mode: 0o700 });
+    const gatewayPasswordFile = join(data, 'keys', 'mqtt-gateway.password');
+    await writeFile(gatewayPasswordFile, `${gatewayPassword}\n`, { mode: 0o600 });
+    const line = new MockSerialLine('/dev/serial/by-id/usb-STELE_DEMO_CEMS-if00-port0');
+    const configFile = join(gwDir, 'gateway.yaml');
+    await writeFile(
+      configFile,
+      [
+        '# written by `stele demo`: what an installer writes to /etc/stele/gateway.yaml',
+        'gateway:',
+        `  id: ${DEVICE_ID}`,
+        `  dataDir: ${gwDir}`,
+        'key:',
+        '  software:',
+        `    path: ${join(data, 'keys', 'gateway.pem')}`,
+        'broker:',
+        `  url: ${mqttUrl}`,
+        `  username: ${DEVICE_ID}`,
+        `  passwordFile: ${gatewayPasswordFile}`,
+        '  resendAfter: 5s',
+        'ingest:',
+        `  publicKey: ${toBase64Url(ingestSigner.publicKey)}`,
+        'health:',
+        '  port: 0',
+        'instruments:',
+        '  - id: cems',
+        '    driver: hj212',
+        `    port: ${line.path}`,
+        '    baud: 9600',
+        '',
+      ].join('\n'),
+    );
+    const gateway = await startGateway(await loadConfig(configFile), {
+      bindingFor: (c) => (c.driver === 'hj212' ? line.binding : undefined),
+      clock: { probe: async () => ({ synced: false, via: 'demo (no time source)' }) },
+      healthPort: 0,
+    });
+    cleanups.push(() => gateway.stop('demo done'));
+    const seqBefore = gateway.status().outbox.head;
+    say(`gateway  ${DEVICE_ID} from ${configFile}, software key ${hex8(deviceSigner.keyId)}, chain head seq ${seqBefore}`);
 
-    // 5. The instrument and the serial link between them.
-    const path = '/dev/ttySTELE-DEMO0';
-    SerialPortMock.binding.createPort(path, { echo: false, record: false });
-    const port = new SerialPortMock({ path, baudRate: 9600 });
-    await new Promise<void>((r, j) => port.on('open', r).on('error', j));
+    // 5. The instrument on the other end of the serial line.
+    for (let i = 0; i < 400 && gateway.status().instruments?.[0]?.state !== 'open'; i++) await sleep(25);
+    if (gateway.status().instruments?.[0]?.state !== 'open') throw new Error(`the gateway did not open ${line.path}: ${JSON.stringify(gateway.status().instruments?.[0])}`);
     const cems = new CemsSimulator({ mn: '010000A8900016F000169DC0' });
-    const session = new Hj212SerialSession(port);
-    const stop = new AbortController();
-    agent.addSource('cems', acquire(session, stop.signal));
-    say(`serial   simulated CEMS data logger (HJ 212-2017, CN=2011) on ${path}, one frame every ${o.intervalMs} ms`);
+    say(`serial   simulated CEMS data logger (HJ 212-2017, CN=2011) on ${line.path}, one frame every ${o.intervalMs} ms`);
 
     // 6. Run: the instrument sends frames for N seconds; progress every second.
     const endAt = Date.now() + o.seconds * 1000;
     let nextFrameAt = Date.now();
+    let sent = 0; // counted here, at the instrument, not by the gateway
     while (Date.now() < endAt) {
       if (Date.now() >= nextFrameAt) {
-        port.port?.emitData(Buffer.from(cems.nextFrame(Date.now())));
+        line.device.write(cems.nextFrame(Date.now()));
+        sent++;
         nextFrameAt += o.intervalMs;
       }
       await sleep(Math.max(10, Math.min(1000, nextFrameAt - Date.now())));
-      progress(o.io, agent, ingest, Math.ceil((endAt - Date.now()) / 1000));
+      progress(o.io, gateway, ingest, Math.ceil((endAt - Date.now()) / 1000));
     }
-    stop.abort();
     o.io.stdout.write('\n');
 
-    // 7. Drain: every reading acknowledged by ingest, then the last batch cut and anchored.
-    const lastSeq = outbox.head().seq;
+    // 7. Drain: every frame taken and acknowledged by ingest, then the last batch cut and anchored.
     const drainUntil = Date.now() + 30_000;
-    while (outbox.ackedUpTo() < lastSeq && Date.now() < drainUntil) await sleep(50);
-    if (outbox.ackedUpTo() < lastSeq) throw new Error(`ingest acknowledged only up to seq ${outbox.ackedUpTo()} of ${lastSeq}`);
+    const caughtUp = () => {
+      const st = gateway.status();
+      return st.outbox.head - seqBefore >= sent && st.outbox.acked >= st.outbox.head;
+    };
+    while (!caughtUp() && Date.now() < drainUntil) await sleep(50);
+    const end = gateway.status().outbox;
+    if (end.head - seqBefore < sent) throw new Error(`the gateway took ${end.head - seqBefore} of the ${sent} frames the instrument sent`);
+    if (end.acked < end.head) throw new Error(`ingest acknowledged only up to seq ${end.acked} of ${end.head}`);
+    const lastSeq = end.head;
     await ingest.flush();
 
     // 8. Evidence for this run's window, verified with the code `stele verify` uses.
@@ -305,26 +346,11 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
   }
 }
 
-async function* acquire(session: Hj212SerialSession, signal: AbortSignal): AsyncIterable<Acquired> {
-  for await (const frame of session.readings(signal)) {
-    const { itime, rtype } = recordFieldsOf(frame.parsed.cp, frame.parsed.header.CN);
-    yield {
-      sensor: frame.parsed.header.MN ?? 'unknown',
-      time: Date.now(),
-      clock: { synced: false, source: 'sim' },
-      meas: measurementsFromFrame(frame),
-      raw: [frame.sha256],
-      ...(itime === undefined ? {} : { itime }),
-      ...(rtype === undefined ? {} : { rtype }),
-    };
-  }
-}
-
-function progress(io: DemoIo, agent: GatewayAgent, ingest: IngestService, left: number): void {
-  const a = agent.status();
+function progress(io: DemoIo, gateway: RunningGateway, ingest: IngestService, left: number): void {
+  const g = gateway.status();
   const s = ingest.stats();
   io.stdout.write(
-    `\rrunning  ${String(left).padStart(3)} s left · taken ${a.taken} · acked up to seq ${a.acked} · ingest ${s.readings} readings, ${s.batches} batches, ${s.anchored} anchored   `,
+    `\rrunning  ${String(left).padStart(3)} s left · outbox seq ${g.outbox.head} · acked up to seq ${g.outbox.acked} · ingest ${s.readings} readings, ${s.batches} batches, ${s.anchored} anchored   `,
   );
 }
 

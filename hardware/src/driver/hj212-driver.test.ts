@@ -1,5 +1,6 @@
 import { SerialPortMock } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
+import { decodeAll } from '../hj212/decoder.ts';
 import { encodeFrame } from '../hj212/encoder.ts';
 import { MockSerialLine } from '../transport/mock-line.ts';
 import { SerialTransport } from '../transport/serial-transport.ts';
@@ -51,6 +52,48 @@ describe('hj212Driver', () => {
       { code: 'a21026', kind: 'Rtd', value: '12.5', unit: 'mg/m³', flag: 'N' },
       { code: 'a19001', kind: 'Rtd', value: '6.8', unit: '%', flag: 'N' },
     ]);
+    await session.close();
+    await transport.close();
+  });
+
+  it('answers uploads that ask for it (Flag A=1) with CN=9014 when acknowledge is on, and only those', async () => {
+    const line = new MockSerialLine('/dev/ttyMOCK-hj212-ack');
+    const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: false });
+    const session = await hj212Driver.open({ acknowledge: true }, transport);
+    const heard: Uint8Array[] = [];
+    const answered = new Promise<void>((resolve) => line.device.on('data', (b) => (heard.push(b), resolve())));
+    const asks = encodeFrame({ header: { QN: '20240101120000001', ST: '31', CN: '2011', PW: '123456', MN, Flag: 5 }, cp: { params: { DataTime: '20240101120000' }, items: { a21026: { Rtd: '1.0', Flag: 'N' } } } });
+    const quiet = encodeFrame({ header: { QN: '20240101120000002', ST: '31', CN: '2011', PW: '123456', MN, Flag: 4 }, cp: { params: { DataTime: '20240101120000' }, items: { a21026: { Rtd: '2.0', Flag: 'N' } } } });
+    line.device.write(quiet);
+    line.device.write(asks);
+    const it = session.readings()[Symbol.asyncIterator]();
+    await it.next();
+    await it.next();
+    await answered;
+    const written = decodeAll(Uint8Array.from(heard.flatMap((b) => [...b])));
+    expect(written.map((r) => r.ok && [r.parsed.header.CN, r.parsed.header.QN])).toEqual([['9014', '20240101120000001']]);
+    await session.close();
+    await transport.close();
+  });
+
+  it('keeps at most maxQueuedReadings while nobody reads: the oldest go, each as a DRIVER_OVERFLOW issue', async () => {
+    const line = new MockSerialLine('/dev/ttyMOCK-hj212-full');
+    const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: false });
+    const issues: DriverIssue[] = [];
+    let third: () => void = () => {};
+    const allIn = new Promise<void>((r) => (third = r));
+    let taken = 0;
+    const session = await hj212Driver.open({ maxQueuedReadings: 2, onIssue: (i) => issues.push(i), now: () => (++taken === 3 ? (third(), 3) : taken) }, transport);
+    for (let i = 0; i < 3; i++) line.device.write(frame());
+    await allIn;
+    await new Promise((r) => setImmediate(r));
+    const got: number[] = [];
+    for await (const r of session.readings()) {
+      got.push(r.time);
+      if (got.length === 2) break;
+    }
+    expect(got).toEqual([2, 3]);
+    expect(issues.map((i) => i.code)).toEqual(['DRIVER_OVERFLOW']);
     await session.close();
     await transport.close();
   });

@@ -8,8 +8,12 @@ import { parseCommand, usageError } from '@stele/command';
 import { toHex } from '@stele/core';
 import { HJ212_CRC_VARIANTS, type Hj212CrcVariant } from './crc.ts';
 import { type Hj212DecoderOptions, Hj212StreamDecoder } from './decoder.ts';
-import type { SerialDuplex } from './session.ts';
 import type { Hj212DecodeResult } from './types.ts';
+
+import type { Duplex } from 'node:stream';
+
+/** The part of a serial port `stele hj212 listen` uses (SerialPort, SerialPortMock, a socket). */
+export type SerialDuplex = Duplex & { close?: (cb?: (err?: Error | null) => void) => void; isOpen?: boolean };
 
 export interface Hj212CliIo {
   stdin: NodeJS.ReadableStream;

@@ -1,6 +1,6 @@
 import { SerialPortMock } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Hj212SerialSession, Hj212StreamDecoder, decodeFrame, measurementsFromFrame, type Hj212DecodeResult, type Hj212Frame } from '@stele/hardware';
+import { Hj212StreamDecoder, MockSerialLine, SerialTransport, decodeFrame, hj212Driver, measurementsFromFrame, type DriverIssue, type Hj212DecodeResult, type Hj212Frame, type SensorReading } from '@stele/hardware';
 import { CemsSimulator } from './cems.ts';
 
 const MN = '010000A8900016F000169DC0';
@@ -111,24 +111,24 @@ describe('CemsSimulator', () => {
     expect(decodeFrame(frame, { crc: 'modbus-lsb-first' }).ok).toBe(true);
   });
 
-  it('writes frames to a serial port every interval (attachToPort), read back by Hj212SerialSession', async () => {
-    const path = '/dev/ttyCEMSTEST0';
-    SerialPortMock.binding.createPort(path, { echo: true, record: false });
-    const port = new SerialPortMock({ path, baudRate: 9600 });
-    await new Promise<void>((resolve) => port.on('open', resolve));
-    const session = new Hj212SerialSession(port);
+  it('writes frames to a serial line every interval (attachToPort), read back by the gateway\'s hj212 driver', async () => {
+    const line = new MockSerialLine('/dev/ttyCEMSTEST0');
+    const transport = new SerialTransport({ path: line.path, baudRate: 9600, binding: line.binding, reconnect: false });
+    const issues: DriverIssue[] = [];
+    const session = await hj212Driver.open({ onIssue: (i) => issues.push(i) }, transport);
     const sim = new CemsSimulator({ mn: MN, faults: { split: 1 } });
-    const link = sim.attachToPort(port, 5);
-    const ac = new AbortController();
-    const got: Hj212Frame[] = [];
-    for await (const f of session.readings(ac.signal)) {
-      got.push(f);
-      if (got.length === 3) ac.abort();
+    const link = sim.attachToPort(line.device, 5);
+    const got: SensorReading[] = [];
+    for await (const r of session.readings()) {
+      got.push(r);
+      if (got.length === 3) break;
     }
     link.stop();
     await session.close();
-    expect(got.map((f) => f.parsed.header.CN)).toEqual(['2011', '2011', '2011']);
-    expect(session.stats().rejections).toEqual({});
+    await transport.close();
+    expect(got.map((r) => r.rtype)).toEqual(['2011', '2011', '2011']);
+    expect(got.every((r) => r.sensor === MN && r.meas.length > 0)).toBe(true);
+    expect(issues).toEqual([]);
   });
 
   it('refuses misuse', () => {
