@@ -42,6 +42,10 @@ import { openStore, type AlertDeliveryStore, type BatchRow, type DeviceRow, type
 
 /** How often non-final anchors are read again from the chain between batch cuts, in ms. */
 const ANCHOR_POLL_MS = 500;
+/** Devices whose `anchored` confirmation is signed and published at once. */
+const ANCHORED_CONFIRMATIONS_AT_ONCE = 32;
+/** Batches whose `anchored` confirmations may be in flight at once; beyond, a batch's are skipped (counted). */
+const MAX_ANCHORED_SENDS = 64;
 
 /**
  * The FORMAT.md §7 JSON object (base64url / 0x-hex fields), ready for `JSON.stringify`. core's `EvidenceBundle`
@@ -154,6 +158,8 @@ export interface IngestStats {
   shed: number;
   /** Rejections counted but neither logged nor published (rate limit), since this process started. */
   rejectsSuppressed: number;
+  /** Batches whose `anchored` confirmations were skipped because too many were still being sent (this process). */
+  anchoredSkipped: number;
   /** Messages queued for processing now. */
   queued: number;
   /** Messages received from the broker (this process). */
@@ -232,8 +238,11 @@ export class IngestService {
     duplicates: 0,
     shed: 0,
     rejectsSuppressed: 0,
+    anchoredSkipped: 0,
     rejected: {} as Record<string, number>,
   };
+  /** Batches whose `anchored` confirmations are being signed and published (confirmAnchoredBeside). */
+  private readonly anchoredSends = new Set<Promise<void>>();
 
   private constructor(
     private readonly options: IngestOptions,
@@ -251,7 +260,7 @@ export class IngestService {
       confirmations: positive(options.anchorConfirmations ?? 1, 'anchorConfirmations'),
       stuckMs: positive(options.anchorStuckMs ?? 60_000, 'anchorStuckMs'),
       log: this.log,
-      onFinal: (row) => this.confirmAnchored(row),
+      onFinal: async (row) => this.confirmAnchoredBeside(row),
       worker: options.workerName ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
       ...(options.anchorLeaseMs === undefined ? {} : { leaseMs: positive(options.anchorLeaseMs, 'anchorLeaseMs') }),
     });
@@ -513,6 +522,7 @@ export class IngestService {
       anchorsLost: this.anchors.lost,
       shed: this.counters.shed,
       rejectsSuppressed: this.counters.rejectsSuppressed,
+      anchoredSkipped: this.counters.anchoredSkipped,
       queued: this.queuedTotal,
       received: this.counters.received,
       verified: this.counters.verified,
@@ -556,6 +566,7 @@ export class IngestService {
       await this.exclusive(() => this.anchors.drive());
     }
     if (this.anchors.unanchored.length > 0) throw this.anchors.lastError ?? new IngestError('INGEST_NOT_ANCHORED', 'batches not final on chain yet', { where: { unanchored: this.anchors.unanchored.length } });
+    await Promise.all([...this.anchoredSends]); // and their `anchored` confirmations sent
   }
 
   /**
@@ -733,6 +744,7 @@ export class IngestService {
     if (this.anchorTimer !== undefined) clearInterval(this.anchorTimer);
     await this.idle();
     await this.batchChain;
+    await Promise.all([...this.anchoredSends]);
     for (const [device, t] of this.ackTimers) {
       clearTimeout(t);
       this.ackTimers.delete(device);
@@ -1036,11 +1048,37 @@ export class IngestService {
   private async confirmAnchored(row: { leaves: { deviceId: string; seq: number }[] }): Promise<void> {
     const highest = new Map<string, number>();
     for (const l of row.leaves) if (!isLifecycleLogId(l.deviceId)) highest.set(l.deviceId, Math.max(highest.get(l.deviceId) ?? 0, l.seq));
-    for (const [device, seq] of highest) {
-      const entry = await this.store.getEntry(device, seq);
-      if (entry === undefined) continue;
-      await this.sendConfirmation('anchored', device, { seq, digest: chainDigestOf(entry.statement) });
+    // A few devices at a time: one QoS 1 round trip each, not one after the other (500 devices in a batch under a
+    // loaded broker took minutes that way).
+    const devices = [...highest];
+    for (let i = 0; i < devices.length; i += ANCHORED_CONFIRMATIONS_AT_ONCE) {
+      await Promise.all(
+        devices.slice(i, i + ANCHORED_CONFIRMATIONS_AT_ONCE).map(async ([device, seq]) => {
+          const entry = await this.store.getEntry(device, seq);
+          if (entry !== undefined) await this.sendConfirmation('anchored', device, { seq, digest: chainDigestOf(entry.statement) });
+        }),
+      );
     }
+  }
+
+  /**
+   * The `anchored` confirmations of a batch made final, sent beside the batch work instead of inside it: they wait
+   * for the broker (a PUBACK per device), and batch cuts and anchoring must not wait with them (under a deep
+   * backlog on a loaded broker no batch was cut for minutes, docs/BENCHMARKS.md, fleet). They are idempotent and
+   * only ever raise a gateway's anchored mark (a late or lost one is covered by the next batch's); beyond
+   * {@link MAX_ANCHORED_SENDS} batches in flight one is skipped, counted and logged, so memory stays bounded when the
+   * broker is gone.
+   */
+  private confirmAnchoredBeside(row: { batchId: number; leaves: { deviceId: string; seq: number }[] }): void {
+    if (this.anchoredSends.size >= MAX_ANCHORED_SENDS) {
+      this.counters.anchoredSkipped++;
+      this.log('warn', 'anchored confirmations skipped: too many batches still being confirmed (the next batch covers them)', { batchId: row.batchId, inFlight: this.anchoredSends.size });
+      return;
+    }
+    const send = this.confirmAnchored(row)
+      .catch((e: unknown) => this.log('error', 'anchored confirmations failed', { batchId: row.batchId, err: errorText(e) }))
+      .finally(() => this.anchoredSends.delete(send));
+    this.anchoredSends.add(send);
   }
 
   private async publishBytes(topic: string, bytes: Uint8Array): Promise<void> {

@@ -36,6 +36,7 @@ export function metricsText(service: IngestService, workerId: string): string {
   metric('stele_ingest_chain_up', 'gauge', '0 while the last anchoring attempt could not reach the chain.', a.chainDownSinceMs === undefined ? 1 : 0);
   metric('stele_ingest_shed_total', 'counter', 'Messages shed because a receive queue was full (this process).', s.shed);
   metric('stele_ingest_rejects_suppressed_total', 'counter', 'Rejections counted but not logged or published (rate limit, this process).', s.rejectsSuppressed);
+  metric('stele_ingest_anchored_confirmations_skipped_total', 'counter', 'Batches whose anchored confirmations were skipped, too many still in flight (this process).', s.anchoredSkipped);
   lines.push('# HELP stele_ingest_rejected_total Rejected statements by code (this process).', '# TYPE stele_ingest_rejected_total counter');
   for (const [code, n] of Object.entries(s.rejected).sort()) lines.push(`stele_ingest_rejected_total{${w},code="${labelValue(code)}"} ${n}`);
   return `${lines.join('\n')}\n`;
