@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { toBase64Url } from '@stele/core';
 import { createSoftwareKey } from '@stele/device';
+import { hj212Instrument, softwareGatewayYaml } from '@stele/simulator';
 import { writeMarkdownSection } from './harness.ts';
 import { machineLine, startStack, type BenchStack } from './gateway-stack.ts';
 import type { FleetWorkerResult, FleetWorkerSpec } from './fleet-worker.ts';
@@ -171,25 +172,15 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
         await mkdir(join(gwDir, 'keys'), { recursive: true, mode: 0o700 });
         const signer = await createSoftwareKey(join(gwDir, 'keys', 'gateway.pem'));
         await stack!.enrol(signer, id);
-        const instruments = Array.from({ length: o.instruments }, (_, k) => [`  - id: cems-${k + 1}`, '    driver: hj212', `    port: /dev/ttyFLEET-${id}-${k + 1}`, '    baud: 9600'].join('\n'));
-        const yaml = [
-          `# fleet bench gateway ${id}: what an installer writes to /etc/stele/gateway.yaml`,
-          'gateway:',
-          `  id: ${id}`,
-          `  dataDir: ${join(gwDir, 'data')}`,
-          'key:',
-          '  software:',
-          `    path: ${join(gwDir, 'keys', 'gateway.pem')}`,
-          'broker:',
-          `  url: ${stack!.mqttUrl}`,
-          'ingest:',
-          `  publicKey: ${ingestKey}`,
-          'health:',
-          '  port: 0',
-          'instruments:',
-          ...instruments,
-          '',
-        ].join('\n');
+        const yaml = softwareGatewayYaml({
+          comment: `fleet bench gateway ${id}: what an installer writes to /etc/stele/gateway.yaml`,
+          id,
+          dataDir: join(gwDir, 'data'),
+          keyFile: join(gwDir, 'keys', 'gateway.pem'),
+          broker: { url: stack!.mqttUrl },
+          ingestKey,
+          instruments: Array.from({ length: o.instruments }, (_, k) => hj212Instrument(`cems-${k + 1}`, `/dev/ttyFLEET-${id}-${k + 1}`)),
+        });
         const file = join(gwDir, 'gateway.yaml');
         await writeFile(file, yaml);
         configs[i] = { id, config: file };

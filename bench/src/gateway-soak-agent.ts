@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, startGateway } from '@stele/edge-agent';
 import { MockSerialLine } from '@stele/hardware';
-import { CemsSimulator } from '@stele/simulator';
+import { CemsSimulator, hj212Instrument, softwareGatewayYaml } from '@stele/simulator';
 
 const { values } = parseArgs({
   options: { data: { type: 'string' }, mqtt: { type: 'string' }, device: { type: 'string' }, key: { type: 'string' }, 'ingest-key': { type: 'string' }, instruments: { type: 'string', default: '16' } },
@@ -29,26 +29,16 @@ await mkdir(dataDir, { recursive: true, mode: 0o700 });
 const configFile = join(dataDir, 'gateway.yaml');
 await writeFile(
   configFile,
-  [
-    'gateway:',
-    `  id: ${deviceId}`,
-    `  dataDir: ${dataDir}`,
-    'key:',
-    '  software:',
-    `    path: ${values.key!}`,
-    'broker:',
-    `  url: ${values.mqtt!}`,
-    'ingest:',
-    `  publicKey: ${values['ingest-key']!}`,
-    'health:',
-    '  port: 0',
-    'retention:',
-    '  keepAcked: 0s',
-    '  keepReadings: 10000',
-    'instruments:',
-    ...lines.flatMap((l, i) => [`  - id: cems-${i}`, '    driver: hj212', `    port: ${l.path}`, '    baud: 9600']),
-    '',
-  ].join('\n'),
+  softwareGatewayYaml({
+    comment: 'soak bench gateway: what an installer writes to /etc/stele/gateway.yaml',
+    id: deviceId,
+    dataDir,
+    keyFile: values.key!,
+    broker: { url: values.mqtt! },
+    ingestKey: values['ingest-key']!,
+    retention: { keepAcked: '0s', keepReadings: 10_000 },
+    instruments: lines.map((l, i) => hj212Instrument(`cems-${i}`, l.path)),
+  }),
 );
 const byPath = new Map(lines.map((l) => [l.path, l]));
 const gateway = await startGateway(await loadConfig(configFile), {

@@ -28,6 +28,7 @@ import { runEvidence } from '@stele/ingest/cli';
 import { formatVerdict } from '@stele/verifier';
 import { runVerify } from '@stele/verifier/cli';
 import { EPISODE_DEVICES, episodeRuleFiles, runEpisodes } from './episodes.ts';
+import { hj212Instrument, softwareGatewayYaml } from './gateway-yaml.ts';
 import { CemsSimulator } from './instruments/cems.ts';
 
 export interface DemoIo {
@@ -190,30 +191,15 @@ export async function demo(o: DemoOptions): Promise<DemoSummary> {
     const configFile = join(gwDir, 'gateway.yaml');
     await writeFile(
       configFile,
-      [
-        '# written by `stele demo`: what an installer writes to /etc/stele/gateway.yaml',
-        'gateway:',
-        `  id: ${DEVICE_ID}`,
-        `  dataDir: ${gwDir}`,
-        'key:',
-        '  software:',
-        `    path: ${join(data, 'keys', 'gateway.pem')}`,
-        'broker:',
-        `  url: ${mqttUrl}`,
-        `  username: ${DEVICE_ID}`,
-        `  passwordFile: ${gatewayPasswordFile}`,
-        '  resendAfter: 5s',
-        'ingest:',
-        `  publicKey: ${toBase64Url(ingestSigner.publicKey)}`,
-        'health:',
-        '  port: 0',
-        'instruments:',
-        '  - id: cems',
-        '    driver: hj212',
-        `    port: ${line.path}`,
-        '    baud: 9600',
-        '',
-      ].join('\n'),
+      softwareGatewayYaml({
+        comment: 'written by `stele demo`: what an installer writes to /etc/stele/gateway.yaml',
+        id: DEVICE_ID,
+        dataDir: gwDir,
+        keyFile: join(data, 'keys', 'gateway.pem'),
+        broker: { url: mqttUrl, username: DEVICE_ID, passwordFile: gatewayPasswordFile, resendAfter: '5s' },
+        ingestKey: toBase64Url(ingestSigner.publicKey),
+        instruments: [hj212Instrument('cems', line.path)],
+      }),
     );
     const gateway = await startGateway(await loadConfig(configFile), {
       bindingFor: (c) => (c.driver === 'hj212' ? line.binding : undefined),

@@ -21,6 +21,7 @@ import { loadOrCreateSoftwareSigner, makeEnrolmentRecord } from '@stele/device';
 import { loadConfig, startGateway, type RunningGateway } from '@stele/edge-agent';
 import { crc8Dallas, encodeFrame, formatHj212Time, MockSerialLine } from '@stele/hardware';
 import type { IngestService } from '@stele/ingest';
+import { hj212Instrument, softwareGatewayYaml } from './gateway-yaml.ts';
 
 /** The three episode gateways (broker users of the same names). */
 export const EPISODE_DEVICES = { plant: 'gw-demo-plant', cold: 'gw-demo-cold', lab: 'gw-demo-lab' } as const;
@@ -96,35 +97,18 @@ export async function runEpisodes(ctx: EpisodeContext): Promise<void> {
 
   const configOf = (name: keyof typeof EPISODE_DEVICES, instruments: string): string => {
     const id = EPISODE_DEVICES[name];
-    return [
-      '# written by `stele demo`: what an installer writes to /etc/stele/gateway.yaml',
-      'gateway:',
-      `  id: ${id}`,
-      '  dataDir: ./data',
-      'key:',
-      '  software:',
-      '    path: ./keys/gateway.pem',
-      'broker:',
-      `  url: ${ctx.mqttUrl}`,
-      `  username: ${id}`,
-      '  passwordFile: ./keys/mqtt.password',
-      '  resendAfter: 2s',
-      'ingest:',
-      `  publicKey: ${ingestKey}`,
-      'health:',
-      '  port: 0',
-      'instruments:',
-      instruments,
-      '',
-    ].join('\n');
+    return softwareGatewayYaml({
+      comment: 'written by `stele demo`: what an installer writes to /etc/stele/gateway.yaml',
+      id,
+      dataDir: './data',
+      keyFile: './keys/gateway.pem',
+      broker: { url: ctx.mqttUrl, username: id, passwordFile: './keys/mqtt.password', resendAfter: '2s' },
+      ingestKey,
+      instruments: [instruments],
+    });
   };
   const INSTRUMENTS = {
-    plant: [
-      '  - id: cems-1',
-      '    driver: hj212',
-      `    port: ${line.path}`,
-      '    baud: 9600',
-    ].join('\n'),
+    plant: hj212Instrument('cems-1', line.path),
     cold: [
       '  - id: cold-1',
       '    driver: cold-room',

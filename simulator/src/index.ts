@@ -29,3 +29,4 @@ export {
 } from './instruments/coal-lab.ts';
 export { LinePacer, PtyPair, SOCAT_SKIP_REASON, socatAvailable, type PtyPairOptions } from './pty.ts';
 export { episodeRuleFiles } from './episodes.ts';
+export { hj212Instrument, softwareGatewayYaml, type SoftwareGatewayYaml } from './gateway-yaml.ts';

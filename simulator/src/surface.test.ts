@@ -13,8 +13,8 @@ const SURFACE: Record<string, string[]> = {
     'Cal3kSimulator', 'Cal3kSimulatorOptions', 'CemsFaults', 'CemsSimulator', 'CemsSimulatorOptions', 'CemsStats',
     'LinePacer', 'ModbusSlaveBehaviour', 'ModbusSlaveStats', 'ModbusThFamily', 'ModbusThSlave',
     'ModbusThSlaveOptions', 'PARR_SIM_HEADER', 'ParrCsvSimulator', 'ParrRunFile', 'ParrRunOptions', 'PtyPair',
-    'PtyPairOptions', 'SOCAT_SKIP_REASON', 'SimCustodyEvent', 'SlaveLink', 'WritableLink', 'encodeGb18030',
-    'episodeRuleFiles', 'simulateCustodyChain', 'socatAvailable',
+    'PtyPairOptions', 'SOCAT_SKIP_REASON', 'SimCustodyEvent', 'SlaveLink', 'SoftwareGatewayYaml', 'WritableLink',
+    'encodeGb18030', 'episodeRuleFiles', 'hj212Instrument', 'simulateCustodyChain', 'socatAvailable', 'softwareGatewayYaml',
   ],
   './demo': [
     'DemoIo', 'DemoSummary', 'demo', 'runDemo',

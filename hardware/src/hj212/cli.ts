@@ -4,13 +4,12 @@
  * rejected bytes: `{"ok":false,"error":{"code","offset","message"}}`. It keeps going after a bad frame.
  * Exit status: 0 every frame was good, 1 something was rejected (or the port failed), 2 usage error.
  */
+import type { Duplex } from 'node:stream';
 import { parseCommand, usageError } from '@stele/command';
 import { toHex } from '@stele/core';
 import { HJ212_CRC_VARIANTS, type Hj212CrcVariant } from './crc.ts';
 import { type Hj212DecoderOptions, Hj212StreamDecoder } from './decoder.ts';
 import type { Hj212DecodeResult } from './types.ts';
-
-import type { Duplex } from 'node:stream';
 
 /** The part of a serial port `stele hj212 listen` uses (SerialPort, SerialPortMock, a socket). */
 export type SerialDuplex = Duplex & { close?: (cb?: (err?: Error | null) => void) => void; isOpen?: boolean };
