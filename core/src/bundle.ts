@@ -384,6 +384,11 @@ function finishBundle(format: BundleFormat, common: Common, entries: BundleEntry
 
 /** Parses bundle file bytes (UTF-8 JSON). Bad UTF-8 or JSON is `BUNDLE_FORMAT_ERROR` at path `$`; a file or list beyond the limits above `BUNDLE_LIMIT_ERROR`. */
 export function parseBundleBytes(bytes: Uint8Array): EvidenceBundle {
+  return parseBundle(readEvidenceJson(bytes));
+}
+
+/** The JSON of an evidence file (a bundle, §7, or an evidence set, §7.2): within the byte limit, UTF-8, JSON. */
+export function readEvidenceJson(bytes: Uint8Array): unknown {
   if (bytes.length > MAX_BUNDLE_BYTES) {
     throw new FormatError('BUNDLE_LIMIT_ERROR', `evidence bundle: ${bytes.length} bytes, more than the ${MAX_BUNDLE_BYTES} a verifier reads`, { where: { path: '$' } });
   }
@@ -393,7 +398,7 @@ export function parseBundleBytes(bytes: Uint8Array): EvidenceBundle {
   } catch (cause) {
     fail('$', 'not UTF-8 JSON', cause);
   }
-  return parseBundle(json);
+  return json;
 }
 
 /** Which form {@link bundleToJson} and {@link encodeBundle} write: 1 = `stele-evidence/1`, 2 = `stele-evidence/2` (§7.1). */
@@ -808,3 +813,68 @@ function compactParts(bundle: EvidenceBundle): {
   return { leafOf, deviceBatchOf, digestOf, deviceBatches, proofs };
 }
 
+
+// ---- Evidence set (FORMAT.md §7.2): one alert's bundles across several devices --------------------------------
+
+export const EVIDENCE_SET_FORMAT = 'stele-evidence-set/1';
+/** Most bundles (devices) one evidence set holds (FORMAT.md §7.2). */
+export const MAX_SET_BUNDLES = 64;
+
+/**
+ * An alert's evidence across devices (FORMAT.md §7.2): one ordinary bundle per device, none with its own `alert`,
+ * device ids distinct, and the alert once at the top. The verifier judges each bundle by §9 and the alert (check 9)
+ * over the verified readings of all of them.
+ */
+export interface EvidenceSet {
+  format: typeof EVIDENCE_SET_FORMAT;
+  createdAt: string;
+  alert: unknown;
+  bundles: EvidenceBundle[];
+}
+
+/** Whether parsed JSON names the evidence set format (and so must be read with {@link parseEvidenceSet}). */
+export function isEvidenceSetJson(json: unknown): boolean {
+  return typeof json === 'object' && json !== null && !Array.isArray(json) && (json as Obj).format === EVIDENCE_SET_FORMAT;
+}
+
+/**
+ * Reads an evidence set (FORMAT.md §7.2). A problem in a member bundle is reported with its path inside the set
+ * (`$.bundles[1].entries[3].seq`); more entries in all members than one bundle may hold is BUNDLE_LIMIT_ERROR.
+ */
+export function parseEvidenceSet(json: unknown): EvidenceSet {
+  const o = asObject(json, '$', ['format', 'createdAt', 'alert', 'bundles']);
+  if (o.format !== EVIDENCE_SET_FORMAT) fail('$.format', `expected "${EVIDENCE_SET_FORMAT}"`);
+  const createdAt = asIsoTime(o.createdAt, '$.createdAt');
+  if (!Array.isArray(o.bundles)) fail('$.bundles', 'expected an array');
+  if (o.bundles.length === 0) fail('$.bundles', 'must not be empty');
+  if (o.bundles.length > MAX_SET_BUNDLES) {
+    throw new FormatError('BUNDLE_LIMIT_ERROR', `evidence set: ${o.bundles.length} bundles, more than the ${MAX_SET_BUNDLES} a verifier reads`, { where: { path: '$.bundles' } });
+  }
+  let entries = 0;
+  const ids = new Set<string>();
+  const bundles = (o.bundles as unknown[]).map((member, i) => {
+    const at = `$.bundles[${i}]`;
+    let b: EvidenceBundle;
+    try {
+      b = parseBundle(member);
+    } catch (err) {
+      if (!(err instanceof FormatError)) throw err;
+      const path = typeof err.where?.path === 'string' ? err.where.path : '$';
+      throw new FormatError(err.code, err.message.replace(/^evidence bundle: \$/, `evidence set: ${at}`), { where: { path: `${at}${path.slice(1)}` }, cause: err });
+    }
+    if (b.alert !== undefined) fail(`${at}.alert`, 'a bundle of an evidence set carries no alert of its own (the set has it)');
+    if (ids.has(b.device.deviceId)) fail(`${at}.device.deviceId`, `device ${b.device.deviceId} has another bundle in this set`);
+    ids.add(b.device.deviceId);
+    entries += b.entries.length;
+    if (entries > MAX_BUNDLE_ENTRIES) {
+      throw new FormatError('BUNDLE_LIMIT_ERROR', `evidence set: more than ${MAX_BUNDLE_ENTRIES} entries in all its bundles`, { where: { path: `${at}.entries` } });
+    }
+    return b;
+  });
+  return { format: EVIDENCE_SET_FORMAT, createdAt, alert: o.alert, bundles };
+}
+
+/** The JSON object of an evidence set (FORMAT.md §7.2), its bundles in the given form (default: as read). */
+export function evidenceSetToJson(set: EvidenceSet, options: BundleFormOptions = {}): Record<string, unknown> {
+  return { format: EVIDENCE_SET_FORMAT, createdAt: set.createdAt, alert: set.alert, bundles: set.bundles.map((b) => bundleToJson(b, options)) };
+}

@@ -12,10 +12,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AlertError, evalReading, evaluateRuleSet, parseRuleSet, type Alert, type EvalReading, type RuleSet } from '@stele/core/alerts';
-import { basisTimeMs, judgeBundleAlert } from '@stele/core/verify';
-import { decodeReading, type Reading } from '@stele/core';
+import { basisTimeMs, judgeBundleAlert, judgeSetAlert } from '@stele/core/verify';
+import { decodeReading, EVIDENCE_SET_FORMAT, MAX_SET_BUNDLES, type Reading } from '@stele/core';
 import { IngestError } from './errors.ts';
-import { MAX_BUNDLE_WINDOW, type EvidenceBundleJson, type IngestService } from './service.ts';
+import { MAX_BUNDLE_WINDOW, type EvidenceBundleJson, type EvidenceSetJson, type IngestService } from './service.ts';
 
 /** Default of `maxReadingsPerDevice`: a day of minute records and real-time records at 30 s, with room. */
 export const DEFAULT_ALERT_READINGS_PER_DEVICE = 50_000;
@@ -121,23 +121,51 @@ export class AlertBook {
   }
 
   /**
-   * The evidence bundle of an alert (FORMAT.md §15.8): the alert's device from the last reading before its window
-   * (else seq 1) to the first reading at or after its end (else the last reading in an anchored batch), with the
-   * alert. INGEST_NOT_ANCHORED while a reading it needs is not anchored yet (ask again after the next batch).
+   * The evidence of an alert (FORMAT.md §15.8): per device the alert names, its bundle from the last reading before
+   * the alert's window (else seq 1) to the first reading at or after its end (else the last reading in an anchored
+   * batch). One device: that bundle with the alert. Several (a custody chain across gateways): an evidence set
+   * (§7.2) of their bundles with the alert once. INGEST_NOT_ANCHORED while a reading it needs is not anchored yet
+   * (ask again after the next batch).
    */
-  async bundle(id: string): Promise<EvidenceBundleJson> {
+  async bundle(id: string): Promise<EvidenceBundleJson | EvidenceSetJson> {
     const alert = await this.alert(id);
     const state = await this.evaluate();
     const devices = [...new Set(alert.readings.map((r) => r.device))];
-    if (devices.length !== 1) {
-      throw new IngestError('INGEST_ALERT_MULTI_DEVICE', `the alert's readings span ${devices.length} devices; a bundle holds one (FORMAT.md §15.8)`, { where: { id, devices } });
+    if (devices.length > MAX_SET_BUNDLES) {
+      throw new IngestError('INGEST_ALERT_TOO_WIDE', `the alert's readings span ${devices.length} devices; an evidence set holds at most ${MAX_SET_BUNDLES} (FORMAT.md §7.2)`, { where: { id, devices: devices.length } });
     }
-    const device = devices[0]!;
     if (alert.kind === 'integrity-fork') {
-      throw new IngestError('INGEST_ALERT_FORK_EVIDENCE', 'a fork alert names two readings at one seq; a bundle (FORMAT.md §7) holds one statement per seq: the second statement is at GET /devices/<id>/forks', { where: { id, device } });
+      throw new IngestError('INGEST_ALERT_FORK_EVIDENCE', 'a fork alert names two readings at one seq; a bundle (FORMAT.md §7) holds one statement per seq: the second statement is at GET /devices/<id>/forks', { where: { id, device: devices[0] } });
     }
-    const readings = state.byDevice.get(device) ?? new Map<number, Reading>();
-    const seqs = alert.readings.map((r) => r.seq);
+    const alertJson = JSON.parse(JSON.stringify(alert)) as unknown;
+    const members: { bundle: EvidenceBundleJson; bodies: { seq: number; reading: Reading }[] }[] = [];
+    for (const device of devices) {
+      const bundle = await this.deviceBundle(alert, device, state.byDevice.get(device) ?? new Map<number, Reading>());
+      const readings = state.byDevice.get(device);
+      const bodies: { seq: number; reading: Reading }[] = [];
+      for (let s = bundle.window.firstSeq; s <= bundle.window.lastSeq; s++) {
+        const r = readings?.get(s);
+        if (r !== undefined) bodies.push({ seq: s, reading: r });
+      }
+      members.push({ bundle, bodies });
+    }
+    // The verifier's own check 9 over what is exported: ingest never hands out an alert its readings do not give.
+    const judged =
+      members.length === 1
+        ? judgeBundleAlert(alertJson, members[0]!.bundle.window, members[0]!.bodies)
+        : judgeSetAlert(alertJson, members.map((m, i) => ({ device: devices[i]!, window: m.bundle.window, bodies: m.bodies })));
+    if (judged.status === 'fail') {
+      throw new IngestError('INGEST_ALERT_NOT_REPRODUCIBLE', `the exported readings do not give the alert again: ${judged.failures[0]?.sentence.en ?? ''}`, {
+        where: { id, windows: members.map((m) => ({ device: m.bundle.device.deviceId, ...m.bundle.window })) },
+      });
+    }
+    if (members.length === 1) return { ...members[0]!.bundle, alert: alertJson };
+    return { format: EVIDENCE_SET_FORMAT, createdAt: new Date().toISOString(), alert: alertJson, bundles: members.map((m) => m.bundle) };
+  }
+
+  /** One device's bundle of an alert's evidence (without the alert): the seq window that covers its time window. */
+  private async deviceBundle(alert: Alert, device: string, readings: Map<number, Reading>): Promise<EvidenceBundleJson> {
+    const seqs = alert.readings.filter((r) => r.device === device).map((r) => r.seq);
     const min = Math.min(...seqs);
     const max = Math.max(...seqs);
     const off = alert.utcOffset ?? '+08:00';
@@ -165,26 +193,13 @@ export class AlertBook {
       last = row.seq - 1;
       break;
     }
-    let bundle: EvidenceBundleJson;
     try {
-      bundle = { ...(await this.service.exportBundle(device, first, last)), alert: JSON.parse(JSON.stringify(alert)) as unknown };
+      return await this.service.exportBundle(device, first, last);
     } catch (err) {
       // The end reading may be in a batch that is not anchored yet: fall back to the alert's own readings' end.
-      if (err instanceof IngestError && err.code === 'INGEST_NOT_ANCHORED' && last > max) {
-        bundle = { ...(await this.service.exportBundle(device, first, max)), alert: JSON.parse(JSON.stringify(alert)) as unknown };
-      } else throw err;
+      if (err instanceof IngestError && err.code === 'INGEST_NOT_ANCHORED' && last > max) return this.service.exportBundle(device, first, max);
+      throw err;
     }
-    // The verifier's own check 9 over what is exported: ingest never hands out an alert its readings do not give.
-    const bodies: { seq: number; reading: Reading }[] = [];
-    for (let s = bundle.window.firstSeq; s <= bundle.window.lastSeq; s++) {
-      const r = readings.get(s);
-      if (r !== undefined) bodies.push({ seq: s, reading: r });
-    }
-    const judged = judgeBundleAlert(bundle.alert, bundle.window, bodies);
-    if (judged.status === 'fail') {
-      throw new IngestError('INGEST_ALERT_NOT_REPRODUCIBLE', `the exported readings do not give the alert again: ${judged.failures[0]?.sentence.en ?? ''}`, { where: { id, firstSeq: bundle.window.firstSeq, lastSeq: bundle.window.lastSeq } });
-    }
-    return bundle;
   }
 
   private evaluate(): Promise<NonNullable<AlertBook['cache']>> {

@@ -3,8 +3,8 @@
  *
  * The officer's or operator's way to an alert's evidence (issue #12 item 5): without an id, lists the alerts the
  * running ingest's rules give (GET /alerts); with one, writes the alert's evidence bundle (GET /alerts/ID/bundle,
- * FORMAT.md §15.8) to FILE (default ./alert-<first 12 hex of the id>.bundle.json), to check with
- * `stele verify --trust POLICY FILE`. Read-only routes: no admin token.
+ * FORMAT.md §15.8; an evidence set, §7.2, for an alert over several devices) to FILE (default
+ * ./alert-<first 12 hex of the id>.bundle.json), to check with `stele verify --trust POLICY FILE`. Read-only routes: no admin token.
  * Exit: 0 done, 1 ingest refused (its code and message on stderr), 2 usage error.
  */
 import { writeFile } from 'node:fs/promises';
@@ -19,7 +19,8 @@ export interface EvidenceIo {
 const USAGE = `usage: stele evidence [ALERT_ID] [--url URL | --data DIR] [--out FILE] [--form v1|v2] [--json]
 
 Without ALERT_ID: lists the alerts the running ingest's rules give (\`stele ingest run --rules\`).
-With it: writes that alert's evidence bundle (its whole time window, FORMAT.md §15.8) for \`stele verify\`.
+With it: writes that alert's evidence bundle (its whole time window, FORMAT.md §15.8) for \`stele verify\`; for an
+alert over several devices (a custody chain across gateways) an evidence set, one bundle per device (§7.2).
 
   --url URL    the running ingest's HTTP endpoint (its --health-port)
   --data DIR   the ingest data directory: the endpoint is read from DIR/ingest-http.json
@@ -92,11 +93,16 @@ export async function runEvidence(argv: string[], io: EvidenceIo): Promise<numbe
     if (!r.ok) return refused(io, r.body);
     const out = args.values.out ?? `alert-${id.slice(0, 12)}.bundle.json`;
     await writeFile(out, `${JSON.stringify(r.body, null, 2)}\n`);
-    const w = r.body.window as { firstSeq: number; lastSeq: number };
     const alert = r.body.alert as Listed;
-    const device = (r.body.device as { deviceId: string }).deviceId;
-    if (args.values.json) io.stdout.write(`${JSON.stringify({ file: out, id, kind: alert.kind, device, firstSeq: w.firstSeq, lastSeq: w.lastSeq })}\n`);
-    else io.stdout.write(`wrote ${out}: ${alert.kind} ${alert.subject}, ${device} seq ${w.firstSeq}..${w.lastSeq}\ncheck it  stele verify --trust POLICY ${out}\n`);
+    // One device: a bundle; an alert over several (a custody chain across gateways): an evidence set (FORMAT.md §7.2).
+    const bundles = (Array.isArray(r.body.bundles) ? r.body.bundles : [r.body]) as { device: { deviceId: string }; window: { firstSeq: number; lastSeq: number } }[];
+    const windows = bundles.map((b) => ({ device: b.device.deviceId, firstSeq: b.window.firstSeq, lastSeq: b.window.lastSeq }));
+    if (args.values.json) {
+      io.stdout.write(`${JSON.stringify(windows.length === 1 ? { file: out, id, kind: alert.kind, ...windows[0]! } : { file: out, id, kind: alert.kind, devices: windows })}\n`);
+    } else {
+      const where = windows.map((w) => `${w.device} seq ${w.firstSeq}..${w.lastSeq}`).join(', ');
+      io.stdout.write(`wrote ${out}: ${alert.kind} ${alert.subject}, ${where}\ncheck it  stele verify --trust POLICY ${out}\n`);
+    }
     return 0;
   } catch (err) {
     io.stderr.write(`stele evidence: ${(err as Error).message}\n`);

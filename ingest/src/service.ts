@@ -67,6 +67,14 @@ export interface EvidenceBundleJson {
   alert?: unknown;
 }
 
+/** An alert's evidence across devices (FORMAT.md §7.2): one bundle per device, the alert once. */
+export interface EvidenceSetJson {
+  format: 'stele-evidence-set/1';
+  createdAt: string;
+  alert: unknown;
+  bundles: EvidenceBundleJson[];
+}
+
 export type { IngestBrokerCredentials } from './receive/broker-client.ts';
 
 export interface IngestOptions {

@@ -28,6 +28,8 @@ const LABEL = {
   alertValues: { zh: '告警值', en: 'stated' },
   alertRecomputed: { zh: '复算值', en: 'recomputed' },
   alertNotRecomputed: { zh: '未能复算', en: 'not recomputed' },
+  devices: { zh: '设备（每台设备一个证据包）', en: 'Devices (one bundle each)' },
+  readings: { zh: '条读数', en: 'readings' },
   more: { zh: (n: number) => `…… 另有 ${n} 项（--json 可查看全部）`, en: (n: number) => `… and ${n} more (--json lists all)` },
   counts: {
     zh: (p: number, f: number, u: number) => `${p} 项通过 · ${f} 项未通过 · ${u} 项未核验`,
@@ -49,7 +51,7 @@ function formatCheck(check: Check, lang: Lang, max: number): string[] {
   const code = check.status === 'unchecked' && check.code !== undefined ? ` (${check.code})` : '';
   const lines = [check.failures.length > 0 ? head : `${head}${code}: ${check.sentence[lang]}`];
   for (const f of check.failures.slice(0, max)) {
-    const where = [f.seq !== undefined ? `seq ${f.seq}` : '', f.batchId !== undefined ? `batch ${f.batchId}` : '']
+    const where = [f.device ?? '', f.seq !== undefined ? `seq ${f.seq}` : '', f.batchId !== undefined ? `batch ${f.batchId}` : '']
       .filter(Boolean)
       .join(', ');
     lines.push(`      ${f.code}${where ? ` (${where})` : ''}: ${f.sentence[lang]}`);
@@ -88,6 +90,12 @@ export function formatVerdict(verdict: Verdict, lang: Lang, options: FormatOptio
       `  ${LABEL.alertValues[lang]}:   ${vals(a.values)}`,
       `  ${LABEL.alertRecomputed[lang]}: ${a.recomputed === undefined ? LABEL.alertNotRecomputed[lang] : vals(a.recomputed)}`,
     );
+  }
+  const members = verdict.summary.members;
+  if (members !== undefined) {
+    // An evidence set (FORMAT.md §7.2): each device's bundle and its own verdict; the checks below are over all.
+    lines.push('', `${LABEL.devices[lang]}:`);
+    for (const m of members) lines.push(`  ${m.deviceId}  seq ${m.firstSeq}..${m.lastSeq}  ${m.readings} ${LABEL.readings[lang]}  [${STATE[m.state][lang]}]`);
   }
   lines.push('', `${LABEL.checks[lang]}:`);
   for (const check of verdict.checks) lines.push(...formatCheck(check, lang, max));

@@ -172,9 +172,39 @@ const shortValues = (values: Record<string, unknown> | undefined): string =>
  * after the last one in the bundle are not shown absent).
  */
 export function judgeBundleAlert(alert: unknown, window: { firstSeq: number; lastSeq: number }, bodies: readonly VerifiedBody[]): BundleAlertJudgement {
+  return judgeAlertOver(alert, [{ path: '$', window, bodies }]);
+}
+
+/** One device's bundle in an evidence set (FORMAT.md §7.2), as check 9 sees it. */
+export interface AlertSetMember {
+  device: string;
+  window: { firstSeq: number; lastSeq: number };
+  /** The member's reading bodies that passed its checks 3 and 4. */
+  bodies: readonly VerifiedBody[];
+}
+
+/**
+ * Check 9 over an evidence set (FORMAT.md §7.2): the alert recomputed from the verified bodies of all its bundles,
+ * and the window of every bundle judged by §15.8 as in a single bundle (its path `$.bundles[i]`).
+ */
+export function judgeSetAlert(alert: unknown, members: readonly AlertSetMember[]): BundleAlertJudgement {
+  return judgeAlertOver(
+    alert,
+    members.map((m, i) => ({ path: `$.bundles[${i}]`, device: m.device, window: m.window, bodies: m.bodies })),
+  );
+}
+
+interface Covered {
+  path: string;
+  device?: string;
+  window: { firstSeq: number; lastSeq: number };
+  bodies: readonly VerifiedBody[];
+}
+
+function judgeAlertOver(alert: unknown, members: readonly Covered[]): BundleAlertJudgement {
   if (alert === undefined) return { status: 'not-applicable', sentence: PASS.alertNone(), failures: [] };
   if (!isStructuredAlert(alert)) return { status: 'unchecked', sentence: PASS.alertUnstructured(), failures: [] };
-  const r = checkAlert(alert, bodies.map((b) => b.reading));
+  const r = checkAlert(alert, members.flatMap((m) => m.bodies.map((b) => b.reading)));
   const rule = (alert.rule ?? {}) as { standard?: unknown; version?: unknown; id?: unknown };
   const w = (alert.window ?? {}) as { from?: unknown; to?: unknown; basis?: unknown };
   const summary: AlertSummary = {
@@ -202,29 +232,43 @@ export function judgeBundleAlert(alert: unknown, window: { firstSeq: number; las
     });
     return { status: 'fail', sentence: failures[0]!.sentence, failures, summary };
   }
-  // Recomputed: now the coverage of the alert window by the bundle's seq window (FORMAT.md §15.8).
+  // Recomputed: now the coverage of the alert window by each bundle's seq window (FORMAT.md §15.8). A failure of any
+  // bundle fails the check; else any bundle that does not show its end keeps it open.
   const a = r.recomputed!;
   const off = a.utcOffset ?? '+08:00';
   const from = Date.parse(a.window.from);
   const to = Date.parse(a.window.to);
-  const bySeq = new Map(bodies.map((b) => [b.seq, b.reading]));
-  const first = bySeq.get(window.firstSeq);
-  const last = bySeq.get(window.lastSeq);
-  const sentence = PASS.alertRecomputed(a.kind, a.subject, shortValues(a.values), a.rule.standard, window.firstSeq, window.lastSeq);
-  if (window.firstSeq > 1) {
-    if (first === undefined) return { status: 'unchecked', sentence: PASS.alertWindowBoundaryUnverified(window.firstSeq), failures: [], summary };
-    const t = basisTimeMs(first, a.window.basis, off);
-    if (!(t < from)) {
-      return {
-        status: 'fail',
-        sentence: FAIL.alertWindowStart(window.firstSeq, t, a.window.from),
-        failures: [{ code: 'ALERT_WINDOW_ERROR', sentence: FAIL.alertWindowStart(window.firstSeq, t, a.window.from), seq: window.firstSeq, path: '$.window.firstSeq', expected: `a reading before ${a.window.from}`, actual: new Date(t).toISOString() }],
-        summary,
-      };
+  const named = (m: Covered, t: Text): Text => (m.device === undefined ? t : { zh: `${m.device}：${t.zh}`, en: `${m.device}: ${t.en}` });
+  let open: Text | undefined;
+  for (const m of members) {
+    const { window } = m;
+    const bySeq = new Map(m.bodies.map((b) => [b.seq, b.reading]));
+    const first = bySeq.get(window.firstSeq);
+    const last = bySeq.get(window.lastSeq);
+    if (window.firstSeq > 1) {
+      if (first === undefined) {
+        open ??= named(m, PASS.alertWindowBoundaryUnverified(window.firstSeq));
+        continue;
+      }
+      const t = basisTimeMs(first, a.window.basis, off);
+      if (!(t < from)) {
+        const sentence = named(m, FAIL.alertWindowStart(window.firstSeq, t, a.window.from));
+        return {
+          status: 'fail',
+          sentence,
+          failures: [{ code: 'ALERT_WINDOW_ERROR', sentence, seq: window.firstSeq, path: `${m.path}.window.firstSeq`, expected: `a reading before ${a.window.from}`, actual: new Date(t).toISOString() }],
+          summary,
+        };
+      }
     }
+    if (last === undefined) open ??= named(m, PASS.alertWindowBoundaryUnverified(window.lastSeq));
+    else if (!(basisTimeMs(last, a.window.basis, off) >= to)) open ??= named(m, PASS.alertWindowOpenEnd(window.lastSeq, a.window.to));
   }
-  if (last === undefined) return { status: 'unchecked', sentence: PASS.alertWindowBoundaryUnverified(window.lastSeq), failures: [], summary };
-  const tl = basisTimeMs(last, a.window.basis, off);
-  if (!(tl >= to)) return { status: 'unchecked', sentence: PASS.alertWindowOpenEnd(window.lastSeq, a.window.to), failures: [], summary };
+  if (open !== undefined) return { status: 'unchecked', sentence: open, failures: [], summary };
+  const only = members.length === 1 && members[0]!.device === undefined ? members[0]! : undefined;
+  const sentence =
+    only !== undefined
+      ? PASS.alertRecomputed(a.kind, a.subject, shortValues(a.values), a.rule.standard, only.window.firstSeq, only.window.lastSeq)
+      : PASS.alertRecomputedSet(a.kind, a.subject, shortValues(a.values), a.rule.standard, members.map((m) => `${m.device ?? ''} seq ${m.window.firstSeq}–${m.window.lastSeq}`).join(', '));
   return { status: 'pass', sentence, failures: [], summary };
 }

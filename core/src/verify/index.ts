@@ -7,6 +7,7 @@ export type {
   CheckStatus,
   Failure,
   KeySummary,
+  MemberSummary,
   Note,
   Summary,
   Text,
@@ -24,4 +25,5 @@ export {
   type VerifyOptions,
 } from './verify.ts';
 export { findFrameInBundle, type FrameMatch, type FrameQueryResult } from './frame-query.ts';
-export { basisTimeMs, judgeBundleAlert } from './alert-check.ts';
+export { basisTimeMs, judgeBundleAlert, judgeSetAlert, type AlertSetMember } from './alert-check.ts';
+export { verifyEvidenceSet } from './evidence-set.ts';

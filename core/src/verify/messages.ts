@@ -192,6 +192,10 @@ export const PASS = {
     zh: `由已核验读数复算告警 ${kind}（${subject}）：${values}，与告警一致（${standard}）；序号 ${first}–${last} 覆盖整个告警时间窗`,
     en: `Recomputed ${kind} (${subject}) from verified readings: ${values}, equal to the alert (${standard}); seq ${first}–${last} covers the whole alert window`,
   }),
+  alertRecomputedSet: (kind: string, subject: string, values: string, standard: string, ranges: string): Text => ({
+    zh: `由各设备已核验读数复算告警 ${kind}（${subject}）：${values}，与告警一致（${standard}）；${ranges} 覆盖整个告警时间窗`,
+    en: `Recomputed ${kind} (${subject}) from the verified readings of every device: ${values}, equal to the alert (${standard}); ${ranges} cover the whole alert window`,
+  }),
   alertWindowBoundaryUnverified: (seq: number): Text => ({
     zh: `告警已复算一致，但窗口边界第 ${seq} 号读数没有已核验的正文，无法证明告警时间窗完整`,
     en: `The alert recomputes, but boundary reading ${seq} has no verified body: the alert window is not shown complete`,

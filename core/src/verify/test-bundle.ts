@@ -95,6 +95,8 @@ export interface TestBundleOptions {
   issuer?: string;
   /** Window claimed; default 1..count. Entries outside it are dropped. */
   window?: { firstSeq: number; lastSeq: number };
+  /** The first batch's id (default 1): bundles of several devices from one ingest have distinct batch ids. */
+  firstBatchId?: number;
   /** Batches left unanchored (no `anchor`). */
   unanchored?: number[];
   /** Default 31337. */
@@ -289,8 +291,10 @@ export async function buildTestBundle(options: TestBundleOptions = {}): Promise<
   const batches: BundleBatch[] = [];
   const chain = new Map<number, AnchorFacts>();
   let offset = 0;
-  for (let batchId = 1; offset < inWindow.length; batchId++) {
-    const size = batchId <= sizes.length ? Math.min(sizes[batchId - 1]!, inWindow.length - offset) : inWindow.length - offset;
+  const firstBatchId = options.firstBatchId ?? 1;
+  for (let batchId = firstBatchId; offset < inWindow.length; batchId++) {
+    const nth = batchId - firstBatchId + 1;
+    const size = nth <= sizes.length ? Math.min(sizes[nth - 1]!, inWindow.length - offset) : inWindow.length - offset;
     const members = inWindow.slice(offset, offset + size);
     offset += size;
     const leafHashes = members.map((m) => hashLeaf(m.statement));

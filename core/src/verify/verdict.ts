@@ -46,6 +46,8 @@ export interface Failure {
   actual?: string;
   /** JSONPath into the bundle, for format errors. */
   path?: string;
+  /** In an evidence set (FORMAT.md §7.2): the device whose bundle the failure is in. */
+  device?: string;
 }
 
 export interface Check {
@@ -107,6 +109,8 @@ export interface KeySummary {
   until?: number;
   /** Revoked: invalid for seq > revokedAfter. */
   revokedAfter?: number;
+  /** In an evidence set (FORMAT.md §7.2): the device this key belongs to. */
+  device?: string;
   /** Runs of consecutive seqs in the bundle signed under this key, `[first, last]`. */
   signed: [number, number][];
 }
@@ -150,6 +154,22 @@ export interface Summary {
   trust?: TrustSummary;
   /** The bundle's alert (FORMAT.md §15.7) as stated and as recomputed in check 9; absent without a structured alert. */
   alert?: AlertSummary;
+  /**
+   * An evidence set (FORMAT.md §7.2): each device's bundle and its own verdict (check 9 is the set's). Then
+   * `firstSeq`/`lastSeq` are the first bundle's and the counts are over all bundles.
+   */
+  members?: MemberSummary[];
+}
+
+/** One bundle of an evidence set. */
+export interface MemberSummary {
+  deviceId: string;
+  firstSeq: number;
+  lastSeq: number;
+  readings: number;
+  bodies: number;
+  /** The bundle's own verdict (its check 9 is not applicable: the set holds the alert). */
+  state: VerdictState;
 }
 
 /** Check 9's facts for the page and the report: the alert as the bundle states it, and the recomputed values. */

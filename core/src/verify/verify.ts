@@ -62,8 +62,9 @@
  * this check is `unchecked`. Readings with an unsynced clock are not bounded (a note says so).
  */
 import type { AnchorFacts, AnchorRef } from '../anchor/evm-reader.ts';
-import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle } from '../bundle.ts';
-import { bundleDigestAsync, parseBundleBytes } from '../bundle.ts';
+import type { BundleBatch, BundleEntry, BundleLifecycleEntry, EvidenceBundle, EvidenceSet } from '../bundle.ts';
+import { bundleDigestAsync, EVIDENCE_SET_FORMAT, isEvidenceSetJson, parseBundle, parseEvidenceSet, readEvidenceJson } from '../bundle.ts';
+import { verifyEvidenceSet } from './evidence-set.ts';
 import { equalBytes, fromBase64Url, toBase64Url, toHex } from '../bytes.ts';
 import { parseReceipt, parseStatement, sigStructure1, verifyStatementSignature } from '../cose/index.ts';
 import { extendsChain, type ChainLinkTo } from '../chain-link.ts';
@@ -82,7 +83,7 @@ import { hashChildren, splitPoint } from '../rfc9162/hash.ts';
 import { buildInclusionPath } from '../rfc9162/proof-build.ts';
 import type { KeyBackend } from '../signer.ts';
 import { keyValidAt, type AttestationRoot, type EvmAnchorTarget, type IngestKeyEntry, type TrustPolicy } from '../trust/policy.ts';
-import { judgeBundleAlert } from './alert-check.ts';
+import { judgeBundleAlert, type VerifiedBody } from './alert-check.ts';
 import type { OpenCode, VerifyCode } from './codes.ts';
 import type { AnchorField, HeaderField, Subject } from './messages.ts';
 import { attestedClaim, declared, FAIL, HEADLINE, NOTE, PASS, TITLES } from './messages.ts';
@@ -136,7 +137,7 @@ const SIGNATURE_CHUNK = 2048;
 /** Notes of one kind shown before the rest are folded into one "and N more" note. */
 const NOTES_PER_KIND = 3;
 
-const ORDER: CheckId[] = ['format', 'enrolment', 'signatures', 'completeness', 'inclusion', 'receipt', 'anchor', 'time', 'alert', 'flags', 'trust'];
+export const ORDER: CheckId[] = ['format', 'enrolment', 'signatures', 'completeness', 'inclusion', 'receipt', 'anchor', 'time', 'alert', 'flags', 'trust'];
 
 /** One entry of the bundle and what could be decoded from it. */
 interface Item {
@@ -279,7 +280,10 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
  * The verdict, and the readings check 3 decoded (bodies whose digest is the signed one), by entry, so that a
  * caller drawing them (the web page's chart) does not decode them again.
  */
-async function runChecks(bundle: EvidenceBundle, options: VerifyOptions): Promise<{ verdict: Verdict; readings: Map<BundleEntry, Reading> }> {
+export async function runChecks(
+  bundle: EvidenceBundle,
+  options: VerifyOptions,
+): Promise<{ verdict: Verdict; readings: Map<BundleEntry, Reading>; bodies: VerifiedBody[] }> {
   const deviceKeyOk = validKey(bundle.device.publicKey);
   const ctx: Ctx = {
     bundle,
@@ -344,7 +348,7 @@ async function runChecks(bundle: EvidenceBundle, options: VerifyOptions): Promis
   lap('rest');
   const readings = new Map<BundleEntry, Reading>();
   for (const item of ctx.items) if (item.reading !== undefined) readings.set(item.entry, item.reading);
-  return { verdict: assemble(ORDER.map((id) => ctx.c[id].build()), foldNotes(ctx.notes), summary), readings };
+  return { verdict: assemble(ORDER.map((id) => ctx.c[id].build()), foldNotes(ctx.notes), summary), readings, bodies: verifiedBodies(ctx) };
 }
 
 /** The ingest key to judge with: the policy's entry for the bundle's key id when it has one. */
@@ -1017,9 +1021,7 @@ function checkTime(ctx: Ctx): void {
  */
 function checkAlert(ctx: Ctx): Summary['alert'] {
   const { c } = ctx;
-  const failedSeqs = new Set([...c.enrolment.failures, ...c.signatures.failures, ...c.completeness.failures].map((f) => f.seq));
-  const bodies = ctx.unique.filter((i) => i.reading !== undefined && !failedSeqs.has(i.statement.seq)).map((i) => ({ seq: i.statement.seq, reading: i.reading! }));
-  const j = judgeBundleAlert(ctx.bundle.alert, ctx.bundle.window, bodies);
+  const j = judgeBundleAlert(ctx.bundle.alert, ctx.bundle.window, verifiedBodies(ctx));
   for (const f of j.failures) c.alert.fail(f.code, f.sentence, { ...(f.seq === undefined ? {} : { seq: f.seq }), ...(f.path === undefined ? {} : { path: f.path }), ...(f.expected === undefined ? {} : { expected: f.expected }), ...(f.actual === undefined ? {} : { actual: f.actual }) });
   if (j.status === 'unchecked') c.alert.open(j.sentence);
   else {
@@ -1027,6 +1029,13 @@ function checkAlert(ctx: Ctx): Summary['alert'] {
     c.alert.sentence = j.sentence;
   }
   return j.summary;
+}
+
+/** The reading bodies check 9 recomputes from: those that passed checks 3 and 4 (no failure of 2, 3 or 4 names their seq). */
+function verifiedBodies(ctx: Ctx): VerifiedBody[] {
+  const { c } = ctx;
+  const failedSeqs = new Set([...c.enrolment.failures, ...c.signatures.failures, ...c.completeness.failures].map((f) => f.seq));
+  return ctx.unique.filter((i) => i.reading !== undefined && !failedSeqs.has(i.statement.seq)).map((i) => ({ seq: i.statement.seq, reading: i.reading! }));
 }
 
 // ---- 10. Data flags, informational (§9 check 10) --------------------------------------------------------------
@@ -1320,7 +1329,8 @@ function compareFacts(facts: AnchorFacts, ref: AnchorRef, batch: BundleBatch): {
 }
 
 /** State and headline from the checks (FORMAT.md §9 "Check status and verdict"). */
-function assemble(checks: Check[], notes: Note[], summary: Summary): Verdict {
+/** The verdict of checks: state and headline from the first failure, else the open checks (VERIFIER.md §4.3). */
+export function assemble(checks: Check[], notes: Note[], summary: Summary): Verdict {
   const firstFailure = checks.find((k) => k.status === 'fail')?.failures[0];
   if (firstFailure !== undefined) {
     return { state: 'failed', headline: HEADLINE.failed(firstFailure.sentence), checks, notes, summary };
@@ -1362,20 +1372,23 @@ export function formatErrorVerdict(err: unknown): Verdict {
 }
 
 /**
- * Parses and verifies bundle file bytes: what the CLI and the web page call. A file that is not a bundle, or is
+ * Parses and verifies bundle file bytes: what the CLI and the web page call. An evidence set (FORMAT.md §7.2) is
+ * verified as one (`set`, and each bundle's own verdict in `members`). A file that is not a bundle, or is
  * beyond the limits of FORMAT.md §7, gives a `failed` verdict with BUNDLE_FORMAT_ERROR or BUNDLE_LIMIT_ERROR
  * (never a throw).
  */
 export async function verifyBundleBytes(
   bytes: Uint8Array,
   options: VerifyOptions = {},
-): Promise<{ verdict: Verdict; bundle?: EvidenceBundle; readings?: Map<BundleEntry, Reading> }> {
+): Promise<{ verdict: Verdict; bundle?: EvidenceBundle; readings?: Map<BundleEntry, Reading>; set?: EvidenceSet; members?: Verdict[] }> {
   // The file's digest is computed by WebCrypto while the checks run.
   const digest = bundleDigestAsync(bytes);
-  let bundle: EvidenceBundle;
+  let parsed: EvidenceBundle | EvidenceSet;
   const t0 = performance.now();
   try {
-    bundle = parseBundleBytes(bytes);
+    const json = readEvidenceJson(bytes);
+    // An alert's evidence across devices (FORMAT.md §7.2): each bundle by §9, the alert over all of them.
+    parsed = isEvidenceSetJson(json) ? parseEvidenceSet(json) : parseBundle(json);
     if (options.timings !== undefined) options.timings.parse = performance.now() - t0;
   } catch (err) {
     const code = codeOf(err);
@@ -1386,6 +1399,12 @@ export async function verifyBundleBytes(
     }
     throw err;
   }
+  if (parsed.format === EVIDENCE_SET_FORMAT) {
+    const { verdict, members } = await verifyEvidenceSet(parsed, options);
+    verdict.summary.bundleSha256 = await digest;
+    return { verdict, set: parsed, members };
+  }
+  const bundle = parsed;
   const { verdict, readings } = await runChecks(bundle, options);
   verdict.summary.bundleSha256 = await digest;
   return { verdict, bundle, readings };

@@ -25,7 +25,8 @@
  *   GET  /alerts                          {alerts: [{id, kind, subject, rule, standard, window, values, devices, readings}]}:
  *                                         what the configured rules (`run --rules`) give over the stored readings
  *   GET  /alerts/<id>                     the alert (FORMAT.md §15.7) | 404 INGEST_ALERT_NOT_FOUND / INGEST_NO_RULES
- *   GET  /alerts/<id>/bundle              its evidence bundle (FORMAT.md §15.8) | 409 INGEST_NOT_ANCHORED (not yet)
+ *   GET  /alerts/<id>/bundle              its evidence bundle (FORMAT.md §15.8), or for an alert over several devices
+ *                                         an evidence set (§7.2) | 409 INGEST_NOT_ANCHORED (not yet)
  *   GET  /alerts/<id>/deliveries [admin]  {alertId, deliveries: [{channel, state, attempts, queuedAt, lastAttemptAt?,
  *                                         lastError?, deliveredAt?}]}: its notifications (`run --alert-webhook`, FORMAT.md §15.9)
  *   POST /flush  [admin]                  cuts and anchors every pending leaf now; {batches, anchored}
@@ -57,7 +58,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleToJson, fromBase64Url, fromHex, parseBundle, toBase64Url, toHex, SteleError, sha256 } from '@stele/core';
+import { bundleToJson, evidenceSetToJson, fromBase64Url, fromHex, isEvidenceSetJson, parseBundle, parseEvidenceSet, toBase64Url, toHex, SteleError, sha256 } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/core/enrolment';
 import { toLogFn, type Logger } from '../log.ts';
 import { MAX_BUNDLE_WINDOW, type IngestService } from '../service.ts';
@@ -122,7 +123,7 @@ const STATUS_OF_CODE: Record<string, number> = {
   INGEST_WINDOW_TOO_LARGE: 413,
   INGEST_NO_RULES: 404,
   INGEST_ALERT_NOT_FOUND: 404,
-  INGEST_ALERT_MULTI_DEVICE: 409,
+  INGEST_ALERT_TOO_WIDE: 409,
   INGEST_ALERT_FORK_EVIDENCE: 409,
   INGEST_ALERT_NOT_REPRODUCIBLE: 409,
   INGEST_STORE_CONFLICT: 409,
@@ -356,7 +357,9 @@ export async function startIngestHttp(options: IngestHttpOptions): Promise<Inges
 
   /** A bundle as the service exports it (v1 JSON, §7) in the asked form. */
   function inForm(body: unknown, form: 1 | 2): unknown {
-    return form === 1 ? body : bundleToJson(parseBundle(body), { form: 2 });
+    if (form === 1) return body;
+    if (isEvidenceSetJson(body)) return evidenceSetToJson(parseEvidenceSet(body), { form: 2 });
+    return bundleToJson(parseBundle(body), { form: 2 });
   }
 
   await new Promise<void>((resolve, reject) => {
