@@ -16,6 +16,9 @@ import { p256 } from '@noble/curves/nist.js';
 import { encodeAbiParameters, encodeEventTopics, encodeFunctionData, type Abi, type Hex } from 'viem';
 import {
   BUNDLE_FORMAT,
+  EVIDENCE_SET_FORMAT,
+  evidenceSetToJson,
+  type EvidenceSet,
   bundleDigest,
   completePolicyDraft,
   consistencyProof,
@@ -1365,6 +1368,93 @@ async function alertCases(w: World): Promise<BundleCase[]> {
   ];
 }
 
+/** One alert's evidence across two devices (FORMAT.md §7.2). */
+interface SetCase {
+  name: string;
+  description: string;
+  set: EvidenceSet;
+  chain: AnchorFacts[];
+  expected: { state: VerdictState; codes: VerifyCode[] };
+  expectedOffline: { state: VerdictState; codes: VerifyCode[] };
+}
+
+/** The second device of the evidence set vectors (a lab gateway): a public test key like the others. */
+export const LAB_SECRET_KEY_HEX = 'a5b1d3c9e7f20468ace13579bdf02468ace13579bdf02468ace13579bdf0246a';
+const LAB_DEVICE_ID = 'gw-lab-0001';
+
+/**
+ * FORMAT.md §7.2: a custody break across two gateways. The vector device records the sampling of S1 and its
+ * hand-over to wang (then a plain reading two hours later); the lab gateway records the preparation of P1 from S1
+ * by sun, who does not hold the sample (then a plain reading). The coal-lab rule gives CUSTODY_HOLDER_MISMATCH
+ * naming a reading of each device. Batch 1 holds the first device's readings, batch 2 the lab's.
+ */
+async function setCases(w: World): Promise<SetCase[]> {
+  const lab = fixedSigner(LAB_SECRET_KEY_HEX);
+  const at = (h: number): string => `2026-11-20T${String(14 + h).padStart(2, '0')}:00:00+08:00`;
+  const custody = (f: Record<string, string>): Reading['meas'] =>
+    Object.entries(f).map(([code, value]) => ({ code, kind: 'custody', value, ...(code === 'weight' ? { unit: 'g' } : {}) }));
+  const chainOf = async (device: string, signer: Signer, start: number, metas: Reading['meas'][]): Promise<Signed[]> => {
+    const out: Signed[] = [];
+    let prev = GENESIS_PREV;
+    for (const [i, meas] of metas.entries()) {
+      const reading: Reading = { v: 1, device, sensor: 'custody', seq: i + 1, prev, time: start + i * 3_600_000, clock: { synced: true, source: 'ntp' }, meas, raw: [] };
+      const signed = await signReading(reading, signer);
+      out.push(signed);
+      prev = readingDigest(signed.readingBytes);
+    }
+    return out;
+  };
+  const closing = [{ code: 'temp', kind: 'Rtd', value: '20.0', unit: '°C', flag: 'N' }];
+  const yardSigned = await chainOf(DEVICE_ID, w.device, START_MS, [
+    custody({ step: 'sampling', at: at(0), by: 'li', code: 'S1', batch: 'B1', weight: '1000' }),
+    custody({ step: 'handover', at: at(1), by: 'li', to: 'wang', code: 'S1', weight: '995' }),
+    closing,
+  ]);
+  const labSigned = await chainOf(LAB_DEVICE_ID, lab, START_MS + 2 * 3_600_000, [custody({ step: 'preparation', at: at(2), by: 'sun', code: 'P1', fromCode: 'S1', weight: '100' }), closing]);
+  const yardBatch = await makeBatch(1, yardSigned, w.ingest);
+  const labBatch = await makeBatch(2, labSigned, w.ingest);
+  const rule = { id: 'coal-custody', type: 'coal-lab' as const, standard: 'GB/T 474-2008', version: '1', params: {} };
+  const result = evaluateRuleSet(parseRuleSet({ format: 'stele-rules/1', utcOffset: '+08:00', rules: [rule] }), [...yardSigned, ...labSigned].map((x) => evalReading(x.reading)), { at: START_MS + 6 * 3_600_000 });
+  const alert = JSON.parse(JSON.stringify(result.alerts.find((a) => a.subject === 'P1'))) as Record<string, unknown> & { values: Record<string, unknown> };
+  const yardBundle = baseBundle({ ...w, signed: yardSigned, batches: [yardBatch] });
+  yardBundle.window = { firstSeq: 1, lastSeq: yardSigned.length };
+  const labBundle = baseBundle({ ...w, device: lab, signed: labSigned, batches: [labBatch] });
+  labBundle.device = { ...labBundle.device, deviceId: LAB_DEVICE_ID, site: 'Example plant, coal lab' };
+  labBundle.window = { firstSeq: 1, lastSeq: labSigned.length };
+  const base = (): EvidenceSet => ({ format: EVIDENCE_SET_FORMAT, createdAt: '2026-11-20T23:00:00.000Z', alert: structuredClone(alert), bundles: [structuredClone(yardBundle), structuredClone(labBundle)] });
+  const chain = [yardBatch.facts, labBatch.facts];
+  const removed = base();
+  removed.bundles[1]!.entries = removed.bundles[1]!.entries.filter((e) => e.seq !== 1);
+  const edited = base();
+  (edited.alert as { values: Record<string, unknown> }).values.by = 'wang';
+  return [
+    {
+      name: 'set-custody',
+      description: "An evidence set (§7.2): a custody hand-over on gw-0001 and the preparation by someone else on gw-lab-0001; check 9 recomputes the coal-custody-break over both devices' readings and both windows cover it; verified.",
+      set: base(),
+      chain,
+      expected: { state: 'verified', codes: [] },
+      expectedOffline: { state: 'partial', codes: [] },
+    },
+    {
+      name: 'set-custody-removed-reading',
+      description: "As `set-custody` without the lab's seq 1 (the preparation): the completeness code in the lab's bundle; the alert cannot be recomputed (unchecked).",
+      set: removed,
+      chain,
+      expected: { state: 'failed', codes: ['SEQUENCE_GAP_ERROR'] },
+      expectedOffline: { state: 'failed', codes: ['SEQUENCE_GAP_ERROR'] },
+    },
+    {
+      name: 'set-custody-edited-value',
+      description: "As `set-custody` with the alert's `values.by` edited from sun to wang: ALERT_MISMATCH_ERROR.",
+      set: edited,
+      chain,
+      expected: { state: 'failed', codes: ['ALERT_MISMATCH_ERROR'] },
+      expectedOffline: { state: 'failed', codes: ['ALERT_MISMATCH_ERROR'] },
+    },
+  ];
+}
+
 /** Every vector file: path relative to test/vectors/ -> contents. Deterministic. */
 export async function generateVectors(): Promise<Map<string, string>> {
   const w = await buildWorld();
@@ -1403,6 +1493,14 @@ export async function generateVectors(): Promise<Map<string, string>> {
         expected: c.expected,
         expectedOffline: c.expectedOffline,
       }),
+    );
+  }
+  for (const c of await setCases(w)) {
+    const bytes = new TextEncoder().encode(`${JSON.stringify(evidenceSetToJson(c.set, { form: 1 }), null, 2)}\n`);
+    files.set(`bundles/${c.name}.bundle.json`, new TextDecoder().decode(bytes));
+    files.set(
+      `bundles/${c.name}.expected.json`,
+      json({ description: c.description, bundle: `${c.name}.bundle.json`, bundleSha256: bundleDigest(bytes), chain: c.chain, expected: c.expected, expectedOffline: c.expectedOffline }),
     );
   }
   files.set('alert-notice.json', json(alertNoticeFile(JSON.parse(files.get('bundles/alert.bundle.json')!) as { alert: Alert })));

@@ -25,6 +25,7 @@ import {
   toHex,
   utf8,
   verifyBundle,
+  verifyBundleBytes,
   verifyConsistency,
   verifyEs256,
   verifyReceipt,
@@ -354,13 +355,14 @@ describe.each(bundleNames)('bundle vector %s', (name) => {
   const exp = readVector<Expected>(`bundles/${name}.expected.json`);
   const bytes = new Uint8Array(readFileSync(resolve(VECTORS_DIR, 'bundles', exp.bundle)));
 
+  // verifyBundleBytes: the door the CLI and the page use, which reads evidence sets (FORMAT.md §7.2) too.
   it(`gives ${exp.expected.state} ${exp.expected.codes.join(', ') || '(no failure)'} with the chain's facts`, async () => {
-    const verdict = await verifyBundle(parseBundleBytes(bytes), { anchorReader: chainReader(exp.chain), trust: vectorPolicy, now: NOW });
+    const { verdict } = await verifyBundleBytes(bytes, { anchorReader: chainReader(exp.chain), trust: vectorPolicy, now: NOW });
     expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual(exp.expected);
   });
 
   it(`gives ${exp.expectedOffline.state} ${exp.expectedOffline.codes.join(', ') || '(no failure)'} offline`, async () => {
-    const verdict = await verifyBundle(parseBundleBytes(bytes), { trust: vectorPolicy, now: NOW });
+    const { verdict } = await verifyBundleBytes(bytes, { trust: vectorPolicy, now: NOW });
     expect({ state: verdict.state, codes: codesOf(verdict) }).toEqual(exp.expectedOffline);
   });
 });

@@ -108,7 +108,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/frames', summary: 'Same as GET /frames/{sha256} for SHA-256 of the body (the raw frame bytes).', consumes: ['application/octet-stream'], statuses: [413] },
   { method: 'GET', path: '/alerts', summary: "What the configured rules (`run --rules`) give over the stored readings: [{id, kind, subject, rule, ...}]." },
   { method: 'GET', path: '/alerts/{alertId}', summary: 'One alert (FORMAT.md §15.7).' },
-  { method: 'GET', path: '/alerts/{alertId}/bundle', summary: 'The evidence bundle of an alert (FORMAT.md §15.8); 409 until anchored.', statuses: [409] },
+  { method: 'GET', path: '/alerts/{alertId}/bundle', summary: 'The evidence bundle of an alert (FORMAT.md §15.8), or for an alert over several devices an evidence set, one bundle per device (§7.2); 409 until anchored.', statuses: [409] },
   { method: 'GET', path: '/alerts/{alertId}/deliveries', admin: true, summary: 'Its notifications (`run --alert-webhook`, `--alert-mqtt-secret-file`; FORMAT.md §15.9): {alertId, deliveries: [{channel, state, attempts, queuedAt, lastAttemptAt?, lastError?, deliveredAt?}]}.', statuses: [401, 404] },
 ];
 
