@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evalReading, evaluateRuleSet, parseRuleSet } from '@stele/core/alerts';
-import { bundleToJson, encodeBundle, fromBase64Url, type EvidenceBundle, toBase64Url, toHex, utf8, keyIdOf, decodeReading, encodeReading } from '@stele/core';
+import { bundleToJson, EVIDENCE_SET_FORMAT, encodeBundle, fromBase64Url, type EvidenceBundle, toBase64Url, toHex, utf8, keyIdOf, decodeReading, encodeReading } from '@stele/core';
 import type { VerifyCode } from '@stele/core/verify';
 import { buildTestBundle, cloneBundle, flipByte, tamper, testSigner, type TestBundleOptions } from '@stele/core/testing';
 import { completePolicyDraft, draftTrustPolicy, signTrustPolicy } from '@stele/core/trust';
@@ -108,6 +108,34 @@ export async function alertBundle(): Promise<EvidenceBundle> {
   const bundle = cloneBundle(built.bundle);
   bundle.alert = JSON.parse(JSON.stringify(alert)) as unknown;
   return bundle;
+}
+
+/**
+ * An evidence set (FORMAT.md §7.2, compact members): a custody hand-over to wang on the yard's gateway and the
+ * preparation by sun on the lab's, the coal-lab rule's CUSTODY_HOLDER_MISMATCH naming a reading of each. Not
+ * anchored on the test chain: verified offline, where check 9 runs in full over both devices.
+ */
+export async function custodySet(): Promise<Uint8Array> {
+  const H = 3_600_000;
+  const t0 = Date.UTC(2026, 10, 20, 0, 0, 0);
+  const at = (h: number): string => `2026-11-20T${String(8 + h).padStart(2, '0')}:00:00+08:00`;
+  const events = (f: Record<string, string>) => Object.entries(f).map(([code, value]) => ({ code, kind: 'custody', value, ...(code === 'weight' ? { unit: 'g' } : {}) }));
+  const yard = await buildTestBundle({
+    deviceId: 'gw-yard', deviceSigner: testSigner('yard'), count: 3, startTimeMs: t0, intervalMs: H, rpc: null,
+    contentOf: (s) =>
+      s === 1 ? { sensor: 'custody', meas: events({ step: 'sampling', at: at(0), by: 'li', code: 'S1', weight: '1000' }) }
+      : s === 2 ? { sensor: 'custody', meas: events({ step: 'handover', at: at(1), by: 'li', to: 'wang', code: 'S1', weight: '995' }) }
+      : undefined,
+  });
+  const lab = await buildTestBundle({
+    deviceId: 'gw-lab', deviceSigner: testSigner('lab'), firstBatchId: 10, count: 3, startTimeMs: t0 + 2 * H, intervalMs: H, rpc: null,
+    contentOf: (s) => (s === 1 ? { sensor: 'custody', meas: events({ step: 'preparation', at: at(2), by: 'sun', code: 'P1', fromCode: 'S1', weight: '100' }) } : undefined),
+  });
+  const rules = parseRuleSet({ format: 'stele-rules/1', rules: [{ id: 'coal', type: 'coal-lab', standard: 'GB/T 474', version: '1', params: {} }] });
+  const alert = evaluateRuleSet(rules, [...yard.readings, ...lab.readings].map((r) => evalReading(r))).alerts.find((a) => a.subject === 'P1');
+  if (alert === undefined) throw new Error('the custody events should give a break at P1');
+  const set = { format: EVIDENCE_SET_FORMAT, createdAt: '2026-11-21T00:00:00.000Z', alert, bundles: [yard, lab].map((b) => bundleToJson(b.bundle, { form: 2 })) };
+  return new TextEncoder().encode(`${JSON.stringify(set, null, 2)}\n`);
 }
 
 /** The alert bundle with the alert's peak edited: ALERT_MISMATCH_ERROR. */

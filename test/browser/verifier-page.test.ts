@@ -14,7 +14,7 @@ import { verifyBundleBytes, type AnchorReader, type Verdict } from '@stele/core/
 import { cloneBundle } from '@stele/core/testing';
 import { launchChromium, type LaunchedBrowser } from './chromium.ts';
 import { loadTrustPolicy, type TrustPolicy } from '@stele/core/trust';
-import { alertBundle, anchoredBundle, editedAlertValue, HOSTILE_TEXT, signedPolicy, startChain, tamperedVariants, type Chain } from './fixtures.ts';
+import { alertBundle, anchoredBundle, custodySet, editedAlertValue, HOSTILE_TEXT, signedPolicy, startChain, tamperedVariants, type Chain } from './fixtures.ts';
 import { ARTIFACTS, openPage, setRpc, verdictText, verifyFile, type OpenedPage } from './page.ts';
 
 let browser: LaunchedBrowser;
@@ -218,6 +218,22 @@ describe('the verifier page, network cut except for the RPC endpoint', () => {
       expect(await page.locator('#alert tr[data-value="peak"]').getAttribute('class')).toBe('differs');
       await page.screenshot({ path: join(ARTIFACTS, 'failed-edited-alert-value-en.png'), fullPage: true });
     });
+  });
+
+  it('verifies an evidence set (FORMAT.md §7.2): one alert over two gateways, each listed with its own verdict', async () => {
+    const { page } = opened;
+    await setRpc(page, []);
+    const bytes = await custodySet();
+    const verdict = await verifyFile(page, bytes, 'custody.set.json');
+    expect(verdict.state).toBe('partial'); // offline: the anchors stay open; nothing fails
+    expect(verdict.checks.find((c) => c.id === 'alert')!.status).toBe('pass');
+    expect(codesOf(verdict)).toEqual(codesOf((await verifyBundleBytes(bytes, { trust })).verdict));
+    await page.locator('#lang-en').click();
+    const rows = page.locator('#members tbody tr');
+    await expect.poll(() => rows.count()).toBe(2);
+    expect(await page.locator('#members tr[data-device="gw-lab"] td').allInnerTexts()).toEqual(['1–3', '3', expect.stringContaining('Not fully checked')]);
+    expect(await page.locator('#alert').innerText()).toContain('coal-custody-break');
+    await page.screenshot({ path: join(ARTIFACTS, 'evidence-set-en.png'), fullPage: true });
   });
 
   it('shows markup in bundle strings as text, never as markup', async () => {

@@ -42,6 +42,8 @@ export const W = {
     ),
   code: T('错误代码', 'Code'),
   seq: T('读数序号', 'Reading seq'),
+  members: T('设备（每台设备一个证据包）', 'Devices (one bundle each)'),
+  memberCols: [T('设备', 'Device'), T('序号范围', 'Seq range'), T('读数', 'Readings'), T('该设备证据包结论', "This device's bundle")] as Text[],
   batch: T('批次', 'Batch'),
   expected: T('应为', 'Expected'),
   actual: T('实为', 'Actual'),

@@ -243,6 +243,7 @@ function renderResult(r: PageResult): void {
     renderReportHead(r),
     renderVerdict(r),
     renderAlert(v),
+    renderMembers(v),
     renderNotes(v),
     renderChecks(v.checks),
     renderAnchors(r),
@@ -318,6 +319,31 @@ function renderAlert(v: Verdict): HTMLElement {
   );
 }
 
+/** An evidence set (FORMAT.md §7.2): each device's bundle, its seq range and its own verdict. */
+function renderMembers(v: Verdict): HTMLElement {
+  const members = v.summary.members;
+  if (members === undefined) return h('div');
+  const tbody = h('tbody');
+  for (const m of members) {
+    tbody.append(
+      h(
+        'tr',
+        { 'data-device': m.deviceId, 'data-state': m.state },
+        h('th', { scope: 'row' }, m.deviceId),
+        h('td', { class: 'num' }, `${m.firstSeq}–${m.lastSeq}`),
+        h('td', { class: 'num' }, String(m.readings)),
+        h('td', {}, `${STATE_ICON[m.state]} `, bi(STATE_WORD[m.state])),
+      ),
+    );
+  }
+  return h(
+    'section',
+    { id: 'members', 'aria-labelledby': 'members-h' },
+    h('h2', { id: 'members-h' }, bi(W.members)),
+    h('table', { class: 'members' }, h('thead', {}, h('tr', {}, ...W.memberCols.map((c) => h('th', { scope: 'col' }, bi(c))))), tbody),
+  );
+}
+
 function renderNotes(v: Verdict): HTMLElement {
   if (v.notes.length === 0) return h('div');
   return h(
@@ -338,6 +364,7 @@ function renderChecks(checks: Check[]): HTMLElement {
     }
     for (const f of c.failures) {
       const dl = h('dl', {}, h('dt', {}, bi(W.code)), h('dd', {}, h('code', { class: 'code' }, f.code)), h('dt', {}, bi(T('说明', 'What'))), h('dd', {}, bi(f.sentence)));
+      if (f.device !== undefined) dl.append(h('dt', {}, bi(W.device)), h('dd', {}, f.device));
       if (f.seq !== undefined) dl.append(h('dt', {}, bi(W.seq)), h('dd', {}, String(f.seq)));
       if (f.batchId !== undefined) dl.append(h('dt', {}, bi(W.batch)), h('dd', {}, String(f.batchId)));
       if (f.expected !== undefined) dl.append(h('dt', {}, bi(W.expected)), h('dd', {}, h('code', { title: f.expected }, shortHex(f.expected)), ' ', fullHex(f.expected)));
