@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AlertError, evalReading, evaluateRuleSet, parseRuleSet, type Alert, type EvalReading, type RuleSet } from '@stele/core/alerts';
 import { basisTimeMs, judgeBundleAlert, judgeSetAlert } from '@stele/core/verify';
-import { decodeReading, EVIDENCE_SET_FORMAT, MAX_SET_BUNDLES, type Reading } from '@stele/core';
+import { decodeReading, EVIDENCE_SET_FORMAT, MAX_BUNDLE_FORKS, MAX_SET_BUNDLES, toBase64Url, type Reading } from '@stele/core';
 import { IngestError } from './errors.ts';
 import { MAX_BUNDLE_WINDOW, type EvidenceBundleJson, type EvidenceSetJson, type IngestService } from './service.ts';
 
@@ -134,9 +134,6 @@ export class AlertBook {
     if (devices.length > MAX_SET_BUNDLES) {
       throw new IngestError('INGEST_ALERT_TOO_WIDE', `the alert's readings span ${devices.length} devices; an evidence set holds at most ${MAX_SET_BUNDLES} (FORMAT.md §7.2)`, { where: { id, devices: devices.length } });
     }
-    if (alert.kind === 'integrity-fork') {
-      throw new IngestError('INGEST_ALERT_FORK_EVIDENCE', 'a fork alert names two readings at one seq; a bundle (FORMAT.md §7) holds one statement per seq: the second statement is at GET /devices/<id>/forks', { where: { id, device: devices[0] } });
-    }
     const alertJson = JSON.parse(JSON.stringify(alert)) as unknown;
     const members: { bundle: EvidenceBundleJson; bodies: { seq: number; reading: Reading }[] }[] = [];
     for (const device of devices) {
@@ -146,6 +143,22 @@ export class AlertBook {
       for (let s = bundle.window.firstSeq; s <= bundle.window.lastSeq; s++) {
         const r = readings?.get(s);
         if (r !== undefined) bodies.push({ seq: s, reading: r });
+      }
+      if (alert.kind === 'integrity-fork') {
+        // The other statements of the forked seq, as ingest caught them (FORMAT.md §7 `forks`): the verifier checks
+        // their signatures and recomputes the fork from both readings.
+        const seqs = new Set(alert.readings.filter((r) => r.device === device).map((r) => r.seq));
+        const caught = (await this.service.forks(device)).filter((f) => seqs.has(f.seq)).slice(0, MAX_BUNDLE_FORKS);
+        if (caught.length === 0) throw new IngestError('INGEST_ALERT_NOT_REPRODUCIBLE', 'the fork statements of this alert are no longer stored', { where: { id, device } });
+        bundle.forks = caught.map((f) => ({ statement: toBase64Url(f.statement), ...(f.reading === undefined ? {} : { reading: toBase64Url(f.reading) }) }));
+        for (const f of caught) {
+          if (f.reading === undefined) continue;
+          try {
+            bodies.push({ seq: f.seq, reading: decodeReading(f.reading) });
+          } catch {
+            // not a reading body: the verifier reports it; ingest's check below then refuses the export
+          }
+        }
       }
       members.push({ bundle, bodies });
     }

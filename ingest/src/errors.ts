@@ -46,7 +46,6 @@ export type IngestErrorCode =
   | 'INGEST_NO_RULES' // alerts: ingest runs without rules (`stele ingest run --rules FILE`)
   | 'INGEST_ALERT_NOT_FOUND' // alerts: no current alert with this id
   | 'INGEST_ALERT_TOO_WIDE' // alert evidence: the alert's readings span more devices than an evidence set holds (FORMAT.md §7.2)
-  | 'INGEST_ALERT_FORK_EVIDENCE' // alert bundle: a fork alert's two statements at one seq do not fit a bundle of this version
   | 'INGEST_ALERT_NOT_REPRODUCIBLE' // alert bundle: the exported readings do not give the alert again (FORMAT.md §15.7)
   | 'INGEST_NOTIFY_SECRET' // run --alert-*-secret-file: the secret file is missing, readable by others or too short
   | 'INGEST_NOTIFY_FAILED' // a notification attempt failed (receiver down, non-2xx, broker not connected); retried

@@ -63,6 +63,8 @@ export interface EvidenceBundleJson {
   /** The device's lifecycle statements (FORMAT.md §13.6), in log order; absent when it has none. */
   lifecycle?: { batchId: number; statement: string; receipt: string; request?: string }[];
   batches: { batchId: number; size: number; root: string; anchor: AnchorRef }[];
+  /** Statements ingest caught as forks of a seq in the window (FORMAT.md §7); only in a fork alert's bundle. */
+  forks?: { statement: string; reading?: string }[];
   /** The alert this bundle is evidence of (FORMAT.md §15.7, §15.8); only in alert bundles (alerts.ts). */
   alert?: unknown;
 }

@@ -959,6 +959,23 @@ async function bundleCases(w: World): Promise<BundleCase[]> {
       expected: failed('FORK_ERROR'),
       expectedOffline: failed('FORK_ERROR'),
     });
+    // The same second reading as ingest catches it (§11 step 7): not logged, carried in `forks` with the fork alert.
+    const caught = base();
+    caught.forks = [{ statement: fork.statement.slice(), reading: fork.readingBytes.slice() }];
+    const rule = { id: 'integrity', type: 'integrity' as const, standard: 'Stele integrity', version: '1', params: { unsyncedClock: false } };
+    const evals = [...w.signed.map((x) => evalReading(x.reading)), evalReading(fork.reading)];
+    const alert = evaluateRuleSet(parseRuleSet({ format: 'stele-rules/1', utcOffset: '+08:00', rules: [rule] }), evals, { at: START_MS + 3_600_000 }).alerts.find((a) => a.kind === 'integrity-fork');
+    caught.alert = JSON.parse(JSON.stringify(alert)) as unknown;
+    cases.push({
+      name: 'fork-caught',
+      description:
+        'The second reading of seq 4 of `fork` as ingest catches it: not logged, in `forks` (§7), with the integrity-fork alert; ' +
+        'its signature and body hold, so the device forked (FORK_ERROR) and check 9 recomputes the alert from both readings.',
+      bundle: caught,
+      chain,
+      expected: failed('FORK_ERROR'),
+      expectedOffline: failed('FORK_ERROR'),
+    });
   }
   return cases;
 }

@@ -419,6 +419,14 @@ export const FAIL = {
     zh: '第 1 号读数记录的前序摘要不是全零：它不是该设备的首条读数，或已被替换。',
     en: 'Reading 1 does not start the chain (its previous digest is not 32 zero bytes): it is not the first reading, or it was replaced.',
   }),
+  forkCaught: (seq: number): Text => ({
+    zh: `第 ${seq} 号：设备还签署了另一条不同的读数（接入服务拦下、未入日志）：设备日志出现分叉。`,
+    en: `Seq ${seq}: the device also signed another, different reading, which ingest caught and did not log: the device log forked.`,
+  }),
+  forkEntry: (n: number, detail: string, path: string): Text => ({
+    zh: `分叉记录 ${n} 无法作为证据（${detail}，位置 ${path}）`,
+    en: `Fork item ${n} is not evidence of a fork (${detail}; ${path})`,
+  }),
   fork: (seq: number, n: number): Text => ({
     zh: `第 ${seq} 号有 ${n} 条不同的已签名读数：设备日志出现分叉。`,
     en: `Seq ${seq} has ${n} different signed readings: the device log forked.`,

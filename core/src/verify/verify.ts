@@ -246,6 +246,8 @@ interface Ctx {
   confirmed: Map<number, { blockTime: number; blockNumber: number; operators: string[] }>;
   /** Anchor target of the policy per batch (check 7 picks it; check 11 reports it). */
   targets: Map<number, EvmAnchorTarget | undefined>;
+  /** Bodies of the bundle's `forks` whose statement and digest verified (check 4), for check 9. */
+  forkBodies: VerifiedBody[];
 }
 
 const hex0x = (b: Uint8Array): string => `0x${toHex(b)}`;
@@ -307,6 +309,7 @@ export async function runChecks(
     anchors: [],
     confirmed: new Map(),
     targets: new Map(),
+    forkBodies: [],
   };
   const timings = options.timings;
   let mark = performance.now();
@@ -322,6 +325,7 @@ export async function runChecks(
   await checkSignatures(ctx);
   lap('signatures');
   checkCompleteness(ctx);
+  await checkForks(ctx);
   lap('rest');
   await checkInclusionReceiptRecordedRoot(ctx);
   lap('inclusion');
@@ -765,6 +769,73 @@ function checkCompleteness(ctx: Ctx): void {
   c.completeness.sentence = PASS.completeness(firstSeq, lastSeq);
 }
 
+// ---- 4, continued: forks ingest caught (FORMAT.md §7 `forks`, §9 check 4) ---------------------------------------
+
+/**
+ * Each statement of `forks` is a second statement for a seq the bundle holds, which ingest caught and did not log.
+ * It is checked as a reading statement is (key valid at its seq, signature, body digest and header); one that
+ * holds is a proven fork (FORK_ERROR), and its body joins the readings check 9 recomputes from.
+ */
+async function checkForks(ctx: Ctx): Promise<void> {
+  const forks = ctx.bundle.forks;
+  if (forks === undefined) return;
+  const { c } = ctx;
+  const { firstSeq, lastSeq } = ctx.bundle.window;
+  const loggedAt = new Map<number, UsableItem>();
+  for (const item of ctx.unique) if (!loggedAt.has(item.statement.seq)) loggedAt.set(item.statement.seq, item);
+  for (const [i, f] of forks.entries()) {
+    const path = `$.forks[${i}]`;
+    const notEvidence = (detail: string, where: string): void => c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.forkEntry(i + 1, detail, where), { path: where });
+    let st: ParsedStatement;
+    try {
+      st = parseStatement(f.statement);
+    } catch (err) {
+      notEvidence(`the statement does not decode${codeOf(err) === undefined ? '' : `: ${codeOf(err)!}`}`, `${path}.statement`);
+      continue;
+    }
+    const logged = loggedAt.get(st.seq);
+    if (st.seq < firstSeq || st.seq > lastSeq || logged === undefined) {
+      notEvidence(`seq ${st.seq} has no entry in the bundle`, `${path}.statement`);
+      continue;
+    }
+    if (equalBytes(st.payload, logged.statement.payload)) {
+      notEvidence(`the same reading as the entry of seq ${st.seq}`, `${path}.statement`);
+      continue;
+    }
+    const span = findSpan(ctx.spans, st.kid);
+    const status = keyStatusAt(span, st.seq);
+    if (status !== 'valid' || !validKey(span!.publicKey)) {
+      c.enrolment.fail(status === 'valid' ? 'UNKNOWN_KEY_ERROR' : status, FAIL.signature(st.seq, undefined), { seq: st.seq, path: `${path}.statement` });
+      continue;
+    }
+    let signed = false;
+    try {
+      signed = await verifyStatementSignature(st, span!.publicKey);
+    } catch {
+      signed = false;
+    }
+    if (!signed) {
+      c.signatures.fail('SIGNATURE_ERROR', FAIL.signature(st.seq, undefined), { seq: st.seq, path: `${path}.statement` });
+      continue;
+    }
+    c.completeness.fail('FORK_ERROR', FAIL.forkCaught(st.seq), { seq: st.seq, expected: toHex(logged.statement.payload), actual: toHex(st.payload), path });
+    if (f.reading === undefined) continue;
+    const digest = sha256(f.reading);
+    if (!equalBytes(digest, st.payload)) {
+      c.signatures.fail('DIGEST_MISMATCH_ERROR', FAIL.digest(st.seq), { seq: st.seq, path: `${path}.reading`, expected: toHex(st.payload), actual: toHex(digest) });
+      continue;
+    }
+    try {
+      const reading = decodeReading(f.reading);
+      const field = headerMismatch(st, reading);
+      if (field !== undefined) c.signatures.fail('HEADER_MISMATCH_ERROR', FAIL.header(st.seq, field), { seq: st.seq, path: `${path}.reading` });
+      else ctx.forkBodies.push({ seq: st.seq, reading });
+    } catch {
+      notEvidence('the reading does not decode', `${path}.reading`);
+    }
+  }
+}
+
 // ---- 5, 6, 7 offline: inclusion, receipt, signed root vs recorded root (the decision table) --------------------
 
 async function checkInclusionReceiptRecordedRoot(ctx: Ctx): Promise<void> {
@@ -1034,8 +1105,10 @@ function checkAlert(ctx: Ctx): Summary['alert'] {
 /** The reading bodies check 9 recomputes from: those that passed checks 3 and 4 (no failure of 2, 3 or 4 names their seq). */
 function verifiedBodies(ctx: Ctx): VerifiedBody[] {
   const { c } = ctx;
-  const failedSeqs = new Set([...c.enrolment.failures, ...c.signatures.failures, ...c.completeness.failures].map((f) => f.seq));
-  return ctx.unique.filter((i) => i.reading !== undefined && !failedSeqs.has(i.statement.seq)).map((i) => ({ seq: i.statement.seq, reading: i.reading! }));
+  // A fork does not unverify either reading of its seq: each is signed and whole; the rules see both (§15.6).
+  const failedSeqs = new Set([...c.enrolment.failures, ...c.signatures.failures, ...c.completeness.failures].filter((f) => f.code !== 'FORK_ERROR').map((f) => f.seq));
+  const logged = ctx.unique.filter((i) => i.reading !== undefined && !failedSeqs.has(i.statement.seq)).map((i) => ({ seq: i.statement.seq, reading: i.reading! }));
+  return [...logged, ...ctx.forkBodies.filter((b) => !failedSeqs.has(b.seq))];
 }
 
 // ---- 10. Data flags, informational (§9 check 10) --------------------------------------------------------------

@@ -11,9 +11,13 @@ import { describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { parseRuleSet } from '@stele/core/alerts';
 import { freePort } from '@stele/testkit';
+import { toBase64Url } from '@stele/core';
+import { readAnchor } from '@stele/core/anchor';
+import { verifyBundleBytes } from '@stele/core/verify';
+import { policyTrustingBundle } from '@stele/core/testing';
 import { AlertBook } from '../alerts.ts';
+import type { EvidenceBundleJson, IngestService } from '../service.ts';
 import { makeChain, tempDir, useIngestStack, waitFor, enrolmentOf, testSigner } from '../test-helpers.ts';
-import type { IngestService } from '../service.ts';
 import { mqttChannel, webhookChannel } from './channels.ts';
 import { checkMqttNotice, checkWebhookRequest, readNoticeSecret } from './notice.ts';
 import { Notifier } from './notifier.ts';
@@ -194,7 +198,7 @@ describe('alert notification', () => {
     expect(checkWebhookRequest(SECRET, h, edited, 1_000_000)).toEqual({ ok: false, reason: 'mac' });
   }, 60_000);
 
-  it('a fork ingest caught is an integrity-fork alert and is notified; its bundle is refused with a clear code', async () => {
+  it('a fork ingest caught is an integrity-fork alert and is notified; its bundle carries the caught statement and proves the fork', async () => {
     const s = await stack.setup({ deviceId: 'gw-n4', dirPrefix: 'notify' });
     const ops = await subscribe(stack.broker.url, MQTT_SECRET);
     stack.cleanups.push(() => ops.close());
@@ -212,7 +216,18 @@ describe('alert notification', () => {
     notifier.start();
     stack.cleanups.push(() => notifier.stop());
     await waitFor(() => ops.got.includes(fork!.id), 'the fork notice');
-    await expect(book.bundle(fork!.id)).rejects.toMatchObject({ code: 'INGEST_ALERT_FORK_EVIDENCE' });
+    await s.ingest.flush();
+    const bundle = (await book.bundle(fork!.id)) as EvidenceBundleJson;
+    expect(bundle.window).toEqual({ firstSeq: 1, lastSeq: 3 });
+    expect(bundle.forks).toEqual([{ statement: toBase64Url(twin.statement), reading: toBase64Url(twin.reading) }]);
+    const { verdict } = await verifyBundleBytes(new TextEncoder().encode(JSON.stringify(bundle)), {
+      anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId),
+      trust: await policyTrustingBundle(bundle as unknown as Record<string, unknown>),
+    });
+    // The device signed two readings for seq 2: the verdict fails on exactly that, and the alert is recomputed.
+    expect(verdict.state).toBe('failed');
+    expect(verdict.checks.flatMap((c) => c.failures.map((f) => f.code))).toEqual(['FORK_ERROR']);
+    expect(verdict.checks.find((c) => c.id === 'alert')!.status).toBe('pass');
   }, 60_000);
 
   it('refuses a secret file others can read or one that is too short', async () => {
