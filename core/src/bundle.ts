@@ -109,11 +109,12 @@ export interface EvidenceBundle {
   lifecycle?: BundleLifecycleEntry[];
   batches: BundleBatch[];
   /**
-   * Statements the device signed for a seq of the window that ingest caught as forks and did not log (FORMAT.md
-   * §7, §11 step 7): a second, different statement for a seq the bundle holds. The verifier checks each one's
-   * signature and body, and reports the fork (FORK_ERROR); its body joins check 9's readings.
+   * Statements the device signed that ingest caught and did not log (FORMAT.md §7, §11 step 7): a second, different
+   * statement for a seq the bundle holds (a fork), or one ahead of the window after seqs ingest never received (a
+   * gap). The verifier checks each one's key, signature and body and reports what it proves (FORK_ERROR,
+   * SEQUENCE_GAP_ERROR); its body joins check 9's readings.
    */
-  forks?: BundleFork[];
+  caught?: BundleCaught[];
   /**
    * The alert this bundle is evidence of (FORMAT.md §15.7), kept as parsed JSON: check 9 recomputes an alert of
    * the §15.7 shape from the verified readings (§15.8: the seq window covers its time window); any other value is
@@ -122,8 +123,8 @@ export interface EvidenceBundle {
   alert?: unknown;
 }
 
-/** A statement ingest caught as a fork (FORMAT.md §7 `forks`): no batch, no receipt. */
-export interface BundleFork {
+/** A statement ingest caught and did not log (FORMAT.md §7 `caught`): no batch, no receipt. */
+export interface BundleCaught {
   statement: Uint8Array;
   /** The reading body, when ingest received it. */
   reading?: Uint8Array;
@@ -137,7 +138,7 @@ export const MAX_BUNDLE_BYTES = 128 * 1024 * 1024;
 export const MAX_BUNDLE_ENTRIES = 500_000;
 export const MAX_BUNDLE_LIFECYCLE = 10_000;
 export const MAX_BUNDLE_BATCHES = 100_000;
-export const MAX_BUNDLE_FORKS = 1_000;
+export const MAX_BUNDLE_CAUGHT = 1_000;
 /** v2 (§7.1): at most this many proof nodes per batch and device-level batches per bundle. */
 export const MAX_BUNDLE_NODES = 10_000;
 export const MAX_BUNDLE_DEVICE_BATCHES = 500_000;
@@ -341,7 +342,7 @@ export function parseBundle(json: unknown): EvidenceBundle {
     json,
     '$',
     ['format', 'createdAt', 'device', 'ingest', 'window', 'entries', 'batches'],
-    ['lifecycle', 'forks', 'alert'],
+    ['lifecycle', 'caught', 'alert'],
   );
   if (o.format !== BUNDLE_FORMAT) fail('$.format', `expected "${BUNDLE_FORMAT}" or "${BUNDLE_FORMAT_V2}"`);
   const common = parseCommon(o);
@@ -357,7 +358,7 @@ interface Common {
   lifecycle: BundleLifecycleEntry[] | undefined;
   batches: BundleBatch[];
   batchById: Map<number, BundleBatch>;
-  forks: BundleFork[] | undefined;
+  caught: BundleCaught[] | undefined;
 }
 
 /** The keys both forms share (§7): everything but `entries` (and v2's `deviceBatches`). */
@@ -379,15 +380,15 @@ function parseCommon(o: Obj): Common {
   lifecycle?.forEach((e, i) => {
     if (!batchById.has(e.batchId)) fail(`$.lifecycle[${i}].batchId`, `batch ${e.batchId} is not listed in $.batches`);
   });
-  const forks =
-    o.forks === undefined
+  const caught =
+    o.caught === undefined
       ? undefined
-      : asArray(o.forks, '$.forks', MAX_BUNDLE_FORKS).map((f, i) => {
-          const path = `$.forks[${i}]`;
+      : asArray(o.caught, '$.caught', MAX_BUNDLE_CAUGHT).map((f, i) => {
+          const path = `$.caught[${i}]`;
           const x = asObject(f, path, ['statement'], ['reading']);
           return { statement: asB64(x.statement, `${path}.statement`), ...(x.reading === undefined ? {} : { reading: asB64(x.reading, `${path}.reading`) }) };
         });
-  return { createdAt, device, ingest, window, lifecycle, batches, batchById, forks };
+  return { createdAt, device, ingest, window, lifecycle, batches, batchById, caught };
 }
 
 function checkEntryPlace(e: { seq: number; batchId: number }, path: string, common: Common): void {
@@ -397,11 +398,11 @@ function checkEntryPlace(e: { seq: number; batchId: number }, path: string, comm
 
 function finishBundle(format: BundleFormat, common: Common, entries: BundleEntry[], alert: unknown): EvidenceBundle {
   entries.forEach((e, i) => checkEntryPlace(e, `$.entries[${i}]`, common));
-  const { createdAt, device, ingest, window, lifecycle, forks } = common;
+  const { createdAt, device, ingest, window, lifecycle, caught } = common;
   const batches = common.batches.map(({ batchId, size, root, anchor }) => (anchor === undefined ? { batchId, size, root } : { batchId, size, root, anchor }));
   const bundle: EvidenceBundle = { format, createdAt, device, ingest, window, entries, batches };
   if (lifecycle !== undefined) bundle.lifecycle = lifecycle;
-  if (forks !== undefined) bundle.forks = forks;
+  if (caught !== undefined) bundle.caught = caught;
   if (alert !== undefined) bundle.alert = alert;
   return bundle;
 }
@@ -483,7 +484,7 @@ export function bundleToJson(bundle: EvidenceBundle, options: BundleFormOptions 
       return batch;
     }),
   };
-  if (bundle.forks !== undefined) out.forks = bundle.forks.map((f) => ({ statement: b64(f.statement), ...(f.reading === undefined ? {} : { reading: b64(f.reading) }) }));
+  if (bundle.caught !== undefined) out.caught = bundle.caught.map((f) => ({ statement: b64(f.statement), ...(f.reading === undefined ? {} : { reading: b64(f.reading) }) }));
   if (bundle.alert !== undefined) out.alert = bundle.alert;
   return out;
 }
@@ -633,7 +634,7 @@ function parseDeviceBatch(v: unknown, path: string): CompactDeviceBatch {
  * judge as they judge a v1 bundle.
  */
 function parseCompactBundle(json: unknown): EvidenceBundle {
-  const o = asObject(json, '$', ['format', 'createdAt', 'device', 'ingest', 'window', 'entries', 'batches'], ['deviceBatches', 'lifecycle', 'forks', 'alert']);
+  const o = asObject(json, '$', ['format', 'createdAt', 'device', 'ingest', 'window', 'entries', 'batches'], ['deviceBatches', 'lifecycle', 'caught', 'alert']);
   const common = parseCommon(o);
   const raw = asArray(o.entries, '$.entries', MAX_BUNDLE_ENTRIES).map((e, i) => parseCompactEntry(e, `$.entries[${i}]`));
   raw.forEach((e, i) => checkEntryPlace(e, `$.entries[${i}]`, common));

@@ -3,7 +3,9 @@
  * stored (each already verified on arrival: signature, key, chain), and each alert can be exported as an evidence
  * bundle that proves its whole time window (FORMAT.md §15.8) and carries the alert (§15.7).
  *
- * Evaluation is on demand and cached until ingest commits another reading. It reads at most
+ * Evaluation is on demand, at the time of evaluation, and cached until ingest commits another reading (or for
+ * `reevaluateMs`). Readings are evaluated without their receive time, which no bundle carries, so that the
+ * verifier gets every number again from the bundle. It reads at most
  * `maxReadingsPerDevice` of each device's latest readings (the rules' windows are hours and days; older alerts are
  * out of view). An alert bundle is checked with the verifier's own check-9 code before it is handed out, so ingest
  * never exports an alert the readings do not give again.
@@ -13,12 +15,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AlertError, evalReading, evaluateRuleSet, parseRuleSet, type Alert, type EvalReading, type RuleSet } from '@stele/core/alerts';
 import { basisTimeMs, judgeBundleAlert, judgeSetAlert } from '@stele/core/verify';
-import { decodeReading, EVIDENCE_SET_FORMAT, MAX_BUNDLE_FORKS, MAX_SET_BUNDLES, toBase64Url, type Reading } from '@stele/core';
+import { decodeReading, EVIDENCE_SET_FORMAT, MAX_BUNDLE_CAUGHT, MAX_SET_BUNDLES, toBase64Url, type Reading } from '@stele/core';
 import { IngestError } from './errors.ts';
 import { MAX_BUNDLE_WINDOW, type EvidenceBundleJson, type EvidenceSetJson, type IngestService } from './service.ts';
 
 /** Default of `maxReadingsPerDevice`: a day of minute records and real-time records at 30 s, with room. */
 export const DEFAULT_ALERT_READINGS_PER_DEVICE = 50_000;
+/** Statements held ahead of a device's gap that the rules see at most (the reorder buffer is smaller). */
+const MAX_HELD_IN_VIEW = 1_000;
 const MAX_RULES_FILE_BYTES = 4 * 1024 * 1024;
 
 /** The rule sets that ship with Stele (`stele alerts standards`). */
@@ -94,12 +98,22 @@ export function listItem(a: Alert): AlertListItem {
 
 export interface AlertBookOptions {
   maxReadingsPerDevice?: number;
+  /**
+   * How long an evaluation stands when no reading arrives (ms, default 30 s). The rules are evaluated at the time
+   * of evaluation (FORMAT.md §15.6: a device gone silent, a gap not filled in time), so they are run again after
+   * this even without new readings.
+   */
+  reevaluateMs?: number;
+  /** The clock (ms); default Date.now. */
+  now?: () => number;
 }
 
 export class AlertBook {
-  private cache: { readings: number; alerts: Alert[]; byDevice: Map<string, Map<number, Reading>> } | undefined;
+  private cache: { readings: string; at: number; alerts: Alert[]; byDevice: Map<string, Map<number, Reading>> } | undefined;
   private running: Promise<NonNullable<AlertBook['cache']>> | undefined;
   private readonly maxPerDevice: number;
+  private readonly reevaluateMs: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly service: IngestService,
@@ -107,6 +121,8 @@ export class AlertBook {
     options: AlertBookOptions = {},
   ) {
     this.maxPerDevice = options.maxReadingsPerDevice ?? DEFAULT_ALERT_READINGS_PER_DEVICE;
+    this.reevaluateMs = options.reevaluateMs ?? 30_000;
+    this.now = options.now ?? Date.now;
   }
 
   /** Every alert the rules give over the stored readings now (evaluated again only after new readings). */
@@ -137,20 +153,24 @@ export class AlertBook {
     const alertJson = JSON.parse(JSON.stringify(alert)) as unknown;
     const members: { bundle: EvidenceBundleJson; bodies: { seq: number; reading: Reading }[] }[] = [];
     for (const device of devices) {
-      const bundle = await this.deviceBundle(alert, device, state.byDevice.get(device) ?? new Map<number, Reading>());
+      const head = this.service.head(device).seq;
+      const named = alert.readings.filter((r) => r.device === device).map((r) => r.seq);
+      // What the alert names that ingest caught and did not log (FORMAT.md §7 `caught`): the other statements of a
+      // forked seq, and statements held ahead of a gap. The verifier checks their keys and signatures, proves the
+      // fork or the gap, and recomputes the alert with their readings.
+      const seqs = new Set(named);
+      const forks = (await this.service.forks(device)).filter((f) => seqs.has(f.seq));
+      const ahead = named.some((n) => n > head) ? (await this.service.heldStatements(device, head + 1, MAX_BUNDLE_CAUGHT)).filter((h) => seqs.has(h.seq)) : [];
+      const caught = [...forks, ...ahead].slice(0, MAX_BUNDLE_CAUGHT);
+      const bundle = await this.deviceBundle(alert, device, named.filter((n) => n <= head), state.byDevice.get(device) ?? new Map<number, Reading>());
       const readings = state.byDevice.get(device);
       const bodies: { seq: number; reading: Reading }[] = [];
       for (let s = bundle.window.firstSeq; s <= bundle.window.lastSeq; s++) {
         const r = readings?.get(s);
         if (r !== undefined) bodies.push({ seq: s, reading: r });
       }
-      if (alert.kind === 'integrity-fork') {
-        // The other statements of the forked seq, as ingest caught them (FORMAT.md §7 `forks`): the verifier checks
-        // their signatures and recomputes the fork from both readings.
-        const seqs = new Set(alert.readings.filter((r) => r.device === device).map((r) => r.seq));
-        const caught = (await this.service.forks(device)).filter((f) => seqs.has(f.seq)).slice(0, MAX_BUNDLE_FORKS);
-        if (caught.length === 0) throw new IngestError('INGEST_ALERT_NOT_REPRODUCIBLE', 'the fork statements of this alert are no longer stored', { where: { id, device } });
-        bundle.forks = caught.map((f) => ({ statement: toBase64Url(f.statement), ...(f.reading === undefined ? {} : { reading: toBase64Url(f.reading) }) }));
+      if (caught.length > 0) {
+        bundle.caught = caught.map((f) => ({ statement: toBase64Url(f.statement), ...(f.reading === undefined ? {} : { reading: toBase64Url(f.reading) }) }));
         for (const f of caught) {
           if (f.reading === undefined) continue;
           try {
@@ -176,9 +196,12 @@ export class AlertBook {
     return { format: EVIDENCE_SET_FORMAT, createdAt: new Date().toISOString(), alert: alertJson, bundles: members.map((m) => m.bundle) };
   }
 
-  /** One device's bundle of an alert's evidence (without the alert): the seq window that covers its time window. */
-  private async deviceBundle(alert: Alert, device: string, readings: Map<number, Reading>): Promise<EvidenceBundleJson> {
-    const seqs = alert.readings.filter((r) => r.device === device).map((r) => r.seq);
+  /**
+   * One device's bundle of an alert's evidence (without the alert): the seq window that covers its time window
+   * around `seqs`, the logged seqs the alert names (none: the window ends at the head, before what was caught).
+   */
+  private async deviceBundle(alert: Alert, device: string, seqs: readonly number[], readings: Map<number, Reading>): Promise<EvidenceBundleJson> {
+    if (seqs.length === 0) seqs = [this.service.head(device).seq];
     const min = Math.min(...seqs);
     const max = Math.max(...seqs);
     const off = alert.utcOffset ?? '+08:00';
@@ -216,15 +239,15 @@ export class AlertBook {
   }
 
   private evaluate(): Promise<NonNullable<AlertBook['cache']>> {
-    // forks are not committed readings: count the ones caught since start too, so a new fork is seen
+    // forks and held statements are not committed readings: count them too, so a new fork or a new hold is seen
     const stats = this.service.stats();
-    const count = stats.readings + (stats.rejected['FORK_ERROR'] ?? 0);
-    if (this.cache !== undefined && this.cache.readings === count) return Promise.resolve(this.cache);
+    const count = `${stats.readings} ${stats.rejected['FORK_ERROR'] ?? 0} ${stats.buffered}`;
+    if (this.cache !== undefined && this.cache.readings === count && this.now() - this.cache.at < this.reevaluateMs) return Promise.resolve(this.cache);
     this.running ??= this.run(count).finally(() => (this.running = undefined));
     return this.running;
   }
 
-  private async run(count: number): Promise<NonNullable<AlertBook['cache']>> {
+  private async run(count: string): Promise<NonNullable<AlertBook['cache']>> {
     const evals: EvalReading[] = [];
     const byDevice = new Map<string, Map<number, Reading>>();
     for (const device of this.service.deviceIds().sort()) {
@@ -241,7 +264,18 @@ export class AlertBook {
             continue; // not a reading body (a chained lifecycle statement's seq)
           }
           map.set(row.seq, reading);
-          evals.push(evalReading(reading, { receivedAt: row.receivedAt }));
+          // no receivedAt: an alert must be recomputable from its bundle, which holds the reading, not when it came
+          evals.push(evalReading(reading));
+        }
+      }
+      // Statements held ahead of a gap (checked: key and signature, FORMAT.md §11 step 7): the rules see their
+      // readings, so a gap that is not filled in time is an `integrity-seq-gap` alert (§15.6).
+      for (const h of await this.service.heldStatements(device, head + 1, MAX_HELD_IN_VIEW)) {
+        if (h.reading === undefined) continue;
+        try {
+          evals.push(evalReading(decodeReading(h.reading)));
+        } catch {
+          continue; // not a reading body
         }
       }
       // Forks ingest caught (FORMAT.md §11 step 7: a second statement, signature checked, for a committed seq): the
@@ -249,14 +283,16 @@ export class AlertBook {
       for (const fork of await this.service.forks(device)) {
         if (fork.reading === undefined || fork.seq < head - this.maxPerDevice + 1) continue;
         try {
-          evals.push(evalReading(decodeReading(fork.reading), { receivedAt: fork.receivedAt }));
+          evals.push(evalReading(decodeReading(fork.reading)));
         } catch {
           continue; // not a reading body
         }
       }
     }
-    const alerts = evaluateRuleSet(this.rules, evals).alerts;
-    this.cache = { readings: count, alerts, byDevice };
+    // At the time of evaluation, not of the last reading: silence and unfilled gaps are judged against now.
+    const at = this.now();
+    const alerts = evaluateRuleSet(this.rules, evals, { at }).alerts;
+    this.cache = { readings: count, at, alerts, byDevice };
     return this.cache;
   }
 }

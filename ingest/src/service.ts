@@ -7,7 +7,7 @@
  * payload, and it extends the device's committed head (seq = head + 1, prev = head digest). Anything else is
  * counted, logged and published on `stele/v1/<device>/rejects`; a fork is recorded and never applied.
  */
-import { deviceTopic, encodeReject, parseDeviceTopic } from '@stele/core/wire';
+import { decodeStatementMessage, deviceTopic, encodeReject, parseDeviceTopic } from '@stele/core/wire';
 import type { MqttClient } from 'mqtt';
 import { hostname } from 'node:os';
 import type { AnchorRef } from '@stele/core/anchor';
@@ -63,8 +63,8 @@ export interface EvidenceBundleJson {
   /** The device's lifecycle statements (FORMAT.md §13.6), in log order; absent when it has none. */
   lifecycle?: { batchId: number; statement: string; receipt: string; request?: string }[];
   batches: { batchId: number; size: number; root: string; anchor: AnchorRef }[];
-  /** Statements ingest caught as forks of a seq in the window (FORMAT.md §7); only in a fork alert's bundle. */
-  forks?: { statement: string; reading?: string }[];
+  /** Statements ingest caught and did not log (FORMAT.md §7): forks and held statements an alert names. */
+  caught?: { statement: string; reading?: string }[];
   /** The alert this bundle is evidence of (FORMAT.md §15.7, §15.8); only in alert bundles (alerts.ts). */
   alert?: unknown;
 }
@@ -731,6 +731,23 @@ export class IngestService {
   /** Where alert notifications stand (ingest/src/notify/): the delivery records kept in the store. */
   alertDeliveryStore(): AlertDeliveryStore {
     return this.store;
+  }
+
+  /**
+   * Statements held ahead of the device's head (a gap before them), decoded from the message as received, at most
+   * `limit` from `fromSeq`. Each was checked on arrival (key valid at its seq, signature) before it was held.
+   */
+  async heldStatements(deviceId: string, fromSeq: number, limit: number): Promise<{ seq: number; statement: Uint8Array; reading?: Uint8Array; receivedAt: number }[]> {
+    const out: { seq: number; statement: Uint8Array; reading?: Uint8Array; receivedAt: number }[] = [];
+    for (const h of await this.store.listHeld(deviceId, fromSeq, limit)) {
+      try {
+        const m = decodeStatementMessage(h.payload, h.payload.byteLength);
+        out.push({ seq: h.seq, statement: m.statement, ...(m.reading === undefined ? {} : { reading: m.reading }), receivedAt: h.receivedAt });
+      } catch {
+        continue; // held as received and judged again when its turn comes: an undecodable one is dropped then
+      }
+    }
+    return out;
   }
 
   /** Statements recorded as forks of a device (a second, different statement for a committed seq). */

@@ -959,9 +959,9 @@ async function bundleCases(w: World): Promise<BundleCase[]> {
       expected: failed('FORK_ERROR'),
       expectedOffline: failed('FORK_ERROR'),
     });
-    // The same second reading as ingest catches it (§11 step 7): not logged, carried in `forks` with the fork alert.
+    // The same second reading as ingest catches it (§11 step 7): not logged, carried in `caught` with the fork alert.
     const caught = base();
-    caught.forks = [{ statement: fork.statement.slice(), reading: fork.readingBytes.slice() }];
+    caught.caught = [{ statement: fork.statement.slice(), reading: fork.readingBytes.slice() }];
     const rule = { id: 'integrity', type: 'integrity' as const, standard: 'Stele integrity', version: '1', params: { unsyncedClock: false } };
     const evals = [...w.signed.map((x) => evalReading(x.reading)), evalReading(fork.reading)];
     const alert = evaluateRuleSet(parseRuleSet({ format: 'stele-rules/1', utcOffset: '+08:00', rules: [rule] }), evals, { at: START_MS + 3_600_000 }).alerts.find((a) => a.kind === 'integrity-fork');
@@ -969,12 +969,31 @@ async function bundleCases(w: World): Promise<BundleCase[]> {
     cases.push({
       name: 'fork-caught',
       description:
-        'The second reading of seq 4 of `fork` as ingest catches it: not logged, in `forks` (§7), with the integrity-fork alert; ' +
+        'The second reading of seq 4 of `fork` as ingest catches it: not logged, in `caught` (§7), with the integrity-fork alert; ' +
         'its signature and body hold, so the device forked (FORK_ERROR) and check 9 recomputes the alert from both readings.',
       bundle: caught,
       chain,
       expected: failed('FORK_ERROR'),
       expectedOffline: failed('FORK_ERROR'),
+    });
+    // A gap ingest caught: seqs 4 and 5 never arrived, seq 6 was held ahead of them; the window ends at the head, 3.
+    const gap = base();
+    const six = gap.entries.find((e) => e.seq === 6)!;
+    gap.window = { firstSeq: 1, lastSeq: 3 };
+    gap.entries = gap.entries.filter((e) => e.seq <= 3);
+    gap.caught = [{ statement: six.statement.slice(), reading: six.reading!.slice() }];
+    const seen = w.signed.filter((x) => x.reading.seq <= 3 || x.reading.seq === 6).map((x) => evalReading(x.reading));
+    const gapAlert = evaluateRuleSet(parseRuleSet({ format: 'stele-rules/1', utcOffset: '+08:00', rules: [rule] }), seen, { at: START_MS + 3_600_000 }).alerts.find((a) => a.kind === 'integrity-seq-gap');
+    gap.alert = JSON.parse(JSON.stringify(gapAlert)) as unknown;
+    cases.push({
+      name: 'gap-caught',
+      description:
+        'Seqs 4 and 5 never reached ingest, which held seq 6 ahead of them: the window is 1..3 and seq 6 is in `caught` (§7) with the ' +
+        'integrity-seq-gap alert; its signature and body hold, so seqs 4-5 are proven missing (SEQUENCE_GAP_ERROR) and check 9 recomputes the alert.',
+      bundle: gap,
+      chain,
+      expected: failed('SEQUENCE_GAP_ERROR'),
+      expectedOffline: failed('SEQUENCE_GAP_ERROR'),
     });
   }
   return cases;

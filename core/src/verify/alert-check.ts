@@ -242,9 +242,16 @@ function judgeAlertOver(alert: unknown, members: readonly Covered[]): BundleAler
   let open: Text | undefined;
   for (const m of members) {
     const { window } = m;
-    const bySeq = new Map(m.bodies.map((b) => [b.seq, b.reading]));
+    // The logged reading of a seq first (a caught fork of it comes after); the end is the last verified body at or
+    // after lastSeq: a caught statement ahead of the window (after a proven gap) closes it (FORMAT.md §15.8).
+    const bySeq = new Map<number, Reading>();
+    let endSeq = window.lastSeq;
+    for (const b of m.bodies) {
+      if (!bySeq.has(b.seq)) bySeq.set(b.seq, b.reading);
+      if (b.seq > endSeq) endSeq = b.seq;
+    }
     const first = bySeq.get(window.firstSeq);
-    const last = bySeq.get(window.lastSeq);
+    const last = bySeq.get(endSeq);
     if (window.firstSeq > 1) {
       if (first === undefined) {
         open ??= named(m, PASS.alertWindowBoundaryUnverified(window.firstSeq));
@@ -261,8 +268,8 @@ function judgeAlertOver(alert: unknown, members: readonly Covered[]): BundleAler
         };
       }
     }
-    if (last === undefined) open ??= named(m, PASS.alertWindowBoundaryUnverified(window.lastSeq));
-    else if (!(basisTimeMs(last, a.window.basis, off) >= to)) open ??= named(m, PASS.alertWindowOpenEnd(window.lastSeq, a.window.to));
+    if (last === undefined) open ??= named(m, PASS.alertWindowBoundaryUnverified(endSeq));
+    else if (!(basisTimeMs(last, a.window.basis, off) >= to)) open ??= named(m, PASS.alertWindowOpenEnd(endSeq, a.window.to));
   }
   if (open !== undefined) return { status: 'unchecked', sentence: open, failures: [], summary };
   const only = members.length === 1 && members[0]!.device === undefined ? members[0]! : undefined;

@@ -423,9 +423,13 @@ export const FAIL = {
     zh: `第 ${seq} 号：设备还签署了另一条不同的读数（接入服务拦下、未入日志）：设备日志出现分叉。`,
     en: `Seq ${seq}: the device also signed another, different reading, which ingest caught and did not log: the device log forked.`,
   }),
-  forkEntry: (n: number, detail: string, path: string): Text => ({
-    zh: `分叉记录 ${n} 无法作为证据（${detail}，位置 ${path}）`,
-    en: `Fork item ${n} is not evidence of a fork (${detail}; ${path})`,
+  caughtGap: (a: number, b: number, seq: number): Text => ({
+    zh: `第 ${a === b ? a : `${a}–${b}`} 号读数从未送达接入服务：设备签署了第 ${seq} 号读数（接入服务拦下、未入日志），其前的读数缺失。`,
+    en: `Reading${a === b ? ` ${a} was` : `s ${a}–${b} were`} never received by ingest: the device signed reading ${seq} (caught by ingest, not logged), so the seqs before it are missing.`,
+  }),
+  caughtEntry: (n: number, detail: string, path: string): Text => ({
+    zh: `拦下的声明 ${n} 不能作为证据（${detail}，位置 ${path}）`,
+    en: `Caught statement ${n} is not evidence of a fork or a gap (${detail}; ${path})`,
   }),
   fork: (seq: number, n: number): Text => ({
     zh: `第 ${seq} 号有 ${n} 条不同的已签名读数：设备日志出现分叉。`,

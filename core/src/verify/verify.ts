@@ -246,8 +246,8 @@ interface Ctx {
   confirmed: Map<number, { blockTime: number; blockNumber: number; operators: string[] }>;
   /** Anchor target of the policy per batch (check 7 picks it; check 11 reports it). */
   targets: Map<number, EvmAnchorTarget | undefined>;
-  /** Bodies of the bundle's `forks` whose statement and digest verified (check 4), for check 9. */
-  forkBodies: VerifiedBody[];
+  /** Bodies of the bundle's `caught` statements whose statement and digest verified (check 4), for check 9. */
+  caughtBodies: VerifiedBody[];
 }
 
 const hex0x = (b: Uint8Array): string => `0x${toHex(b)}`;
@@ -309,7 +309,7 @@ export async function runChecks(
     anchors: [],
     confirmed: new Map(),
     targets: new Map(),
-    forkBodies: [],
+    caughtBodies: [],
   };
   const timings = options.timings;
   let mark = performance.now();
@@ -325,7 +325,7 @@ export async function runChecks(
   await checkSignatures(ctx);
   lap('signatures');
   checkCompleteness(ctx);
-  await checkForks(ctx);
+  await checkCaught(ctx);
   lap('rest');
   await checkInclusionReceiptRecordedRoot(ctx);
   lap('inclusion');
@@ -769,23 +769,24 @@ function checkCompleteness(ctx: Ctx): void {
   c.completeness.sentence = PASS.completeness(firstSeq, lastSeq);
 }
 
-// ---- 4, continued: forks ingest caught (FORMAT.md §7 `forks`, §9 check 4) ---------------------------------------
+// ---- 4, continued: statements ingest caught and did not log (FORMAT.md §7 `caught`, §9 check 4 (d)) -----------
 
 /**
- * Each statement of `forks` is a second statement for a seq the bundle holds, which ingest caught and did not log.
- * It is checked as a reading statement is (key valid at its seq, signature, body digest and header); one that
- * holds is a proven fork (FORK_ERROR), and its body joins the readings check 9 recomputes from.
+ * Each statement of `caught` is one the device signed that ingest caught and did not log: a second statement for a
+ * seq the bundle holds (a fork), or one ahead of the window after seqs ingest never received (a gap). It is checked
+ * as a reading statement is (key valid at its seq, signature, body digest and header); one that holds proves the
+ * fork (FORK_ERROR) or the missing seqs (SEQUENCE_GAP_ERROR), and its body joins the readings check 9 recomputes from.
  */
-async function checkForks(ctx: Ctx): Promise<void> {
-  const forks = ctx.bundle.forks;
-  if (forks === undefined) return;
+async function checkCaught(ctx: Ctx): Promise<void> {
+  const caught = ctx.bundle.caught;
+  if (caught === undefined) return;
   const { c } = ctx;
   const { firstSeq, lastSeq } = ctx.bundle.window;
   const loggedAt = new Map<number, UsableItem>();
   for (const item of ctx.unique) if (!loggedAt.has(item.statement.seq)) loggedAt.set(item.statement.seq, item);
-  for (const [i, f] of forks.entries()) {
-    const path = `$.forks[${i}]`;
-    const notEvidence = (detail: string, where: string): void => c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.forkEntry(i + 1, detail, where), { path: where });
+  for (const [i, f] of caught.entries()) {
+    const path = `$.caught[${i}]`;
+    const notEvidence = (detail: string, where: string): void => c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.caughtEntry(i + 1, detail, where), { path: where });
     let st: ParsedStatement;
     try {
       st = parseStatement(f.statement);
@@ -794,11 +795,12 @@ async function checkForks(ctx: Ctx): Promise<void> {
       continue;
     }
     const logged = loggedAt.get(st.seq);
-    if (st.seq < firstSeq || st.seq > lastSeq || logged === undefined) {
-      notEvidence(`seq ${st.seq} has no entry in the bundle`, `${path}.statement`);
+    const ahead = st.seq > lastSeq + 1;
+    if (!ahead && (st.seq < firstSeq || logged === undefined)) {
+      notEvidence(`seq ${st.seq} is neither a seq of the bundle's entries nor ahead of its window after a gap`, `${path}.statement`);
       continue;
     }
-    if (equalBytes(st.payload, logged.statement.payload)) {
+    if (logged !== undefined && equalBytes(st.payload, logged.statement.payload)) {
       notEvidence(`the same reading as the entry of seq ${st.seq}`, `${path}.statement`);
       continue;
     }
@@ -818,7 +820,13 @@ async function checkForks(ctx: Ctx): Promise<void> {
       c.signatures.fail('SIGNATURE_ERROR', FAIL.signature(st.seq, undefined), { seq: st.seq, path: `${path}.statement` });
       continue;
     }
-    c.completeness.fail('FORK_ERROR', FAIL.forkCaught(st.seq), { seq: st.seq, expected: toHex(logged.statement.payload), actual: toHex(st.payload), path });
+    if (ahead) {
+      // The device signed seq st.seq: it made every seq before it, and the ones after the window never arrived.
+      const [a, b] = [lastSeq + 1, st.seq - 1];
+      c.completeness.fail('SEQUENCE_GAP_ERROR', FAIL.caughtGap(a, b, st.seq), { seq: a, expected: a === b ? `${a}` : `${a}-${b}`, actual: 'never received', path });
+    } else {
+      c.completeness.fail('FORK_ERROR', FAIL.forkCaught(st.seq), { seq: st.seq, expected: toHex(logged!.statement.payload), actual: toHex(st.payload), path });
+    }
     if (f.reading === undefined) continue;
     const digest = sha256(f.reading);
     if (!equalBytes(digest, st.payload)) {
@@ -829,7 +837,7 @@ async function checkForks(ctx: Ctx): Promise<void> {
       const reading = decodeReading(f.reading);
       const field = headerMismatch(st, reading);
       if (field !== undefined) c.signatures.fail('HEADER_MISMATCH_ERROR', FAIL.header(st.seq, field), { seq: st.seq, path: `${path}.reading` });
-      else ctx.forkBodies.push({ seq: st.seq, reading });
+      else ctx.caughtBodies.push({ seq: st.seq, reading });
     } catch {
       notEvidence('the reading does not decode', `${path}.reading`);
     }
@@ -1105,10 +1113,13 @@ function checkAlert(ctx: Ctx): Summary['alert'] {
 /** The reading bodies check 9 recomputes from: those that passed checks 3 and 4 (no failure of 2, 3 or 4 names their seq). */
 function verifiedBodies(ctx: Ctx): VerifiedBody[] {
   const { c } = ctx;
-  // A fork does not unverify either reading of its seq: each is signed and whole; the rules see both (§15.6).
-  const failedSeqs = new Set([...c.enrolment.failures, ...c.signatures.failures, ...c.completeness.failures].filter((f) => f.code !== 'FORK_ERROR').map((f) => f.seq));
+  // A fork does not unverify either reading of its seq (each is signed and whole; the rules see both, §15.6), nor
+  // does a gap proven by a caught statement unverify the readings around it.
+  const failedSeqs = new Set(
+    [...c.enrolment.failures, ...c.signatures.failures, ...c.completeness.failures].filter((f) => f.code !== 'FORK_ERROR' && !(f.code === 'SEQUENCE_GAP_ERROR' && f.actual === 'never received')).map((f) => f.seq),
+  );
   const logged = ctx.unique.filter((i) => i.reading !== undefined && !failedSeqs.has(i.statement.seq)).map((i) => ({ seq: i.statement.seq, reading: i.reading! }));
-  return [...logged, ...ctx.forkBodies.filter((b) => !failedSeqs.has(b.seq))];
+  return [...logged, ...ctx.caughtBodies.filter((b) => !failedSeqs.has(b.seq))];
 }
 
 // ---- 10. Data flags, informational (§9 check 10) --------------------------------------------------------------

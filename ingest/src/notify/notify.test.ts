@@ -219,7 +219,7 @@ describe('alert notification', () => {
     await s.ingest.flush();
     const bundle = (await book.bundle(fork!.id)) as EvidenceBundleJson;
     expect(bundle.window).toEqual({ firstSeq: 1, lastSeq: 3 });
-    expect(bundle.forks).toEqual([{ statement: toBase64Url(twin.statement), reading: toBase64Url(twin.reading) }]);
+    expect(bundle.caught).toEqual([{ statement: toBase64Url(twin.statement), reading: toBase64Url(twin.reading) }]);
     const { verdict } = await verifyBundleBytes(new TextEncoder().encode(JSON.stringify(bundle)), {
       anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId),
       trust: await policyTrustingBundle(bundle as unknown as Record<string, unknown>),

@@ -1,18 +1,19 @@
 /**
- * An alert over two devices exported as an evidence set (FORMAT.md §7.2) through the API (GET /alerts/<id>/bundle)
- * on real parts: ingest on an aedes broker with anvil, two gateways (the sampling yard's and the lab's) publishing
- * signed custody events. The set verifies with core's verifier against the chain; each device's bundle covers the
- * alert's window.
+ * Alert evidence beyond one device's logged readings, on real parts (ingest on an aedes broker with anvil): an alert
+ * over two gateways (the sampling yard's and the lab's custody events) exported as an evidence set (FORMAT.md §7.2)
+ * through the API, and a gap ingest caught (a reading held ahead of missing seqs) exported with the held statement
+ * in `caught` (§7). Each verifies with core's verifier against the chain.
  */
 import { describe, expect, it } from 'vitest';
-import { GENESIS_PREV, type Measurement, type Reading } from '@stele/core';
+import { GENESIS_PREV, toBase64Url, type Measurement, type Reading } from '@stele/core';
 import { readAnchor } from '@stele/core/anchor';
 import { parseRuleSet } from '@stele/core/alerts';
 import { verifyBundleBytes } from '@stele/core/verify';
 import { policyTrustingBundle } from '@stele/core/testing';
 import { AlertBook } from './alerts.ts';
 import { startIngestHttp } from './http/server.ts';
-import { enrolmentOf, signedReading, TestGateway, testSigner, useIngestStack, waitFor, type SignedReading } from './test-helpers.ts';
+import { enrolmentOf, makeChain, signedReading, TestGateway, testSigner, useIngestStack, waitFor, type SignedReading } from './test-helpers.ts';
+import type { EvidenceBundleJson } from './service.ts';
 import type { Signer } from '@stele/core';
 
 const stack = useIngestStack('evidence-set-chain');
@@ -80,5 +81,27 @@ describe('alert evidence across devices', () => {
       expect(verdict.state).toBe('verified');
       expect(verdict.summary.members?.map((m) => m.deviceId)).toEqual(['gw-yard', 'gw-lab']);
     }
+  }, 60_000);
+
+  it('a gap ingest caught (a reading held ahead of missing seqs) is an alert whose bundle proves the gap', async () => {
+    const s = await stack.setup({ deviceId: 'gw-gap', dirPrefix: 'evgap' });
+    const chain = await makeChain(s.device, 'gw-gap', 6);
+    for (const r of [...chain.slice(0, 3), chain[5]!]) await s.gw.publish(r);
+    await waitFor(() => s.gw.ackedUpTo === 3 && s.ingest.stats().buffered === 1, 'seqs 1-3 stored, seq 6 held');
+    await s.ingest.flush();
+    const rules = parseRuleSet({ format: 'stele-rules/1', rules: [{ id: 'integrity', type: 'integrity', standard: 'test', version: '1', params: { unsyncedClock: false } }] });
+    const book = new AlertBook(s.ingest, rules);
+    const gap = (await book.alerts()).find((a) => a.kind === 'integrity-seq-gap');
+    expect(gap?.values).toMatchObject({ firstMissing: 4, lastMissing: 5 });
+    const bundle = (await book.bundle(gap!.id)) as EvidenceBundleJson;
+    expect(bundle.window).toEqual({ firstSeq: 2, lastSeq: 3 }); // from the reading before the gap's window to the head
+    expect(bundle.caught).toEqual([{ statement: toBase64Url(chain[5]!.statement), reading: toBase64Url(chain[5]!.reading) }]);
+    const { verdict } = await verifyBundleBytes(new TextEncoder().encode(JSON.stringify(bundle)), {
+      anchorReader: (ref, batchId, rpc) => readAnchor(rpc ?? ref.rpc!, ref, batchId),
+      trust: await policyTrustingBundle(bundle as unknown as Record<string, unknown>),
+    });
+    // The device signed seq 6, so it made 4 and 5: the verdict fails on exactly that, and the alert is recomputed.
+    expect(verdict.checks.flatMap((c) => c.failures.map((f) => [f.code, f.seq, f.expected]))).toEqual([['SEQUENCE_GAP_ERROR', 4, '4-5']]);
+    expect(verdict.checks.find((c) => c.id === 'alert')!.status).toBe('pass');
   }, 60_000);
 });
