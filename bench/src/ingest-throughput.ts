@@ -4,8 +4,8 @@
  * confirmations, batches sealed, anchored on its embedded anvil chain), on LevelDB and on PostgreSQL, next to the
  * raw WebCrypto P-256 verify rate measured in the same run with the same number in flight.
  *
- *   npm run bench -- ingest-throughput [--store level,postgres] [--devices 32] [--readings 20000] [--window 256]
- *                                      [--in-flight 64] [--profile DIR] [--write]
+ *   npm run bench -- ingest-throughput [--store level,postgres] [--workers 1,2] [--devices 32] [--readings 20000]
+ *                                      [--window 256] [--in-flight 64] [--profile DIR] [--write]
  *
  * Setup (not timed): a broker (mosquitto on a free port, aedes when not installed), ingest with its embedded chain,
  * `devices` enrolled gateways and `readings` statements signed in advance (node:crypto, spread over the devices).
@@ -18,13 +18,17 @@
  * Raw limit: WebCrypto `subtle.verify` (ECDSA P-256, SHA-256, key imported once, the API ingest uses through
  * core/src/ecdsa.ts) over a signed 200-byte message with `in-flight` verifications outstanding, for 2 s before and
  * after each store's run; the table gives the mean of those.
+ * `--workers 1,2`: each PostgreSQL run once per worker count (LevelDB: 1 only, it is one process's store). Two
+ * workers are two `stele ingest run --share` processes on one MQTT 5 shared subscription, one PostgreSQL store, one
+ * ingest key and one anvil chain with the contract deployed once (as test/e2e/workers.test.ts runs them).
  * `--profile DIR` runs ingest under `node --cpu-prof --cpu-prof-dir DIR` (open the .cpuprofile in Chrome DevTools).
  * `--write` replaces the "Ingest throughput" section of docs/BENCHMARKS.md.
  * PostgreSQL: STELE_TEST_POSTGRES (default postgres://stele:stele@127.0.0.1:5432/postgres, a role with CREATEDB); a
  * database with a random name is created and dropped.
  */
 import { generateKeyPairSync, sign as nodeSign, webcrypto } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +37,11 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { encodeReading, GENESIS_PREV, keyIdOf, readingDigest, type Signer } from '@stele/core';
 import { parseConfirmation, signStatement } from '@stele/core/cose';
 import { encodeStatementMessage } from '@stele/core/wire';
+import { makeEnrolmentRecord } from '@stele/device';
+import { ANVIL_DEV_PRIVATE_KEY, startAnvil } from '@stele/ingest/anchor';
+import { runIngest } from '@stele/ingest/cli';
 import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/testing';
+import { freePort, INGEST_SCRIPT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
 import { writeMarkdownSection } from './harness.ts';
 
@@ -88,7 +96,76 @@ interface Gateway {
   wake: () => void;
 }
 
-async function prepare(stack: BenchStack, devices: number, total: number, tag: string): Promise<Gateway[]> {
+/** The ingest side of a run: one worker (startStack) or several sharing one PostgreSQL store and chain. */
+interface Cluster {
+  broker: string;
+  mqttUrl: string;
+  /** Each worker's HTTP API and data directory (its admin token). */
+  workers: { api: string; dataDir: string; child: Child }[];
+  enrol(signer: Signer, deviceId: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function oneWorker(stack: BenchStack, dir: string): Cluster {
+  return { broker: stack.broker, mqttUrl: stack.mqttUrl, workers: [{ api: stack.api, dataDir: join(dir, 'ingest'), child: stack.ingest }], enrol: (s, id) => stack.enrol(s, id), stop: () => stack.stop() };
+}
+
+/** `n` workers on mosquitto's shared subscription, one PostgreSQL store (`storeArgs`), one ingest key, one anvil. */
+async function startWorkers(dir: string, n: number, storeArgs: string[], mosquittoConfig: string[], nodeArgs: string[] | undefined): Promise<Cluster> {
+  const broker = await startMosquitto(dir, mosquittoConfig);
+  const anvil = await startAnvil({ stateDir: join(dir, 'anvil') });
+  const stops: (() => Promise<unknown>)[] = [() => anvil.stop(), () => broker.stop()];
+  try {
+    const dirs = Array.from({ length: n }, (_, i) => join(dir, `w${i + 1}`));
+    const key = join(dir, 'ingest.pem');
+    const anchorKey = join(dir, 'anchor.key');
+    await writeFile(anchorKey, `${ANVIL_DEV_PRIVATE_KEY}\n`, { mode: 0o600 });
+    const quiet = { stdout: { write: () => true }, stderr: { write: (c: string) => process.stderr.write(c) } };
+    for (const [i, d] of dirs.entries()) {
+      if ((await runIngest(['init', '--data', d, '--key', i === 0 ? key : join(dir, `unused-${i}.pem`)], quiet)) !== 0) throw new Error(`ingest init ${d} failed`);
+    }
+    if ((await runIngest(['deploy-contract', '--rpc', anvil.rpcUrl, '--anchor-key-file', anchorKey, '--data', dirs[0]!], quiet)) !== 0) throw new Error('deploy-contract failed');
+    for (const d of dirs.slice(1)) await copyFile(join(dirs[0]!, 'anchor-contract.json'), join(d, 'anchor-contract.json'));
+    const workers: Cluster['workers'] = [];
+    for (const d of dirs) {
+      const port = await freePort();
+      const args = ['run', '--mqtt', broker.url, '--data', d, '--key', key, '--rpc', anvil.rpcUrl, '--anchor-key-file', anchorKey, ...storeArgs, '--share', 'stele-bench', '--batch-ms', '1000', '--health-port', String(port), '--log-level', 'warn'];
+      const child = nodeArgs === undefined ? spawnTs(INGEST_SCRIPT, args) : spawnChild(process.execPath, [...nodeArgs, '--import', 'tsx', INGEST_SCRIPT, ...args]);
+      stops.unshift(() => child.kill('SIGTERM'));
+      workers.push({ api: `http://127.0.0.1:${port}`, dataDir: d, child });
+    }
+    for (const w of workers) {
+      const until = Date.now() + 90_000;
+      while (!(await fetch(`${w.api}/health`).then((r) => r.ok, () => false))) {
+        if (w.child.proc.exitCode !== null) throw new Error(`ingest worker exited: ${w.child.errTail.join(' | ')}`);
+        if (Date.now() > until) throw new Error('ingest worker did not come up');
+        await sleep(200);
+      }
+    }
+    return {
+      broker: 'mosquitto',
+      mqttUrl: broker.url,
+      workers,
+      async enrol(signer, deviceId) {
+        const token = (await readFile(join(workers[0]!.dataDir, 'admin-token'), 'utf8')).trim();
+        const res = await fetch(`${workers[0]!.api}/enrol`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify(makeEnrolmentRecord(signer, deviceId, 'bench')),
+        });
+        if (!res.ok) throw new Error(`enrol failed: ${await res.text()}`);
+      },
+      async stop() {
+        for (const f of stops) await f();
+      },
+    };
+  } catch (err) {
+    for (const f of stops) await f();
+    throw err;
+  }
+}
+
+async function prepare(stack: Cluster, devices: number, total: number, tag: string): Promise<Gateway[]> {
   const per = Math.ceil(total / devices);
   const out: Gateway[] = [];
   for (let d = 0; d < devices; d++) {
@@ -122,17 +199,34 @@ async function prepare(stack: BenchStack, devices: number, total: number, tag: s
   return out;
 }
 
+/** CPU seconds (user + system) of a process from /proc/PID/stat, or of the whole machine from /proc/stat. */
+function cpuSeconds(pid?: number): { busy: number; total: number } {
+  const tick = 100; // USER_HZ on Linux
+  if (pid !== undefined) {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const busy = (Number(f[11]) + Number(f[12])) / tick;
+    return { busy, total: busy };
+  }
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = cpu[3]! + cpu[4]!;
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return { busy: (total - idle) / tick, total: total / tick };
+}
+
 interface RunResult {
   store: string;
+  workers: number;
   readings: number;
   storedPerSec: number;
   anchoredPerSec: number;
   rawBefore: number;
   rawAfter: number;
   load: string;
+  /** Over the timed publishing: cores the whole machine was busy (of availableParallelism), ingest's and this process's. */
+  cpu: { machine: number; ingest: number; bench: number };
 }
 
-async function runOne(kind: 'level' | 'postgres', o: { devices: number; readings: number; window: number; inFlight: number; profile?: string }): Promise<RunResult | undefined> {
+async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices: number; readings: number; window: number; inFlight: number; profile?: string }): Promise<RunResult | undefined> {
   const dir = await mkdtemp(join(tmpdir(), `stele-bench-tp-${kind}-`));
   let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
   const ingestArgs: string[] = [];
@@ -150,19 +244,23 @@ async function runOne(kind: 'level' | 'postgres', o: { devices: number; readings
     await writeFile(pwFile, password, { mode: 0o600 });
     ingestArgs.push('--store', u.toString(), '--store-password-file', pwFile);
   }
-  const stack = await startStack(dir, {
-    ingestArgs,
-    // room for every gateway's window in ingest's broker queue (the default 1000 drops beyond, and this load sends no resends)
-    mosquittoConfig: ['max_queued_messages 100000'],
-    ...(o.profile === undefined ? {} : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', o.profile] }),
-  });
+  // room for every gateway's window in ingest's broker queue (the default 1000 drops beyond, and this load sends no resends)
+  const mosquittoConfig = ['max_queued_messages 100000'];
+  const nodeArgs = o.profile === undefined ? undefined : ['--cpu-prof', '--cpu-prof-dir', o.profile];
+  const stack =
+    workers === 1
+      ? oneWorker(await startStack(dir, { ingestArgs, mosquittoConfig, ...(nodeArgs === undefined ? {} : { nodeArgs }) }), dir)
+      : await startWorkers(dir, workers, ingestArgs, mosquittoConfig, nodeArgs);
   try {
     say(`${kind}: enrolling ${o.devices} gateways and signing ${o.readings} readings (${stack.broker})`);
     const gws = await prepare(stack, o.devices, o.readings, kind);
     const total = gws.reduce((n, g) => n + g.envelopes.length, 0);
     const rawBefore = await rawVerifyRate(o.inFlight, 2000);
-    say(`${kind}: raw WebCrypto P-256 verify ${Math.round(rawBefore)}/s (${o.inFlight} in flight); publishing`);
+    say(`${kind} x${workers}: raw WebCrypto P-256 verify ${Math.round(rawBefore)}/s (${o.inFlight} in flight); publishing`);
     const acked = () => gws.reduce((n, g) => n + g.acked, 0);
+    const machine0 = cpuSeconds();
+    const ingest0 = stack.workers.map((w) => cpuSeconds(w.child.proc.pid!).busy);
+    const bench0 = process.cpuUsage();
     const t0 = performance.now();
     let t10: number | undefined;
     let t90: number | undefined;
@@ -188,27 +286,43 @@ async function runOne(kind: 'level' | 'postgres', o: { devices: number; readings
     const deadline = Date.now() + 600_000;
     while (gws.some((g) => g.acked < g.envelopes.length)) {
       if (Date.now() > deadline) throw new Error(`not all confirmed: ${acked()} of ${total}`);
-      if (stack.ingest.proc.exitCode !== null) throw new Error(`ingest exited: ${stack.ingest.errTail.join(' | ')}`);
+      for (const w of stack.workers) if (w.child.proc.exitCode !== null) throw new Error(`ingest exited: ${w.child.errTail.join(' | ')}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     const tStored = performance.now();
     clearInterval(progress);
-    const token = (await import('node:fs')).readFileSync(join(dir, 'ingest', 'admin-token'), 'utf8').trim();
-    const res = await fetch(`${stack.api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
-    if (!res.ok) throw new Error(`flush failed: ${await res.text()}`);
+    const wall = (tStored - t0) / 1000;
+    const machine1 = cpuSeconds();
+    const cpu = {
+      machine: (machine1.busy - machine0.busy) / wall,
+      ingest: stack.workers.reduce((n, w, i) => n + cpuSeconds(w.child.proc.pid!).busy - ingest0[i]!, 0) / wall,
+      bench: (() => {
+        const u = process.cpuUsage(bench0);
+        return (u.user + u.system) / 1e6 / wall;
+      })(),
+    };
+    // Every worker cuts and anchors what it holds (the store's pending leaves are shared: one of them seals them).
+    for (const w of stack.workers) {
+      const token = (await readFile(join(w.dataDir, 'admin-token'), 'utf8')).trim();
+      const res = await fetch(`${w.api}/flush`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+      if (!res.ok) throw new Error(`flush failed: ${await res.text()}`);
+    }
     const tAnchored = performance.now();
-    const health = (await (await fetch(`${stack.api}/health`)).json()) as { readings: number; pending: number; unanchored?: number; anchored: number; batches: number };
-    if (health.pending !== 0 || health.anchored !== health.batches) throw new Error(`not all anchored: ${JSON.stringify(health)}`);
+    let health: { readings: number; pending: number; unanchored?: number; anchored: number; batches: number } | undefined;
+    for (const w of stack.workers) {
+      health = (await (await fetch(`${w.api}/health`)).json()) as NonNullable<typeof health>;
+      if (health.pending !== 0 || health.anchored !== health.batches) throw new Error(`not all anchored: ${JSON.stringify(health)}`);
+    }
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
     const rawAfter = await rawVerifyRate(o.inFlight, 2000);
     const storedPerSec = t10 !== undefined && t90 !== undefined && t90 > t10 ? (a90 - a10) / ((t90 - t10) / 1000) : total / ((tStored - t0) / 1000);
     const anchoredPerSec = total / ((tAnchored - t0) / 1000);
     say(
       `${kind}: ${total} readings: stored ${Math.round(storedPerSec)}/s sustained (all confirmed after ${((tStored - t0) / 1000).toFixed(1)} s), ` +
-        `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health.batches} batches); raw after ${Math.round(rawAfter)}/s; load ${load}`,
+        `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health!.batches} batches); raw after ${Math.round(rawAfter)}/s; load ${load}; CPU cores busy: machine ${cpu.machine.toFixed(2)}, ingest ${cpu.ingest.toFixed(2)}, bench ${cpu.bench.toFixed(2)}`,
     );
     for (const g of gws) await g.client.endAsync();
-    return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load };
+    return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', workers, readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load, cpu };
   } finally {
     await stack.stop();
     await db?.drop();
@@ -221,6 +335,7 @@ export async function main(argv: string[]): Promise<void> {
     args: argv,
     options: {
       store: { type: 'string', default: 'level,postgres' },
+      workers: { type: 'string', default: '1,2' },
       devices: { type: 'string', default: '32' },
       readings: { type: 'string', default: '20000' },
       window: { type: 'string', default: '256' },
@@ -239,24 +354,29 @@ export async function main(argv: string[]): Promise<void> {
   for (const [k, v] of Object.entries(o)) if (typeof v === 'number' && !(Number.isSafeInteger(v) && v > 0)) throw new RangeError(`--${k} must be a positive integer`);
   const machine = await machineLine();
   const results: RunResult[] = [];
+  const counts = values.workers.split(',').map(Number);
+  if (!counts.every((n) => Number.isSafeInteger(n) && n >= 1 && n <= 8)) throw new RangeError('--workers takes worker counts from 1 to 8, e.g. 1,2');
   for (const kind of values.store.split(',')) {
     if (kind !== 'level' && kind !== 'postgres') throw new RangeError('--store takes level and/or postgres');
-    const r = await runOne(kind, o);
-    if (r !== undefined) results.push(r);
+    // LevelDB is one process's store: one worker only
+    for (const n of kind === 'level' ? [1] : counts) {
+      const r = await runOne(kind, n, o);
+      if (r !== undefined) results.push(r);
+    }
   }
   const rows = results.map((r) => {
     const raw = (r.rawBefore + r.rawAfter) / 2;
-    return `| ${r.store} | 1 | ${r.readings} | ${Math.round(r.storedPerSec)} | ${Math.round(r.anchoredPerSec)} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${r.load} |`;
+    return `| ${r.store} | ${r.workers} | ${r.readings} | ${Math.round(r.storedPerSec)} | ${Math.round(r.anchoredPerSec)} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${r.cpu.machine.toFixed(2)} / ${r.cpu.ingest.toFixed(2)} / ${r.cpu.bench.toFixed(2)} | ${r.load} |`;
   });
   const body = [
     `- Machine: ${machine}`,
     `- Date: ${new Date().toISOString().slice(0, 10)}`,
     `- Command: \`${['npm run bench -- ingest-throughput', ...argv].join(' ')}\``,
-    `- Load: ${o.devices} gateways, ${o.readings} signed readings in all, each gateway with at most ${o.window} readings sent and not yet confirmed by ingest; broker ${hasMosquitto() ? 'mosquitto' : 'aedes'}; ingest a child process (\`stele ingest run --embedded-chain\`), batches every 1 s or 4096 leaves.`,
+    `- Load: ${o.devices} gateways, ${o.readings} signed readings in all, each gateway with at most ${o.window} readings sent and not yet confirmed by ingest; broker ${hasMosquitto() ? 'mosquitto' : 'aedes'}; one worker: ingest a child process (\`stele ingest run --embedded-chain\`); several: \`stele ingest run --share\` processes on one PostgreSQL store and one anvil; batches every 1 s or 4096 leaves.`,
     `- Raw limit: WebCrypto P-256 verify, key imported once, ${o.inFlight} in flight, 2 s before and 2 s after each store's run in the same process (mean).`,
     '',
-    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | load average after |',
-    '|---|---|---|---|---|---|---|---|',
+    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | CPU cores busy while publishing: machine / ingest / load generator | load average after |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
   process.stdout.write(`${body}\n`);
