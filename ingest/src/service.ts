@@ -930,7 +930,7 @@ export class IngestService {
     if (row !== undefined) this.devicesById.set(device, row);
   }
 
-  private async processGroup(device: string, group: Incoming[]): Promise<void> {
+  private async processGroup(device: string, group: Incoming[], lookForHeld = false): Promise<void> {
     await this.refreshDevice(device);
     // Stateless checks (decode, key, signature, body) in parallel (verify/); the key-validity and chain checks are
     // sequential (commit/judge-group.ts), against a draft of the device's key registry that rotations in this
@@ -942,7 +942,7 @@ export class IngestService {
         store: this.store,
         registry: this.registry,
         reorderLimit: this.reorderLimit,
-        heldKnown: this.heldCount > 0,
+        heldKnown: lookForHeld || this.heldCount > 0,
         check: (d, m) => this.safePrecheck(d, m),
         reject: (d, code, seq, detail) => this.reject(d, code, seq, detail),
         recordFork: (d, c) => this.recordFork(d, c),
@@ -974,6 +974,14 @@ export class IngestService {
       this.scheduleAck(device);
     }
     if (heldChanged || this.heldCount > 0) this.heldCount = await this.store.countAllHeld();
+    // Workers sharing a store: another one may have held the next seq after this group looked for held statements
+    // and before this commit was durable; it then saw the old head and left the statement to us. Look again now
+    // that the commit is durable (either that worker sees our head, or we see its hold), else the statement would
+    // wait for the gateway's resend.
+    if (commits.length > 0) {
+      const [next] = await this.store.listHeld(device, head.seq + 1, 1);
+      if (next !== undefined && next.seq === head.seq + 1) await this.processGroup(device, [], true);
+    }
   }
 
   /** precheck, where code failing on untrusted input is still a rejection, never a crash. */
