@@ -1165,6 +1165,8 @@ export class IngestService {
    */
   private async cutPending(): Promise<void> {
     let left = await this.store.countPending();
+    // Nothing left in the store (another worker sharing it sealed what this one committed): say so on /health.
+    if (left === 0) this.pendingCount = 0;
     while (left > 0) {
       const row = await this.cutBatch(Math.min(left, this.maxBatchSize));
       if (row === undefined) break; // another worker sealed them
