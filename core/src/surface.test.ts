@@ -50,7 +50,7 @@ const SURFACE: Record<string, string[]> = {
     'VerifyOptions', 'WireError', 'WireErrorCode', 'ZERO', 'add', 'alertId', 'assertP256PublicKey', 'basisTimeMs', 'buildKeyTimeline',
     'bundleDigest', 'bundleDigestAsync', 'bundleToJson', 'chainToRoot', 'checkAlert', 'checkConfirmation',
     'checkCustody', 'checkCustodyEvents', 'checkDeviceId', 'checkEnrolmentRecord', 'checkStatementAgainstReading',
-    'checkTpm2Certify', 'cmp', 'completePolicyDraft', 'concatBytes', 'consistencyProof', 'decimal', 'decodeCbor',
+    'checkTpm2Certify', 'cmp', 'completePolicyDraft', 'concatBytes', 'consistencyProof', 'decimal', 'decodeCbor', 'decodeCborChecked',
     'decodeLifecycleBody', 'decodeReading', 'decodeReject', 'decodeSign1', 'decodeStatementMessage', 'deviceTopic', 'div', 'draftTrustPolicy', 'encodeBundle',
     'encodeCbor', 'encodeDeterministic', 'encodeLifecycleBody', 'encodeLifecycleProtectedHeader', 'encodeReading',
     'encodeReceipt', 'encodeReceiptProtectedHeader', 'encodeReject', 'encodeSign1', 'encodeStatementMessage', 'encodeStatementProtectedHeader',
