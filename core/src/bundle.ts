@@ -314,6 +314,16 @@ function asArray(v: unknown, path: string, max: number): unknown[] {
   return v;
 }
 
+/** Options of {@link parseBundle}. */
+export interface ParseBundleOptions {
+  /**
+   * Filled, for a compact bundle, with hashLeaf(statement) of every entry's statement (keyed by the statement's
+   * bytes object), which rebuilding the receipts computes: verifyBundleBytes hands them to its checks, which would
+   * otherwise hash every statement again. Only for bytes nobody changes in between.
+   */
+  leafHashes?: Map<Uint8Array, Uint8Array>;
+}
+
 /**
  * Checks the shape of a parsed JSON evidence bundle (FORMAT.md §7) and decodes its binary fields.
  * Strict: unknown keys, wrong types, bad base64url/hex, wrong key or root lengths, a window with
@@ -321,8 +331,8 @@ function asArray(v: unknown, path: string, max: number): unknown[] {
  * `FormatError('BUNDLE_FORMAT_ERROR')` with `where.path` naming the first problem.
  * Not checked here (the verifier reports them as check failures): entry order, gaps, forks, anything inside the CBOR.
  */
-export function parseBundle(json: unknown): EvidenceBundle {
-  if (typeof json === 'object' && json !== null && !Array.isArray(json) && (json as Obj).format === BUNDLE_FORMAT_V2) return parseCompactBundle(json);
+export function parseBundle(json: unknown, options: ParseBundleOptions = {}): EvidenceBundle {
+  if (typeof json === 'object' && json !== null && !Array.isArray(json) && (json as Obj).format === BUNDLE_FORMAT_V2) return parseCompactBundle(json, options.leafHashes);
   const o = asObject(
     json,
     '$',
@@ -383,7 +393,7 @@ function finishBundle(format: BundleFormat, common: Common, entries: BundleEntry
 }
 
 /** Parses bundle file bytes (UTF-8 JSON). Bad UTF-8 or JSON is `BUNDLE_FORMAT_ERROR` at path `$`; a file or list beyond the limits above `BUNDLE_LIMIT_ERROR`. */
-export function parseBundleBytes(bytes: Uint8Array): EvidenceBundle {
+export function parseBundleBytes(bytes: Uint8Array, options: ParseBundleOptions = {}): EvidenceBundle {
   if (bytes.length > MAX_BUNDLE_BYTES) {
     throw new FormatError('BUNDLE_LIMIT_ERROR', `evidence bundle: ${bytes.length} bytes, more than the ${MAX_BUNDLE_BYTES} a verifier reads`, { where: { path: '$' } });
   }
@@ -393,7 +403,7 @@ export function parseBundleBytes(bytes: Uint8Array): EvidenceBundle {
   } catch (cause) {
     fail('$', 'not UTF-8 JSON', cause);
   }
-  return parseBundle(json);
+  return parseBundle(json, options);
 }
 
 /** Which form {@link bundleToJson} and {@link encodeBundle} write: 1 = `stele-evidence/1`, 2 = `stele-evidence/2` (§7.1). */
@@ -602,7 +612,7 @@ function parseDeviceBatch(v: unknown, path: string): CompactDeviceBatch {
  * wrong byte in a node, digest, header or signature rebuilds other statements or receipts, which checks 3-7 then
  * judge as they judge a v1 bundle.
  */
-function parseCompactBundle(json: unknown): EvidenceBundle {
+function parseCompactBundle(json: unknown, leafHashes: Map<Uint8Array, Uint8Array> | undefined): EvidenceBundle {
   const o = asObject(json, '$', ['format', 'createdAt', 'device', 'ingest', 'window', 'entries', 'batches'], ['deviceBatches', 'lifecycle', 'alert']);
   const common = parseCommon(o);
   const raw = asArray(o.entries, '$.entries', MAX_BUNDLE_ENTRIES).map((e, i) => parseCompactEntry(e, `$.entries[${i}]`));
@@ -656,7 +666,9 @@ function parseCompactBundle(json: unknown): EvidenceBundle {
       const leaf = raw[i]!.leaf;
       if (leaf >= batch.size) fail(`$.entries[${i}].leaf`, `leaf ${leaf} is not below the batch size ${batch.size}`);
       if (known.has(leaf)) fail(`$.entries[${i}].leaf`, `leaf ${leaf} of batch ${batch.batchId} appears twice`);
-      known.set(leaf, hashLeaf(statements[i]!));
+      const h = hashLeaf(statements[i]!);
+      known.set(leaf, h);
+      leafHashes?.set(statements[i]!, h);
     }
     let taken = 0;
     const memo = walkTree(batch.size, known, () => {

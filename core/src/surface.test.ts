@@ -38,7 +38,7 @@ const SURFACE: Record<string, string[]> = {
     'MAX_ENROLMENT_FILE_BYTES', 'MAX_INTERMEDIATES', 'MAX_POLICY_BYTES', 'MAX_POLICY_ENDPOINTS', 'MAX_POLICY_ENTRIES',
     'MAX_READING_LINE', 'MAX_READING_LINES', 'MAX_SITE_LENGTH', 'MKT_DELTA_H_OVER_R', 'MKT_SCALE_DIGITS',
     'Measurement', 'MerkleError', 'MerkleErrorCode', 'MerkleTree', 'NODE_PREFIX', 'NOTE', 'Note', 'ONE', 'OPEN_CODES',
-    'OpenCode', 'P256_PUBLIC_KEY_LENGTH', 'PASS', 'ParsedConfirmation', 'ParsedLifecycle', 'ParsedReceipt',
+    'OpenCode', 'P256_PUBLIC_KEY_LENGTH', 'PASS', 'ParseBundleOptions', 'ParsedConfirmation', 'ParsedLifecycle', 'ParsedReceipt',
     'ParsedStatement', 'PinoLike', 'PolicyDraft', 'PolicyEndpoint', 'PolicyKey', 'PollutantLimit',
     'READING_CONTENT_TYPE', 'READING_VERSION', 'REJECT_CODE_MAX_BYTES', 'REJECT_MAX_BYTES', 'RTYPE_PATTERN', 'Rational', 'Reading', 'ReadingRef', 'ReceiptClaims',
     'ReinstallBody', 'RejectMessage', 'RepeatabilityTier', 'RevocationBody', 'RotationBody', 'Rule', 'RuleBase', 'RuleSet', 'RuleType',

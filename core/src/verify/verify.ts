@@ -266,6 +266,8 @@ interface Ctx {
   confirmed: Map<number, { blockTime: number; blockNumber: number; operators: string[] }>;
   /** Anchor target of the policy per batch (check 7 picks it; check 11 reports it). */
   targets: Map<number, EvmAnchorTarget | undefined>;
+  /** hashLeaf of statements as parseBundleBytes computed them (verifyBundleBytes only: bytes nobody changed). */
+  leafHashes: Map<Uint8Array, Uint8Array> | undefined;
 }
 
 const hex0x = (b: Uint8Array): string => `0x${toHex(b)}`;
@@ -300,7 +302,11 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
  * The verdict, and the readings check 3 decoded (bodies whose digest is the signed one), by entry, so that a
  * caller drawing them (the web page's chart) does not decode them again.
  */
-async function runChecks(bundle: EvidenceBundle, options: VerifyOptions): Promise<{ verdict: Verdict; readings: Map<BundleEntry, Reading> }> {
+async function runChecks(
+  bundle: EvidenceBundle,
+  options: VerifyOptions,
+  leafHashes?: Map<Uint8Array, Uint8Array>,
+): Promise<{ verdict: Verdict; readings: Map<BundleEntry, Reading> }> {
   const deviceKeyOk = validKey(bundle.device.publicKey);
   const ctx: Ctx = {
     bundle,
@@ -324,6 +330,7 @@ async function runChecks(bundle: EvidenceBundle, options: VerifyOptions): Promis
     anchors: [],
     confirmed: new Map(),
     targets: new Map(),
+    leafHashes,
   };
   const timings = options.timings;
   let mark = performance.now();
@@ -397,7 +404,7 @@ function checkFormat(ctx: Ctx): void {
       } else {
         item.statement = st;
         // The leaf hash (checks 5-7 need it anyway) identifies the statement bytes as well as their SHA-256 would.
-        item.leafHash = hashLeaf(entry.statement);
+        item.leafHash = ctx.leafHashes?.get(entry.statement) ?? hashLeaf(entry.statement);
         const key = toHex(item.leafHash);
         item.duplicate = seenStatements.has(key);
         seenStatements.add(key);
@@ -1411,8 +1418,9 @@ export async function verifyBundleBytes(
   const digest = bundleDigestAsync(bytes);
   let bundle: EvidenceBundle;
   const t0 = performance.now();
+  const leafHashes = new Map<Uint8Array, Uint8Array>();
   try {
-    bundle = parseBundleBytes(bytes);
+    bundle = parseBundleBytes(bytes, { leafHashes });
     if (options.timings !== undefined) options.timings.parse = performance.now() - t0;
   } catch (err) {
     const code = codeOf(err);
@@ -1423,7 +1431,7 @@ export async function verifyBundleBytes(
     }
     throw err;
   }
-  const { verdict, readings } = await runChecks(bundle, options);
+  const { verdict, readings } = await runChecks(bundle, options, leafHashes);
   verdict.summary.bundleSha256 = await digest;
   return { verdict, bundle, readings };
 }
