@@ -154,8 +154,6 @@ export const DEFAULT_TIME_TOLERANCE_S = 300;
 export const DEFAULT_CHAIN_DEADLINE_MS = 60_000;
 /** Statements whose signature checks are started together (check 3); see checkSignatures. */
 const SIGNATURE_CHUNK = 2048;
-/** Signature checks sent together while decoding (startEarlySignatures): small, so the other thread starts soon. */
-const EARLY_SIGNATURE_CHUNK = 512;
 /** Notes of one kind shown before the rest are folded into one "and N more" note. */
 const NOTES_PER_KIND = 3;
 
@@ -175,11 +173,6 @@ interface Item {
   duplicate: boolean;
   /** hashLeaf(entry.statement), set with `statement`. */
   leafHash?: Uint8Array;
-  /**
-   * The signature check started while decoding (check 1, with a `signatureVerifier` only): with the record's key,
-   * for a statement naming the record's kid. Check 3 takes its answer when the timeline gives that same key.
-   */
-  early?: Promise<boolean>;
 }
 type UsableItem = Item & { statement: ParsedStatement };
 
@@ -397,7 +390,6 @@ function ingestKeyOf(bundle: EvidenceBundle, trust: TrustPolicy | undefined): Ct
 function checkFormat(ctx: Ctx): void {
   const { c, bundle } = ctx;
   const seenStatements = new Set<string>();
-  const early = startEarlySignatures(ctx);
   const duplicates: number[] = [];
   for (const [index, entry] of bundle.entries.entries()) {
     const path = `$.entries[${index}]`;
@@ -417,7 +409,6 @@ function checkFormat(ctx: Ctx): void {
         item.duplicate = seenStatements.has(key);
         seenStatements.add(key);
         if (item.duplicate) duplicates.push(entry.seq);
-        else early?.add(item as UsableItem);
       }
     } catch (err) {
       c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.entryFormat(entry.seq, 'statement', `${path}.statement`), {
@@ -432,7 +423,6 @@ function checkFormat(ctx: Ctx): void {
       });
     }
   }
-  early?.flush();
   // One note for all duplicates (a bundle of 57,000 copies must not print 57,000 lines).
   if (duplicates.length > 0) ctx.notes.push({ id: 'duplicate-entry', sentence: NOTE.duplicateEntries(duplicates.length, duplicates.slice(0, 5)) });
   for (const [index, entry] of (bundle.lifecycle ?? []).entries()) {
@@ -458,44 +448,6 @@ function checkFormat(ctx: Ctx): void {
   ctx.unique = ctx.usable.filter((i) => !i.duplicate);
   ctx.usedBatchIds = [...new Set([...ctx.items.map((i) => i.entry.batchId), ...ctx.lifecycleItems.map((i) => i.entry.batchId)])].sort((a, b) => a - b);
   c.format.sentence = PASS.format();
-}
-
-/**
- * With a caller's `signatureVerifier` (the web page: a second worker), the signature checks of statements that
- * name the record's key start while the rest is still being decoded, a chunk at a time, so that the other thread
- * works during checks 1 and 2 as well. Check 3 uses an answer only when the key the timeline gives for the
- * statement is the record's key (same bytes): the answer is then the one it would get itself.
- */
-function startEarlySignatures(ctx: Ctx): { add(item: UsableItem): void; flush(): void } | undefined {
-  const verifier = ctx.options.signatureVerifier;
-  if (verifier === undefined || !ctx.deviceKeyOk) return undefined;
-  const key = ctx.bundle.device.publicKey;
-  let jobs: SignatureJob[] = [];
-  let waiting: [UsableItem, number][] = [];
-  let last: ParsedStatement | undefined;
-  const flush = (): void => {
-    if (waiting.length === 0) return;
-    const batch = jobs;
-    const answers = verifier(batch).catch(() => batch.map(() => false));
-    for (const [item, slot] of waiting) item.early = answers.then((ok) => ok[slot] === true);
-    jobs = [];
-    waiting = [];
-    last = undefined;
-  };
-  return {
-    add(item) {
-      const st = item.statement;
-      if (!equalBytes(st.kid, ctx.deviceKid)) return;
-      // A device-level batch's statements share one check (as in checkSignatures).
-      if (last === undefined || !equalBytes(last.signature, st.signature) || !equalBytes(last.toBeSigned, st.toBeSigned)) {
-        jobs.push({ publicKey: key, message: st.toBeSigned, signature: st.signature });
-        last = st;
-      }
-      waiting.push([item, jobs.length - 1]);
-      if (jobs.length >= EARLY_SIGNATURE_CHUNK) flush();
-    },
-    flush,
-  };
 }
 
 // ---- 2. Device enrolment and key validity (§9 check 2, §13.5) -------------------------------------------------
@@ -707,7 +659,6 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
   /** Starts the checks of a chunk's unique statements; resolves when each has its answer in `signatureOk`. */
   const startChunk = (chunk: readonly UsableItem[]): Promise<void> => {
     const jobs: SignatureJob[] = [];
-    const earlyAnswers: Promise<unknown>[] = [];
     // A run of a device-level batch that goes on into the next chunk is checked once more there (same answer).
     last = undefined;
     // Per item: the index of its job, or -1 when its key is unusable (then it fails without a check).
@@ -723,11 +674,6 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
         slots.push([item, -1]);
         continue;
       }
-      const early = item.early;
-      if (early !== undefined && (key === bundle.device.publicKey || equalBytes(key, bundle.device.publicKey))) {
-        earlyAnswers.push(early.then((ok) => signatureOk.set(item, ok)));
-        continue;
-      }
       if (last !== undefined && last.key === key && equalBytes(last.st.signature, st.signature) && equalBytes(last.st.toBeSigned, st.toBeSigned)) {
         slots.push([item, last.slot]);
         continue;
@@ -737,10 +683,9 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
       jobs.push({ publicKey: key, message: st.toBeSigned, signature: st.signature });
     }
     const answers = jobs.length === 0 ? Promise.resolve([] as boolean[]) : verifier(jobs).catch(() => jobs.map(() => false));
-    const own = answers.then((ok) => {
+    return answers.then((ok) => {
       for (const [item, slot] of slots) signatureOk.set(item, slot >= 0 && ok[slot] === true);
     });
-    return earlyAnswers.length === 0 ? own : Promise.all([own, ...earlyAnswers]).then(() => undefined);
   };
   const signatureOk = new Map<Item, boolean>();
   // Bodies of duplicate entries are checked too: an identical statement must not smuggle in another body.

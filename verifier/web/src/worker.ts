@@ -50,7 +50,7 @@ function estimateChecks(sizeBytes: number): number {
  * Share of each batch of signature checks sent to the helper worker; the rest is checked here, where the reading
  * bodies of the batch are also hashed and decoded meanwhile (core's checkSignatures).
  */
-const HELPER_SHARE = 0.75;
+const HELPER_SHARE = 0.5;
 
 /**
  * Signature checks over two threads: part of each batch goes to the helper worker through `port`, the rest is
