@@ -6,6 +6,7 @@
  *   npm run bench:web                 both sizes (about 3 minutes, most of it building the day bundle)
  *   npm run bench:web -- 3600         one size
  *   BENCH_WEB_KEEP=1 npm run bench:web    keep the bundles in .tmp/bench-web/ and reuse them next time
+ *   BENCH_WEB_PAGE=old.html npx tsx bench/src/verifier-page.ts 3600   another build of the page (before/after)
  *   BENCH_WEB_FORM=v1 npm run bench:web   the v1 bundle form (default v2, the compact form ingest exports, FORMAT.md §7.1)
  *
  * Bundles are built with core's test-bundle helper (node:crypto signing the device statements for speed), one
@@ -30,7 +31,8 @@ import { buildTestBundle } from '@stele/core/testing';
 import { CHROMIUM_ARGS, DEFAULT_CHROMIUM } from '@stele/verifier/report';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const PAGE = join(repoRoot, 'dist', 'stele-verify.html');
+/** BENCH_WEB_PAGE=FILE: another build of the page (e.g. the one before a change, for a before/after pair). */
+const PAGE = process.env.BENCH_WEB_PAGE ?? join(repoRoot, 'dist', 'stele-verify.html');
 /** BENCH_WEB_KEEP=1 keeps the built bundles here and later runs reuse them (building a day takes minutes). */
 const cacheDir = join(repoRoot, '.tmp', 'bench-web');
 /**

@@ -329,6 +329,16 @@ function asArray(v: unknown, path: string, max: number): unknown[] {
   return v;
 }
 
+/** Options of {@link parseBundle}. */
+export interface ParseBundleOptions {
+  /**
+   * Filled, for a compact bundle, with hashLeaf(statement) of every entry's statement (keyed by the statement's
+   * bytes object), which rebuilding the receipts computes: verifyBundleBytes hands them to its checks, which would
+   * otherwise hash every statement again. Only for bytes nobody changes in between.
+   */
+  leafHashes?: Map<Uint8Array, Uint8Array>;
+}
+
 /**
  * Checks the shape of a parsed JSON evidence bundle (FORMAT.md §7) and decodes its binary fields.
  * Strict: unknown keys, wrong types, bad base64url/hex, wrong key or root lengths, a window with
@@ -336,8 +346,8 @@ function asArray(v: unknown, path: string, max: number): unknown[] {
  * `FormatError('BUNDLE_FORMAT_ERROR')` with `where.path` naming the first problem.
  * Not checked here (the verifier reports them as check failures): entry order, gaps, forks, anything inside the CBOR.
  */
-export function parseBundle(json: unknown): EvidenceBundle {
-  if (typeof json === 'object' && json !== null && !Array.isArray(json) && (json as Obj).format === BUNDLE_FORMAT_V2) return parseCompactBundle(json);
+export function parseBundle(json: unknown, options: ParseBundleOptions = {}): EvidenceBundle {
+  if (typeof json === 'object' && json !== null && !Array.isArray(json) && (json as Obj).format === BUNDLE_FORMAT_V2) return parseCompactBundle(json, options.leafHashes);
   const o = asObject(
     json,
     '$',
@@ -408,8 +418,8 @@ function finishBundle(format: BundleFormat, common: Common, entries: BundleEntry
 }
 
 /** Parses bundle file bytes (UTF-8 JSON). Bad UTF-8 or JSON is `BUNDLE_FORMAT_ERROR` at path `$`; a file or list beyond the limits above `BUNDLE_LIMIT_ERROR`. */
-export function parseBundleBytes(bytes: Uint8Array): EvidenceBundle {
-  return parseBundle(readEvidenceJson(bytes));
+export function parseBundleBytes(bytes: Uint8Array, options: ParseBundleOptions = {}): EvidenceBundle {
+  return parseBundle(readEvidenceJson(bytes), options);
 }
 
 /** The JSON of an evidence file (a bundle, §7, or an evidence set, §7.2): within the byte limit, UTF-8, JSON. */
@@ -633,7 +643,7 @@ function parseDeviceBatch(v: unknown, path: string): CompactDeviceBatch {
  * wrong byte in a node, digest, header or signature rebuilds other statements or receipts, which checks 3-7 then
  * judge as they judge a v1 bundle.
  */
-function parseCompactBundle(json: unknown): EvidenceBundle {
+function parseCompactBundle(json: unknown, leafHashes: Map<Uint8Array, Uint8Array> | undefined): EvidenceBundle {
   const o = asObject(json, '$', ['format', 'createdAt', 'device', 'ingest', 'window', 'entries', 'batches'], ['deviceBatches', 'lifecycle', 'caught', 'alert']);
   const common = parseCommon(o);
   const raw = asArray(o.entries, '$.entries', MAX_BUNDLE_ENTRIES).map((e, i) => parseCompactEntry(e, `$.entries[${i}]`));
@@ -687,7 +697,9 @@ function parseCompactBundle(json: unknown): EvidenceBundle {
       const leaf = raw[i]!.leaf;
       if (leaf >= batch.size) fail(`$.entries[${i}].leaf`, `leaf ${leaf} is not below the batch size ${batch.size}`);
       if (known.has(leaf)) fail(`$.entries[${i}].leaf`, `leaf ${leaf} of batch ${batch.batchId} appears twice`);
-      known.set(leaf, hashLeaf(statements[i]!));
+      const h = hashLeaf(statements[i]!);
+      known.set(leaf, h);
+      leafHashes?.set(statements[i]!, h);
     }
     let taken = 0;
     const memo = walkTree(batch.size, known, () => {

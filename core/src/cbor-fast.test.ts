@@ -1,7 +1,7 @@
 import { encode, rfc8949EncodeOptions, Tagged } from 'cborg';
 import { describe, expect, it } from 'vitest';
 import { decode } from 'cborg';
-import { DECLINED, decodeFast, encodeFast } from './cbor-fast.ts';
+import { DECLINED, decodeFast, decodeFastChecked, encodeFast } from './cbor-fast.ts';
 
 /** A small deterministic PRNG so that a failure can be replayed. */
 function rng(seed: number): () => number {
@@ -106,5 +106,42 @@ describe('decodeFast', () => {
       const bytes = Uint8Array.from(hex.match(/../g)!.map((x) => parseInt(x, 16)));
       expect(decodeFast(bytes, [18]), hex).toBe(DECLINED);
     }
+  });
+
+  it('says deterministic exactly when encodeFast gives the bytes back, for 20,000 random values and 20,000 mutations', () => {
+    const r = rng(34);
+    const tags = [18, 24, 1000];
+    let deterministic = 0;
+    const judge = (bytes: Uint8Array): void => {
+      const got = decodeFastChecked(bytes, tags);
+      if (got.value === DECLINED) return expect(got.deterministic).toBe(false);
+      const again = encodeFast(got.value) ?? new Uint8Array(encode(got.value, rfc8949EncodeOptions));
+      const same = again.length === bytes.length && again.every((x, i) => x === bytes[i]);
+      // Claimed deterministic: must be; not claimed: the callers encode again and compare (either outcome fine).
+      if (got.deterministic) {
+        expect(same).toBe(true);
+        deterministic++;
+      }
+    };
+    for (let i = 0; i < 20_000; i++) {
+      const v = randomValue(r, 0);
+      const bytes = new Uint8Array(encode(v, rfc8949EncodeOptions));
+      judge(bytes);
+      const m = bytes.slice();
+      const at = Math.floor(r() * m.length);
+      m[at] = Math.floor(r() * 256);
+      judge(m);
+    }
+    expect(deterministic).toBeGreaterThan(10_000);
+  });
+
+  it('does not call deterministic a map with its keys out of order, nor text starting with a byte order mark', () => {
+    for (const hex of ['a2616201616101', 'a202010101', 'a220010101', '63efbbbf']) {
+      const bytes = Uint8Array.from(hex.match(/../g)!.map((x) => parseInt(x, 16)));
+      const got = decodeFastChecked(bytes, []);
+      expect(got.value, hex).not.toBe(DECLINED);
+      expect(got.deterministic, hex).toBe(false);
+    }
+    expect(decodeFastChecked(Uint8Array.from([0xa2, 0x01, 0x01, 0x20, 0x01]), []).deterministic).toBe(true);
   });
 });

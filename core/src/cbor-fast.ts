@@ -210,6 +210,12 @@ export const DECLINED: unique symbol = Symbol('declined');
 class Reader {
   pos = 0;
   depth = 0;
+  /**
+   * Stays true while what was read is exactly what `encodeFast` writes for the value read: map keys in bytewise
+   * order of their encodings (the only freedom left once heads are shortest, lengths definite and floats out) and
+   * no text starting with a byte order mark (which the decoder drops).
+   */
+  deterministic = true;
   constructor(
     readonly bytes: Uint8Array,
     readonly tags: readonly number[],
@@ -247,6 +253,13 @@ function argument(r: Reader, info: number): number {
   return n;
 }
 
+/** compareBytes of b[aStart, aEnd) and b[bStart, bEnd), without copies. */
+function compareRanges(b: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < n; i++) if (b[aStart + i] !== b[bStart + i]) return b[aStart + i]! < b[bStart + i]! ? -1 : 1;
+  return aEnd - aStart - (bEnd - bStart);
+}
+
 function read(r: Reader): unknown {
   const b = r.bytes;
   if (r.pos >= b.length) throw UNSUPPORTED;
@@ -269,6 +282,7 @@ function read(r: Reader): unknown {
       r.pos += n;
       // a copy, and a plain Uint8Array even when the input is a Node Buffer (whose slice() is a view, and a Buffer)
       if (major === 2) return new Uint8Array(b.subarray(start, start + n));
+      if (n >= 3 && b[start] === 0xef && b[start + 1] === 0xbb && b[start + 2] === 0xbf) r.deterministic = false;
       try {
         return utf8Fatal.decode(b.subarray(start, start + n));
       } catch {
@@ -287,8 +301,14 @@ function read(r: Reader): unknown {
       const n = argument(r, info);
       if (n > b.length - r.pos || ++r.depth > MAX_DEPTH) throw UNSUPPORTED;
       const out = new Map<unknown, unknown>();
+      let prevStart = -1;
+      let prevEnd = -1;
       for (let i = 0; i < n; i++) {
+        const keyStart = r.pos;
         const key = read(r);
+        if (r.deterministic && prevStart >= 0 && compareRanges(b, prevStart, prevEnd, keyStart, r.pos) >= 0) r.deterministic = false;
+        prevStart = keyStart;
+        prevEnd = r.pos;
         if ((typeof key !== 'number' && typeof key !== 'string') || out.has(key)) throw UNSUPPORTED;
         out.set(key, read(r));
       }
@@ -316,13 +336,22 @@ function read(r: Reader): unknown {
  * them; anything else returns DECLINED, and `decodeCbor` asks cborg (which decodes it or says what is wrong).
  */
 export function decodeFast(bytes: Uint8Array, tags: readonly number[]): unknown {
+  return decodeFastChecked(bytes, tags).value;
+}
+
+/**
+ * decodeFast, and whether the bytes are exactly the deterministic encoding of what they decode to
+ * (`encodeFast(value)` would give them back byte for byte), found while reading: callers that must reject any
+ * other encoding skip encoding the value again when it is true. False when declined.
+ */
+export function decodeFastChecked(bytes: Uint8Array, tags: readonly number[]): { value: unknown; deterministic: boolean } {
   const r = new Reader(bytes, tags);
   try {
     const value = read(r);
-    if (r.pos !== bytes.length) return DECLINED;
-    return value;
+    if (r.pos !== bytes.length) return { value: DECLINED, deterministic: false };
+    return { value, deterministic: r.deterministic };
   } catch (err) {
-    if (err === UNSUPPORTED) return DECLINED;
+    if (err === UNSUPPORTED) return { value: DECLINED, deterministic: false };
     throw err;
   }
 }

@@ -1,6 +1,6 @@
 import { decode, encode, rfc8949EncodeOptions, Tagged } from 'cborg';
 import { FormatError } from './errors.ts';
-import { DECLINED, decodeFast, encodeFast } from './cbor-fast.ts';
+import { DECLINED, decodeFastChecked, encodeFast } from './cbor-fast.ts';
 
 export { Tagged };
 
@@ -22,8 +22,21 @@ export function encodeCbor(value: unknown): Uint8Array {
  * any other tag is an error.
  */
 export function decodeCbor(bytes: Uint8Array, options: { tags?: number[]; what?: string } = {}): unknown {
-  const fast = decodeFast(bytes, options.tags ?? []);
-  if (fast !== DECLINED) return fast;
+  return decodeCborChecked(bytes, options).value;
+}
+
+/**
+ * decodeCbor, and `deterministic`: true only when the bytes are known to be exactly the deterministic encoding
+ * of the value (encodeCbor would give them back), so that a caller checking that may skip encoding it again;
+ * false says nothing (encode and compare as before).
+ */
+export function decodeCborChecked(bytes: Uint8Array, options: { tags?: number[]; what?: string } = {}): { value: unknown; deterministic: boolean } {
+  const fast = decodeFastChecked(bytes, options.tags ?? []);
+  if (fast.value !== DECLINED) return fast;
+  return { value: decodeWithCborg(bytes, options), deterministic: false };
+}
+
+function decodeWithCborg(bytes: Uint8Array, options: { tags?: number[]; what?: string }): unknown {
   const tags = Tagged.preserve(...(options.tags ?? []));
   try {
     return decode(bytes, {

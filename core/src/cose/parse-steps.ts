@@ -4,23 +4,25 @@
  * parser's error code (STATEMENT_FORMAT_ERROR, RECEIPT_FORMAT_ERROR).
  */
 import { equalBytes } from '../bytes.ts';
-import { decodeCbor } from '../cbor.ts';
+import { decodeCborChecked } from '../cbor.ts';
 import { KEY_ID_LENGTH } from '../keys.ts';
 import { DIGEST_LENGTH } from '../reading.ts';
 import { ALG_ES256, HEADER_ALG, HEADER_KID } from './labels.ts';
 import { copyBytes, encodeDeterministic } from './plain-bytes.ts';
-import { type CoseSign1, decodeSign1 } from './sign1.ts';
+import { type CoseSign1, decodeSign1Checked } from './sign1.ts';
 
 /** Throws the parser's format error; `where` names the field (and label) that failed. */
 export type FailFormat = (message: string, where: Record<string, unknown>, cause?: unknown) => never;
 
 /**
  * decodeSign1 on untrusted bytes: misuse (TypeError) is rethrown as is; any other failure becomes
- * `fail('<what> is not a tagged COSE_Sign1', { field: 'cose' }, cause)`.
+ * `fail('<what> is not a tagged COSE_Sign1', { field: 'cose' }, cause)`. `deterministic` and
+ * `protectedDeterministic` as in CheckedSign1 (true: the bytes need not be encoded again to be judged).
  */
-export function decodeSign1Or(bytes: Uint8Array, what: string, fail: FailFormat): CoseSign1 {
+export function decodeSign1Or(bytes: Uint8Array, what: string, fail: FailFormat): CoseSign1 & { deterministic: boolean; protectedDeterministic: boolean } {
   try {
-    return decodeSign1(bytes);
+    const { sign1, deterministic, protectedDeterministic } = decodeSign1Checked(bytes);
+    return { ...sign1, deterministic, protectedDeterministic };
   } catch (cause) {
     if (cause instanceof TypeError) throw cause;
     return fail(`${what} is not a tagged COSE_Sign1`, { field: 'cose' }, cause);
@@ -51,8 +53,9 @@ export function decodeProofBytes(
   fail: FailFormat,
 ): { treeSize: number; leafIndex: number; path: Uint8Array[] } {
   let decoded: unknown;
+  let deterministic: boolean;
   try {
-    decoded = decodeCbor(bytes, { what: 'inclusion proof' });
+    ({ value: decoded, deterministic } = decodeCborChecked(bytes, { what: 'inclusion proof' }));
   } catch (cause) {
     fail('inclusion proof is not valid CBOR', { field: 'vdp' }, cause);
   }
@@ -69,6 +72,6 @@ export function decodeProofBytes(
     if (!(p instanceof Uint8Array) || p.length !== DIGEST_LENGTH) fail('a path entry is not 32 bytes', { field: `vdp.path[${i}]` });
   });
   const plain = (path as Uint8Array[]).map(copyBytes);
-  if (!equalBytes(encodeDeterministic([treeSize, leafIndex, plain]), bytes)) fail('inclusion proof is not in deterministic encoding', { field: 'vdp' });
+  if (!deterministic && !equalBytes(encodeDeterministic([treeSize, leafIndex, plain]), bytes)) fail('inclusion proof is not in deterministic encoding', { field: 'vdp' });
   return { treeSize, leafIndex, path: plain };
 }

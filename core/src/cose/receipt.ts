@@ -128,7 +128,7 @@ function parseProof(bytes: unknown): InclusionProof {
  * Throws FormatError `RECEIPT_FORMAT_ERROR`.
  */
 export function parseReceipt(bytes: Uint8Array): ParsedReceipt {
-  const { protectedBytes, protectedHeader: h, unprotectedHeader: u, payload, signature } = decodeSign1Or(bytes, 'receipt', fail);
+  const { protectedBytes, protectedHeader: h, unprotectedHeader: u, payload, signature, deterministic, protectedDeterministic } = decodeSign1Or(bytes, 'receipt', fail);
   checkLabelsAndAlg(h, RECEIPT_LABELS, fail);
   const kid = protectedKid(h, fail);
   const claims = h.get(HEADER_CWT_CLAIMS);
@@ -140,7 +140,8 @@ export function parseReceipt(bytes: Uint8Array): ParsedReceipt {
   if (h.get(HEADER_VDS) !== VDS_RFC9162_SHA256) fail('vds is not RFC9162_SHA256 (1)', { field: 'protected', label: HEADER_VDS });
   const batchId = h.get(HEADER_STELE_BATCH_ID);
   if (!isUint(batchId, 1)) fail('batch id is not an integer >= 1', { field: 'protected', label: HEADER_STELE_BATCH_ID });
-  if (!equalBytes(encodeReceiptProtectedHeader({ kid, issuer, issuedAt, batchId }), protectedBytes)) {
+  // As in parseStatement: bytes found deterministic while decoding, with exactly these fields, are their encoding.
+  if (!protectedDeterministic && !equalBytes(encodeReceiptProtectedHeader({ kid, issuer, issuedAt, batchId }), protectedBytes)) {
     fail('protected header is not in deterministic encoding', { field: 'protected' });
   }
   if (payload !== null) fail('payload is not detached (nil)', { field: 'payload' });
@@ -153,7 +154,7 @@ export function parseReceipt(bytes: Uint8Array): ParsedReceipt {
   if (!Array.isArray(proofs) || proofs.length !== 1) fail('vdp does not hold exactly one inclusion proof', { field: 'vdp' });
   const proof = parseProof(proofs[0]);
 
-  if (!equalBytes(encodeSign1({ protectedBytes, unprotectedHeader: u, payload, signature }), bytes)) {
+  if (!deterministic && !equalBytes(encodeSign1({ protectedBytes, unprotectedHeader: u, payload, signature }), bytes)) {
     fail('COSE_Sign1 is not in deterministic encoding', { field: 'cose' });
   }
   return { kid: copyBytes(kid), issuer, issuedAt, batchId, proof, protectedBytes: copyBytes(protectedBytes), signature: copyBytes(signature) };

@@ -1,4 +1,4 @@
-import { decodeCbor, Tagged } from '../cbor.ts';
+import { decodeCborChecked, Tagged } from '../cbor.ts';
 import { FormatError } from '../errors.ts';
 import { COSE_SIGN1_TAG } from './labels.ts';
 import { encodeDeterministic, plainBytes } from './plain-bytes.ts';
@@ -10,6 +10,17 @@ export interface CoseSign1 {
   unprotectedHeader: Map<number, unknown>;
   payload: Uint8Array | null;
   signature: Uint8Array;
+}
+
+/**
+ * decodeSign1's result, and what the decoder found: `deterministic` true when the bytes are exactly encodeSign1
+ * of the parts (deterministic CBOR), `protectedDeterministic` the same for the protected header; false says
+ * nothing. Parsers that require the deterministic encoding (parse-steps.ts) skip encoding them again.
+ */
+export interface CheckedSign1 {
+  sign1: CoseSign1;
+  deterministic: boolean;
+  protectedDeterministic: boolean;
 }
 
 /** Encodes a tagged COSE_Sign1 (tag 18) with deterministic CBOR. `payload: null` encodes a detached payload (`nil`). */
@@ -48,10 +59,16 @@ function checkHeaderMap(value: unknown, field: string): Map<number, unknown> {
  * parseStatement and parseReceipt do. Throws FormatError `COSE_FORMAT_ERROR`.
  */
 export function decodeSign1(bytes: Uint8Array, options: { allowUntagged?: boolean } = {}): CoseSign1 {
+  return decodeSign1Checked(bytes, options).sign1;
+}
+
+/** decodeSign1, and whether the bytes were found deterministic (CheckedSign1). */
+export function decodeSign1Checked(bytes: Uint8Array, options: { allowUntagged?: boolean } = {}): CheckedSign1 {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Uint8Array');
   let decoded: unknown;
+  let deterministic: boolean;
   try {
-    decoded = decodeCbor(bytes, { tags: [COSE_SIGN1_TAG], what: 'COSE_Sign1' });
+    ({ value: decoded, deterministic } = decodeCborChecked(bytes, { tags: [COSE_SIGN1_TAG], what: 'COSE_Sign1' }));
   } catch (cause) {
     coseFail('COSE_Sign1 is not valid CBOR (or carries a tag other than 18)', { field: 'cbor' }, cause);
   }
@@ -71,12 +88,13 @@ export function decodeSign1(bytes: Uint8Array, options: { allowUntagged?: boolea
   const unprotectedHeader = checkHeaderMap(unprotected, 'unprotected');
 
   let protectedHeader: Map<number, unknown>;
+  let protectedDeterministic = false;
   if (protectedBytes.length === 0) {
     protectedHeader = new Map();
   } else {
     let inner: unknown;
     try {
-      inner = decodeCbor(protectedBytes, { what: 'protected header' });
+      ({ value: inner, deterministic: protectedDeterministic } = decodeCborChecked(protectedBytes, { what: 'protected header' }));
     } catch (cause) {
       coseFail('protected header is not valid CBOR', { field: 'protected' }, cause);
     }
@@ -85,13 +103,15 @@ export function decodeSign1(bytes: Uint8Array, options: { allowUntagged?: boolea
   for (const label of protectedHeader.keys()) {
     if (unprotectedHeader.has(label)) coseFail('a label appears in both headers', { field: 'unprotected', label });
   }
-  return {
+  const sign1: CoseSign1 = {
     protectedBytes: plainBytes(protectedBytes),
     protectedHeader,
     unprotectedHeader,
     payload: payload === null ? null : plainBytes(payload),
     signature: plainBytes(signature),
   };
+  // Untagged input is not what encodeSign1 (always tagged) writes.
+  return { sign1, deterministic: deterministic && decoded instanceof Tagged, protectedDeterministic };
 }
 
 const EMPTY = new Uint8Array(0);

@@ -21,7 +21,10 @@ export {
   formatErrorVerdict,
   verifyBundle,
   verifyBundleBytes,
+  verifySignatureBatch,
   type AnchorReader,
+  type SignatureBatchVerifier,
+  type SignatureJob,
   type VerifyOptions,
 } from './verify.ts';
 export { findFrameInBundle, type FrameMatch, type FrameQueryResult } from './frame-query.ts';

@@ -121,11 +121,32 @@ export interface VerifyOptions {
    */
   testAttestationRoots?: boolean;
   /**
+   * Checks the statements' ES256 signatures (check 3) a batch at a time, for a caller that spreads them over more
+   * than one thread (the web page: two workers). Each answer must be what `verifyEs256(publicKey, message,
+   * signature)` returns, false when it throws. Default: every batch started at once through `verifyEs256`.
+   */
+  signatureVerifier?: SignatureBatchVerifier;
+  /**
    * Filled with the milliseconds spent in each step (`parse` by verifyBundleBytes; `format` = decoding every
    * COSE structure, `signatures`, `inclusion` = checks 5, 6 and 7 offline, `rest` = everything else), for the
    * benchmarks (docs/BENCHMARKS.md).
    */
   timings?: Record<string, number>;
+}
+
+/** One ES256 signature check: `signature` over `message` with the SEC1 `publicKey` (FORMAT.md §3). */
+export interface SignatureJob {
+  publicKey: Uint8Array;
+  message: Uint8Array;
+  signature: Uint8Array;
+}
+
+/** Checks a batch of signatures; answers in the order of `jobs` (see `VerifyOptions.signatureVerifier`). */
+export type SignatureBatchVerifier = (jobs: readonly SignatureJob[]) => Promise<boolean[]>;
+
+/** The default SignatureBatchVerifier: every check started at once (WebCrypto or noble, core/src/ecdsa.ts). */
+export function verifySignatureBatch(jobs: readonly SignatureJob[]): Promise<boolean[]> {
+  return Promise.all(jobs.map((j) => safeVerify(j.publicKey, j.message, j.signature)));
 }
 
 /** Default of `VerifyOptions.timeToleranceS`. */
@@ -248,6 +269,8 @@ interface Ctx {
   targets: Map<number, EvmAnchorTarget | undefined>;
   /** Bodies of the bundle's `caught` statements whose statement and digest verified (check 4), for check 9. */
   caughtBodies: VerifiedBody[];
+  /** hashLeaf of statements as parseBundleBytes computed them (verifyBundleBytes only: bytes nobody changed). */
+  leafHashes: Map<Uint8Array, Uint8Array> | undefined;
 }
 
 const hex0x = (b: Uint8Array): string => `0x${toHex(b)}`;
@@ -285,6 +308,7 @@ export async function verifyBundle(bundle: EvidenceBundle, options: VerifyOption
 export async function runChecks(
   bundle: EvidenceBundle,
   options: VerifyOptions,
+  leafHashes?: Map<Uint8Array, Uint8Array>,
 ): Promise<{ verdict: Verdict; readings: Map<BundleEntry, Reading>; bodies: VerifiedBody[] }> {
   const deviceKeyOk = validKey(bundle.device.publicKey);
   const ctx: Ctx = {
@@ -310,6 +334,7 @@ export async function runChecks(
     confirmed: new Map(),
     targets: new Map(),
     caughtBodies: [],
+    leafHashes,
   };
   const timings = options.timings;
   let mark = performance.now();
@@ -384,7 +409,7 @@ function checkFormat(ctx: Ctx): void {
       } else {
         item.statement = st;
         // The leaf hash (checks 5-7 need it anyway) identifies the statement bytes as well as their SHA-256 would.
-        item.leafHash = hashLeaf(entry.statement);
+        item.leafHash = ctx.leafHashes?.get(entry.statement) ?? hashLeaf(entry.statement);
         const key = toHex(item.leafHash);
         item.duplicate = seenStatements.has(key);
         seenStatements.add(key);
@@ -634,34 +659,50 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
   await Promise.all([...spans.filter((sp) => usableKey.get(sp) === true).map((sp) => sp.publicKey), ...(ctx.deviceKeyOk ? [bundle.device.publicKey] : [])].map(prepareEs256Key));
   // The statements of a device-level batch (FORMAT.md §3.1) carry one signature over one Sig_structure (the
   // batch root): checked once for the run, as the last check is reused when key, signature and bytes are equal.
-  let last: { key: Uint8Array; st: ParsedStatement; ok: Promise<boolean> } | undefined;
-  const verifyOne = (item: UsableItem): Promise<boolean> => {
-    // The key the statement names, when the timeline knows it; else the record's key (which then fails).
-    const span = findSpan(spans, item.statement.kid);
-    const key = span?.publicKey ?? bundle.device.publicKey;
-    const keyOk = span === undefined ? ctx.deviceKeyOk : usableKey.get(span) === true;
-    const st = item.statement;
-    if (last !== undefined && last.key === key && equalBytes(last.st.signature, st.signature) && equalBytes(last.st.toBeSigned, st.toBeSigned)) return last.ok;
-    const ok = (async () => {
-      try {
-        return keyOk && (await verifyStatementSignature(st, key));
-      } catch {
-        return false;
+  const verifier = ctx.options.signatureVerifier ?? verifySignatureBatch;
+  let last: { key: Uint8Array; st: ParsedStatement; slot: number } | undefined;
+  /** Starts the checks of a chunk's unique statements; resolves when each has its answer in `signatureOk`. */
+  const startChunk = (chunk: readonly UsableItem[]): Promise<void> => {
+    const jobs: SignatureJob[] = [];
+    // A run of a device-level batch that goes on into the next chunk is checked once more there (same answer).
+    last = undefined;
+    // Per item: the index of its job, or -1 when its key is unusable (then it fails without a check).
+    const slots: [UsableItem, number][] = [];
+    for (const item of chunk) {
+      if (item.duplicate) continue;
+      // The key the statement names, when the timeline knows it; else the record's key (which then fails).
+      const span = findSpan(spans, item.statement.kid);
+      const key = span?.publicKey ?? bundle.device.publicKey;
+      const keyOk = span === undefined ? ctx.deviceKeyOk : usableKey.get(span) === true;
+      const st = item.statement;
+      if (!keyOk) {
+        slots.push([item, -1]);
+        continue;
       }
-    })();
-    last = { key, st, ok };
-    return ok;
+      if (last !== undefined && last.key === key && equalBytes(last.st.signature, st.signature) && equalBytes(last.st.toBeSigned, st.toBeSigned)) {
+        slots.push([item, last.slot]);
+        continue;
+      }
+      last = { key, st, slot: jobs.length };
+      slots.push([item, jobs.length]);
+      jobs.push({ publicKey: key, message: st.toBeSigned, signature: st.signature });
+    }
+    const answers = jobs.length === 0 ? Promise.resolve([] as boolean[]) : verifier(jobs).catch(() => jobs.map(() => false));
+    return answers.then((ok) => {
+      for (const [item, slot] of slots) signatureOk.set(item, slot >= 0 && ok[slot] === true);
+    });
   };
   const signatureOk = new Map<Item, boolean>();
   // Bodies of duplicate entries are checked too: an identical statement must not smuggle in another body.
   const timeOf = new Map<Item, number>();
   // In chunks: the signature checks of a chunk start, then the previous chunk's are awaited, then this chunk's
-  // bodies are hashed and decoded while WebCrypto works on its signatures (off this thread). At most two chunks
-  // are in flight: 86,400 checks started at once took 2.5 times as long in Chromium as the same checks in chunks.
+  // bodies are hashed and decoded while WebCrypto (or the caller's verifier, in another worker) works on its
+  // signatures. At most two chunks are in flight: 86,400 checks started at once took 2.5 times as long in
+  // Chromium as the same checks in chunks.
   let previous: Promise<unknown> = Promise.resolve();
   for (let from = 0; from < ctx.usable.length; from += SIGNATURE_CHUNK) {
     const chunk = ctx.usable.slice(from, from + SIGNATURE_CHUNK);
-    const started = Promise.all(chunk.filter((i) => !i.duplicate).map(async (item) => signatureOk.set(item, await verifyOne(item))));
+    const started = startChunk(chunk);
     await previous;
     hashOnly += checkBodies(ctx, chunk, timeOf);
     previous = started;
@@ -1469,10 +1510,11 @@ export async function verifyBundleBytes(
   const digest = bundleDigestAsync(bytes);
   let parsed: EvidenceBundle | EvidenceSet;
   const t0 = performance.now();
+  const leafHashes = new Map<Uint8Array, Uint8Array>();
   try {
     const json = readEvidenceJson(bytes);
     // An alert's evidence across devices (FORMAT.md §7.2): each bundle by §9, the alert over all of them.
-    parsed = isEvidenceSetJson(json) ? parseEvidenceSet(json) : parseBundle(json);
+    parsed = isEvidenceSetJson(json) ? parseEvidenceSet(json) : parseBundle(json, { leafHashes });
     if (options.timings !== undefined) options.timings.parse = performance.now() - t0;
   } catch (err) {
     const code = codeOf(err);
@@ -1489,7 +1531,7 @@ export async function verifyBundleBytes(
     return { verdict, set: parsed, members };
   }
   const bundle = parsed;
-  const { verdict, readings } = await runChecks(bundle, options);
+  const { verdict, readings } = await runChecks(bundle, options, leafHashes);
   verdict.summary.bundleSha256 = await digest;
   return { verdict, bundle, readings };
 }

@@ -53,6 +53,8 @@ async function main(): Promise<void> {
   const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
   await build({
     configFile: join(webRoot, 'vite.config.ts'),
+    // STELE_WEB_MINIFY=0: readable function names, for a CPU profile (bench/src/prof-page.ts).
+    ...(process.env.STELE_WEB_MINIFY === '0' ? { build: { minify: false } } : {}),
     define: {
       __STELE_VERSION__: JSON.stringify(version),
       __STELE_COMMIT__: JSON.stringify(process.env.STELE_COMMIT ?? gitCommit()),

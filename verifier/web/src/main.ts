@@ -15,7 +15,7 @@ import { drawChart, fmtNum, hhmm } from './chart.ts';
 import { bi, clear, h, T } from './dom.ts';
 import { BACKEND_WORD, bucketWord, STATE_ICON, STATE_WORD, STATUS_WORD, W, type Lang } from './i18n.ts';
 import { AUTHORITY_STORAGE_KEY, comparePolicy, loadStoredPolicy, readPolicy, storePolicy, MAX_POLICY_BYTES, type LoadedPolicy } from './policy.ts';
-import type { BundleInfo, Timings, VerifyRequest, WorkerMessage } from './protocol.ts';
+import type { BundleInfo, HelperRequest, Timings, VerifyRequest, WorkerMessage } from './protocol.ts';
 import { identifierText, qrSvg } from './qr.ts';
 import VerifyWorker from './worker.ts?worker&inline';
 
@@ -48,11 +48,12 @@ const state: {
   fileSha256: string | undefined;
   codeSha256: string;
   worker: Worker | undefined;
+  helper: Worker | undefined;
   /** Results rendered so far (tests wait for it to grow). */
   runs: number;
   /** Set by `stele verify --offline --report`: ask no endpoint, not even the policy's. */
   offline: boolean;
-} = { runs: 0, offline: false, lang: 'zh', policyBytes: undefined, policy: undefined, result: undefined, fileSha256: undefined, codeSha256: '', worker: undefined };
+} = { runs: 0, offline: false, lang: 'zh', policyBytes: undefined, policy: undefined, result: undefined, fileSha256: undefined, codeSha256: '', worker: undefined, helper: undefined };
 
 // ---- language ----------------------------------------------------------------------------------------------
 function setLang(lang: Lang): void {
@@ -131,18 +132,23 @@ function showProgress(text: Text | undefined, done = 0, total = 1): void {
 
 /**
  * A worker started ahead (the page load, then after each verification), so that its script is already compiled
- * when the officer drops a bundle; each verification still gets a worker of its own.
+ * when the officer drops a bundle; each verification still gets a worker of its own. With a second CPU, a
+ * second worker checks part of the signatures (worker.ts, HelperRequest): started ahead the same way.
  */
-let spareWorker: Worker | undefined;
-function takeWorker(): Worker {
-  const worker = spareWorker ?? new VerifyWorker();
+const HELPERS = (navigator.hardwareConcurrency ?? 1) >= 2;
+let spareWorker: { worker: Worker; helper: Worker | undefined } | undefined;
+function newWorkers(): { worker: Worker; helper: Worker | undefined } {
+  return { worker: new VerifyWorker(), helper: HELPERS ? new VerifyWorker() : undefined };
+}
+function takeWorker(): { worker: Worker; helper: Worker | undefined } {
+  const workers = spareWorker ?? newWorkers();
   spareWorker = undefined;
-  return worker;
+  return workers;
 }
 /** Starts the next spare worker once the page is idle (not while one verifies: the CPUs are busy then). */
 function startSpareWorker(): void {
   setTimeout(() => {
-    spareWorker ??= new VerifyWorker();
+    spareWorker ??= newWorkers();
   }, 0);
 }
 startSpareWorker();
@@ -158,12 +164,14 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], opt
     return Promise.reject(new Error(err.en));
   }
   state.worker?.terminate();
+  state.helper?.terminate();
   // The previous result goes away while this bundle is checked: never show one bundle's verdict beside another's name.
   state.result = undefined;
   $('result').hidden = true;
   clear($('result-body'));
-  const worker = takeWorker();
+  const { worker, helper } = takeWorker();
   state.worker = worker;
+  state.helper = helper;
   showProgress(W.progressRead);
   ($('print') as HTMLButtonElement).disabled = true;
   return new Promise<PageResult>((resolve, reject) => {
@@ -178,6 +186,9 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], opt
       // The worker closes itself after its result (tearing down a day's heap there, not on this thread).
       startSpareWorker();
       if (state.worker === worker) state.worker = undefined;
+      // The helper holds no more than a batch of signatures: ended here.
+      helper?.terminate();
+      if (state.helper === helper) state.helper = undefined;
       showProgress(undefined);
       if (m.type === 'error') {
         showError(W.workerError(m.message));
@@ -202,6 +213,7 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], opt
       resolve(result);
     };
     worker.onerror = (event) => {
+      helper?.terminate();
       showProgress(undefined);
       showError(W.workerError(event.message));
       reject(new Error(event.message));
@@ -213,7 +225,14 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], opt
     const authority = authorityInput();
     if (authority !== undefined) request.authority = authority;
     if (options.offline === true) request.offline = true;
-    worker.postMessage(request, options.transfer === true ? [buffer] : []);
+    const transfer: Transferable[] = options.transfer === true ? [buffer] : [];
+    if (helper !== undefined) {
+      const channel = new MessageChannel();
+      helper.postMessage({ type: 'helper', port: channel.port1 } satisfies HelperRequest, [channel.port1]);
+      request.helper = channel.port2;
+      transfer.push(channel.port2);
+    }
+    worker.postMessage(request, transfer);
   });
 }
 

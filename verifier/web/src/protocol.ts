@@ -17,6 +17,28 @@ export interface VerifyRequest {
   /** Ask no chain endpoint at all, not even those the policy suggests. */
   offline?: boolean;
   timeoutMs?: number;
+  /** A port to a helper worker (HelperRequest) that checks part of the signatures on the second CPU. */
+  helper?: MessagePort;
+}
+
+/**
+ * Makes a worker a signature helper of the verifying worker: it answers each SignatureBatch arriving on `port`
+ * with a SignatureAnswer (core's verifyEs256 over each job), so that two threads check signatures at once.
+ */
+export interface HelperRequest {
+  type: 'helper';
+  port: MessagePort;
+}
+
+/** A batch of ES256 checks sent to the helper: key, Sig_structure and signature of each statement. */
+export interface SignatureBatch {
+  id: number;
+  jobs: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array }[];
+}
+
+export interface SignatureAnswer {
+  id: number;
+  ok: boolean[];
 }
 
 export type WorkerMessage =

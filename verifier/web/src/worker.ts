@@ -8,15 +8,15 @@
  */
 import { AnchorError, readAnchor } from '@stele/core/anchor';
 import { parseBundleBytes } from '@stele/core';
-import type { AnchorReader } from '@stele/core/verify';
-import { verifyBundleBytes } from '@stele/core/verify';
+import type { AnchorReader, SignatureBatchVerifier, SignatureJob } from '@stele/core/verify';
+import { verifyBundleBytes, verifySignatureBatch } from '@stele/core/verify';
 import { policyVerifyOptions } from './policy.ts';
-import type { VerifyRequest, WorkerMessage } from './protocol.ts';
+import type { HelperRequest, SignatureAnswer, SignatureBatch, VerifyRequest, WorkerMessage } from './protocol.ts';
 import { describeBundle } from './series.ts';
 
 interface WorkerScope {
   postMessage(message: WorkerMessage): void;
-  onmessage: ((event: MessageEvent<VerifyRequest>) => void) | null;
+  onmessage: ((event: MessageEvent<VerifyRequest | HelperRequest>) => void) | null;
 }
 const scope = self as unknown as WorkerScope;
 
@@ -46,6 +46,44 @@ function estimateChecks(sizeBytes: number): number {
   return Math.max(1, Math.round(sizeBytes / 1250));
 }
 
+/**
+ * Share of each batch of signature checks sent to the helper worker; the rest is checked here, where the reading
+ * bodies of the batch are also hashed and decoded meanwhile (core's checkSignatures).
+ */
+const HELPER_SHARE = 0.5;
+
+/**
+ * Signature checks over two threads: part of each batch goes to the helper worker through `port`, the rest is
+ * checked here (both with core's verifyEs256), the answers put back in order.
+ */
+function twoThreadVerifier(port: MessagePort): SignatureBatchVerifier {
+  let nextId = 0;
+  const waiting = new Map<number, (ok: boolean[]) => void>();
+  port.onmessage = (event: MessageEvent<SignatureAnswer>) => {
+    const answer = event.data;
+    signatureChecks += answer.ok.length;
+    waiting.get(answer.id)?.(answer.ok);
+    waiting.delete(answer.id);
+  };
+  return async (jobs: readonly SignatureJob[]) => {
+    const sent = Math.floor(jobs.length * HELPER_SHARE);
+    const id = nextId++;
+    const remote = new Promise<boolean[]>((resolve) => waiting.set(id, resolve));
+    const batch: SignatureBatch = { id, jobs: jobs.slice(0, sent).map((j) => ({ publicKey: j.publicKey, message: j.message, signature: j.signature })) };
+    port.postMessage(batch);
+    const local = await verifySignatureBatch(jobs.slice(sent));
+    return [...(await remote), ...local];
+  };
+}
+
+/** The helper's side: answers every batch of checks arriving on `port` (core's verifyEs256, as the CLI checks). */
+function serveHelper(port: MessagePort): void {
+  port.onmessage = (event: MessageEvent<SignatureBatch>) => {
+    const { id, jobs } = event.data;
+    void verifySignatureBatch(jobs).then((ok) => port.postMessage({ id, ok } satisfies SignatureAnswer));
+  };
+}
+
 async function verify(req: VerifyRequest): Promise<void> {
   const t0 = performance.now();
   const bytes = new Uint8Array(req.bytes);
@@ -66,6 +104,7 @@ async function verify(req: VerifyRequest): Promise<void> {
   const steps: Record<string, number> = {};
   const options = {
     timings: steps,
+    ...(req.helper === undefined ? {} : { signatureVerifier: twoThreadVerifier(req.helper) }),
     ...(online ? { anchorReader: reader } : {}),
     ...(online && req.rpcUrls.length > 0 ? { rpcUrls: req.rpcUrls } : {}),
     ...policyOptions,
@@ -100,6 +139,10 @@ function tryParse(bytes: Uint8Array) {
 }
 
 scope.onmessage = (event) => {
+  if (event.data?.type === 'helper') {
+    serveHelper(event.data.port);
+    return;
+  }
   if (event.data?.type !== 'verify') return;
   verify(event.data)
     .catch((err: unknown) => {
