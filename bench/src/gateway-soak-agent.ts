@@ -8,7 +8,8 @@
  *
  *   node --import tsx bench/src/gateway-soak-agent.ts --data DIR --mqtt URL --device ID --key FILE --ingest-key B64URL [--instruments 16]
  *
- * Prints a JSON status line every 5 s; SIGTERM stops it (prints a last line with "stopped": true).
+ * Prints a JSON status line every 5 s (readings, outbox, memory, CPU seconds); SIGTERM stops it (prints a last
+ * line with "stopped": true).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -61,11 +62,15 @@ for (let i = 0; i < n; i++) {
   );
 }
 
+const cpuSeconds = () => {
+  const c = process.cpuUsage();
+  return Math.round((c.user + c.system) / 1e4) / 100;
+};
 const line = (extra: Record<string, unknown> = {}) => {
   const s = gateway.status();
   const m = process.memoryUsage();
   const mb = (x: number) => Math.round((x / 2 ** 20) * 10) / 10;
-  process.stdout.write(`${JSON.stringify({ taken: s.taken, failed: s.failed, head: s.outbox.head, acked: s.outbox.acked, heapMb: mb(m.heapUsed), heapTotalMb: mb(m.heapTotal), externalMb: mb(m.external), rssMb: mb(m.rss), ...extra })}\n`);
+  process.stdout.write(`${JSON.stringify({ taken: s.taken, failed: s.failed, head: s.outbox.head, acked: s.outbox.acked, heapMb: mb(m.heapUsed), heapTotalMb: mb(m.heapTotal), externalMb: mb(m.external), rssMb: mb(m.rss), cpuS: cpuSeconds(), ...extra })}\n`);
 };
 const ticker = setInterval(line, 5000);
 

@@ -258,6 +258,9 @@ export class Publisher extends EventEmitter {
       reconnectPeriod: 0,
       resubscribe: false,
       connectTimeout: this.#o.connectTimeoutMs,
+      // mqtt-packet's number cache is 65,536 two-byte Buffers (~6 MB of JS heap, a tenth of the gateway's RSS
+      // budget) to save one 2-byte allocation per packet; docs/BENCHMARKS.md "Soak"
+      writeCache: false,
     });
     this.#client = client;
     const current = () => generation === this.#generation && !this.#stopped;

@@ -72,6 +72,7 @@ export class HealthPublisher {
       reconnectPeriod: 5000,
       connectTimeout: 10_000,
       queueQoSZero: false,
+      writeCache: false, // as the publisher's client: no 65,536-Buffer number cache
       will: { topic: this.#topic, payload: Buffer.from(JSON.stringify({ state: 'offline', device: this.#o.deviceId })), qos: 1, retain: true },
     });
     client.on('error', (err) => this.#log('debug', 'health topic connection error', { err: err.message }));

@@ -21,6 +21,7 @@ import { verifyEnrolmentRequest } from '@stele/core/enrolment';
 import { PtyPair, CemsSimulator } from '@stele/simulator';
 import { runVerify } from '@stele/verifier/cli';
 import { policyFileTrustingBundle } from '@stele/core/testing';
+import { unitNodeFlags } from '../../../edge-agent/scripts/unit-flags.ts';
 import { freePort, INGEST_SCRIPT, REPO_ROOT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../chaos/processes.ts';
 import { gatewayArchive, installVerifyPackage, RELEASE_TESTS, runCmd, unpack } from './release-files.ts';
 
@@ -81,7 +82,7 @@ describe.runIf(RELEASE_TESTS)('the linux-arm64 release under qemu-aarch64', () =
     ];
     const gateway = (args: string[]) => spawnChild(QEMU, qemuArgs(args));
     /** `run` with the V8 flags of the systemd unit (what ships: RSS is measured on that). */
-    const UNIT_FLAGS = ['--max-semi-space-size=1', '--optimize-for-size'];
+    const UNIT_FLAGS = unitNodeFlags();
     const runGatewayAsUnit = (config: string) => {
       const a = qemuArgs(['run', '--config', config]);
       const node = a.indexOf(join(rel, 'node', 'bin', 'node'));
