@@ -206,11 +206,12 @@ function verifyBytes(bytes: Uint8Array, fileName: string, rpcUrls: string[], opt
         generatedAt: new Date().toISOString(),
       };
       state.result = result;
-      renderResult(result);
-      state.runs++;
-      result.elapsedMs = performance.now() - t0;
-      ($('print') as HTMLButtonElement).disabled = false;
-      resolve(result);
+      void renderResultStaged(result).then(() => {
+        state.runs++;
+        result.elapsedMs = performance.now() - t0;
+        ($('print') as HTMLButtonElement).disabled = false;
+        resolve(result);
+      });
     };
     worker.onerror = (event) => {
       helper?.terminate();
@@ -253,24 +254,41 @@ async function verifyFile(file: File): Promise<PageResult | undefined> {
 // ---- rendering ---------------------------------------------------------------------------------------------
 const fullHex = (hex: string): HTMLElement => h('code', { class: 'mono' }, hex);
 
+/** The result's sections in page order, in three stages: the verdict and checks, the chart, the rest. */
+function resultStages(r: PageResult): (() => HTMLElement[])[] {
+  const v = r.verdict;
+  return [
+    () => [renderReportHead(r), renderVerdict(r), renderAlert(v), renderMembers(v), renderNotes(v), renderChecks(v.checks), renderAnchors(r)],
+    () => [renderChart(r)],
+    () => [
+      renderShows(r),
+      renderIdentifiers(r),
+      h('div', { class: 'sign print-only' }, h('div', {}, bi(W.signer)), h('div', {}, bi(W.date)), h('div', {}, bi(W.seal))),
+    ],
+  ];
+}
+
 function renderResult(r: PageResult): void {
   const body = $('result-body');
   clear(body);
   $('result').hidden = false;
-  const v = r.verdict;
-  body.append(
-    renderReportHead(r),
-    renderVerdict(r),
-    renderAlert(v),
-    renderMembers(v),
-    renderNotes(v),
-    renderChecks(v.checks),
-    renderAnchors(r),
-    renderChart(r),
-    renderShows(r),
-    renderIdentifiers(r),
-    h('div', { class: 'sign print-only' }, h('div', {}, bi(W.signer)), h('div', {}, bi(W.date)), h('div', {}, bi(W.seal))),
-  );
+  for (const stage of resultStages(r)) body.append(...stage());
+}
+
+/**
+ * The result drawn in stages with a frame between them (after a verification): the verdict is on screen first,
+ * and building and laying out the chart's tables and the identifiers' QR code (hundreds of ms for a day of
+ * readings) does not hold the page in one long task.
+ */
+async function renderResultStaged(r: PageResult): Promise<void> {
+  const body = $('result-body');
+  clear(body);
+  $('result').hidden = false;
+  for (const [i, stage] of resultStages(r).entries()) {
+    if (i > 0) await new Promise<void>((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    if (state.result !== r) return; // another verification started meanwhile
+    body.append(...stage());
+  }
 }
 
 function reportId(r: PageResult): string {
