@@ -59,6 +59,8 @@ export const W = {
   chain: T('链 ID', 'Chain id'),
   contract: T('合约', 'Contract'),
   window: T('序号窗口', 'Seq window'),
+  batchesShown: (n: number) => T(`全部 ${n} 个批次（展开）`, `All ${n} batches (show)`),
+  bucketsShown: (n: number) => T(`数值表，${n} 行（展开）`, `Table of the values, ${n} rows (show)`),
   batchCols: [T('批次', 'Batch'), T('条数', 'Size'), T('批次根', 'Root'), T('交易', 'Transaction'), T('区块', 'Block'), T('区块时间', 'Block time'), T('确认节点', 'Confirmed by')],
   notConfirmed: T('未经节点确认', 'not confirmed by a node'),
   notAnchored: T('未锚定', 'not anchored'),
