@@ -720,35 +720,47 @@ async function checkSignatures(ctx: Ctx): Promise<void> {
 
 /** Each body against its statement (check 3): digest, decoding, header fields. Returns the hash-only count. */
 function checkBodies(ctx: Ctx, items: readonly UsableItem[], timeOf: Map<Item, number>): number {
-  const { c } = ctx;
   let hashOnly = 0;
   for (const item of items) {
-    const st = item.statement;
     const body = item.entry.reading;
-    let time: number | undefined;
-    let bodyDigest: Uint8Array;
     if (body === undefined) {
       if (!item.duplicate) hashOnly++;
-    } else if (!equalBytes((bodyDigest = sha256(body)), st.payload)) {
-      // A changed body: say so even when it no longer decodes (that is what the change did).
-      c.signatures.fail('DIGEST_MISMATCH_ERROR', FAIL.digest(st.seq), { seq: st.seq, expected: toHex(st.payload), actual: toHex(bodyDigest) });
-    } else {
-      try {
-        item.reading = decodeReading(body);
-        time = item.reading.time;
-        // The digest matched above and the body decoded: what checkStatementAgainstReading would say is exactly
-        // headerMismatch (same fields, same order), without hashing and decoding the body a second time.
-        const field = headerMismatch(st, item.reading);
-        if (field !== undefined) c.signatures.fail('HEADER_MISMATCH_ERROR', FAIL.header(st.seq, field), { seq: st.seq });
-      } catch (err) {
-        c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.entryFormat(st.seq, 'reading', `${item.path}.reading`), {
-          seq: st.seq, path: `${item.path}.reading`, ...(codeOf(err) ? { actual: codeOf(err)! } : {}),
-        });
-      }
+      continue;
     }
-    if (time !== undefined) timeOf.set(item, time);
+    const reading = checkBody(ctx, item.statement, body, `${item.path}.reading`);
+    if (reading === undefined) continue;
+    item.reading = reading;
+    timeOf.set(item, reading.time);
   }
   return hashOnly;
+}
+
+/**
+ * A reading body against the statement that signs it (check 3): its digest, then its decoding, then the header
+ * fields. The decoded reading when the digest is the signed one and it decodes (a header mismatch is a failure that
+ * names its seq, so check 9 leaves it out). `where` is added to the failures of a body outside `entries`.
+ */
+function checkBody(ctx: Ctx, st: ParsedStatement, body: Uint8Array, bodyPath: string, where: { path?: string } = {}): Reading | undefined {
+  const { c } = ctx;
+  const bodyDigest = sha256(body);
+  if (!equalBytes(bodyDigest, st.payload)) {
+    // A changed body: say so even when it no longer decodes (that is what the change did).
+    c.signatures.fail('DIGEST_MISMATCH_ERROR', FAIL.digest(st.seq), { seq: st.seq, expected: toHex(st.payload), actual: toHex(bodyDigest), ...where });
+    return undefined;
+  }
+  try {
+    const reading = decodeReading(body);
+    // The digest matched above and the body decoded: what checkStatementAgainstReading would say is exactly
+    // headerMismatch (same fields, same order), without hashing and decoding the body a second time.
+    const field = headerMismatch(st, reading);
+    if (field !== undefined) c.signatures.fail('HEADER_MISMATCH_ERROR', FAIL.header(st.seq, field), { seq: st.seq, ...where });
+    return reading;
+  } catch (err) {
+    c.format.fail('BUNDLE_FORMAT_ERROR', FAIL.entryFormat(st.seq, 'reading', bodyPath), {
+      seq: st.seq, path: bodyPath, ...(codeOf(err) ? { actual: codeOf(err)! } : {}),
+    });
+    return undefined;
+  }
 }
 
 // ---- 4. Completeness: gaps, forks, chain links (§9 check 4) ---------------------------------------------------
@@ -869,19 +881,8 @@ async function checkCaught(ctx: Ctx): Promise<void> {
       c.completeness.fail('FORK_ERROR', FAIL.forkCaught(st.seq), { seq: st.seq, expected: toHex(logged!.statement.payload), actual: toHex(st.payload), path });
     }
     if (f.reading === undefined) continue;
-    const digest = sha256(f.reading);
-    if (!equalBytes(digest, st.payload)) {
-      c.signatures.fail('DIGEST_MISMATCH_ERROR', FAIL.digest(st.seq), { seq: st.seq, path: `${path}.reading`, expected: toHex(st.payload), actual: toHex(digest) });
-      continue;
-    }
-    try {
-      const reading = decodeReading(f.reading);
-      const field = headerMismatch(st, reading);
-      if (field !== undefined) c.signatures.fail('HEADER_MISMATCH_ERROR', FAIL.header(st.seq, field), { seq: st.seq, path: `${path}.reading` });
-      else ctx.caughtBodies.push({ seq: st.seq, reading });
-    } catch {
-      notEvidence('the reading does not decode', `${path}.reading`);
-    }
+    const reading = checkBody(ctx, st, f.reading, `${path}.reading`, { path: `${path}.reading` });
+    if (reading !== undefined) ctx.caughtBodies.push({ seq: st.seq, reading });
   }
 }
 
@@ -1154,11 +1155,9 @@ function checkAlert(ctx: Ctx): Summary['alert'] {
 /** The reading bodies check 9 recomputes from: those that passed checks 3 and 4 (no failure of 2, 3 or 4 names their seq). */
 function verifiedBodies(ctx: Ctx): VerifiedBody[] {
   const { c } = ctx;
-  // A fork does not unverify either reading of its seq (each is signed and whole; the rules see both, §15.6), nor
-  // does a gap proven by a caught statement unverify the readings around it.
-  const failedSeqs = new Set(
-    [...c.enrolment.failures, ...c.signatures.failures, ...c.completeness.failures].filter((f) => f.code !== 'FORK_ERROR' && !(f.code === 'SEQUENCE_GAP_ERROR' && f.actual === 'never received')).map((f) => f.seq),
-  );
+  // A fork does not unverify either reading of its seq: each is signed and whole, and the rules see both (§15.6).
+  // (A gap a caught statement proves names lastSeq + 1, which holds no body.)
+  const failedSeqs = new Set([...c.enrolment.failures, ...c.signatures.failures, ...c.completeness.failures].filter((f) => f.code !== 'FORK_ERROR').map((f) => f.seq));
   const logged = ctx.unique.filter((i) => i.reading !== undefined && !failedSeqs.has(i.statement.seq)).map((i) => ({ seq: i.statement.seq, reading: i.reading! }));
   return [...logged, ...ctx.caughtBodies.filter((b) => !failedSeqs.has(b.seq))];
 }
@@ -1453,8 +1452,7 @@ function compareFacts(facts: AnchorFacts, ref: AnchorRef, batch: BundleBatch): {
   return undefined;
 }
 
-/** State and headline from the checks (FORMAT.md §9 "Check status and verdict"). */
-/** The verdict of checks: state and headline from the first failure, else the open checks (VERIFIER.md §4.3). */
+/** State and headline from the checks (FORMAT.md §9 "Check status and verdict"); also an evidence set's (evidence-set.ts). */
 export function assemble(checks: Check[], notes: Note[], summary: Summary): Verdict {
   const firstFailure = checks.find((k) => k.status === 'fail')?.failures[0];
   if (firstFailure !== undefined) {
