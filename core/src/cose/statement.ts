@@ -309,12 +309,18 @@ export async function verifyStatementSignature(statement: ParsedStatement, publi
  * when device, seq or prev in the protected header differ from the reading's (for a reading of a device-level
  * batch past its first, §3.1, the statement carries no prev of its own: device and seq only; the caller checks
  * the reading's prev as the chain link). Throws FormatError `READING_FORMAT_ERROR` when the digest matches but the
- * reading is not a valid reading.
+ * reading is not a valid reading. When `out` is given, `out.reading` receives the decoded reading (so that a caller
+ * that needs its fields does not decode it again).
  */
-export function checkStatementAgainstReading(statement: ParsedStatement, readingBytes: Uint8Array): 'ok' | 'DIGEST_MISMATCH' | 'HEADER_MISMATCH' {
+export function checkStatementAgainstReading(
+  statement: ParsedStatement,
+  readingBytes: Uint8Array,
+  out?: { reading?: Reading },
+): 'ok' | 'DIGEST_MISMATCH' | 'HEADER_MISMATCH' {
   if (!(readingBytes instanceof Uint8Array)) throw new TypeError('readingBytes must be a Uint8Array');
   if (!equalBytes(sha256(readingBytes), statement.payload)) return 'DIGEST_MISMATCH';
   const reading = decodeReading(readingBytes);
+  if (out !== undefined) out.reading = reading;
   if (reading.device !== statement.device || reading.seq !== statement.seq || (statement.prev !== undefined && !equalBytes(reading.prev, statement.prev))) {
     return 'HEADER_MISMATCH';
   }

@@ -22,6 +22,8 @@ class HeaderScanner {
   /** Bytes of the current packet body still to pass (or to drop). */
   #left = 0;
   #dropping = false;
+  /** Where the fixed header being read began in the current chunk; -1 when it began in an earlier one. */
+  #headerStart = -1;
   /** Collecting the topic and packet id of an oversize PUBLISH (client side). */
   #collect: { need: number; got: number[]; flags: number; qos: number } | undefined;
 
@@ -34,6 +36,7 @@ class HeaderScanner {
   feed(chunk: Uint8Array): Uint8Array[] | 'close' {
     const out: Uint8Array[] = [];
     let i = 0;
+    if (this.#header.length > 0) this.#headerStart = -1; // a header cut by the end of the last chunk
     while (i < chunk.length) {
       if (this.#collect !== undefined) {
         const c = this.#collect;
@@ -54,13 +57,20 @@ class HeaderScanner {
       }
       if (this.#left > 0) {
         const n = Math.min(this.#left, chunk.length - i);
-        if (!this.#dropping) out.push(chunk.subarray(i, i + n));
+        if (!this.#dropping) {
+          // joined to the piece before when it ends right here in the same chunk: whole packets pass as one piece
+          const last = out[out.length - 1];
+          if (last !== undefined && last.buffer === chunk.buffer && last.byteOffset + last.byteLength === chunk.byteOffset + i) {
+            out[out.length - 1] = chunk.subarray(last.byteOffset - chunk.byteOffset, i + n);
+          } else out.push(chunk.subarray(i, i + n));
+        }
         this.#left -= n;
         i += n;
         continue;
       }
       this.#dropping = false;
       // fixed header: type byte, then remaining length (7 bits per byte, continuation bit 0x80, at most 4 bytes)
+      if (this.#header.length === 0) this.#headerStart = i;
       this.#header.push(chunk[i]!);
       i++;
       const h = this.#header;
@@ -72,11 +82,16 @@ class HeaderScanner {
       }
       let remaining = 0;
       for (let k = h.length - 1; k >= 1; k--) remaining = remaining * 128 + (h[k]! & 0x7f);
-      const headerBytes = Uint8Array.from(h);
+      // the header as bytes of this chunk when it began in it (so that whole packets pass as one piece), else a copy
+      const headerBytes = this.#headerStart >= 0 ? chunk.subarray(this.#headerStart, i) : Uint8Array.from(h);
       this.#header = [];
+      this.#headerStart = -1;
       const type = headerBytes[0]! >> 4;
       if (headerBytes.length + remaining <= this.maxBytes) {
-        out.push(headerBytes);
+        const last = out[out.length - 1];
+        if (last !== undefined && last.buffer === chunk.buffer && headerBytes.buffer === chunk.buffer && last.byteOffset + last.byteLength === headerBytes.byteOffset) {
+          out[out.length - 1] = chunk.subarray(last.byteOffset - chunk.byteOffset, i);
+        } else out.push(headerBytes);
         this.#left = remaining;
         continue;
       }

@@ -108,7 +108,9 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
     }
     const entry: CommitItem['entry'] = { statement: c.statement, receivedAt: c.receivedAt };
     if (c.reading !== undefined) entry.reading = c.reading;
-    commits.push({ seq: c.seq, entry, leafHash: hashLeaf(c.statement) });
+    const item: CommitItem = { seq: c.seq, entry, leafHash: hashLeaf(c.statement) };
+    if (c.index !== undefined) item.index = c.index;
+    commits.push(item);
     committedHere.set(c.seq, c.statement);
     // The chain digest is the statement payload for a reading (FORMAT.md §3), so hash-only mode keeps the chain too.
     head = { seq: c.seq, digest: c.digest };

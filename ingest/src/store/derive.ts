@@ -4,15 +4,12 @@
  */
 import { decodeReading } from '@stele/core';
 import { IngestError } from '../errors.ts';
-import type { CommitItem, Head } from './types.ts';
+import type { CommitItem, Head, IndexFields } from './types.ts';
 
-export interface IndexFields {
-  raw: Uint8Array[];
-  /** The reading's `time` (gateway clock, ms); undefined for a statement received hash-only. */
-  deviceTime?: number;
-}
+export type { IndexFields };
 
-export function indexFieldsOf(reading: Uint8Array | undefined): IndexFields {
+export function indexFieldsOf(reading: Uint8Array | undefined, known?: IndexFields): IndexFields {
+  if (known !== undefined) return known;
   if (reading === undefined) return { raw: [] };
   try {
     const r = decodeReading(reading);

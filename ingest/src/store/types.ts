@@ -68,6 +68,15 @@ export interface CommitItem {
   seq: number;
   entry: EntryRow;
   leafHash: Uint8Array;
+  /** What the store indexes of entry.reading, when the caller decoded it already (else the store decodes it). */
+  index?: IndexFields;
+}
+
+/** What both stores index of a reading: the frame digests of its `raw` field and its device `time`. */
+export interface IndexFields {
+  raw: Uint8Array[];
+  /** The reading's `time` (gateway clock, ms); undefined for a statement received hash-only. */
+  deviceTime?: number;
 }
 
 export interface ForkRow {

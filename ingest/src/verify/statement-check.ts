@@ -17,11 +17,12 @@ import {
   parseLifecycleStatement,
   verifyLifecycleSignature,
   type ParsedLifecycle,
-  decodeReading,
+  type Reading,
 } from '@stele/core';
 import { decodeStatementMessage, WireError, type StatementMessage } from '@stele/core/wire';
 import type { RejectCode } from '../errors.ts';
 import type { KeyRegistry } from '../registry/index.ts';
+import type { IndexFields } from '../store/types.ts';
 
 export interface Incoming {
   payload: Uint8Array;
@@ -49,6 +50,8 @@ export interface Checked {
   /** Chain digest: the reading digest (payload), or SHA-256 of a lifecycle body (FORMAT.md §13.3). */
   digest: Uint8Array;
   reading?: Uint8Array;
+  /** What the store indexes of `reading` (decoded once, here). */
+  index?: IndexFields;
   receivedAt: number;
   /**
    * False while the kid is not registered: a key announced by a rotation not committed yet. Its signature and
@@ -125,8 +128,9 @@ export async function checkStatement(ctx: StatementCheckContext, topicDevice: st
   }
   if (reading !== undefined && parsed !== undefined) {
     let result: ReturnType<typeof checkStatementAgainstReading>;
+    const out: { reading?: Reading } = {};
     try {
-      result = checkStatementAgainstReading(parsed, reading);
+      result = checkStatementAgainstReading(parsed, reading, out);
     } catch (e) {
       if (e instanceof SteleError) return { ok: false, code: 'READING_FORMAT_ERROR', seq, detail: errorText(e) };
       throw e;
@@ -134,8 +138,10 @@ export async function checkStatement(ctx: StatementCheckContext, topicDevice: st
     if (result === 'DIGEST_MISMATCH') return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };
     if (result === 'HEADER_MISMATCH') return { ok: false, code: 'HEADER_MISMATCH_ERROR', seq };
     c.reading = reading;
+    const decoded = out.reading!;
+    c.index = { raw: decoded.raw.filter((d) => d.length === 32), deviceTime: decoded.time };
     // Inside a device-level batch the statement signs no prev of its own: the body's prev is the link (§3.1).
-    c.prev ??= decodeReading(reading).prev;
+    c.prev ??= decoded.prev;
   } else if (reading !== undefined && !equalBytes(reading, lifecycle!.bodyBytes)) {
     // The outbox sends a lifecycle body beside its statement in full mode; it must be the attached one.
     return { ok: false, code: 'DIGEST_MISMATCH_ERROR', seq };

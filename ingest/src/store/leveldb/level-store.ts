@@ -8,7 +8,10 @@
  *   dev!<deviceId>                 enrolment record + decoded public key
  *   kid!<kid b64url>               deviceId
  *   head!<deviceId>                committed head {seq, digest}
- *   ent!<deviceId>!<seq>           {statement, reading?, receivedAt, batchId?, leafIndex?}
+ *   ent!<deviceId>!<seq>           {statement, reading?, receivedAt}, written once at commit (stores written
+ *                                  before 2026-12-04 also hold batchId and leafIndex here once sealed)
+ *   bpos!<deviceId>!<seq>          12 bytes: the batch id (8, big-endian) and leaf index (4) of a sealed entry,
+ *                                  written with its batch: sealing never reads or rewrites the entries
  *   fork!<deviceId>!<seq>!<hash>   a second, different statement for a committed seq (kept, never applied)
  *   pend!<order>                   pending leaf {deviceId, seq, leafHash}, in commit order
  *   bat!<batchId>                  {batchId, size, root, leafHashes, protectedBytes, signature, createdAt, anchor?}
@@ -52,6 +55,7 @@ import type {
   ForkRow,
   Head,
   HeldRow,
+  IndexFields,
   AnchorNonceJob,
   IngestStore,
   PendingLeaf,
@@ -282,15 +286,20 @@ export class LevelStore implements IngestStore {
   }
 
   async getEntry(deviceId: string, seq: number): Promise<EntryRow | undefined> {
-    const v = await this.db.get(`ent!${deviceId}!${pad(seq)}`);
-    return v === undefined ? undefined : decEntry(v);
+    const [v, pos] = await this.db.getMany([`ent!${deviceId}!${pad(seq)}`, `bpos!${deviceId}!${pad(seq)}`]);
+    return v === undefined ? undefined : withPosition(decEntry(v), pos);
   }
 
   async getEntries(deviceId: string, firstSeq: number, lastSeq: number): Promise<[number, EntryRow][]> {
     const out: [number, EntryRow][] = [];
-    const prefix = `ent!${deviceId}!`;
-    for await (const [key, value] of this.db.iterator({ gte: `${prefix}${pad(firstSeq)}`, lte: `${prefix}${pad(lastSeq)}`, limit: lastSeq - firstSeq + 1 })) {
-      out.push([Number(key.slice(prefix.length)), decEntry(value)]);
+    const range = (kind: string) => ({ gte: `${kind}!${deviceId}!${pad(firstSeq)}`, lte: `${kind}!${deviceId}!${pad(lastSeq)}`, limit: lastSeq - firstSeq + 1 });
+    const positions = new Map<number, Uint8Array>();
+    const posPrefix = `bpos!${deviceId}!`.length;
+    for await (const [key, value] of this.db.iterator(range('bpos'))) positions.set(Number(key.slice(posPrefix)), value);
+    const prefix = `ent!${deviceId}!`.length;
+    for await (const [key, value] of this.db.iterator(range('ent'))) {
+      const seq = Number(key.slice(prefix));
+      out.push([seq, withPosition(decEntry(value), positions.get(seq))]);
     }
     return out;
   }
@@ -320,7 +329,7 @@ export class LevelStore implements IngestStore {
         const order = firstOrder + i;
         ops.push({ type: 'put', key: `ent!${deviceId}!${pad(item.seq)}`, value: encEntry(item.entry) });
         ops.push({ type: 'put', key: `pend!${pad(order)}`, value: enc({ deviceId, seq: item.seq, leafHash: item.leafHash }) });
-        ops.push(...indexOps(deviceId, item.seq, item.entry));
+        ops.push(...indexOps(deviceId, item.seq, item.entry, item.index));
         pending.push({ order, deviceId, seq: item.seq, leafHash: item.leafHash });
       }
       ops.push({ type: 'put', key: `head!${deviceId}`, value: enc({ seq: head.seq, digest: head.digest }) });
@@ -371,6 +380,9 @@ export class LevelStore implements IngestStore {
   }
 
   async listHeld(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]> {
+    // the mirror of held seqs (this process is the only writer) spares the disk look when nothing is held there
+    const seqs = this.held.get(deviceId);
+    if (seqs === undefined || ![...seqs].some((seq) => seq >= fromSeq)) return [];
     const prefix = `held!${deviceId}!`;
     const out: HeldRow[] = [];
     for await (const [key, value] of this.db.iterator({ gte: `${prefix}${pad(fromSeq)}`, lt: `${prefix}\u{10ffff}` })) {
@@ -426,16 +438,11 @@ export class LevelStore implements IngestStore {
       const batch = await build(batchId, leaves);
       if (batch.batchId !== batchId) throw new RangeError(`batch id ${batch.batchId} is not the next one (${batchId})`);
       if (batch.size !== leaves.length || batch.leafHashes.length !== leaves.length) throw new RangeError('the batch must hold exactly the leaves given');
-      const entryKeys = leaves.map((l) => `ent!${l.deviceId}!${pad(l.seq)}`);
-      const current = await this.db.getMany(entryKeys);
+      // The entries stay as committed: their batch position goes beside them (a pending leaf was written in the
+      // same atomic batch as its entry, so it never names a missing one).
       const ops: Op[] = [];
       for (const [i, l] of leaves.entries()) {
-        const v = current[i];
-        if (v === undefined) throw new IngestError('INGEST_STORE_ERROR', `pending leaf without entry: ${l.deviceId} seq ${l.seq}`);
-        const entry = decEntry(v);
-        entry.batchId = batchId;
-        entry.leafIndex = i;
-        ops.push({ type: 'put', key: entryKeys[i]!, value: encEntry(entry) });
+        ops.push({ type: 'put', key: `bpos!${l.deviceId}!${pad(l.seq)}`, value: encPosition(batchId, i) });
         ops.push({ type: 'del', key: `pend!${pad(l.order)}` });
       }
       const row: BatchRow = { ...batch, leaves: leaves.map((l) => ({ deviceId: l.deviceId, seq: l.seq })) };
@@ -605,8 +612,8 @@ function decDelivery(alertId: string, channel: string, value: Uint8Array): Alert
 }
 
 /** Raw-frame and time index rows of one entry (written in the same batch as the entry). */
-function indexOps(deviceId: string, seq: number, entry: EntryRow): Op[] {
-  const f = indexFieldsOf(entry.reading);
+function indexOps(deviceId: string, seq: number, entry: EntryRow, known?: IndexFields): Op[] {
+  const f = indexFieldsOf(entry.reading, known);
   const ops: Op[] = f.raw.map((d) => ({ type: 'put', key: rawKey(d, deviceId, seq), value: EMPTY }));
   const t: Record<string, unknown> = { receivedAt: entry.receivedAt };
   if (f.deviceTime !== undefined) {
@@ -687,6 +694,26 @@ function decEntry(value: Uint8Array): EntryRow {
   if (o.has('reading')) e.reading = bytes(o, 'reading');
   if (o.has('batchId')) e.batchId = num(o, 'batchId');
   if (o.has('leafIndex')) e.leafIndex = num(o, 'leafIndex');
+  return e;
+}
+
+/** A sealed entry's batch position: batch id (8 bytes, big-endian) and leaf index (4). */
+function encPosition(batchId: number, leafIndex: number): Uint8Array {
+  const out = new Uint8Array(12);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, Math.floor(batchId / 2 ** 32));
+  view.setUint32(4, batchId >>> 0);
+  view.setUint32(8, leafIndex);
+  return out;
+}
+
+/** The entry with its batch position from a `bpos` row, when sealed (older stores hold it in the entry itself). */
+function withPosition(e: EntryRow, pos: Uint8Array | undefined): EntryRow {
+  if (pos === undefined) return e;
+  if (pos.length !== 12) throw new IngestError('INGEST_STORE_ERROR', 'batch position is not 12 bytes');
+  const view = new DataView(pos.buffer, pos.byteOffset, 12);
+  e.batchId = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+  e.leafIndex = view.getUint32(8);
   return e;
 }
 

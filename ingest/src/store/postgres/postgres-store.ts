@@ -213,7 +213,7 @@ export class PostgresStore implements IngestStore {
       const entryRows = [];
       const rawRows = [];
       for (const i of fresh) {
-        const f = indexFieldsOf(i.entry.reading);
+        const f = indexFieldsOf(i.entry.reading, i.index);
         entryRows.push({
           device_id: deviceId,
           seq: i.seq,
