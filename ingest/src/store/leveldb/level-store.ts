@@ -135,12 +135,12 @@ export class LevelStore implements IngestStore {
       if (m === null) continue;
       ops.push(...indexOps(m[1]!, Number(m[2]), decEntry(value)));
       if (ops.length >= 1000) {
-        await this.db.batch(ops);
+        await writeBatch(this.db, ops);
         ops = [];
       }
     }
     ops.push({ type: 'put', key: RAW_INDEX_MARKER, value: EMPTY }, { type: 'put', key: TIME_INDEX_MARKER, value: EMPTY });
-    await this.db.batch(ops, SYNC);
+    await writeBatch(this.db, ops, SYNC);
   }
 
   private heldSet(deviceId: string): Set<number> {
@@ -173,7 +173,7 @@ export class LevelStore implements IngestStore {
         this.groupOps = [];
         this.groupWaiters = [];
         try {
-          await this.db.batch(ops, SYNC);
+          await writeBatch(this.db, ops, SYNC);
           for (const w of waiters) w.resolve();
         } catch (e) {
           for (const w of waiters) w.reject(e);
@@ -222,7 +222,8 @@ export class LevelStore implements IngestStore {
 
   async putDevice(row: DeviceRow): Promise<void> {
     const id = row.record.deviceId;
-    await this.db.batch(
+    await writeBatch(
+      this.db,
       [
         { type: 'put', key: `dev!${id}`, value: enc({ record: cleanRecord(row.record), publicKey: row.publicKey, kid: row.kid }) },
         { type: 'put', key: `kid!${toBase64Url(row.kid)}`, value: enc({ deviceId: id }) },
@@ -450,7 +451,7 @@ export class LevelStore implements IngestStore {
       ops.push({ type: 'put', key: `unanch!${pad(batchId)}`, value: EMPTY });
       // the anchor outbox row, in the same write as the batch
       ops.push({ type: 'put', key: `anc!${pad(batchId)}`, value: new TextEncoder().encode(JSON.stringify(OUTBOX_ANCHOR_JOB)) });
-      await this.db.batch(ops, SYNC);
+      await writeBatch(this.db, ops, SYNC);
       this.nextBatch = batchId + 1;
       return row;
     });
@@ -460,7 +461,8 @@ export class LevelStore implements IngestStore {
     const row = await this.getBatch(batchId);
     if (row === undefined) throw new RangeError(`no batch ${batchId}`);
     row.anchor = anchor;
-    await this.db.batch(
+    await writeBatch(
+      this.db,
       [
         { type: 'put', key: `bat!${pad(batchId)}`, value: encBatch(row) },
         { type: 'del', key: `unanch!${pad(batchId)}` },
@@ -536,7 +538,8 @@ export class LevelStore implements IngestStore {
       const nonce = nextAnchorNonce(chainNonce, inFlight);
       const job = await sign(nonce);
       if (job.nonce !== nonce) throw new RangeError(`the signed job carries nonce ${job.nonce}, not the allocated ${nonce}`);
-      await this.db.batch(
+      await writeBatch(
+        this.db,
         [
           { type: 'put', key: `anc!${pad(batchId)}`, value: new TextEncoder().encode(JSON.stringify(job)) },
           { type: 'put', key: `nonce!${acct}`, value: new TextEncoder().encode(String(nonce)) },
@@ -556,7 +559,8 @@ export class LevelStore implements IngestStore {
 
   async putAlertDelivery(row: AlertDeliveryRow): Promise<void> {
     const marker = `apend!${row.channel}!${pad(row.queuedAt)}!${row.alertId}`;
-    await this.db.batch(
+    await writeBatch(
+      this.db,
       [{ type: 'put', key: `adel!${row.alertId}!${row.channel}`, value: encDelivery(row) }, row.state === 'pending' ? { type: 'put', key: marker, value: EMPTY } : { type: 'del', key: marker }],
       SYNC,
     );
@@ -622,6 +626,24 @@ function indexOps(deviceId: string, seq: number, entry: EntryRow, known?: IndexF
   }
   ops.push({ type: 'put', key: `trcv!${deviceId}!${pad(entry.receivedAt)}!${pad(seq)}`, value: enc(t) });
   return ops;
+}
+
+/**
+ * Writes `ops` as one atomic LevelDB batch. Through a chained batch: abstract-level's array form copies and
+ * re-validates every op (measured here: about 12 us per op against 3 us chained, write included).
+ */
+async function writeBatch(db: Level<string, Uint8Array>, ops: readonly Op[], options?: { sync: boolean }): Promise<void> {
+  const batch = db.batch();
+  try {
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+  } catch (e) {
+    await batch.close();
+    throw e;
+  }
+  await (options === undefined ? batch.write() : batch.write(options));
 }
 
 // ---- value encoding
