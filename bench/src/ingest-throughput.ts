@@ -17,7 +17,7 @@
  *    final on the chain).
  * Raw limit: WebCrypto `subtle.verify` (ECDSA P-256, SHA-256, key imported once, the API ingest uses through
  * core/src/ecdsa.ts) over a signed 200-byte message with `in-flight` verifications outstanding, for 2 s before and
- * after each store's run; the table gives the mean of those.
+ * after each store's run; the table gives the mean of those. Ingest runs with `--verify-in-flight` set to the same.
  * `--workers 1,2`: each PostgreSQL run once per worker count (LevelDB: 1 only, it is one process's store). Two
  * workers are two `stele ingest run --share` processes on one MQTT 5 shared subscription, one PostgreSQL store, one
  * ingest key and one anvil chain with the contract deployed once (as test/e2e/workers.test.ts runs them).
@@ -231,7 +231,8 @@ interface RunResult {
 async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices: number; readings: number; window: number; inFlight: number; profile?: string }): Promise<RunResult | undefined> {
   const dir = await mkdtemp(join(tmpdir(), `stele-bench-tp-${kind}-`));
   let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
-  const ingestArgs: string[] = [];
+  // ingest verifies with as many checks in flight as the raw loop (the acceptance compares them at the same number)
+  const ingestArgs: string[] = ['--verify-in-flight', String(o.inFlight)];
   if (kind === 'postgres') {
     const ok = await postgresAvailable();
     if (!ok.ok) {

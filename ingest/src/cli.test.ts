@@ -47,6 +47,11 @@ describe('stele ingest', () => {
     expect(await runIngest(['enrol'], io())).toBe(2);
     expect(await runIngest(['revoke', 'gw-1', '--data', '/tmp/x'], io())).toBe(2); // no --reason
     expect(await runIngest(['init'], io())).toBe(2);
+    for (const bad of ['0', '65537', 'many']) {
+      const e = io();
+      expect(await runIngest(['run', '--mqtt', 'mqtt://127.0.0.1:1', '--data', '/tmp/x', '--embedded-chain', '--verify-in-flight', bad], e)).toBe(2);
+      expect(e.stderr.text).toMatch(/--verify-in-flight must be/);
+    }
   });
 
   it('init makes the key once, prints its kid, and run never mints one (a wrong --key path fails)', async () => {

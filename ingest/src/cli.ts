@@ -81,6 +81,7 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --rpc URL               anchor on this Ethereum JSON-RPC endpoint instead ...
   --anchor-key-file F     ... with the account whose 0x-hex private key is in F (mode 0600)
   --batch-ms N            cut and anchor a batch every N ms (default 5000)
+  --verify-in-flight N    signature checks handed to WebCrypto at once (default 64)
   --confirmations N       an anchor is final (and goes into bundles) N blocks deep (default 1; e.g. 12 on a
                           public chain)
   --chain-block-time S    embedded chain: mine a block every S seconds (default: on each transaction)
@@ -204,6 +205,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       share: { type: 'string' },
       'anchor-lease-ms': { type: 'string' },
       'worker-id': { type: 'string' },
+      'verify-in-flight': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -220,6 +222,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   const rpc = v['rpc'] as string | undefined;
   const anchorKeyFile = v['anchor-key-file'] as string | undefined;
   let batchMs: number | undefined;
+  let verifyInFlight: number | undefined;
   let healthPort: number | undefined;
   let chainPort: number | undefined;
   let confirmations: number | undefined;
@@ -239,6 +242,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     if (embedded === (rpc !== undefined)) throw new RangeError('give either --embedded-chain or --rpc URL with --anchor-key-file F');
     if (rpc !== undefined && anchorKeyFile === undefined) throw new RangeError('--rpc needs --anchor-key-file F');
     batchMs = positiveInt(v['batch-ms'] as string | undefined, '--batch-ms');
+    verifyInFlight = positiveInt(v['verify-in-flight'] as string | undefined, '--verify-in-flight');
+    if (verifyInFlight !== undefined && verifyInFlight > 65_536) throw new RangeError('--verify-in-flight must be at most 65536');
     healthPort = positiveInt(v['health-port'] as string | undefined, '--health-port', 0);
     chainPort = positiveInt(v['chain-port'] as string | undefined, '--chain-port', 0);
     confirmations = positiveInt(v['confirmations'] as string | undefined, '--confirmations');
@@ -335,6 +340,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           trustedInstallers,
           ...(confirmations === undefined ? {} : { anchorConfirmations: confirmations }),
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
+          ...(verifyInFlight === undefined ? {} : { maxVerifyInFlight: verifyInFlight }),
           broker: brokerCredentials(v),
           ...(v['share'] === undefined ? {} : { shareGroup: v['share'] as string }),
           // Anchor leases are held by this process: the worker id plus the pid, so two workers sharing a host name never share a lease.

@@ -38,6 +38,17 @@ async function expectReject(s: Setup, code: string): Promise<void> {
 
 describe('IngestService', () => {
   describe('when a gateway publishes N readings', () => {
+    it('checks signatures at most maxVerifyInFlight at once and still stores every reading once', async () => {
+      const s = await setup({ maxVerifyInFlight: 1 });
+      const n = 40;
+      const chain = await makeChain(s.device, s.deviceId, n);
+      // all at once: the whole window waits on the one verification slot
+      await Promise.all(chain.map((r) => s.gw.publish(r)));
+      await waitFor(() => s.gw.ackedUpTo === n, `ack upTo ${n}`);
+      expect(s.ingest.stats()).toMatchObject({ readings: n, verified: n, duplicates: 0 });
+      expect((await s.ingest.storedReadings(s.deviceId, 1, n)).map((r) => r.seq)).toEqual(chain.map((_, i) => i + 1));
+    });
+
     it('acks up to N, anchors the batch, and exports a bundle whose receipts verify to the anchored root', async () => {
       const s = await setup();
       const n = 25;

@@ -37,6 +37,7 @@ import { sealNextBatch } from './batch/seal.ts';
 import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
 import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
 import { checkStatement, type Checked, type HeadBatch, type Incoming, type Precheck } from './verify/statement-check.ts';
+import { InFlightLimit } from './verify/limit.ts';
 import { judgeGroup } from './commit/judge-group.ts';
 import { openStore, type AlertDeliveryStore, type BatchRow, type DeviceRow, type EntryRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
@@ -107,6 +108,11 @@ export interface IngestOptions {
   maxBatchSize?: number;
   /** Larger MQTT payloads are rejected with INGEST_OVERSIZE. Default 65536. */
   maxMessageBytes?: number;
+  /**
+   * Signature checks handed to WebCrypto at once (the rest wait their turn). Default 64: enough to keep the thread
+   * pool busy; unbounded, a burst queues thousands of jobs and each costs the event loop more.
+   */
+  maxVerifyInFlight?: number;
   /** Statements ahead of a device's head kept (in the store) while waiting for the gap to fill. Default 1024 per device. */
   reorderLimit?: number;
   /**
@@ -199,6 +205,7 @@ export class IngestService {
   private readonly batchIntervalMs: number;
   private readonly maxBatchSize: number;
   private readonly maxMessageBytes: number;
+  private readonly verifyLimit: InFlightLimit;
   private readonly reorderLimit: number;
   private readonly ackDelayMs: number;
   private readonly maxQueuedPerDevice: number;
@@ -262,6 +269,7 @@ export class IngestService {
     this.batchIntervalMs = positive(options.batchIntervalMs ?? 5000, 'batchIntervalMs');
     this.maxBatchSize = positive(options.maxBatchSize ?? 4096, 'maxBatchSize');
     this.maxMessageBytes = positive(options.maxMessageBytes ?? 65536, 'maxMessageBytes');
+    this.verifyLimit = new InFlightLimit(positive(options.maxVerifyInFlight ?? 64, 'maxVerifyInFlight'));
     this.reorderLimit = positive(options.reorderLimit ?? 1024, 'reorderLimit');
     this.ackDelayMs = options.ackDelayMs ?? 5;
     this.anchors = new AnchorDriver({
@@ -1011,7 +1019,7 @@ export class IngestService {
   }
 
   private precheck(topicDevice: string, m: Incoming): Promise<Precheck> {
-    return checkStatement({ maxMessageBytes: this.maxMessageBytes, registry: this.registry }, topicDevice, m);
+    return checkStatement({ maxMessageBytes: this.maxMessageBytes, registry: this.registry, verifyLimit: this.verifyLimit }, topicDevice, m);
   }
 
   private async recordFork(device: string, c: Checked): Promise<void> {

@@ -23,6 +23,7 @@ import { decodeStatementMessage, WireError, type StatementMessage } from '@stele
 import type { RejectCode } from '../errors.ts';
 import type { KeyRegistry } from '../registry/index.ts';
 import type { IndexFields } from '../store/types.ts';
+import type { InFlightLimit } from './limit.ts';
 
 export interface Incoming {
   payload: Uint8Array;
@@ -73,6 +74,8 @@ export interface StatementCheckContext {
   maxMessageBytes: number;
   /** The key registry as last read from the store (kid -> device, key spans). */
   registry: KeyRegistry;
+  /** Bounds the signature checks handed to WebCrypto at once. */
+  verifyLimit: InFlightLimit;
 }
 
 export async function checkStatement(ctx: StatementCheckContext, topicDevice: string, m: Incoming): Promise<Precheck> {
@@ -122,7 +125,8 @@ export async function checkStatement(ctx: StatementCheckContext, topicDevice: st
   }
   const span = owner === undefined ? undefined : ctx.registry.span(c.kid);
   if (span !== undefined) {
-    const ok = parsed !== undefined ? await verifyStatementSignature(parsed, span.publicKey) : await verifyLifecycleSignature(lifecycle!, span.publicKey);
+    const key = span.publicKey;
+    const ok = await ctx.verifyLimit.run(() => (parsed !== undefined ? verifyStatementSignature(parsed, key) : verifyLifecycleSignature(lifecycle!, key)));
     if (!ok) return { ok: false, code: 'SIGNATURE_ERROR', seq };
     c.verified = true;
   }
