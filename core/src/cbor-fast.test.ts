@@ -55,6 +55,22 @@ describe('encodeFast', () => {
     }
   });
 
+  it('reuses its writer safely: results stay their own, after a large value, a declined one and a nested encode', () => {
+    const a = encodeFast({ x: 1 })!;
+    const big = encodeFast({ b: new Uint8Array(2 << 20).fill(7) })!;
+    expect(big.length).toBe((2 << 20) + 8);
+    const b = encodeFast({ x: 2 })!;
+    expect([...a]).toEqual([...encode({ x: 1 }, rfc8949EncodeOptions)]);
+    expect([...b]).toEqual([...encode({ x: 2 }, rfc8949EncodeOptions)]);
+    expect(encodeFast({ f: 1.5 })).toBeUndefined();
+    expect([...encodeFast([1, 'a'])!]).toEqual([...encode([1, 'a'], rfc8949EncodeOptions)]);
+    // a getter that encodes while the outer encode runs (never in Stele's own values, but it must not corrupt)
+    const inner = { get v() {
+      return encodeFast({ inner: true })!;
+    } };
+    expect([...encodeFast({ outer: inner })!]).toEqual([...encode({ outer: { v: encode({ inner: true }, rfc8949EncodeOptions) } }, rfc8949EncodeOptions)]);
+  });
+
   it('declines values outside its shapes (encodeCbor then uses cborg)', () => {
     for (const v of [1.5, -0, 2 ** 53, Number.NaN, 10n, undefined, '\uD800', { a: undefined }, new Map([[true, 1]]), new Map([[[1], 1]]), new Int8Array(2), new Date(0)]) {
       expect(encodeFast(v)).toBeUndefined();

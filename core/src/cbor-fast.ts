@@ -74,6 +74,11 @@ class Writer {
   }
 }
 
+/** encodeFast's writer, reused (see there). */
+let scratch = new Writer(4096);
+let scratchBusy = false;
+const SCRATCH_KEEP = 1 << 20;
+
 /** Encoded map keys, by key: Stele's maps use a few dozen labels and names over and over. */
 const keyCache = new Map<unknown, Uint8Array>();
 const KEY_CACHE_MAX = 4096;
@@ -190,15 +195,29 @@ function writeObject(w: Writer, v: object): void {
 
 /** The deterministic encoding of `value`, or undefined when it holds a value outside the shapes above. */
 export function encodeFast(value: unknown): Uint8Array | undefined {
-  const w = new Writer();
+  // One scratch writer, reused (an encode is synchronous; a nested one, should a getter encode, gets its own):
+  // only the result is allocated. A buffer grown past SCRATCH_KEEP is not kept.
+  const w = scratchBusy ? new Writer() : scratch;
+  const shared = w === scratch;
+  if (shared) {
+    scratchBusy = true;
+    w.len = 0;
+    w.depth = 0;
+  }
   try {
     write(w, value, false);
+    return w.buf.slice(0, w.len);
   } catch (err) {
     if (err === UNSUPPORTED) return undefined;
     throw err;
+  } finally {
+    if (shared) {
+      scratchBusy = false;
+      if (w.buf.length > SCRATCH_KEEP) scratch = new Writer(4096);
+    }
   }
-  return w.buf.slice(0, w.len);
 }
+
 
 // ---- decoding ---------------------------------------------------------------------------------------------------
 
