@@ -329,7 +329,7 @@ export class LevelStore implements IngestStore {
       for (const [i, item] of fresh.entries()) {
         const order = firstOrder + i;
         ops.push({ type: 'put', key: `ent!${deviceId}!${pad(item.seq)}`, value: encEntry(item.entry) });
-        ops.push({ type: 'put', key: `pend!${pad(order)}`, value: enc({ deviceId, seq: item.seq, leafHash: item.leafHash }) });
+        ops.push({ type: 'put', key: `pend!${pad(order)}`, value: encRow([['seq', item.seq], ['deviceId', deviceId], ['leafHash', item.leafHash]]) });
         ops.push(...indexOps(deviceId, item.seq, item.entry, item.index));
         pending.push({ order, deviceId, seq: item.seq, leafHash: item.leafHash });
       }
@@ -619,12 +619,10 @@ function decDelivery(alertId: string, channel: string, value: Uint8Array): Alert
 function indexOps(deviceId: string, seq: number, entry: EntryRow, known?: IndexFields): Op[] {
   const f = indexFieldsOf(entry.reading, known);
   const ops: Op[] = f.raw.map((d) => ({ type: 'put', key: rawKey(d, deviceId, seq), value: EMPTY }));
-  const t: Record<string, unknown> = { receivedAt: entry.receivedAt };
-  if (f.deviceTime !== undefined) {
-    t['deviceTime'] = f.deviceTime;
-    ops.push({ type: 'put', key: `tdev!${deviceId}!${pad(f.deviceTime)}!${pad(seq)}`, value: enc(t) });
-  }
-  ops.push({ type: 'put', key: `trcv!${deviceId}!${pad(entry.receivedAt)}!${pad(seq)}`, value: enc(t) });
+  // one value for both time rows: {receivedAt, deviceTime?}
+  const t = encRow(f.deviceTime === undefined ? [['receivedAt', entry.receivedAt]] : [['deviceTime', f.deviceTime], ['receivedAt', entry.receivedAt]]);
+  if (f.deviceTime !== undefined) ops.push({ type: 'put', key: `tdev!${deviceId}!${pad(f.deviceTime)}!${pad(seq)}`, value: t });
+  ops.push({ type: 'put', key: `trcv!${deviceId}!${pad(entry.receivedAt)}!${pad(seq)}`, value: t });
   return ops;
 }
 
@@ -703,11 +701,84 @@ function decDevice(value: Uint8Array): DeviceRow {
 }
 
 function encEntry(e: EntryRow): Uint8Array {
+  if (e.batchId === undefined && e.leafIndex === undefined) {
+    // an entry as committed (the hot path): written directly
+    return encRow(e.reading === undefined ? [['statement', e.statement], ['receivedAt', e.receivedAt]] : [['reading', e.reading], ['statement', e.statement], ['receivedAt', e.receivedAt]]);
+  }
   const o: Record<string, unknown> = { statement: e.statement, receivedAt: e.receivedAt };
   if (e.reading !== undefined) o['reading'] = e.reading;
   if (e.batchId !== undefined) o['batchId'] = e.batchId;
   if (e.leafIndex !== undefined) o['leafIndex'] = e.leafIndex;
   return enc(o);
+}
+
+type RowValue = Uint8Array | number | string;
+
+/**
+ * The deterministic CBOR (RFC 8949 §4.2.1) of a map from short ASCII text keys to byte strings, unsigned integers
+ * and text, written in one allocation: the rows written for every reading. `fields` must come in the map's
+ * deterministic order (shorter keys first, then bytewise); the same bytes as encodeCbor (rows.test.ts).
+ */
+export function encRow(fields: readonly (readonly [string, RowValue])[]): Uint8Array {
+  let size = headSize(fields.length);
+  const texts: (Uint8Array | undefined)[] = [];
+  for (const [k, v] of fields) {
+    size += 1 + k.length;
+    if (typeof v === 'number') size += headSize(v);
+    else if (typeof v === 'string') {
+      const b = TEXT.encode(v);
+      texts.push(b);
+      size += headSize(b.length) + b.length;
+      continue;
+    } else size += headSize(v.length) + v.length;
+    texts.push(undefined);
+  }
+  const out = new Uint8Array(size);
+  let at = writeHead(out, 0, 5, fields.length);
+  for (const [i, [k, v]] of fields.entries()) {
+    out[at++] = 0x60 | k.length;
+    for (let j = 0; j < k.length; j++) out[at++] = k.charCodeAt(j);
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`store field ${k} must be an unsigned integer`);
+      at = writeHead(out, at, 0, v);
+    } else {
+      const b = typeof v === 'string' ? texts[i]! : v;
+      at = writeHead(out, at, typeof v === 'string' ? 3 : 2, b.length);
+      out.set(b, at);
+      at += b.length;
+    }
+  }
+  return out;
+}
+
+const TEXT = new TextEncoder();
+
+function headSize(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+}
+
+function writeHead(out: Uint8Array, at: number, major: number, n: number): number {
+  const m = major << 5;
+  if (n < 24) out[at++] = m | n;
+  else if (n < 0x100) {
+    out[at++] = m | 24;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = m | 25;
+    out[at++] = n >>> 8;
+    out[at++] = n & 0xff;
+  } else if (n < 0x100000000) {
+    out[at++] = m | 26;
+    new DataView(out.buffer, out.byteOffset).setUint32(at, n);
+    at += 4;
+  } else {
+    out[at++] = m | 27;
+    const view = new DataView(out.buffer, out.byteOffset);
+    view.setUint32(at, Math.floor(n / 2 ** 32));
+    view.setUint32(at + 4, n >>> 0);
+    at += 8;
+  }
+  return at;
 }
 
 function decEntry(value: Uint8Array): EntryRow {
