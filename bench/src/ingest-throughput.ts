@@ -201,11 +201,14 @@ async function prepare(stack: Cluster, devices: number, total: number, tag: stri
   return out;
 }
 
-/** CPU seconds (user + system) of a process from /proc/PID/stat, or of the whole machine from /proc/stat. */
-function cpuSeconds(pid?: number): { busy: number; total: number } {
+/**
+ * CPU seconds (user + system) of a process from /proc/PID/stat (of its main thread alone with `mainThread`), or of
+ * the whole machine from /proc/stat.
+ */
+function cpuSeconds(pid?: number, mainThread = false): { busy: number; total: number } {
   const tick = 100; // USER_HZ on Linux
   if (pid !== undefined) {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const f = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     const busy = (Number(f[11]) + Number(f[12])) / tick;
     return { busy, total: busy };
   }
@@ -225,7 +228,7 @@ interface RunResult {
   rawAfter: number;
   load: string;
   /** Over the timed publishing: cores the whole machine was busy (of availableParallelism), ingest's and this process's. */
-  cpu: { machine: number; ingest: number; bench: number };
+  cpu: { machine: number; ingest: number; ingestMain: number; bench: number };
 }
 
 async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices: number; readings: number; window: number; inFlight: number; profile?: string }): Promise<RunResult | undefined> {
@@ -263,6 +266,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
     const acked = () => gws.reduce((n, g) => n + g.acked, 0);
     const machine0 = cpuSeconds();
     const ingest0 = stack.workers.map((w) => cpuSeconds(w.child.proc.pid!).busy);
+    const main0 = stack.workers.map((w) => cpuSeconds(w.child.proc.pid!, true).busy);
     const bench0 = process.cpuUsage();
     const t0 = performance.now();
     let t10: number | undefined;
@@ -305,6 +309,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
     const cpu = {
       machine: (machine1.busy - machine0.busy) / wall,
       ingest: stack.workers.reduce((n, w, i) => n + cpuSeconds(w.child.proc.pid!).busy - ingest0[i]!, 0) / wall,
+      ingestMain: Math.max(...stack.workers.map((w, i) => cpuSeconds(w.child.proc.pid!, true).busy - main0[i]!)) / wall,
       bench: (() => {
         const u = process.cpuUsage(bench0);
         return (u.user + u.system) / 1e6 / wall;
@@ -329,7 +334,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
     const anchoredPerSec = total / ((tAnchored - t0) / 1000);
     say(
       `${kind}: ${total} readings: stored ${Math.round(storedPerSec)}/s sustained (all confirmed after ${((tStored - t0) / 1000).toFixed(1)} s), ` +
-        `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health.batches} batches); raw after ${Math.round(rawAfter)}/s; ${resent} resent; load ${load}; CPU cores busy: machine ${cpu.machine.toFixed(2)}, ingest ${cpu.ingest.toFixed(2)}, bench ${cpu.bench.toFixed(2)}`,
+        `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health.batches} batches); raw after ${Math.round(rawAfter)}/s; ${resent} resent; load ${load}; CPU cores busy: machine ${cpu.machine.toFixed(2)}, ingest ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
     );
     for (const g of gws) await g.client.endAsync();
     return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', workers, readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load, cpu };

@@ -48,8 +48,10 @@ const result = await esbuild.build({
 });
 // Files a bundled module loads beside itself at run time (new URL('./NAME', import.meta.url)): copied next to the chunks.
 // The sim's clock preload (simulator/src/sim/faults.ts) is one; it runs in the gateway process, not in this bundle.
-for (const file of ['simulator/src/sim/clock-hook.mjs']) await copyFile(join(root, file), join(outdir, basename(file)));
-const inputs = Object.keys(result.metafile.inputs).map((p) => relative(root, join(process.cwd(), p)));
+// Ingest's signature thread (ingest/src/verify/signature-thread.ts) is another.
+const besides = ['simulator/src/sim/clock-hook.mjs', 'ingest/src/verify/verify-thread.mjs'];
+for (const file of besides) await copyFile(join(root, file), join(outdir, basename(file)));
+const inputs = [...Object.keys(result.metafile.inputs).map((p) => relative(root, join(process.cwd(), p))), ...besides];
 await mkdir(outdir, { recursive: true });
 await writeFile(join(outdir, 'inputs.json'), `${JSON.stringify({ builtAtMs, inputs }, null, 1)}\n`);
 process.stdout.write(`build:cli: ${relative(root, outdir)}/stele.js from ${inputs.length} sources\n`);

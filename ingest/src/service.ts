@@ -37,7 +37,7 @@ import { sealNextBatch } from './batch/seal.ts';
 import { currentKey, isLifecycleLogId, KeyRegistry, lifecycleLogId, type DeviceKeys } from './registry/index.ts';
 import { connectBroker, type IngestBrokerCredentials } from './receive/broker-client.ts';
 import { checkStatement, type Checked, type HeadBatch, type Incoming, type Precheck } from './verify/statement-check.ts';
-import { InFlightLimit } from './verify/limit.ts';
+import { SignatureThread } from './verify/signature-thread.ts';
 import { judgeGroup } from './commit/judge-group.ts';
 import { openStore, type AlertDeliveryStore, type BatchRow, type DeviceRow, type EntryRow, type ForkRow, type Head, type IngestStore, type TimeAxis, type TimeRef } from './store/index.ts';
 
@@ -205,7 +205,7 @@ export class IngestService {
   private readonly batchIntervalMs: number;
   private readonly maxBatchSize: number;
   private readonly maxMessageBytes: number;
-  private readonly verifyLimit: InFlightLimit;
+  private readonly signatures: SignatureThread;
   private readonly reorderLimit: number;
   private readonly ackDelayMs: number;
   private readonly maxQueuedPerDevice: number;
@@ -269,7 +269,7 @@ export class IngestService {
     this.batchIntervalMs = positive(options.batchIntervalMs ?? 5000, 'batchIntervalMs');
     this.maxBatchSize = positive(options.maxBatchSize ?? 4096, 'maxBatchSize');
     this.maxMessageBytes = positive(options.maxMessageBytes ?? 65536, 'maxMessageBytes');
-    this.verifyLimit = new InFlightLimit(positive(options.maxVerifyInFlight ?? 64, 'maxVerifyInFlight'));
+    this.signatures = SignatureThread.create(positive(options.maxVerifyInFlight ?? 64, 'maxVerifyInFlight'), this.log);
     this.reorderLimit = positive(options.reorderLimit ?? 1024, 'reorderLimit');
     this.ackDelayMs = options.ackDelayMs ?? 5;
     this.anchors = new AnchorDriver({
@@ -838,6 +838,7 @@ export class IngestService {
     const client = this.client;
     this.client = undefined;
     if (client !== undefined) await client.endAsync().catch(() => {});
+    await this.signatures.close();
     await this.store.close();
   }
 
@@ -1019,7 +1020,7 @@ export class IngestService {
   }
 
   private precheck(topicDevice: string, m: Incoming): Promise<Precheck> {
-    return checkStatement({ maxMessageBytes: this.maxMessageBytes, registry: this.registry, verifyLimit: this.verifyLimit }, topicDevice, m);
+    return checkStatement({ maxMessageBytes: this.maxMessageBytes, registry: this.registry, verifySignature: (k, m2, sig) => this.signatures.verify(k, m2, sig) }, topicDevice, m);
   }
 
   private async recordFork(device: string, c: Checked): Promise<void> {

@@ -9,13 +9,11 @@ import {
   equalBytes,
   checkStatementAgainstReading,
   parseStatement,
-  verifyStatementSignature,
   type ParsedStatement,
   SteleError,
   isChainedType,
   isLifecycleStatement,
   parseLifecycleStatement,
-  verifyLifecycleSignature,
   type ParsedLifecycle,
   type Reading,
 } from '@stele/core';
@@ -23,7 +21,6 @@ import { decodeStatementMessage, WireError, type StatementMessage } from '@stele
 import type { RejectCode } from '../errors.ts';
 import type { KeyRegistry } from '../registry/index.ts';
 import type { IndexFields } from '../store/types.ts';
-import type { InFlightLimit } from './limit.ts';
 
 export interface Incoming {
   payload: Uint8Array;
@@ -74,8 +71,8 @@ export interface StatementCheckContext {
   maxMessageBytes: number;
   /** The key registry as last read from the store (kid -> device, key spans). */
   registry: KeyRegistry;
-  /** Bounds the signature checks handed to WebCrypto at once. */
-  verifyLimit: InFlightLimit;
+  /** Checks an ES256 signature (the signature thread, signature-thread.ts); same answers as core's verifyEs256. */
+  verifySignature: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => Promise<boolean>;
 }
 
 export async function checkStatement(ctx: StatementCheckContext, topicDevice: string, m: Incoming): Promise<Precheck> {
@@ -125,8 +122,9 @@ export async function checkStatement(ctx: StatementCheckContext, topicDevice: st
   }
   const span = owner === undefined ? undefined : ctx.registry.span(c.kid);
   if (span !== undefined) {
-    const key = span.publicKey;
-    const ok = await ctx.verifyLimit.run(() => (parsed !== undefined ? verifyStatementSignature(parsed, key) : verifyLifecycleSignature(lifecycle!, key)));
+    // the statement's Sig_structure and signature (verifyStatementSignature / verifyLifecycleSignature check the same)
+    const signed = parsed ?? lifecycle!;
+    const ok = await ctx.verifySignature(span.publicKey, signed.toBeSigned, signed.signature);
     if (!ok) return { ok: false, code: 'SIGNATURE_ERROR', seq };
     c.verified = true;
   }
