@@ -987,9 +987,13 @@ export class IngestService {
     // and before this commit was durable; it then saw the old head and left the statement to us. Look again now
     // that the commit is durable (either that worker sees our head, or we see its hold), else the statement would
     // wait for the gateway's resend.
-    if (commits.length > 0) {
-      const [next] = await this.store.listHeld(device, head.seq + 1, 1);
-      if (next !== undefined && next.seq === head.seq + 1) await this.processGroup(device, [], true);
+    // The same race the other way round: this group held a statement after the gap before it, and another worker
+    // filled the gap after this group read the head and before the hold was durable (it then looked for held
+    // statements too early). Read the store's head again now that the hold is durable.
+    if (commits.length > 0 || heldChanged) {
+      const stored = commits.length > 0 ? head.seq : ((await this.store.getHead(device))?.seq ?? 0);
+      const [next] = await this.store.listHeld(device, stored + 1, 1);
+      if (next !== undefined && next.seq === stored + 1) await this.processGroup(device, [], true);
     }
   }
 
