@@ -5,7 +5,7 @@
  * raw WebCrypto P-256 verify rate measured in the same run with the same number in flight.
  *
  *   npm run bench -- ingest-throughput [--store level,postgres] [--workers 1,2] [--devices 32] [--readings 20000]
- *                                      [--window 256] [--in-flight 64] [--profile DIR] [--write]
+ *                                      [--window 256] [--in-flight 64] [--profile DIR] [--skip-ceiling] [--write]
  *
  * Setup (not timed): a broker (mosquitto on a free port, aedes when not installed), ingest with its embedded chain,
  * `devices` enrolled gateways and `readings` statements signed in advance (node:crypto, spread over the devices).
@@ -21,6 +21,8 @@
  * `--workers 1,2`: each PostgreSQL run once per worker count (LevelDB: 1 only, it is one process's store). Two
  * workers are two `stele ingest run --share` processes on one MQTT 5 shared subscription, one PostgreSQL store, one
  * ingest key and one anvil chain with the contract deployed once (as test/e2e/workers.test.ts runs them).
+ * First, unless `--skip-ceiling`: the setup's own ceiling (runCeiling), a consumer that only receives, decodes and
+ * verifies, fed by the same gateways through the same broker on the same machine.
  * `--profile DIR` runs ingest under `node --cpu-prof --cpu-prof-dir DIR` (open the .cpuprofile in Chrome DevTools).
  * `--write` replaces the "Ingest throughput" section of docs/BENCHMARKS.md.
  * PostgreSQL: STELE_TEST_POSTGRES (default postgres://stele:stele@127.0.0.1:5432/postgres, a role with CREATEDB); a
@@ -34,7 +36,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
-import { encodeReading, GENESIS_PREV, keyIdOf, readingDigest, type Signer } from '@stele/core';
+import { encodeReading, GENESIS_PREV, keyIdOf, readingDigest, toHex, type Signer } from '@stele/core';
 import { parseConfirmation, signStatement } from '@stele/core/cose';
 import { encodeStatementMessage } from '@stele/core/wire';
 import { makeEnrolmentRecord } from '@stele/device';
@@ -167,13 +169,14 @@ async function startWorkers(dir: string, n: number, storeArgs: string[], mosquit
   }
 }
 
-async function prepare(stack: Cluster, devices: number, total: number, tag: string): Promise<Gateway[]> {
+/** `devices` signed chains of `total` readings in all (setup, not timed), each device enrolled with `enrol`. */
+async function signChains(devices: number, total: number, tag: string, enrol: (signer: Signer, deviceId: string) => Promise<void>): Promise<{ id: string; signer: Signer; envelopes: Uint8Array[] }[]> {
   const per = Math.ceil(total / devices);
-  const out: Gateway[] = [];
+  const out: { id: string; signer: Signer; envelopes: Uint8Array[] }[] = [];
   for (let d = 0; d < devices; d++) {
     const id = `gw-tp-${tag}-${d}`;
     const signer = nodeSigner();
-    await stack.enrol(signer, id);
+    await enrol(signer, id);
     const envelopes: Uint8Array[] = [];
     let prev = GENESIS_PREV;
     for (let seq = 1; seq <= per; seq++) {
@@ -182,6 +185,14 @@ async function prepare(stack: Cluster, devices: number, total: number, tag: stri
       envelopes.push(encodeStatementMessage({ statement, reading }));
       prev = readingDigest(reading);
     }
+    out.push({ id, signer, envelopes });
+  }
+  return out;
+}
+
+async function prepare(stack: Cluster, devices: number, total: number, tag: string): Promise<Gateway[]> {
+  const out: Gateway[] = [];
+  for (const { id, envelopes } of await signChains(devices, total, tag, (s, id) => stack.enrol(s, id))) {
     const client = await mqtt.connectAsync(stack.mqttUrl, { clientId: `${id}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 });
     const g: Gateway = { id, envelopes, acked: 0, client, wake: () => {} };
     client.on('message', (topic, payload) => {
@@ -199,6 +210,89 @@ async function prepare(stack: Cluster, devices: number, total: number, tag: stri
     out.push(g);
   }
   return out;
+}
+
+/**
+ * The setup's own ceiling, measured like a store's run: the same broker, gateways and readings, but the consumer
+ * (bench/src/ceiling-consumer.ts, a child process as ingest is) only receives, decodes and verifies at the same
+ * number in flight. The gateways keep at most `window` readings each not yet verified (counted by the consumer).
+ */
+async function runCeiling(o: { devices: number; readings: number; window: number; inFlight: number }): Promise<RunResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'stele-bench-tp-ceiling-'));
+  const broker = await startMosquitto(dir, ['max_queued_messages 100000']);
+  const clients: MqttClient[] = [];
+  let consumer: Child | undefined;
+  try {
+    say(`ceiling: signing ${o.readings} readings for ${o.devices} gateways (mosquitto)`);
+    const chains = await signChains(o.devices, o.readings, 'ceiling', async () => {});
+    await writeFile(join(dir, 'keys.json'), JSON.stringify(Object.fromEntries(chains.map((c) => [c.id, toHex(c.signer.publicKey)]))));
+    const child = spawnTs(join(repoRoot, 'bench', 'src', 'ceiling-consumer.ts'), [broker.url, join(dir, 'keys.json'), String(o.inFlight)]);
+    consumer = child;
+    const verifiedNow = () => {
+      const [v, f] = (child.lines.at(-1) ?? '0 0').split(' ').map(Number);
+      if (f !== 0) throw new Error(`the ceiling consumer failed ${f} checks`);
+      return v ?? 0;
+    };
+    const until = Date.now() + 60_000;
+    while (!child.lines.includes('ready')) {
+      if (child.proc.exitCode !== null || Date.now() > until) throw new Error(`ceiling consumer did not start: ${child.errTail.join(' | ')}`);
+      await sleep(50);
+    }
+    for (const c of chains) clients.push(await mqtt.connectAsync(broker.url, { clientId: `${c.id}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 }));
+    const total = chains.reduce((n, c) => n + c.envelopes.length, 0);
+    const rawBefore = await rawVerifyRate(o.inFlight, 2000);
+    say(`ceiling: raw WebCrypto P-256 verify ${Math.round(rawBefore)}/s (${o.inFlight} in flight); publishing`);
+    const pid = child.proc.pid!;
+    const machine0 = cpuSeconds();
+    const consumer0 = cpuSeconds(pid).busy;
+    const main0 = cpuSeconds(pid, true).busy;
+    const bench0 = process.cpuUsage();
+    const t0 = performance.now();
+    const deadline = Date.now() + 600_000;
+    let t10: number | undefined;
+    let t90: number | undefined;
+    let a10 = 0;
+    let a90 = 0;
+    const sent = chains.map(() => 0);
+    for (;;) {
+      const done = verifiedNow();
+      const now = performance.now();
+      if (t10 === undefined && done >= total * 0.1) [t10, a10] = [now, done];
+      if (t90 === undefined && done >= total * 0.9) [t90, a90] = [now, done];
+      if (done >= total) break;
+      if (Date.now() > deadline) throw new Error(`ceiling: ${done} of ${total} verified after 10 minutes`);
+      // each gateway's share of what is verified so far frees room in its window
+      const perGateway = done / chains.length;
+      for (const [i, c] of chains.entries()) {
+        for (; sent[i]! < c.envelopes.length && sent[i]! - perGateway < o.window; sent[i]!++) {
+          const e = c.envelopes[sent[i]!]!;
+          clients[i]!.publish(`stele/v1/${c.id}/statements`, Buffer.from(e.buffer, e.byteOffset, e.byteLength), { qos: 1 });
+        }
+      }
+      await sleep(5);
+    }
+    const wall = (performance.now() - t0) / 1000;
+    const u = process.cpuUsage(bench0);
+    const cpu = {
+      machine: (cpuSeconds().busy - machine0.busy) / wall,
+      ingest: (cpuSeconds(pid).busy - consumer0) / wall,
+      ingestMain: (cpuSeconds(pid, true).busy - main0) / wall,
+      bench: (u.user + u.system) / 1e6 / wall,
+    };
+    const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+    const rawAfter = await rawVerifyRate(o.inFlight, 2000);
+    const storedPerSec = t10 !== undefined && t90 !== undefined && t90 > t10 ? (a90 - a10) / ((t90 - t10) / 1000) : total / wall;
+    say(
+      `ceiling: ${total} readings: verified ${Math.round(storedPerSec)}/s sustained (all after ${wall.toFixed(1)} s); raw after ${Math.round(rawAfter)}/s; ` +
+        `CPU cores busy: machine ${cpu.machine.toFixed(2)}, consumer ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
+    );
+    return { store: 'none (receive, decode, verify only: the ceiling)', workers: 1, readings: total, storedPerSec, anchoredPerSec: Number.NaN, rawBefore, rawAfter, load, cpu, resent: 0 };
+  } finally {
+    for (const c of clients) await c.endAsync().catch(() => {});
+    await consumer?.kill('SIGTERM');
+    await broker.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -227,6 +321,7 @@ interface RunResult {
   rawBefore: number;
   rawAfter: number;
   load: string;
+  resent: number;
   /** Over the timed publishing: cores the whole machine was busy (of availableParallelism), ingest's and this process's. */
   cpu: { machine: number; ingest: number; ingestMain: number; bench: number };
 }
@@ -337,7 +432,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
         `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health.batches} batches); raw after ${Math.round(rawAfter)}/s; ${resent} resent; load ${load}; CPU cores busy: machine ${cpu.machine.toFixed(2)}, ingest ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
     );
     for (const g of gws) await g.client.endAsync();
-    return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', workers, readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load, cpu };
+    return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', workers, readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load, cpu, resent };
   } finally {
     await stack.stop();
     await db?.drop();
@@ -356,6 +451,7 @@ export async function main(argv: string[]): Promise<void> {
       window: { type: 'string', default: '256' },
       'in-flight': { type: 'string', default: '64' },
       profile: { type: 'string' },
+      'skip-ceiling': { type: 'boolean', default: false },
       write: { type: 'boolean', default: false },
     },
   });
@@ -371,6 +467,7 @@ export async function main(argv: string[]): Promise<void> {
   const results: RunResult[] = [];
   const counts = values.workers.split(',').map(Number);
   if (!counts.every((n) => Number.isSafeInteger(n) && n >= 1 && n <= 8)) throw new RangeError('--workers takes worker counts from 1 to 8, e.g. 1,2');
+  if (!values['skip-ceiling'] && hasMosquitto()) results.push(await runCeiling(o));
   for (const kind of values.store.split(',')) {
     if (kind !== 'level' && kind !== 'postgres') throw new RangeError('--store takes level and/or postgres');
     // LevelDB is one process's store: one worker only
@@ -381,17 +478,19 @@ export async function main(argv: string[]): Promise<void> {
   }
   const rows = results.map((r) => {
     const raw = (r.rawBefore + r.rawAfter) / 2;
-    return `| ${r.store} | ${r.workers} | ${r.readings} | ${Math.round(r.storedPerSec)} | ${Math.round(r.anchoredPerSec)} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${r.cpu.machine.toFixed(2)} / ${r.cpu.ingest.toFixed(2)} / ${r.cpu.bench.toFixed(2)} | ${r.load} |`;
+    const anchored = Number.isNaN(r.anchoredPerSec) ? '-' : String(Math.round(r.anchoredPerSec));
+    return `| ${r.store} | ${r.workers} | ${r.readings} | ${Math.round(r.storedPerSec)} | ${anchored} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${r.cpu.machine.toFixed(2)} / ${r.cpu.ingest.toFixed(2)} (${r.cpu.ingestMain.toFixed(2)}) / ${r.cpu.bench.toFixed(2)} | ${r.resent} | ${r.load} |`;
   });
   const body = [
     `- Machine: ${machine}`,
     `- Date: ${new Date().toISOString().slice(0, 10)}`,
     `- Command: \`${['npm run bench -- ingest-throughput', ...argv].join(' ')}\``,
     `- Load: ${o.devices} gateways, ${o.readings} signed readings in all, each gateway with at most ${o.window} readings sent and not yet confirmed by ingest; broker ${hasMosquitto() ? 'mosquitto' : 'aedes'}; one worker: ingest a child process (\`stele ingest run --embedded-chain\`); several: \`stele ingest run --share\` processes on one PostgreSQL store and one anvil; batches every 1 s or 4096 leaves.`,
-    `- Raw limit: WebCrypto P-256 verify, key imported once, ${o.inFlight} in flight, 2 s before and 2 s after each store's run in the same process (mean).`,
+    `- Raw limit: WebCrypto P-256 verify, key imported once, ${o.inFlight} in flight, 2 s before and 2 s after each store's run in the same process (mean); ingest runs with \`--verify-in-flight ${o.inFlight}\`.`,
+    '- Ceiling (first row, unless `--skip-ceiling`): the same broker, gateways and readings into a consumer that only receives, decodes and verifies (bench/src/ceiling-consumer.ts, WebCrypto at the same number in flight): what this machine leaves for verification once the load generator and the broker run on it too.',
     '',
-    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | CPU cores busy while publishing: machine / ingest / load generator | load average after |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | CPU cores busy while publishing: machine / ingest (its main thread) / load generator | resent | load average after |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
   process.stdout.write(`${body}\n`);
