@@ -1185,6 +1185,10 @@ export class IngestService {
       if (row === undefined) break; // another worker sealed them
       left -= row.size;
     }
+    // Workers sharing the store seal each other's leaves, so this worker's running count drifts from the store's
+    // (a batch it seals holds leaves the other committed, and the other's seals never reach this count): after a
+    // cut, /health says what the store holds.
+    if (this.options.shareGroup !== undefined) this.pendingCount = await this.store.countPending();
   }
 
   /**
