@@ -1,3 +1,4 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 
 /**
@@ -121,4 +122,15 @@ export async function writeMarkdownSection(path: string, heading: string, body: 
   }
   await writeFile(path, `${text.trimEnd()}\n`);
   return path;
+}
+
+/** A fresh P-256 key pair from node:crypto: the private KeyObject and the SEC1 uncompressed public key (65 bytes). */
+export function nodeP256Key(): { privateKey: KeyObject; publicKey: KeyObject; raw: Uint8Array<ArrayBuffer> } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const raw = new Uint8Array(65);
+  raw[0] = 0x04;
+  raw.set(Buffer.from(jwk.x!, 'base64url'), 1);
+  raw.set(Buffer.from(jwk.y!, 'base64url'), 33);
+  return { privateKey, publicKey, raw };
 }

@@ -28,7 +28,7 @@
  * PostgreSQL: STELE_TEST_POSTGRES (default postgres://stele:stele@127.0.0.1:5432/postgres, a role with CREATEDB); a
  * database with a random name is created and dropped.
  */
-import { generateKeyPairSync, sign as nodeSign, webcrypto } from 'node:crypto';
+import { sign as nodeSign, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -45,7 +45,7 @@ import { runIngest } from '@stele/ingest/cli';
 import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/testing';
 import { freePort, INGEST_SCRIPT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
-import { writeMarkdownSection } from './harness.ts';
+import { nodeP256Key, writeMarkdownSection } from './harness.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -54,12 +54,7 @@ const RESEND_MS = 10_000;
 
 /** An ES256 signer over node:crypto (fast enough to sign 100k statements in a few seconds of setup). */
 function nodeSigner(): Signer {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const raw = new Uint8Array(65);
-  raw[0] = 0x04;
-  raw.set(Buffer.from(jwk.x!, 'base64url'), 1);
-  raw.set(Buffer.from(jwk.y!, 'base64url'), 33);
+  const { privateKey, raw } = nodeP256Key();
   return {
     algorithm: 'ES256',
     backend: 'software',

@@ -19,7 +19,7 @@
  *
  * Progress goes to stderr, the markdown table to stdout. The whole run takes about 40 s with the defaults.
  */
-import { createHash, generateKeyPairSync, sign, verify, webcrypto } from 'node:crypto';
+import { createHash, sign, verify, webcrypto } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -29,7 +29,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { Level } from 'level';
 import { MerkleTree, hashLeaf, rootFromLeafHashes } from '@stele/core/rfc9162';
-import { bench, formatRate, resultsTable, writeMarkdownSection, type BenchOptions, type BenchResult } from './harness.ts';
+import { bench, formatRate, nodeP256Key, resultsTable, writeMarkdownSection, type BenchOptions, type BenchResult } from './harness.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -45,12 +45,7 @@ const MIB = new Uint8Array(1 << 20).map((_, i) => (i * 13) & 0xff);
 
 /** A P-256 key as node KeyObjects, SEC1 public key bytes and a signature over MESSAGE (r||s, 64 bytes). */
 function p256Fixture() {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const raw = new Uint8Array(65);
-  raw[0] = 0x04;
-  raw.set(Buffer.from(jwk.x!, 'base64url'), 1);
-  raw.set(Buffer.from(jwk.y!, 'base64url'), 33);
+  const { privateKey, publicKey, raw } = nodeP256Key();
   const signature = new Uint8Array(sign('sha256', MESSAGE, { key: privateKey, dsaEncoding: 'ieee-p1363' }));
   return { privateKey, publicKey, raw, signature };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SHARED_SKIP_REASON } from '@stele/testkit';
-import { toHex, sha256 } from '@stele/core';
+import { concatBytes, toHex, sha256 } from '@stele/core';
 import { crcText } from './crc.ts';
 import { HJ212_MAX_FRAME_BYTES, HJ212_RUN_RAW_BYTES, Hj212StreamDecoder, decodeAll, decodeFrame } from './decoder.ts';
 import { frameDataSegment } from './encoder.ts';
@@ -9,15 +9,7 @@ import { hj212FixtureDir, loadHj212Fixture, wire } from './fixtures.ts';
 import type { Hj212DecodeResult, Hj212Frame, Hj212Rejection } from './types.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
+const concat = concatBytes;
 /** A plain-object copy (the decoder builds prototype-less records). */
 const plain = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
 const frames = (rs: Hj212DecodeResult[]) => rs.filter((r): r is Hj212Frame => r.ok);

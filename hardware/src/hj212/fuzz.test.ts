@@ -4,7 +4,7 @@
  * its buffer bounded, and finish. The elapsed time is printed, never asserted.
  */
 import { describe, expect, it } from 'vitest';
-import { toHex, sha256, mulberry32 } from '@stele/core';
+import { concatBytes, toHex, sha256, mulberry32 } from '@stele/core';
 import { HJ212_MAX_FRAME_BYTES, type Hj212DecoderOptions, Hj212StreamDecoder, decodeFrame } from './decoder.ts';
 import { encodeFrame, frameDataSegment } from './encoder.ts';
 import { Hj212Error, type Hj212ErrorCode } from './errors.ts';
@@ -25,15 +25,7 @@ const OUR_CODES = new Set<Hj212ErrorCode>([
 
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const concat = (parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
+const concat = (parts: Uint8Array[]) => concatBytes(...parts);
 
 describe('fuzz: random and mutated frames', () => {
   it(`${FRAMES} frames, seed ${SEED.toString(16)}: only frames or our own errors, bounded buffer, no hang`, () => {

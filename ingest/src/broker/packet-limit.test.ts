@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { concatBytes, mulberry32 } from '@stele/core';
 import { limitedClientStream } from './packet-limit.ts';
 
 /** A PUBLISH (QoS 1) with the given topic, packet id and payload; remaining length over 1..3 bytes as needed. */
@@ -23,24 +24,7 @@ function publish(topic: string, id: number, payload: Uint8Array): Uint8Array {
   return new Uint8Array([0x32, ...len, ...body]);
 }
 
-const concat = (parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
-
-/** A deterministic generator (the test must give the same chunking on every run). */
-function lcg(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x = (x * 1103515245 + 12345) % 2 ** 31;
-    return x / 2 ** 31;
-  };
-}
+const concat = (parts: Uint8Array[]) => concatBytes(...parts);
 
 /**
  * Feeds `stream` to the limit as the socket's 'data' chunks cut at `cuts`, exactly (a socket stand-in: the chunk
@@ -74,7 +58,7 @@ describe('limitedClientStream', () => {
   it('passes packets under the limit byte for byte, however the stream is cut', async () => {
     const packets = [publish('stele/v1/gw-1/statements', 1, new Uint8Array(10).fill(1)), publish('stele/v1/gw-2/statements', 2, new Uint8Array(300).fill(2)), new Uint8Array([0x40, 0x02, 0x00, 0x07]), publish('t', 3, new Uint8Array(20_000).fill(3))];
     const stream = concat([...packets, ...packets]);
-    const rand = lcg(7);
+    const rand = mulberry32(7); // the same chunking on every run
     for (const cuts of [[], [1], [2, 3], Array.from({ length: 400 }, (_, i) => i), Array.from({ length: 40 }, () => Math.floor(rand() * stream.length)).sort((a, b) => a - b)]) {
       const { got, oversize } = await through(stream, cuts, 64 * 1024);
       expect(oversize).toEqual([]);

@@ -68,6 +68,25 @@ export function killSpawnedGroups(): void {
   live.clear();
 }
 
+/**
+ * A child's output as lines: the last `keepLines` of stdout (each also to `onLine`) and the last 50 of stderr, for
+ * the processes the simulator and the tests start.
+ */
+export function readLines(proc: ChildProcess, keepLines: number, onLine?: (line: string) => void): { lines: string[]; errTail: string[] } {
+  const lines: string[] = [];
+  const errTail: string[] = [];
+  createInterface({ input: proc.stdout! }).on('line', (l) => {
+    lines.push(l);
+    if (lines.length > keepLines) lines.splice(0, lines.length - keepLines);
+    onLine?.(l);
+  });
+  createInterface({ input: proc.stderr! }).on('line', (l) => {
+    errTail.push(l);
+    if (errTail.length > 50) errTail.shift();
+  });
+  return { lines, errTail };
+}
+
 export function spawnStele(root: string, args: string[], options: { onLine?: (line: string) => void; keepLines?: number; env?: Record<string, string> } = {}): Child {
   // its own process group (detached), so a power cut reaches its children; the terminal's Ctrl-C does not, hence `live`
   const proc = spawn(process.execPath, [join(root, 'cli', 'bin', 'stele.mjs'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env }, detached: true });
@@ -76,18 +95,7 @@ export function spawnStele(root: string, args: string[], options: { onLine?: (li
     live.add(pid);
     proc.once('exit', () => live.delete(pid));
   }
-  const lines: string[] = [];
-  const errTail: string[] = [];
-  const keep = options.keepLines ?? 400;
-  createInterface({ input: proc.stdout! }).on('line', (l) => {
-    lines.push(l);
-    if (lines.length > keep) lines.splice(0, lines.length - keep);
-    options.onLine?.(l);
-  });
-  createInterface({ input: proc.stderr! }).on('line', (l) => {
-    errTail.push(l);
-    if (errTail.length > 50) errTail.shift();
-  });
+  const { lines, errTail } = readLines(proc, options.keepLines ?? 400, options.onLine);
   const exited = new Promise<Exit>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   const alive = () => proc.exitCode === null && proc.signalCode === null;
   return {

@@ -5,9 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { mulberry32 } from '@stele/core';
+import { readLines } from '../../../simulator/src/sim/processes.ts';
 
 export { mulberry32 };
 export { freePort, waitForPort } from '@stele/testkit';
@@ -46,18 +46,7 @@ export function spawnTs(script: string, args: string[], options: SpawnOptions = 
 
 export function spawnChild(cmd: string, args: string[], options: SpawnOptions = {}): Child {
   const proc = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env }, detached: options.group === true });
-  const lines: string[] = [];
-  const errTail: string[] = [];
-  const keep = options.keepLines ?? 2000;
-  createInterface({ input: proc.stdout! }).on('line', (l) => {
-    lines.push(l);
-    if (lines.length > keep) lines.splice(0, lines.length - keep);
-    options.onLine?.(l);
-  });
-  createInterface({ input: proc.stderr! }).on('line', (l) => {
-    errTail.push(l);
-    if (errTail.length > 50) errTail.shift();
-  });
+  const { lines, errTail } = readLines(proc, options.keepLines ?? 2000, options.onLine);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   return {
     proc,
