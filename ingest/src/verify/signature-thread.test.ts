@@ -1,3 +1,7 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { verifyEs256 } from '@stele/core';
 import { testSigner } from '../test-helpers.ts';
@@ -50,5 +54,25 @@ describe('SignatureThread', () => {
     await t.close(); // while those are on the thread: they are checked here instead
     expect(await Promise.all(during)).toEqual(expected);
     expect(await Promise.all(jobs.map((j) => t.verify(j.publicKey, j.message, j.signature)))).toEqual(expected);
+  });
+
+  it('checks on the calling thread when the thread fails, and says so once', async () => {
+    for (const code of ['throw new Error("the thread broke")', 'process.exit(3)']) {
+      const logged: Logged[] = [];
+      const dir = await mkdtemp(join(tmpdir(), 'stele-sigthread-'));
+      try {
+        const script = join(dir, 'broken.mjs');
+        await writeFile(script, `${code};\n`);
+        const t = SignatureThread.create(2, (level, msg) => logged.push({ level, msg }), pathToFileURL(script));
+        const jobs = await cases(20);
+        const expected = await Promise.all(jobs.map((j) => verifyEs256(j.publicKey, j.message, j.signature)));
+        expect(await Promise.all(jobs.map((j) => t.verify(j.publicKey, j.message, j.signature)))).toEqual(expected);
+        expect(await Promise.all(jobs.map((j) => t.verify(j.publicKey, j.message, j.signature)))).toEqual(expected);
+        expect(logged).toEqual([{ level: 'error', msg: 'the signature thread failed: checking signatures on the main thread' }]);
+        await t.close();
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
   });
 });

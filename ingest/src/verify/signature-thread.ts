@@ -39,15 +39,19 @@ export class SignatureThread {
   private constructor(
     private readonly maxInFlight: number,
     private readonly log: LogFn,
+    private readonly script: URL,
   ) {}
 
-  /** The checks of one service; the thread starts with the first check (at most `maxInFlight` at once on it). */
-  static create(maxInFlight: number, log: LogFn): SignatureThread {
-    return new SignatureThread(maxInFlight, log);
+  /**
+   * The checks of one service; the thread starts with the first check (at most `maxInFlight` at once on it).
+   * `script` is the thread's code (tests give one that fails).
+   */
+  static create(maxInFlight: number, log: LogFn, script = new URL('./verify-thread.mjs', import.meta.url)): SignatureThread {
+    return new SignatureThread(maxInFlight, log, script);
   }
 
   #start(): Worker {
-    const worker = new Worker(new URL('./verify-thread.mjs', import.meta.url), { workerData: { maxInFlight: this.maxInFlight } });
+    const worker = new Worker(this.script, { workerData: { maxInFlight: this.maxInFlight } });
     worker.unref();
     worker.on('message', (m: { id: number; results: Uint8Array }) => this.#answer(m));
     worker.on('error', (e) => this.#fail(e));
