@@ -11,7 +11,7 @@ import { equalBytes, decodeSign1, verifyStatementSignature, findSpan, keyStatusA
 import { decodeStatementMessage } from '@stele/core/wire';
 import type { RejectCode } from '../errors.ts';
 import type { DeviceKeys, KeyRegistry } from '../registry/index.ts';
-import type { CommitItem, Head, IngestStore } from '../store/index.ts';
+import type { CommitItem, Head, HeldRow, IngestStore } from '../store/index.ts';
 import type { Checked, HeadBatch, Incoming, Precheck } from '../verify/statement-check.ts';
 
 /** Most held statements read per step while advancing over them. */
@@ -149,6 +149,29 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
     }
   };
 
+  /**
+   * Statements of this group ahead of the head: committed from here as soon as the group fills the gap before them
+   * (judged again for their key, since a rotation or revocation may have committed in between), else held in the
+   * store in one write once the group is judged (one synced write per group, not one per statement).
+   */
+  const ahead = new Map<number, Checked>();
+  const advanceOverAhead = async (): Promise<void> => {
+    for (let next = ahead.get(head.seq + 1); next !== undefined; next = ahead.get(head.seq + 1)) {
+      ahead.delete(next.seq);
+      if (!(await keyCheck(next)) || !tryCommit(next)) return;
+    }
+  };
+  /** A statement for a seq the head has passed: the committed one again (re-acked), or a fork (kept). */
+  const judgePassed = async (c: Checked): Promise<void> => {
+    const existing = committedHere.get(c.seq) ?? (await ctx.store.getEntry(device, c.seq))?.statement;
+    if (existing !== undefined && sameStatement(existing, c.statement)) {
+      duplicates++;
+      reAck = true;
+    } else {
+      await ctx.recordFork(device, c);
+    }
+  };
+
   for (const r of checks) {
     if (!r.ok) {
       ctx.reject(device, r.code, r.seq, r.detail);
@@ -158,32 +181,45 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
     const seq = c.seq;
     if (!(await keyCheck(c))) continue;
     if (seq <= head.seq) {
-      const existing = committedHere.get(seq) ?? (await ctx.store.getEntry(device, seq))?.statement;
-      if (existing !== undefined && sameStatement(existing, c.statement)) {
-        duplicates++;
-        reAck = true;
-      } else {
-        await ctx.recordFork(device, c);
-      }
+      await judgePassed(c);
     } else if (seq === head.seq + 1) {
       // Held statements may continue it; look only when some are known (one read per group otherwise, below).
-      if (tryCommit(c) && (ctx.heldKnown || heldChanged)) await advanceOverHeld();
+      if (tryCommit(c)) {
+        await advanceOverAhead();
+        if (ctx.heldKnown || heldChanged) await advanceOverHeld();
+      }
     } else {
-      // Ahead of the head: held in the store, once per (device, seq), until the gap fills.
-      const [already] = await ctx.store.listHeld(device, seq, 1);
-      if (already !== undefined && already.seq === seq) {
+      const other = ahead.get(seq);
+      if (other === undefined) ahead.set(seq, c);
+      else if (sameStatement(other.statement, c.statement)) duplicates++;
+      else await ctx.recordFork(device, c);
+    }
+  }
+  // What is still ahead is held in the store, once per (device, seq), until the gap fills. Another worker sharing
+  // the store may have committed up to the gap while this group judged against an older head, and looked for held
+  // statements before these were written: the caller reads the store's head again once the group is done and
+  // advances over what is held (service.ts processGroup). (Judging the group again here instead made every hold
+  // under two workers a conflict, and groups were given up.)
+  if (ahead.size > 0) {
+    const seqs = [...ahead.keys()].sort((a, b) => a - b);
+    const held = new Map((await ctx.store.listHeld(device, seqs[0]!, ctx.reorderLimit)).map((h) => [h.seq, h]));
+    let room = ctx.reorderLimit - (await ctx.store.countHeld(device));
+    const rows: HeldRow[] = [];
+    for (const seq of seqs) {
+      const c = ahead.get(seq)!;
+      const already = held.get(seq);
+      if (seq <= head.seq) await judgePassed(c);
+      else if (already !== undefined) {
         if (sameStatement(statementOf(already.payload), c.statement)) duplicates++;
         else await ctx.recordFork(device, c);
-      } else if ((await ctx.store.countHeld(device)) >= ctx.reorderLimit) {
+      } else if (room <= 0) {
         ctx.reject(device, 'INGEST_REORDER_FULL', seq, `seq is ahead of head ${head.seq} and the reorder buffer is full`);
-      } else if (await ctx.store.hold(device, { seq, payload: c.payload, receivedAt: c.receivedAt })) {
-        // Another worker sharing the store may have committed up to the gap while this group judged against an
-        // older head, and looked for held statements before this one was written. The caller reads the store's
-        // head again once the group is done and advances over what is held (service.ts processGroup): judging the
-        // group again here instead made every hold under two workers a conflict, and groups given up.
-        heldChanged = true;
+      } else {
+        rows.push({ seq, payload: c.payload, receivedAt: c.receivedAt });
+        room--;
       }
     }
+    if (rows.length > 0 && (await ctx.store.holdAll(device, rows)).length > 0) heldChanged = true;
   }
   // What is held may continue the head now: held by this group, or by another worker sharing the store.
   if (commits.length > 0 || heldChanged || ctx.heldKnown) await advanceOverHeld();

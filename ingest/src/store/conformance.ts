@@ -290,6 +290,30 @@ export function storeConformance(name: string, open: () => Promise<StoreHarness>
       expect(await (await h.reopen()).listHeld('gw-1!x', 0, 10)).toEqual([{ seq: 4, payload: utf8('other'), receivedAt: 40 }]);
     });
 
+    withStore('holds several statements in one write, leaving the seqs already held as they are', async (h) => {
+      const s = h.store;
+      expect(await s.hold('gw-1', { seq: 4, payload: utf8('m4'), receivedAt: 40 })).toBe(true);
+      expect(await s.holdAll('gw-1', [])).toEqual([]);
+      expect(
+        await s.holdAll('gw-1', [
+          { seq: 6, payload: utf8('m6'), receivedAt: 60 },
+          { seq: 4, payload: utf8('m4 again'), receivedAt: 41 },
+          { seq: 5, payload: utf8('m5'), receivedAt: 50 },
+        ]),
+      ).toEqual([5, 6]);
+      expect(await s.listHeld('gw-1', 0, 10)).toEqual([
+        { seq: 4, payload: utf8('m4'), receivedAt: 40 },
+        { seq: 5, payload: utf8('m5'), receivedAt: 50 },
+        { seq: 6, payload: utf8('m6'), receivedAt: 60 },
+      ]);
+      expect(await s.countHeld('gw-1')).toBe(3);
+      await expect(s.holdAll('gw-1', [{ seq: 7, payload: utf8('a'), receivedAt: 1 }, { seq: 7, payload: utf8('b'), receivedAt: 1 }])).rejects.toThrow(RangeError);
+      await expect(s.holdAll('gw-1', [{ seq: 0, payload: utf8('a'), receivedAt: 1 }])).rejects.toThrow(RangeError);
+      expect(await s.countHeld('gw-1')).toBe(3);
+      await s.commit('gw-1', items(1, 5), headOf(5));
+      expect((await (await h.reopen()).listHeld('gw-1', 0, 10)).map((r) => r.seq)).toEqual([6]);
+    });
+
     withStore('seals the oldest pending leaves in commit order, batch ids from 1, nothing when nothing is pending', async (h) => {
       const s = h.store;
       expect(await s.sealBatch(4, build)).toBeUndefined();

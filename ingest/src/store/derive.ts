@@ -19,6 +19,18 @@ export function indexFieldsOf(reading: Uint8Array | undefined, known?: IndexFiel
   }
 }
 
+/** Misuse checks shared by both stores' holdAll: positive integer seqs, each once. */
+export function checkHeldRows(rows: readonly { seq: number; payload: Uint8Array; receivedAt: number }[]): void {
+  const seen = new Set<number>();
+  for (const r of rows) {
+    if (!Number.isSafeInteger(r.seq) || r.seq < 1) throw new RangeError('a held seq must be a positive integer');
+    if (seen.has(r.seq)) throw new RangeError(`seq ${r.seq} is given twice`);
+    if (!(r.payload instanceof Uint8Array)) throw new TypeError('payload must be a Uint8Array');
+    if (!Number.isSafeInteger(r.receivedAt) || r.receivedAt < 0) throw new RangeError('receivedAt must be an integer >= 0');
+    seen.add(r.seq);
+  }
+}
+
 /** Misuse checks shared by both stores' time queries. */
 export function checkTimeQuery(q: { by: string; fromMs: number; toMs: number; limit: number }): void {
   if (q.by !== 'device' && q.by !== 'received') throw new RangeError("by must be 'device' or 'received'");

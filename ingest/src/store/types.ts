@@ -198,6 +198,11 @@ export interface IngestStore {
   // ---- statements ahead of the head
   /** Keeps a statement ahead of the head; false (and nothing written) when one is already held at that seq. */
   hold(deviceId: string, row: HeldRow): Promise<boolean>;
+  /**
+   * Keeps several statements ahead of the head in one atomic, durable write (distinct seqs); those whose seq is
+   * already held are left as they are. Returns the seqs it held.
+   */
+  holdAll(deviceId: string, rows: readonly HeldRow[]): Promise<number[]>;
   /** Held statements with seq >= fromSeq, ascending, at most `limit`. */
   listHeld(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]>;
   countHeld(deviceId: string): Promise<number>;

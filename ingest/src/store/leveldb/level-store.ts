@@ -66,6 +66,7 @@ import type {
 } from '../types.ts';
 import {
   checkCommitItems,
+  checkHeldRows,
   checkLease,
   checkTimeQuery,
   conflict,
@@ -377,6 +378,18 @@ export class LevelStore implements IngestStore {
       await this.writeSynced([{ type: 'put', key, value: enc({ payload: row.payload, receivedAt: row.receivedAt }) }]);
       set.add(row.seq);
       return true;
+    });
+  }
+
+  async holdAll(deviceId: string, rows: readonly HeldRow[]): Promise<number[]> {
+    checkHeldRows(rows);
+    return this.locks.run(`dev:${deviceId}`, async () => {
+      const set = this.heldSet(deviceId);
+      const fresh = rows.filter((r) => !set.has(r.seq));
+      if (fresh.length === 0) return [];
+      await this.writeSynced(fresh.map((r) => ({ type: 'put', key: `held!${deviceId}!${pad(r.seq)}`, value: enc({ payload: r.payload, receivedAt: r.receivedAt }) })));
+      for (const r of fresh) set.add(r.seq);
+      return fresh.map((r) => r.seq).sort((a, b) => a - b);
     });
   }
 

@@ -32,7 +32,7 @@ import { type AnchorRef, equalBytes, toHex, sha256 } from '@stele/core';
 import type { EnrolmentRecord } from '@stele/device';
 import { IngestError } from '../../errors.ts';
 import { decodeDeviceKeys, encodeDeviceKeys, type DeviceKeys } from '../../registry/index.ts';
-import { checkCommitItems, checkLease, checkTimeQuery, conflict, IN_FLIGHT_ANCHOR_STATES, indexFieldsOf, nextAnchorNonce, OUTBOX_ANCHOR_JOB } from '../derive.ts';
+import { checkCommitItems, checkHeldRows, checkLease, checkTimeQuery, conflict, IN_FLIGHT_ANCHOR_STATES, indexFieldsOf, nextAnchorNonce, OUTBOX_ANCHOR_JOB } from '../derive.ts';
 import type {
   AlertDeliveryRow,
   AnchorNonceJob,
@@ -289,6 +289,14 @@ export class PostgresStore implements IngestStore {
     const r = await this.sql`insert into held (device_id, seq, payload, received_at_ms) values (${deviceId}, ${row.seq}, ${buf(row.payload)}, ${row.receivedAt})
       on conflict do nothing returning seq`;
     return r.length === 1;
+  }
+
+  async holdAll(deviceId: string, rows: readonly HeldRow[]): Promise<number[]> {
+    checkHeldRows(rows);
+    if (rows.length === 0) return [];
+    const values = rows.map((r) => ({ device_id: deviceId, seq: r.seq, payload: buf(r.payload), received_at_ms: r.receivedAt }));
+    const r = await this.sql`insert into held ${this.sql(values, 'device_id', 'seq', 'payload', 'received_at_ms')} on conflict do nothing returning seq`;
+    return r.map((x) => int(x['seq'])).sort((a, b) => a - b);
   }
 
   async listHeld(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]> {
