@@ -46,6 +46,25 @@ describe('SignatureThread', () => {
     }
   });
 
+  it('answers checks of large messages asked together (sent over in several buffers of at most 1 MiB)', async () => {
+    const t = SignatureThread.create(8, () => {});
+    try {
+      const signer = testSigner();
+      const jobs = await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const message = new Uint8Array(60_000).fill(i);
+          const signature = await signer.sign(message);
+          if (i % 4 === 3) message[59_999] = 0xff;
+          return { publicKey: signer.publicKey, message, signature };
+        }),
+      );
+      const answers = await Promise.all(jobs.map((j) => t.verify(j.publicKey, j.message, j.signature)));
+      expect(answers).toEqual(jobs.map((_, i) => i % 4 !== 3));
+    } finally {
+      await t.close();
+    }
+  });
+
   it('checks on the calling thread once closed, with the same answers', async () => {
     const t = SignatureThread.create(2, () => {});
     const jobs = await cases(30);

@@ -22,8 +22,10 @@ interface Job {
 
 const P256_SEC1 = 65;
 const SIGNATURE = 64;
-/** Jobs sent in one message at most (more wait for the next turn). */
+/** Jobs sent in one message at most, and bytes of one message at most beyond its first job (a statement's protected
+ * header may make its Sig_structure up to a message's 64 KiB: 4,096 such would be a 256 MiB buffer). */
 const MAX_BATCH = 4096;
+const MAX_BATCH_BYTES = 1 << 20;
 
 export class SignatureThread {
   #worker: Worker | undefined;
@@ -83,7 +85,11 @@ export class SignatureThread {
   #flush(): void {
     this.#flushing = false;
     while (this.#queued.length > 0) {
-      const jobs = this.#queued.splice(0, MAX_BATCH);
+      let n = 0;
+      for (let bytes = 0; n < Math.min(MAX_BATCH, this.#queued.length) && (n === 0 || bytes + this.#queued[n]!.message.length <= MAX_BATCH_BYTES); n++) {
+        bytes += this.#queued[n]!.message.length;
+      }
+      const jobs = this.#queued.splice(0, n);
       const worker = this.#worker;
       if (worker === undefined || this.#ended) {
         for (const j of jobs) this.verify(j.publicKey, j.message, j.signature).then(j.resolve, j.reject);
