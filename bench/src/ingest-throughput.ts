@@ -28,7 +28,7 @@
  * PostgreSQL: STELE_TEST_POSTGRES (default postgres://stele:stele@127.0.0.1:5432/postgres, a role with CREATEDB); a
  * database with a random name is created and dropped.
  */
-import { sign as nodeSign, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -36,7 +36,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
-import { encodeReading, GENESIS_PREV, keyIdOf, readingDigest, toHex, type Signer } from '@stele/core';
+import { encodeReading, GENESIS_PREV, readingDigest, toHex, type Signer } from '@stele/core';
 import { parseConfirmation, signStatement } from '@stele/core/cose';
 import { encodeStatementMessage } from '@stele/core/wire';
 import { makeEnrolmentRecord } from '@stele/device';
@@ -45,24 +45,12 @@ import { runIngest } from '@stele/ingest/cli';
 import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/testing';
 import { freePort, INGEST_SCRIPT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
-import { nodeP256Key, writeMarkdownSection } from './harness.ts';
+import { nodeSigner, writeMarkdownSection } from './harness.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (s: string) => process.stderr.write(`${s}\n`);
 /** A gateway sends again from its confirmed mark after this long without a confirmation (edge-agent's default). */
 const RESEND_MS = 10_000;
-
-/** An ES256 signer over node:crypto (fast enough to sign 100k statements in a few seconds of setup). */
-function nodeSigner(): Signer {
-  const { privateKey, raw } = nodeP256Key();
-  return {
-    algorithm: 'ES256',
-    backend: 'software',
-    keyId: keyIdOf(raw),
-    publicKey: raw,
-    sign: async (message: Uint8Array) => new Uint8Array(nodeSign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' })),
-  };
-}
 
 /** WebCrypto P-256 verifications per second with `inFlight` outstanding, for `ms`. */
 export async function rawVerifyRate(inFlight: number, ms: number): Promise<number> {
@@ -237,23 +225,14 @@ async function runCeiling(o: { devices: number; readings: number; window: number
     const total = chains.reduce((n, c) => n + c.envelopes.length, 0);
     const rawBefore = await rawVerifyRate(o.inFlight, 2000);
     say(`ceiling: raw WebCrypto P-256 verify ${Math.round(rawBefore)}/s (${o.inFlight} in flight); publishing`);
-    const pid = child.proc.pid!;
-    const machine0 = cpuSeconds();
-    const consumer0 = cpuSeconds(pid).busy;
-    const main0 = cpuSeconds(pid, true).busy;
-    const bench0 = process.cpuUsage();
+    const readCpu = cpuMeter([child.proc.pid!]);
+    const rate = sustainedRate(total);
     const t0 = performance.now();
     const deadline = Date.now() + 600_000;
-    let t10: number | undefined;
-    let t90: number | undefined;
-    let a10 = 0;
-    let a90 = 0;
     const sent = chains.map(() => 0);
     for (;;) {
       const done = verifiedNow();
-      const now = performance.now();
-      if (t10 === undefined && done >= total * 0.1) [t10, a10] = [now, done];
-      if (t90 === undefined && done >= total * 0.9) [t90, a90] = [now, done];
+      rate.see(done);
       if (done >= total) break;
       if (Date.now() > deadline) throw new Error(`ceiling: ${done} of ${total} verified after 10 minutes`);
       // each gateway's share of what is verified so far frees room in its window
@@ -267,16 +246,10 @@ async function runCeiling(o: { devices: number; readings: number; window: number
       await sleep(5);
     }
     const wall = (performance.now() - t0) / 1000;
-    const u = process.cpuUsage(bench0);
-    const cpu = {
-      machine: (cpuSeconds().busy - machine0.busy) / wall,
-      ingest: (cpuSeconds(pid).busy - consumer0) / wall,
-      ingestMain: (cpuSeconds(pid, true).busy - main0) / wall,
-      bench: (u.user + u.system) / 1e6 / wall,
-    };
+    const cpu = readCpu(wall);
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
     const rawAfter = await rawVerifyRate(o.inFlight, 2000);
-    const storedPerSec = t10 !== undefined && t90 !== undefined && t90 > t10 ? (a90 - a10) / ((t90 - t10) / 1000) : total / wall;
+    const storedPerSec = rate.perSec(wall);
     say(
       `ceiling: ${total} readings: verified ${Math.round(storedPerSec)}/s sustained (all after ${wall.toFixed(1)} s); raw after ${Math.round(rawAfter)}/s; ` +
         `CPU cores busy: machine ${cpu.machine.toFixed(2)}, consumer ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
@@ -294,17 +267,51 @@ async function runCeiling(o: { devices: number; readings: number; window: number
  * CPU seconds (user + system) of a process from /proc/PID/stat (of its main thread alone with `mainThread`), or of
  * the whole machine from /proc/stat.
  */
-function cpuSeconds(pid?: number, mainThread = false): { busy: number; total: number } {
+function cpuSeconds(pid?: number, mainThread = false): number {
   const tick = 100; // USER_HZ on Linux
   if (pid !== undefined) {
     const f = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    const busy = (Number(f[11]) + Number(f[12])) / tick;
-    return { busy, total: busy };
+    return (Number(f[11]) + Number(f[12])) / tick;
   }
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const idle = cpu[3]! + cpu[4]!;
-  const total = cpu.reduce((a, b) => a + b, 0);
-  return { busy: (total - idle) / tick, total: total / tick };
+  return (cpu.reduce((a, b) => a + b, 0) - cpu[3]! - cpu[4]!) / tick;
+}
+
+/**
+ * Cores busy from now until the returned function is called with the seconds elapsed: the whole machine, the
+ * processes `pids` (summed; `ingestMain` the busiest main thread of them) and this process (the load generator).
+ */
+function cpuMeter(pids: readonly number[]): (wallS: number) => RunResult['cpu'] {
+  const machine0 = cpuSeconds();
+  const process0 = pids.map((pid) => cpuSeconds(pid));
+  const main0 = pids.map((pid) => cpuSeconds(pid, true));
+  const bench0 = process.cpuUsage();
+  return (wallS) => {
+    const u = process.cpuUsage(bench0);
+    return {
+      machine: (cpuSeconds() - machine0) / wallS,
+      ingest: pids.reduce((n, pid, i) => n + cpuSeconds(pid) - process0[i]!, 0) / wallS,
+      ingestMain: Math.max(...pids.map((pid, i) => cpuSeconds(pid, true) - main0[i]!)) / wallS,
+      bench: (u.user + u.system) / 1e6 / wallS,
+    };
+  };
+}
+
+/** The sustained rate: what was done between 10 % and 90 % of `total`, over that time (else all over `wallS`). */
+function sustainedRate(total: number): { see(done: number): void; perSec(wallS: number): number } {
+  let t10: number | undefined;
+  let t90: number | undefined;
+  let a10 = 0;
+  let a90 = 0;
+  return {
+    see(done) {
+      if (t10 === undefined && done >= total * 0.1) [t10, a10] = [performance.now(), done];
+      if (t90 === undefined && done >= total * 0.9) [t90, a90] = [performance.now(), done];
+    },
+    perSec(wallS) {
+      return t10 !== undefined && t90 !== undefined && t90 > t10 ? (a90 - a10) / ((t90 - t10) / 1000) : total / wallS;
+    },
+  };
 }
 
 interface RunResult {
@@ -354,20 +361,10 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
     const rawBefore = await rawVerifyRate(o.inFlight, 2000);
     say(`${kind} x${workers}: raw WebCrypto P-256 verify ${Math.round(rawBefore)}/s (${o.inFlight} in flight); publishing`);
     const acked = () => gws.reduce((n, g) => n + g.acked, 0);
-    const machine0 = cpuSeconds();
-    const ingest0 = stack.workers.map((w) => cpuSeconds(w.child.proc.pid!).busy);
-    const main0 = stack.workers.map((w) => cpuSeconds(w.child.proc.pid!, true).busy);
-    const bench0 = process.cpuUsage();
+    const readCpu = cpuMeter(stack.workers.map((w) => w.child.proc.pid!));
+    const rate = sustainedRate(total);
     const t0 = performance.now();
-    let t10: number | undefined;
-    let t90: number | undefined;
-    let a10 = 0;
-    let a90 = 0;
-    const progress = setInterval(() => {
-      const a = acked();
-      if (t10 === undefined && a >= total * 0.1) [t10, a10] = [performance.now(), a];
-      if (t90 === undefined && a >= total * 0.9) [t90, a90] = [performance.now(), a];
-    }, 20);
+    const progress = setInterval(() => rate.see(acked()), 20);
     // Each gateway keeps at most `window` readings sent and not confirmed by ingest and, when no confirmation moves
     // its mark for RESEND_MS, sends again from the mark (as edge-agent's Publisher: ingest may leave a statement to
     // the gateway's resend, e.g. a group given up after commit conflicts between workers).
@@ -395,16 +392,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
     const tStored = performance.now();
     clearInterval(progress);
     const wall = (tStored - t0) / 1000;
-    const machine1 = cpuSeconds();
-    const cpu = {
-      machine: (machine1.busy - machine0.busy) / wall,
-      ingest: stack.workers.reduce((n, w, i) => n + cpuSeconds(w.child.proc.pid!).busy - ingest0[i]!, 0) / wall,
-      ingestMain: Math.max(...stack.workers.map((w, i) => cpuSeconds(w.child.proc.pid!, true).busy - main0[i]!)) / wall,
-      bench: (() => {
-        const u = process.cpuUsage(bench0);
-        return (u.user + u.system) / 1e6 / wall;
-      })(),
-    };
+    const cpu = readCpu(wall);
     // Every worker cuts and anchors what it holds (the store's pending leaves are shared: one of them seals them).
     for (const w of stack.workers) {
       const token = (await readFile(join(w.dataDir, 'admin-token'), 'utf8')).trim();
@@ -420,7 +408,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
     const health = { batches: Math.max(...healths.map((h) => h.batches)) };
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
     const rawAfter = await rawVerifyRate(o.inFlight, 2000);
-    const storedPerSec = t10 !== undefined && t90 !== undefined && t90 > t10 ? (a90 - a10) / ((t90 - t10) / 1000) : total / ((tStored - t0) / 1000);
+    const storedPerSec = rate.perSec(wall);
     const anchoredPerSec = total / ((tAnchored - t0) / 1000);
     say(
       `${kind}: ${total} readings: stored ${Math.round(storedPerSec)}/s sustained (all confirmed after ${((tStored - t0) / 1000).toFixed(1)} s), ` +

@@ -18,17 +18,16 @@
  * verification runs (the worker does the work; the page's thread should stay free). Progress: the number of
  * distinct texts the progress label showed.
  */
-import { generateKeyPairSync, sign } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
-import { bundleToJson, encodeBundle, parseBundleBytes, type EvidenceBundle, keyIdOf } from '@stele/core';
-import type { Signer } from '@stele/core';
+import { bundleToJson, encodeBundle, parseBundleBytes, type EvidenceBundle } from '@stele/core';
 import { verifyBundle } from '@stele/core/verify';
 import { buildTestBundle } from '@stele/core/testing';
 import { CHROMIUM_ARGS, DEFAULT_CHROMIUM } from '@stele/verifier/report';
+import { nodeSigner } from './harness.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** BENCH_WEB_PAGE=FILE: another build of the page (e.g. the one before a change, for a before/after pair). */
@@ -47,23 +46,6 @@ const BATCH = 60;
 const DEVICE_BATCH = Number(process.env.BENCH_WEB_DEVICE_BATCH ?? 0);
 /** BENCH_WEB_FORM=v1|v2: the bundle form the page is given (default v2, FORMAT.md §7.1). */
 const FORM: 1 | 2 = process.env.BENCH_WEB_FORM === 'v1' ? 1 : 2;
-
-/** A node:crypto P-256 signer (about 40,000 signatures/s here, against about 1,000 for the noble test signer). */
-function nodeSigner(): Signer {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const raw = new Uint8Array(65);
-  raw[0] = 4;
-  raw.set(Buffer.from(jwk.x!, 'base64url'), 1);
-  raw.set(Buffer.from(jwk.y!, 'base64url'), 33);
-  return {
-    algorithm: 'ES256',
-    keyId: keyIdOf(raw),
-    publicKey: raw,
-    backend: 'software',
-    sign: async (message) => new Uint8Array(sign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' })),
-  };
-}
 
 interface ByteShare {
   field: string;
