@@ -371,14 +371,7 @@ export class LevelStore implements IngestStore {
   // ---- statements ahead of the head
 
   async hold(deviceId: string, row: HeldRow): Promise<boolean> {
-    return this.locks.run(`dev:${deviceId}`, async () => {
-      const key = `held!${deviceId}!${pad(row.seq)}`;
-      const set = this.heldSet(deviceId);
-      if (set.has(row.seq)) return false;
-      await this.writeSynced([{ type: 'put', key, value: enc({ payload: row.payload, receivedAt: row.receivedAt }) }]);
-      set.add(row.seq);
-      return true;
-    });
+    return (await this.holdAll(deviceId, [row])).length === 1;
   }
 
   async holdAll(deviceId: string, rows: readonly HeldRow[]): Promise<number[]> {
@@ -713,16 +706,9 @@ function decDevice(value: Uint8Array): DeviceRow {
   return { record: toPlain(o.get('record')) as EnrolmentRecord, publicKey: bytes(o, 'publicKey'), kid: bytes(o, 'kid') };
 }
 
+/** An entry as committed; its batch position, once sealed, is a `bpos` row of its own (never in the entry). */
 function encEntry(e: EntryRow): Uint8Array {
-  if (e.batchId === undefined && e.leafIndex === undefined) {
-    // an entry as committed (the hot path): written directly
-    return encRow(e.reading === undefined ? [['statement', e.statement], ['receivedAt', e.receivedAt]] : [['reading', e.reading], ['statement', e.statement], ['receivedAt', e.receivedAt]]);
-  }
-  const o: Record<string, unknown> = { statement: e.statement, receivedAt: e.receivedAt };
-  if (e.reading !== undefined) o['reading'] = e.reading;
-  if (e.batchId !== undefined) o['batchId'] = e.batchId;
-  if (e.leafIndex !== undefined) o['leafIndex'] = e.leafIndex;
-  return enc(o);
+  return encRow(e.reading === undefined ? [['statement', e.statement], ['receivedAt', e.receivedAt]] : [['reading', e.reading], ['statement', e.statement], ['receivedAt', e.receivedAt]]);
 }
 
 type RowValue = Uint8Array | number | string;

@@ -286,9 +286,7 @@ export class PostgresStore implements IngestStore {
   // ---- statements ahead of the head
 
   async hold(deviceId: string, row: HeldRow): Promise<boolean> {
-    const r = await this.sql`insert into held (device_id, seq, payload, received_at_ms) values (${deviceId}, ${row.seq}, ${buf(row.payload)}, ${row.receivedAt})
-      on conflict do nothing returning seq`;
-    return r.length === 1;
+    return (await this.holdAll(deviceId, [row])).length === 1;
   }
 
   async holdAll(deviceId: string, rows: readonly HeldRow[]): Promise<number[]> {
