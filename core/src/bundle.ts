@@ -851,7 +851,6 @@ function compactParts(bundle: EvidenceBundle): {
   return { leafOf, deviceBatchOf, digestOf, deviceBatches, proofs };
 }
 
-
 // ---- Evidence set (FORMAT.md §7.2): one alert's bundles across several devices --------------------------------
 
 export const EVIDENCE_SET_FORMAT = 'stele-evidence-set/1';
@@ -883,14 +882,11 @@ export function parseEvidenceSet(json: unknown): EvidenceSet {
   const o = asObject(json, '$', ['format', 'createdAt', 'alert', 'bundles']);
   if (o.format !== EVIDENCE_SET_FORMAT) fail('$.format', `expected "${EVIDENCE_SET_FORMAT}"`);
   const createdAt = asIsoTime(o.createdAt, '$.createdAt');
-  if (!Array.isArray(o.bundles)) fail('$.bundles', 'expected an array');
-  if (o.bundles.length === 0) fail('$.bundles', 'must not be empty');
-  if (o.bundles.length > MAX_SET_BUNDLES) {
-    throw new FormatError('BUNDLE_LIMIT_ERROR', `evidence set: ${o.bundles.length} bundles, more than the ${MAX_SET_BUNDLES} a verifier reads`, { where: { path: '$.bundles' } });
-  }
+  const members = asArray(o.bundles, '$.bundles', MAX_SET_BUNDLES);
+  if (members.length === 0) fail('$.bundles', 'must not be empty');
   let entries = 0;
   const ids = new Set<string>();
-  const bundles = (o.bundles as unknown[]).map((member, i) => {
+  const bundles = members.map((member, i) => {
     const at = `$.bundles[${i}]`;
     let b: EvidenceBundle;
     try {

@@ -218,7 +218,6 @@ export function encodeFast(value: unknown): Uint8Array | undefined {
   }
 }
 
-
 // ---- decoding ---------------------------------------------------------------------------------------------------
 
 const utf8Fatal = new TextDecoder('utf-8', { fatal: true });

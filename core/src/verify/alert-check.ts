@@ -15,7 +15,7 @@ import { evalReading, evaluateRule } from '../alerts/engine.ts';
 import type { Alert, InvalidPeriod, RuleSet } from '../alerts/types.ts';
 import { itimeMs } from '../alerts/common.ts';
 import type { Reading } from '../reading.ts';
-import { FAIL, PASS } from './messages.ts';
+import { FAIL, ofDevice, PASS } from './messages.ts';
 import type { AlertSummary, Text } from './verdict.ts';
 
 export interface AlertCheckFailure {
@@ -238,7 +238,7 @@ function judgeAlertOver(alert: unknown, members: readonly Covered[]): BundleAler
   const off = a.utcOffset ?? '+08:00';
   const from = Date.parse(a.window.from);
   const to = Date.parse(a.window.to);
-  const named = (m: Covered, t: Text): Text => (m.device === undefined ? t : { zh: `${m.device}：${t.zh}`, en: `${m.device}: ${t.en}` });
+  const named = (m: Covered, t: Text): Text => (m.device === undefined ? t : ofDevice(m.device, t));
   let open: Text | undefined;
   for (const m of members) {
     const { window } = m;

@@ -11,10 +11,10 @@
  */
 import type { EvidenceSet } from '../bundle.ts';
 import { judgeSetAlert } from './alert-check.ts';
+import { ofDevice } from './messages.ts';
 import type { Check, CheckId, Failure, KeySummary, Note, Summary, Text, Verdict } from './verdict.ts';
 import { assemble, ORDER, runChecks, type VerifyOptions } from './verify.ts';
 
-const byDevice = (device: string, t: Text): Text => ({ zh: `${device}：${t.zh}`, en: `${device}: ${t.en}` });
 const inSet = (i: number, path: string | undefined): string | undefined => (path === undefined ? undefined : `$.bundles[${i}]${path.startsWith('$') ? path.slice(1) : `.${path}`}`);
 const RANK: Record<Check['status'], number> = { fail: 3, unchecked: 2, pass: 1, 'not-applicable': 0 };
 
@@ -37,20 +37,13 @@ export async function verifyEvidenceSet(set: EvidenceSet, options: VerifyOptions
         ...base,
         status: alert.status,
         sentence: alert.sentence,
-        failures: alert.failures.map((f) => ({
-          code: f.code,
-          sentence: f.sentence,
-          ...(f.seq === undefined ? {} : { seq: f.seq }),
-          ...(f.path === undefined ? {} : { path: f.path }),
-          ...(f.expected === undefined ? {} : { expected: f.expected }),
-          ...(f.actual === undefined ? {} : { actual: f.actual }),
-        })),
+        failures: [...alert.failures],
       };
     }
     return mergeCheck(id, members, devices);
   });
 
-  const notes: Note[] = members.flatMap((v, i) => v.notes.map((n) => ({ ...n, sentence: byDevice(devices[i]!, n.sentence) })));
+  const notes: Note[] = members.flatMap((v, i) => v.notes.map((n) => ({ ...n, sentence: ofDevice(devices[i]!, n.sentence) })));
   const first = members[0]!.summary;
   const anchors = new Map<string, Summary['anchors'][number]>();
   for (const v of members) for (const a of v.summary.anchors) anchors.set(`${a.batchId} ${a.root}`, anchors.get(`${a.batchId} ${a.root}`) ?? a);
@@ -100,11 +93,11 @@ function mergeCheck(id: CheckId, members: readonly Verdict[], devices: readonly 
       ? w.sentence
       : w.status === 'pass' || w.status === 'not-applicable'
         ? {
-            zh: own.map((c, i) => byDevice(devices[i]!, c.sentence).zh).join('；'),
-            en: own.map((c, i) => byDevice(devices[i]!, c.sentence).en).join('; '),
+            zh: own.map((c, i) => ofDevice(devices[i]!, c.sentence).zh).join('；'),
+            en: own.map((c, i) => ofDevice(devices[i]!, c.sentence).en).join('; '),
           }
-        : byDevice(devices[worst]!, failures[0]?.sentence ?? w.sentence);
-  return { ...w, sentence, failures, ...(w.code === undefined ? {} : { code: w.code }) };
+        : ofDevice(devices[worst]!, failures[0]?.sentence ?? w.sentence);
+  return { ...w, sentence, failures };
 }
 
 function sum(xs: readonly number[]): number {

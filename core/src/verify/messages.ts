@@ -70,6 +70,9 @@ export const TITLES: Record<CheckId, Text> = {
   trust: { zh: '信任策略', en: 'Trust policy' },
 };
 
+/** A sentence about one device of an evidence set (FORMAT.md §7.2), named in front. */
+export const ofDevice = (device: string, t: Text): Text => ({ zh: `${device}：${t.zh}`, en: `${device}: ${t.en}` });
+
 /** Verdict headlines (VERIFIER.md §4.3). */
 export const HEADLINE = {
   verified: (): Text => ({

@@ -1143,7 +1143,7 @@ function checkTime(ctx: Ctx): void {
 function checkAlert(ctx: Ctx): Summary['alert'] {
   const { c } = ctx;
   const j = judgeBundleAlert(ctx.bundle.alert, ctx.bundle.window, verifiedBodies(ctx));
-  for (const f of j.failures) c.alert.fail(f.code, f.sentence, { ...(f.seq === undefined ? {} : { seq: f.seq }), ...(f.path === undefined ? {} : { path: f.path }), ...(f.expected === undefined ? {} : { expected: f.expected }), ...(f.actual === undefined ? {} : { actual: f.actual }) });
+  for (const { code, sentence, ...detail } of j.failures) c.alert.fail(code, sentence, detail);
   if (j.status === 'unchecked') c.alert.open(j.sentence);
   else {
     if (j.status === 'not-applicable') c.alert.status = 'not-applicable';
