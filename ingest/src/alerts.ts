@@ -162,11 +162,11 @@ export class AlertBook {
       const forks = (await this.service.forks(device)).filter((f) => seqs.has(f.seq));
       const ahead = named.some((n) => n > head) ? (await this.service.heldStatements(device, head + 1, MAX_BUNDLE_CAUGHT)).filter((h) => seqs.has(h.seq)) : [];
       const caught = [...forks, ...ahead].slice(0, MAX_BUNDLE_CAUGHT);
-      const bundle = await this.deviceBundle(alert, device, named.filter((n) => n <= head), state.byDevice.get(device) ?? new Map<number, Reading>());
-      const readings = state.byDevice.get(device);
+      const readings = state.byDevice.get(device) ?? new Map<number, Reading>();
+      const bundle = await this.deviceBundle(alert, device, named.filter((n) => n <= head), readings);
       const bodies: { seq: number; reading: Reading }[] = [];
       for (let s = bundle.window.firstSeq; s <= bundle.window.lastSeq; s++) {
-        const r = readings?.get(s);
+        const r = readings.get(s);
         if (r !== undefined) bodies.push({ seq: s, reading: r });
       }
       if (caught.length > 0) {

@@ -52,7 +52,7 @@ export class SignatureThread {
     return new SignatureThread(maxInFlight, log, script);
   }
 
-  #start(): Worker {
+  #start(): void {
     const worker = new Worker(this.script, { workerData: { maxInFlight: this.maxInFlight } });
     worker.unref();
     worker.on('message', (m: { id: number; results: Uint8Array }) => this.#answer(m));
@@ -61,7 +61,6 @@ export class SignatureThread {
       if (this.#worker === worker) this.#fail(new Error(`the signature thread exited (${code})`));
     });
     this.#worker = worker;
-    return worker;
   }
 
   /** Same contract as core's verifyEs256 for a validated key: true when `signature` over `message` verifies. */
@@ -91,8 +90,8 @@ export class SignatureThread {
       }
       const jobs = this.#queued.splice(0, n);
       const worker = this.#worker;
-      if (worker === undefined || this.#ended) {
-        for (const j of jobs) this.verify(j.publicKey, j.message, j.signature).then(j.resolve, j.reject);
+      if (worker === undefined) {
+        this.#checkHere(jobs);
         continue;
       }
       let size = 0;
@@ -126,9 +125,7 @@ export class SignatureThread {
     this.#ended = true;
     this.#worker = undefined;
     this.log('error', 'the signature thread failed: checking signatures on the main thread', { err: e instanceof Error ? e.message : String(e) });
-    const held = [...this.#pending.values()].flat();
-    this.#pending.clear();
-    for (const j of held) this.verify(j.publicKey, j.message, j.signature).then(j.resolve, j.reject);
+    this.#checkHere(this.#takePending());
   }
 
   /** Stops the thread; checks asked after run on the calling thread. */
@@ -137,9 +134,20 @@ export class SignatureThread {
     this.#ended = true;
     this.#worker = undefined;
     if (worker === undefined) return;
+    const held = this.#takePending();
+    await worker.terminate();
+    this.#checkHere(held);
+  }
+
+  /** The checks sent to the thread and not answered, taken back. */
+  #takePending(): Job[] {
     const held = [...this.#pending.values()].flat();
     this.#pending.clear();
-    await worker.terminate();
-    for (const j of held) this.verify(j.publicKey, j.message, j.signature).then(j.resolve, j.reject);
+    return held;
+  }
+
+  /** Checks `jobs` on this thread (the thread is gone), each answering its caller. */
+  #checkHere(jobs: readonly Job[]): void {
+    for (const j of jobs) this.verify(j.publicKey, j.message, j.signature).then(j.resolve, j.reject);
   }
 }

@@ -268,10 +268,16 @@ function resultStages(r: PageResult): (() => HTMLElement[])[] {
   ];
 }
 
-function renderResult(r: PageResult): void {
+/** The result's section, emptied and shown. */
+function emptyResultBody(): HTMLElement {
   const body = $('result-body');
   clear(body);
   $('result').hidden = false;
+  return body;
+}
+
+function renderResult(r: PageResult): void {
+  const body = emptyResultBody();
   for (const stage of resultStages(r)) body.append(...stage());
 }
 
@@ -281,9 +287,7 @@ function renderResult(r: PageResult): void {
  * readings) does not hold the page in one long task.
  */
 async function renderResultStaged(r: PageResult): Promise<void> {
-  const body = $('result-body');
-  clear(body);
-  $('result').hidden = false;
+  const body = emptyResultBody();
   for (const [i, stage] of resultStages(r).entries()) {
     if (i > 0) await new Promise<void>((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
     if (state.result !== r) return; // another verification started meanwhile

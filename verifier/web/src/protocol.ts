@@ -3,7 +3,7 @@
  * (structured-clone safe). Everything that came from the bundle is untrusted text: the page only ever puts it into
  * the DOM as text nodes or attribute values, never as markup.
  */
-import type { Verdict } from '@stele/core/verify';
+import type { SignatureJob, Verdict } from '@stele/core/verify';
 
 export interface VerifyRequest {
   type: 'verify';
@@ -33,7 +33,7 @@ export interface HelperRequest {
 /** A batch of ES256 checks sent to the helper: key, Sig_structure and signature of each statement. */
 export interface SignatureBatch {
   id: number;
-  jobs: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array }[];
+  jobs: SignatureJob[];
 }
 
 export interface SignatureAnswer {

@@ -69,7 +69,7 @@ function twoThreadVerifier(port: MessagePort): SignatureBatchVerifier {
     const sent = Math.floor(jobs.length * HELPER_SHARE);
     const id = nextId++;
     const remote = new Promise<boolean[]>((resolve) => waiting.set(id, resolve));
-    const batch: SignatureBatch = { id, jobs: jobs.slice(0, sent).map((j) => ({ publicKey: j.publicKey, message: j.message, signature: j.signature })) };
+    const batch: SignatureBatch = { id, jobs: jobs.slice(0, sent) };
     port.postMessage(batch);
     const local = await verifySignatureBatch(jobs.slice(sent));
     return [...(await remote), ...local];
