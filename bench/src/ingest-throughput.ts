@@ -29,7 +29,7 @@
  * database with a random name is created and dropped.
  */
 import { webcrypto } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -53,7 +53,13 @@ const say = (s: string) => process.stderr.write(`${s}\n`);
 const RESEND_MS = 10_000;
 
 /** WebCrypto P-256 verifications per second with `inFlight` outstanding, for `ms`. */
-export async function rawVerifyRate(inFlight: number, ms: number): Promise<number> {
+/** A raw verify loop's rate, and the CPU it took per verify (this process, all its threads). */
+export interface RawRate {
+  perSec: number;
+  cpuUsPerVerify: number;
+}
+
+export async function rawVerifyRate(inFlight: number, ms: number): Promise<RawRate> {
   const subtle = globalThis.crypto?.subtle ?? webcrypto.subtle;
   const signer = nodeSigner();
   const message = new Uint8Array(200).map((_, i) => (i * 7 + 3) & 0xff);
@@ -63,6 +69,7 @@ export async function rawVerifyRate(inFlight: number, ms: number): Promise<numbe
   let n = 0;
   const until = performance.now() + ms;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
       while (performance.now() < until) {
@@ -71,7 +78,8 @@ export async function rawVerifyRate(inFlight: number, ms: number): Promise<numbe
       }
     }),
   );
-  return n / ((performance.now() - t0) / 1000);
+  const cpu = process.cpuUsage(cpu0);
+  return { perSec: n / ((performance.now() - t0) / 1000), cpuUsPerVerify: (cpu.user + cpu.system) / n };
 }
 
 interface Gateway {
@@ -224,7 +232,7 @@ async function runCeiling(o: { devices: number; readings: number; window: number
     for (const c of chains) clients.push(await mqtt.connectAsync(broker.url, { clientId: `${c.id}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 }));
     const total = chains.reduce((n, c) => n + c.envelopes.length, 0);
     const rawBefore = await rawVerifyRate(o.inFlight, 2000);
-    say(`ceiling: raw WebCrypto P-256 verify ${Math.round(rawBefore)}/s (${o.inFlight} in flight); publishing`);
+    say(`ceiling: raw WebCrypto P-256 verify ${Math.round(rawBefore.perSec)}/s (${o.inFlight} in flight); publishing`);
     const readCpu = cpuMeter([child.proc.pid!]);
     const rate = sustainedRate(total);
     const t0 = performance.now();
@@ -251,7 +259,7 @@ async function runCeiling(o: { devices: number; readings: number; window: number
     const rawAfter = await rawVerifyRate(o.inFlight, 2000);
     const storedPerSec = rate.perSec(wall);
     say(
-      `ceiling: ${total} readings: verified ${Math.round(storedPerSec)}/s sustained (all after ${wall.toFixed(1)} s); raw after ${Math.round(rawAfter)}/s; ` +
+      `ceiling: ${total} readings: verified ${Math.round(storedPerSec)}/s sustained (all after ${wall.toFixed(1)} s); raw after ${Math.round(rawAfter.perSec)}/s; ` +
         `CPU cores busy: machine ${cpu.machine.toFixed(2)}, consumer ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
     );
     return { store: 'none (receive, decode, verify only: the ceiling)', workers: 1, readings: total, storedPerSec, anchoredPerSec: Number.NaN, rawBefore, rawAfter, load, cpu, resent: 0 };
@@ -277,22 +285,42 @@ function cpuSeconds(pid?: number, mainThread = false): number {
   return (cpu.reduce((a, b) => a + b, 0) - cpu[3]! - cpu[4]!) / tick;
 }
 
+/** CPU seconds of every process named `comm` now (PostgreSQL's postmaster and backends are all `postgres`). */
+function cpuByName(comm: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === comm) out.set(Number(entry), cpuSeconds(Number(entry)));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
+
 /**
  * Cores busy from now until the returned function is called with the seconds elapsed: the whole machine, the
- * processes `pids` (summed; `ingestMain` the busiest main thread of them) and this process (the load generator).
+ * processes `pids` (summed; `ingestMain` the busiest main thread of them), the store's server (the processes named
+ * `storeComm`, those started meanwhile counted whole) and this process (the load generator).
  */
-function cpuMeter(pids: readonly number[]): (wallS: number) => RunResult['cpu'] {
+function cpuMeter(pids: readonly number[], storeComm?: string): (wallS: number) => RunResult['cpu'] {
+  const store0 = storeComm === undefined ? new Map<number, number>() : cpuByName(storeComm);
   const machine0 = cpuSeconds();
   const process0 = pids.map((pid) => cpuSeconds(pid));
   const main0 = pids.map((pid) => cpuSeconds(pid, true));
   const bench0 = process.cpuUsage();
   return (wallS) => {
     const u = process.cpuUsage(bench0);
+    let store = 0;
+    if (storeComm !== undefined) for (const [pid, s] of cpuByName(storeComm)) store += s - (store0.get(pid) ?? 0);
     return {
       machine: (cpuSeconds() - machine0) / wallS,
       ingest: pids.reduce((n, pid, i) => n + cpuSeconds(pid) - process0[i]!, 0) / wallS,
       ingestMain: Math.max(...pids.map((pid, i) => cpuSeconds(pid, true) - main0[i]!)) / wallS,
       bench: (u.user + u.system) / 1e6 / wallS,
+      store: store / wallS,
+      wallS,
     };
   };
 }
@@ -320,12 +348,15 @@ interface RunResult {
   readings: number;
   storedPerSec: number;
   anchoredPerSec: number;
-  rawBefore: number;
-  rawAfter: number;
+  rawBefore: RawRate;
+  rawAfter: RawRate;
   load: string;
   resent: number;
-  /** Over the timed publishing: cores the whole machine was busy (of availableParallelism), ingest's and this process's. */
-  cpu: { machine: number; ingest: number; ingestMain: number; bench: number };
+  /**
+   * Over the timed publishing: cores the whole machine was busy (of availableParallelism), ingest's (its busiest main
+   * thread's) and this process's; `wallS` long.
+   */
+  cpu: { machine: number; ingest: number; ingestMain: number; bench: number; store: number; wallS: number };
 }
 
 async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices: number; readings: number; window: number; inFlight: number; profile?: string }): Promise<RunResult | undefined> {
@@ -359,9 +390,9 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
     const gws = await prepare(stack, o.devices, o.readings, kind);
     const total = gws.reduce((n, g) => n + g.envelopes.length, 0);
     const rawBefore = await rawVerifyRate(o.inFlight, 2000);
-    say(`${kind} x${workers}: raw WebCrypto P-256 verify ${Math.round(rawBefore)}/s (${o.inFlight} in flight); publishing`);
+    say(`${kind} x${workers}: raw WebCrypto P-256 verify ${Math.round(rawBefore.perSec)}/s (${o.inFlight} in flight); publishing`);
     const acked = () => gws.reduce((n, g) => n + g.acked, 0);
-    const readCpu = cpuMeter(stack.workers.map((w) => w.child.proc.pid!));
+    const readCpu = cpuMeter(stack.workers.map((w) => w.child.proc.pid!), kind === 'postgres' ? 'postgres' : undefined);
     const rate = sustainedRate(total);
     const t0 = performance.now();
     const progress = setInterval(() => rate.see(acked()), 20);
@@ -412,7 +443,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
     const anchoredPerSec = total / ((tAnchored - t0) / 1000);
     say(
       `${kind}: ${total} readings: stored ${Math.round(storedPerSec)}/s sustained (all confirmed after ${((tStored - t0) / 1000).toFixed(1)} s), ` +
-        `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health.batches} batches); raw after ${Math.round(rawAfter)}/s; ${resent} resent; load ${load}; CPU cores busy: machine ${cpu.machine.toFixed(2)}, ingest ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
+        `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health.batches} batches); raw after ${Math.round(rawAfter.perSec)}/s; ${resent} resent; load ${load}; CPU cores busy: machine ${cpu.machine.toFixed(2)}, ingest ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
     );
     for (const g of gws) await g.client.endAsync();
     return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', workers, readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load, cpu, resent };
@@ -460,9 +491,14 @@ export async function main(argv: string[]): Promise<void> {
     }
   }
   const rows = results.map((r) => {
-    const raw = (r.rawBefore + r.rawAfter) / 2;
+    const raw = (r.rawBefore.perSec + r.rawAfter.perSec) / 2;
+    const rawUs = (r.rawBefore.cpuUsPerVerify + r.rawAfter.cpuUsPerVerify) / 2;
     const anchored = Number.isNaN(r.anchoredPerSec) ? '-' : String(Math.round(r.anchoredPerSec));
-    return `| ${r.store} | ${r.workers} | ${r.readings} | ${Math.round(r.storedPerSec)} | ${anchored} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${r.cpu.machine.toFixed(2)} / ${r.cpu.ingest.toFixed(2)} (${r.cpu.ingestMain.toFixed(2)}) / ${r.cpu.bench.toFixed(2)} | ${r.resent} | ${r.load} |`;
+    // CPU per reading over the whole publishing (every reading of the run went through it)
+    const perReading = (cores: number) => (cores * r.cpu.wallS * 1e6) / r.readings;
+    const ingestUs = perReading(r.cpu.ingest + r.cpu.store);
+    const mainUs = r.workers === 1 ? perReading(r.cpu.ingestMain).toFixed(0) : '-';
+    return `| ${r.store} | ${r.workers} | ${r.readings} | ${Math.round(r.storedPerSec)} | ${anchored} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${ingestUs.toFixed(0)} (${mainUs}) / ${rawUs.toFixed(0)} | ${Math.round((100 * rawUs) / ingestUs)} % | ${r.cpu.machine.toFixed(2)} / ${r.cpu.ingest.toFixed(2)} (${r.cpu.ingestMain.toFixed(2)}) / ${r.cpu.store.toFixed(2)} / ${r.cpu.bench.toFixed(2)} | ${r.resent} | ${r.load} |`;
   });
   const body = [
     `- Machine: ${machine}`,
@@ -470,10 +506,11 @@ export async function main(argv: string[]): Promise<void> {
     `- Command: \`${['npm run bench -- ingest-throughput', ...argv].join(' ')}\``,
     `- Load: ${o.devices} gateways, ${o.readings} signed readings in all, each gateway with at most ${o.window} readings sent and not yet confirmed by ingest; broker ${hasMosquitto() ? 'mosquitto' : 'aedes'}; one worker: ingest a child process (\`stele ingest run --embedded-chain\`); several: \`stele ingest run --share\` processes on one PostgreSQL store and one anvil; batches every 1 s or 4096 leaves.`,
     `- Raw limit: WebCrypto P-256 verify, key imported once, ${o.inFlight} in flight, 2 s before and 2 s after each store's run in the same process (mean); ingest runs with \`--verify-in-flight ${o.inFlight}\`.`,
+    '- CPU per reading: CPU time (user + system, all threads, from /proc) of ingest, and for PostgreSQL of every `postgres` process (the server is part of what that store costs), over the publishing, per reading of the run; of the raw loop, per verify (this process over its 2 s). Their ratio is the rate one worker would reach against the raw rate with the same cores as the raw loop, whatever else runs on the machine; the main-thread figure is what caps one worker on a larger machine (one core: 1,000,000 / that many readings/s).',
     '- Ceiling (first row, unless `--skip-ceiling`): the same broker, gateways and readings into a consumer that only receives, decodes and verifies (bench/src/ceiling-consumer.ts, WebCrypto at the same number in flight): what this machine leaves for verification once the load generator and the broker run on it too.',
     '',
-    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | CPU cores busy while publishing: machine / ingest (its main thread) / load generator | resent | load average after |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | CPU per reading, us: ingest and its store server (main thread of ingest) / raw verify | raw verify us / ingest us (same-CPU ratio) | CPU cores busy while publishing: machine / ingest (its main thread) / store server / load generator | resent | load average after |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
   process.stdout.write(`${body}\n`);
