@@ -3,8 +3,8 @@
  * the limit reach mqtt.js byte for byte, an oversize PUBLISH arrives as the same PUBLISH with an empty payload, and
  * an oversize packet of another type closes the connection.
  */
-import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+import { EventEmitter, once } from 'node:events';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { concatBytes, mulberry32 } from '@stele/core';
 import { limitedClientStream } from './packet-limit.ts';
@@ -80,5 +80,79 @@ describe('limitedClientStream', () => {
     const bigSubscribe = new Uint8Array([0x82, 0x80, 0x10, ...new Uint8Array(2048)]);
     expect((await through(concat([small, bigSubscribe]), [], 1024)).destroyed).toBe(true);
     expect((await through(concat([small, small]), [], 1024)).destroyed).toBe(false);
+  });
+});
+
+/** A real TCP connection on loopback: the client socket wrapped by the limit, and every byte the server side reads. */
+async function connected(): Promise<{ socket: Socket; duplex: ReturnType<typeof limitedClientStream>; writes: () => number; received: () => Promise<Buffer>; close: () => void }> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await once(socket, 'connect');
+  const [peer] = await accepted;
+  const chunks: Buffer[] = [];
+  peer.on('data', (c: Buffer) => chunks.push(c));
+  const ended = once(peer, 'end').then(() => Buffer.concat(chunks));
+  // counts the writes the limit hands to the real socket (the syscalls the broker's side sees, at most)
+  let writes = 0;
+  const write = socket.write.bind(socket) as (...a: unknown[]) => boolean;
+  (socket as unknown as { write: (...a: unknown[]) => boolean }).write = (...a) => {
+    writes++;
+    return write(...a);
+  };
+  const duplex = limitedClientStream(socket, 1024, () => {});
+  return {
+    socket,
+    duplex,
+    writes: () => writes,
+    received: () => ended,
+    close: () => {
+      peer.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('limitedClientStream writes', () => {
+  it('sends the packets written on separate ticks of one turn as one socket write, in order, and all before the end', async () => {
+    const c = await connected();
+    try {
+      // as mqtt.js: one PUBACK per received PUBLISH, each on a tick of its own
+      const acks = Array.from({ length: 200 }, (_, i) => Buffer.from([0x40, 0x02, i >> 8, i & 0xff]));
+      await new Promise<void>((resolve) => {
+        let i = 0;
+        const next = () => {
+          c.duplex.write(acks[i++]!);
+          if (i < acks.length) process.nextTick(next);
+          else resolve();
+        };
+        next();
+      });
+      c.duplex.end();
+      expect(await c.received()).toEqual(Buffer.concat(acks));
+      expect(c.writes()).toBe(1);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('keeps every byte of writes beyond what it gathers at once (64 KiB), and makes the writer wait for the socket', async () => {
+    const c = await connected();
+    try {
+      const rnd = mulberry32(7);
+      const parts = Array.from({ length: 64 }, () => Buffer.from(Array.from({ length: 4096 }, () => Math.floor(rnd() * 256))));
+      let called = 0;
+      for (const p of parts) c.duplex.write(p, () => called++);
+      // a few ticks, before the turn's gathered bytes go to the socket: writes past 64 KiB are not taken yet
+      for (let i = 0; i < 5; i++) await new Promise((r) => process.nextTick(r));
+      expect(called).toBeLessThan(parts.length);
+      c.duplex.end();
+      expect(await c.received()).toEqual(Buffer.concat(parts));
+      expect(called).toBe(parts.length);
+    } finally {
+      c.close();
+    }
   });
 });

@@ -132,6 +132,66 @@ export function limitServerSocket(socket: Socket, maxBytes = DEFAULT_MAX_PACKET_
   });
 }
 
+/** Bytes written to the client stream and not yet handed to the socket beyond which a write waits for the socket. */
+const COALESCE_BYTES = 64 * 1024;
+
+/**
+ * The packets mqtt.js writes in one turn of the event loop go to the socket as one write. mqtt.js handles each
+ * received packet on a tick of its own and answers a QoS 1 PUBLISH with its PUBACK right away, so written through,
+ * every 4-byte PUBACK was a syscall of its own (measured: 7,758 4-byte writes to the broker's socket in 2 s at about
+ * 6,000 statements/s). Writes are gathered until `setImmediate` (after the ticks and I/O callbacks of this turn)
+ * and then written together. A write is accepted at once while what is gathered and what the socket still buffers
+ * stay under 64 KiB; beyond that its callback waits for the socket's write, so a slow broker still slows mqtt.js.
+ */
+class CoalescedWrites {
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  #waiting: ((e?: Error | null) => void)[] = [];
+  #scheduled: NodeJS.Immediate | undefined;
+
+  constructor(private readonly socket: Socket) {}
+
+  add(chunk: Buffer, cb: (e?: Error | null) => void): void {
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.length;
+    if (this.#bytes + this.socket.writableLength >= COALESCE_BYTES) this.#waiting.push(cb);
+    else cb();
+    this.#scheduled ??= setImmediate(() => this.flush());
+  }
+
+  /** Writes what is gathered now. */
+  flush(): void {
+    if (this.#scheduled !== undefined) clearImmediate(this.#scheduled);
+    this.#scheduled = undefined;
+    if (this.#chunks.length === 0) return;
+    if (this.socket.destroyed) {
+      this.drop();
+      return;
+    }
+    const data = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+    const waiting = this.#waiting;
+    this.#chunks = [];
+    this.#bytes = 0;
+    this.#waiting = [];
+    this.socket.write(data, (e) => {
+      for (const cb of waiting) cb(e);
+    });
+  }
+
+  /** The stream or the socket is destroyed: what is gathered is not written, and the writes waiting are told. */
+  drop(): void {
+    if (this.#scheduled !== undefined) clearImmediate(this.#scheduled);
+    this.#scheduled = undefined;
+    const waiting = this.#waiting;
+    this.#chunks = [];
+    this.#bytes = 0;
+    this.#waiting = [];
+    if (waiting.length > 0) process.nextTick(() => {
+      for (const cb of waiting) cb(new Error('the connection to the broker is closed'));
+    });
+  }
+}
+
 /**
  * Client side: wraps a connected socket as the duplex mqtt.js reads (its `streamBuilder`). Incoming PUBLISH
  * packets over `maxBytes` reach mqtt.js as the same PUBLISH with an empty payload (`onOversize` is told the topic
@@ -142,23 +202,24 @@ export function limitedClientStream(socket: Socket, maxBytes: number, onOversize
     onOversize(sizeBytes);
     return 'rewrite';
   });
+  const out = new CoalescedWrites(socket);
   const duplex = new Duplex({
     read() {
       socket.resume();
     },
     write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
+      out.add(chunk, cb);
     },
-    // The packets mqtt.js queued while the last write was in flight (a PUBACK per received message, confirmations)
-    // go out as one socket write: one syscall for many small packets instead of one each.
     writev(chunks: { chunk: Buffer }[], cb) {
-      socket.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb);
+      out.add(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb);
     },
     final(cb) {
+      out.flush();
       socket.end();
       cb();
     },
     destroy(err, cb) {
+      out.drop();
       socket.destroy(err ?? undefined);
       cb(err);
     },
