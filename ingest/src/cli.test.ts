@@ -52,6 +52,11 @@ describe('stele ingest', () => {
       expect(await runIngest(['run', '--mqtt', 'mqtt://127.0.0.1:1', '--data', '/tmp/x', '--embedded-chain', '--verify-in-flight', bad], e)).toBe(2);
       expect(e.stderr.text).toMatch(/--verify-in-flight must be/);
     }
+    for (const bad of ['65535', 'lots']) {
+      const e = io();
+      expect(await runIngest(['run', '--mqtt', 'mqtt://127.0.0.1:1', '--data', '/tmp/x', '--embedded-chain', '--queue-bytes', bad], e)).toBe(2);
+      expect(e.stderr.text).toMatch(/--queue-bytes must be an integer >= 65536/);
+    }
   });
 
   it('init makes the key once, prints its kid, and run never mints one (a wrong --key path fails)', async () => {

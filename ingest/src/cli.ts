@@ -82,6 +82,9 @@ const RUN_USAGE = `usage: stele ingest run --mqtt URL --data DIR [options]
   --anchor-key-file F     ... with the account whose 0x-hex private key is in F (mode 0600)
   --batch-ms N            cut and anchor a batch every N ms (default 5000)
   --verify-in-flight N    signature checks handed to WebCrypto at once (default 64)
+  --queue-bytes N         bytes of received messages waiting for their check, all devices together, beyond which
+                          a message is shed (INGEST_QUEUE_FULL; the gateway sends it again); default 268435456
+                          (256 MiB), at least 65536
   --confirmations N       an anchor is final (and goes into bundles) N blocks deep (default 1; e.g. 12 on a
                           public chain)
   --chain-block-time S    embedded chain: mine a block every S seconds (default: on each transaction)
@@ -206,6 +209,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
       'anchor-lease-ms': { type: 'string' },
       'worker-id': { type: 'string' },
       'verify-in-flight': { type: 'string' },
+      'queue-bytes': { type: 'string' },
     },
     io,
     RUN_USAGE,
@@ -223,6 +227,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
   const anchorKeyFile = v['anchor-key-file'] as string | undefined;
   let batchMs: number | undefined;
   let verifyInFlight: number | undefined;
+  let queueBytes: number | undefined;
   let healthPort: number | undefined;
   let chainPort: number | undefined;
   let confirmations: number | undefined;
@@ -244,6 +249,8 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
     batchMs = positiveInt(v['batch-ms'] as string | undefined, '--batch-ms');
     verifyInFlight = positiveInt(v['verify-in-flight'] as string | undefined, '--verify-in-flight');
     if (verifyInFlight !== undefined && verifyInFlight > 65_536) throw new RangeError('--verify-in-flight must be at most 65536');
+    // at least one message of the largest size (64 KiB), else such a statement would be shed however often it is sent
+    queueBytes = positiveInt(v['queue-bytes'] as string | undefined, '--queue-bytes', 65_536);
     healthPort = positiveInt(v['health-port'] as string | undefined, '--health-port', 0);
     chainPort = positiveInt(v['chain-port'] as string | undefined, '--chain-port', 0);
     confirmations = positiveInt(v['confirmations'] as string | undefined, '--confirmations');
@@ -341,6 +348,7 @@ async function run(argv: string[], io: IngestIo): Promise<number> {
           ...(confirmations === undefined ? {} : { anchorConfirmations: confirmations }),
           ...(batchMs === undefined ? {} : { batchIntervalMs: batchMs }),
           ...(verifyInFlight === undefined ? {} : { maxVerifyInFlight: verifyInFlight }),
+          ...(queueBytes === undefined ? {} : { maxQueuedBytes: queueBytes }),
           broker: brokerCredentials(v),
           ...(v['share'] === undefined ? {} : { shareGroup: v['share'] as string }),
           // Anchor leases are held by this process: the worker id plus the pid, so two workers sharing a host name never share a lease.

@@ -116,13 +116,14 @@ export interface IngestOptions {
   /** Statements ahead of a device's head kept (in the store) while waiting for the gap to fill. Default 1024 per device. */
   reorderLimit?: number;
   /**
-   * Messages received but not processed yet, per device and over all devices. Beyond either, a message is shed
-   * (counted in `stats().shed`, rejected as INGEST_QUEUE_FULL, not acknowledged: the gateway resends it).
-   * Defaults 4096 per device (8 gateway windows) and 65 536 in all (at most 64 KiB each: ~4 GiB worst case; set
-   * lower on small hosts).
+   * Messages received but not processed yet, per device and over all devices, and their bytes over all devices.
+   * Beyond any of them, a message is shed (counted in `stats().shed`, rejected as INGEST_QUEUE_FULL, not
+   * acknowledged: the gateway resends it). Defaults 4096 per device (8 gateway windows), 65 536 in all, and
+   * 256 MiB in all (`stele ingest run --queue-bytes`): 65 536 messages of 64 KiB would be 4 GiB.
    */
   maxQueuedPerDevice?: number;
   maxQueuedTotal?: number;
+  maxQueuedBytes?: number;
   /** Rejections logged and published per device per second; beyond, they are counted only. Default 20. */
   rejectsPerDevicePerSecond?: number;
   /** Acks of one device are coalesced over this window. Default 5. */
@@ -178,6 +179,9 @@ export interface IngestStats {
   anchoredSkipped: number;
   /** Messages queued for processing now. */
   queued: number;
+  /** Their payload bytes, and the bound beyond which a message is shed (maxQueuedBytes, `--queue-bytes`). */
+  queuedBytes: number;
+  queuedBytesLimit: number;
   /** Messages received from the broker (this process). */
   received: number;
   /** Statements whose signature and body checked (this process; before the chain check). */
@@ -199,6 +203,8 @@ interface DeviceQueue {
 /** Most seqs one evidence bundle (exportBundle, GET /bundle) covers: about 14 MB of JSON with every body. */
 export const MAX_BUNDLE_WINDOW = 10_000;
 const GROUP_LIMIT = 256;
+/** Bytes of all receive queues together beyond which a message is shed (IngestOptions.maxQueuedBytes). */
+const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
 
 export class IngestService {
   private readonly log: LogFn;
@@ -210,8 +216,10 @@ export class IngestService {
   private readonly ackDelayMs: number;
   private readonly maxQueuedPerDevice: number;
   private readonly maxQueuedTotal: number;
+  private readonly maxQueuedBytes: number;
   private readonly rejectsPerDevicePerSecond: number;
   private queuedTotal = 0;
+  private queuedBytes = 0;
   /** Per device: the second and the rejections logged in it (rate limit). */
   private readonly rejectWindows = new Map<string, { second: number; n: number; suppressed: number }>();
 
@@ -284,6 +292,7 @@ export class IngestService {
     });
     this.maxQueuedPerDevice = positive(options.maxQueuedPerDevice ?? 4096, 'maxQueuedPerDevice');
     this.maxQueuedTotal = positive(options.maxQueuedTotal ?? 65_536, 'maxQueuedTotal');
+    this.maxQueuedBytes = positive(options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, 'maxQueuedBytes');
     this.rejectsPerDevicePerSecond = positive(options.rejectsPerDevicePerSecond ?? 20, 'rejectsPerDevicePerSecond');
   }
 
@@ -542,6 +551,8 @@ export class IngestService {
       rejectsSuppressed: this.counters.rejectsSuppressed,
       anchoredSkipped: this.counters.anchoredSkipped,
       queued: this.queuedTotal,
+      queuedBytes: this.queuedBytes,
+      queuedBytesLimit: this.maxQueuedBytes,
       received: this.counters.received,
       verified: this.counters.verified,
       committed: this.counters.committed,
@@ -871,16 +882,17 @@ export class IngestService {
       q = { items: [], running: undefined };
       this.queues.set(device, q);
     }
-    if (q.items.length >= this.maxQueuedPerDevice || this.queuedTotal >= this.maxQueuedTotal) {
+    if (q.items.length >= this.maxQueuedPerDevice || this.queuedTotal >= this.maxQueuedTotal || this.queuedBytes + payload.byteLength > this.maxQueuedBytes) {
       // shed, not acked: the gateway resends from its acked mark
       this.counters.shed++;
-      this.reject(device, 'INGEST_QUEUE_FULL', 0, `receive queue full (${q.items.length} for this device, ${this.queuedTotal} in all)`);
+      this.reject(device, 'INGEST_QUEUE_FULL', 0, `receive queue full (${q.items.length} for this device, ${this.queuedTotal} in all, ${this.queuedBytes} bytes)`);
       if (q.items.length === 0 && q.running === undefined) this.queues.delete(device);
       return;
     }
     // A copy: held statements may outlive the socket buffer the payload was sliced from.
     q.items.push({ payload: new Uint8Array(payload), receivedAt });
     this.queuedTotal++;
+    this.queuedBytes += payload.byteLength;
     if (q.running === undefined) q.running = this.drain(device, q);
   }
 
@@ -890,6 +902,7 @@ export class IngestService {
       while (q.items.length > 0) {
         const group = q.items.splice(0, GROUP_LIMIT);
         this.queuedTotal -= group.length;
+        for (const m of group) this.queuedBytes -= m.payload.byteLength;
         try {
           await this.withDeviceLock(device, async () => {
             // Another worker sharing the store committed this device first: judge the group again against the

@@ -76,6 +76,24 @@ describe('bounded receiving', () => {
   });
 });
 
+describe('bounded receiving by bytes', () => {
+  it('sheds a message that would take the queued bytes of all devices past maxQueuedBytes, and counts them back to 0', async () => {
+    const bounded = await stack.setup({ deviceId: nextId(), dirPrefix: 'ingest-wire', options: { maxQueuedBytes: 1000 } });
+    const own = envelope((await makeChain(bounded.device, bounded.deviceId, 1))[0]!);
+    // one message fits, three do not
+    expect(own.length).toBeLessThan(1000);
+    expect(3 * own.length).toBeGreaterThan(1000);
+    // 300 copies in one burst, as above: beyond 1000 bytes waiting, the rest is shed
+    await Promise.all(Array.from({ length: 300 }, () => bounded.gw.publishRaw(own)));
+    await waitFor(() => bounded.ingest.stats().shed > 0 && bounded.ingest.stats().queued === 0, 'shed and drained');
+    const st = bounded.ingest.stats();
+    expect(st.rejected['INGEST_QUEUE_FULL']).toBe(st.shed);
+    expect(st.queuedBytes).toBe(0);
+    expect(st.queuedBytesLimit).toBe(1000);
+    expect(bounded.ingest.head(bounded.deviceId).seq).toBe(1);
+  });
+});
+
 /** The confirmation bytes again (parse keeps its parts; it is deterministic CBOR, so this is what was sent). */
 function encodeOf(c: ParsedConfirmation): Uint8Array {
   return encodeSign1({ protectedBytes: c.protectedBytes, unprotectedHeader: new Map(), payload: c.payloadBytes, signature: c.signature });

@@ -29,6 +29,8 @@ export function metricsText(service: IngestService, workerId: string): string {
   metric('stele_ingest_pending', 'gauge', 'Leaves committed but not in a batch yet.', s.pending);
   metric('stele_ingest_buffered', 'gauge', 'Statements held in reorder buffers.', s.buffered);
   metric('stele_ingest_queued', 'gauge', 'Messages received and not processed yet.', s.queued);
+  metric('stele_ingest_queued_bytes', 'gauge', 'Payload bytes of the messages received and not processed yet.', s.queuedBytes);
+  metric('stele_ingest_queued_bytes_limit', 'gauge', 'Queued bytes beyond which a message is shed (--queue-bytes).', s.queuedBytesLimit);
   metric('stele_ingest_lag_seconds', 'gauge', 'How long the oldest message still queued has waited.', s.lagSeconds);
   metric('stele_ingest_anchor_failures_total', 'counter', 'Failed anchor attempts (this process).', s.anchorFailures);
   metric('stele_ingest_anchors_lost_total', 'counter', 'Anchors found lost or reorged on chain and anchored again (alarm).', s.anchorsLost);

@@ -79,7 +79,7 @@ describe('stele ingest run --alert-webhook / --alert-mqtt-secret-file', () => {
     const running = runIngest(
       ['run', '--mqtt', broker.url, '--data', dir.path, '--embedded-chain', '--health-port', '0', '--rules', rules,
         '--alert-webhook', `http://127.0.0.1:${port}/stele`, '--alert-webhook-secret-file', join(dir.path, 'hook.secret'),
-        '--alert-mqtt-secret-file', join(dir.path, 'mqtt.secret')],
+        '--alert-mqtt-secret-file', join(dir.path, 'mqtt.secret'), '--queue-bytes', '1048576'],
       { ...out, signal: abort.signal } satisfies IngestIo,
     );
     cleanups.push(async () => {
@@ -99,6 +99,8 @@ describe('stele ingest run --alert-webhook / --alert-mqtt-secret-file', () => {
     const { url } = JSON.parse(await readFile(join(dir.path, 'ingest-http.json'), 'utf8')) as { url: string };
     const alerts = ((await (await fetch(`${url}/alerts`)).json()) as { alerts: { id: string }[] }).alerts;
     expect(alerts.map((a) => a.id)).toEqual(got);
+    // the run's receive bound reached the service
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^stele_ingest_queued_bytes_limit(\{[^}]*\})? 1048576$/m);
     expect(notices).toEqual(got);
     const id = got[0]!;
     expect((await fetch(`${url}/alerts/${id}/deliveries`)).status).toBe(401);
