@@ -202,7 +202,9 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
   // under two workers a conflict, and groups were given up.)
   if (ahead.size > 0) {
     const seqs = [...ahead.keys()].sort((a, b) => a - b);
-    const held = new Map((await ctx.store.listHeld(device, seqs[0]!, ctx.reorderLimit)).map((h) => [h.seq, h]));
+    // what is held from the first of these seqs to the last (held rows beyond the last carry payloads not needed here)
+    const span = Math.min(ctx.reorderLimit, seqs.at(-1)! - seqs[0]! + 1);
+    const held = new Map((await ctx.store.listHeld(device, seqs[0]!, span)).map((h) => [h.seq, h]));
     let room = ctx.reorderLimit - (await ctx.store.countHeld(device));
     const rows: HeldRow[] = [];
     for (const seq of seqs) {
