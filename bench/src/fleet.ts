@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { toBase64Url } from '@stele/core';
 import { createSoftwareKey } from '@stele/device';
 import { hj212Instrument, softwareGatewayYaml } from '@stele/simulator';
-import { writeMarkdownSection } from './harness.ts';
+import { procComm, procCpuSeconds, writeMarkdownSection } from './harness.ts';
 import { machineLine, startStack, type BenchStack } from './gateway-stack.ts';
 import type { FleetWorkerResult, FleetWorkerSpec } from './fleet-worker.ts';
 
@@ -124,12 +124,9 @@ function waitFor(w: Worker, type: string, timeoutMs: number): Promise<Record<str
   });
 }
 
-const TICK = 100; // USER_HZ on Linux
 function procTimes(pid: number): { cpuS: number; rssMiB: number; hwmMiB: number } | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const cpuS = (Number(fields[11]) + Number(fields[12])) / TICK;
+    const cpuS = procCpuSeconds(pid);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
     return { cpuS, rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024 };
@@ -312,11 +309,7 @@ function descendantsOf(pid: number): number[] {
 }
 
 function readComm(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return '?';
-  }
+  return procComm(pid) ?? '?';
 }
 
 export function formatFleetReport(r: FleetReport, command: string, machine: string): string {

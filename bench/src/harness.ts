@@ -1,5 +1,6 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { keyIdOf, type Signer } from '@stele/core';
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 
 /**
@@ -146,4 +147,27 @@ export function nodeSigner(): Signer {
     publicKey: raw,
     sign: async (message: Uint8Array) => new Uint8Array(sign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' })),
   };
+}
+
+/** USER_HZ on Linux: the unit of the CPU times in /proc. */
+const USER_HZ = 100;
+
+/**
+ * CPU seconds (user + system) of a process, or of one of its threads (`tid`), from /proc/PID/stat (Linux). Throws
+ * when the process is gone.
+ */
+export function procCpuSeconds(pid: number, tid?: number): number {
+  const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
+  // the name in parentheses may hold spaces and parentheses: the fields start after the last ')'
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / USER_HZ;
+}
+
+/** A process's name (/proc/PID/comm), or undefined when it is gone. */
+export function procComm(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }

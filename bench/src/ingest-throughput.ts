@@ -45,7 +45,7 @@ import { runIngest } from '@stele/ingest/cli';
 import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/testing';
 import { freePort, INGEST_SCRIPT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
-import { nodeSigner, writeMarkdownSection } from './harness.ts';
+import { nodeSigner, procComm, procCpuSeconds, writeMarkdownSection } from './harness.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -276,22 +276,18 @@ async function runCeiling(o: { devices: number; readings: number; window: number
  * the whole machine from /proc/stat.
  */
 function cpuSeconds(pid?: number, mainThread = false): number {
-  const tick = 100; // USER_HZ on Linux
-  if (pid !== undefined) {
-    const f = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / tick;
-  }
+  if (pid !== undefined) return procCpuSeconds(pid, mainThread ? pid : undefined);
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return (cpu.reduce((a, b) => a + b, 0) - cpu[3]! - cpu[4]!) / tick;
+  return (cpu.reduce((a, b) => a + b, 0) - cpu[3]! - cpu[4]!) / 100; // USER_HZ
 }
 
 /** CPU seconds of every process named `comm` now (PostgreSQL's postmaster and backends are all `postgres`). */
 function cpuByName(comm: string): Map<number, number> {
   const out = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+    if (!/^\d+$/.test(entry) || procComm(Number(entry)) !== comm) continue;
     try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === comm) out.set(Number(entry), cpuSeconds(Number(entry)));
+      out.set(Number(entry), procCpuSeconds(Number(entry)));
     } catch {
       // the process ended meanwhile
     }

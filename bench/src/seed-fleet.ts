@@ -31,7 +31,7 @@ import { SoftwareSigner } from '@stele/device';
 import { createTestDatabase } from '@stele/ingest/testing';
 
 type TestDatabase = Awaited<ReturnType<typeof createTestDatabase>>;
-import { writeMarkdownSection } from './harness.ts';
+import { procCpuSeconds, writeMarkdownSection } from './harness.ts';
 import { machineLine, startStack, type BenchStack } from './gateway-stack.ts';
 
 const RESEND_AFTER_MS = 30_000;
@@ -91,10 +91,11 @@ function pct(sorted: number[], p: number): number {
 }
 
 function cpuSecondsOf(pid: number): number | undefined {
-  const r = spawnSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' });
-  if (r.status !== 0) return undefined;
-  const f = r.stdout.slice(r.stdout.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  try {
+    return procCpuSeconds(pid);
+  } catch {
+    return undefined;
+  }
 }
 
 function rssMiBOf(pid: number): number {
