@@ -1,5 +1,5 @@
 /**
- * The ceiling of the ingest-throughput setup (bench/src/ingest-throughput.ts `--ceiling`): a consumer that does only
+ * The ceiling of the ingest-throughput setup (the first row of bench/src/ingest-throughput.ts, unless `--skip-ceiling`): a consumer that does only
  * what no ingest can skip. It subscribes to every device's statements (QoS 1, acknowledged as they arrive), decodes
  * each message and its statement, and verifies the signature with WebCrypto at most IN_FLIGHT at once, on a signature thread as ingest does; no chain
  * check, no store, no confirmation, no batch. Prints "ready", then every 50 ms "<verified> <failed>".
