@@ -53,12 +53,9 @@ export class TcpProxy {
       };
       a.on('error', end).on('close', end);
       b.on('error', end).on('close', end);
-      if (this.mode === 'stall') {
-        a.pause();
-        b.pause();
-      }
-      a.pipe(b);
-      b.pipe(a);
+      // Held, a side is unpiped as well as paused: pipe() resumes its source whenever the other side drains, and
+      // piping a paused socket resumes it, so a pause alone let bytes through a stall (a reconnect got a free link).
+      if (this.mode !== 'stall') this.flow(pair);
     });
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
@@ -80,18 +77,26 @@ export class TcpProxy {
         a.resetAndDestroy();
         b.destroy();
       } else {
-        a.pause();
-        b.pause();
+        this.hold({ a, b });
       }
     }
   }
 
   heal(): void {
     this.mode = 'pass';
-    for (const { a, b } of this.pairs) {
-      a.resume();
-      b.resume();
-    }
+    for (const pair of this.pairs) this.flow(pair);
+  }
+
+  private flow({ a, b }: { a: net.Socket; b: net.Socket }): void {
+    a.pipe(b);
+    b.pipe(a);
+  }
+
+  private hold({ a, b }: { a: net.Socket; b: net.Socket }): void {
+    a.unpipe(b);
+    b.unpipe(a);
+    a.pause();
+    b.pause();
   }
 
   async close(): Promise<void> {
