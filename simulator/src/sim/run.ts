@@ -666,12 +666,23 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
     const found = async (digest: string) => (await fetch(`${api}/frames/${digest}`)).status === 200;
     let whileDown = 0;
     const verdicts = new Map<string, { verdict: Verdict; readings: Reading[] }>();
+    // A device's evidence, seq 1 to `last`. A reading the gateway took from its instrument's last frame may reach
+    // ingest after the drain's flush (its status was read just before): 409 INGEST_NOT_ANCHORED then, and one more
+    // flush anchors it. Any other answer is reported with its code, never parsed as a bundle.
+    const bundleOf = async (device: string, last: number): Promise<unknown> => {
+      for (let attempt = 1; ; attempt++) {
+        const res = await fetch(`${api}/bundle?device=${encodeURIComponent(device)}&first=1&last=${last}`);
+        const body = (await res.json()) as { code?: unknown; error?: unknown };
+        if (res.status === 200) return body;
+        if (res.status !== 409 || body.code !== 'INGEST_NOT_ANCHORED' || attempt >= 5) throw new Error(`GET /bundle for ${device} answered ${res.status} ${String(body.code)}: ${String(body.error)}`);
+        await fetch(`${api}/flush`, { method: 'POST', headers: admin });
+      }
+    };
     const evidence = async (device: string) => {
       const cached = verdicts.get(device);
       if (cached !== undefined) return cached;
       const head = (await ingestHead(device)) ?? 0;
-      const json = (await (await fetch(`${api}/bundle?device=${encodeURIComponent(device)}&first=1&last=${Math.max(1, head)}`)).json()) as unknown;
-      const bundle = parseBundle(json);
+      const bundle = parseBundle(await bundleOf(device, Math.max(1, head)));
       const verdict = await verifyBundle(bundle, { anchorReader: (ref, batchId) => readAnchor(`http://127.0.0.1:${chainPort}`, ref, batchId), trust: await simTrustPolicy(work, ingestDir, chainPort) });
       const readings = bundle.entries.flatMap((e) => (e.reading === undefined ? [] : [decodeReading(e.reading)]));
       const r = { verdict, readings };
@@ -845,7 +856,7 @@ export async function runScenario(o: RunOptions): Promise<SimReport> {
         case 'signer-batched': {
           if (rec.slow.length === 0) return none('slow-signer');
           for (const sl of rec.slow) {
-            const bundleJson = (await (await fetch(`${api}/bundle?device=${encodeURIComponent(sl.gateway)}&first=1&last=${Math.max(1, (await ingestHead(sl.gateway)) ?? 1)}`)).json()) as unknown;
+            const bundleJson = await bundleOf(sl.gateway, Math.max(1, (await ingestHead(sl.gateway)) ?? 1));
             const entries = parseBundle(bundleJson).entries.filter((e) => e.seq > sl.headBefore && e.seq <= sl.headAfter);
             const perSig = new Map<string, number>();
             for (const e of entries) perSig.set(statementSignature(e.statement), (perSig.get(statementSignature(e.statement)) ?? 0) + 1);
