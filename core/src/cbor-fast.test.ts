@@ -1,5 +1,5 @@
 import { encode, rfc8949EncodeOptions, Tagged } from 'cborg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { decode } from 'cborg';
 import { DECLINED, decodeFast, decodeFastChecked, encodeFast } from './cbor-fast.ts';
 
@@ -159,5 +159,47 @@ describe('decodeFast', () => {
       expect(got.deterministic, hex).toBe(false);
     }
     expect(decodeFastChecked(Uint8Array.from([0xa2, 0x01, 0x01, 0x20, 0x01]), []).deterministic).toBe(true);
+  });
+
+  it('reads byte strings as plain copies of their own, from a Uint8Array, a view into a larger one, or a Node Buffer', () => {
+    const value = new Map<unknown, unknown>([['a', Uint8Array.from({ length: 32 }, (_, i) => i)], ['b', Uint8Array.from({ length: 300 }, (_, i) => i & 0xff)]]);
+    const bytes = new Uint8Array(encode(value, rfc8949EncodeOptions));
+    const padded = new Uint8Array(bytes.length + 10);
+    padded.set(bytes, 5);
+    for (const input of [bytes.slice(), padded.subarray(5, 5 + bytes.length), Buffer.from(bytes)]) {
+      const got = decodeFast(input, []) as Map<string, Uint8Array>;
+      expect(got).toEqual(value);
+      for (const v of got.values()) expect(Object.getPrototypeOf(v)).toBe(Uint8Array.prototype);
+      input.fill(0);
+      expect(got).toEqual(value); // not views on the input
+    }
+  });
+
+  it('reads short ASCII text through its cache as exactly the bytes sent, also when two texts share a hash', async () => {
+    vi.resetModules();
+    const fresh = (await import('./cbor-fast.ts')) as typeof import('./cbor-fast.ts');
+    // Two ASCII texts with the same 32-bit FNV-1a hash (the cache's key, seeded with the length): the second one
+    // read must not come back as the first.
+    const fnv = (t: string) => {
+      let h = 0x811c9dc5 ^ t.length;
+      for (let i = 0; i < t.length; i++) h = Math.imul(h ^ t.charCodeAt(i), 0x01000193);
+      return h;
+    };
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; pair === undefined; i++) {
+      const t = `k${i.toString(36)}`;
+      const other = seen.get(fnv(t));
+      if (other !== undefined) pair = [other, t];
+      else seen.set(fnv(t), t);
+    }
+    const text = (t: string) => fresh.decodeFast(new Uint8Array(encode(t, rfc8949EncodeOptions)), []);
+    expect(text(pair[0])).toBe(pair[0]);
+    expect(text(pair[1])).toBe(pair[1]);
+    expect(text(pair[0])).toBe(pair[0]);
+    // Beyond the cache's size, repeated, and around it: every text is itself (cborg agrees), ASCII or not.
+    const r = rng(7);
+    const texts = Array.from({ length: 6000 }, (_, i) => (i % 5 === 4 ? `排口${i}` : String.fromCharCode(...Array.from({ length: Math.floor(r() * 40) }, () => 32 + Math.floor(r() * 95)))));
+    for (let round = 0; round < 2; round++) for (const t of texts) expect(text(t)).toBe(t);
   });
 });

@@ -234,10 +234,14 @@ class Reader {
    * no text starting with a byte order mark (which the decoder drops).
    */
   deterministic = true;
+  /** `bytes` is a Uint8Array itself, not a subclass such as Node's Buffer (whose slice() is a view). */
+  readonly plain: boolean;
   constructor(
     readonly bytes: Uint8Array,
     readonly tags: readonly number[],
-  ) {}
+  ) {
+    this.plain = Object.getPrototypeOf(bytes) === Uint8Array.prototype;
+  }
 }
 
 /** Argument of a head with additional info `info`; only the shortest form is taken (else cborg decides). */
@@ -271,6 +275,60 @@ function argument(r: Reader, info: number): number {
   return n;
 }
 
+/**
+ * A copy of b[start, start + n), a plain Uint8Array even when `b` is a Node Buffer (whose slice() is a view, and a
+ * Buffer). Every byte string of a statement is read this way (kid, signature, digests, the payload); slice() of a
+ * plain array is one allocation, where a view then a copy was two.
+ */
+function copyOut(b: Uint8Array, plain: boolean, start: number, n: number): Uint8Array {
+  return plain ? b.slice(start, start + n) : new Uint8Array(b.subarray(start, start + n));
+}
+
+/**
+ * Short ASCII text read before, by a hash of its bytes: Stele's maps repeat a few dozen keys and short values
+ * (device names, codes, units) in every statement and reading, and a TextDecoder call per text, with the view it
+ * takes, was most of decoding them. A hit is compared byte for byte; ASCII bytes are their own UTF-8 decoding.
+ */
+const textCache = new Map<number, string>();
+const TEXT_CACHE_MAX = 2048;
+const TEXT_CACHE_LONGEST = 32;
+
+function readText(b: Uint8Array, start: number, n: number): string {
+  if (n <= TEXT_CACHE_LONGEST) {
+    let h = 0x811c9dc5 ^ n;
+    let ascii = true;
+    for (let i = start; i < start + n; i++) {
+      const c = b[i]!;
+      if (c >= 0x80) {
+        ascii = false;
+        break;
+      }
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    if (ascii) {
+      const hit = textCache.get(h);
+      if (hit !== undefined && hit.length === n) {
+        let same = true;
+        for (let i = 0; i < n; i++) {
+          if (hit.charCodeAt(i) !== b[start + i]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) return hit;
+      }
+      const text = String.fromCharCode.apply(null, b.subarray(start, start + n) as unknown as number[]);
+      if (textCache.size < TEXT_CACHE_MAX) textCache.set(h, text);
+      return text;
+    }
+  }
+  try {
+    return utf8Fatal.decode(b.subarray(start, start + n));
+  } catch {
+    throw UNSUPPORTED;
+  }
+}
+
 /** compareBytes of b[aStart, aEnd) and b[bStart, bEnd), without copies. */
 function compareRanges(b: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
   const n = Math.min(aEnd - aStart, bEnd - bStart);
@@ -298,14 +356,9 @@ function read(r: Reader): unknown {
       if (r.pos + n > b.length) throw UNSUPPORTED;
       const start = r.pos;
       r.pos += n;
-      // a copy, and a plain Uint8Array even when the input is a Node Buffer (whose slice() is a view, and a Buffer)
-      if (major === 2) return new Uint8Array(b.subarray(start, start + n));
+      if (major === 2) return copyOut(b, r.plain, start, n);
       if (n >= 3 && b[start] === 0xef && b[start + 1] === 0xbb && b[start + 2] === 0xbf) r.deterministic = false;
-      try {
-        return utf8Fatal.decode(b.subarray(start, start + n));
-      } catch {
-        throw UNSUPPORTED;
-      }
+      return readText(b, start, n);
     }
     case 4: {
       const n = argument(r, info);
