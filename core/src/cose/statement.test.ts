@@ -51,6 +51,17 @@ describe('signStatement / parseStatement', () => {
     expect(checkStatementAgainstReading(s, reading2)).toBe('ok');
   });
 
+  it('gives fields of its own: the statement bytes (a Uint8Array or a Buffer) changed after parsing change none of them', async () => {
+    const signed = await signStatement(reading2, signer);
+    for (const input of [signed.slice(), Buffer.from(signed)]) {
+      const s = parseStatement(input);
+      const before = structuredClone({ kid: s.kid, prev: s.prev, payload: s.payload, signature: s.signature, protectedBytes: s.protectedBytes, toBeSigned: s.toBeSigned });
+      input.fill(0);
+      expect({ kid: s.kid, prev: s.prev, payload: s.payload, signature: s.signature, protectedBytes: s.protectedBytes, toBeSigned: s.toBeSigned }).toEqual(before);
+      expect(s.kid).toEqual(keyIdOf(signer.publicKey));
+    }
+  });
+
   it('encodes the protected header of FORMAT.md §3 byte for byte', () => {
     const kid = digestOf(0x4b);
     const prev = digestOf(0x50);

@@ -279,14 +279,16 @@ export function parseStatement(bytes: Uint8Array): ParsedStatement {
   }
   if (!deterministic && !equalBytes(encodeSign1({ protectedBytes, unprotectedHeader, payload, signature }), bytes)) fail('COSE_Sign1 is not in deterministic encoding', { field: 'cose' });
 
+  // Bytes found deterministic were read by cbor-fast, whose byte strings are copies of their own: not copied again.
+  const own = deterministic && protectedDeterministic ? (x: Uint8Array) => x : copyBytes;
   const parsed: ParsedStatement = {
-    kid: copyBytes(kid),
+    kid: own(kid),
     device,
     seq: batch === undefined ? seq : seq + batch.index,
-    prev: batch === undefined || batch.index === 0 ? copyBytes(prev) : undefined,
-    payload: copyBytes(payload),
-    signature: copyBytes(signature),
-    protectedBytes: copyBytes(protectedBytes),
+    prev: batch === undefined ? own(prev) : batch.index === 0 ? copyBytes(prev) : undefined,
+    payload: own(payload),
+    signature: own(signature),
+    protectedBytes: own(protectedBytes),
     toBeSigned: sigStructure1(protectedBytes, batch === undefined ? payload : batch.root),
   };
   if (batch !== undefined) parsed.batch = batch;
