@@ -87,6 +87,9 @@ export async function connectBroker(o: BrokerConnectOptions): Promise<MqttClient
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
     protocolVersion: share ? 5 : 4,
+    // mqtt.js logs each packet through `debug` (a hundred calls on the receive path, each building its arguments
+    // even when off); ours are the structured lines. DEBUG=mqttjs* still turns its own on.
+    ...(/mqttjs/.test(process.env.DEBUG ?? '') ? {} : { log: () => {} }),
     // Sharing: we subscribe ourselves on every connect (below), whatever mqtt.js or the broker remembered.
     ...(share ? { resubscribe: false } : {}),
   };
