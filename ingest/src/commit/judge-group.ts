@@ -121,31 +121,34 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
   /**
    * The chain check advancing over what the store holds contiguously after the head (statements that came
    * ahead of a gap, possibly to another worker). Each is judged again: a revocation or rotation may have come
-   * since it was held. One that fails is dropped (the gateway resends what is not confirmed).
+   * since it was held. One that fails is dropped (the gateway resends what is not confirmed). The run that
+   * continues the head is checked at once (decode and signature are stateless; with two workers on a shared
+   * subscription most statements come this way, and one check at a time left the signature thread a job per
+   * round trip), then judged in order.
    */
   const advanceOverHeld = async (): Promise<void> => {
     for (;;) {
-      const held = await ctx.store.listHeld(device, head.seq + 1, HELD_STEP);
-      let advanced = false;
-      for (const h of held) {
-        if (h.seq !== head.seq + 1) break;
-        const r = await ctx.check(device, { payload: h.payload, receivedAt: h.receivedAt });
-        if (!r.ok || r.value.seq !== h.seq) {
-          if (!r.ok) ctx.reject(device, r.code, h.seq, r.detail);
-          await ctx.store.dropHeld(device, h.seq);
+      const held = await ctx.store.listHeldRun(device, head.seq + 1, HELD_STEP);
+      const run = held.length;
+      if (run === 0) return;
+      const checked = await Promise.all(held.map((h) => ctx.check(device, { payload: h.payload, receivedAt: h.receivedAt })));
+      for (const [i, r] of checked.entries()) {
+        const seq = held[i]!.seq;
+        if (!r.ok || r.value.seq !== seq) {
+          if (!r.ok) ctx.reject(device, r.code, seq, r.detail);
+          await ctx.store.dropHeld(device, seq);
           heldChanged = true;
           return;
         }
         if (r.value.prev === undefined && headBatch === undefined) headBatch = await ctx.headBatchOf(device, head, [r.value]);
         if (!(await keyCheck(r.value)) || !tryCommit(r.value)) {
-          await ctx.store.dropHeld(device, h.seq);
+          await ctx.store.dropHeld(device, seq);
           heldChanged = true;
           return;
         }
         heldChanged = true;
-        advanced = true;
       }
-      if (!advanced || held.length < HELD_STEP) return;
+      if (run < HELD_STEP) return;
     }
   };
 

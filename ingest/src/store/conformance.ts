@@ -281,6 +281,10 @@ export function storeConformance(name: string, open: () => Promise<StoreHarness>
         { seq: 5, payload: utf8('m5'), receivedAt: 50 },
       ]);
       expect(await s.listHeld('gw-1', 4, 1)).toEqual([{ seq: 5, payload: utf8('m5'), receivedAt: 50 }]);
+      // the run without a gap from a seq: 3 alone (4 is not held), 5 alone, none from 4
+      expect(await s.listHeldRun('gw-1', 3, 10)).toEqual([{ seq: 3, payload: utf8('m3'), receivedAt: 30 }]);
+      expect(await s.listHeldRun('gw-1', 4, 10)).toEqual([]);
+      expect(await s.listHeldRun('gw-1', 5, 10)).toEqual([{ seq: 5, payload: utf8('m5'), receivedAt: 50 }]);
       expect(await s.countHeld('gw-1')).toBe(2);
       expect(await s.countAllHeld()).toBe(3);
       await s.commit('gw-1', items(1, 3), headOf(3));
@@ -306,6 +310,16 @@ export function storeConformance(name: string, open: () => Promise<StoreHarness>
         { seq: 5, payload: utf8('m5'), receivedAt: 50 },
         { seq: 6, payload: utf8('m6'), receivedAt: 60 },
       ]);
+      expect(await s.countHeld('gw-1')).toBe(3);
+      expect((await s.listHeldRun('gw-1', 4, 10)).map((r) => r.seq)).toEqual([4, 5, 6]);
+      expect((await s.listHeldRun('gw-1', 4, 2)).map((r) => r.seq)).toEqual([4, 5]);
+      expect((await s.listHeldRun('gw-1', 5, 10)).map((r) => r.seq)).toEqual([5, 6]);
+      expect((await s.holdAll('gw-1', [{ seq: 9, payload: utf8('m9'), receivedAt: 90 }, { seq: 8, payload: utf8('m8'), receivedAt: 80 }]))).toEqual([8, 9]);
+      expect((await s.listHeldRun('gw-1', 4, 10)).map((r) => r.seq)).toEqual([4, 5, 6]);
+      expect((await s.listHeldRun('gw-1', 8, 10)).map((r) => r.seq)).toEqual([8, 9]);
+      expect(await s.countHeld('gw-1')).toBe(5);
+      await s.dropHeld('gw-1', 8);
+      await s.dropHeld('gw-1', 9);
       expect(await s.countHeld('gw-1')).toBe(3);
       await expect(s.holdAll('gw-1', [{ seq: 7, payload: utf8('a'), receivedAt: 1 }, { seq: 7, payload: utf8('b'), receivedAt: 1 }])).rejects.toThrow(RangeError);
       await expect(s.holdAll('gw-1', [{ seq: 0, payload: utf8('a'), receivedAt: 1 }])).rejects.toThrow(RangeError);

@@ -205,6 +205,13 @@ export interface IngestStore {
   holdAll(deviceId: string, rows: readonly HeldRow[]): Promise<number[]>;
   /** Held statements with seq >= fromSeq, ascending, at most `limit`. */
   listHeld(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]>;
+  /**
+   * The held statements that continue from `fromSeq` without a gap (fromSeq, fromSeq + 1, ...), at most `limit`:
+   * what the chain check can advance over. Rows past the first gap are not read: with two workers on a shared
+   * subscription each one holds every other seq of a device, and reading them all at every commit cost more than
+   * the statements themselves.
+   */
+  listHeldRun(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]>;
   countHeld(deviceId: string): Promise<number>;
   /** Held statements over all devices. */
   countAllHeld(): Promise<number>;

@@ -417,6 +417,22 @@ export class LevelStore implements IngestStore {
     return out;
   }
 
+  async listHeldRun(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]> {
+    const seqs = this.held.get(deviceId);
+    if (seqs === undefined || !seqs.has(fromSeq)) return [];
+    let run = 0;
+    while (run < limit && seqs.has(fromSeq + run)) run++;
+    const prefix = `held!${deviceId}!`;
+    const out: HeldRow[] = [];
+    for await (const [key, value] of this.db.iterator({ gte: `${prefix}${pad(fromSeq)}`, lt: `${prefix}${pad(fromSeq + run)}` })) {
+      const seq = Number(key.slice(prefix.length));
+      if (seq !== fromSeq + out.length) break;
+      const o = dec(value);
+      out.push({ seq, payload: bytes(o, 'payload'), receivedAt: num(o, 'receivedAt') });
+    }
+    return out;
+  }
+
   async countHeld(deviceId: string): Promise<number> {
     return this.held.get(deviceId)?.size ?? 0;
   }

@@ -302,6 +302,16 @@ export class PostgresStore implements IngestStore {
     return rows.map((r) => ({ seq: int(r['seq']), payload: u8(r['payload']), receivedAt: int(r['received_at_ms']) }));
   }
 
+  async listHeldRun(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]> {
+    // seq - row_number() stays fromSeq - 1 exactly over the run without a gap; rows past it stay on the server
+    const rows = await this.sql`
+      select seq, payload, received_at_ms from (
+        select seq, payload, received_at_ms, seq - row_number() over (order by seq) as step from held
+        where device_id = ${deviceId} and seq >= ${fromSeq} and seq < ${fromSeq + limit}
+      ) run where step = ${fromSeq - 1} order by seq`;
+    return rows.map((r) => ({ seq: int(r['seq']), payload: u8(r['payload']), receivedAt: int(r['received_at_ms']) }));
+  }
+
   async countHeld(deviceId: string): Promise<number> {
     const [r] = await this.sql`select count(*) as n from held where device_id = ${deviceId}`;
     return int(r!['n']);
