@@ -317,15 +317,25 @@ export function storeConformance(name: string, open: () => Promise<StoreHarness>
       expect((await s.holdAll('gw-1', [{ seq: 9, payload: utf8('m9'), receivedAt: 90 }, { seq: 8, payload: utf8('m8'), receivedAt: 80 }]))).toEqual([8, 9]);
       expect((await s.listHeldRun('gw-1', 4, 10)).map((r) => r.seq)).toEqual([4, 5, 6]);
       expect((await s.listHeldRun('gw-1', 8, 10)).map((r) => r.seq)).toEqual([8, 9]);
-      expect(await s.countHeld('gw-1')).toBe(5);
+      // whether its signature was checked before it was held comes back as written, absent when not
+      expect(await s.holdAll('gw-1', [{ seq: 10, payload: utf8('m10'), receivedAt: 100, signatureChecked: true }])).toEqual([10]);
+      expect(await s.listHeldRun('gw-1', 8, 10)).toEqual([
+        { seq: 8, payload: utf8('m8'), receivedAt: 80 },
+        { seq: 9, payload: utf8('m9'), receivedAt: 90 },
+        { seq: 10, payload: utf8('m10'), receivedAt: 100, signatureChecked: true },
+      ]);
+      expect(await s.countHeld('gw-1')).toBe(6);
       await s.dropHeld('gw-1', 8);
       await s.dropHeld('gw-1', 9);
-      expect(await s.countHeld('gw-1')).toBe(3);
+      expect(await s.countHeld('gw-1')).toBe(4);
       await expect(s.holdAll('gw-1', [{ seq: 7, payload: utf8('a'), receivedAt: 1 }, { seq: 7, payload: utf8('b'), receivedAt: 1 }])).rejects.toThrow(RangeError);
       await expect(s.holdAll('gw-1', [{ seq: 0, payload: utf8('a'), receivedAt: 1 }])).rejects.toThrow(RangeError);
-      expect(await s.countHeld('gw-1')).toBe(3);
+      expect(await s.countHeld('gw-1')).toBe(4);
       await s.commit('gw-1', items(1, 5), headOf(5));
-      expect((await (await h.reopen()).listHeld('gw-1', 0, 10)).map((r) => r.seq)).toEqual([6]);
+      expect(await (await h.reopen()).listHeld('gw-1', 0, 10)).toEqual([
+        { seq: 6, payload: utf8('m6'), receivedAt: 60 },
+        { seq: 10, payload: utf8('m10'), receivedAt: 100, signatureChecked: true },
+      ]);
     });
 
     withStore('seals the oldest pending leaves in commit order, batch ids from 1, nothing when nothing is pending', async (h) => {

@@ -93,6 +93,13 @@ export interface HeldRow {
   /** The MQTT payload exactly as received (FORMAT.md §11 envelope): judged again when its turn comes. */
   payload: Uint8Array;
   receivedAt: number;
+  /**
+   * True when ingest checked its signature against its kid's key before holding it. A kid is the hash of its key
+   * (FORMAT.md §2), so the check stays true when the statement's turn comes: it is then decoded and judged again
+   * (key validity at its seq, the chain) but its signature is not checked a second time. Absent: not checked (its
+   * kid was not registered yet, or a store written before this field), checked when its turn comes.
+   */
+  signatureChecked?: true;
 }
 
 /** Where a frame digest was found: the reading `seq` of `deviceId` lists it in its `raw` field. */

@@ -25,6 +25,8 @@ import type { IndexFields } from '../store/types.ts';
 export interface Incoming {
   payload: Uint8Array;
   receivedAt: number;
+  /** Only for a statement held in ingest's own store (HeldRow.signatureChecked): its signature is not checked again. */
+  signatureChecked?: true;
 }
 
 export interface Checked {
@@ -123,9 +125,11 @@ export async function checkStatement(ctx: StatementCheckContext, topicDevice: st
   const span = owner === undefined ? undefined : ctx.registry.span(c.kid);
   if (span !== undefined) {
     // the statement's Sig_structure and signature (verifyStatementSignature / verifyLifecycleSignature check the same)
-    const signed = parsed ?? lifecycle!;
-    const ok = await ctx.verifySignature(span.publicKey, signed.toBeSigned, signed.signature);
-    if (!ok) return { ok: false, code: 'SIGNATURE_ERROR', seq };
+    if (m.signatureChecked !== true) {
+      const signed = parsed ?? lifecycle!;
+      const ok = await ctx.verifySignature(span.publicKey, signed.toBeSigned, signed.signature);
+      if (!ok) return { ok: false, code: 'SIGNATURE_ERROR', seq };
+    }
     c.verified = true;
   }
   if (reading !== undefined && parsed !== undefined) {

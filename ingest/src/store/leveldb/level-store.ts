@@ -25,7 +25,7 @@
  *   reg!<deviceId>                 the device's key registry row (ingest/src/registry/), written with commits
  *   ent!\u0001<deviceId>!<n>       the n-th lifecycle statement ingest signed for the device (enrolment,
  *                                  revocation): a log of its own, committed like a device's chain
- *   held!<deviceId>!<seq>          {payload, receivedAt}: a statement ahead of the head, waiting for the gap
+ *   held!<deviceId>!<seq>          {payload, receivedAt, signatureChecked?}: a statement ahead of the head, waiting for the gap
  *   tdev!<deviceId>!<time>!<seq>   {receivedAt, deviceTime}: time index by the reading's `time` (readings in full)
  *   trcv!<deviceId>!<recv>!<seq>   {receivedAt, deviceTime?}: time index by ingest receive time (every entry)
  *   meta!timeIndex                 marker: every stored entry is in the time indexes
@@ -395,7 +395,7 @@ export class LevelStore implements IngestStore {
       const set = this.heldSet(deviceId);
       const fresh = rows.filter((r) => !set.has(r.seq));
       if (fresh.length === 0) return [];
-      await this.writeSynced(fresh.map((r) => ({ type: 'put', key: `held!${deviceId}!${pad(r.seq)}`, value: enc({ payload: r.payload, receivedAt: r.receivedAt }) })));
+      await this.writeSynced(fresh.map((r) => ({ type: 'put', key: `held!${deviceId}!${pad(r.seq)}`, value: enc(r.signatureChecked === true ? { payload: r.payload, receivedAt: r.receivedAt, signatureChecked: true } : { payload: r.payload, receivedAt: r.receivedAt }) })));
       for (const r of fresh) set.add(r.seq);
       return fresh.map((r) => r.seq).sort((a, b) => a - b);
     });
@@ -411,7 +411,7 @@ export class LevelStore implements IngestStore {
       const rest = key.slice(prefix.length);
       if (!/^\d{16}$/.test(rest)) continue;
       const o = dec(value);
-      out.push({ seq: Number(rest), payload: bytes(o, 'payload'), receivedAt: num(o, 'receivedAt') });
+      out.push(decHeld(Number(rest), o));
       if (out.length >= limit) break;
     }
     return out;
@@ -428,7 +428,7 @@ export class LevelStore implements IngestStore {
       const seq = Number(key.slice(prefix.length));
       if (seq !== fromSeq + out.length) break;
       const o = dec(value);
-      out.push({ seq, payload: bytes(o, 'payload'), receivedAt: num(o, 'receivedAt') });
+      out.push(decHeld(seq, o));
     }
     return out;
   }
@@ -809,6 +809,12 @@ function writeHead(out: Uint8Array, at: number, major: number, n: number): numbe
     at += 8;
   }
   return at;
+}
+
+function decHeld(seq: number, o: Map<unknown, unknown>): HeldRow {
+  const row: HeldRow = { seq, payload: bytes(o, 'payload'), receivedAt: num(o, 'receivedAt') };
+  if (o.get('signatureChecked') === true) row.signatureChecked = true;
+  return row;
 }
 
 function decEntry(value: Uint8Array): EntryRow {

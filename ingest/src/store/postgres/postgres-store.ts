@@ -79,6 +79,7 @@ create table if not exists batches (batch_id bigint primary key, size int not nu
 create index if not exists batches_unanchored on batches (batch_id) where anchor is null;
 create table if not exists anchor_jobs (batch_id bigint primary key, job jsonb not null);
 alter table anchor_jobs add column if not exists leased_by text;
+alter table held add column if not exists signature_checked boolean not null default false;
 alter table anchor_jobs add column if not exists lease_until_ms bigint;
 insert into anchor_jobs (batch_id, job) select batch_id, '{"state":"prepared"}'::jsonb from batches where anchor is null on conflict do nothing;
 create table if not exists anchor_nonces (account text primary key, last_nonce bigint);
@@ -292,24 +293,24 @@ export class PostgresStore implements IngestStore {
   async holdAll(deviceId: string, rows: readonly HeldRow[]): Promise<number[]> {
     checkHeldRows(rows);
     if (rows.length === 0) return [];
-    const values = rows.map((r) => ({ device_id: deviceId, seq: r.seq, payload: buf(r.payload), received_at_ms: r.receivedAt }));
-    const r = await this.sql`insert into held ${this.sql(values, 'device_id', 'seq', 'payload', 'received_at_ms')} on conflict do nothing returning seq`;
+    const values = rows.map((r) => ({ device_id: deviceId, seq: r.seq, payload: buf(r.payload), received_at_ms: r.receivedAt, signature_checked: r.signatureChecked === true }));
+    const r = await this.sql`insert into held ${this.sql(values, 'device_id', 'seq', 'payload', 'received_at_ms', 'signature_checked')} on conflict do nothing returning seq`;
     return r.map((x) => int(x['seq'])).sort((a, b) => a - b);
   }
 
   async listHeld(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]> {
-    const rows = await this.sql`select seq, payload, received_at_ms from held where device_id = ${deviceId} and seq >= ${fromSeq} order by seq limit ${limit}`;
-    return rows.map((r) => ({ seq: int(r['seq']), payload: u8(r['payload']), receivedAt: int(r['received_at_ms']) }));
+    const rows = await this.sql`select seq, payload, received_at_ms, signature_checked from held where device_id = ${deviceId} and seq >= ${fromSeq} order by seq limit ${limit}`;
+    return rows.map(heldRow);
   }
 
   async listHeldRun(deviceId: string, fromSeq: number, limit: number): Promise<HeldRow[]> {
     // seq - row_number() stays fromSeq - 1 exactly over the run without a gap; rows past it stay on the server
     const rows = await this.sql`
-      select seq, payload, received_at_ms from (
-        select seq, payload, received_at_ms, seq - row_number() over (order by seq) as step from held
+      select seq, payload, received_at_ms, signature_checked from (
+        select seq, payload, received_at_ms, signature_checked, seq - row_number() over (order by seq) as step from held
         where device_id = ${deviceId} and seq >= ${fromSeq} and seq < ${fromSeq + limit}
       ) run where step = ${fromSeq - 1} order by seq`;
-    return rows.map((r) => ({ seq: int(r['seq']), payload: u8(r['payload']), receivedAt: int(r['received_at_ms']) }));
+    return rows.map(heldRow);
   }
 
   async countHeld(deviceId: string): Promise<number> {
@@ -526,6 +527,12 @@ export function redact(url: string): string {
 
 function buf(b: Uint8Array): Buffer {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function heldRow(r: Record<string, unknown>): HeldRow {
+  const row: HeldRow = { seq: int(r['seq']), payload: u8(r['payload']), receivedAt: int(r['received_at_ms']) };
+  if (r['signature_checked'] === true) row.signatureChecked = true;
+  return row;
 }
 
 function u8(v: unknown): Uint8Array {
