@@ -99,7 +99,6 @@ export class LevelStore implements IngestStore {
   private readonly heads = new Map<string, Head>();
   private readonly registryRows = new Map<string, Uint8Array | undefined>();
   private readonly held = new Map<string, Set<number>>();
-  /** Group commit: ops waiting for the next synced batch, and who waits on it. */
   /** The group commit being gathered: its ops already in a native batch, and who waits for it to be durable. */
   private group: { batch: ReturnType<Level<string, Uint8Array>['batch']>; waiters: { resolve: () => void; reject: (e: unknown) => void }[]; failed?: unknown } | undefined;
   private groupWriting = false;
