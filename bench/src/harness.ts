@@ -150,7 +150,7 @@ export function nodeSigner(): Signer {
 }
 
 /** USER_HZ on Linux: the unit of the CPU times in /proc. */
-const USER_HZ = 100;
+export const USER_HZ = 100;
 
 /**
  * CPU seconds (user + system) of a process, or of one of its threads (`tid`), from /proc/PID/stat (Linux). Throws

@@ -45,7 +45,7 @@ import { runIngest } from '@stele/ingest/cli';
 import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/testing';
 import { freePort, INGEST_SCRIPT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
-import { nodeSigner, procComm, procCpuSeconds, writeMarkdownSection } from './harness.ts';
+import { nodeSigner, procComm, procCpuSeconds, USER_HZ, writeMarkdownSection } from './harness.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -278,7 +278,7 @@ async function runCeiling(o: { devices: number; readings: number; window: number
 function cpuSeconds(pid?: number, mainThread = false): number {
   if (pid !== undefined) return procCpuSeconds(pid, mainThread ? pid : undefined);
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return (cpu.reduce((a, b) => a + b, 0) - cpu[3]! - cpu[4]!) / 100; // USER_HZ
+  return (cpu.reduce((a, b) => a + b, 0) - cpu[3]! - cpu[4]!) / USER_HZ;
 }
 
 /** CPU seconds of every process named `comm` now (PostgreSQL's postmaster and backends are all `postgres`). */

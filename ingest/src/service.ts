@@ -1005,8 +1005,8 @@ export class IngestService {
     // statements too early). Read the store's head again now that the hold is durable.
     if (commits.length > 0 || heldChanged) {
       const stored = commits.length > 0 ? head.seq : ((await this.store.getHead(device))?.seq ?? 0);
-      const [next] = await this.store.listHeld(device, stored + 1, 1);
-      if (next !== undefined && next.seq === stored + 1) await this.processGroup(device, [], true);
+      const [next] = await this.store.listHeldRun(device, stored + 1, 1);
+      if (next !== undefined) await this.processGroup(device, [], true);
     }
   }
 

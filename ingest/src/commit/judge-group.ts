@@ -129,9 +129,9 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
   const advanceOverHeld = async (): Promise<void> => {
     for (;;) {
       const held = await ctx.store.listHeldRun(device, head.seq + 1, HELD_STEP);
-      const run = held.length;
-      if (run === 0) return;
-      const checked = await Promise.all(held.map((h) => ctx.check(device, h.signatureChecked === true ? { payload: h.payload, receivedAt: h.receivedAt, signatureChecked: true } : { payload: h.payload, receivedAt: h.receivedAt })));
+      if (held.length === 0) return;
+      // a held row is the message as received, with whether its signature was checked (HeldRow.signatureChecked)
+      const checked = await Promise.all(held.map((h) => ctx.check(device, h)));
       for (const [i, r] of checked.entries()) {
         const seq = held[i]!.seq;
         if (!r.ok || r.value.seq !== seq) {
@@ -148,7 +148,7 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
         }
         heldChanged = true;
       }
-      if (run < HELD_STEP) return;
+      if (held.length < HELD_STEP) return;
     }
   };
 
@@ -220,7 +220,7 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
       } else if (room <= 0) {
         ctx.reject(device, 'INGEST_REORDER_FULL', seq, `seq is ahead of head ${head.seq} and the reorder buffer is full`);
       } else {
-        rows.push(c.verified ? { seq, payload: c.payload, receivedAt: c.receivedAt, signatureChecked: true } : { seq, payload: c.payload, receivedAt: c.receivedAt });
+        rows.push({ seq, payload: c.payload, receivedAt: c.receivedAt, ...(c.verified ? { signatureChecked: true as const } : {}) });
         room--;
       }
     }

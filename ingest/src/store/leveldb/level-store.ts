@@ -394,7 +394,7 @@ export class LevelStore implements IngestStore {
       const set = this.heldSet(deviceId);
       const fresh = rows.filter((r) => !set.has(r.seq));
       if (fresh.length === 0) return [];
-      await this.writeSynced(fresh.map((r) => ({ type: 'put', key: `held!${deviceId}!${pad(r.seq)}`, value: enc(r.signatureChecked === true ? { payload: r.payload, receivedAt: r.receivedAt, signatureChecked: true } : { payload: r.payload, receivedAt: r.receivedAt }) })));
+      await this.writeSynced(fresh.map((r) => ({ type: 'put', key: `held!${deviceId}!${pad(r.seq)}`, value: enc({ payload: r.payload, receivedAt: r.receivedAt, ...(r.signatureChecked === true ? { signatureChecked: true } : {}) }) })));
       for (const r of fresh) set.add(r.seq);
       return fresh.map((r) => r.seq).sort((a, b) => a - b);
     });
