@@ -55,4 +55,46 @@ describe('LevelStore group commit (many devices, one synced batch)', () => {
     expect(resolved).toBeGreaterThan(0);
     expect(resolved).toBeLessThan(400);
   });
+
+  it('sealing takes its leaves from memory: with 40 devices committing and batches sealed meanwhile, what is left pending is what the rows on disk say, in order', async () => {
+    const dir = await tempDir('store-pending');
+    cleanups.push(() => dir.remove());
+    const store = await LevelStore.open(dir.path);
+    const devices = Array.from({ length: 40 }, (_, d) => `gw-${d}`);
+    const sealed: { deviceId: string; seq: number }[] = [];
+    const seal = async (max: number) => {
+      const row = await store.sealBatch(max, async (batchId, leaves) => ({
+        batchId,
+        size: leaves.length,
+        root: b(0),
+        leafHashes: leaves.map((l) => l.leafHash),
+        protectedBytes: b(1),
+        signature: new Uint8Array(64),
+        createdAt: 1,
+      }));
+      if (row !== undefined) sealed.push(...row.leaves);
+    };
+    const commits = devices.map(async (id) => {
+      for (let seq = 1; seq <= 10; seq++) {
+        await store.commit(id, [item(id, seq)], { seq, digest: b(seq) });
+        if (seq % 3 === 0) await seal(7);
+      }
+    });
+    await Promise.all(commits);
+    const live = await store.listPending();
+    expect(await store.countPending()).toBe(live.length);
+    expect(live.map((l) => l.order)).toEqual([...live.map((l) => l.order)].sort((x, y) => x - y));
+    // every committed leaf is either sealed once or pending, never both
+    const key = (l: { deviceId: string; seq: number }) => `${l.deviceId}/${l.seq}`;
+    const all = [...sealed.map(key), ...live.map(key)];
+    expect(new Set(all).size).toBe(400);
+    expect(all.length).toBe(400);
+    await store.close();
+    const reopened = await LevelStore.open(dir.path);
+    cleanups.push(() => reopened.close());
+    expect(await reopened.listPending()).toEqual(live);
+    await reopened.sealBatch(1000, async (batchId, leaves) => ({ batchId, size: leaves.length, root: b(0), leafHashes: leaves.map((l) => l.leafHash), protectedBytes: b(1), signature: new Uint8Array(64), createdAt: 1 }));
+    expect(await reopened.countPending()).toBe(0);
+    expect(await reopened.listPending()).toEqual([]);
+  });
 });
