@@ -175,6 +175,24 @@ describe('decodeFast', () => {
     }
   });
 
+  it('with views, reads byte strings as plain views into the input (a Uint8Array, a view into a larger one, or a Node Buffer)', () => {
+    const value = new Map<unknown, unknown>([['a', Uint8Array.from({ length: 32 }, (_, i) => i)], ['b', Uint8Array.from({ length: 300 }, (_, i) => i & 0xff)]]);
+    const bytes = new Uint8Array(encode(value, rfc8949EncodeOptions));
+    const padded = new Uint8Array(bytes.length + 10);
+    padded.set(bytes, 5);
+    for (const input of [bytes.slice(), padded.subarray(5, 5 + bytes.length), Buffer.from(bytes)]) {
+      const { value: got, deterministic } = decodeFastChecked(input, [], true) as { value: Map<string, Uint8Array>; deterministic: boolean };
+      expect(deterministic).toBe(true);
+      expect(got).toEqual(value);
+      for (const v of got.values()) {
+        expect(Object.getPrototypeOf(v)).toBe(Uint8Array.prototype);
+        expect(v.buffer).toBe(input.buffer);
+      }
+      input.fill(0);
+      expect(got.get('a')!.every((x) => x === 0)).toBe(true); // views: the input's own memory
+    }
+  });
+
   it('reads short ASCII text through its cache as exactly the bytes sent, also when two texts share a hash', async () => {
     vi.resetModules();
     const fresh = (await import('./cbor-fast.ts')) as typeof import('./cbor-fast.ts');

@@ -239,6 +239,8 @@ class Reader {
   constructor(
     readonly bytes: Uint8Array,
     readonly tags: readonly number[],
+    /** Byte strings come back as views into `bytes` (decodeFastChecked). */
+    readonly views: boolean,
   ) {
     this.plain = Object.getPrototypeOf(bytes) === Uint8Array.prototype;
   }
@@ -282,6 +284,11 @@ function argument(r: Reader, info: number): number {
  */
 function copyOut(b: Uint8Array, plain: boolean, start: number, n: number): Uint8Array {
   return plain ? b.slice(start, start + n) : new Uint8Array(b.subarray(start, start + n));
+}
+
+/** b[start, start + n) as a plain Uint8Array sharing b's memory. */
+function viewOf(b: Uint8Array, plain: boolean, start: number, n: number): Uint8Array {
+  return plain ? b.subarray(start, start + n) : new Uint8Array(b.buffer, b.byteOffset + start, n);
 }
 
 /**
@@ -356,7 +363,7 @@ function read(r: Reader): unknown {
       if (r.pos + n > b.length) throw UNSUPPORTED;
       const start = r.pos;
       r.pos += n;
-      if (major === 2) return copyOut(b, r.plain, start, n);
+      if (major === 2) return r.views ? viewOf(b, r.plain, start, n) : copyOut(b, r.plain, start, n);
       if (n >= 3 && b[start] === 0xef && b[start + 1] === 0xbb && b[start + 2] === 0xbf) r.deterministic = false;
       return readText(b, start, n);
     }
@@ -414,9 +421,11 @@ export function decodeFast(bytes: Uint8Array, tags: readonly number[]): unknown 
  * decodeFast, and whether the bytes are exactly the deterministic encoding of what they decode to
  * (`encodeFast(value)` would give them back byte for byte), found while reading: callers that must reject any
  * other encoding skip encoding the value again when it is true. False when declined.
+ * `views`: byte strings are views into `bytes` instead of copies, for a caller that owns `bytes` and never
+ * changes them (ingest's copy of a message as received: a copy per byte string was an allocation outside the heap).
  */
-export function decodeFastChecked(bytes: Uint8Array, tags: readonly number[]): { value: unknown; deterministic: boolean } {
-  const r = new Reader(bytes, tags);
+export function decodeFastChecked(bytes: Uint8Array, tags: readonly number[], views = false): { value: unknown; deterministic: boolean } {
+  const r = new Reader(bytes, tags, views);
   try {
     const value = read(r);
     if (r.pos !== bytes.length) return { value: DECLINED, deterministic: false };

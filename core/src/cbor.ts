@@ -29,9 +29,10 @@ export function decodeCbor(bytes: Uint8Array, options: { tags?: number[]; what?:
  * decodeCbor, and `deterministic`: true only when the bytes are known to be exactly the deterministic encoding
  * of the value (encodeCbor would give them back), so that a caller checking that may skip encoding it again;
  * false says nothing (encode and compare as before).
+ * `views: true`: byte strings may be views into `bytes` (the caller owns `bytes` and never changes it).
  */
-export function decodeCborChecked(bytes: Uint8Array, options: { tags?: number[]; what?: string } = {}): { value: unknown; deterministic: boolean } {
-  const fast = decodeFastChecked(bytes, options.tags ?? []);
+export function decodeCborChecked(bytes: Uint8Array, options: { tags?: number[]; what?: string; views?: boolean } = {}): { value: unknown; deterministic: boolean } {
+  const fast = decodeFastChecked(bytes, options.tags ?? [], options.views === true);
   if (fast.value !== DECLINED) return fast;
   return { value: decodeWithCborg(bytes, options), deterministic: false };
 }

@@ -160,9 +160,9 @@ function expectUint(value: unknown, path: string, min: number): number {
   return value;
 }
 
-function expectDigest(value: unknown, path: string): Uint8Array {
+function expectDigest(value: unknown, path: string, views = false): Uint8Array {
   if (!(value instanceof Uint8Array) || value.length !== DIGEST_LENGTH) fail(`${path} is not a 32-byte string`, { field: path });
-  return copyBytes(value);
+  return views ? value : copyBytes(value);
 }
 
 function expectArray(value: unknown, path: string): unknown[] {
@@ -173,14 +173,16 @@ function expectArray(value: unknown, path: string): unknown[] {
 /**
  * Decodes and checks a reading from untrusted bytes: exactly the keys and types of FORMAT.md §2, `v` = 1,
  * 1 <= seq <= 2^53 - 1, digests of 32 bytes, and the bytes must be the deterministic encoding of the result.
- * Throws FormatError `READING_FORMAT_ERROR` (with `where.field`) otherwise.
+ * Throws FormatError `READING_FORMAT_ERROR` (with `where.field`) otherwise. `views: true`: its digests may be views
+ * into `bytes`, for a caller that owns `bytes` and never changes it.
  */
-export function decodeReading(bytes: Uint8Array): Reading {
+export function decodeReading(bytes: Uint8Array, options: { views?: boolean } = {}): Reading {
+  const views = options.views === true;
   if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Uint8Array');
   let decoded: unknown;
   let deterministic: boolean;
   try {
-    ({ value: decoded, deterministic } = decodeCborChecked(bytes, { what: 'reading' }));
+    ({ value: decoded, deterministic } = decodeCborChecked(bytes, { what: 'reading', views }));
   } catch (cause) {
     throw new FormatError('READING_FORMAT_ERROR', 'reading is not valid CBOR', { cause, where: { field: '' } });
   }
@@ -212,13 +214,13 @@ export function decodeReading(bytes: Uint8Array): Reading {
     device: expectText(map.get('device'), 'reading.device'),
     sensor: expectText(map.get('sensor'), 'reading.sensor'),
     seq: expectUint(map.get('seq'), 'reading.seq', 1),
-    prev: expectDigest(map.get('prev'), 'reading.prev'),
+    prev: expectDigest(map.get('prev'), 'reading.prev', views),
     time: expectUint(map.get('time'), 'reading.time', 0),
     clock: { synced, source: expectText(clockMap.get('source'), 'reading.clock.source') },
     meas,
-    raw: expectArray(map.get('raw'), 'reading.raw').map((d, i) => expectDigest(d, `reading.raw[${i}]`)),
+    raw: expectArray(map.get('raw'), 'reading.raw').map((d, i) => expectDigest(d, `reading.raw[${i}]`, views)),
   };
-  if (map.has('anchor')) reading.anchor = expectDigest(map.get('anchor'), 'reading.anchor');
+  if (map.has('anchor')) reading.anchor = expectDigest(map.get('anchor'), 'reading.anchor', views);
   if (map.has('itime')) {
     const itime = expectText(map.get('itime'), 'reading.itime');
     if (!isInstrumentTime(itime)) fail('reading.itime is not YYYYMMDDhhmmss[zzz] with a valid date and time', { field: 'reading.itime' });

@@ -889,8 +889,11 @@ export class IngestService {
       if (q.items.length === 0 && q.running === undefined) this.queues.delete(device);
       return;
     }
-    // A copy: held statements may outlive the socket buffer the payload was sliced from.
-    q.items.push({ payload: new Uint8Array(payload), receivedAt });
+    // A copy: held statements may outlive the socket buffer the payload was sliced from. Buffer.from copies a small
+    // message into Node's shared pool (one allocation per 8 KiB, not per message); a plain Uint8Array view of it is
+    // kept (what is decoded from it are views into it, and a Buffer's slice() would not copy).
+    const own = Buffer.from(payload);
+    q.items.push({ payload: new Uint8Array(own.buffer, own.byteOffset, own.byteLength), receivedAt });
     this.queuedTotal++;
     this.queuedBytes += payload.byteLength;
     if (q.running === undefined) q.running = this.drain(device, q);

@@ -19,9 +19,9 @@ export type FailFormat = (message: string, where: Record<string, unknown>, cause
  * `fail('<what> is not a tagged COSE_Sign1', { field: 'cose' }, cause)`. `deterministic` and
  * `protectedDeterministic` as in CheckedSign1 (true: the bytes need not be encoded again to be judged).
  */
-export function decodeSign1Or(bytes: Uint8Array, what: string, fail: FailFormat): CoseSign1 & { deterministic: boolean; protectedDeterministic: boolean } {
+export function decodeSign1Or(bytes: Uint8Array, what: string, fail: FailFormat, views = false): CoseSign1 & { deterministic: boolean; protectedDeterministic: boolean } {
   try {
-    const { sign1, deterministic, protectedDeterministic } = decodeSign1Checked(bytes);
+    const { sign1, deterministic, protectedDeterministic } = decodeSign1Checked(bytes, { views });
     return { ...sign1, deterministic, protectedDeterministic };
   } catch (cause) {
     if (cause instanceof TypeError) throw cause;

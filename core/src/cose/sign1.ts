@@ -62,13 +62,17 @@ export function decodeSign1(bytes: Uint8Array, options: { allowUntagged?: boolea
   return decodeSign1Checked(bytes, options).sign1;
 }
 
-/** decodeSign1, and whether the bytes were found deterministic (CheckedSign1). */
-export function decodeSign1Checked(bytes: Uint8Array, options: { allowUntagged?: boolean } = {}): CheckedSign1 {
+/**
+ * decodeSign1, and whether the bytes were found deterministic (CheckedSign1). `views: true`: the byte strings may
+ * be views into `bytes`, for a caller that owns `bytes` and never changes it.
+ */
+export function decodeSign1Checked(bytes: Uint8Array, options: { allowUntagged?: boolean; views?: boolean } = {}): CheckedSign1 {
+  const views = options.views === true;
   if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Uint8Array');
   let decoded: unknown;
   let deterministic: boolean;
   try {
-    ({ value: decoded, deterministic } = decodeCborChecked(bytes, { tags: [COSE_SIGN1_TAG], what: 'COSE_Sign1' }));
+    ({ value: decoded, deterministic } = decodeCborChecked(bytes, { tags: [COSE_SIGN1_TAG], what: 'COSE_Sign1', views }));
   } catch (cause) {
     coseFail('COSE_Sign1 is not valid CBOR (or carries a tag other than 18)', { field: 'cbor' }, cause);
   }
@@ -94,7 +98,7 @@ export function decodeSign1Checked(bytes: Uint8Array, options: { allowUntagged?:
   } else {
     let inner: unknown;
     try {
-      ({ value: inner, deterministic: protectedDeterministic } = decodeCborChecked(protectedBytes, { what: 'protected header' }));
+      ({ value: inner, deterministic: protectedDeterministic } = decodeCborChecked(protectedBytes, { what: 'protected header', views }));
     } catch (cause) {
       coseFail('protected header is not valid CBOR', { field: 'protected' }, cause);
     }

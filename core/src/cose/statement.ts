@@ -227,10 +227,12 @@ function parseBatchProof(u: Map<number, unknown>): { count: number; index: numbe
  * `{396: {-1: [bstr .cbor [K, index, path]]}}` as its unprotected header, with a path that is well formed for its
  * index and K (the root is computed here: `batch.root`, and `toBeSigned` is over it).
  * Does not verify the signature. Throws FormatError `STATEMENT_FORMAT_ERROR` (the cause holds any COSE_FORMAT_ERROR
- * or INCLUSION_PROOF_ERROR).
+ * or INCLUSION_PROOF_ERROR). `views: true`: kid, prev, payload, signature and protectedBytes may be views into
+ * `bytes`, for a caller that owns `bytes` and never changes it (else they are copies of their own).
  */
-export function parseStatement(bytes: Uint8Array): ParsedStatement {
-  const { protectedBytes, protectedHeader: h, unprotectedHeader, payload, signature, deterministic, protectedDeterministic } = decodeSign1Or(bytes, 'statement', fail);
+export function parseStatement(bytes: Uint8Array, options: { views?: boolean } = {}): ParsedStatement {
+  const views = options.views === true;
+  const { protectedBytes, protectedHeader: h, unprotectedHeader, payload, signature, deterministic, protectedDeterministic } = decodeSign1Or(bytes, 'statement', fail, views);
 
   const batched = h.has(HEADER_VDS);
   checkLabelsAndAlg(h, batched ? BATCH_LABELS : STATEMENT_LABELS, fail);
@@ -279,8 +281,9 @@ export function parseStatement(bytes: Uint8Array): ParsedStatement {
   }
   if (!deterministic && !equalBytes(encodeSign1({ protectedBytes, unprotectedHeader, payload, signature }), bytes)) fail('COSE_Sign1 is not in deterministic encoding', { field: 'cose' });
 
-  // Bytes found deterministic were read by cbor-fast, whose byte strings are copies of their own: not copied again.
-  const own = deterministic && protectedDeterministic ? (x: Uint8Array) => x : copyBytes;
+  // Bytes found deterministic were read by cbor-fast, whose byte strings are copies of their own (or views the caller
+  // asked for): not copied again.
+  const own = views || (deterministic && protectedDeterministic) ? (x: Uint8Array) => x : copyBytes;
   const parsed: ParsedStatement = {
     kid: own(kid),
     device,
@@ -312,16 +315,17 @@ export async function verifyStatementSignature(statement: ParsedStatement, publi
  * batch past its first, §3.1, the statement carries no prev of its own: device and seq only; the caller checks
  * the reading's prev as the chain link). Throws FormatError `READING_FORMAT_ERROR` when the digest matches but the
  * reading is not a valid reading. When `out` is given, `out.reading` receives the decoded reading (so that a caller
- * that needs its fields does not decode it again).
+ * that needs its fields does not decode it again). `views` as decodeReading's.
  */
 export function checkStatementAgainstReading(
   statement: ParsedStatement,
   readingBytes: Uint8Array,
   out?: { reading?: Reading },
+  options: { views?: boolean } = {},
 ): 'ok' | 'DIGEST_MISMATCH' | 'HEADER_MISMATCH' {
   if (!(readingBytes instanceof Uint8Array)) throw new TypeError('readingBytes must be a Uint8Array');
   if (!equalBytes(sha256(readingBytes), statement.payload)) return 'DIGEST_MISMATCH';
-  const reading = decodeReading(readingBytes);
+  const reading = decodeReading(readingBytes, options);
   if (out !== undefined) out.reading = reading;
   if (reading.device !== statement.device || reading.seq !== statement.seq || (statement.prev !== undefined && !equalBytes(reading.prev, statement.prev))) {
     return 'HEADER_MISMATCH';

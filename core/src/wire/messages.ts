@@ -11,7 +11,7 @@
  * their business (the statement's are ingest's, §11 step 5; rejects are unsigned, §11.1).
  */
 import { utf8 } from '../bytes.ts';
-import { decodeCbor, encodeCbor } from '../cbor.ts';
+import { decodeCborChecked, encodeCbor } from '../cbor.ts';
 import { SteleError } from '../errors.ts';
 
 /**
@@ -53,9 +53,10 @@ export function encodeStatementMessage(m: StatementMessage): Uint8Array {
  * A statement message from untrusted bytes (FORMAT.md §11 steps 1 and 2): at most `maxBytes`, a strictly decoded
  * CBOR map with a `statement` byte string, an optional `reading` byte string and no other key (key order not
  * checked). The byte strings are returned as decoded, not copied. The statement itself is not parsed here.
+ * `views: true`: they may be views into `bytes`, for a caller that owns `bytes` and never changes it.
  */
-export function decodeStatementMessage(bytes: Uint8Array, maxBytes: number = STATEMENT_MESSAGE_MAX_BYTES): StatementMessage {
-  const m = decodeMap(bytes, maxBytes, 'statement message');
+export function decodeStatementMessage(bytes: Uint8Array, maxBytes: number = STATEMENT_MESSAGE_MAX_BYTES, options: { views?: boolean } = {}): StatementMessage {
+  const m = decodeMap(bytes, maxBytes, 'statement message', options.views === true);
   const statement = m.get('statement');
   const reading = m.get('reading');
   if (!(statement instanceof Uint8Array)) fail('statement message', 'statement is missing or not a byte string', 'statement');
@@ -90,14 +91,14 @@ function fail(what: string, message: string, field: string, cause?: unknown): ne
 }
 
 /** Size bound, then strict decoding (FORMAT.md §0) to a map; any decoder failure becomes WIRE_FORMAT_ERROR. */
-function decodeMap(bytes: Uint8Array, maxBytes: number, what: string): Map<unknown, unknown> {
+function decodeMap(bytes: Uint8Array, maxBytes: number, what: string, views = false): Map<unknown, unknown> {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Uint8Array');
   if (bytes.byteLength > maxBytes) {
     throw new WireError('WIRE_LIMIT_ERROR', `${what}: ${bytes.byteLength} bytes, more than ${maxBytes}`, { where: { message: what, sizeBytes: bytes.byteLength } });
   }
   let value: unknown;
   try {
-    value = decodeCbor(bytes, { what });
+    value = decodeCborChecked(bytes, { what, views }).value;
   } catch (cause) {
     fail(what, 'not strictly decoded CBOR', 'cbor', cause);
   }

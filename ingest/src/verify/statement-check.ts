@@ -23,6 +23,7 @@ import type { KeyRegistry } from '../registry/index.ts';
 import type { IndexFields } from '../store/types.ts';
 
 export interface Incoming {
+  /** Ingest's own copy, never changed: what is decoded from it may be views into it. */
   payload: Uint8Array;
   receivedAt: number;
   /** Only for a statement held in ingest's own store (HeldRow.signatureChecked): its signature is not checked again. */
@@ -77,21 +78,30 @@ export interface StatementCheckContext {
   verifySignature: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => Promise<boolean>;
 }
 
+/** The message is ingest's own copy (Incoming.payload): its parts are decoded as views into it, not copied. */
+const VIEWS = { views: true } as const;
+
 export async function checkStatement(ctx: StatementCheckContext, topicDevice: string, m: Incoming): Promise<Precheck> {
   let envelope: StatementMessage;
   try {
-    envelope = decodeStatementMessage(m.payload, ctx.maxMessageBytes);
+    envelope = decodeStatementMessage(m.payload, ctx.maxMessageBytes, VIEWS);
   } catch (e) {
     if (!(e instanceof WireError)) throw e;
     return { ok: false, code: e.code === 'WIRE_LIMIT_ERROR' ? 'INGEST_OVERSIZE' : 'INGEST_MALFORMED', seq: 0, detail: errorText(e) };
   }
   const { statement, reading } = envelope;
-  // A lifecycle statement (FORMAT.md §13) or a reading statement (§3): the content type tells them apart.
+  // A reading statement (§3) or a lifecycle statement (FORMAT.md §13): the content type tells them apart. A reading
+  // statement has none (label 3 is not one of its labels), so a statement parseStatement takes is never a lifecycle
+  // one, and the first is tried first (it is nearly every message; the statement is decoded once).
   let parsed: ParsedStatement | undefined;
   let lifecycle: ParsedLifecycle | undefined;
   try {
-    if (isLifecycleStatement(statement)) lifecycle = parseLifecycleStatement(statement);
-    else parsed = parseStatement(statement);
+    try {
+      parsed = parseStatement(statement, VIEWS);
+    } catch (e) {
+      if (!(e instanceof SteleError) || !isLifecycleStatement(statement)) throw e;
+      lifecycle = parseLifecycleStatement(statement);
+    }
   } catch (e) {
     if (e instanceof SteleError) return { ok: false, code: 'STATEMENT_FORMAT_ERROR', seq: 0, detail: errorText(e) };
     throw e;
@@ -136,7 +146,7 @@ export async function checkStatement(ctx: StatementCheckContext, topicDevice: st
     let result: ReturnType<typeof checkStatementAgainstReading>;
     const out: { reading?: Reading } = {};
     try {
-      result = checkStatementAgainstReading(parsed, reading, out);
+      result = checkStatementAgainstReading(parsed, reading, out, VIEWS);
     } catch (e) {
       if (e instanceof SteleError) return { ok: false, code: 'READING_FORMAT_ERROR', seq, detail: errorText(e) };
       throw e;
