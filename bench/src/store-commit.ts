@@ -2,6 +2,9 @@
  * The ingest store alone (issue #11): commits as ingest makes them (one device's contiguous group per atomic
  * commit, several devices in flight) and sealing (sealBatch of 4096), on LevelDB and on PostgreSQL, plus
  * PostgreSQL's bytes per committed statement (table + indexes). No signatures, no MQTT: the store's own ceiling.
+ * Each statement carries a real reading with its index fields, as ingest commits it (five rows on LevelDB). For
+ * LevelDB also the CPU per statement of committing and sealing: this process with LevelDB's own threads, until 4 s
+ * after the last seal (the compactions the load caused, finished).
  *
  *   npx tsx bench/src/store-commit.ts [--statements 50000] [--group 64] [--in-flight 8]
  *
@@ -13,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { LevelStore, PostgresStore, type IngestStore } from '@stele/ingest';
-import { sha256, utf8 } from '@stele/core';
-import { createTestDatabase, postgresAvailable } from '@stele/ingest/testing';
+import { encodeReading, GENESIS_PREV, readingDigest, sha256, utf8 } from '@stele/core';
+import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/testing';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -25,32 +28,44 @@ const GROUP = arg('group', 64);
 const IN_FLIGHT = arg('in-flight', 8);
 const DEVICES = 200;
 
-async function run(name: string, store: IngestStore): Promise<{ commitPerSec: number; sealPerSec: number }> {
+/** The commit groups, built before the timing: (device, items, head), interleaved across devices like a fleet. */
+function groups(): { deviceId: string; items: Parameters<IngestStore['commit']>[1]; head: { seq: number; digest: Uint8Array } }[] {
   const perDevice = Math.ceil(STATEMENTS / DEVICES);
-  // work items: (device, from) groups, interleaved across devices like a fleet
-  const work: [number, number][] = [];
-  for (let from = 1; from <= perDevice; from += GROUP) for (let d = 0; d < DEVICES; d++) work.push([d, from]);
-  const reading = new Uint8Array(180).fill(7);
+  const prev = Array.from({ length: DEVICES }, () => GENESIS_PREV);
+  const out: ReturnType<typeof groups> = [];
+  for (let from = 1; from <= perDevice; from += GROUP) {
+    for (let d = 0; d < DEVICES; d++) {
+      const deviceId = `gw-${d}`;
+      const items = [];
+      for (let seq = from; seq <= Math.min(from + GROUP - 1, perDevice); seq++) {
+        const r = readingAt(deviceId, seq, prev[d]!);
+        const reading = encodeReading(r);
+        prev[d] = readingDigest(reading);
+        const statement = utf8(`statement ${d} ${seq} ${'x'.repeat(120)}`);
+        items.push({ seq, entry: { statement, reading, receivedAt: Date.now() }, leafHash: sha256(statement), index: { raw: r.raw, deviceTime: r.time } });
+      }
+      out.push({ deviceId, items, head: { seq: items[items.length - 1]!.seq, digest: prev[d]! } });
+    }
+  }
+  return out;
+}
+
+async function run(name: string, store: IngestStore): Promise<{ commitPerSec: number; sealPerSec: number; cpuUsPerStatement: number }> {
+  const work = groups();
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const lanes = Array.from({ length: IN_FLIGHT }, async () => {
     // one lane per device group at a time; a device's groups are in order because its groups come in order
     // and a lane only takes a device whose previous group is done (ensured by the per-round layout and IN_FLIGHT <= DEVICES)
     for (;;) {
-      const i = next++;
-      if (i >= work.length) return;
-      const [d, from] = work[i]!;
-      const to = Math.min(from + GROUP - 1, perDevice);
-      const items = [];
-      for (let seq = from; seq <= to; seq++) {
-        const statement = utf8(`statement ${d} ${seq} ${'x'.repeat(120)}`);
-        items.push({ seq, entry: { statement, reading, receivedAt: Date.now() }, leafHash: sha256(statement) });
-      }
-      await store.commit(`gw-${d}`, items, { seq: to, digest: sha256(items[items.length - 1]!.entry.statement) });
+      const g = work[next++];
+      if (g === undefined) return;
+      await store.commit(g.deviceId, g.items, g.head);
     }
   });
   await Promise.all(lanes);
-  const committed = perDevice * DEVICES;
+  const committed = work.reduce((n, g) => n + g.items.length, 0);
   const commitSec = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   let sealed = 0;
@@ -68,8 +83,13 @@ async function run(name: string, store: IngestStore): Promise<{ commitPerSec: nu
     sealed += row.size;
   }
   const sealSec = (performance.now() - t1) / 1000;
-  const r = { commitPerSec: committed / commitSec, sealPerSec: sealed / sealSec };
-  console.error(`${name}: ${committed} statements committed in ${commitSec.toFixed(1)} s (${Math.round(r.commitPerSec)}/s), ${sealed} sealed in ${sealSec.toFixed(1)} s (${Math.round(r.sealPerSec)}/s)`);
+  await new Promise((r) => setTimeout(r, 4000)); // LevelDB's compactions of this load
+  const cpu = process.cpuUsage(cpu0);
+  const r = { commitPerSec: committed / commitSec, sealPerSec: sealed / sealSec, cpuUsPerStatement: (cpu.user + cpu.system) / committed };
+  console.error(
+    `${name}: ${committed} statements committed in ${commitSec.toFixed(1)} s (${Math.round(r.commitPerSec)}/s), ${sealed} sealed in ${sealSec.toFixed(1)} s (${Math.round(r.sealPerSec)}/s); ` +
+      `CPU of this process ${r.cpuUsPerStatement.toFixed(1)} us per statement${store.kind === 'leveldb' ? ' (LevelDB included)' : ' (the server not included)'}`,
+  );
   return r;
 }
 
@@ -92,11 +112,11 @@ if (!pg.ok) {
     const [row] = await sql`select pg_total_relation_size('entries') as entries, pg_total_relation_size('raw_index') as raw, (select count(*) from entries) as n`;
     const perRow = Number(row!['entries']) / Number(row!['n']);
     await sql.end();
-    console.log(`| store | committed/s (groups of ${GROUP}, ${IN_FLIGHT} devices in flight) | sealed/s (batches of 4096) |`);
-    console.log('|---|---|---|');
-    console.log(`| LevelDB | ${Math.round(lv.commitPerSec)} | ${Math.round(lv.sealPerSec)} |`);
-    console.log(`| PostgreSQL 15 | ${Math.round(p.commitPerSec)} | ${Math.round(p.sealPerSec)} |`);
-    console.log(`\nPostgreSQL entries table with its indexes: ${Math.round(perRow)} bytes per statement (a 180-byte reading body, a 130-byte statement)`);
+    console.log(`| store | committed/s (groups of ${GROUP}, ${IN_FLIGHT} devices in flight) | sealed/s (batches of 4096) | CPU per statement, us (LevelDB: with its compactions) |`);
+    console.log('|---|---|---|---|');
+    console.log(`| LevelDB | ${Math.round(lv.commitPerSec)} | ${Math.round(lv.sealPerSec)} | ${lv.cpuUsPerStatement.toFixed(1)} |`);
+    console.log(`| PostgreSQL 15 | ${Math.round(p.commitPerSec)} | ${Math.round(p.sealPerSec)} | - (server not counted) |`);
+    console.log(`\nPostgreSQL entries table with its indexes: ${Math.round(perRow)} bytes per statement (a reading as ingest's test helper readingAt makes it, a 130-byte statement)`);
   } finally {
     await db.drop();
   }
