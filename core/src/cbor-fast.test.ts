@@ -161,12 +161,18 @@ describe('decodeFast', () => {
     expect(decodeFastChecked(Uint8Array.from([0xa2, 0x01, 0x01, 0x20, 0x01]), []).deterministic).toBe(true);
   });
 
-  it('reads byte strings as plain copies of their own, from a Uint8Array, a view into a larger one, or a Node Buffer', () => {
+  /** A map of two byte strings (one short, one past 64 bytes), and its encoding as three kinds of input. */
+  const byteStringInputs = () => {
     const value = new Map<unknown, unknown>([['a', Uint8Array.from({ length: 32 }, (_, i) => i)], ['b', Uint8Array.from({ length: 300 }, (_, i) => i & 0xff)]]);
     const bytes = new Uint8Array(encode(value, rfc8949EncodeOptions));
     const padded = new Uint8Array(bytes.length + 10);
     padded.set(bytes, 5);
-    for (const input of [bytes.slice(), padded.subarray(5, 5 + bytes.length), Buffer.from(bytes)]) {
+    return { value, inputs: [bytes.slice(), padded.subarray(5, 5 + bytes.length), Buffer.from(bytes)] };
+  };
+
+  it('reads byte strings as plain copies of their own, from a Uint8Array, a view into a larger one, or a Node Buffer', () => {
+    const { value, inputs } = byteStringInputs();
+    for (const input of inputs) {
       const got = decodeFast(input, []) as Map<string, Uint8Array>;
       expect(got).toEqual(value);
       for (const v of got.values()) expect(Object.getPrototypeOf(v)).toBe(Uint8Array.prototype);
@@ -176,11 +182,8 @@ describe('decodeFast', () => {
   });
 
   it('with views, reads byte strings as plain views into the input (a Uint8Array, a view into a larger one, or a Node Buffer)', () => {
-    const value = new Map<unknown, unknown>([['a', Uint8Array.from({ length: 32 }, (_, i) => i)], ['b', Uint8Array.from({ length: 300 }, (_, i) => i & 0xff)]]);
-    const bytes = new Uint8Array(encode(value, rfc8949EncodeOptions));
-    const padded = new Uint8Array(bytes.length + 10);
-    padded.set(bytes, 5);
-    for (const input of [bytes.slice(), padded.subarray(5, 5 + bytes.length), Buffer.from(bytes)]) {
+    const { value, inputs } = byteStringInputs();
+    for (const input of inputs) {
       const { value: got, deterministic } = decodeFastChecked(input, [], true) as { value: Map<string, Uint8Array>; deterministic: boolean };
       expect(deterministic).toBe(true);
       expect(got).toEqual(value);

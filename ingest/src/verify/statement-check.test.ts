@@ -5,12 +5,18 @@ import { KeyRegistry } from '../registry/index.ts';
 import { envelope, makeChain, testSigner } from '../test-helpers.ts';
 import { checkStatement, type StatementCheckContext } from './statement-check.ts';
 
+/** A device's first signed reading, and a key registry with its key enrolled. */
+async function oneEnrolledReading(deviceId: string) {
+  const signer = testSigner();
+  const [r] = await makeChain(signer, deviceId, 1, 1, GENESIS_PREV);
+  const registry = new KeyRegistry();
+  registry.adopt({ deviceId, keys: [{ kid: signer.keyId, publicKey: signer.publicKey, backend: 'software', from: 1, via: 'enrolment' }], chained: [], log: 1 });
+  return { r, registry };
+}
+
 describe('checkStatement: a held statement whose signature ingest already checked', () => {
   it('is not checked again (HeldRow.signatureChecked); unmarked, its signature is checked; the mark spares nothing else', async () => {
-    const signer = testSigner();
-    const [r] = await makeChain(signer, 'gw-held', 1, 1, GENESIS_PREV);
-    const registry = new KeyRegistry();
-    registry.adopt({ deviceId: 'gw-held', keys: [{ kid: signer.keyId, publicKey: signer.publicKey, backend: 'software', from: 1, via: 'enrolment' }], chained: [], log: 1 });
+    const { r, registry } = await oneEnrolledReading('gw-held');
     let calls = 0;
     const ctx = (answer: boolean): StatementCheckContext => ({
       maxMessageBytes: 65536,
@@ -35,10 +41,7 @@ describe('checkStatement: a held statement whose signature ingest already checke
 
 describe('checkStatement: the message is decoded as views into ingest\'s own copy', () => {
   it('gives what a decode with copies gives (parseStatement, the reading check), its parts sharing the copy\'s memory', async () => {
-    const signer = testSigner();
-    const [r] = await makeChain(signer, 'gw-views', 1, 1, GENESIS_PREV);
-    const registry = new KeyRegistry();
-    registry.adopt({ deviceId: 'gw-views', keys: [{ kid: signer.keyId, publicKey: signer.publicKey, backend: 'software', from: 1, via: 'enrolment' }], chained: [], log: 1 });
+    const { r, registry } = await oneEnrolledReading('gw-views');
     const ctx: StatementCheckContext = { maxMessageBytes: 65536, registry, verifySignature: async () => true };
     // as onMessage keeps it: a copy in Node's shared pool, seen as a plain Uint8Array
     const pooled = Buffer.from(envelope(r!));
