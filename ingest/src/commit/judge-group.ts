@@ -229,7 +229,9 @@ export async function judgeGroup(ctx: JudgeContext, device: string, startHead: H
   // What is held may continue the head now: held by this group, or by another worker sharing the store.
   if (commits.length > 0 || heldChanged || ctx.heldKnown) await advanceOverHeld();
 
-  return { commits, head, headBatch, draft, draftChanged, reAck, heldChanged, duplicates };
+  // The head is kept per device after the group (service.ts heads): a digest of its own, not a view into the buffer
+  // its message was decoded from (statement-check.ts decodes views), which it would keep alive.
+  return { commits, head: { seq: head.seq, digest: head.digest.slice() }, headBatch, draft, draftChanged, reAck, heldChanged, duplicates };
 }
 
 /**
