@@ -57,6 +57,8 @@ describe('IngestService', () => {
       await waitFor(() => s.gw.ackedUpTo === n, `ack upTo ${n}`);
       expect(s.ingest.stats().readings).toBe(n);
       expect(s.ingest.head(s.deviceId).seq).toBe(n);
+      // the kept head owns its digest (a view into the message's buffer would keep that buffer alive per device)
+      expect(s.ingest.head(s.deviceId).digest.buffer.byteLength).toBe(32);
       await expect(s.ingest.exportBundle(s.deviceId, 1, n)).rejects.toMatchObject({ code: 'INGEST_NOT_ANCHORED' });
 
       await s.ingest.flush();
