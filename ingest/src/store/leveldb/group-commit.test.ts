@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeReading, GENESIS_PREV } from '@stele/core';
+import { Level } from 'level';
+import { encodeCbor, encodeReading, GENESIS_PREV } from '@stele/core';
 import { readingAt, tempDir } from '../../test-helpers.ts';
 import { LevelStore } from './level-store.ts';
 
@@ -74,10 +75,12 @@ describe('LevelStore group commit (many devices, one synced batch)', () => {
       }));
       if (row !== undefined) sealed.push(...row.leaves);
     };
+    // commits of one, two and three statements (one pending row each), batches of 7 that cut rows
     const commits = devices.map(async (id) => {
-      for (let seq = 1; seq <= 10; seq++) {
-        await store.commit(id, [item(id, seq)], { seq, digest: b(seq) });
-        if (seq % 3 === 0) await seal(7);
+      for (const [from, to] of [[1, 1], [2, 3], [4, 6], [7, 8], [9, 10]] as const) {
+        const items = Array.from({ length: to - from + 1 }, (_, i) => item(id, from + i));
+        await store.commit(id, items, { seq: to, digest: b(to) });
+        if (to % 3 === 0) await seal(7);
       }
     });
     await Promise.all(commits);
@@ -96,5 +99,34 @@ describe('LevelStore group commit (many devices, one synced batch)', () => {
     await reopened.sealBatch(1000, async (batchId, leaves) => ({ batchId, size: leaves.length, root: b(0), leafHashes: leaves.map((l) => l.leafHash), protectedBytes: b(1), signature: new Uint8Array(64), createdAt: 1 }));
     expect(await reopened.countPending()).toBe(0);
     expect(await reopened.listPending()).toEqual([]);
+  });
+
+  it('reads a pending row of a store written before rows held a whole commit (one leaf, {leafHash}); a batch that cuts a row writes the rest again', async () => {
+    const dir = await tempDir('store-pending-old');
+    cleanups.push(() => dir.remove());
+    const store = await LevelStore.open(dir.path);
+    await store.commit('gw-new', [item('gw-new', 1), item('gw-new', 2)], { seq: 2, digest: b(2) }); // orders 0 and 1, one row
+    await store.close();
+    const db = new Level<string, Uint8Array>(dir.path, { valueEncoding: 'view' });
+    await db.put(`pend!${'5'.padStart(16, '0')}`, encodeCbor({ seq: 1, deviceId: 'gw-old', leafHash: b(9) }));
+    await db.close();
+    const seal = (s: LevelStore, max: number) =>
+      s.sealBatch(max, async (batchId, leaves) => ({ batchId, size: leaves.length, root: b(0), leafHashes: leaves.map((l) => l.leafHash), protectedBytes: b(1), signature: new Uint8Array(64), createdAt: 1 }));
+    const listed = async (s: LevelStore) => (await s.listPending()).map((l) => [l.deviceId, l.seq, l.leafHash[0]]);
+    let s = await LevelStore.open(dir.path);
+    expect(await listed(s)).toEqual([['gw-new', 1, 2], ['gw-new', 2, 3], ['gw-old', 1, 9]]);
+    expect((await seal(s, 1))!.leaves).toEqual([{ deviceId: 'gw-new', seq: 1 }]);
+    expect(await listed(s)).toEqual([['gw-new', 2, 3], ['gw-old', 1, 9]]);
+    await s.close();
+    s = await LevelStore.open(dir.path);
+    expect(await listed(s)).toEqual([['gw-new', 2, 3], ['gw-old', 1, 9]]);
+    expect((await seal(s, 10))!.leaves).toEqual([{ deviceId: 'gw-new', seq: 2 }, { deviceId: 'gw-old', seq: 1 }]);
+    await s.close();
+    s = await LevelStore.open(dir.path);
+    cleanups.push(() => s.close());
+    expect(await listed(s)).toEqual([]);
+    // orders go on after the last pending row's; none is left, so a new commit starts again at 0
+    await s.commit('gw-new', [item('gw-new', 3)], { seq: 3, digest: b(3) });
+    expect(await listed(s)).toEqual([['gw-new', 3, 4]]);
   });
 });

@@ -13,7 +13,10 @@
  *   bpos!<deviceId>!<seq>          12 bytes: the batch id (8, big-endian) and leaf index (4) of a sealed entry,
  *                                  written with its batch: sealing never reads or rewrites the entries
  *   fork!<deviceId>!<seq>!<hash>   a second, different statement for a committed seq (kept, never applied)
- *   pend!<order>                   pending leaf {deviceId, seq, leafHash}, in commit order
+ *   pend!<order>                   the pending leaves of one commit {deviceId, seq (the first), leafHashes (32 bytes
+ *                                  each)}, in commit order: the leaf of seq + i has order + i; sealing part of them
+ *                                  writes the rest under the order of its first (stores written before 2026-12-04 hold
+ *                                  one leaf a row, {deviceId, seq, leafHash}, read as ever)
  *   bat!<batchId>                  {batchId, size, root, leafHashes, protectedBytes, signature, createdAt, anchor?}
  *   unanch!<batchId>               marker: batch stored but not anchored (final) yet
  *   anc!<batchId>                  JSON AnchorJob: where its anchor stands (anchor/machine.ts); written {state:
@@ -110,7 +113,7 @@ export class LevelStore implements IngestStore {
    * The `pend` rows, in order: sealing takes its leaves here instead of iterating and decoding rows this process
    * wrote itself (read once at open; a row enters after its commit is durable and leaves after its batch is).
    */
-  private pending: PendingLeaf[] = [];
+  private pending: PendingRowLeaf[] = [];
   /** The group commit being gathered: its ops already in a native batch, and who waits for it to be durable. */
   private group: { batch: ReturnType<Level<string, Uint8Array>['batch']>; waiters: { resolve: () => void; reject: (e: unknown) => void }[]; failed?: unknown } | undefined;
   private groupWriting = false;
@@ -124,12 +127,8 @@ export class LevelStore implements IngestStore {
     const db = new Level<string, Uint8Array>(dir, { valueEncoding: 'view', writeBufferSize: WRITE_BUFFER_BYTES });
     await db.open();
     const store = new LevelStore(db, dir);
-    const lastPend = await db.keys({ gt: 'pend!', lt: 'pend"', reverse: true, limit: 1 }).all();
-    if (lastPend[0] !== undefined) store.nextOrder = Number(lastPend[0].slice(5)) + 1;
-    for await (const [key, value] of db.iterator({ gt: 'pend!', lt: 'pend"' })) {
-      const o = dec(value);
-      store.pending.push({ order: Number(key.slice(5)), deviceId: str(o, 'deviceId'), seq: num(o, 'seq'), leafHash: bytes(o, 'leafHash') });
-    }
+    for await (const [key, value] of db.iterator({ gt: 'pend!', lt: 'pend"' })) store.pending.push(...decPendingRow(Number(key.slice(5)), value));
+    if (store.pending.length > 0) store.nextOrder = store.pending[store.pending.length - 1]!.order + 1;
     const lastBatch = await db.keys({ gt: 'bat!', lt: 'bat"', reverse: true, limit: 1 }).all();
     if (lastBatch[0] !== undefined) store.nextBatch = Number(lastBatch[0].slice(4)) + 1;
     for await (const key of db.keys({ gt: 'held!', lt: 'held"' })) {
@@ -353,17 +352,17 @@ export class LevelStore implements IngestStore {
       const registryRow = options.keys === undefined ? undefined : encodeDeviceKeys(options.keys);
       if (options.keys !== undefined) ops.push({ type: 'put', key: registryKey(options.keys.deviceId), value: registryRow! });
       if (options.enrolmentRequest !== undefined) ops.push({ type: 'put', key: enrolmentRequestKey(options.enrolmentRequest.digest), value: options.enrolmentRequest.file });
-      const pending: PendingLeaf[] = [];
+      const pending: PendingRowLeaf[] = [];
       // Reserve the orders before any await so that concurrent commits of other devices get distinct ones.
       const firstOrder = this.nextOrder;
       this.nextOrder = firstOrder + fresh.length;
       for (const [i, item] of fresh.entries()) {
         const order = firstOrder + i;
         ops.push({ type: 'put', key: `ent!${deviceId}!${pad(item.seq)}`, value: encEntry(item.entry) });
-        ops.push({ type: 'put', key: `pend!${pad(order)}`, value: encRow([['seq', item.seq], ['deviceId', deviceId], ['leafHash', item.leafHash]]) });
         ops.push(...indexOps(deviceId, item.seq, item.entry, item.index));
-        pending.push({ order, deviceId, seq: item.seq, leafHash: item.leafHash });
+        pending.push({ order, deviceId, seq: item.seq, leafHash: item.leafHash, row: firstOrder });
       }
+      ops.push(pendingRowOp(pending));
       ops.push({ type: 'put', key: `head!${deviceId}`, value: enc({ seq: head.seq, digest: head.digest }) });
       const heldSeqs = this.held.get(deviceId);
       const passed = heldSeqs === undefined ? [] : [...heldSeqs].filter((seq) => seq <= head.seq);
@@ -376,7 +375,7 @@ export class LevelStore implements IngestStore {
       this.heads.set(deviceId, { seq: head.seq, digest: head.digest.slice() });
       if (options.keys !== undefined) this.registryRows.set(options.keys.deviceId, registryRow);
       for (const seq of passed) heldSeqs!.delete(seq);
-      return pending;
+      return pending.map(plainLeaf);
     });
   }
 
@@ -476,7 +475,7 @@ export class LevelStore implements IngestStore {
   }
 
   async listPending(limit?: number): Promise<PendingLeaf[]> {
-    return this.pending.slice(0, limit).map((l) => ({ ...l }));
+    return this.pending.slice(0, limit).map(plainLeaf);
   }
 
   async sealBatch(maxSize: number, build: (batchId: number, leaves: readonly PendingLeaf[]) => Promise<SealedBatch>): Promise<BatchRow | undefined> {
@@ -491,18 +490,22 @@ export class LevelStore implements IngestStore {
       // The entries stay as committed: their batch position goes beside them (a pending leaf was written in the
       // same atomic batch as its entry, so it never names a missing one).
       const ops: Op[] = [];
-      for (const [i, l] of leaves.entries()) {
-        ops.push({ type: 'put', key: `bpos!${l.deviceId}!${pad(l.seq)}`, value: encPosition(batchId, i) });
-        ops.push({ type: 'del', key: `pend!${pad(l.order)}` });
-      }
+      for (const [i, l] of leaves.entries()) ops.push({ type: 'put', key: `bpos!${l.deviceId}!${pad(l.seq)}`, value: encPosition(batchId, i) });
+      // The pending rows the batch took from: gone, or (the last one, cut by maxSize) written again with the rest.
+      const sealed = new Set(leaves.map((l) => l.order));
+      const rows = new Set(this.pending.filter((l) => sealed.has(l.order)).map((l) => l.row));
+      const rest = this.pending.filter((l) => rows.has(l.row) && !sealed.has(l.order));
+      for (const r of rows) ops.push({ type: 'del', key: `pend!${pad(r)}` });
+      const moved = rest.map((l) => ({ ...l, row: rest[0]!.order }));
+      if (moved.length > 0) ops.push(pendingRowOp(moved));
       const row: BatchRow = { ...batch, leaves: leaves.map((l) => ({ deviceId: l.deviceId, seq: l.seq })) };
       ops.push({ type: 'put', key: `bat!${pad(batchId)}`, value: encBatch(row) });
       ops.push({ type: 'put', key: `unanch!${pad(batchId)}`, value: EMPTY });
       // the anchor outbox row, in the same write as the batch
       ops.push({ type: 'put', key: `anc!${pad(batchId)}`, value: new TextEncoder().encode(JSON.stringify(OUTBOX_ANCHOR_JOB)) });
       await writeBatch(this.db, ops, SYNC);
-      const sealed = new Set(leaves.map((l) => l.order));
-      this.pending = this.pending.filter((l) => !sealed.has(l.order));
+      const movedByOrder = new Map(moved.map((l) => [l.order, l]));
+      this.pending = this.pending.filter((l) => !sealed.has(l.order)).map((l) => movedByOrder.get(l.order) ?? l);
       this.nextBatch = batchId + 1;
       return row;
     });
@@ -664,6 +667,35 @@ function decDelivery(alertId: string, channel: string, value: Uint8Array): Alert
   if (o.has('lastError')) row.lastError = str(o, 'lastError');
   if (o.has('deliveredAt')) row.deliveredAt = num(o, 'deliveredAt');
   return row;
+}
+
+/** A pending leaf as LevelStore keeps it: with the order of the `pend` row that holds it. */
+interface PendingRowLeaf extends PendingLeaf {
+  row: number;
+}
+
+const plainLeaf = (l: PendingRowLeaf): PendingLeaf => ({ order: l.order, deviceId: l.deviceId, seq: l.seq, leafHash: l.leafHash });
+
+/** The `pend` row of consecutive leaves of one device (consecutive orders and seqs), keyed by the first's order. */
+function pendingRowOp(leaves: readonly PendingRowLeaf[]): Op {
+  const first = leaves[0]!;
+  const hashes = new Uint8Array(32 * leaves.length);
+  for (const [i, l] of leaves.entries()) {
+    if (l.deviceId !== first.deviceId || l.seq !== first.seq + i || l.order !== first.order + i || l.leafHash.length !== 32) throw new RangeError('a pending row holds consecutive leaves of one device');
+    hashes.set(l.leafHash, 32 * i);
+  }
+  return { type: 'put', key: `pend!${pad(first.order)}`, value: encRow([['seq', first.seq], ['deviceId', first.deviceId], ['leafHashes', hashes]]) };
+}
+
+/** The leaves of the `pend` row at `order`: one commit's ({leafHashes}) or, in older stores, one leaf ({leafHash}). */
+function decPendingRow(order: number, value: Uint8Array): PendingRowLeaf[] {
+  const o = dec(value);
+  const deviceId = str(o, 'deviceId');
+  const seq = num(o, 'seq');
+  if (o.has('leafHash')) return [{ order, deviceId, seq, leafHash: bytes(o, 'leafHash'), row: order }];
+  const hashes = bytes(o, 'leafHashes');
+  if (hashes.length === 0 || hashes.length % 32 !== 0) throw new IngestError('INGEST_STORE_ERROR', `pending row ${order}: leafHashes is not a multiple of 32 bytes`);
+  return Array.from({ length: hashes.length / 32 }, (_, i) => ({ order: order + i, deviceId, seq: seq + i, leafHash: hashes.slice(32 * i, 32 * i + 32), row: order }));
 }
 
 /** Raw-frame and time index rows of one entry (written in the same batch as the entry). */
