@@ -84,8 +84,8 @@ type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: 
 
 const pad = (n: number): string => String(n).padStart(16, '0');
 /**
- * LevelDB's memtable (its default is 4 MiB): every reading writes five rows and its sealing two more, and with
- * 4 MiB the memtable was flushed and level-0 compacted several times a second at full load. 16 MiB (at most twice
+ * LevelDB's memtable (its default is 4 MiB): every reading wrote five rows and its sealing two more (four and one
+ * since a commit's pending leaves share a row), and with 4 MiB the memtable was flushed and level-0 compacted several times a second at full load. 16 MiB (at most twice
  * that in memory while one is flushed): CPU of commit and seal, compaction included, 37-44 -> 27-33 us per
  * statement (bench/src/store-commit.ts's load, 200,000 statements); 32 and 64 MiB did no better.
  */
