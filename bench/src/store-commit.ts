@@ -2,7 +2,7 @@
  * The ingest store alone (issue #11): commits as ingest makes them (one device's contiguous group per atomic
  * commit, several devices in flight) and sealing (sealBatch of 4096), on LevelDB and on PostgreSQL, plus
  * PostgreSQL's bytes per committed statement (table + indexes). No signatures, no MQTT: the store's own ceiling.
- * Each statement carries a real reading with its index fields, as ingest commits it (five rows on LevelDB). For
+ * Each statement carries a real reading with its index fields, as ingest commits it (four rows on LevelDB, and one pending row per group). For
  * LevelDB also the CPU per statement of committing and sealing: this process with LevelDB's own threads, until 4 s
  * after the last seal (the compactions the load caused, finished).
  *
