@@ -160,9 +160,10 @@ function expectUint(value: unknown, path: string, min: number): number {
   return value;
 }
 
-function expectDigest(value: unknown, path: string, views = false): Uint8Array {
+/** A 32-byte digest; copied unless `own` (the decoder's byte string is already the caller's to keep). */
+function expectDigest(value: unknown, path: string, own: boolean): Uint8Array {
   if (!(value instanceof Uint8Array) || value.length !== DIGEST_LENGTH) fail(`${path} is not a 32-byte string`, { field: path });
-  return views ? value : copyBytes(value);
+  return own ? value : copyBytes(value);
 }
 
 function expectArray(value: unknown, path: string): unknown[] {
@@ -186,6 +187,9 @@ export function decodeReading(bytes: Uint8Array, options: { views?: boolean } = 
   } catch (cause) {
     throw new FormatError('READING_FORMAT_ERROR', 'reading is not valid CBOR', { cause, where: { field: '' } });
   }
+  // cbor-fast's byte strings (bytes found deterministic) are copies of their own, or the views asked for: not copied
+  // again; cborg's may share the input.
+  const own = views || deterministic;
   const map = expectMap(decoded, 'reading');
   checkKeys(map, READING_REQUIRED, READING_OPTIONAL, 'reading');
   if (map.get('v') !== READING_VERSION) fail('reading.v is not 1', { field: 'reading.v' });
@@ -214,13 +218,13 @@ export function decodeReading(bytes: Uint8Array, options: { views?: boolean } = 
     device: expectText(map.get('device'), 'reading.device'),
     sensor: expectText(map.get('sensor'), 'reading.sensor'),
     seq: expectUint(map.get('seq'), 'reading.seq', 1),
-    prev: expectDigest(map.get('prev'), 'reading.prev', views),
+    prev: expectDigest(map.get('prev'), 'reading.prev', own),
     time: expectUint(map.get('time'), 'reading.time', 0),
     clock: { synced, source: expectText(clockMap.get('source'), 'reading.clock.source') },
     meas,
-    raw: expectArray(map.get('raw'), 'reading.raw').map((d, i) => expectDigest(d, `reading.raw[${i}]`, views)),
+    raw: expectArray(map.get('raw'), 'reading.raw').map((d, i) => expectDigest(d, `reading.raw[${i}]`, own)),
   };
-  if (map.has('anchor')) reading.anchor = expectDigest(map.get('anchor'), 'reading.anchor', views);
+  if (map.has('anchor')) reading.anchor = expectDigest(map.get('anchor'), 'reading.anchor', own);
   if (map.has('itime')) {
     const itime = expectText(map.get('itime'), 'reading.itime');
     if (!isInstrumentTime(itime)) fail('reading.itime is not YYYYMMDDhhmmss[zzz] with a valid date and time', { field: 'reading.itime' });
