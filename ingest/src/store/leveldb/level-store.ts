@@ -85,9 +85,10 @@ type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: 
 const pad = (n: number): string => String(n).padStart(16, '0');
 /**
  * LevelDB's memtable (its default is 4 MiB): every reading wrote five rows and its sealing two more (four and one
- * since a commit's pending leaves share a row), and with 4 MiB the memtable was flushed and level-0 compacted several times a second at full load. 16 MiB (at most twice
- * that in memory while one is flushed): CPU of commit and seal, compaction included, 37-44 -> 27-33 us per
- * statement (bench/src/store-commit.ts's load, 200,000 statements); 32 and 64 MiB did no better.
+ * since a commit's pending leaves share a row), and with 4 MiB the memtable was flushed and level 0 compacted
+ * several times a second at full load. 16 MiB (at most twice that in memory while one is flushed): CPU of commit and
+ * seal, compaction included, 37-44 -> 27-33 us per statement (bench/src/store-commit.ts's load, 200,000 statements);
+ * 32 and 64 MiB did no better.
  */
 const WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
 const SYNC = { sync: true } as const;
@@ -180,10 +181,7 @@ export class LevelStore implements IngestStore {
       const g = (this.group ??= { batch: this.db.batch(), waiters: [] });
       if (g.failed === undefined) {
         try {
-          for (const op of ops) {
-            if (op.type === 'put') g.batch.put(op.key, op.value);
-            else g.batch.del(op.key);
-          }
+          addOps(g.batch, ops);
         } catch (e) {
           g.failed = e;
         }
@@ -716,15 +714,20 @@ function indexOps(deviceId: string, seq: number, entry: EntryRow, known?: IndexF
 async function writeBatch(db: Level<string, Uint8Array>, ops: readonly Op[], options?: { sync: boolean }): Promise<void> {
   const batch = db.batch();
   try {
-    for (const op of ops) {
-      if (op.type === 'put') batch.put(op.key, op.value);
-      else batch.del(op.key);
-    }
+    addOps(batch, ops);
   } catch (e) {
     await batch.close();
     throw e;
   }
   await (options === undefined ? batch.write() : batch.write(options));
+}
+
+/** Puts `ops` into a chained batch (LevelDB copies each key and value as it is put). */
+function addOps(batch: ReturnType<Level<string, Uint8Array>['batch']>, ops: readonly Op[]): void {
+  for (const op of ops) {
+    if (op.type === 'put') batch.put(op.key, op.value);
+    else batch.del(op.key);
+  }
 }
 
 // ---- value encoding
