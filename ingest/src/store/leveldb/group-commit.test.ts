@@ -16,6 +16,10 @@ const item = (deviceId: string, seq: number) => ({
   leafHash: b((seq + 1) & 0xff),
 });
 
+/** Seals at most `max` pending leaves into a batch (root and signature stand-ins: the store does not judge them). */
+const sealUpTo = (store: LevelStore, max: number) =>
+  store.sealBatch(max, async (batchId, leaves) => ({ batchId, size: leaves.length, root: b(0), leafHashes: leaves.map((l) => l.leafHash), protectedBytes: b(1), signature: new Uint8Array(64), createdAt: 1 }));
+
 describe('LevelStore group commit (many devices, one synced batch)', () => {
   it('closed while commits of 40 devices gather: each commit resolves with its rows durable or rejects with none of them, never half', async () => {
     const dir = await tempDir('store-group');
@@ -64,15 +68,7 @@ describe('LevelStore group commit (many devices, one synced batch)', () => {
     const devices = Array.from({ length: 40 }, (_, d) => `gw-${d}`);
     const sealed: { deviceId: string; seq: number }[] = [];
     const seal = async (max: number) => {
-      const row = await store.sealBatch(max, async (batchId, leaves) => ({
-        batchId,
-        size: leaves.length,
-        root: b(0),
-        leafHashes: leaves.map((l) => l.leafHash),
-        protectedBytes: b(1),
-        signature: new Uint8Array(64),
-        createdAt: 1,
-      }));
+      const row = await sealUpTo(store, max);
       if (row !== undefined) sealed.push(...row.leaves);
     };
     // commits of one, two and three statements (one pending row each), batches of 7 that cut rows
@@ -96,7 +92,7 @@ describe('LevelStore group commit (many devices, one synced batch)', () => {
     const reopened = await LevelStore.open(dir.path);
     cleanups.push(() => reopened.close());
     expect(await reopened.listPending()).toEqual(live);
-    await reopened.sealBatch(1000, async (batchId, leaves) => ({ batchId, size: leaves.length, root: b(0), leafHashes: leaves.map((l) => l.leafHash), protectedBytes: b(1), signature: new Uint8Array(64), createdAt: 1 }));
+    await sealUpTo(reopened, 1000);
     expect(await reopened.countPending()).toBe(0);
     expect(await reopened.listPending()).toEqual([]);
   });
@@ -110,17 +106,15 @@ describe('LevelStore group commit (many devices, one synced batch)', () => {
     const db = new Level<string, Uint8Array>(dir.path, { valueEncoding: 'view' });
     await db.put(`pend!${'5'.padStart(16, '0')}`, encodeCbor({ seq: 1, deviceId: 'gw-old', leafHash: b(9) }));
     await db.close();
-    const seal = (s: LevelStore, max: number) =>
-      s.sealBatch(max, async (batchId, leaves) => ({ batchId, size: leaves.length, root: b(0), leafHashes: leaves.map((l) => l.leafHash), protectedBytes: b(1), signature: new Uint8Array(64), createdAt: 1 }));
     const listed = async (s: LevelStore) => (await s.listPending()).map((l) => [l.deviceId, l.seq, l.leafHash[0]]);
     let s = await LevelStore.open(dir.path);
     expect(await listed(s)).toEqual([['gw-new', 1, 2], ['gw-new', 2, 3], ['gw-old', 1, 9]]);
-    expect((await seal(s, 1))!.leaves).toEqual([{ deviceId: 'gw-new', seq: 1 }]);
+    expect((await sealUpTo(s, 1))!.leaves).toEqual([{ deviceId: 'gw-new', seq: 1 }]);
     expect(await listed(s)).toEqual([['gw-new', 2, 3], ['gw-old', 1, 9]]);
     await s.close();
     s = await LevelStore.open(dir.path);
     expect(await listed(s)).toEqual([['gw-new', 2, 3], ['gw-old', 1, 9]]);
-    expect((await seal(s, 10))!.leaves).toEqual([{ deviceId: 'gw-new', seq: 2 }, { deviceId: 'gw-old', seq: 1 }]);
+    expect((await sealUpTo(s, 10))!.leaves).toEqual([{ deviceId: 'gw-new', seq: 2 }, { deviceId: 'gw-old', seq: 1 }]);
     await s.close();
     s = await LevelStore.open(dir.path);
     cleanups.push(() => s.close());
