@@ -5,7 +5,8 @@
  * raw WebCrypto P-256 verify rate measured in the same run with the same number in flight.
  *
  *   npm run bench -- ingest-throughput [--store level,postgres] [--workers 1,2] [--devices 32] [--readings 20000]
- *                                      [--window 256] [--in-flight 64] [--profile DIR] [--skip-ceiling] [--write]
+ *                                      [--window 256] [--in-flight 64] [--profile DIR] [--skip-ceiling] [--pin]
+ *                                      [--node-flags "..."] [--write]
  *
  * Setup (not timed): a broker (mosquitto on a free port, aedes when not installed), ingest with its embedded chain,
  * `devices` enrolled gateways and `readings` statements signed in advance (node:crypto, spread over the devices).
@@ -23,6 +24,11 @@
  * ingest key and one anvil chain with the contract deployed once (as test/e2e/workers.test.ts runs them).
  * First, unless `--skip-ceiling`: the setup's own ceiling (runCeiling), a consumer that only receives, decodes and
  * verifies, fed by the same gateways through the same broker on the same machine.
+ * `--pin` (Linux, taskset): each run's workers on CPUs of their own (one worker: the last CPU; PostgreSQL's server
+ * processes with them), this process (the gateways), mosquitto and the chain on the others, and the raw loop moved to
+ * the workers' CPUs while it runs: the raw rate is that of the cores the worker had, and the worker's rate is not what
+ * the load generator left it. A run with no CPU left for the load (two workers on two CPUs) is not pinned.
+ * `--node-flags "..."`: node options for every ingest process (e.g. `--max-semi-space-size=32`).
  * `--profile DIR` runs ingest under `node --cpu-prof --cpu-prof-dir DIR` (open the .cpuprofile in Chrome DevTools).
  * `--write` replaces the "Ingest throughput" section of docs/BENCHMARKS.md.
  * PostgreSQL: STELE_TEST_POSTGRES (default postgres://stele:stele@127.0.0.1:5432/postgres, a role with CREATEDB); a
@@ -31,7 +37,7 @@
 import { webcrypto } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -46,6 +52,7 @@ import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/
 import { freePort, INGEST_SCRIPT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
 import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
 import { nodeSigner, procComm, procCpuSeconds, USER_HZ, writeMarkdownSection } from './harness.ts';
+import { allCpus, cpuSplit, onCpus, pin, pinByName, type CpuSplit } from './pin.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -80,6 +87,23 @@ export async function rawVerifyRate(inFlight: number, ms: number): Promise<RawRa
   );
   const cpu = process.cpuUsage(cpu0);
   return { perSec: n / ((performance.now() - t0) / 1000), cpuUsPerVerify: (cpu.user + cpu.system) / n };
+}
+
+/** The raw rate on the workers' CPUs when the run is pinned (this process moved there for it), else where it runs. */
+function rawOn(split: CpuSplit | undefined, inFlight: number): Promise<RawRate> {
+  return split === undefined ? rawVerifyRate(inFlight, 2000) : onCpus(split.worker, split.load, () => rawVerifyRate(inFlight, 2000));
+}
+
+/**
+ * With `--pin`, the CPUs of a run of `workers`: this process (and the broker, the chain and the workers it starts
+ * next) moved to the load's CPUs, or to every CPU when the workers would leave the load none (then not pinned).
+ */
+function pinRun(o: { pin: boolean }, workers: number): CpuSplit | undefined {
+  if (!o.pin) return undefined;
+  const split = cpuSplit(workers);
+  pin(process.pid, split?.load ?? allCpus());
+  if (split === undefined) say(`--pin: ${workers} worker(s) on ${availableParallelism()} CPUs leave none for the load: this run is not pinned`);
+  return split;
 }
 
 interface Gateway {
@@ -208,8 +232,9 @@ async function prepare(stack: Cluster, devices: number, total: number, tag: stri
  * (bench/src/ceiling-consumer.ts, a child process as ingest is) only receives, decodes and verifies at the same
  * number in flight. The gateways keep at most `window` readings each not yet verified (counted by the consumer).
  */
-async function runCeiling(o: { devices: number; readings: number; window: number; inFlight: number }): Promise<RunResult> {
+async function runCeiling(o: RunOptions): Promise<RunResult> {
   const dir = await mkdtemp(join(tmpdir(), 'stele-bench-tp-ceiling-'));
+  const split = pinRun(o, 1);
   const broker = await startMosquitto(dir, ['max_queued_messages 100000']);
   const clients: MqttClient[] = [];
   let consumer: Child | undefined;
@@ -219,6 +244,7 @@ async function runCeiling(o: { devices: number; readings: number; window: number
     await writeFile(join(dir, 'keys.json'), JSON.stringify(Object.fromEntries(chains.map((c) => [c.id, toHex(c.signer.publicKey)]))));
     const child = spawnTs(join(repoRoot, 'bench', 'src', 'ceiling-consumer.ts'), [broker.url, join(dir, 'keys.json'), String(o.inFlight)]);
     consumer = child;
+    if (split !== undefined) pin(child.proc.pid!, split.worker);
     const verifiedNow = () => {
       const [v, f] = (child.lines.at(-1) ?? '0 0').split(' ').map(Number);
       if (f !== 0) throw new Error(`the ceiling consumer failed ${f} checks`);
@@ -231,7 +257,7 @@ async function runCeiling(o: { devices: number; readings: number; window: number
     }
     for (const c of chains) clients.push(await mqtt.connectAsync(broker.url, { clientId: `${c.id}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 }));
     const total = chains.reduce((n, c) => n + c.envelopes.length, 0);
-    const rawBefore = await rawVerifyRate(o.inFlight, 2000);
+    const rawBefore = await rawOn(split, o.inFlight);
     say(`ceiling: raw WebCrypto P-256 verify ${Math.round(rawBefore.perSec)}/s (${o.inFlight} in flight); publishing`);
     const readCpu = cpuMeter([child.proc.pid!]);
     const rate = sustainedRate(total);
@@ -256,13 +282,13 @@ async function runCeiling(o: { devices: number; readings: number; window: number
     const wall = (performance.now() - t0) / 1000;
     const cpu = readCpu(wall);
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
-    const rawAfter = await rawVerifyRate(o.inFlight, 2000);
+    const rawAfter = await rawOn(split, o.inFlight);
     const storedPerSec = rate.perSec(wall);
     say(
       `ceiling: ${total} readings: verified ${Math.round(storedPerSec)}/s sustained (all after ${wall.toFixed(1)} s); raw after ${Math.round(rawAfter.perSec)}/s; ` +
         `CPU cores busy: machine ${cpu.machine.toFixed(2)}, consumer ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
     );
-    return { store: 'none (receive, decode, verify only: the ceiling)', workers: 1, readings: total, storedPerSec, anchoredPerSec: Number.NaN, rawBefore, rawAfter, load, cpu, resent: 0 };
+    return { store: 'none (receive, decode, verify only: the ceiling)', workers: 1, readings: total, storedPerSec, anchoredPerSec: Number.NaN, rawBefore, rawAfter, load, cpu, resent: 0, ...(split === undefined ? {} : { cpus: split }) };
   } finally {
     for (const c of clients) await c.endAsync().catch(() => {});
     await consumer?.kill('SIGTERM');
@@ -353,9 +379,21 @@ interface RunResult {
    * thread's) and this process's; `wallS` long.
    */
   cpu: { machine: number; ingest: number; ingestMain: number; bench: number; store: number; wallS: number };
+  /** With `--pin`: the CPUs the workers (and the raw loop) had, and the load's. */
+  cpus?: CpuSplit;
 }
 
-async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices: number; readings: number; window: number; inFlight: number; profile?: string }): Promise<RunResult | undefined> {
+interface RunOptions {
+  devices: number;
+  readings: number;
+  window: number;
+  inFlight: number;
+  profile?: string;
+  pin: boolean;
+  nodeFlags: string[];
+}
+
+async function runOne(kind: 'level' | 'postgres', workers: number, o: RunOptions): Promise<RunResult | undefined> {
   const dir = await mkdtemp(join(tmpdir(), `stele-bench-tp-${kind}-`));
   let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
   // ingest verifies with as many checks in flight as the raw loop (the acceptance compares them at the same number)
@@ -376,16 +414,23 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
   }
   // room for every gateway's window in ingest's broker queue (the default 1000 drops beyond, and this load sends no resends)
   const mosquittoConfig = ['max_queued_messages 100000'];
-  const nodeArgs = o.profile === undefined ? undefined : ['--cpu-prof', '--cpu-prof-dir', o.profile];
+  const nodeArgs = o.profile === undefined && o.nodeFlags.length === 0 ? undefined : [...o.nodeFlags, ...(o.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', o.profile])];
+  const split = pinRun(o, workers);
   const stack =
     workers === 1
       ? oneWorker(await startStack(dir, { ingestArgs, mosquittoConfig, ...(nodeArgs === undefined ? {} : { nodeArgs }) }), dir)
       : await startWorkers(dir, workers, ingestArgs, mosquittoConfig, nodeArgs);
+  let pgPinned = false;
   try {
+    if (split !== undefined) {
+      for (const w of stack.workers) pin(w.child.proc.pid!, split.worker);
+      // the store's server works for the workers: on their CPUs
+      if (kind === 'postgres') pgPinned = pinByName('postgres', split.worker).length > 0;
+    }
     say(`${kind}: enrolling ${o.devices} gateways and signing ${o.readings} readings (${stack.broker})`);
     const gws = await prepare(stack, o.devices, o.readings, kind);
     const total = gws.reduce((n, g) => n + g.envelopes.length, 0);
-    const rawBefore = await rawVerifyRate(o.inFlight, 2000);
+    const rawBefore = await rawOn(split, o.inFlight);
     say(`${kind} x${workers}: raw WebCrypto P-256 verify ${Math.round(rawBefore.perSec)}/s (${o.inFlight} in flight); publishing`);
     const acked = () => gws.reduce((n, g) => n + g.acked, 0);
     const readCpu = cpuMeter(stack.workers.map((w) => w.child.proc.pid!), kind === 'postgres' ? 'postgres' : undefined);
@@ -434,7 +479,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
     for (const h of healths) if (h.pending !== 0 || h.anchoring.unanchored !== 0) throw new Error(`not all anchored: ${JSON.stringify(h)}`);
     const health = { batches: Math.max(...healths.map((h) => h.batches)) };
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
-    const rawAfter = await rawVerifyRate(o.inFlight, 2000);
+    const rawAfter = await rawOn(split, o.inFlight);
     const storedPerSec = rate.perSec(wall);
     const anchoredPerSec = total / ((tAnchored - t0) / 1000);
     say(
@@ -442,8 +487,9 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: { devices:
         `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health.batches} batches); raw after ${Math.round(rawAfter.perSec)}/s; ${resent} resent; load ${load}; CPU cores busy: machine ${cpu.machine.toFixed(2)}, ingest ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
     );
     for (const g of gws) await g.client.endAsync();
-    return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', workers, readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load, cpu, resent };
+    return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', workers, readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load, cpu, resent, ...(split === undefined ? {} : { cpus: split }) };
   } finally {
+    if (pgPinned && split !== undefined) pinByName('postgres', split.all);
     await stack.stop();
     await db?.drop();
     await rm(dir, { recursive: true, force: true });
@@ -462,10 +508,14 @@ export async function main(argv: string[]): Promise<void> {
       'in-flight': { type: 'string', default: '64' },
       profile: { type: 'string' },
       'skip-ceiling': { type: 'boolean', default: false },
+      pin: { type: 'boolean', default: false },
+      'node-flags': { type: 'string', default: '' },
       write: { type: 'boolean', default: false },
     },
   });
-  const o = {
+  const o: RunOptions = {
+    pin: values.pin,
+    nodeFlags: values['node-flags'].split(' ').filter((x) => x !== ''),
     devices: Number(values.devices),
     readings: Number(values.readings),
     window: Number(values.window),
