@@ -5,11 +5,15 @@
  * raw WebCrypto P-256 verify rate measured in the same run with the same number in flight.
  *
  *   npm run bench -- ingest-throughput [--store level,postgres] [--workers 1,2] [--devices 32] [--readings 20000]
+ *                                      [--warmup 10000]
  *                                      [--window 256] [--in-flight 64] [--profile DIR] [--skip-ceiling] [--pin]
  *                                      [--node-flags "..."] [--write]
  *
  * Setup (not timed): a broker (mosquitto on a free port, aedes when not installed), ingest with its embedded chain,
  * `devices` enrolled gateways and `readings` statements signed in advance (node:crypto, spread over the devices).
+ * Warm-up, not timed: the first `warmup` readings (spread over the devices) published as below until all are
+ * confirmed, so that the timed readings meet a service that has run a while (its code optimised by V8: a cold
+ * ingest spends a tenth of its core compiling during the first tens of thousands of readings).
  * Timed: every gateway publishes its chain at QoS 1 with at most `window` readings not yet confirmed by ingest
  * (what edge-agent's Publisher does; mosquitto's max_queued_messages raised so that nothing is dropped) until ingest's signed `stored` confirmation reaches its last seq:
  *  - stored/s, sustained: readings confirmed between 10 % and 90 % of the total over that time (verified, chained,
@@ -110,6 +114,8 @@ interface Gateway {
   id: string;
   envelopes: Uint8Array[];
   acked: number;
+  /** Readings published (from the mark again after a resend). */
+  sent: number;
   client: MqttClient;
   /** Resolved (and replaced) on each confirmation that moves `acked`. */
   wake: () => void;
@@ -209,7 +215,7 @@ async function prepare(stack: Cluster, devices: number, total: number, tag: stri
   const out: Gateway[] = [];
   for (const { id, envelopes } of await signChains(devices, total, tag, (s, id) => stack.enrol(s, id))) {
     const client = await mqtt.connectAsync(stack.mqttUrl, { clientId: `${id}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 });
-    const g: Gateway = { id, envelopes, acked: 0, client, wake: () => {} };
+    const g: Gateway = { id, envelopes, acked: 0, sent: 0, client, wake: () => {} };
     client.on('message', (topic, payload) => {
       try {
         const c = parseConfirmation(new Uint8Array(payload));
@@ -240,7 +246,7 @@ async function runCeiling(o: RunOptions): Promise<RunResult> {
   let consumer: Child | undefined;
   try {
     say(`ceiling: signing ${o.readings} readings for ${o.devices} gateways (mosquitto)`);
-    const chains = await signChains(o.devices, o.readings, 'ceiling', async () => {});
+    const chains = await signChains(o.devices, o.readings + o.warmup, 'ceiling', async () => {});
     await writeFile(join(dir, 'keys.json'), JSON.stringify(Object.fromEntries(chains.map((c) => [c.id, toHex(c.signer.publicKey)]))));
     const child = spawnTs(join(repoRoot, 'bench', 'src', 'ceiling-consumer.ts'), [broker.url, join(dir, 'keys.json'), String(o.inFlight)]);
     consumer = child;
@@ -256,29 +262,38 @@ async function runCeiling(o: RunOptions): Promise<RunResult> {
       await sleep(50);
     }
     for (const c of chains) clients.push(await mqtt.connectAsync(broker.url, { clientId: `${c.id}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 }));
-    const total = chains.reduce((n, c) => n + c.envelopes.length, 0);
+    const deadline = Date.now() + 600_000;
+    const sent = chains.map(() => 0);
+    // publishes each gateway's readings up to `per` (at most `window` ahead of its share of what is verified) until
+    // `upTo` in all are verified; `see` is told the count every turn
+    const feed = async (per: number, upTo: number, see: (done: number) => void) => {
+      for (;;) {
+        const done = verifiedNow();
+        see(done);
+        if (done >= upTo) return;
+        if (Date.now() > deadline) throw new Error(`ceiling: ${done} of ${upTo} verified after 10 minutes`);
+        // each gateway's share of what is verified so far frees room in its window
+        const perGateway = done / chains.length;
+        for (const [i, c] of chains.entries()) {
+          for (; sent[i]! < Math.min(per, c.envelopes.length) && sent[i]! - perGateway < o.window; sent[i]!++) {
+            const e = c.envelopes[sent[i]!]!;
+            clients[i]!.publish(`stele/v1/${c.id}/statements`, Buffer.from(e.buffer, e.byteOffset, e.byteLength), { qos: 1 });
+          }
+        }
+        await sleep(5);
+      }
+    };
+    // warm-up, not timed, as for the stores
+    const warmPer = Math.ceil(o.warmup / o.devices);
+    if (warmPer > 0) await feed(warmPer, warmPer * chains.length, () => {});
+    const warmed = verifiedNow();
+    const total = chains.reduce((n, c) => n + c.envelopes.length, 0) - warmed;
     const rawBefore = await rawOn(split, o.inFlight);
     say(`ceiling: raw WebCrypto P-256 verify ${Math.round(rawBefore.perSec)}/s (${o.inFlight} in flight); publishing`);
     const readCpu = cpuMeter([child.proc.pid!]);
     const rate = sustainedRate(total);
     const t0 = performance.now();
-    const deadline = Date.now() + 600_000;
-    const sent = chains.map(() => 0);
-    for (;;) {
-      const done = verifiedNow();
-      rate.see(done);
-      if (done >= total) break;
-      if (Date.now() > deadline) throw new Error(`ceiling: ${done} of ${total} verified after 10 minutes`);
-      // each gateway's share of what is verified so far frees room in its window
-      const perGateway = done / chains.length;
-      for (const [i, c] of chains.entries()) {
-        for (; sent[i]! < c.envelopes.length && sent[i]! - perGateway < o.window; sent[i]!++) {
-          const e = c.envelopes[sent[i]!]!;
-          clients[i]!.publish(`stele/v1/${c.id}/statements`, Buffer.from(e.buffer, e.byteOffset, e.byteLength), { qos: 1 });
-        }
-      }
-      await sleep(5);
-    }
+    await feed(Number.MAX_SAFE_INTEGER, warmed + total, (done) => rate.see(done - warmed));
     const wall = (performance.now() - t0) / 1000;
     const cpu = readCpu(wall);
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -389,6 +404,8 @@ interface RunOptions {
   window: number;
   inFlight: number;
   profile?: string;
+  /** Readings published and confirmed before the timed ones (spread over the devices). */
+  warmup: number;
   pin: boolean;
   nodeFlags: string[];
 }
@@ -428,38 +445,48 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: RunOptions
       if (kind === 'postgres') pgPinned = pinByName('postgres', split.worker).length > 0;
     }
     say(`${kind}: enrolling ${o.devices} gateways and signing ${o.readings} readings (${stack.broker})`);
-    const gws = await prepare(stack, o.devices, o.readings, kind);
-    const total = gws.reduce((n, g) => n + g.envelopes.length, 0);
-    const rawBefore = await rawOn(split, o.inFlight);
-    say(`${kind} x${workers}: raw WebCrypto P-256 verify ${Math.round(rawBefore.perSec)}/s (${o.inFlight} in flight); publishing`);
-    const acked = () => gws.reduce((n, g) => n + g.acked, 0);
-    const readCpu = cpuMeter(stack.workers.map((w) => w.child.proc.pid!), kind === 'postgres' ? 'postgres' : undefined);
-    const rate = sustainedRate(total);
-    const t0 = performance.now();
-    const progress = setInterval(() => rate.see(acked()), 20);
+    const gws = await prepare(stack, o.devices, o.readings + o.warmup, kind);
     // Each gateway keeps at most `window` readings sent and not confirmed by ingest and, when no confirmation moves
     // its mark for RESEND_MS, sends again from the mark (as edge-agent's Publisher: ingest may leave a statement to
     // the gateway's resend, e.g. a group given up after commit conflicts between workers).
     let resent = 0;
+    const acked = () => gws.reduce((n, g) => n + g.acked, 0);
     const deadline = Date.now() + 600_000;
-    const publishing = gws.map(async (g) => {
-      const topic = `stele/v1/${g.id}/statements`;
-      let next = 0;
-      while (g.acked < g.envelopes.length) {
-        if (Date.now() > deadline) throw new Error(`not all confirmed after 10 minutes: ${acked()} of ${total}`);
-        for (const w of stack.workers) if (w.child.proc.exitCode !== null) throw new Error(`ingest exited: ${w.child.errTail.join(' | ')}`);
-        for (; next < g.envelopes.length && next - g.acked < o.window; next++) {
-          const e = g.envelopes[next]!;
-          g.client.publish(topic, Buffer.from(e.buffer, e.byteOffset, e.byteLength), { qos: 1 });
-        }
-        const moved = await Promise.race([new Promise<boolean>((r) => (g.wake = () => r(true))), sleep(RESEND_MS).then(() => false)]);
-        if (!moved && g.acked < g.envelopes.length) {
-          resent += next - g.acked;
-          next = g.acked;
-        }
-      }
-    });
-    await Promise.all(publishing);
+    const publishUpTo = (end: (g: Gateway) => number) =>
+      Promise.all(
+        gws.map(async (g) => {
+          const topic = `stele/v1/${g.id}/statements`;
+          while (g.acked < end(g)) {
+            if (Date.now() > deadline) throw new Error(`not all confirmed after 10 minutes: ${acked()} of ${o.readings + o.warmup}`);
+            for (const w of stack.workers) if (w.child.proc.exitCode !== null) throw new Error(`ingest exited: ${w.child.errTail.join(' | ')}`);
+            for (; g.sent < end(g) && g.sent - g.acked < o.window; g.sent++) {
+              const e = g.envelopes[g.sent]!;
+              g.client.publish(topic, Buffer.from(e.buffer, e.byteOffset, e.byteLength), { qos: 1 });
+            }
+            const moved = await Promise.race([new Promise<boolean>((r) => (g.wake = () => r(true))), sleep(RESEND_MS).then(() => false)]);
+            if (!moved && g.acked < end(g)) {
+              resent += g.sent - g.acked;
+              g.sent = g.acked;
+            }
+          }
+        }),
+      );
+    // warm-up, not timed: each gateway's first readings, until all are confirmed (ingest's code optimised, its
+    // store's files and caches in use, as in a service that has run a while)
+    const warmPer = Math.ceil(o.warmup / o.devices);
+    if (warmPer > 0) {
+      say(`${kind} x${workers}: warming up with ${warmPer * gws.length} readings`);
+      await publishUpTo(() => warmPer);
+    }
+    const warmed = acked();
+    const total = gws.reduce((n, g) => n + g.envelopes.length, 0) - warmed;
+    const rawBefore = await rawOn(split, o.inFlight);
+    say(`${kind} x${workers}: raw WebCrypto P-256 verify ${Math.round(rawBefore.perSec)}/s (${o.inFlight} in flight); publishing`);
+    const readCpu = cpuMeter(stack.workers.map((w) => w.child.proc.pid!), kind === 'postgres' ? 'postgres' : undefined);
+    const rate = sustainedRate(total);
+    const t0 = performance.now();
+    const progress = setInterval(() => rate.see(acked() - warmed), 20);
+    await publishUpTo((g) => g.envelopes.length);
     for (const w of stack.workers) if (w.child.proc.exitCode !== null) throw new Error(`ingest exited: ${w.child.errTail.join(' | ')}`);
     const tStored = performance.now();
     clearInterval(progress);
@@ -504,6 +531,7 @@ export async function main(argv: string[]): Promise<void> {
       workers: { type: 'string', default: '1,2' },
       devices: { type: 'string', default: '32' },
       readings: { type: 'string', default: '20000' },
+      warmup: { type: 'string', default: '10000' },
       window: { type: 'string', default: '256' },
       'in-flight': { type: 'string', default: '64' },
       profile: { type: 'string' },
@@ -518,11 +546,12 @@ export async function main(argv: string[]): Promise<void> {
     nodeFlags: values['node-flags'].split(' ').filter((x) => x !== ''),
     devices: Number(values.devices),
     readings: Number(values.readings),
+    warmup: Number(values.warmup),
     window: Number(values.window),
     inFlight: Number(values['in-flight']),
     ...(values.profile === undefined ? {} : { profile: resolve(values.profile) }),
   };
-  for (const [k, v] of Object.entries(o)) if (typeof v === 'number' && !(Number.isSafeInteger(v) && v > 0)) throw new RangeError(`--${k} must be a positive integer`);
+  for (const [k, v] of Object.entries(o)) if (typeof v === 'number' && !(Number.isSafeInteger(v) && (v > 0 || (k === 'warmup' && v === 0)))) throw new RangeError(`--${k} must be a positive integer`);
   const machine = await machineLine();
   const results: RunResult[] = [];
   const counts = values.workers.split(',').map(Number);
