@@ -32,7 +32,8 @@
  * processes with them), this process (the gateways), mosquitto and the chain on the others, and the raw loop moved to
  * the workers' CPUs while it runs: the raw rate is that of the cores the worker had, and the worker's rate is not what
  * the load generator left it. A run with no CPU left for the load (two workers on two CPUs) is not pinned.
- * `--node-flags "..."`: node options for every ingest process (e.g. `--max-semi-space-size=32`).
+ * `--node-flags "..."`: node options for every ingest process; by default those of ingest's systemd unit
+ * (ingest/systemd/stele-ingest.service), so that the bench runs ingest as it ships (`--node-flags=` for none).
  * `--profile DIR` runs ingest under `node --cpu-prof --cpu-prof-dir DIR` (open the .cpuprofile in Chrome DevTools).
  * `--write` replaces the "Ingest throughput" section of docs/BENCHMARKS.md.
  * PostgreSQL: STELE_TEST_POSTGRES (default postgres://stele:stele@127.0.0.1:5432/postgres, a role with CREATEDB); a
@@ -54,6 +55,7 @@ import { ANVIL_DEV_PRIVATE_KEY, startAnvil } from '@stele/ingest/anchor';
 import { runIngest } from '@stele/ingest/cli';
 import { createTestDatabase, postgresAvailable, readingAt } from '@stele/ingest/testing';
 import { freePort, INGEST_SCRIPT, sleep, spawnChild, spawnTs, startMosquitto, type Child } from '../../test/e2e/chaos/processes.ts';
+import { INGEST_UNIT_FILE, unitNodeFlags } from '../../edge-agent/scripts/unit-flags.ts';
 import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
 import { nodeSigner, procComm, procCpuSeconds, USER_HZ, writeMarkdownSection } from './harness.ts';
 import { allCpus, cpuSplit, onCpus, pin, pinByName, type CpuSplit } from './pin.ts';
@@ -537,13 +539,13 @@ export async function main(argv: string[]): Promise<void> {
       profile: { type: 'string' },
       'skip-ceiling': { type: 'boolean', default: false },
       pin: { type: 'boolean', default: false },
-      'node-flags': { type: 'string', default: '' },
+      'node-flags': { type: 'string' },
       write: { type: 'boolean', default: false },
     },
   });
   const o: RunOptions = {
     pin: values.pin,
-    nodeFlags: values['node-flags'].split(' ').filter((x) => x !== ''),
+    nodeFlags: values['node-flags'] === undefined ? unitNodeFlags(readFileSync(INGEST_UNIT_FILE, 'utf8'), 'stele-ingest.service') : values['node-flags'].split(' ').filter((x) => x !== ''),
     devices: Number(values.devices),
     readings: Number(values.readings),
     warmup: Number(values.warmup),
@@ -573,19 +575,22 @@ export async function main(argv: string[]): Promise<void> {
     const perReading = (cores: number) => (cores * r.cpu.wallS * 1e6) / r.readings;
     const ingestUs = perReading(r.cpu.ingest + r.cpu.store);
     const mainUs = r.workers === 1 ? perReading(r.cpu.ingestMain).toFixed(0) : '-';
-    return `| ${r.store} | ${r.workers} | ${r.readings} | ${Math.round(r.storedPerSec)} | ${anchored} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${ingestUs.toFixed(0)} (${mainUs}) / ${rawUs.toFixed(0)} | ${Math.round((100 * rawUs) / ingestUs)} % | ${r.cpu.machine.toFixed(2)} / ${r.cpu.ingest.toFixed(2)} (${r.cpu.ingestMain.toFixed(2)}) / ${r.cpu.store.toFixed(2)} / ${r.cpu.bench.toFixed(2)} | ${r.resent} | ${r.load} |`;
+    return `| ${r.store} | ${r.workers} | ${r.readings} | ${Math.round(r.storedPerSec)} | ${anchored} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${ingestUs.toFixed(0)} (${mainUs}) / ${rawUs.toFixed(0)} | ${Math.round((100 * rawUs) / ingestUs)} % | ${r.cpu.machine.toFixed(2)} / ${r.cpu.ingest.toFixed(2)} (${r.cpu.ingestMain.toFixed(2)}) / ${r.cpu.store.toFixed(2)} / ${r.cpu.bench.toFixed(2)} | ${r.cpus === undefined ? 'all, shared' : `${r.cpus.worker} / ${r.cpus.load}`} | ${r.resent} | ${r.load} |`;
   });
   const body = [
     `- Machine: ${machine}`,
     `- Date: ${new Date().toISOString().slice(0, 10)}`,
     `- Command: \`${['npm run bench -- ingest-throughput', ...argv].join(' ')}\``,
-    `- Load: ${o.devices} gateways, ${o.readings} signed readings in all, each gateway with at most ${o.window} readings sent and not yet confirmed by ingest; broker ${hasMosquitto() ? 'mosquitto' : 'aedes'}; one worker: ingest a child process (\`stele ingest run --embedded-chain\`); several: \`stele ingest run --share\` processes on one PostgreSQL store and one anvil; batches every 1 s or 4096 leaves.`,
-    `- Raw limit: WebCrypto P-256 verify, key imported once, ${o.inFlight} in flight, 2 s before and 2 s after each store's run in the same process (mean); ingest runs with \`--verify-in-flight ${o.inFlight}\`.`,
+    `- Load: ${o.devices} gateways, ${o.readings} signed readings in all (timed, after ${o.warmup} published and confirmed to warm up), each gateway with at most ${o.window} readings sent and not yet confirmed by ingest; broker ${hasMosquitto() ? 'mosquitto' : 'aedes'}; one worker: ingest a child process (\`stele ingest run --embedded-chain\`); several: \`stele ingest run --share\` processes on one PostgreSQL store and one anvil; batches every 1 s or 4096 leaves.`,
+    `- Raw limit: WebCrypto P-256 verify, key imported once, ${o.inFlight} in flight, 2 s before and 2 s after each store's run in the same process (mean)${o.pin ? ", moved to the workers' CPUs while it runs" : ''}; ingest runs with \`--verify-in-flight ${o.inFlight}\` and node ${o.nodeFlags.length === 0 ? 'with no flags' : `\`${o.nodeFlags.join(' ')}\``}.`,
+    o.pin
+      ? "- CPUs (`--pin`, the column \"CPUs\"): the workers on the last CPUs (PostgreSQL's server processes with them), this process (the load generator), mosquitto and anvil on the others; a run whose workers would leave the load no CPU is not pinned. The raw rate is then that of the CPUs the workers had."
+      : '- CPUs: not pinned; ingest, the load generator, mosquitto and the store server share the machine.',
     '- CPU per reading: CPU time (user + system, all threads, from /proc) of ingest, and for PostgreSQL of every `postgres` process (the server is part of what that store costs), over the publishing, per reading of the run; of the raw loop, per verify (this process over its 2 s). Their ratio is the rate one worker would reach against the raw rate with the same cores as the raw loop, whatever else runs on the machine; the main-thread figure is what caps one worker on a larger machine (one core: 1,000,000 / that many readings/s).',
     '- Ceiling (first row, unless `--skip-ceiling`): the same broker, gateways and readings into a consumer that only receives, decodes and verifies (bench/src/ceiling-consumer.ts, WebCrypto at the same number in flight): what this machine leaves for verification once the load generator and the broker run on it too.',
     '',
-    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | CPU per reading, us: ingest and its store server (main thread of ingest) / raw verify | raw verify us / ingest us (same-CPU ratio) | CPU cores busy while publishing: machine / ingest (its main thread) / store server / load generator | resent | load average after |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | CPU per reading, us: ingest and its store server (main thread of ingest) / raw verify | raw verify us / ingest us (same-CPU ratio) | CPU cores busy while publishing: machine / ingest (its main thread) / store server / load generator | CPUs: workers / load | resent | load average after |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
   process.stdout.write(`${body}\n`);

@@ -5,11 +5,13 @@
  * restart on failure, a clean stop on SIGTERM. Without systemd-analyze it is skipped, except under CI=true.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { unitNodeFlags } from '../../edge-agent/scripts/unit-flags.ts';
 
 const UNIT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'systemd', 'stele-ingest.service');
 const hasAnalyze = spawnSync('systemd-analyze', ['--version']).error === undefined;
@@ -48,5 +50,14 @@ describe.skipIf(!hasAnalyze && process.env['CI'] !== 'true')('the ingest systemd
     expect(text).toMatch(/^Restart=always$/m);
     expect(text).toMatch(/^KillSignal=SIGTERM$/m);
     expect(text).toMatch(/^User=stele$/m);
+  });
+
+  it('starts node with flags this node takes (a misspelt one stops node before ingest runs)', () => {
+    const flags = unitNodeFlags(readFileSync(UNIT, 'utf8'), 'stele-ingest.service');
+    expect(flags).toContain('--single-threaded-gc');
+    const ok = spawnSync(process.execPath, [...flags, '-e', 'process.exit(0)'], { encoding: 'utf8' });
+    expect(ok.status, ok.stderr).toBe(0);
+    const bad = spawnSync(process.execPath, [...flags, '--single-threaded-gcc', '-e', 'process.exit(0)'], { encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
   });
 });
