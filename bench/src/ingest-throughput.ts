@@ -42,7 +42,7 @@
 import { webcrypto } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -58,7 +58,7 @@ import { freePort, INGEST_SCRIPT, sleep, spawnChild, spawnTs, startMosquitto, ty
 import { INGEST_UNIT_FILE, unitNodeFlags } from '../../edge-agent/scripts/unit-flags.ts';
 import { hasMosquitto, machineLine, startStack, type BenchStack } from './gateway-stack.ts';
 import { nodeSigner, procComm, procCpuSeconds, USER_HZ, writeMarkdownSection } from './harness.ts';
-import { allCpus, cpuSplit, onCpus, pin, pinByName, type CpuSplit } from './pin.ts';
+import { allCpus, CPUS, cpuSplit, onCpus, pin, pinByName, type CpuSplit } from './pin.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -108,7 +108,7 @@ function pinRun(o: { pin: boolean }, workers: number): CpuSplit | undefined {
   if (!o.pin) return undefined;
   const split = cpuSplit(workers);
   pin(process.pid, split?.load ?? allCpus());
-  if (split === undefined) say(`--pin: ${workers} worker(s) on ${availableParallelism()} CPUs leave none for the load: this run is not pinned`);
+  if (split === undefined) say(`--pin: ${workers} worker(s) on ${CPUS} CPUs leave none for the load: this run is not pinned`);
   return split;
 }
 
@@ -250,7 +250,8 @@ async function runCeiling(o: RunOptions): Promise<RunResult> {
     say(`ceiling: signing ${o.readings} readings for ${o.devices} gateways (mosquitto)`);
     const chains = await signChains(o.devices, o.readings + o.warmup, 'ceiling', async () => {});
     await writeFile(join(dir, 'keys.json'), JSON.stringify(Object.fromEntries(chains.map((c) => [c.id, toHex(c.signer.publicKey)]))));
-    const child = spawnTs(join(repoRoot, 'bench', 'src', 'ceiling-consumer.ts'), [broker.url, join(dir, 'keys.json'), String(o.inFlight)]);
+    // with ingest's node flags: the same runtime settings as the worker it is the ceiling of
+    const child = spawnChild(process.execPath, [...o.nodeFlags, '--import', 'tsx', join(repoRoot, 'bench', 'src', 'ceiling-consumer.ts'), broker.url, join(dir, 'keys.json'), String(o.inFlight)]);
     consumer = child;
     if (split !== undefined) pin(child.proc.pid!, split.worker);
     const verifiedNow = () => {

@@ -19,10 +19,12 @@ export interface CpuSplit {
 }
 
 const range = (from: number, to: number) => (from === to ? String(from) : `${from}-${to}`);
+/** The CPUs this process may use, read before it pins itself anywhere (availableParallelism follows the pinning). */
+export const CPUS = availableParallelism();
 
 /** Every CPU of this machine. */
 export function allCpus(): string {
-  return range(0, availableParallelism() - 1);
+  return range(0, CPUS - 1);
 }
 
 /**
@@ -30,7 +32,7 @@ export function allCpus(): string {
  * not Linux with taskset).
  */
 export function cpuSplit(workers: number): CpuSplit | undefined {
-  const n = availableParallelism();
+  const n = CPUS;
   if (workers >= n || spawnSync('taskset', ['--version']).error !== undefined) return undefined;
   return { worker: range(n - workers, n - 1), load: range(0, n - workers - 1), all: allCpus() };
 }
