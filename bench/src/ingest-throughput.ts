@@ -28,8 +28,8 @@
  * ingest key and one anvil chain with the contract deployed once (as test/e2e/workers.test.ts runs them).
  * First, unless `--skip-ceiling`: the setup's own ceiling (runCeiling), a consumer that only receives, decodes and
  * verifies, fed by the same gateways through the same broker on the same machine.
- * `--pin` (Linux, taskset): each run's workers on CPUs of their own (one worker: the last CPU; PostgreSQL's server
- * processes with them), this process (the gateways), mosquitto and the chain on the others, and the raw loop moved to
+ * `--pin` (Linux, taskset): each run's workers on CPUs of their own (one worker: the last CPU), this process (the
+ * gateways), mosquitto, the chain and PostgreSQL's server processes on the others, and the raw loop moved to
  * the workers' CPUs while it runs: the raw rate is that of the cores the worker had, and the worker's rate is not what
  * the load generator left it. A run with no CPU left for the load (two workers on two CPUs) is not pinned.
  * `--node-flags "..."`: node options for every ingest process; by default those of ingest's systemd unit
@@ -444,8 +444,9 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: RunOptions
   try {
     if (split !== undefined) {
       for (const w of stack.workers) pin(w.child.proc.pid!, split.worker);
-      // the store's server works for the workers: on their CPUs
-      if (kind === 'postgres') pgPinned = pinByName('postgres', split.worker).length > 0;
+      // the store's server is shared by the workers, as the broker is (in production a host of its own): with the
+      // load, off the workers' CPUs (its CPU is still counted in the store's cost per reading)
+      if (kind === 'postgres') pgPinned = pinByName('postgres', split.load).length > 0;
     }
     say(`${kind}: enrolling ${o.devices} gateways and signing ${o.readings} readings (${stack.broker})`);
     const gws = await prepare(stack, o.devices, o.readings + o.warmup, kind);
@@ -585,7 +586,7 @@ export async function main(argv: string[]): Promise<void> {
     `- Load: ${o.devices} gateways, ${o.readings} signed readings in all (timed, after ${o.warmup} published and confirmed to warm up), each gateway with at most ${o.window} readings sent and not yet confirmed by ingest; broker ${hasMosquitto() ? 'mosquitto' : 'aedes'}; one worker: ingest a child process (\`stele ingest run --embedded-chain\`); several: \`stele ingest run --share\` processes on one PostgreSQL store and one anvil; batches every 1 s or 4096 leaves.`,
     `- Raw limit: WebCrypto P-256 verify, key imported once, ${o.inFlight} in flight, 2 s before and 2 s after each store's run in the same process (mean)${o.pin ? ", moved to the workers' CPUs while it runs" : ''}; ingest runs with \`--verify-in-flight ${o.inFlight}\` and node ${o.nodeFlags.length === 0 ? 'with no flags' : `\`${o.nodeFlags.join(' ')}\``}.`,
     o.pin
-      ? "- CPUs (`--pin`, the column \"CPUs\"): the workers on the last CPUs (PostgreSQL's server processes with them), this process (the load generator), mosquitto and anvil on the others; a run whose workers would leave the load no CPU is not pinned. The raw rate is then that of the CPUs the workers had."
+      ? "- CPUs (`--pin`, the column \"CPUs\"): the workers on the last CPUs; this process (the load generator), mosquitto, anvil and PostgreSQL's server processes (shared by the workers, as the broker is) on the others; a run whose workers would leave the load no CPU is not pinned. The raw rate is then that of the CPUs the workers had."
       : '- CPUs: not pinned; ingest, the load generator, mosquitto and the store server share the machine.',
     '- CPU per reading: CPU time (user + system, all threads, from /proc) of ingest, and for PostgreSQL of every `postgres` process (the server is part of what that store costs), over the publishing, per reading of the run; of the raw loop, per verify (this process over its 2 s). Their ratio is the rate one worker would reach against the raw rate with the same cores as the raw loop, whatever else runs on the machine; the main-thread figure is what caps one worker on a larger machine (one core: 1,000,000 / that many readings/s).',
     '- Ceiling (first row, unless `--skip-ceiling`): the same broker, gateways and readings into a consumer that only receives, decodes and verifies (bench/src/ceiling-consumer.ts, WebCrypto at the same number in flight): what this machine leaves for verification once the load generator and the broker run on it too.',
