@@ -32,9 +32,13 @@ export function allCpus(): string {
  * not Linux with taskset).
  */
 export function cpuSplit(workers: number): CpuSplit | undefined {
-  const n = CPUS;
-  if (workers >= n || spawnSync('taskset', ['--version']).error !== undefined) return undefined;
-  return { worker: range(n - workers, n - 1), load: range(0, n - workers - 1), all: allCpus() };
+  return spawnSync('taskset', ['--version']).error !== undefined ? undefined : splitOf(CPUS, workers);
+}
+
+/** The split of `cpus` CPUs for `workers`: the last ones theirs, at least one left for the load, else undefined. */
+export function splitOf(cpus: number, workers: number): CpuSplit | undefined {
+  if (!(workers >= 1 && workers < cpus)) return undefined;
+  return { worker: range(cpus - workers, cpus - 1), load: range(0, cpus - workers - 1), all: range(0, cpus - 1) };
 }
 
 /** Every thread of `pid` (and those it starts later, which inherit it) on `cpus`. Throws when taskset fails. */
