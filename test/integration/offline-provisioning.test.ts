@@ -74,14 +74,18 @@ describe('offline provisioning round trip', () => {
     cleanups.push(() => chain.stop());
     const anchorer = await connectEvmAnchorer({ rpcUrl: chain.rpcUrl, privateKey: ANVIL_DEV_PRIVATE_KEY, stateFile: join(dir, 'chain', 'contract.json') });
     const broker = await Aedes.createBroker();
+    // Ingest reaches the broker on a listener of its own; the gateway's address starts listening only once the
+    // enrolment file is in (else a reading could arrive first, be refused as UNKNOWN_KEY_ERROR and wait for a resend).
+    const ingestListener = net.createServer(broker.handle);
     const server = net.createServer(broker.handle);
     cleanups.push(async () => {
       await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => ingestListener.close(() => r()));
       await new Promise<void>((r) => broker.close(() => r()));
     });
-    await new Promise<void>((r) => server.listen(brokerPort, '127.0.0.1', r));
+    await new Promise<void>((r) => ingestListener.listen(0, '127.0.0.1', r));
     const service = await IngestService.start({
-      mqttUrl,
+      mqttUrl: `mqtt://127.0.0.1:${(ingestListener.address() as net.AddressInfo).port}`,
       dataDir: join(dir, 'ingest'),
       signer: ingestSigner,
       issuer: 'stele-ingest-test',
@@ -92,6 +96,7 @@ describe('offline provisioning round trip', () => {
     cleanups.push(() => service.stop());
     cleanups.push(() => agent.stop()); // first of all: the broker's server.close waits for the gateway's connection
     await service.enrolRequest(await readFile(provisioned.requestFile));
+    await new Promise<void>((r) => server.listen(brokerPort, '127.0.0.1', r));
 
     // 4. The gateway reconnects by itself and drains its buffer; every reading is accepted.
     await waitFor(() => outbox.ackedUpTo() === N, `ingest to acknowledge seq ${N}`);
