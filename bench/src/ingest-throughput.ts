@@ -294,7 +294,7 @@ async function runCeiling(o: RunOptions): Promise<RunResult> {
     const rawBefore = await rawOn(split, o.inFlight);
     say(`ceiling: raw WebCrypto P-256 verify ${Math.round(rawBefore.perSec)}/s (${o.inFlight} in flight); publishing`);
     const readCpu = cpuMeter([child.proc.pid!]);
-    const rate = sustainedRate(total);
+    const rate = sustainedRate(total, () => cpuMeter([child.proc.pid!]));
     const t0 = performance.now();
     await feed(Number.MAX_SAFE_INTEGER, warmed + total, (done) => rate.see(done - warmed));
     const wall = (performance.now() - t0) / 1000;
@@ -306,7 +306,7 @@ async function runCeiling(o: RunOptions): Promise<RunResult> {
       `ceiling: ${total} readings: verified ${Math.round(storedPerSec)}/s sustained (all after ${wall.toFixed(1)} s); raw after ${Math.round(rawAfter.perSec)}/s; ` +
         `CPU cores busy: machine ${cpu.machine.toFixed(2)}, consumer ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
     );
-    return { store: 'none (receive, decode, verify only: the ceiling)', workers: 1, readings: total, storedPerSec, anchoredPerSec: Number.NaN, rawBefore, rawAfter, load, cpu, resent: 0, ...(split === undefined ? {} : { cpus: split }) };
+    return { store: 'none (receive, decode, verify only: the ceiling)', workers: 1, readings: total, storedPerSec, anchoredPerSec: Number.NaN, rawBefore, rawAfter, load, cpu, span: rate.span(), resent: 0, ...(split === undefined ? {} : { cpus: split }) };
   } finally {
     for (const c of clients) await c.endAsync().catch(() => {});
     await consumer?.kill('SIGTERM');
@@ -365,20 +365,35 @@ function cpuMeter(pids: readonly number[], storeComm?: string): (wallS: number) 
   };
 }
 
-/** The sustained rate: what was done between 10 % and 90 % of `total`, over that time (else all over `wallS`). */
-function sustainedRate(total: number): { see(done: number): void; perSec(wallS: number): number } {
+/**
+ * The sustained rate: what was done between 10 % and 90 % of `total`, over that time (else all over `wallS`); and
+ * the CPU over that same span (`meter` started at 10 % and read at 90 %), with the readings done in it.
+ */
+function sustainedRate(
+  total: number,
+  meter: () => (wallS: number) => RunResult['cpu'],
+): { see(done: number): void; perSec(wallS: number): number; span(): RunResult['span'] } {
   let t10: number | undefined;
   let t90: number | undefined;
   let a10 = 0;
   let a90 = 0;
+  let read: ((wallS: number) => RunResult['cpu']) | undefined;
+  let span: RunResult['span'];
   return {
     see(done) {
-      if (t10 === undefined && done >= total * 0.1) [t10, a10] = [performance.now(), done];
-      if (t90 === undefined && done >= total * 0.9) [t90, a90] = [performance.now(), done];
+      if (t10 === undefined && done >= total * 0.1) {
+        [t10, a10] = [performance.now(), done];
+        read = meter();
+      }
+      if (t90 === undefined && done >= total * 0.9) {
+        [t90, a90] = [performance.now(), done];
+        if (read !== undefined && t10 !== undefined && t90 > t10 && a90 > a10) span = { cpu: read((t90 - t10) / 1000), readings: a90 - a10 };
+      }
     },
     perSec(wallS) {
       return t10 !== undefined && t90 !== undefined && t90 > t10 ? (a90 - a10) / ((t90 - t10) / 1000) : total / wallS;
     },
+    span: () => span,
   };
 }
 
@@ -397,6 +412,8 @@ interface RunResult {
    * thread's) and this process's; `wallS` long.
    */
   cpu: { machine: number; ingest: number; ingestMain: number; bench: number; store: number; wallS: number };
+  /** The same over the span the sustained rate is of (10 to 90 %), and the readings done in it. */
+  span?: { cpu: RunResult['cpu']; readings: number } | undefined;
   /** With `--pin`: the CPUs the workers (and the raw loop) had, and the load's. */
   cpus?: CpuSplit;
 }
@@ -486,8 +503,9 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: RunOptions
     const total = gws.reduce((n, g) => n + g.envelopes.length, 0) - warmed;
     const rawBefore = await rawOn(split, o.inFlight);
     say(`${kind} x${workers}: raw WebCrypto P-256 verify ${Math.round(rawBefore.perSec)}/s (${o.inFlight} in flight); publishing`);
-    const readCpu = cpuMeter(stack.workers.map((w) => w.child.proc.pid!), kind === 'postgres' ? 'postgres' : undefined);
-    const rate = sustainedRate(total);
+    const meter = () => cpuMeter(stack.workers.map((w) => w.child.proc.pid!), kind === 'postgres' ? 'postgres' : undefined);
+    const readCpu = meter();
+    const rate = sustainedRate(total, meter);
     const t0 = performance.now();
     const progress = setInterval(() => rate.see(acked() - warmed), 20);
     await publishUpTo((g) => g.envelopes.length);
@@ -518,7 +536,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: RunOptions
         `anchored ${Math.round(anchoredPerSec)}/s (${((tAnchored - t0) / 1000).toFixed(1)} s, ${health.batches} batches); raw after ${Math.round(rawAfter.perSec)}/s; ${resent} resent; load ${load}; CPU cores busy: machine ${cpu.machine.toFixed(2)}, ingest ${cpu.ingest.toFixed(2)} (main thread ${cpu.ingestMain.toFixed(2)}), bench ${cpu.bench.toFixed(2)}`,
     );
     for (const g of gws) await g.client.endAsync();
-    return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', workers, readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load, cpu, resent, ...(split === undefined ? {} : { cpus: split }) };
+    return { store: kind === 'level' ? 'LevelDB' : 'PostgreSQL 15', workers, readings: total, storedPerSec, anchoredPerSec, rawBefore, rawAfter, load, cpu, span: rate.span(), resent, ...(split === undefined ? {} : { cpus: split }) };
   } finally {
     if (pgPinned && split !== undefined) pinByName('postgres', split.all);
     await stack.stop();
@@ -573,11 +591,12 @@ export async function main(argv: string[]): Promise<void> {
     const raw = (r.rawBefore.perSec + r.rawAfter.perSec) / 2;
     const rawUs = (r.rawBefore.cpuUsPerVerify + r.rawAfter.cpuUsPerVerify) / 2;
     const anchored = Number.isNaN(r.anchoredPerSec) ? '-' : String(Math.round(r.anchoredPerSec));
-    // CPU per reading over the whole publishing (every reading of the run went through it)
-    const perReading = (cores: number) => (cores * r.cpu.wallS * 1e6) / r.readings;
-    const ingestUs = perReading(r.cpu.ingest + r.cpu.store);
-    const mainUs = r.workers === 1 ? perReading(r.cpu.ingestMain).toFixed(0) : '-';
-    return `| ${r.store} | ${r.workers} | ${r.readings} | ${Math.round(r.storedPerSec)} | ${anchored} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${ingestUs.toFixed(0)} (${mainUs}) / ${rawUs.toFixed(0)} | ${Math.round((100 * rawUs) / ingestUs)} % | ${r.cpu.machine.toFixed(2)} / ${r.cpu.ingest.toFixed(2)} (${r.cpu.ingestMain.toFixed(2)}) / ${r.cpu.store.toFixed(2)} / ${r.cpu.bench.toFixed(2)} | ${r.cpus === undefined ? 'all, shared' : `${r.cpus.worker} / ${r.cpus.load}`} | ${r.resent} | ${r.load} |`;
+    // CPU per reading over the span the sustained rate is of (10 to 90 %; the whole publishing when there is none)
+    const c = r.span?.cpu ?? r.cpu;
+    const perReading = (cores: number) => (cores * c.wallS * 1e6) / (r.span?.readings ?? r.readings);
+    const ingestUs = perReading(c.ingest + c.store);
+    const mainUs = r.workers === 1 ? perReading(c.ingestMain).toFixed(0) : '-';
+    return `| ${r.store} | ${r.workers} | ${r.readings} | ${Math.round(r.storedPerSec)} | ${anchored} | ${Math.round(raw)} | ${Math.round((100 * r.storedPerSec) / raw)} % | ${ingestUs.toFixed(0)} (${mainUs}) / ${rawUs.toFixed(0)} | ${Math.round((100 * rawUs) / ingestUs)} % | ${c.machine.toFixed(2)} / ${c.ingest.toFixed(2)} (${c.ingestMain.toFixed(2)}) / ${c.store.toFixed(2)} / ${c.bench.toFixed(2)} | ${r.cpus === undefined ? 'all, shared' : `${r.cpus.worker} / ${r.cpus.load}`} | ${r.resent} | ${r.load} |`;
   });
   const body = [
     `- Machine: ${machine}`,
@@ -588,10 +607,10 @@ export async function main(argv: string[]): Promise<void> {
     o.pin
       ? "- CPUs (`--pin`, the column \"CPUs\"): the workers on the last CPUs; this process (the load generator), mosquitto, anvil and PostgreSQL's server processes (shared by the workers, as the broker is) on the others; a run whose workers would leave the load no CPU is not pinned. The raw rate is then that of the CPUs the workers had."
       : '- CPUs: not pinned; ingest, the load generator, mosquitto and the store server share the machine.',
-    '- CPU per reading: CPU time (user + system, all threads, from /proc) of ingest, and for PostgreSQL of every `postgres` process (the server is part of what that store costs), over the publishing, per reading of the run; of the raw loop, per verify (this process over its 2 s). Their ratio is the rate one worker would reach against the raw rate with the same cores as the raw loop, whatever else runs on the machine; the main-thread figure is what caps one worker on a larger machine (one core: 1,000,000 / that many readings/s).',
+    '- CPU per reading: CPU time (user + system, all threads, from /proc) of ingest, and for PostgreSQL of every `postgres` process (the server is part of what that store costs), over the span the sustained rate is of (from 10 % to 90 % of the readings confirmed), per reading confirmed in it; of the raw loop, per verify (this process over its 2 s). Their ratio is the rate one worker would reach against the raw rate with the same cores as the raw loop, whatever else runs on the machine; the main-thread figure is what caps one worker on a larger machine (one core: 1,000,000 / that many readings/s).',
     '- Ceiling (first row, unless `--skip-ceiling`): the same broker, gateways and readings into a consumer that only receives, decodes and verifies (bench/src/ceiling-consumer.ts, WebCrypto at the same number in flight): what this machine leaves for verification once the load generator and the broker run on it too.',
     '',
-    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | CPU per reading, us: ingest and its store server (main thread of ingest) / raw verify | raw verify us / ingest us (same-CPU ratio) | CPU cores busy while publishing: machine / ingest (its main thread) / store server / load generator | CPUs: workers / load | resent | load average after |',
+    '| store | workers | readings | stored/s (sustained, 10-90 %) | anchored/s (first publish to every batch final) | raw P-256 verify/s | stored / raw | CPU per reading, us: ingest and its store server (main thread of ingest) / raw verify | raw verify us / ingest us (same-CPU ratio) | CPU cores busy, 10-90 %: machine / ingest (its main thread) / store server / load generator | CPUs: workers / load | resent | load average after |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
