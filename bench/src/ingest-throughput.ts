@@ -10,7 +10,8 @@
  *                                      [--node-flags "..."] [--write]
  *
  * Setup (not timed): a broker (mosquitto on a free port, aedes when not installed), ingest with its embedded chain,
- * `devices` enrolled gateways and `readings` statements signed in advance (node:crypto, spread over the devices).
+ * `devices` enrolled gateways and `warmup` + `readings` statements signed in advance (node:crypto, spread over the
+ * devices).
  * Warm-up, not timed: the first `warmup` readings (spread over the devices) published as below until all are
  * confirmed, so that the timed readings meet a service that has run a while (its code optimised by V8: a cold
  * ingest spends a tenth of its core compiling during the first tens of thousands of readings).
@@ -247,7 +248,7 @@ async function runCeiling(o: RunOptions): Promise<RunResult> {
   const clients: MqttClient[] = [];
   let consumer: Child | undefined;
   try {
-    say(`ceiling: signing ${o.readings} readings for ${o.devices} gateways (mosquitto)`);
+    say(`ceiling: signing ${o.warmup} + ${o.readings} readings for ${o.devices} gateways (mosquitto)`);
     const chains = await signChains(o.devices, o.readings + o.warmup, 'ceiling', async () => {});
     await writeFile(join(dir, 'keys.json'), JSON.stringify(Object.fromEntries(chains.map((c) => [c.id, toHex(c.signer.publicKey)]))));
     // with ingest's node flags: the same runtime settings as the worker it is the ceiling of
@@ -465,7 +466,7 @@ async function runOne(kind: 'level' | 'postgres', workers: number, o: RunOptions
       // load, off the workers' CPUs (its CPU is still counted in the store's cost per reading)
       if (kind === 'postgres') pgPinned = pinByName('postgres', split.load).length > 0;
     }
-    say(`${kind}: enrolling ${o.devices} gateways and signing ${o.readings} readings (${stack.broker})`);
+    say(`${kind}: enrolling ${o.devices} gateways and signing ${o.warmup} + ${o.readings} readings (${stack.broker})`);
     const gws = await prepare(stack, o.devices, o.readings + o.warmup, kind);
     // Each gateway keeps at most `window` readings sent and not confirmed by ingest and, when no confirmation moves
     // its mark for RESEND_MS, sends again from the mark (as edge-agent's Publisher: ingest may leave a statement to
